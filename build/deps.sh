@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs every system package that building and testing bootgate needs.
+# Idempotent: packages already present are not fetched again, so `make test`
+# can call it on every run.
+set -euo pipefail
+
+packages=(
+  # compile: tss-esapi links the TPM2 software stack
+  build-essential pkg-config libtss2-dev
+  # TPM check tests: a software TPM and the reference client
+  swtpm swtpm-tools tpm2-tools
+  # Docker check tests: a private engine and a registry-free image
+  docker.io busybox-static
+  # metrics tests and benchmarks
+  prometheus wrk hyperfine nginx-light
+  # boot integration: GPT tools, sysext images, unit verification
+  gdisk cgpt squashfs-tools systemd
+  # vm-tests
+  qemu-system-x86 mmdebstrap e2fsprogs
+  # test helpers
+  curl procps iproute2 python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps.sh: missing packages (${missing[*]}); run as root to install them" >&2
+  exit 1
+fi
+
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,282 @@
+//! `http`: a request answers with a status in range and, optionally, a body that
+//! contains a substring. The basic-auth password is read from a file at each run
+//! and never printed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Client, Method, Url};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+
+use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx, tail};
+use crate::policy::locate::Seg;
+use crate::policy::types::Text;
+
+/// How much of a body is searched for `expect_body`.
+const BODY_LIMIT: usize = 1 << 20;
+
+/// Keys of an `http` check.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Keys {
+    /// `http://` or `https://` URL.
+    pub url: Text,
+    /// Request method (default GET).
+    pub method: Option<Text>,
+    /// Accepted status: `200`, or a range `200-299` (default).
+    pub expect_status: Option<StatusRange>,
+    /// A substring the body must contain.
+    pub expect_body: Option<String>,
+    /// Extra request headers.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Basic authentication; the password comes from a file.
+    pub basic_auth: Option<BasicAuth>,
+    /// Verify the server certificate (default true).
+    pub tls_verify: Option<bool>,
+    /// PEM file of a CA to trust in addition to the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Basic-auth credentials.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub user: Text,
+    /// File holding the password (a trailing newline is ignored).
+    pub password_file: PathBuf,
+}
+
+/// An inclusive range of HTTP status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRange(u16, u16);
+
+impl fmt::Display for StatusRange {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        if self.0 == self.1 {
+            write!(f, "{}", self.0)
+        } else {
+            write!(f, "{}-{}", self.0, self.1)
+        }
+    }
+}
+
+impl FromStr for StatusRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let code = |t: &str| {
+            t.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|c| (100..=599).contains(c))
+        };
+        let range = match s.split_once('-') {
+            Some((a, b)) => code(a).zip(code(b)).map(|(a, b)| StatusRange(a, b)),
+            None => code(s).map(|c| StatusRange(c, c)),
+        };
+        range
+            .filter(|r| r.0 <= r.1)
+            .ok_or_else(|| format!("`{s}` is not a status code or range like `200-299`"))
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Code(u16),
+            Text(String),
+        }
+        let text = match Either::deserialize(d)? {
+            Either::Code(c) => c.to_string(),
+            Either::Text(t) => t,
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for StatusRange {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StatusRange".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "oneOf": [
+            { "type": "integer", "minimum": 100, "maximum": 599 },
+            { "type": "string", "pattern": "^[1-5][0-9]{2}(-[1-5][0-9]{2})?$" }
+        ]})
+    }
+}
+
+/// A validated `http` check.
+pub struct Http {
+    url: Url,
+    method: Method,
+    expect: StatusRange,
+    body: Option<String>,
+    headers: HeaderMap,
+    auth: Option<BasicAuth>,
+    tls_verify: bool,
+    ca_file: Option<PathBuf>,
+    client: OnceCell<Client>,
+}
+
+impl Kind for Http {
+    const NAME: &'static str = "http";
+    type Keys = Keys;
+
+    fn build(k: Keys) -> Result<Self, KeyError> {
+        let url = Url::parse(&k.url.0)
+            .map_err(|e| KeyError::at("url", format!("`{}` is not a URL: {e}", k.url)))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(KeyError::at(
+                "url",
+                format!("`{url}` is not an http:// or https:// URL with a host"),
+            ));
+        }
+        let method = match &k.method {
+            None => Method::GET,
+            Some(m) => Method::from_bytes(m.0.to_ascii_uppercase().as_bytes())
+                .map_err(|_| KeyError::at("method", format!("`{m}` is not an HTTP method")))?,
+        };
+        let mut headers = HeaderMap::new();
+        for (name, value) in k.headers.iter().flatten() {
+            let at = || vec![Seg::key("headers"), Seg::key(name)];
+            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| KeyError {
+                key: at(),
+                message: format!("`{name}` is not a header name"),
+            })?;
+            let v = HeaderValue::from_str(value).map_err(|_| KeyError {
+                key: at(),
+                message: "the value has characters a header cannot carry".into(),
+            })?;
+            headers.insert(n, v);
+        }
+        Ok(Http {
+            url,
+            method,
+            expect: k.expect_status.unwrap_or(StatusRange(200, 299)),
+            body: k.expect_body,
+            headers,
+            auth: k.basic_auth,
+            tls_verify: k.tls_verify.unwrap_or(true),
+            ca_file: k.ca_file,
+            client: OnceCell::new(),
+        })
+    }
+}
+
+impl Http {
+    async fn client(&self) -> Result<&Client, String> {
+        self.client
+            .get_or_try_init(|| async {
+                // No proxy: the check proves the direct path; no redirects: a redirect
+                // to a login page is an answer worth seeing, not following.
+                let mut b = Client::builder()
+                    .no_proxy()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .danger_accept_invalid_certs(!self.tls_verify);
+                if let Some(path) = &self.ca_file {
+                    let pem = tokio::fs::read(path)
+                        .await
+                        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                    let cert = reqwest::Certificate::from_pem(&pem)
+                        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                    b = b.add_root_certificate(cert);
+                }
+                b.build()
+                    .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+            })
+            .await
+    }
+
+    async fn attempt(&self, ctx: &RunCtx) -> Result<Outcome, String> {
+        let client = self.client().await?;
+        let mut req = client
+            .request(self.method.clone(), self.url.clone())
+            .headers(self.headers.clone())
+            .timeout(ctx.remaining());
+        if let Some(auth) = &self.auth {
+            let password = tokio::fs::read_to_string(&auth.password_file)
+                .await
+                .map_err(|e| format!("password_file {}: {e}", auth.password_file.display()))?;
+            req = req.basic_auth(&auth.user.0, Some(password.trim_end_matches(['\n', '\r'])));
+        }
+        let started = tokio::time::Instant::now();
+        let mut resp = req.send().await.map_err(|e| describe(&self.url, &e))?;
+        let status = resp.status();
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        if !(self.expect.0..=self.expect.1).contains(&status.as_u16()) {
+            let out = Outcome::fail(format!(
+                "{} answered {status}, expected {}",
+                self.url, self.expect
+            ));
+            return Ok(out
+                .with("status_code", status.as_u16())
+                .with("response_ms", ms));
+        }
+        if let Some(want) = &self.body {
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&self.url, &e))? {
+                body.extend_from_slice(&chunk);
+                if body.len() >= BODY_LIMIT {
+                    break;
+                }
+            }
+            let text = String::from_utf8_lossy(&body);
+            if !text.contains(want.as_str()) {
+                let msg = format!(
+                    "{} answered {status} but the body lacks `{want}`; body ends: {}",
+                    self.url,
+                    tail(&text, 120)
+                );
+                return Ok(Outcome::fail(msg)
+                    .with("status_code", status.as_u16())
+                    .with("response_ms", ms));
+            }
+        }
+        let out = Outcome::pass(format!("{} answered {status}", self.url));
+        Ok(out
+            .with("status_code", status.as_u16())
+            .with("response_ms", ms))
+    }
+}
+
+/// reqwest's top-level message is generic ("error sending request"); the cause says why.
+fn describe(url: &Url, e: &reqwest::Error) -> String {
+    let mut msg = if e.is_timeout() {
+        format!("{url}: timed out")
+    } else {
+        format!("{url}: {e}")
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}
+
+impl Check for Http {
+    fn run<'a>(&'a self, ctx: &'a RunCtx) -> CheckFuture<'a> {
+        Box::pin(async move { self.attempt(ctx).await.unwrap_or_else(Outcome::fail) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_ranges() {
+        assert_eq!("200-299".parse::<StatusRange>(), Ok(StatusRange(200, 299)));
+        assert_eq!("204".parse::<StatusRange>(), Ok(StatusRange(204, 204)));
+        assert!("299-200".parse::<StatusRange>().is_err());
+        assert!("2xx".parse::<StatusRange>().is_err());
+        assert!("700".parse::<StatusRange>().is_err());
+    }
+}

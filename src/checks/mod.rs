@@ -1,0 +1,188 @@
+//! Check kinds. Each kind is one module implementing [`Kind`]; adding a kind means
+//! writing that module and adding one line to [`KINDS`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use crate::policy::locate::{self, Seg};
+use crate::policy::raw::COMMON_KEYS;
+
+pub mod disk;
+pub mod dns;
+pub mod exec;
+pub mod http;
+pub mod systemd;
+pub mod tcp;
+
+/// Every kind the policy may name.
+pub static KINDS: &[KindEntry] = &[
+    entry::<disk::Disk>(),
+    entry::<tcp::Tcp>(),
+    entry::<dns::Dns>(),
+    entry::<http::Http>(),
+    entry::<systemd::Systemd>(),
+    entry::<exec::Exec>(),
+];
+
+/// Result of one check attempt or of a check as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+    Skipped,
+    Pending,
+}
+
+impl Status {
+    /// Pass and warn both count as passed for the gate and for `after:` ordering.
+    pub fn passed(self) -> bool {
+        matches!(self, Status::Pass | Status::Warn)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+            Status::Skipped => "skipped",
+            Status::Pending => "pending",
+        }
+    }
+}
+
+/// Observed values of a check (free space, versions, counts), reported as they are.
+pub type Observed = serde_json::Map<String, serde_json::Value>;
+
+/// What one attempt of a check found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub status: Status,
+    pub message: String,
+    pub observed: Observed,
+}
+
+impl Outcome {
+    pub fn pass(message: impl Into<String>) -> Self {
+        Self::new(Status::Pass, message)
+    }
+    pub fn warn(message: impl Into<String>) -> Self {
+        Self::new(Status::Warn, message)
+    }
+    pub fn fail(message: impl Into<String>) -> Self {
+        Self::new(Status::Fail, message)
+    }
+    fn new(status: Status, message: impl Into<String>) -> Self {
+        Outcome {
+            status,
+            message: message.into(),
+            observed: Observed::new(),
+        }
+    }
+    /// Adds an observed value.
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.observed.insert(key.to_string(), value.into());
+        self
+    }
+}
+
+/// What an attempt may know about its limits.
+#[derive(Debug, Clone, Copy)]
+pub struct RunCtx {
+    /// The attempt is cut off at this instant; checks may end sooner with a better message.
+    pub deadline: Instant,
+}
+
+impl RunCtx {
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// A boxed future, so kinds can be stored side by side as trait objects.
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+/// A configured check that can be run any number of times.
+pub trait Check: Send + Sync + 'static {
+    fn run<'a>(&'a self, ctx: &'a RunCtx) -> CheckFuture<'a>;
+}
+
+/// A check kind: its policy keys and how to build a check from them.
+pub trait Kind: Check + Sized {
+    /// The `kind:` value in the policy.
+    const NAME: &'static str;
+    /// The kind's own keys, with `deny_unknown_fields`.
+    type Keys: DeserializeOwned + JsonSchema;
+    /// Validates the keys into a check that cannot hold an invalid value.
+    fn build(keys: Self::Keys) -> Result<Self, KeyError>;
+}
+
+/// A kind-specific validation error, located at a key relative to the check.
+#[derive(Debug)]
+pub struct KeyError {
+    pub key: Vec<Seg>,
+    pub message: String,
+}
+
+impl KeyError {
+    pub fn at(key: &str, message: impl Into<String>) -> Self {
+        KeyError {
+            key: vec![Seg::key(key)],
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a check's kind-specific keys were rejected.
+#[derive(Debug)]
+pub enum KindError {
+    Yaml(serde_yaml::Error),
+    Key(KeyError),
+}
+
+/// Registration record of one kind.
+pub struct KindEntry {
+    pub name: &'static str,
+    /// Builds the check from the mapping at `path` of the policy text.
+    pub parse: fn(&str, &[Seg]) -> Result<Arc<dyn Check>, KindError>,
+    pub schema: fn(&mut SchemaGenerator) -> Schema,
+}
+
+const fn entry<K: Kind>() -> KindEntry {
+    KindEntry {
+        name: K::NAME,
+        parse: parse_kind::<K>,
+        schema: schema_kind::<K>,
+    }
+}
+
+fn parse_kind<K: Kind>(text: &str, path: &[Seg]) -> Result<Arc<dyn Check>, KindError> {
+    let keys: K::Keys = locate::deserialize_at(text, path, COMMON_KEYS).map_err(KindError::Yaml)?;
+    let check = K::build(keys).map_err(KindError::Key)?;
+    Ok(Arc::new(check))
+}
+
+fn schema_kind<K: Kind>(g: &mut SchemaGenerator) -> Schema {
+    K::Keys::json_schema(g)
+}
+
+/// Shortens command output or a response body to its last `max` bytes, on a char boundary.
+pub fn tail(text: &str, max: usize) -> &str {
+    let text = text.trim_end();
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}

@@ -1,0 +1,108 @@
+//! `systemd`: a unit's ActiveState is `active`, asked over the system D-Bus
+//! (`DBUS_SYSTEM_BUS_ADDRESS` is honoured).
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use zbus::zvariant::OwnedObjectPath;
+
+use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
+use crate::policy::types::Text;
+
+const UNIT_SUFFIXES: &[&str] = &[
+    ".service",
+    ".target",
+    ".socket",
+    ".mount",
+    ".timer",
+    ".path",
+    ".device",
+    ".swap",
+    ".slice",
+    ".scope",
+    ".automount",
+];
+
+/// Keys of a `systemd` check.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Keys {
+    /// Full unit name, e.g. `docker.service` or `network-online.target`.
+    pub unit: Text,
+}
+
+/// A validated `systemd` check.
+#[derive(Debug)]
+pub struct Systemd {
+    unit: String,
+}
+
+impl Kind for Systemd {
+    const NAME: &'static str = "systemd";
+    type Keys = Keys;
+
+    fn build(k: Keys) -> Result<Self, KeyError> {
+        if !UNIT_SUFFIXES.iter().any(|s| k.unit.0.ends_with(s)) || k.unit.0.contains('/') {
+            return Err(KeyError::at(
+                "unit",
+                format!(
+                    "`{}` is not a unit name with a type suffix like .service",
+                    k.unit
+                ),
+            ));
+        }
+        Ok(Systemd { unit: k.unit.0 })
+    }
+}
+
+impl Systemd {
+    async fn states(&self) -> Result<(String, String), String> {
+        let conn = zbus::Connection::system()
+            .await
+            .map_err(|e| format!("cannot connect to the system D-Bus: {e}"))?;
+        self.ask(&conn)
+            .await
+            .map_err(|e| format!("systemd did not answer over D-Bus: {e}"))
+    }
+
+    async fn ask(&self, conn: &zbus::Connection) -> zbus::Result<(String, String)> {
+        let reply = conn
+            .call_method(
+                Some("org.freedesktop.systemd1"),
+                "/org/freedesktop/systemd1",
+                Some("org.freedesktop.systemd1.Manager"),
+                "LoadUnit",
+                &(self.unit.as_str(),),
+            )
+            .await?;
+        let path: OwnedObjectPath = reply.body().deserialize()?;
+        let unit = zbus::Proxy::new(
+            conn,
+            "org.freedesktop.systemd1",
+            path,
+            "org.freedesktop.systemd1.Unit",
+        )
+        .await?;
+        let active: String = unit.get_property("ActiveState").await?;
+        let sub: String = unit.get_property("SubState").await?;
+        Ok((active, sub))
+    }
+}
+
+impl Check for Systemd {
+    fn run<'a>(&'a self, _: &'a RunCtx) -> CheckFuture<'a> {
+        Box::pin(async move {
+            match self.states().await {
+                Ok((active, sub)) => {
+                    let msg = format!("{} is {active} ({sub})", self.unit);
+                    let out = if active == "active" {
+                        Outcome::pass(msg)
+                    } else {
+                        Outcome::fail(msg)
+                    };
+                    out.with("active_state", active).with("sub_state", sub)
+                }
+                Err(e) => Outcome::fail(format!("{}: {e}", self.unit)),
+            }
+        })
+    }
+}

@@ -1,0 +1,184 @@
+//! Command line: parses arguments, sets up logging, dispatches, picks the exit code.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::daemon::{self, Dirs};
+use crate::engine::{Health, Snapshot};
+use crate::exit;
+use crate::policy::{self, PolicyError};
+use crate::report;
+
+/// Boot health gate for A/B-partitioned immutable operating systems.
+#[derive(Debug, Parser)]
+#[command(name = "bootgate", version, about)]
+struct Cli {
+    /// Policy file (else $BOOTGATE_POLICY, /etc/bootgate/policy.yaml, /usr/share/bootgate/policy.yaml, the built-in default).
+    #[arg(long, global = true, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the boot gate, then keep re-checking (the systemd service).
+    Run {
+        /// Directory for verdict.json.
+        #[arg(long, env = "BOOTGATE_RUN_DIR", default_value = "/run/bootgate")]
+        run_dir: PathBuf,
+        /// Directory for the boot history.
+        #[arg(long, env = "BOOTGATE_STATE_DIR", default_value = "/var/lib/bootgate")]
+        state_dir: PathBuf,
+    },
+    /// Run every check once and print the verdict (exit 0 healthy, 1 degraded, 2 unhealthy).
+    Check {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Validate a policy file (exit 78 when invalid).
+    Validate {
+        /// The file to validate (default: the policy the lookup order finds).
+        file: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of the policy.
+    Schema,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    let verbose = matches!(cli.command, Command::Run { .. });
+    init_logging(verbose);
+    match cli.command {
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&policy::schema::policy_schema())
+                    .expect("schema is JSON")
+            );
+            exit::OK
+        }
+        Command::Validate { file } => validate(file.or(cli.policy)),
+        Command::Check { format } => with_runtime(async move {
+            let loaded = match policy::load(cli.policy.as_deref()) {
+                Ok(l) => l,
+                Err(e) => return bad_policy(&e),
+            };
+            check(loaded, format).await
+        }),
+        Command::Run { run_dir, state_dir } => with_runtime(async move {
+            let loaded = match policy::load(cli.policy.as_deref()) {
+                Ok(l) => l,
+                Err(e) => {
+                    // Fail closed: no READY, the reason in STATUS and the journal.
+                    crate::notify::Notifier::from_env().status(&format!(
+                        "bad policy, gate failed closed: {}",
+                        first_line(&e)
+                    ));
+                    return bad_policy(&e);
+                }
+            };
+            daemon::run(
+                loaded,
+                Dirs {
+                    run: run_dir,
+                    state: state_dir,
+                },
+            )
+            .await
+        }),
+    }
+}
+
+fn with_runtime(fut: impl std::future::Future<Output = i32>) -> i32 {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => {
+            eprintln!("bootgate: cannot start the async runtime: {e}");
+            exit::SOFTWARE
+        }
+    }
+}
+
+fn validate(file: Option<PathBuf>) -> i32 {
+    match policy::load(file.as_deref()) {
+        Ok(loaded) => {
+            println!(
+                "{}: ok ({} checks)",
+                loaded.source,
+                loaded.policy.checks.len()
+            );
+            exit::OK
+        }
+        Err(e) => bad_policy(&e),
+    }
+}
+
+fn bad_policy(e: &PolicyError) -> i32 {
+    eprintln!("bootgate: {e}");
+    exit::CONFIG
+}
+
+fn first_line(e: &PolicyError) -> String {
+    match e {
+        PolicyError::Invalid { problems, .. } => problems
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        other => other.to_string(),
+    }
+}
+
+async fn check(loaded: policy::Loaded, format: Format) -> i32 {
+    let (board, _) =
+        tokio::sync::watch::channel(std::sync::Arc::new(Snapshot::new(&loaded.policy.checks)));
+    let notifier = crate::notify::Notifier::from_env();
+    let snapshot = crate::gate::run_gate(&loaded.policy, &board, notifier, false).await;
+    match format {
+        Format::Text => print!("{}", report::table(&snapshot)),
+        Format::Json => println!("{:#}", report::verdict_json(&snapshot, &loaded.source)),
+    }
+    match snapshot.verdict().health {
+        Health::Healthy => exit::OK,
+        Health::Degraded => exit::DEGRADED,
+        Health::Unhealthy => exit::UNHEALTHY,
+    }
+}
+
+/// Logs go to stderr; under journald (JOURNAL_STREAM set) without our own timestamps.
+fn init_logging(verbose: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if verbose { "info" } else { "warn" };
+    let filter =
+        EnvFilter::try_from_env("BOOTGATE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().with_ansi(false).init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,96 @@
+//! The check engine: one round of checks (concurrent, ordered by `after:`, retried
+//! within the gate deadline), the verdict, and runtime thresholds.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::checks::{Observed, Outcome, Status};
+use crate::policy::CheckSpec;
+
+mod round;
+mod threshold;
+mod verdict;
+
+pub use round::{Event, Round, run_round};
+pub use threshold::apply_thresholds;
+pub use verdict::{GateState, Health, Verdict, verdict};
+
+/// The latest known result of one check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResult {
+    pub name: String,
+    pub kind: &'static str,
+    pub critical: bool,
+    pub status: Status,
+    pub message: String,
+    pub observed: Observed,
+    /// Duration of the last attempt.
+    pub duration: Duration,
+    /// Attempts in the round that produced this result.
+    pub attempts: u32,
+    pub last_check: Option<SystemTime>,
+    pub consecutive_failures: u32,
+    pub consecutive_successes: u32,
+}
+
+impl CheckResult {
+    /// A check that has not reported yet.
+    pub fn pending(spec: &CheckSpec) -> Self {
+        CheckResult {
+            name: spec.name.clone(),
+            kind: spec.kind,
+            critical: spec.critical,
+            status: Status::Pending,
+            message: "not run yet".into(),
+            observed: Observed::new(),
+            duration: Duration::ZERO,
+            attempts: 0,
+            last_check: None,
+            consecutive_failures: 0,
+            consecutive_successes: 0,
+        }
+    }
+
+    fn from_outcome(spec: &CheckSpec, o: Outcome, duration: Duration, attempts: u32) -> Self {
+        let passed = o.status.passed();
+        CheckResult {
+            status: o.status,
+            message: o.message,
+            observed: o.observed,
+            duration,
+            attempts,
+            last_check: Some(SystemTime::now()),
+            consecutive_failures: u32::from(!passed),
+            consecutive_successes: u32::from(passed),
+            ..Self::pending(spec)
+        }
+    }
+}
+
+/// Everything readers (STATUS, the endpoint, metrics) need, swapped whole on change.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub gate: GateState,
+    pub checks: Vec<CheckResult>,
+    pub gate_started: SystemTime,
+    pub gate_duration: Option<Duration>,
+}
+
+impl Snapshot {
+    pub fn new(specs: &[CheckSpec]) -> Self {
+        Snapshot {
+            gate: GateState::Running,
+            checks: specs.iter().map(CheckResult::pending).collect(),
+            gate_started: SystemTime::now(),
+            gate_duration: None,
+        }
+    }
+
+    /// The verdict over the current results.
+    pub fn verdict(&self) -> Verdict {
+        verdict(self.checks.iter().map(|c| (c.critical, c.status)))
+    }
+}
+
+/// The shared, atomically replaced snapshot: writers publish, readers never wait on a check.
+pub type Board = tokio::sync::watch::Sender<Arc<Snapshot>>;

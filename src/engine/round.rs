@@ -1,0 +1,189 @@
+//! One round of checks: all start at once, each waits only for its `after:`
+//! dependencies; attempts are cut at their timeout and, in the boot gate, retried
+//! with exponential backoff until they pass, retries run out or the deadline comes.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep, timeout};
+
+use super::CheckResult;
+use crate::checks::{Outcome, RunCtx, Status};
+use crate::policy::CheckSpec;
+
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How a round runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Round {
+    /// No attempt runs past this instant.
+    pub deadline: Instant,
+    /// Whether failed attempts are retried (the boot gate) or not (runtime rounds).
+    pub retries: bool,
+}
+
+/// Progress of a round, for STATUS and the live snapshot.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Attempt `attempt` of `of` of check `index` starts.
+    Attempt { index: usize, attempt: u32, of: u32 },
+    /// The attempt failed and the next one starts after `backoff`.
+    Retry {
+        index: usize,
+        attempt: u32,
+        backoff: Duration,
+        message: String,
+    },
+    /// The check has its result for this round.
+    Done { index: usize, result: CheckResult },
+}
+
+/// Runs every check once (with retries if asked) and returns results in policy order.
+pub async fn run_round(
+    specs: &[CheckSpec],
+    round: Round,
+    events: Option<mpsc::UnboundedSender<Event>>,
+) -> Vec<CheckResult> {
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        specs.iter().map(|_| watch::channel(None::<bool>)).unzip();
+    let mut set = JoinSet::new();
+    let mut task_index = HashMap::new();
+    for ((i, spec), done) in specs.iter().enumerate().zip(senders) {
+        let deps: Vec<(String, watch::Receiver<Option<bool>>)> = spec
+            .after
+            .iter()
+            .map(|&d| (specs[d].name.clone(), receivers[d].clone()))
+            .collect();
+        let spec = spec.clone();
+        let events = events.clone();
+        let handle = set.spawn(async move {
+            let result = run_check(i, &spec, deps, round, events.as_ref()).await;
+            let _ = done.send(Some(result.status.passed()));
+            if let Some(tx) = &events {
+                let _ = tx.send(Event::Done {
+                    index: i,
+                    result: result.clone(),
+                });
+            }
+            (i, result)
+        });
+        task_index.insert(handle.id(), i);
+    }
+    let mut results: Vec<CheckResult> = specs.iter().map(CheckResult::pending).collect();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((i, result)) => results[i] = result,
+            // A panicking check is a failed check, never a crashed gate.
+            Err(e) => {
+                if let Some(&i) = task_index.get(&e.id()) {
+                    let outcome = Outcome::fail(format!("the check crashed: {e}"));
+                    results[i] = CheckResult::from_outcome(&specs[i], outcome, Duration::ZERO, 1);
+                    if let Some(tx) = &events {
+                        let _ = tx.send(Event::Done {
+                            index: i,
+                            result: results[i].clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    results
+}
+
+/// Backoff before attempt `attempt + 1`: 1 s, 2 s, 4 s … capped at 30 s.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs(1u64 << attempt.saturating_sub(1).min(5)).min(MAX_BACKOFF)
+}
+
+async fn run_check(
+    index: usize,
+    spec: &CheckSpec,
+    deps: Vec<(String, watch::Receiver<Option<bool>>)>,
+    round: Round,
+    events: Option<&mpsc::UnboundedSender<Event>>,
+) -> CheckResult {
+    for (name, mut rx) in deps {
+        // A dependency whose task vanished (sender dropped) did not pass either.
+        let passed = rx
+            .wait_for(Option::is_some)
+            .await
+            .map(|v| *v == Some(true))
+            .unwrap_or(false);
+        if !passed {
+            let outcome = Outcome {
+                status: Status::Skipped,
+                ..Outcome::fail(format!("skipped: `{name}` did not pass"))
+            };
+            return CheckResult::from_outcome(spec, outcome, Duration::ZERO, 0);
+        }
+    }
+    let of = if round.retries {
+        spec.retries.saturating_add(1)
+    } else {
+        1
+    };
+    let send = |e: Event| {
+        if let Some(tx) = events {
+            let _ = tx.send(e);
+        }
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let started = Instant::now();
+        let remaining = round.deadline.saturating_duration_since(started);
+        if remaining.is_zero() {
+            let outcome = Outcome::fail(format!("the deadline passed before attempt {attempt}"));
+            return CheckResult::from_outcome(spec, outcome, Duration::ZERO, attempt - 1);
+        }
+        send(Event::Attempt { index, attempt, of });
+        let limit = spec.timeout.min(remaining);
+        let ctx = RunCtx {
+            deadline: started + limit,
+        };
+        let mut outcome = match timeout(limit, spec.check.run(&ctx)).await {
+            Ok(outcome) => outcome,
+            Err(_) if limit < spec.timeout => {
+                Outcome::fail(format!("cut off by the gate deadline after {}", fmt(limit)))
+            }
+            Err(_) => Outcome::fail(format!("timed out after {}", fmt(limit))),
+        };
+        let took = started.elapsed();
+        if outcome.status.passed() || attempt >= of {
+            return CheckResult::from_outcome(spec, outcome, took, attempt);
+        }
+        let pause = backoff(attempt);
+        if Instant::now() + pause >= round.deadline {
+            outcome.message = format!(
+                "{} (gave up after {attempt} attempts: the gate deadline comes before the next retry)",
+                outcome.message
+            );
+            return CheckResult::from_outcome(spec, outcome, took, attempt);
+        }
+        send(Event::Retry {
+            index,
+            attempt,
+            backoff: pause,
+            message: outcome.message.clone(),
+        });
+        sleep(pause).await;
+    }
+}
+
+fn fmt(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let got: Vec<u64> = (1..=8).map(|a| backoff(a).as_secs()).collect();
+        assert_eq!(got, [1, 2, 4, 8, 16, 30, 30, 30]);
+    }
+}

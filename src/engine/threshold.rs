@@ -1,0 +1,129 @@
+//! Runtime thresholds: a check's reported status changes only after enough
+//! consecutive results agree, so a single blip does not flip it.
+
+use super::CheckResult;
+use crate::policy::Runtime;
+
+/// The result to report after `raw`, given the previously reported `prev`.
+pub fn apply_thresholds(prev: &CheckResult, raw: CheckResult, t: &Runtime) -> CheckResult {
+    let ok = raw.status.passed();
+    let failures = if ok {
+        0
+    } else {
+        prev.consecutive_failures.saturating_add(1)
+    };
+    let successes = if ok {
+        prev.consecutive_successes.saturating_add(1)
+    } else {
+        0
+    };
+    let flips = if ok {
+        !prev.status.passed() && successes < t.success_threshold
+    } else {
+        prev.status.passed() && failures < t.failure_threshold
+    };
+    let counted = CheckResult {
+        consecutive_failures: failures,
+        consecutive_successes: successes,
+        ..raw
+    };
+    if !flips {
+        return counted;
+    }
+    // Hold the previous status, but say what the latest round saw.
+    let (count, need, what) = if ok {
+        (successes, t.success_threshold, "successes")
+    } else {
+        (failures, t.failure_threshold, "failures")
+    };
+    CheckResult {
+        status: prev.status,
+        observed: prev.observed.clone(),
+        message: format!(
+            "holding {}: {count}/{need} {what} so far; latest: {}",
+            prev.status.as_str(),
+            counted.message
+        ),
+        ..counted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::checks::{Observed, Status};
+
+    fn result(status: Status) -> CheckResult {
+        CheckResult {
+            name: "c".into(),
+            kind: "tcp",
+            critical: true,
+            status,
+            message: status.as_str().into(),
+            observed: Observed::new(),
+            duration: Duration::ZERO,
+            attempts: 1,
+            last_check: None,
+            consecutive_failures: u32::from(!status.passed()),
+            consecutive_successes: u32::from(status.passed()),
+        }
+    }
+
+    fn run(start: Status, seq: &[Status], failure: u32, success: u32) -> Vec<Status> {
+        let t = Runtime {
+            interval: Duration::from_secs(1),
+            failure_threshold: failure,
+            success_threshold: success,
+        };
+        let mut cur = result(start);
+        seq.iter()
+            .map(|&s| {
+                cur = apply_thresholds(&cur, result(s), &t);
+                cur.status
+            })
+            .collect()
+    }
+
+    use Status::*;
+
+    #[test]
+    fn a_single_blip_does_not_flip() {
+        assert_eq!(
+            run(Pass, &[Fail, Pass, Fail, Fail, Pass], 3, 1),
+            [Pass, Pass, Pass, Pass, Pass]
+        );
+    }
+
+    #[test]
+    fn flips_after_threshold_and_back() {
+        assert_eq!(
+            run(Pass, &[Fail, Fail, Fail, Fail, Pass], 3, 1),
+            [Pass, Pass, Fail, Fail, Pass]
+        );
+        assert_eq!(
+            run(Fail, &[Pass, Fail, Pass, Pass, Pass], 3, 2),
+            [Fail, Fail, Fail, Pass, Pass]
+        );
+    }
+
+    #[test]
+    fn warn_counts_as_passing_and_skipped_as_failing() {
+        assert_eq!(run(Pass, &[Warn, Pass], 3, 1), [Warn, Pass]);
+        assert_eq!(run(Pass, &[Skipped, Skipped], 2, 1), [Pass, Skipped]);
+    }
+
+    #[test]
+    fn held_status_explains_itself() {
+        let t = Runtime {
+            interval: Duration::from_secs(1),
+            failure_threshold: 3,
+            success_threshold: 1,
+        };
+        let held = apply_thresholds(&result(Pass), result(Fail), &t);
+        assert_eq!(held.status, Pass);
+        assert_eq!(held.consecutive_failures, 1);
+        assert!(held.message.contains("1/3 failures"), "{}", held.message);
+    }
+}

@@ -1,0 +1,21 @@
+//! bootgate: decides whether a freshly booted A/B operating system is healthy
+//! enough to keep, and keeps watching it afterwards.
+
+pub mod checks;
+pub mod cli;
+pub mod daemon;
+pub mod engine;
+pub mod gate;
+pub mod notify;
+pub mod policy;
+pub mod report;
+
+/// Process exit codes (see the README).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const DEGRADED: i32 = 1;
+    pub const UNHEALTHY: i32 = 2;
+    pub const USAGE: i32 = 64;
+    pub const SOFTWARE: i32 = 70;
+    pub const CONFIG: i32 = 78;
+}

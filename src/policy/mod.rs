@@ -1,0 +1,107 @@
+//! The policy: raw YAML ([`raw`]) validated into types that cannot hold an invalid
+//! value ([`Policy`]). Every problem names file, line, column and key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::checks::Check;
+
+mod load;
+pub mod locate;
+pub mod raw;
+pub mod schema;
+pub mod types;
+mod validate;
+
+pub use load::{DEFAULT_POLICY, Loaded, load, load_at, parse};
+pub use raw::OnFailure;
+
+/// A validated policy.
+pub struct Policy {
+    pub gate: Gate,
+    pub runtime: Runtime,
+    pub listen: SocketAddr,
+    pub checks: Vec<CheckSpec>,
+}
+
+/// Boot gate settings.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    pub deadline: Duration,
+    pub settle: Duration,
+    pub on_failure: OnFailure,
+    pub reboot_delay: Duration,
+}
+
+/// Runtime re-check settings; thresholds are at least 1.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub interval: Duration,
+    pub failure_threshold: u32,
+    pub success_threshold: u32,
+}
+
+/// One configured check.
+#[derive(Clone)]
+pub struct CheckSpec {
+    pub name: String,
+    pub kind: &'static str,
+    pub critical: bool,
+    pub timeout: Duration,
+    pub retries: u32,
+    /// Indices into [`Policy::checks`] that must pass first; acyclic.
+    pub after: Vec<usize>,
+    pub check: Arc<dyn Check>,
+}
+
+impl fmt::Debug for CheckSpec {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_struct("CheckSpec")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("critical", &self.critical)
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .field("after", &self.after)
+            .finish()
+    }
+}
+
+/// One located problem in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Why no policy could be used. The gate fails closed on every variant.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid policy {file}:\n{}", problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        file: String,
+        problems: Vec<Problem>,
+    },
+}

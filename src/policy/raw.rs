@@ -1,0 +1,84 @@
+//! The policy exactly as written: serde structs that reject unknown keys.
+//! Kind-specific check keys live with their check kind (see `checks::Kind::Keys`).
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::types::{Dur, Text};
+
+/// The whole policy file (version 1).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "bootgate policy",
+    description = "Checks that decide whether a freshly booted OS is kept."
+)]
+pub struct RawPolicy {
+    /// Format version; only 1 exists.
+    pub version: u32,
+    #[serde(default)]
+    pub gate: RawGate,
+    #[serde(default)]
+    pub runtime: RawRuntime,
+    #[serde(default)]
+    pub server: RawServer,
+    /// The checks; at least one.
+    #[schemars(with = "Vec<super::schema::CheckSchema>")]
+    pub checks: Vec<RawCheck>,
+}
+
+/// What the boot gate waits for and what it does on failure.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGate {
+    /// Every critical check must have passed by then (default 120s).
+    pub deadline: Option<Dur>,
+    /// Wait before the first round (default 0s).
+    pub settle: Option<Dur>,
+    /// `reboot` (default) or `stay`; reboot only when the booted partition is unconfirmed and a fallback is bootable.
+    pub on_failure: Option<OnFailure>,
+    /// Pause between a failed gate and the reboot, so an operator can read the status (default 10s).
+    pub reboot_delay: Option<Dur>,
+}
+
+/// What to do after a failed gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    Reboot,
+    Stay,
+}
+
+/// Re-checks after the gate.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuntime {
+    /// Time between re-check rounds (default 60s).
+    pub interval: Option<Dur>,
+    /// Consecutive failures before a check turns failed (default 3).
+    pub failure_threshold: Option<u32>,
+    /// Consecutive successes before a failed check turns passed again (default 1).
+    pub success_threshold: Option<u32>,
+}
+
+/// The health and metrics endpoint.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Address to listen on (default 127.0.0.1:8080).
+    pub listen: Option<Text>,
+}
+
+/// Keys every check has; the rest of its mapping belongs to its kind.
+#[derive(Debug, Deserialize)]
+pub struct RawCheck {
+    pub name: Text,
+    pub kind: Text,
+    pub critical: Option<bool>,
+    pub timeout: Option<Dur>,
+    pub retries: Option<u32>,
+    pub after: Option<Vec<Text>>,
+}
+
+/// The keys of `RawCheck`, hidden from the kind's own deserializer.
+pub const COMMON_KEYS: &[&str] = &["name", "kind", "critical", "timeout", "retries", "after"];
