@@ -58,22 +58,14 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
+            return if e.use_stderr() { exit::USAGE } else { exit::OK };
         }
     };
     let verbose = matches!(cli.command, Command::Run { .. });
     init_logging(verbose);
     match cli.command {
         Command::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&policy::schema::policy_schema())
-                    .expect("schema is JSON")
-            );
+            println!("{}", serde_json::to_string_pretty(&policy::schema::policy_schema()).expect("schema is JSON"));
             exit::OK
         }
         Command::Validate { file } => validate(file.or(cli.policy)),
@@ -89,30 +81,18 @@ pub fn main() -> i32 {
                 Ok(l) => l,
                 Err(e) => {
                     // Fail closed: no READY, the reason in STATUS and the journal.
-                    crate::notify::Notifier::from_env().status(&format!(
-                        "bad policy, gate failed closed: {}",
-                        first_line(&e)
-                    ));
+                    crate::notify::Notifier::from_env()
+                        .status(&format!("bad policy, gate failed closed: {}", first_line(&e)));
                     return bad_policy(&e);
                 }
             };
-            daemon::run(
-                loaded,
-                Dirs {
-                    run: run_dir,
-                    state: state_dir,
-                },
-            )
-            .await
+            daemon::run(loaded, Dirs { run: run_dir, state: state_dir }).await
         }),
     }
 }
 
 fn with_runtime(fut: impl std::future::Future<Output = i32>) -> i32 {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt.block_on(fut),
         Err(e) => {
             eprintln!("bootgate: cannot start the async runtime: {e}");
@@ -124,11 +104,7 @@ fn with_runtime(fut: impl std::future::Future<Output = i32>) -> i32 {
 fn validate(file: Option<PathBuf>) -> i32 {
     match policy::load(file.as_deref()) {
         Ok(loaded) => {
-            println!(
-                "{}: ok ({} checks)",
-                loaded.source,
-                loaded.policy.checks.len()
-            );
+            println!("{}: ok ({} checks)", loaded.source, loaded.policy.checks.len());
             exit::OK
         }
         Err(e) => bad_policy(&e),
@@ -142,17 +118,13 @@ fn bad_policy(e: &PolicyError) -> i32 {
 
 fn first_line(e: &PolicyError) -> String {
     match e {
-        PolicyError::Invalid { problems, .. } => problems
-            .first()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
+        PolicyError::Invalid { problems, .. } => problems.first().map(ToString::to_string).unwrap_or_default(),
         other => other.to_string(),
     }
 }
 
 async fn check(loaded: policy::Loaded, format: Format) -> i32 {
-    let (board, _) =
-        tokio::sync::watch::channel(std::sync::Arc::new(Snapshot::new(&loaded.policy.checks)));
+    let (board, _) = tokio::sync::watch::channel(std::sync::Arc::new(Snapshot::new(&loaded.policy.checks)));
     let notifier = crate::notify::Notifier::from_env();
     let snapshot = crate::gate::run_gate(&loaded.policy, &board, notifier, false).await;
     match format {
@@ -170,12 +142,8 @@ async fn check(loaded: policy::Loaded, format: Format) -> i32 {
 fn init_logging(verbose: bool) {
     use tracing_subscriber::EnvFilter;
     let default = if verbose { "info" } else { "warn" };
-    let filter =
-        EnvFilter::try_from_env("BOOTGATE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
+    let filter = EnvFilter::try_from_env("BOOTGATE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         builder.without_time().with_ansi(false).init();
     } else {

@@ -25,6 +25,12 @@ pub struct Dirs {
 /// Runs the daemon and returns the process exit code.
 pub async fn run(loaded: Loaded, dirs: Dirs) -> i32 {
     let notifier = Notifier::from_env();
+    if let Some(failing) = report::failed_earlier_this_boot(&dirs.run) {
+        let status = format!("gate failed earlier in this boot (failing: {}); not run again", failing.join(", "));
+        tracing::error!(run_dir = %dirs.run.display(), "{status}");
+        notifier.status(&status);
+        return exit::UNHEALTHY;
+    }
     let policy = Arc::new(loaded.policy);
     let (board, _) = tokio::sync::watch::channel(Arc::new(Snapshot::new(&policy.checks)));
     tracing::info!(policy = %loaded.source, checks = policy.checks.len(), "boot gate starting");
@@ -55,10 +61,7 @@ pub async fn run(loaded: Loaded, dirs: Dirs) -> i32 {
 /// Re-checks every interval until SIGTERM or SIGINT, pinging the watchdog from
 /// this same loop so a stuck scheduler stops the pings.
 async fn runtime(policy: Arc<Policy>, board: Board, notifier: Notifier) {
-    let (mut term, mut int) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
+    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
         (Ok(t), Ok(i)) => (t, i),
         (Err(e), _) | (_, Err(e)) => {
             tracing::error!(error = %e, "cannot install signal handlers");

@@ -13,31 +13,16 @@ use crate::notify::Notifier;
 use crate::policy::Policy;
 
 /// Runs the gate and publishes every step on `board`; returns the final snapshot.
-pub async fn run_gate(
-    policy: &Policy,
-    board: &Board,
-    notifier: Notifier,
-    settle: bool,
-) -> Arc<Snapshot> {
+pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, settle: bool) -> Arc<Snapshot> {
     let started_wall = SystemTime::now();
     if settle && !policy.gate.settle.is_zero() {
-        notifier.status(&format!(
-            "settling for {}",
-            humantime::format_duration(policy.gate.settle)
-        ));
+        notifier.status(&format!("settling for {}", humantime::format_duration(policy.gate.settle)));
         sleep(policy.gate.settle).await;
     }
     let started = Instant::now();
     let deadline = started + policy.gate.deadline;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let round = run_round(
-        &policy.checks,
-        Round {
-            deadline,
-            retries: true,
-        },
-        Some(tx),
-    );
+    let round = run_round(&policy.checks, Round { deadline, retries: true }, Some(tx));
     tokio::pin!(round);
     let mut attempts: Vec<(u32, u32)> = vec![(0, 0); policy.checks.len()];
     let mut ping = notifier.watchdog_period().map(tokio::time::interval);
@@ -107,44 +92,24 @@ fn running_status(s: &Snapshot, attempts: &[(u32, u32)]) -> String {
         .iter()
         .zip(attempts)
         .filter(|(c, _)| c.status == Status::Pending)
-        .map(|(c, &(n, of))| {
-            if n > 1 {
-                format!("{} (attempt {n}/{of})", c.name)
-            } else {
-                c.name.clone()
-            }
-        })
+        .map(|(c, &(n, of))| if n > 1 { format!("{} (attempt {n}/{of})", c.name) } else { c.name.clone() })
         .collect();
     let done = s.checks.len() - waiting.len();
-    format!(
-        "gate running: {done}/{} checks done; waiting for {}",
-        s.checks.len(),
-        waiting.join(", ")
-    )
+    format!("gate running: {done}/{} checks done; waiting for {}", s.checks.len(), waiting.join(", "))
 }
 
 /// STATUS after the gate or a runtime round, e.g. `gate passed: 3/3 critical, docker degraded`.
 pub fn summary_status(s: &Snapshot) -> String {
     let critical = s.checks.iter().filter(|c| c.critical).count();
-    let critical_ok = s
-        .checks
-        .iter()
-        .filter(|c| c.critical && c.status.passed())
-        .count();
+    let critical_ok = s.checks.iter().filter(|c| c.critical && c.status.passed()).count();
     let problems: Vec<String> = s
         .checks
         .iter()
         .filter(|c| c.status != Status::Pass)
         .map(|c| match (c.critical, c.status) {
-            (true, st) if !st.passed() => format!(
-                "{} {}",
-                c.name,
-                if st == Status::Skipped {
-                    "skipped"
-                } else {
-                    "failed"
-                }
-            ),
+            (true, st) if !st.passed() => {
+                format!("{} {}", c.name, if st == Status::Skipped { "skipped" } else { "failed" })
+            }
             (_, Status::Warn) => format!("{} warning", c.name),
             _ => format!("{} degraded", c.name),
         })

@@ -14,15 +14,12 @@ pub struct Notifier {
 impl Notifier {
     /// Reads the watchdog interval systemd granted us, if any.
     pub fn from_env() -> Self {
-        Notifier {
-            watchdog: sd_notify::watchdog_enabled(),
-        }
+        Notifier { watchdog: sd_notify::watchdog_enabled() }
     }
 
     /// How often to ping: half the watchdog interval, as systemd recommends.
     pub fn watchdog_period(&self) -> Option<Duration> {
-        self.watchdog
-            .map(|w| (w / 2).max(Duration::from_millis(100)))
+        self.watchdog.map(|w| (w / 2).max(Duration::from_millis(100)))
     }
 
     pub fn status(&self, text: &str) {

@@ -41,6 +41,7 @@ pub fn verdict_json(s: &Snapshot, policy_source: &str) -> Value {
     json!({
         "status": v.health,
         "gate": v.gate,
+        "boot_id": boot_id(),
         "policy": policy_source,
         "timestamp": timestamp(SystemTime::now()),
         "gate_started": timestamp(s.gate_started),
@@ -52,11 +53,7 @@ pub fn verdict_json(s: &Snapshot, policy_source: &str) -> Value {
 
 /// Names of the checks that keep the gate from passing (critical, not passed).
 pub fn failing(s: &Snapshot) -> Vec<&str> {
-    s.checks
-        .iter()
-        .filter(|c| c.critical && !c.status.passed())
-        .map(|c| c.name.as_str())
-        .collect()
+    s.checks.iter().filter(|c| c.critical && !c.status.passed()).map(|c| c.name.as_str()).collect()
 }
 
 /// The readable table of `check --format text`.
@@ -65,11 +62,7 @@ pub fn table(s: &Snapshot) -> String {
         .checks
         .iter()
         .map(|c| {
-            let attempts = if c.attempts > 1 {
-                format!(" ×{}", c.attempts)
-            } else {
-                String::new()
-            };
+            let attempts = if c.attempts > 1 { format!(" ×{}", c.attempts) } else { String::new() };
             [
                 c.name.clone(),
                 if c.critical { "yes" } else { "no" }.into(),
@@ -88,24 +81,12 @@ pub fn table(s: &Snapshot) -> String {
     }
     let mut out = String::new();
     for row in std::iter::once(head.map(String::from)).chain(rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
+        let line: Vec<String> = row.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
     let v = s.verdict();
-    let took = s
-        .gate_duration
-        .map(|d| format!(" in {:.1}ms", millis(d)))
-        .unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "verdict: {} (gate {}){took}",
-        v.health.as_str(),
-        v.gate.as_str()
-    );
+    let took = s.gate_duration.map(|d| format!(" in {:.1}ms", millis(d))).unwrap_or_default();
+    let _ = writeln!(out, "verdict: {} (gate {}){took}", v.health.as_str(), v.gate.as_str());
     out
 }
 
@@ -113,15 +94,27 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Writes `doc` to `dir/verdict.json` atomically (temp file + rename).
+/// Writes `doc` to `dir/verdict.json` atomically (temp file + rename), readable by all:
+/// it holds no secrets and operators read it without root.
 pub fn write_verdict(dir: &Path, doc: &Value) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(".verdict.json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec_pretty(doc).map_err(std::io::Error::other)?,
-    )?;
+    std::fs::write(&tmp, serde_json::to_vec_pretty(doc).map_err(std::io::Error::other)?)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
     std::fs::rename(&tmp, dir.join("verdict.json"))
+}
+
+/// The checks that failed the gate earlier in this same boot, if it did fail.
+///
+/// A restarted service (systemd `Upholds=`, `Restart=`) must not re-run a failed gate and
+/// perhaps pass on a second try: the verdict of a boot is given once.
+pub fn failed_earlier_this_boot(dir: &Path) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(dir.join("verdict.json")).ok()?;
+    let doc: Value = serde_json::from_str(&text).ok()?;
+    let same_boot = doc["boot_id"].as_str().is_some() && doc["boot_id"].as_str().map(String::from) == boot_id();
+    (same_boot && doc["gate"] == "failed")
+        .then(|| doc["failing"].as_array().into_iter().flatten().filter_map(|n| n.as_str().map(String::from)).collect())
 }
 
 /// Keeps this many boots in `history.jsonl`.
@@ -155,9 +148,7 @@ pub fn record_history(dir: &Path, doc: &Value) -> std::io::Result<()> {
 
 /// This boot's id from the kernel, if readable.
 pub fn boot_id() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .map(|s| s.trim().to_string())
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_string())
 }
 
 #[cfg(test)]
@@ -168,14 +159,12 @@ mod tests {
     fn history_keeps_the_last_boots() {
         let dir = tempfile::tempdir().unwrap();
         for i in 0..(HISTORY + 5) {
-            let doc = json!({"timestamp": i, "status": "healthy", "gate": "passed", "failing": [], "gate_duration_ms": 1.0});
+            let doc =
+                json!({"timestamp": i, "status": "healthy", "gate": "passed", "failing": [], "gate_duration_ms": 1.0});
             record_history(dir.path(), &doc).unwrap();
         }
         let text = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), HISTORY);
         assert_eq!(lines.last().unwrap()["timestamp"], HISTORY + 4);
     }

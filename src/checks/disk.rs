@@ -49,10 +49,7 @@ impl Kind for Disk {
         }
         let path = k.path.unwrap_or_else(|| PathBuf::from("/"));
         if !path.is_absolute() {
-            return Err(KeyError::at(
-                "path",
-                format!("`{}` is not an absolute path", path.display()),
-            ));
+            return Err(KeyError::at("path", format!("`{}` is not an absolute path", path.display())));
         }
         Ok(Disk {
             path,
@@ -68,14 +65,9 @@ impl Kind for Disk {
 impl Check for Disk {
     fn run<'a>(&'a self, _: &'a RunCtx) -> CheckFuture<'a> {
         Box::pin(async move {
-            let (path, mountinfo, sys_fs) = (
-                self.path.clone(),
-                self.mountinfo.clone(),
-                self.sys_fs.clone(),
-            );
+            let (path, mountinfo, sys_fs) = (self.path.clone(), self.mountinfo.clone(), self.sys_fs.clone());
             // statvfs can block for long on a sick disk or a hung network mount.
-            let probe =
-                tokio::task::spawn_blocking(move || probe(&path, &mountinfo, &sys_fs)).await;
+            let probe = tokio::task::spawn_blocking(move || probe(&path, &mountinfo, &sys_fs)).await;
             match probe {
                 Ok(Ok(p)) => self.judge(&p),
                 Ok(Err(e)) => Outcome::fail(format!("statvfs {}: {e}", self.path.display())),
@@ -112,11 +104,7 @@ fn probe(path: &Path, mountinfo: &Path, sys_fs: &Path) -> nix::Result<Probe> {
 }
 
 fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        (part as f64 * 1000.0 / whole as f64).round() / 10.0
-    }
+    if whole == 0 { 0.0 } else { (part as f64 * 1000.0 / whole as f64).round() / 10.0 }
 }
 
 /// ext4's `errors_count` for the filesystem holding `path`, if it has one.
@@ -132,52 +120,30 @@ fn error_count(path: &Path, mountinfo: &Path, sys_fs: &Path) -> Option<u64> {
             let mut right = right.split(' ');
             let fstype = right.next()?.to_string();
             let source = right.next()?.to_string();
-            path.starts_with(&mount_point)
-                .then_some((mount_point.len(), fstype, source))
+            path.starts_with(&mount_point).then_some((mount_point.len(), fstype, source))
         })
         .max_by_key(|(len, _, _)| *len)?;
     if fstype != "ext4" {
         return None;
     }
     let dev = Path::new(&source).canonicalize().ok()?;
-    let text = std::fs::read_to_string(
-        sys_fs
-            .join("ext4")
-            .join(dev.file_name()?)
-            .join("errors_count"),
-    )
-    .ok()?;
+    let text = std::fs::read_to_string(sys_fs.join("ext4").join(dev.file_name()?).join("errors_count")).ok()?;
     text.trim().parse().ok()
 }
 
 fn unescape(field: &str) -> String {
-    field
-        .replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
+    field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 }
 
 impl Disk {
     fn judge(&self, p: &Probe) -> Outcome {
         let at = self.path.display();
-        let free = format!(
-            "{:.1}% free ({} of {})",
-            p.free_percent,
-            human(p.free_bytes),
-            human(p.total_bytes)
-        );
+        let free = format!("{:.1}% free ({} of {})", p.free_percent, human(p.free_bytes), human(p.total_bytes));
         let mut out = if let Some(n) = p.io_errors.filter(|&n| n > 0) {
             Outcome::fail(format!("{at}: the filesystem recorded {n} errors; {free}"))
         } else if p.free_percent < self.min_free {
-            Outcome::fail(format!(
-                "{at}: {free}, below the minimum {}%",
-                self.min_free
-            ))
-        } else if let Some(inodes) = p
-            .inodes_free_percent
-            .filter(|&i| self.min_inodes.is_some_and(|m| i < m))
-        {
+            Outcome::fail(format!("{at}: {free}, below the minimum {}%", self.min_free))
+        } else if let Some(inodes) = p.inodes_free_percent.filter(|&i| self.min_inodes.is_some_and(|m| i < m)) {
             Outcome::fail(format!(
                 "{at}: {inodes:.1}% inodes free, below the minimum {}%",
                 self.min_inodes.unwrap_or_default()
@@ -240,10 +206,7 @@ mod tests {
     #[test]
     fn thresholds() {
         let d = disk(10.0, Some(20.0), Some(5.0));
-        assert_eq!(
-            d.judge(&probe(50.0, Some(50.0), Some(0))).status,
-            Status::Pass
-        );
+        assert_eq!(d.judge(&probe(50.0, Some(50.0), Some(0))).status, Status::Pass);
         assert_eq!(d.judge(&probe(15.0, Some(50.0), None)).status, Status::Warn);
         assert_eq!(d.judge(&probe(9.9, Some(50.0), None)).status, Status::Fail);
         assert_eq!(d.judge(&probe(50.0, Some(4.0), None)).status, Status::Fail);
@@ -261,20 +224,14 @@ mod tests {
             warn_free_percent: Some(Percent(10.0)),
             min_free_inodes_percent: None,
         };
-        assert!(
-            Disk::build(keys)
-                .unwrap_err()
-                .message
-                .contains("below min_free_percent")
-        );
+        assert!(Disk::build(keys).unwrap_err().message.contains("below min_free_percent"));
     }
 
     #[tokio::test]
     async fn real_root_filesystem_reports_observed_values() {
         let d = disk(0.0, None, None);
-        let ctx = RunCtx {
-            deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(5),
-        };
+        let limit = std::time::Duration::from_secs(5);
+        let ctx = RunCtx { deadline: tokio::time::Instant::now() + limit, limit };
         let out = d.run(&ctx).await;
         assert_eq!(out.status, Status::Pass, "{}", out.message);
         let st = nix::sys::statvfs::statvfs("/").unwrap();
@@ -289,20 +246,12 @@ mod tests {
         let dev = dir.path().join("vdz9");
         std::fs::write(&dev, "").unwrap();
         let mountinfo = dir.path().join("mountinfo");
-        std::fs::write(
-            &mountinfo,
-            format!("22 1 254:0 / / rw - ext4 {} rw\n", dev.display()),
-        )
-        .unwrap();
+        std::fs::write(&mountinfo, format!("22 1 254:0 / / rw - ext4 {} rw\n", dev.display())).unwrap();
         let sys = dir.path().join("sys");
         std::fs::create_dir_all(sys.join("ext4/vdz9")).unwrap();
         std::fs::write(sys.join("ext4/vdz9/errors_count"), "7\n").unwrap();
         assert_eq!(error_count(Path::new("/"), &mountinfo, &sys), Some(7));
-        std::fs::write(
-            &mountinfo,
-            format!("22 1 254:0 / / rw - xfs {} rw\n", dev.display()),
-        )
-        .unwrap();
+        std::fs::write(&mountinfo, format!("22 1 254:0 / / rw - xfs {} rw\n", dev.display())).unwrap();
         assert_eq!(error_count(Path::new("/"), &mountinfo, &sys), None);
     }
 }

@@ -13,8 +13,8 @@ use crate::policy::types::Text;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Keys {
-    /// The host name to resolve.
-    pub name: Text,
+    /// The host name to resolve. (Not `name`: every check's `name` is its own.)
+    pub host: Text,
     /// An address the name must resolve to.
     pub expect: Option<IpAddr>,
 }
@@ -31,16 +31,10 @@ impl Kind for Dns {
     type Keys = Keys;
 
     fn build(k: Keys) -> Result<Self, KeyError> {
-        if k.name.0.contains(':') || k.name.0.contains(char::is_whitespace) {
-            return Err(KeyError::at(
-                "name",
-                format!("`{}` is not a host name", k.name),
-            ));
+        if k.host.0.contains(':') || k.host.0.contains(char::is_whitespace) {
+            return Err(KeyError::at("name", format!("`{}` is not a host name", k.host)));
         }
-        Ok(Dns {
-            name: k.name.0,
-            expect: k.expect,
-        })
+        Ok(Dns { name: k.host.0, expect: k.expect })
     }
 }
 
@@ -59,14 +53,10 @@ impl Check for Dns {
             }
             let list = unique.iter().map(ToString::to_string).collect::<Vec<_>>();
             let out = match self.expect {
-                None if unique.is_empty() => {
-                    Outcome::fail(format!("{} resolved to no address", self.name))
+                None if unique.is_empty() => Outcome::fail(format!("{} resolved to no address", self.name)),
+                Some(want) if !unique.contains(&want) => {
+                    Outcome::fail(format!("{} resolved to {}, not {want}", self.name, list.join(", ")))
                 }
-                Some(want) if !unique.contains(&want) => Outcome::fail(format!(
-                    "{} resolved to {}, not {want}",
-                    self.name,
-                    list.join(", ")
-                )),
                 _ => Outcome::pass(format!("{} → {}", self.name, list.join(", "))),
             };
             out.with("addresses", list)

@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx, tail};
+use crate::policy::locate::Seg;
 use crate::policy::types::NonEmpty;
 
 /// Bytes of output kept for the message.
@@ -42,19 +43,14 @@ impl Kind for Exec {
 
     fn build(k: Keys) -> Result<Self, KeyError> {
         let warn = k.warn_exit_codes.unwrap_or_default();
-        if let Some(c) = warn.iter().find(|&&c| !(1..=255).contains(&c)) {
-            return Err(KeyError::at(
-                "warn_exit_codes",
-                format!("{c} is not an exit code from 1 to 255"),
-            ));
+        if let Some((i, c)) = warn.iter().enumerate().find(|(_, c)| !(1..=255).contains(*c)) {
+            let key = vec![Seg::key("warn_exit_codes"), Seg::Index(i)];
+            return Err(KeyError { key, message: format!("{c} is not an exit code from 1 to 255") });
         }
         if k.command.0[0].is_empty() {
             return Err(KeyError::at("command", "the program name is empty"));
         }
-        Ok(Exec {
-            argv: k.command.0,
-            warn,
-        })
+        Ok(Exec { argv: k.command.0, warn })
     }
 }
 
@@ -98,10 +94,7 @@ impl Exec {
             Err(e) => return Outcome::fail(format!("cannot start `{}`: {e}", self.argv[0])),
         };
         let Some(pid) = child.id() else {
-            return Outcome::fail(format!(
-                "`{}` exited before it could be watched",
-                self.argv[0]
-            ));
+            return Outcome::fail(format!("`{}` exited before it could be watched", self.argv[0]));
         };
         let guard = GroupGuard(Pid::from_raw(pid as i32));
         let stdout = tokio::spawn(read_tail(child.stdout.take().expect("stdout is piped")));
@@ -110,11 +103,7 @@ impl Exec {
         // Leftover children of the command would hold the pipes open: end them now.
         drop(guard);
         let collect = |task: tokio::task::JoinHandle<String>| async move {
-            tokio::time::timeout(Duration::from_secs(1), task)
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default()
+            tokio::time::timeout(Duration::from_secs(1), task).await.ok().and_then(Result::ok).unwrap_or_default()
         };
         let (out, err) = (collect(stdout).await, collect(stderr).await);
         let status = match status {
@@ -123,22 +112,14 @@ impl Exec {
         };
         let code = status.code();
         let detail = |text: &str| {
-            if text.is_empty() {
-                String::new()
-            } else {
-                format!(": {text}")
-            }
+            if text.is_empty() { String::new() } else { format!(": {text}") }
         };
         let outcome = match code {
             Some(0) => Outcome::pass(format!("exit 0{}", detail(&out))),
-            Some(c) if self.warn.contains(&c) => Outcome::warn(format!(
-                "exit {c}{}",
-                detail(if err.is_empty() { &out } else { &err })
-            )),
-            Some(c) => Outcome::fail(format!(
-                "exit {c}{}",
-                detail(if err.is_empty() { &out } else { &err })
-            )),
+            Some(c) if self.warn.contains(&c) => {
+                Outcome::warn(format!("exit {c}{}", detail(if err.is_empty() { &out } else { &err })))
+            }
+            Some(c) => Outcome::fail(format!("exit {c}{}", detail(if err.is_empty() { &out } else { &err }))),
             None => {
                 use std::os::unix::process::ExitStatusExt;
                 let sig = status.signal().unwrap_or_default();

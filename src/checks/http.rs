@@ -57,46 +57,41 @@ pub struct StatusRange(u16, u16);
 
 impl fmt::Display for StatusRange {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        if self.0 == self.1 {
-            write!(f, "{}", self.0)
-        } else {
-            write!(f, "{}-{}", self.0, self.1)
-        }
+        if self.0 == self.1 { write!(f, "{}", self.0) } else { write!(f, "{}-{}", self.0, self.1) }
     }
 }
 
 impl FromStr for StatusRange {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let code = |t: &str| {
-            t.trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|c| (100..=599).contains(c))
-        };
+        let code = |t: &str| t.trim().parse::<u16>().ok().filter(|c| (100..=599).contains(c));
         let range = match s.split_once('-') {
             Some((a, b)) => code(a).zip(code(b)).map(|(a, b)| StatusRange(a, b)),
             None => code(s).map(|c| StatusRange(c, c)),
         };
-        range
-            .filter(|r| r.0 <= r.1)
-            .ok_or_else(|| format!("`{s}` is not a status code or range like `200-299`"))
+        range.filter(|r| r.0 <= r.1).ok_or_else(|| format!("`{s}` is not a status code or range like `200-299`"))
     }
 }
 
 impl<'de> Deserialize<'de> for StatusRange {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            Code(u16),
-            Text(String),
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = StatusRange;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a status code or a range like `200-299`")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<StatusRange, E> {
+                s.parse().map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<StatusRange, E> {
+                self.visit_str(&n.to_string())
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<StatusRange, E> {
+                self.visit_str(&n.to_string())
+            }
         }
-        let text = match Either::deserialize(d)? {
-            Either::Code(c) => c.to_string(),
-            Either::Text(t) => t,
-        };
-        text.parse().map_err(serde::de::Error::custom)
+        d.deserialize_any(V)
     }
 }
 
@@ -130,13 +125,9 @@ impl Kind for Http {
     type Keys = Keys;
 
     fn build(k: Keys) -> Result<Self, KeyError> {
-        let url = Url::parse(&k.url.0)
-            .map_err(|e| KeyError::at("url", format!("`{}` is not a URL: {e}", k.url)))?;
+        let url = Url::parse(&k.url.0).map_err(|e| KeyError::at("url", format!("`{}` is not a URL: {e}", k.url)))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(KeyError::at(
-                "url",
-                format!("`{url}` is not an http:// or https:// URL with a host"),
-            ));
+            return Err(KeyError::at("url", format!("`{url}` is not an http:// or https:// URL with a host")));
         }
         let method = match &k.method {
             None => Method::GET,
@@ -146,10 +137,8 @@ impl Kind for Http {
         let mut headers = HeaderMap::new();
         for (name, value) in k.headers.iter().flatten() {
             let at = || vec![Seg::key("headers"), Seg::key(name)];
-            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| KeyError {
-                key: at(),
-                message: format!("`{name}` is not a header name"),
-            })?;
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| KeyError { key: at(), message: format!("`{name}` is not a header name") })?;
             let v = HeaderValue::from_str(value).map_err(|_| KeyError {
                 key: at(),
                 message: "the value has characters a header cannot carry".into(),
@@ -181,15 +170,12 @@ impl Http {
                     .redirect(reqwest::redirect::Policy::none())
                     .danger_accept_invalid_certs(!self.tls_verify);
                 if let Some(path) = &self.ca_file {
-                    let pem = tokio::fs::read(path)
-                        .await
-                        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-                    let cert = reqwest::Certificate::from_pem(&pem)
-                        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                    let pem = tokio::fs::read(path).await.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                    let cert =
+                        reqwest::Certificate::from_pem(&pem).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
                     b = b.add_root_certificate(cert);
                 }
-                b.build()
-                    .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+                b.build().map_err(|e| format!("cannot set up the HTTP client: {e}"))
             })
             .await
     }
@@ -211,13 +197,8 @@ impl Http {
         let status = resp.status();
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         if !(self.expect.0..=self.expect.1).contains(&status.as_u16()) {
-            let out = Outcome::fail(format!(
-                "{} answered {status}, expected {}",
-                self.url, self.expect
-            ));
-            return Ok(out
-                .with("status_code", status.as_u16())
-                .with("response_ms", ms));
+            let out = Outcome::fail(format!("{} answered {status}, expected {}", self.url, self.expect));
+            return Ok(out.with("status_code", status.as_u16()).with("response_ms", ms));
         }
         if let Some(want) = &self.body {
             let mut body = Vec::new();
@@ -234,25 +215,17 @@ impl Http {
                     self.url,
                     tail(&text, 120)
                 );
-                return Ok(Outcome::fail(msg)
-                    .with("status_code", status.as_u16())
-                    .with("response_ms", ms));
+                return Ok(Outcome::fail(msg).with("status_code", status.as_u16()).with("response_ms", ms));
             }
         }
         let out = Outcome::pass(format!("{} answered {status}", self.url));
-        Ok(out
-            .with("status_code", status.as_u16())
-            .with("response_ms", ms))
+        Ok(out.with("status_code", status.as_u16()).with("response_ms", ms))
     }
 }
 
 /// reqwest's top-level message is generic ("error sending request"); the cause says why.
 fn describe(url: &Url, e: &reqwest::Error) -> String {
-    let mut msg = if e.is_timeout() {
-        format!("{url}: timed out")
-    } else {
-        format!("{url}: {e}")
-    };
+    let mut msg = if e.is_timeout() { format!("{url}: timed out") } else { format!("{url}: {e}") };
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         msg.push_str(&format!(": {s}"));

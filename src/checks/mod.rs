@@ -81,11 +81,7 @@ impl Outcome {
         Self::new(Status::Fail, message)
     }
     fn new(status: Status, message: impl Into<String>) -> Self {
-        Outcome {
-            status,
-            message: message.into(),
-            observed: Observed::new(),
-        }
+        Outcome { status, message: message.into(), observed: Observed::new() }
     }
     /// Adds an observed value.
     pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
@@ -99,6 +95,8 @@ impl Outcome {
 pub struct RunCtx {
     /// The attempt is cut off at this instant; checks may end sooner with a better message.
     pub deadline: Instant,
+    /// The attempt's time limit, for messages ("timed out after 1s").
+    pub limit: Duration,
 }
 
 impl RunCtx {
@@ -134,10 +132,7 @@ pub struct KeyError {
 
 impl KeyError {
     pub fn at(key: &str, message: impl Into<String>) -> Self {
-        KeyError {
-            key: vec![Seg::key(key)],
-            message: message.into(),
-        }
+        KeyError { key: vec![Seg::key(key)], message: message.into() }
     }
 }
 
@@ -157,11 +152,7 @@ pub struct KindEntry {
 }
 
 const fn entry<K: Kind>() -> KindEntry {
-    KindEntry {
-        name: K::NAME,
-        parse: parse_kind::<K>,
-        schema: schema_kind::<K>,
-    }
+    KindEntry { name: K::NAME, parse: parse_kind::<K>, schema: schema_kind::<K> }
 }
 
 fn parse_kind<K: Kind>(text: &str, path: &[Seg]) -> Result<Arc<dyn Check>, KindError> {

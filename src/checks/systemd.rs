@@ -44,10 +44,7 @@ impl Kind for Systemd {
         if !UNIT_SUFFIXES.iter().any(|s| k.unit.0.ends_with(s)) || k.unit.0.contains('/') {
             return Err(KeyError::at(
                 "unit",
-                format!(
-                    "`{}` is not a unit name with a type suffix like .service",
-                    k.unit
-                ),
+                format!("`{}` is not a unit name with a type suffix like .service", k.unit),
             ));
         }
         Ok(Systemd { unit: k.unit.0 })
@@ -56,12 +53,8 @@ impl Kind for Systemd {
 
 impl Systemd {
     async fn states(&self) -> Result<(String, String), String> {
-        let conn = zbus::Connection::system()
-            .await
-            .map_err(|e| format!("cannot connect to the system D-Bus: {e}"))?;
-        self.ask(&conn)
-            .await
-            .map_err(|e| format!("systemd did not answer over D-Bus: {e}"))
+        let conn = zbus::Connection::system().await.map_err(|e| format!("cannot connect to the system D-Bus: {e}"))?;
+        self.ask(&conn).await.map_err(|e| format!("systemd did not answer over D-Bus: {e}"))
     }
 
     async fn ask(&self, conn: &zbus::Connection) -> zbus::Result<(String, String)> {
@@ -75,13 +68,7 @@ impl Systemd {
             )
             .await?;
         let path: OwnedObjectPath = reply.body().deserialize()?;
-        let unit = zbus::Proxy::new(
-            conn,
-            "org.freedesktop.systemd1",
-            path,
-            "org.freedesktop.systemd1.Unit",
-        )
-        .await?;
+        let unit = zbus::Proxy::new(conn, "org.freedesktop.systemd1", path, "org.freedesktop.systemd1.Unit").await?;
         let active: String = unit.get_property("ActiveState").await?;
         let sub: String = unit.get_property("SubState").await?;
         Ok((active, sub))
@@ -94,11 +81,7 @@ impl Check for Systemd {
             match self.states().await {
                 Ok((active, sub)) => {
                     let msg = format!("{} is {active} ({sub})", self.unit);
-                    let out = if active == "active" {
-                        Outcome::pass(msg)
-                    } else {
-                        Outcome::fail(msg)
-                    };
+                    let out = if active == "active" { Outcome::pass(msg) } else { Outcome::fail(msg) };
                     out.with("active_state", active).with("sub_state", sub)
                 }
                 Err(e) => Outcome::fail(format!("{}: {e}", self.unit)),

@@ -30,9 +30,9 @@ impl Kind for Tcp {
 
     fn build(k: Keys) -> Result<Self, KeyError> {
         for (i, t) in k.targets.0.iter().enumerate() {
-            let port_ok = t.0.rsplit_once(':').is_some_and(|(host, port)| {
-                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
-            });
+            let port_ok =
+                t.0.rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
             if !port_ok {
                 return Err(KeyError {
                     key: vec![Seg::key("targets"), Seg::Index(i)],
@@ -40,9 +40,7 @@ impl Kind for Tcp {
                 });
             }
         }
-        Ok(Tcp {
-            targets: k.targets.0.into_iter().map(|t| t.0).collect(),
-        })
+        Ok(Tcp { targets: k.targets.0.into_iter().map(|t| t.0).collect() })
     }
 }
 
@@ -51,15 +49,12 @@ impl Check for Tcp {
         Box::pin(async move {
             let mut set = JoinSet::new();
             for (i, target) in self.targets.iter().cloned().enumerate() {
-                let limit = ctx.remaining();
+                let (limit, said) = (ctx.remaining(), ctx.limit);
                 set.spawn(async move {
                     let result = match timeout(limit, TcpStream::connect(&target)).await {
                         Ok(Ok(_)) => Ok(()),
                         Ok(Err(e)) => Err(format!("{target}: {e}")),
-                        Err(_) => Err(format!(
-                            "{target}: timed out after {}",
-                            humantime::format_duration(limit)
-                        )),
+                        Err(_) => Err(format!("{target}: timed out after {}", humantime::format_duration(said))),
                     };
                     (i, result)
                 });

@@ -30,12 +30,7 @@ pub enum Event {
     /// Attempt `attempt` of `of` of check `index` starts.
     Attempt { index: usize, attempt: u32, of: u32 },
     /// The attempt failed and the next one starts after `backoff`.
-    Retry {
-        index: usize,
-        attempt: u32,
-        backoff: Duration,
-        message: String,
-    },
+    Retry { index: usize, attempt: u32, backoff: Duration, message: String },
     /// The check has its result for this round.
     Done { index: usize, result: CheckResult },
 }
@@ -46,26 +41,19 @@ pub async fn run_round(
     round: Round,
     events: Option<mpsc::UnboundedSender<Event>>,
 ) -> Vec<CheckResult> {
-    let (senders, receivers): (Vec<_>, Vec<_>) =
-        specs.iter().map(|_| watch::channel(None::<bool>)).unzip();
+    let (senders, receivers): (Vec<_>, Vec<_>) = specs.iter().map(|_| watch::channel(None::<bool>)).unzip();
     let mut set = JoinSet::new();
     let mut task_index = HashMap::new();
     for ((i, spec), done) in specs.iter().enumerate().zip(senders) {
-        let deps: Vec<(String, watch::Receiver<Option<bool>>)> = spec
-            .after
-            .iter()
-            .map(|&d| (specs[d].name.clone(), receivers[d].clone()))
-            .collect();
+        let deps: Vec<(String, watch::Receiver<Option<bool>>)> =
+            spec.after.iter().map(|&d| (specs[d].name.clone(), receivers[d].clone())).collect();
         let spec = spec.clone();
         let events = events.clone();
         let handle = set.spawn(async move {
             let result = run_check(i, &spec, deps, round, events.as_ref()).await;
             let _ = done.send(Some(result.status.passed()));
             if let Some(tx) = &events {
-                let _ = tx.send(Event::Done {
-                    index: i,
-                    result: result.clone(),
-                });
+                let _ = tx.send(Event::Done { index: i, result: result.clone() });
             }
             (i, result)
         });
@@ -81,10 +69,7 @@ pub async fn run_round(
                     let outcome = Outcome::fail(format!("the check crashed: {e}"));
                     results[i] = CheckResult::from_outcome(&specs[i], outcome, Duration::ZERO, 1);
                     if let Some(tx) = &events {
-                        let _ = tx.send(Event::Done {
-                            index: i,
-                            result: results[i].clone(),
-                        });
+                        let _ = tx.send(Event::Done { index: i, result: results[i].clone() });
                     }
                 }
             }
@@ -107,24 +92,14 @@ async fn run_check(
 ) -> CheckResult {
     for (name, mut rx) in deps {
         // A dependency whose task vanished (sender dropped) did not pass either.
-        let passed = rx
-            .wait_for(Option::is_some)
-            .await
-            .map(|v| *v == Some(true))
-            .unwrap_or(false);
+        let passed = rx.wait_for(Option::is_some).await.map(|v| *v == Some(true)).unwrap_or(false);
         if !passed {
-            let outcome = Outcome {
-                status: Status::Skipped,
-                ..Outcome::fail(format!("skipped: `{name}` did not pass"))
-            };
+            let outcome =
+                Outcome { status: Status::Skipped, ..Outcome::fail(format!("skipped: `{name}` did not pass")) };
             return CheckResult::from_outcome(spec, outcome, Duration::ZERO, 0);
         }
     }
-    let of = if round.retries {
-        spec.retries.saturating_add(1)
-    } else {
-        1
-    };
+    let of = if round.retries { spec.retries.saturating_add(1) } else { 1 };
     let send = |e: Event| {
         if let Some(tx) = events {
             let _ = tx.send(e);
@@ -141,9 +116,7 @@ async fn run_check(
         }
         send(Event::Attempt { index, attempt, of });
         let limit = spec.timeout.min(remaining);
-        let ctx = RunCtx {
-            deadline: started + limit,
-        };
+        let ctx = RunCtx { deadline: started + limit, limit };
         let mut outcome = match timeout(limit, spec.check.run(&ctx)).await {
             Ok(outcome) => outcome,
             Err(_) if limit < spec.timeout => {
@@ -163,12 +136,7 @@ async fn run_check(
             );
             return CheckResult::from_outcome(spec, outcome, took, attempt);
         }
-        send(Event::Retry {
-            index,
-            attempt,
-            backoff: pause,
-            message: outcome.message.clone(),
-        });
+        send(Event::Retry { index, attempt, backoff: pause, message: outcome.message.clone() });
         sleep(pause).await;
     }
 }

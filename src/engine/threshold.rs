@@ -7,43 +7,24 @@ use crate::policy::Runtime;
 /// The result to report after `raw`, given the previously reported `prev`.
 pub fn apply_thresholds(prev: &CheckResult, raw: CheckResult, t: &Runtime) -> CheckResult {
     let ok = raw.status.passed();
-    let failures = if ok {
-        0
-    } else {
-        prev.consecutive_failures.saturating_add(1)
-    };
-    let successes = if ok {
-        prev.consecutive_successes.saturating_add(1)
-    } else {
-        0
-    };
+    let failures = if ok { 0 } else { prev.consecutive_failures.saturating_add(1) };
+    let successes = if ok { prev.consecutive_successes.saturating_add(1) } else { 0 };
     let flips = if ok {
         !prev.status.passed() && successes < t.success_threshold
     } else {
         prev.status.passed() && failures < t.failure_threshold
     };
-    let counted = CheckResult {
-        consecutive_failures: failures,
-        consecutive_successes: successes,
-        ..raw
-    };
+    let counted = CheckResult { consecutive_failures: failures, consecutive_successes: successes, ..raw };
     if !flips {
         return counted;
     }
     // Hold the previous status, but say what the latest round saw.
-    let (count, need, what) = if ok {
-        (successes, t.success_threshold, "successes")
-    } else {
-        (failures, t.failure_threshold, "failures")
-    };
+    let (count, need, what) =
+        if ok { (successes, t.success_threshold, "successes") } else { (failures, t.failure_threshold, "failures") };
     CheckResult {
         status: prev.status,
         observed: prev.observed.clone(),
-        message: format!(
-            "holding {}: {count}/{need} {what} so far; latest: {}",
-            prev.status.as_str(),
-            counted.message
-        ),
+        message: format!("holding {}: {count}/{need} {what} so far; latest: {}", prev.status.as_str(), counted.message),
         ..counted
     }
 }
@@ -72,11 +53,7 @@ mod tests {
     }
 
     fn run(start: Status, seq: &[Status], failure: u32, success: u32) -> Vec<Status> {
-        let t = Runtime {
-            interval: Duration::from_secs(1),
-            failure_threshold: failure,
-            success_threshold: success,
-        };
+        let t = Runtime { interval: Duration::from_secs(1), failure_threshold: failure, success_threshold: success };
         let mut cur = result(start);
         seq.iter()
             .map(|&s| {
@@ -90,22 +67,13 @@ mod tests {
 
     #[test]
     fn a_single_blip_does_not_flip() {
-        assert_eq!(
-            run(Pass, &[Fail, Pass, Fail, Fail, Pass], 3, 1),
-            [Pass, Pass, Pass, Pass, Pass]
-        );
+        assert_eq!(run(Pass, &[Fail, Pass, Fail, Fail, Pass], 3, 1), [Pass, Pass, Pass, Pass, Pass]);
     }
 
     #[test]
     fn flips_after_threshold_and_back() {
-        assert_eq!(
-            run(Pass, &[Fail, Fail, Fail, Fail, Pass], 3, 1),
-            [Pass, Pass, Fail, Fail, Pass]
-        );
-        assert_eq!(
-            run(Fail, &[Pass, Fail, Pass, Pass, Pass], 3, 2),
-            [Fail, Fail, Fail, Pass, Pass]
-        );
+        assert_eq!(run(Pass, &[Fail, Fail, Fail, Fail, Pass], 3, 1), [Pass, Pass, Fail, Fail, Pass]);
+        assert_eq!(run(Fail, &[Pass, Fail, Pass, Pass, Pass], 3, 2), [Fail, Fail, Fail, Pass, Pass]);
     }
 
     #[test]
@@ -116,11 +84,7 @@ mod tests {
 
     #[test]
     fn held_status_explains_itself() {
-        let t = Runtime {
-            interval: Duration::from_secs(1),
-            failure_threshold: 3,
-            success_threshold: 1,
-        };
+        let t = Runtime { interval: Duration::from_secs(1), failure_threshold: 3, success_threshold: 1 };
         let held = apply_thresholds(&result(Pass), result(Fail), &t);
         assert_eq!(held.status, Pass);
         assert_eq!(held.consecutive_failures, 1);

@@ -55,8 +55,7 @@ pub struct Verdict {
 /// finished keeps the gate from passing: nothing unproven slips through. Optional
 /// problems and any warning make the result degraded. The gate runs while anything is pending.
 pub fn verdict(checks: impl IntoIterator<Item = (bool, Status)>) -> Verdict {
-    let (mut critical_bad, mut optional_bad, mut warned, mut pending) =
-        (false, false, false, false);
+    let (mut critical_bad, mut optional_bad, mut warned, mut pending) = (false, false, false, false);
     for (critical, status) in checks {
         match status {
             Status::Pass => {}
@@ -111,11 +110,7 @@ mod tests {
     fn every_single_check_combination() {
         for critical in [true, false] {
             for s in ALL {
-                assert_eq!(
-                    verdict([(critical, s)]),
-                    expected_single(critical, s),
-                    "critical={critical} {s:?}"
-                );
+                assert_eq!(verdict([(critical, s)]), expected_single(critical, s), "critical={critical} {s:?}");
             }
         }
     }
@@ -129,11 +124,7 @@ mod tests {
                 let v = verdict([(true, c), (false, o)]);
                 let (vc, vo) = (expected_single(true, c), expected_single(false, o));
                 let worst = |a: Health, b: Health| if rank(a) >= rank(b) { a } else { b };
-                assert_eq!(
-                    v.health,
-                    worst(vc.health, vo.health),
-                    "critical {c:?} optional {o:?}"
-                );
+                assert_eq!(v.health, worst(vc.health, vo.health), "critical {c:?} optional {o:?}");
                 let gate = if c == Pending || o == Pending {
                     GateState::Running
                 } else if matches!(c, Fail | Skipped) {
@@ -157,12 +148,6 @@ mod tests {
     #[test]
     fn empty_is_healthy_but_policies_never_are_empty() {
         // Validation rejects a policy without checks; the pure function itself is neutral.
-        assert_eq!(
-            verdict([]),
-            Verdict {
-                health: Health::Healthy,
-                gate: GateState::Passed
-            }
-        );
+        assert_eq!(verdict([]), Verdict { health: Health::Healthy, gate: GateState::Passed });
     }
 }

@@ -9,10 +9,7 @@ use super::{Policy, PolicyError, validate};
 /// The embedded copy of `policy/default.yaml`.
 pub const DEFAULT_POLICY: &str = include_str!("../../policy/default.yaml");
 
-const SYSTEM_PATHS: [&str; 2] = [
-    "/etc/bootgate/policy.yaml",
-    "/usr/share/bootgate/policy.yaml",
-];
+const SYSTEM_PATHS: [&str; 2] = ["/etc/bootgate/policy.yaml", "/usr/share/bootgate/policy.yaml"];
 
 /// A policy together with where it came from.
 pub struct Loaded {
@@ -22,19 +19,13 @@ pub struct Loaded {
 
 /// Loads the policy by the documented lookup order.
 pub fn load(explicit: Option<&Path>) -> Result<Loaded, PolicyError> {
-    let env = std::env::var_os("BOOTGATE_POLICY")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
+    let env = std::env::var_os("BOOTGATE_POLICY").filter(|v| !v.is_empty()).map(PathBuf::from);
     let system: Vec<PathBuf> = SYSTEM_PATHS.iter().map(PathBuf::from).collect();
     load_at(explicit, env.as_deref(), &system)
 }
 
 /// [`load`] with the environment and system paths injected.
-pub fn load_at(
-    explicit: Option<&Path>,
-    env: Option<&Path>,
-    system: &[PathBuf],
-) -> Result<Loaded, PolicyError> {
+pub fn load_at(explicit: Option<&Path>, env: Option<&Path>, system: &[PathBuf]) -> Result<Loaded, PolicyError> {
     // A path the operator named must exist: a typo must not fall back to the default.
     if let Some(path) = explicit.or(env) {
         return read(path);
@@ -45,39 +36,24 @@ pub fn load_at(
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
             // Present but unreadable (permissions, I/O): never skip a policy that exists.
             Err(e) => {
-                return Err(PolicyError::Read {
-                    path: path.display().to_string(),
-                    source: e,
-                });
+                return Err(PolicyError::Read { path: path.display().to_string(), source: e });
             }
         }
     }
     let policy = parse(DEFAULT_POLICY, "<embedded policy/default.yaml>")?;
-    Ok(Loaded {
-        policy,
-        source: "embedded default".into(),
-    })
+    Ok(Loaded { policy, source: "embedded default".into() })
 }
 
 fn read(path: &Path) -> Result<Loaded, PolicyError> {
     let label = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-        path: label.clone(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: label.clone(), source })?;
     let policy = parse(&text, &label)?;
-    Ok(Loaded {
-        policy,
-        source: label,
-    })
+    Ok(Loaded { policy, source: label })
 }
 
 /// Parses and validates policy text; `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<Policy, PolicyError> {
-    validate::validate(text, file).map_err(|problems| PolicyError::Invalid {
-        file: file.to_string(),
-        problems,
-    })
+    validate::validate(text, file).map_err(|problems| PolicyError::Invalid { file: file.to_string(), problems })
 }
 
 #[cfg(test)]
@@ -97,43 +73,21 @@ mod tests {
         let system = [etc.clone(), usr.clone()];
 
         // Nothing present: the embedded default.
-        assert_eq!(
-            load_at(None, None, &system).unwrap().source,
-            "embedded default"
-        );
+        assert_eq!(load_at(None, None, &system).unwrap().source, "embedded default");
 
         // /usr/share is used when /etc is absent; /etc wins when present.
         std::fs::write(&usr, DEFAULT_POLICY).unwrap();
-        assert_eq!(
-            load_at(None, None, &system).unwrap().source,
-            usr.display().to_string()
-        );
-        std::fs::write(
-            &etc,
-            "version: 1\nchecks: [{name: a, kind: tcp, targets: ['127.0.0.1:1']}]\n",
-        )
-        .unwrap();
-        assert_eq!(
-            load_at(None, None, &system).unwrap().source,
-            etc.display().to_string()
-        );
+        assert_eq!(load_at(None, None, &system).unwrap().source, usr.display().to_string());
+        std::fs::write(&etc, "version: 1\nchecks: [{name: a, kind: tcp, targets: ['127.0.0.1:1']}]\n").unwrap();
+        assert_eq!(load_at(None, None, &system).unwrap().source, etc.display().to_string());
 
         // An invalid /etc policy is never skipped in favour of /usr/share.
         std::fs::write(&etc, "version: 1\nchecks: []\nbogus: 1\n").unwrap();
-        assert!(matches!(
-            load_at(None, None, &system),
-            Err(PolicyError::Invalid { .. })
-        ));
+        assert!(matches!(load_at(None, None, &system), Err(PolicyError::Invalid { .. })));
 
         // A named path that does not exist is an error, not a fallback.
         let missing = dir.path().join("missing.yaml");
-        assert!(matches!(
-            load_at(Some(&missing), None, &system),
-            Err(PolicyError::Read { .. })
-        ));
-        assert!(matches!(
-            load_at(None, Some(&missing), &system),
-            Err(PolicyError::Read { .. })
-        ));
+        assert!(matches!(load_at(Some(&missing), None, &system), Err(PolicyError::Read { .. })));
+        assert!(matches!(load_at(None, Some(&missing), &system), Err(PolicyError::Read { .. })));
     }
 }

@@ -6,10 +6,7 @@ use std::marker::PhantomData;
 
 use serde::Deserializer;
 use serde::de::value::MapAccessDeserializer;
-use serde::de::{
-    self, DeserializeOwned, DeserializeSeed, IgnoredAny, IntoDeserializer, MapAccess, SeqAccess,
-    Visitor,
-};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 
 /// One step of a path into the document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,14 +62,7 @@ pub fn deserialize_at<T: DeserializeOwned>(
     path: &[Seg],
     skip: &'static [&'static str],
 ) -> Result<T, serde_yaml::Error> {
-    At::new(
-        path,
-        Filtered::<T> {
-            skip,
-            out: PhantomData,
-        },
-    )
-    .deserialize(serde_yaml::Deserializer::from_str(text))
+    At::new(path, Filtered::<T> { skip, out: PhantomData }).deserialize(serde_yaml::Deserializer::from_str(text))
 }
 
 struct At<'p, S> {
@@ -218,10 +208,7 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for Filtered<T> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-        T::deserialize(MapAccessDeserializer::new(SkipKeys {
-            map,
-            skip: self.skip,
-        }))
+        T::deserialize(MapAccessDeserializer::new(SkipKeys { map, skip: self.skip }))
     }
 }
 
@@ -233,10 +220,7 @@ struct SkipKeys<A> {
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipKeys<A> {
     type Error = A::Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, A::Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
         while let Some(key) = self.map.next_key::<String>()? {
             if self.skip.contains(&key.as_str()) {
                 self.map.next_value::<IgnoredAny>()?;
@@ -256,34 +240,19 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipKeys<A> {
 mod tests {
     use super::*;
 
-    const DOC: &str =
-        "version: 1\nchecks:\n  - name: a\n    kind: tcp\n    targets: [\"x:1\", \"y:2\"]\n";
+    const DOC: &str = "version: 1\nchecks:\n  - name: a\n    kind: tcp\n    targets: [\"x:1\", \"y:2\"]\n";
 
     #[test]
     fn finds_nested_nodes() {
         let p = |segs: &[Seg]| position(DOC, segs);
         assert_eq!(p(&[Seg::key("version")]), Some((1, 10)));
-        assert_eq!(
-            p(&[Seg::key("checks"), Seg::Index(0), Seg::key("kind")]),
-            Some((4, 11))
-        );
-        assert_eq!(
-            p(&[
-                Seg::key("checks"),
-                Seg::Index(0),
-                Seg::key("targets"),
-                Seg::Index(1)
-            ]),
-            Some((5, 22))
-        );
+        assert_eq!(p(&[Seg::key("checks"), Seg::Index(0), Seg::key("kind")]), Some((4, 11)));
+        assert_eq!(p(&[Seg::key("checks"), Seg::Index(0), Seg::key("targets"), Seg::Index(1)]), Some((5, 22)));
     }
 
     #[test]
     fn missing_key_points_at_parent() {
-        let at = position(
-            DOC,
-            &[Seg::key("checks"), Seg::Index(0), Seg::key("timeout")],
-        );
+        let at = position(DOC, &[Seg::key("checks"), Seg::Index(0), Seg::key("timeout")]);
         assert_eq!(at, position(DOC, &[Seg::key("checks"), Seg::Index(0)]));
         assert!(at.is_some());
     }

@@ -9,10 +9,7 @@ use super::types::{Dur, Text};
 /// The whole policy file (version 1).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(
-    title = "bootgate policy",
-    description = "Checks that decide whether a freshly booted OS is kept."
-)]
+#[schemars(title = "bootgate policy", description = "Checks that decide whether a freshly booted OS is kept.")]
 pub struct RawPolicy {
     /// Format version; only 1 exists.
     pub version: u32,

@@ -28,18 +28,10 @@ impl JsonSchema for CheckSchema {
                 obj.remove("additionalProperties");
                 obj.remove("$schema");
                 obj.remove("title");
-                let props = obj
-                    .entry("properties")
-                    .or_insert_with(|| serde_json::json!({}));
+                let props = obj.entry("properties").or_insert_with(|| serde_json::json!({}));
                 props["kind"] = serde_json::json!({ "const": k.name });
-                obj.insert(
-                    "required".into(),
-                    merge_required(obj.get("required"), "kind"),
-                );
-                obj.insert(
-                    "description".into(),
-                    format!("A `{}` check.", k.name).into(),
-                );
+                obj.insert("required".into(), merge_required(obj.get("required"), "kind"));
+                obj.insert("description".into(), format!("A `{}` check.", k.name).into());
                 branch
             })
             .collect();
@@ -61,9 +53,7 @@ impl JsonSchema for CheckSchema {
 }
 
 fn merge_required(existing: Option<&serde_json::Value>, extra: &str) -> serde_json::Value {
-    let mut list: Vec<serde_json::Value> = existing
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default();
+    let mut list: Vec<serde_json::Value> = existing.and_then(|v| v.as_array().cloned()).unwrap_or_default();
     list.push(extra.into());
     list.into()
 }

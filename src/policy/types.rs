@@ -34,31 +34,20 @@ impl<'de> Deserialize<'de> for Dur {
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Dur, E> {
                 let s = s.trim();
                 if s.starts_with('-') {
-                    return Err(E::custom(format!(
-                        "duration `{s}` is negative; durations must be ≥ 0"
-                    )));
+                    return Err(E::custom(format!("duration `{s}` is negative; durations must be ≥ 0")));
                 }
-                humantime::parse_duration(s).map(Dur).map_err(|e| {
-                    E::custom(format!(
-                        "invalid duration `{s}` ({e}); write e.g. `250ms`, `10s`, `2m`"
-                    ))
-                })
+                humantime::parse_duration(s)
+                    .map(Dur)
+                    .map_err(|e| E::custom(format!("invalid duration `{s}` ({e}); write e.g. `250ms`, `10s`, `2m`")))
             }
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<Dur, E> {
-                Err(E::custom(format!(
-                    "duration `{n}` has no unit; write e.g. `{}s`",
-                    n.unsigned_abs()
-                )))
+                Err(E::custom(format!("duration `{n}` has no unit; write e.g. `{}s`", n.unsigned_abs())))
             }
             fn visit_u64<E: de::Error>(self, n: u64) -> Result<Dur, E> {
-                Err(E::custom(format!(
-                    "duration `{n}` has no unit; write e.g. `{n}s`"
-                )))
+                Err(E::custom(format!("duration `{n}` has no unit; write e.g. `{n}s`")))
             }
             fn visit_f64<E: de::Error>(self, n: f64) -> Result<Dur, E> {
-                Err(E::custom(format!(
-                    "duration `{n}` has no unit; write e.g. `{n}s`"
-                )))
+                Err(E::custom(format!("duration `{n}` has no unit; write e.g. `{n}s`")))
             }
         }
         d.deserialize_any(V)
@@ -90,14 +79,28 @@ pub struct Percent(pub f64);
 
 impl<'de> Deserialize<'de> for Percent {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = f64::deserialize(d)?;
-        if (0.0..=100.0).contains(&v) {
-            Ok(Percent(v))
-        } else {
-            Err(de::Error::custom(format!(
-                "percentage {v} is outside 0–100"
-            )))
+        // Validation happens inside the visitor so the parser stamps the value's position.
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Percent;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a percentage from 0 to 100")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Percent, E> {
+                if (0.0..=100.0).contains(&v) {
+                    Ok(Percent(v))
+                } else {
+                    Err(E::custom(format!("percentage {v} is outside 0–100")))
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Percent, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Percent, E> {
+                self.visit_f64(v as f64)
+            }
         }
+        d.deserialize_any(V)
     }
 }
 
@@ -116,14 +119,24 @@ pub struct NonEmpty<T>(pub Vec<T>);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for NonEmpty<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Vec::<T>::deserialize(d)?;
-        if v.is_empty() {
-            Err(de::Error::custom(
-                "the list is empty; at least one entry is required",
-            ))
-        } else {
-            Ok(NonEmpty(v))
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> de::Visitor<'de> for V<T> {
+            type Value = NonEmpty<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list with at least one entry")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<NonEmpty<T>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                if items.is_empty() {
+                    return Err(de::Error::custom("the list is empty; at least one entry is required"));
+                }
+                Ok(NonEmpty(items))
+            }
         }
+        d.deserialize_seq(V(std::marker::PhantomData))
     }
 }
 
@@ -142,16 +155,23 @@ pub struct Text(pub String);
 
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        if s.trim().is_empty() {
-            Err(de::Error::custom("must not be empty"))
-        } else if s.trim() != s {
-            Err(de::Error::custom(format!(
-                "`{s}` has leading or trailing whitespace"
-            )))
-        } else {
-            Ok(Text(s))
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a non-empty string")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Text, E> {
+                if s.trim().is_empty() {
+                    Err(E::custom("must not be empty"))
+                } else if s.trim() != s {
+                    Err(E::custom(format!("`{s}` has leading or trailing whitespace")))
+                } else {
+                    Ok(Text(s.to_string()))
+                }
+            }
         }
+        d.deserialize_str(V)
     }
 }
 
@@ -184,21 +204,13 @@ mod tests {
         assert_eq!(parse::<Dur>("2m").unwrap().0, Duration::from_secs(120));
         assert!(parse::<Dur>("-5s").unwrap_err().contains("negative"));
         assert!(parse::<Dur>("10").unwrap_err().contains("no unit"));
-        assert!(
-            parse::<Dur>("soon")
-                .unwrap_err()
-                .contains("invalid duration")
-        );
+        assert!(parse::<Dur>("soon").unwrap_err().contains("invalid duration"));
     }
 
     #[test]
     fn percents_and_lists() {
         assert_eq!(parse::<Percent>("12.5").unwrap().0, 12.5);
-        assert!(
-            parse::<Percent>("101")
-                .unwrap_err()
-                .contains("outside 0–100")
-        );
+        assert!(parse::<Percent>("101").unwrap_err().contains("outside 0–100"));
         assert!(parse::<Percent>("-1").is_err());
         assert!(parse::<NonEmpty<u8>>("[]").unwrap_err().contains("empty"));
         assert!(parse::<Text>("\" x\"").unwrap_err().contains("whitespace"));

@@ -23,21 +23,12 @@ impl Ctx<'_> {
     fn at(&mut self, path: &[Seg], message: impl Into<String>) {
         let (line, column) = locate::position(self.text, path).unwrap_or((1, 1));
         let key = locate::render(path);
-        self.problems.push(Problem {
-            file: self.file.into(),
-            line,
-            column,
-            key,
-            message: message.into(),
-        });
+        self.problems.push(Problem { file: self.file.into(), line, column, key, message: message.into() });
     }
 
     /// Converts a yaml_serde error; `base` is where a kind's keys were read from.
     fn yaml(&mut self, err: &serde_yaml::Error, base: &[Seg]) {
-        let (line, column) = err
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((1, 1));
+        let (line, column) = err.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
         let full = err.to_string();
         let text = match full.rfind(" at line ") {
             Some(i) => &full[..i],
@@ -53,34 +44,17 @@ impl Ctx<'_> {
             .and_then(|rest| rest.split('`').next());
         let problem = match field {
             Some(field) => {
-                let key = if path.is_empty() {
-                    field.to_string()
-                } else {
-                    format!("{path}.{field}")
-                };
+                let key = if path.is_empty() { field.to_string() } else { format!("{path}.{field}") };
                 // Unknown kind keys are reported at their mapping; point at the key itself.
                 let mut key_path = base.to_vec();
                 key_path.push(Seg::key(field));
-                let (line, column) = match (base.is_empty(), locate::position(self.text, &key_path))
-                {
+                let (line, column) = match (base.is_empty(), locate::position(self.text, &key_path)) {
                     (false, Some(pos)) => pos,
                     _ => (line, column),
                 };
-                Problem {
-                    file: self.file.into(),
-                    line,
-                    column,
-                    key,
-                    message: message.to_string(),
-                }
+                Problem { file: self.file.into(), line, column, key, message: message.to_string() }
             }
-            None => Problem {
-                file: self.file.into(),
-                line,
-                column,
-                key: path,
-                message: message.to_string(),
-            },
+            None => Problem { file: self.file.into(), line, column, key: path, message: message.to_string() },
         };
         self.problems.push(problem);
     }
@@ -88,11 +62,7 @@ impl Ctx<'_> {
 
 /// Validates policy text into a [`Policy`] or every problem found.
 pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
-    let mut cx = Ctx {
-        text,
-        file,
-        problems: Vec::new(),
-    };
+    let mut cx = Ctx { text, file, problems: Vec::new() };
     let raw: RawPolicy = match serde_yaml::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {
@@ -103,50 +73,29 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
     if raw.version != 1 {
         cx.at(
             &[Seg::key("version")],
-            format!(
-                "unsupported policy version {}; this bootgate reads version 1",
-                raw.version
-            ),
+            format!("unsupported policy version {}; this bootgate reads version 1", raw.version),
         );
     }
     let gate = gate(&mut cx, &raw);
     let runtime = runtime(&mut cx, &raw);
     let listen = listen(&mut cx, &raw);
     if raw.checks.is_empty() {
-        cx.at(
-            &[Seg::key("checks")],
-            "no checks: an empty gate would pass anything",
-        );
+        cx.at(&[Seg::key("checks")], "no checks: an empty gate would pass anything");
     }
     let checks = checks(&mut cx, &raw.checks, gate.deadline);
-    if cx.problems.is_empty() {
-        Ok(Policy {
-            gate,
-            runtime,
-            listen,
-            checks,
-        })
-    } else {
-        Err(cx.problems)
-    }
+    if cx.problems.is_empty() { Ok(Policy { gate, runtime, listen, checks }) } else { Err(cx.problems) }
 }
 
 fn gate(cx: &mut Ctx, raw: &RawPolicy) -> Gate {
     let deadline = raw.gate.deadline.map_or(DEFAULT_DEADLINE, |d| d.0);
     if deadline.is_zero() {
-        cx.at(
-            &[Seg::key("gate"), Seg::key("deadline")],
-            "the deadline must be longer than 0s",
-        );
+        cx.at(&[Seg::key("gate"), Seg::key("deadline")], "the deadline must be longer than 0s");
     }
     Gate {
         deadline,
         settle: raw.gate.settle.map_or(Duration::ZERO, |d| d.0),
         on_failure: raw.gate.on_failure.unwrap_or(OnFailure::Reboot),
-        reboot_delay: raw
-            .gate
-            .reboot_delay
-            .map_or(Duration::from_secs(10), |d| d.0),
+        reboot_delay: raw.gate.reboot_delay.map_or(Duration::from_secs(10), |d| d.0),
     }
 }
 
@@ -154,17 +103,11 @@ fn runtime(cx: &mut Ctx, raw: &RawPolicy) -> Runtime {
     let r = &raw.runtime;
     let interval = r.interval.map_or(Duration::from_secs(60), |d| d.0);
     if interval < Duration::from_secs(1) {
-        cx.at(
-            &[Seg::key("runtime"), Seg::key("interval")],
-            "the interval must be at least 1s",
-        );
+        cx.at(&[Seg::key("runtime"), Seg::key("interval")], "the interval must be at least 1s");
     }
     let mut threshold = |key: &str, value: Option<u32>, default: u32| match value {
         Some(0) => {
-            cx.at(
-                &[Seg::key("runtime"), Seg::key(key)],
-                "a threshold must be at least 1",
-            );
+            cx.at(&[Seg::key("runtime"), Seg::key(key)], "a threshold must be at least 1");
             1
         }
         v => v.unwrap_or(default),
@@ -182,10 +125,7 @@ fn listen(cx: &mut Ctx, raw: &RawPolicy) -> SocketAddr {
         return fallback;
     };
     text.0.parse().unwrap_or_else(|e| {
-        cx.at(
-            &[Seg::key("server"), Seg::key("listen")],
-            format!("`{}` is not an address:port ({e})", text.0),
-        );
+        cx.at(&[Seg::key("server"), Seg::key("listen")], format!("`{}` is not an address:port ({e})", text.0));
         fallback
     })
 }
@@ -197,59 +137,33 @@ fn checks(cx: &mut Ctx, raw: &[RawCheck], deadline: Duration) -> Vec<CheckSpec> 
         if let Some(first) = index.insert(&c.name.0, i) {
             index.insert(&c.name.0, first);
             let line = locate::position(cx.text, &path(first, "name")).map_or(0, |p| p.0);
-            cx.at(
-                &path(i, "name"),
-                format!(
-                    "duplicate check name `{}` (first used on line {line})",
-                    c.name
-                ),
-            );
+            cx.at(&path(i, "name"), format!("duplicate check name `{}` (first used on line {line})", c.name));
         }
     }
     let mut specs = Vec::with_capacity(raw.len());
     for (i, c) in raw.iter().enumerate() {
-        let timeout = c.timeout.map_or(DEFAULT_TIMEOUT.min(deadline), |d| d.0);
+        // A default timeout always leaves room for a retry inside the deadline.
+        let timeout = c.timeout.map_or(DEFAULT_TIMEOUT.min(deadline / 2), |d| d.0);
         if timeout.is_zero() {
             cx.at(&path(i, "timeout"), "the timeout must be longer than 0s");
         } else if timeout >= deadline && !deadline.is_zero() {
             cx.at(
                 &path(i, "timeout"),
-                format!(
-                    "timeout {} is not shorter than the gate deadline {}",
-                    fmt(timeout),
-                    fmt(deadline)
-                ),
+                format!("timeout {} is not shorter than the gate deadline {}", fmt(timeout), fmt(deadline)),
             );
         }
         let mut after = Vec::new();
         for (j, dep) in c.after.iter().flatten().enumerate() {
-            let at = [
-                Seg::key("checks"),
-                Seg::Index(i),
-                Seg::key("after"),
-                Seg::Index(j),
-            ];
+            let at = [Seg::key("checks"), Seg::Index(i), Seg::key("after"), Seg::Index(j)];
             match index.get(dep.0.as_str()) {
-                Some(&d) if d == i => {
-                    cx.at(&at, format!("check `{}` cannot run after itself", c.name))
-                }
+                Some(&d) if d == i => cx.at(&at, format!("check `{}` cannot run after itself", c.name)),
                 Some(&d) => after.push(d),
-                None => cx.at(
-                    &at,
-                    format!("`after` names `{dep}`, which is not a check in this policy"),
-                ),
+                None => cx.at(&at, format!("`after` names `{dep}`, which is not a check in this policy")),
             }
         }
         let Some(kind) = KINDS.iter().find(|k| k.name == c.kind.0) else {
             let known: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
-            cx.at(
-                &path(i, "kind"),
-                format!(
-                    "unknown check kind `{}`; known kinds: {}",
-                    c.kind,
-                    known.join(", ")
-                ),
-            );
+            cx.at(&path(i, "kind"), format!("unknown check kind `{}`; known kinds: {}", c.kind, known.join(", ")));
             continue;
         };
         let base = [Seg::key("checks"), Seg::Index(i)];
@@ -281,13 +195,7 @@ fn report_cycles(cx: &mut Ctx, specs: &[CheckSpec]) {
         Active,
         Done,
     }
-    fn visit(
-        i: usize,
-        specs: &[CheckSpec],
-        marks: &mut [Mark],
-        stack: &mut Vec<usize>,
-        cycles: &mut Vec<Vec<usize>>,
-    ) {
+    fn visit(i: usize, specs: &[CheckSpec], marks: &mut [Mark], stack: &mut Vec<usize>, cycles: &mut Vec<Vec<usize>>) {
         marks[i] = Mark::Active;
         stack.push(i);
         for &d in &specs[i].after {
