@@ -1,0 +1,187 @@
+//! `bootgate run` as systemd sees it: the test binds its own NOTIFY_SOCKET and reads
+//! what the daemon tells the service manager.
+
+mod support;
+
+use std::net::TcpListener;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::free_port;
+
+/// Messages received on a private notify socket, with their arrival time.
+struct NotifySocket {
+    path: PathBuf,
+    seen: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+impl NotifySocket {
+    fn bind(dir: &Path) -> Self {
+        let path = dir.join("notify.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+                sink.lock().unwrap().push((Instant::now(), msg));
+            }
+        });
+        NotifySocket { path, seen }
+    }
+
+    fn messages(&self) -> Vec<(Instant, String)> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits until a message that arrived after `since` satisfies `pred`; returns when it arrived.
+    fn wait_for(&self, what: &str, since: Instant, timeout: Duration, pred: impl Fn(&str) -> bool) -> Instant {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some((at, _)) = self.messages().into_iter().find(|(at, m)| *at >= since && pred(m)) {
+                return at;
+            }
+            assert!(Instant::now() < end, "no {what} within {timeout:?}; got {:#?}", self.messages());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A `bootgate run` child, SIGKILLed by pid if the test ends early.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &Path, policy: &str, notify: &NotifySocket, watchdog_usec: Option<u64>) -> Daemon {
+    let path = dir.join("policy.yaml");
+    std::fs::write(&path, policy).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootgate"));
+    cmd.args(["run", "--policy"])
+        .arg(&path)
+        .args(["--run-dir"])
+        .arg(dir.join("run"))
+        .args(["--state-dir"])
+        .arg(dir.join("state"))
+        .env("NOTIFY_SOCKET", &notify.path)
+        .env_remove("WATCHDOG_PID")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    match watchdog_usec {
+        Some(usec) => cmd.env("WATCHDOG_USEC", usec.to_string()),
+        None => cmd.env_remove("WATCHDOG_USEC"),
+    };
+    Daemon(cmd.spawn().unwrap())
+}
+
+fn wait_exit(d: &mut Daemon, timeout: Duration) -> i32 {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(status) = d.0.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        assert!(Instant::now() < end, "bootgate did not exit within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_passing_gate_signals_ready_pings_the_watchdog_and_holds_blips() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify = NotifySocket::bind(dir.path());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listen = free_port();
+    let policy = format!(
+        "version: 1
+runtime: {{interval: 1s, failure_threshold: 2, success_threshold: 1}}
+server: {{listen: '127.0.0.1:{listen}'}}
+checks:
+  - {{name: root, kind: disk, path: /, min_free_percent: 0}}
+  - {{name: service, kind: tcp, timeout: 500ms, targets: ['{addr}']}}
+"
+    );
+    let mut daemon = start(dir.path(), &policy, &notify, Some(400_000));
+    let t0 = Instant::now();
+    let ready = notify.wait_for("READY=1", t0, Duration::from_secs(10), |m| m.contains("READY=1"));
+    let msgs = notify.messages();
+    let ready_msg = &msgs.iter().find(|(_, m)| m.contains("READY=1")).unwrap().1;
+    assert!(ready_msg.contains("STATUS=gate passed, now healthy: 2/2 critical"), "{ready_msg}");
+    let verdict: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/verdict.json")).unwrap()).unwrap();
+    assert_eq!(verdict["gate"], "passed");
+    assert_eq!(verdict["status"], "healthy");
+    // 400 ms watchdog → pings every 200 ms from the runtime loop.
+    std::thread::sleep(Duration::from_millis(900));
+    let pings = notify.messages().iter().filter(|(at, m)| *at > ready && m.contains("WATCHDOG=1")).count();
+    assert!(pings >= 2, "only {pings} watchdog pings in 900 ms");
+
+    // The service goes away: with failure_threshold 2 the first failing round is held.
+    drop(listener);
+    let gone = Instant::now();
+    let flipped = notify.wait_for("runtime failure", gone, Duration::from_secs(10), |m| {
+        m.contains("now unhealthy") && m.contains("service failed")
+    });
+    let held_for = flipped.duration_since(gone);
+    assert!(held_for >= Duration::from_millis(900), "flipped after {held_for:?}: a single round must not flip it");
+
+    // It comes back: success_threshold 1 turns it healthy on the next round.
+    let _back = TcpListener::bind(addr).unwrap();
+    notify.wait_for("recovery", Instant::now(), Duration::from_secs(10), |m| m.contains("now healthy"));
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon.0.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    assert_eq!(wait_exit(&mut daemon, Duration::from_secs(5)), 0);
+}
+
+#[test]
+fn a_failing_gate_never_signals_ready_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify = NotifySocket::bind(dir.path());
+    let closed = free_port();
+    let listen = free_port();
+    let policy = format!(
+        "version: 1
+gate: {{deadline: 5s}}
+server: {{listen: '127.0.0.1:{listen}'}}
+checks:
+  - {{name: root, kind: disk, path: /, min_free_percent: 0}}
+  - {{name: api, kind: tcp, timeout: 1s, retries: 1, targets: ['127.0.0.1:{closed}']}}
+  - {{name: extra, kind: tcp, critical: false, retries: 0, targets: ['127.0.0.1:{closed}']}}
+"
+    );
+    let mut daemon = start(dir.path(), &policy, &notify, None);
+    assert_eq!(wait_exit(&mut daemon, Duration::from_secs(10)), 2);
+    let msgs: Vec<String> = notify.messages().into_iter().map(|(_, m)| m).collect();
+    assert!(!msgs.iter().any(|m| m.contains("READY=1")), "{msgs:#?}");
+    assert!(
+        msgs.iter().any(|m| m.contains("EXTEND_TIMEOUT_USEC=")),
+        "retries must extend the start timeout: {msgs:#?}"
+    );
+    let last = msgs.iter().rev().find(|m| m.contains("STATUS=")).unwrap();
+    assert!(last.contains("gate failed") && last.contains("failing: api"), "{last}");
+    let verdict: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/verdict.json")).unwrap()).unwrap();
+    assert_eq!(verdict["gate"], "failed");
+    assert_eq!(verdict["status"], "unhealthy");
+    assert_eq!(verdict["failing"], serde_json::json!(["api"]));
+    let history = std::fs::read_to_string(dir.path().join("state/history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 1);
+
+    // Restarted in the same boot (Upholds=, Restart=), it does not get a second try.
+    let again = NotifySocket::bind(&dir.path().join("run"));
+    let started = Instant::now();
+    let mut daemon = start(dir.path(), &policy, &again, None);
+    assert_eq!(wait_exit(&mut daemon, Duration::from_secs(5)), 2);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let msgs: Vec<String> = again.messages().into_iter().map(|(_, m)| m).collect();
+    assert!(msgs.iter().any(|m| m.contains("not run again") && m.contains("api")), "{msgs:#?}");
+}

@@ -1,0 +1,61 @@
+//! The few libc calls std does not wrap: signals by pid or process group,
+//! changing a listener's backlog, and detaching a leftover mount.
+//!
+//! Declared here rather than taken from a crate so the test support needs
+//! nothing beyond std, tempfile and serde_json (std links libc already).
+
+use std::ffi::{CString, c_char, c_int};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+pub const SIGTERM: c_int = 15;
+pub const SIGKILL: c_int = 9;
+const MNT_DETACH: c_int = 2;
+
+unsafe extern "C" {
+    fn kill(pid: c_int, sig: c_int) -> c_int;
+    fn listen(sockfd: c_int, backlog: c_int) -> c_int;
+    fn umount2(target: *const c_char, flags: c_int) -> c_int;
+}
+
+/// Refuses the pids that would make kill(2) hit more than one chosen process
+/// or group: 0 (our own group), 1 (init) and anything that wraps negative.
+fn checked(pid: u32) -> c_int {
+    match c_int::try_from(pid) {
+        Ok(p) if p > 1 => p,
+        _ => panic!("refusing to signal pid {pid}"),
+    }
+}
+
+fn result(rc: c_int) -> io::Result<()> {
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// Sends `sig` to the single process `pid`.
+pub fn signal(pid: u32, sig: c_int) -> io::Result<()> {
+    // SAFETY: kill has no memory-safety preconditions; the pid is checked above.
+    result(unsafe { kill(checked(pid), sig) })
+}
+
+/// Sends `sig` to every process in the process group `pgid`.
+pub fn signal_group(pgid: u32, sig: c_int) -> io::Result<()> {
+    // SAFETY: as above; the negative pid addresses exactly one group.
+    result(unsafe { kill(-checked(pgid), sig) })
+}
+
+/// Calls listen(2) again on a listening socket: Linux then only changes the
+/// accept-queue length, which std fixes at 128.
+pub fn set_backlog(socket: &impl AsRawFd, backlog: c_int) -> io::Result<()> {
+    // SAFETY: the fd is borrowed from a live socket for the duration of the call.
+    result(unsafe { listen(socket.as_raw_fd(), backlog) })
+}
+
+/// Lazily unmounts `path` (MNT_DETACH), for mounts a killed daemon left behind.
+pub fn detach_unmount(path: &Path) -> io::Result<()> {
+    let c_path =
+        CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: c_path is a valid NUL-terminated string that outlives the call.
+    result(unsafe { umount2(c_path.as_ptr(), MNT_DETACH) })
+}
