@@ -1,6 +1,7 @@
 //! bootgate: decides whether a freshly booted A/B operating system is healthy
 //! enough to keep, and keeps watching it afterwards.
 
+pub mod boot;
 pub mod checks;
 pub mod cli;
 pub mod daemon;
