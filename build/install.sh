@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs an already-built bootgate into a DESTDIR tree:
+#
+#   build/install.sh DESTDIR [PREFIX [BINARY]]
+#
+# PREFIX defaults to /usr, BINARY to $BOOTGATE_BIN, then to
+# ${CARGO_TARGET_DIR:-target}/release/bootgate. Installing over an earlier run
+# replaces the same files, so it can be repeated. Nothing is built here: the
+# caller (make install, build/sysext.sh) builds first.
+set -euo pipefail
+
+usage() {
+  echo "usage: $0 DESTDIR [PREFIX [BINARY]]  (BINARY also from \$BOOTGATE_BIN)" >&2
+  exit 64
+}
+
+[ $# -ge 1 ] && [ $# -le 3 ] && [ -n "$1" ] || usage
+destdir=${1%/}
+prefix=${2:-/usr}
+prefix=${prefix%/}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin=${3:-${BOOTGATE_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/bootgate}}
+
+case $prefix in
+  /*) ;;
+  *) echo "install.sh: PREFIX must be absolute, got '$prefix'" >&2; exit 64 ;;
+esac
+if [ ! -x "$bin" ]; then
+  echo "install.sh: no executable bootgate at '$bin'; build it first (cargo build --release) or set BOOTGATE_BIN" >&2
+  exit 1
+fi
+for f in systemd/bootgate.service systemd/update-engine.service.d/10-bootgate.conf policy/default.yaml; do
+  if [ ! -f "$root/$f" ]; then
+    echo "install.sh: $root/$f is missing" >&2
+    exit 1
+  fi
+done
+
+# Directories that install -D creates must be world-readable whatever the
+# caller's umask: in a sysext image they are overlaid onto /usr, and a 0700
+# usr/lib there would lock every user out of the host's /usr/lib.
+umask 022
+
+unitdir=$prefix/lib/systemd/system
+
+install -D -m 0755 "$bin" "$destdir$prefix/bin/bootgate"
+install -D -m 0644 "$root/policy/default.yaml" "$destdir$prefix/share/bootgate/policy.yaml"
+install -D -m 0644 "$root/systemd/update-engine.service.d/10-bootgate.conf" \
+  "$destdir$unitdir/update-engine.service.d/10-bootgate.conf"
+
+if [ "$prefix" = /usr ]; then
+  install -D -m 0644 "$root/systemd/bootgate.service" "$destdir$unitdir/bootgate.service"
+else
+  # The unit names the binary by absolute path; point it at this prefix.
+  # bootgate itself only looks for /usr/share/bootgate/policy.yaml, and
+  # otherwise uses its embedded copy of the same default policy.
+  tmp=$(mktemp)
+  trap 'rm -f "$tmp"' EXIT
+  sed "s|^ExecStart=/usr/bin/bootgate |ExecStart=$prefix/bin/bootgate |" \
+    "$root/systemd/bootgate.service" >"$tmp"
+  install -D -m 0644 "$tmp" "$destdir$unitdir/bootgate.service"
+fi

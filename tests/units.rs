@@ -1,0 +1,278 @@
+//! Boot integration: the systemd units, the install layout and the sysext image,
+//! checked with systemd's own tools and squashfs-tools. A missing tool fails the
+//! test with the package to install; nothing here is skipped.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bootgate");
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// `systemd-analyze security` scores 0 (locked down) to 10 (unsandboxed).
+const MAX_EXPOSURE: f64 = 4.0;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fails with the Debian package that provides `tool` when it is not on PATH.
+fn require(tool: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(found, "`{tool}` not found on PATH: install the Debian package `{package}` (build/deps.sh does)");
+}
+
+/// Runs `cmd`, fails on a non-zero exit, returns stdout and stderr together.
+fn run(cmd: &mut Command) -> String {
+    let out = output(cmd);
+    let text = text(&out);
+    assert!(out.status.success(), "{cmd:?} exited {}:\n{text}", out.status);
+    text
+}
+
+fn output(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o7777
+}
+
+/// `build/install.sh DESTDIR` with the binary cargo built for this test run.
+fn install_into(destdir: &Path) {
+    require("install", "coreutils");
+    run(Command::new(repo().join("build/install.sh")).arg(destdir).env("BOOTGATE_BIN", BIN));
+}
+
+/// A root for `systemd-analyze verify --root=`: the host's units (so
+/// sysinit.target, network-online.target and the like resolve) with this
+/// project installed over them. Verifying there checks the shipped files
+/// unmodified, ExecStart= included: /usr/bin/bootgate exists in that root.
+fn verify_root() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let units = root.path().join("usr/lib/systemd/system");
+    fs::create_dir_all(&units).unwrap();
+    let host = ["/usr/lib/systemd/system", "/lib/systemd/system"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.join("sysinit.target").exists())
+        .expect("no sysinit.target on this host: install the Debian package `systemd`");
+    let mut from = host.as_os_str().to_owned();
+    from.push("/.");
+    run(Command::new("cp").arg("-a").arg(from).arg(&units));
+    install_into(root.path());
+    root
+}
+
+/// `systemd-analyze verify --root` of one unit: any warning about our units
+/// fails, not only the exit code (unknown keys and bad values exit 0).
+fn verify(root: &Path, unit: &str) {
+    require("systemd-analyze", "systemd");
+    let out = output(Command::new("systemd-analyze").arg("verify").arg(format!("--root={}", root.display())).arg(unit));
+    let text = text(&out);
+    print!("systemd-analyze verify {unit}:\n{text}");
+    let ours: Vec<&str> =
+        text.lines().filter(|l| ["bootgate", "update-engine"].iter().any(|n| l.contains(n))).collect();
+    assert!(
+        out.status.success() && ours.is_empty(),
+        "systemd-analyze verify {unit} ({}) complained:\n{}",
+        out.status,
+        ours.join("\n")
+    );
+}
+
+#[test]
+fn bootgate_service_verifies() {
+    let root = verify_root();
+    verify(root.path(), "bootgate.service");
+}
+
+#[test]
+fn update_engine_dropin_verifies_and_applies() {
+    let root = verify_root();
+    let units = root.path().join("usr/lib/systemd/system");
+    // Stands in for Flatcar's update-engine.service; only verified, never run,
+    // so any binary present in the root does for ExecStart=.
+    fs::write(
+        units.join("update-engine.service"),
+        "[Unit]\nDescription=update_engine stand-in\n\n[Service]\nExecStart=/usr/bin/bootgate\n",
+    )
+    .unwrap();
+    verify(root.path(), "update-engine.service");
+
+    // Without bootgate.service the drop-in's Requires= must make the start
+    // transaction fail: proof that systemd reads the drop-in as shipped.
+    fs::remove_file(units.join("bootgate.service")).unwrap();
+    let out = output(
+        Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(format!("--root={}", root.path().display()))
+            .arg("update-engine.service"),
+    );
+    let text = text(&out);
+    assert!(
+        !out.status.success() && text.contains("bootgate.service not found"),
+        "update-engine.service did not require bootgate.service ({}):\n{text}",
+        out.status
+    );
+}
+
+#[test]
+fn security_exposure_within_target() {
+    require("systemd-analyze", "systemd");
+    let unit = repo().join("systemd/bootgate.service");
+    let text = run(Command::new("systemd-analyze").args(["security", "--offline=yes"]).arg(&unit));
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level for bootgate.service:"))
+        .unwrap_or_else(|| panic!("no exposure line in:\n{text}"));
+    println!("{line}");
+    let exposure: f64 = line
+        .split(':')
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("cannot parse the exposure from {line:?}"));
+    assert!(exposure <= MAX_EXPOSURE, "exposure {exposure} above {MAX_EXPOSURE}:\n{text}");
+}
+
+/// One entry of `unsquashfs -lls`: mode string, owner, size, path.
+struct Entry {
+    mode: String,
+    owner: String,
+    size: u64,
+    path: String,
+}
+
+fn list_image(image: &Path) -> Vec<Entry> {
+    let text = run(Command::new("unsquashfs").arg("-lls").arg(image));
+    text.lines()
+        .filter_map(|line| {
+            // -rwxr-xr-x root/root 35664 2026-01-01 00:00 squashfs-root/usr/bin/bootgate
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() >= 6 && f[5].starts_with("squashfs-root")).then(|| Entry {
+                mode: f[0].to_owned(),
+                owner: f[1].to_owned(),
+                size: f[2].parse().unwrap_or(0),
+                path: f[5].to_owned(),
+            })
+        })
+        .collect()
+}
+
+fn cat_image(image: &Path, path: &str) -> String {
+    run(Command::new("unsquashfs").arg("-cat").arg(image).arg(path))
+}
+
+#[test]
+fn sysext_image_is_a_flatcar_extension() {
+    require("mksquashfs", "squashfs-tools");
+    require("unsquashfs", "squashfs-tools");
+    let out = tempfile::tempdir().unwrap();
+    run(Command::new(repo().join("build/sysext.sh")).arg(out.path()).env("BOOTGATE_BIN", BIN));
+    let image: PathBuf = out.path().join(format!("bootgate-{VERSION}-x86-64.raw"));
+    assert!(image.is_file(), "{} was not written", image.display());
+
+    let entries = list_image(&image);
+    for e in &entries {
+        assert!(
+            e.path == "squashfs-root" || e.path == "squashfs-root/usr" || e.path.starts_with("squashfs-root/usr/"),
+            "outside usr/: {}",
+            e.path
+        );
+        assert_eq!(e.owner, "root/root", "{} not owned by root", e.path);
+        // Directories are overlaid onto the host's /usr: anything but 0755
+        // would change who can read /usr/lib and friends.
+        if e.mode.starts_with('d') {
+            assert_eq!(e.mode, "drwxr-xr-x", "{}", e.path);
+        }
+    }
+    let entry = |path: &str| {
+        entries
+            .iter()
+            .find(|e| e.path == format!("squashfs-root/{path}"))
+            .unwrap_or_else(|| panic!("{path} missing from the image"))
+    };
+    let bin = entry("usr/bin/bootgate");
+    assert_eq!(bin.mode, "-rwxr-xr-x");
+    assert_eq!(bin.size, fs::metadata(BIN).unwrap().len());
+    for path in [
+        "usr/lib/systemd/system/bootgate.service",
+        "usr/lib/systemd/system/update-engine.service.d/10-bootgate.conf",
+        "usr/share/bootgate/policy.yaml",
+    ] {
+        assert_eq!(entry(path).mode, "-rw-r--r--", "{path}");
+    }
+
+    let release = cat_image(&image, "usr/lib/extension-release.d/extension-release.bootgate");
+    for key in ["ID=flatcar", "SYSEXT_LEVEL=1.0", "ARCHITECTURE=x86-64"] {
+        assert!(release.lines().any(|l| l.trim() == key), "{key} missing from extension-release:\n{release}");
+    }
+
+    let upholds = cat_image(&image, "usr/lib/systemd/system/multi-user.target.d/10-bootgate.conf");
+    assert!(
+        upholds.contains("[Unit]") && upholds.lines().any(|l| l.trim() == "Upholds=bootgate.service"),
+        "Upholds= drop-in wrong:\n{upholds}"
+    );
+    // And systemd accepts it as shipped, on the real multi-user.target.
+    let root = verify_root();
+    let dropin = root.path().join("usr/lib/systemd/system/multi-user.target.d/10-bootgate.conf");
+    fs::create_dir_all(dropin.parent().unwrap()).unwrap();
+    fs::write(&dropin, &upholds).unwrap();
+    verify(root.path(), "multi-user.target");
+}
+
+#[test]
+fn install_lays_out_four_files() {
+    let dest = tempfile::tempdir().unwrap();
+    // Twice: a second install over the first must succeed and change nothing.
+    install_into(dest.path());
+    install_into(dest.path());
+    let d = dest.path();
+    let expect = [
+        ("usr/bin/bootgate", 0o755, Path::new(BIN).to_path_buf()),
+        ("usr/lib/systemd/system/bootgate.service", 0o644, repo().join("systemd/bootgate.service")),
+        (
+            "usr/lib/systemd/system/update-engine.service.d/10-bootgate.conf",
+            0o644,
+            repo().join("systemd/update-engine.service.d/10-bootgate.conf"),
+        ),
+        ("usr/share/bootgate/policy.yaml", 0o644, repo().join("policy/default.yaml")),
+    ];
+    for (path, want, source) in &expect {
+        let file = d.join(path);
+        assert_eq!(mode(&file), *want, "mode of {path}");
+        assert_eq!(
+            fs::metadata(&file).unwrap().len(),
+            fs::metadata(source).unwrap().len(),
+            "{path} differs from {}",
+            source.display()
+        );
+    }
+    for (path, _, source) in &expect[1..] {
+        assert_eq!(fs::read(d.join(path)).unwrap(), fs::read(source).unwrap(), "{path}");
+    }
+    let mut files = Vec::new();
+    collect_files(d, d, &mut files);
+    files.sort();
+    let mut want: Vec<String> = expect.iter().map(|(p, _, _)| p.to_string()).collect();
+    want.sort();
+    assert_eq!(files, want, "install.sh installed other files too");
+}
+
+fn collect_files(base: &Path, dir: &Path, out: &mut Vec<String>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_files(base, &path, out);
+        } else {
+            out.push(path.strip_prefix(base).unwrap().display().to_string());
+        }
+    }
+}
