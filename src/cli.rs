@@ -44,6 +44,14 @@ enum Command {
     },
     /// Print the JSON Schema of the policy.
     Schema,
+    /// Print the A/B partitions and their GPT boot attributes.
+    BootStatus {
+        /// Read this disk image (or block device) instead of the booted disk.
+        #[arg(long, value_name = "IMAGE")]
+        disk: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,6 +77,7 @@ pub fn main() -> i32 {
             exit::OK
         }
         Command::Validate { file } => validate(file.or(cli.policy)),
+        Command::BootStatus { disk, format } => boot_status(disk, format),
         Command::Check { format } => with_runtime(async move {
             let loaded = match policy::load(cli.policy.as_deref()) {
                 Ok(l) => l,
@@ -109,6 +118,24 @@ fn validate(file: Option<PathBuf>) -> i32 {
         }
         Err(e) => bad_policy(&e),
     }
+}
+
+fn boot_status(disk: Option<PathBuf>, format: Format) -> i32 {
+    let status = match &disk {
+        Some(path) => match crate::boot::read_image(path) {
+            Ok(status) => status,
+            Err(e) => {
+                eprintln!("bootgate: {}: {e}", path.display());
+                return exit::NO_INPUT;
+            }
+        },
+        None => crate::boot::detect(),
+    };
+    match format {
+        Format::Text => print!("{}", status.text()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&status).expect("boot status is JSON")),
+    }
+    exit::OK
 }
 
 fn bad_policy(e: &PolicyError) -> i32 {

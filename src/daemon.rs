@@ -50,6 +50,8 @@ pub async fn run(loaded: Loaded, dirs: Dirs) -> i32 {
         let failing = report::failing(&snapshot).join(", ");
         tracing::error!(failing = %failing, "boot gate failed");
         notifier.status(&format!("{status} (failing: {failing})"));
+        crate::boot::reboot::on_gate_failure(policy.gate.on_failure, policy.gate.reboot_delay, &failing, notifier)
+            .await;
         return exit::UNHEALTHY;
     }
     tracing::info!(status = %status, "boot gate passed");

@@ -7,9 +7,11 @@ pub mod cli;
 pub mod daemon;
 pub mod engine;
 pub mod gate;
+pub mod metrics;
 pub mod notify;
 pub mod policy;
 pub mod report;
+pub mod server;
 
 /// Process exit codes (see the README).
 pub mod exit {
@@ -17,6 +19,7 @@ pub mod exit {
     pub const DEGRADED: i32 = 1;
     pub const UNHEALTHY: i32 = 2;
     pub const USAGE: i32 = 64;
+    pub const NO_INPUT: i32 = 66;
     pub const SOFTWARE: i32 = 70;
     pub const CONFIG: i32 = 78;
 }

@@ -2,6 +2,7 @@
 
 pub mod decide;
 pub mod gpt;
+pub mod reboot;
 
 use std::error::Error;
 use std::fmt::Write as _;

@@ -1,0 +1,83 @@
+//! What happens after a failed gate: reboot into the fallback partition, or stay
+//! down and say why. The reboot is requested from systemd over D-Bus, never with
+//! reboot(2), so services stop cleanly and the journal is flushed.
+
+use std::time::Duration;
+
+use super::BootStatus;
+use super::decide::RebootDecision;
+use crate::notify::Notifier;
+use crate::policy::OnFailure;
+
+/// Applies `on_failure` after a failed gate. `failing` names the checks for STATUS.
+pub async fn on_gate_failure(on_failure: OnFailure, delay: Duration, failing: &str, notifier: Notifier) {
+    if on_failure == OnFailure::Stay {
+        let text = format!("gate failed (failing: {failing}); on_failure is stay — not rebooting");
+        tracing::error!("{text}");
+        notifier.status(&text);
+        return;
+    }
+    let boot = match tokio::task::spawn_blocking(super::detect).await {
+        Ok(boot) => boot,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the boot partition table; not rebooting");
+            return;
+        }
+    };
+    if let Some(note) = &boot.note {
+        tracing::warn!(%note, "boot partition");
+    }
+    let decision = boot.reboot_decision();
+    let text = describe(&decision, &boot, failing, delay);
+    tracing::error!(decision = ?decision, "{text}");
+    notifier.status(&text);
+    if let RebootDecision::Reboot { .. } = decision {
+        tokio::time::sleep(delay).await;
+        if let Err(e) = request_reboot().await {
+            let text = format!(
+                "gate failed (failing: {failing}); the reboot request failed: {e} — manual intervention needed"
+            );
+            tracing::error!("{text}");
+            notifier.status(&text);
+        }
+    }
+}
+
+fn describe(decision: &RebootDecision, boot: &BootStatus, failing: &str, delay: Duration) -> String {
+    match decision {
+        RebootDecision::Reboot { fallback } => {
+            let label = boot.partitions.iter().find(|p| p.index == *fallback).map(|p| p.label.as_str()).unwrap_or("");
+            format!(
+                "gate failed (failing: {failing}); rebooting in {} to fall back to partition {fallback} {label}",
+                humantime::format_duration(delay)
+            )
+        }
+        other => format!("{} (failing: {failing})", other.status_text()),
+    }
+}
+
+/// Asks logind to reboot; falls back to starting `reboot.target` like `systemctl reboot`.
+pub async fn request_reboot() -> Result<(), String> {
+    let conn = zbus::Connection::system().await.map_err(|e| format!("cannot connect to the system D-Bus: {e}"))?;
+    let logind = conn
+        .call_method(
+            Some("org.freedesktop.login1"),
+            "/org/freedesktop/login1",
+            Some("org.freedesktop.login1.Manager"),
+            "Reboot",
+            &(false,),
+        )
+        .await;
+    let Err(logind_error) = logind else { return Ok(()) };
+    tracing::warn!(error = %logind_error, "logind refused the reboot; asking systemd");
+    conn.call_method(
+        Some("org.freedesktop.systemd1"),
+        "/org/freedesktop/systemd1",
+        Some("org.freedesktop.systemd1.Manager"),
+        "StartUnit",
+        &("reboot.target", "replace-irreversibly"),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| format!("logind: {logind_error}; systemd: {e}"))
+}
