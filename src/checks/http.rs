@@ -162,21 +162,7 @@ impl Kind for Http {
 impl Http {
     async fn client(&self) -> Result<&Client, String> {
         self.client
-            .get_or_try_init(|| async {
-                // No proxy: the check proves the direct path; no redirects: a redirect
-                // to a login page is an answer worth seeing, not following.
-                let mut b = Client::builder()
-                    .no_proxy()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .danger_accept_invalid_certs(!self.tls_verify);
-                if let Some(path) = &self.ca_file {
-                    let pem = tokio::fs::read(path).await.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-                    let cert =
-                        reqwest::Certificate::from_pem(&pem).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-                    b = b.add_root_certificate(cert);
-                }
-                b.build().map_err(|e| format!("cannot set up the HTTP client: {e}"))
-            })
+            .get_or_try_init(|| shared_client(self.url.scheme() == "https", self.tls_verify, &self.ca_file))
             .await
     }
 
@@ -232,6 +218,38 @@ fn describe(url: &Url, e: &reqwest::Error) -> String {
         source = s.source();
     }
     msg
+}
+
+/// TLS settings that make two clients different.
+type ClientKey = (bool, bool, Option<PathBuf>);
+
+/// One client per TLS setting, shared by every check that uses it: loading the system's
+/// CA roots costs milliseconds, and a policy may hold dozens of http checks.
+async fn shared_client(https: bool, tls_verify: bool, ca_file: &Option<PathBuf>) -> Result<Client, String> {
+    // Held across the build, so checks starting together build each client once.
+    static CLIENTS: tokio::sync::Mutex<Vec<(ClientKey, Client)>> = tokio::sync::Mutex::const_new(Vec::new());
+    let mut clients = CLIENTS.lock().await;
+    let key: ClientKey = (https, tls_verify, ca_file.clone());
+    if let Some((_, client)) = clients.iter().find(|(k, _)| *k == key) {
+        return Ok(client.clone());
+    }
+    // No proxy: the check proves the direct path. No redirects: a redirect to a login
+    // page is an answer worth seeing. No idle pool: each probe opens a fresh connection,
+    // as a new client of the service would. Plain http needs no CA roots at all.
+    let mut b = Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .tls_built_in_root_certs(https)
+        .danger_accept_invalid_certs(!tls_verify);
+    if let Some(path) = ca_file {
+        let pem = tokio::fs::read(path).await.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        b = b.add_root_certificate(cert);
+    }
+    let client = b.build().map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+    clients.push((key, client.clone()));
+    Ok(client)
 }
 
 impl Check for Http {
