@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -11,6 +10,7 @@ use crate::engine::{Board, CheckResult, GateState, Round, Snapshot, apply_thresh
 use crate::gate::{log_result, run_gate, summary_status, tick};
 use crate::notify::Notifier;
 use crate::policy::{Loaded, Policy};
+use crate::server::{Endpoint, Heartbeat, Shutdown};
 use crate::{exit, report};
 
 /// Where the daemon keeps its files.
@@ -35,7 +35,22 @@ pub async fn run(loaded: Loaded, dirs: Dirs) -> i32 {
     let (board, _) = tokio::sync::watch::channel(Arc::new(Snapshot::new(&policy.checks)));
     tracing::info!(policy = %loaded.source, checks = policy.checks.len(), "boot gate starting");
 
-    let snapshot = run_gate(&policy, &board, notifier, true).await;
+    // Listening before the gate runs, so the endpoint answers 503 while it does.
+    let endpoint = match Endpoint::start(policy.listen, board.subscribe()).await {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "cannot start the health endpoint");
+            notifier.status(&format!("{e:#}"));
+            return exit::SOFTWARE;
+        }
+    };
+    publish_boot_facts(&endpoint).await;
+    let gate = endpoint.heartbeat.keep(run_gate(&policy, &board, notifier, true));
+    let Some(snapshot) = endpoint.shutdown.until(gate).await else {
+        tracing::info!("stopped before the gate reached a verdict");
+        endpoint.finish().await;
+        return exit::OK;
+    };
     let doc = report::verdict_json(&snapshot, &loaded.source);
     if let Err(e) = report::write_verdict(&dirs.run, &doc) {
         tracing::error!(dir = %dirs.run.display(), error = %e, "cannot write verdict.json");
@@ -50,26 +65,40 @@ pub async fn run(loaded: Loaded, dirs: Dirs) -> i32 {
         let failing = report::failing(&snapshot).join(", ");
         tracing::error!(failing = %failing, "boot gate failed");
         notifier.status(&format!("{status} (failing: {failing})"));
-        crate::boot::reboot::on_gate_failure(policy.gate.on_failure, policy.gate.reboot_delay, &failing, notifier)
-            .await;
+        let failure =
+            crate::boot::reboot::on_gate_failure(policy.gate.on_failure, policy.gate.reboot_delay, &failing, notifier);
+        // A stop request during the reboot delay ends the wait (signals no longer kill the process).
+        endpoint.shutdown.until(endpoint.heartbeat.keep(failure)).await;
         return exit::UNHEALTHY;
     }
     tracing::info!(status = %status, "boot gate passed");
     notifier.ready(&status);
-    runtime(policy, board, notifier).await;
+    runtime(policy, board, notifier, endpoint.heartbeat.clone(), endpoint.shutdown.clone()).await;
+    endpoint.finish().await;
     exit::OK
+}
+
+/// Reads the booted slot's GPT attributes for the health document and metrics. Bounded:
+/// a disk that does not answer must not hold up the gate.
+async fn publish_boot_facts(endpoint: &Endpoint) {
+    let detect = tokio::task::spawn_blocking(crate::boot::detect);
+    match tokio::time::timeout(std::time::Duration::from_secs(2), detect).await {
+        Ok(Ok(status)) => {
+            match &status.note {
+                Some(note) => tracing::info!(%note, "boot partition"),
+                None => tracing::info!(booted = ?status.booted, disk = ?status.disk, "boot partition"),
+            }
+            let _ = endpoint.boot.send(status.health_json().map(Arc::new));
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the boot partition"),
+        Err(_) => tracing::warn!("reading the boot partition table took over 2s; going on without it"),
+    }
 }
 
 /// Re-checks every interval until SIGTERM or SIGINT, pinging the watchdog from
 /// this same loop so a stuck scheduler stops the pings.
-async fn runtime(policy: Arc<Policy>, board: Board, notifier: Notifier) {
-    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(t), Ok(i)) => (t, i),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %e, "cannot install signal handlers");
-            return;
-        }
-    };
+async fn runtime(policy: Arc<Policy>, board: Board, notifier: Notifier, heartbeat: Heartbeat, shutdown: Shutdown) {
+    let mut beat = tokio::time::interval(Heartbeat::PERIOD);
     let interval = policy.runtime.interval;
     let mut every = tokio::time::interval_at(Instant::now() + interval, interval);
     every.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -92,6 +121,7 @@ async fn runtime(policy: Arc<Policy>, board: Board, notifier: Notifier) {
                     let s = Arc::make_mut(s);
                     for (prev, new) in s.checks.iter_mut().zip(raw) {
                         log_result(&new);
+                        crate::metrics::observe(&new);
                         *prev = apply_thresholds(prev, new, &policy.runtime);
                     }
                 });
@@ -103,8 +133,8 @@ async fn runtime(policy: Arc<Policy>, board: Board, notifier: Notifier) {
                 }
             }
             _ = tick(&mut ping) => notifier.watchdog(),
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = beat.tick() => heartbeat.beat(),
+            _ = shutdown.requested() => break,
         }
     }
     tracing::info!("stopping");

@@ -40,6 +40,7 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, settle
                     }
                     Event::Done { index, result } => {
                         log_result(&result);
+                        crate::metrics::observe(&result);
                         board.send_modify(|s| Arc::make_mut(s).checks[index] = result);
                     }
                 }
@@ -48,6 +49,14 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, settle
             _ = tick(&mut ping) => notifier.watchdog(),
         }
     };
+    // The round can finish while its last results still wait in the channel: they
+    // get their log line and metrics too (the board takes them from `results`).
+    while let Ok(event) = rx.try_recv() {
+        if let Event::Done { result, .. } = event {
+            log_result(&result);
+            crate::metrics::observe(&result);
+        }
+    }
     board.send_modify(|s| {
         let s = Arc::make_mut(s);
         s.checks = results;

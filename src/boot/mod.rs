@@ -86,6 +86,20 @@ impl BootStatus {
         self.partitions.iter().find(|p| p.index == booted)
     }
 
+    /// The health document's `boot` object: the booted slot's attributes, if known.
+    pub fn health_json(&self) -> Option<serde_json::Value> {
+        let p = self.booted_partition()?;
+        Some(serde_json::json!({
+            "partition": p.label,
+            "index": p.index,
+            "uuid": p.uuid,
+            "disk": self.disk,
+            "priority": p.priority,
+            "tries": p.tries,
+            "successful": p.successful,
+        }))
+    }
+
     /// What a failed gate should do on this system (see [`decide::reboot_decision`]).
     pub fn reboot_decision(&self) -> RebootDecision {
         decide::reboot_decision(self.booted_partition(), &self.partitions)

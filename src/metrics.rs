@@ -1,0 +1,298 @@
+//! Prometheus metrics on a private registry. Counters and the duration histogram are
+//! observed when a check result is produced; gauges are refreshed from the latest
+//! snapshot at scrape time, so they can never disagree with the health document.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
+
+use prometheus::process_collector::ProcessCollector;
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use serde_json::Value;
+
+use crate::checks::Status;
+use crate::engine::{CheckResult, GateState, Health, Snapshot};
+
+/// Content type of the text exposition format 0.0.4.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Check durations range from a local statvfs (well under 1 ms) to a slow HTTP peer (30 s).
+const DURATION_BUCKETS: [f64; 14] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Results a finished check can have; each gets a `runs_total` series from the start.
+const RESULTS: [Status; 4] = [Status::Pass, Status::Warn, Status::Fail, Status::Skipped];
+
+const HEALTHS: [Health; 3] = [Health::Healthy, Health::Degraded, Health::Unhealthy];
+
+/// Every bootgate metric, registered in its own registry.
+pub struct Metrics {
+    registry: Registry,
+    runs: IntCounterVec,
+    durations: HistogramVec,
+    up: IntGaugeVec,
+    consecutive_failures: IntGaugeVec,
+    gate_passed: IntGauge,
+    gate_duration: Gauge,
+    health: IntGaugeVec,
+    // Label-less vectors: absent from the output until boot facts are known.
+    boot_successful: IntGaugeVec,
+    boot_tries: IntGaugeVec,
+    boot_priority: IntGaugeVec,
+    /// Refresh and gather as one step, so concurrent scrapes each see a whole state.
+    scrape: Mutex<()>,
+}
+
+impl Metrics {
+    /// Metrics for the checks of `snapshot`, with build info and process metrics.
+    pub fn new(snapshot: &Snapshot) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let runs = IntCounterVec::new(
+            Opts::new("bootgate_check_runs_total", "Finished check runs by result."),
+            &["check", "result"],
+        )?;
+        let durations = HistogramVec::new(
+            HistogramOpts::new("bootgate_check_duration_seconds", "Duration of a check's last attempt.")
+                .buckets(DURATION_BUCKETS.to_vec()),
+            &["check"],
+        )?;
+        let up = IntGaugeVec::new(
+            Opts::new("bootgate_check_up", "1 when the check passes or warns, 0 otherwise (failed, skipped, pending)."),
+            &["check", "critical"],
+        )?;
+        let consecutive_failures = IntGaugeVec::new(
+            Opts::new("bootgate_check_consecutive_failures", "Failed runs in a row of the check."),
+            &["check"],
+        )?;
+        let gate_passed = IntGauge::new("bootgate_gate_passed", "1 once the boot gate has passed.")?;
+        let gate_duration = Gauge::new(
+            "bootgate_gate_duration_seconds",
+            "Time the boot gate took, or has taken so far while it runs.",
+        )?;
+        let health = IntGaugeVec::new(
+            Opts::new("bootgate_health_status", "Overall health, one-hot: healthy, degraded or unhealthy."),
+            &["status"],
+        )?;
+        let boot_successful = IntGaugeVec::new(
+            Opts::new("bootgate_boot_partition_successful", "GPT successful bit of the booted partition."),
+            &[],
+        )?;
+        let boot_tries = IntGaugeVec::new(
+            Opts::new("bootgate_boot_partition_tries", "GPT tries left on the booted partition."),
+            &[],
+        )?;
+        let boot_priority = IntGaugeVec::new(
+            Opts::new("bootgate_boot_partition_priority", "GPT priority of the booted partition."),
+            &[],
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("bootgate_build_info", "Always 1; the version of the running bootgate is a label."),
+            &["version"],
+        )?;
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+
+        for c in &snapshot.checks {
+            for r in RESULTS {
+                runs.with_label_values(&[c.name.as_str(), r.as_str()]);
+            }
+        }
+        registry.register(Box::new(runs.clone()))?;
+        registry.register(Box::new(durations.clone()))?;
+        registry.register(Box::new(up.clone()))?;
+        registry.register(Box::new(consecutive_failures.clone()))?;
+        registry.register(Box::new(gate_passed.clone()))?;
+        registry.register(Box::new(gate_duration.clone()))?;
+        registry.register(Box::new(health.clone()))?;
+        registry.register(Box::new(boot_successful.clone()))?;
+        registry.register(Box::new(boot_tries.clone()))?;
+        registry.register(Box::new(boot_priority.clone()))?;
+        registry.register(Box::new(build_info))?;
+        registry.register(Box::new(ProcessCollector::for_self()))?;
+
+        let metrics = Metrics {
+            registry,
+            runs,
+            durations,
+            up,
+            consecutive_failures,
+            gate_passed,
+            gate_duration,
+            health,
+            boot_successful,
+            boot_tries,
+            boot_priority,
+            scrape: Mutex::new(()),
+        };
+        metrics.refresh(snapshot, None);
+        Ok(metrics)
+    }
+
+    /// Counts one produced result and its duration; pending results are not runs.
+    pub fn observe(&self, r: &CheckResult) {
+        if r.status == Status::Pending {
+            return;
+        }
+        self.runs.with_label_values(&[r.name.as_str(), r.status.as_str()]).inc();
+        self.durations.with_label_values(&[r.name.as_str()]).observe(r.duration.as_secs_f64());
+    }
+
+    /// The text exposition of every metric, gauges refreshed from `snapshot` and `boot`.
+    pub fn render(&self, snapshot: &Snapshot, boot: Option<&Value>) -> Result<Vec<u8>, prometheus::Error> {
+        // A poisoned lock only means another scrape panicked; the metrics are still whole.
+        let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        self.refresh(snapshot, boot);
+        let mut body = Vec::with_capacity(8 * 1024);
+        TextEncoder::new().encode(&self.registry.gather(), &mut body)?;
+        Ok(body)
+    }
+
+    fn refresh(&self, s: &Snapshot, boot: Option<&Value>) {
+        for c in &s.checks {
+            let critical = if c.critical { "true" } else { "false" };
+            self.up.with_label_values(&[c.name.as_str(), critical]).set(i64::from(c.status.passed()));
+            self.consecutive_failures.with_label_values(&[c.name.as_str()]).set(i64::from(c.consecutive_failures));
+        }
+        self.gate_passed.set(i64::from(s.gate == GateState::Passed));
+        let took = match (s.gate, s.gate_duration) {
+            (_, Some(d)) => d.as_secs_f64(),
+            (GateState::Running, None) => {
+                SystemTime::now().duration_since(s.gate_started).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+            }
+            (_, None) => 0.0,
+        };
+        self.gate_duration.set(took);
+        let health = s.verdict().health;
+        for h in HEALTHS {
+            self.health.with_label_values(&[h.as_str()]).set(i64::from(h == health));
+        }
+        self.refresh_boot(boot);
+    }
+
+    fn refresh_boot(&self, boot: Option<&Value>) {
+        let gauges =
+            [(&self.boot_successful, "successful"), (&self.boot_tries, "tries"), (&self.boot_priority, "priority")];
+        for (gauge, key) in gauges {
+            match boot.and_then(|b| number(&b[key])) {
+                Some(v) => gauge.with_label_values(&[] as &[&str]).set(v),
+                None => gauge.reset(),
+            }
+        }
+    }
+}
+
+/// A boot fact as a gauge value: numbers as they are, booleans as 0/1.
+fn number(v: &Value) -> Option<i64> {
+    match v {
+        Value::Bool(b) => Some(i64::from(*b)),
+        other => other.as_i64(),
+    }
+}
+
+/// The daemon's metrics, which [`observe`] records into.
+static INSTALLED: OnceLock<Arc<Metrics>> = OnceLock::new();
+
+/// Makes `metrics` the sink of [`observe`]; the first call wins and later ones return false.
+pub fn install(metrics: Arc<Metrics>) -> bool {
+    INSTALLED.set(metrics).is_ok()
+}
+
+/// Records a produced check result in the installed metrics; without any (`bootgate check`) it does nothing.
+pub fn observe(r: &CheckResult) {
+    if let Some(m) = INSTALLED.get() {
+        m.observe(r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::checks::Observed;
+
+    fn result(name: &str, critical: bool, status: Status) -> CheckResult {
+        CheckResult {
+            name: name.into(),
+            kind: "disk",
+            critical,
+            status,
+            message: String::new(),
+            observed: Observed::new(),
+            duration: Duration::from_millis(3),
+            attempts: 1,
+            last_check: Some(SystemTime::now()),
+            consecutive_failures: u32::from(!status.passed()),
+            consecutive_successes: u32::from(status.passed()),
+        }
+    }
+
+    fn snapshot(gate: GateState, checks: Vec<CheckResult>) -> Snapshot {
+        Snapshot { gate, checks, gate_started: SystemTime::now(), gate_duration: Some(Duration::from_millis(1500)) }
+    }
+
+    fn text(m: &Metrics, s: &Snapshot, boot: Option<&Value>) -> String {
+        String::from_utf8(m.render(s, boot).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn gauges_follow_the_snapshot() {
+        let s = snapshot(
+            GateState::Passed,
+            vec![result("storage", true, Status::Pass), result("docker", false, Status::Fail)],
+        );
+        let m = Metrics::new(&s).unwrap();
+        let t = text(&m, &s, None);
+        assert!(t.contains("bootgate_check_up{check=\"storage\",critical=\"true\"} 1\n"), "{t}");
+        assert!(t.contains("bootgate_check_up{check=\"docker\",critical=\"false\"} 0\n"), "{t}");
+        assert!(t.contains("bootgate_check_consecutive_failures{check=\"docker\"} 1\n"), "{t}");
+        assert!(t.contains("bootgate_gate_passed 1\n"), "{t}");
+        assert!(t.contains("bootgate_gate_duration_seconds 1.5\n"), "{t}");
+        assert!(t.contains("bootgate_health_status{status=\"degraded\"} 1\n"), "{t}");
+        assert!(t.contains("bootgate_health_status{status=\"healthy\"} 0\n"), "{t}");
+        assert!(t.contains(&format!("bootgate_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"))));
+        assert!(t.contains("bootgate_check_runs_total{check=\"docker\",result=\"skipped\"} 0\n"), "{t}");
+        assert!(t.contains("process_resident_memory_bytes"), "{t}");
+        assert!(!t.contains("bootgate_boot_partition"), "no boot facts yet: {t}");
+    }
+
+    #[test]
+    fn observations_count_runs_and_durations() {
+        let s = snapshot(GateState::Running, vec![result("storage", true, Status::Pending)]);
+        let m = Metrics::new(&s).unwrap();
+        m.observe(&result("storage", true, Status::Pending));
+        m.observe(&result("storage", true, Status::Fail));
+        m.observe(&result("storage", true, Status::Pass));
+        m.observe(&result("storage", true, Status::Pass));
+        let t = text(&m, &s, None);
+        assert!(t.contains("bootgate_check_runs_total{check=\"storage\",result=\"pass\"} 2\n"), "{t}");
+        assert!(t.contains("bootgate_check_runs_total{check=\"storage\",result=\"fail\"} 1\n"), "{t}");
+        assert!(t.contains("bootgate_check_duration_seconds_count{check=\"storage\"} 3\n"), "{t}");
+        assert!(t.contains("bootgate_check_duration_seconds_bucket{check=\"storage\",le=\"0.005\"} 3\n"), "{t}");
+        assert!(t.contains("bootgate_check_duration_seconds_bucket{check=\"storage\",le=\"0.001\"} 0\n"), "{t}");
+        assert!(t.contains("bootgate_gate_passed 0\n"), "{t}");
+        assert!(t.contains("bootgate_health_status{status=\"unhealthy\"} 1\n"), "{t}");
+    }
+
+    #[test]
+    fn boot_gauges_appear_and_vanish_with_boot_facts() {
+        let s = snapshot(GateState::Passed, vec![result("storage", true, Status::Pass)]);
+        let m = Metrics::new(&s).unwrap();
+        let boot = json!({"partition": "USR-B", "priority": 2, "tries": 0, "successful": true});
+        let t = text(&m, &s, Some(&boot));
+        assert!(t.contains("bootgate_boot_partition_successful 1\n"), "{t}");
+        assert!(t.contains("bootgate_boot_partition_tries 0\n"), "{t}");
+        assert!(t.contains("bootgate_boot_partition_priority 2\n"), "{t}");
+        assert!(!text(&m, &s, None).contains("bootgate_boot_partition"));
+    }
+
+    #[test]
+    fn registries_are_private() {
+        let s = snapshot(GateState::Passed, vec![result("storage", true, Status::Pass)]);
+        let (a, b) = (Metrics::new(&s).unwrap(), Metrics::new(&s).unwrap());
+        a.observe(&result("storage", true, Status::Pass));
+        assert!(text(&b, &s, None).contains("bootgate_check_runs_total{check=\"storage\",result=\"pass\"} 0\n"));
+    }
+}

@@ -1,0 +1,124 @@
+//! The HTTP endpoint: health document, Kubernetes-style probes and Prometheus metrics.
+//!
+//! Every answer is built from the latest published [`Snapshot`]: a request clones the
+//! `Arc` out of the watch channel and never runs a check or waits for one, so a hung
+//! check cannot hang a request.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::serve::ListenerExt as _;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::engine::Snapshot;
+use crate::metrics::{self, Metrics};
+
+mod document;
+mod endpoint;
+mod health;
+mod probes;
+
+pub use endpoint::{Endpoint, Shutdown, ShutdownTrigger};
+pub use probes::Heartbeat;
+
+/// What the handlers read. Cheap to clone: every field is shared.
+#[derive(Clone)]
+pub struct AppState {
+    /// The latest snapshot, published by the gate and the runtime loop.
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    /// Facts about the booted partition (`partition`, `priority`, `tries`, `successful`) once read.
+    pub boot: watch::Receiver<Option<Arc<Value>>>,
+    /// Metrics on their own registry.
+    pub metrics: Arc<Metrics>,
+    /// Beaten by the daemon's main loop; `/livez` checks its age.
+    pub heartbeat: Heartbeat,
+    boot_id: Option<Arc<str>>,
+    cache: Arc<health::Cache>,
+}
+
+impl AppState {
+    /// State over `snapshots`, without boot facts; this boot's id is read once here.
+    pub fn new(snapshots: watch::Receiver<Arc<Snapshot>>, metrics: Arc<Metrics>, heartbeat: Heartbeat) -> Self {
+        AppState {
+            snapshots,
+            boot: watch::channel(None).1,
+            metrics,
+            heartbeat,
+            boot_id: crate::report::boot_id().map(Arc::from),
+            cache: Arc::default(),
+        }
+    }
+
+    /// Reports boot facts published on `boot` (`boot` appears in the health document when `Some`).
+    pub fn with_boot(mut self, boot: watch::Receiver<Option<Arc<Value>>>) -> Self {
+        self.boot = boot;
+        self
+    }
+
+    /// The latest snapshot; the borrow ends before anything else happens.
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshots.borrow().clone()
+    }
+
+    fn boot(&self) -> Option<Arc<Value>> {
+        self.boot.borrow().clone()
+    }
+}
+
+/// The router with every route; tests drive it without a socket.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/system/health", get(health::overall))
+        .route("/api/v1/system/health/{check}", get(health::component))
+        .route("/livez", get(probes::livez))
+        .route("/readyz", get(probes::readyz))
+        .route("/metrics", get(scrape))
+        .layer(axum::middleware::map_response(no_store))
+        .with_state(state)
+}
+
+/// Binds the endpoint's address; the error names it.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (policy server.listen)"))
+}
+
+/// Serves [`app`] on `listener` until `shutdown` resolves, then lets open requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Small answers: do not let Nagle hold them back waiting for an ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// `GET /metrics`: Prometheus text format 0.0.4.
+async fn scrape(State(state): State<AppState>) -> Response {
+    let snapshot = state.snapshot();
+    let boot = state.boot();
+    match state.metrics.render(&snapshot, boot.as_deref()) {
+        Ok(body) => ([(header::CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE))], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode metrics");
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode metrics: {e}\n")).into_response()
+        }
+    }
+}
+
+/// Health answers describe one moment; caches must not replay them.
+async fn no_store(mut res: Response) -> Response {
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
