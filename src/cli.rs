@@ -102,7 +102,13 @@ pub fn main() -> i32 {
 
 fn with_runtime(fut: impl std::future::Future<Output = i32>) -> i32 {
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt.block_on(fut),
+        Ok(rt) => {
+            let code = rt.block_on(fut);
+            // A check cut off at its timeout may leave a blocking call behind (a hung
+            // resolver, a stuck device): the verdict is given, so do not wait for it.
+            rt.shutdown_timeout(std::time::Duration::from_millis(100));
+            code
+        }
         Err(e) => {
             eprintln!("bootgate: cannot start the async runtime: {e}");
             exit::SOFTWARE

@@ -14,12 +14,16 @@ use tokio::time::Instant;
 use crate::policy::locate::{self, Seg};
 use crate::policy::raw::COMMON_KEYS;
 
+pub mod containers;
 pub mod disk;
 pub mod dns;
+pub mod docker;
+pub mod docker_conn;
 pub mod exec;
 pub mod http;
 pub mod systemd;
 pub mod tcp;
+pub mod tpm;
 
 /// Every kind the policy may name.
 pub static KINDS: &[KindEntry] = &[
@@ -29,6 +33,9 @@ pub static KINDS: &[KindEntry] = &[
     entry::<http::Http>(),
     entry::<systemd::Systemd>(),
     entry::<exec::Exec>(),
+    entry::<tpm::Tpm>(),
+    entry::<docker::Docker>(),
+    entry::<containers::Containers>(),
 ];
 
 /// Result of one check attempt or of a check as a whole.
@@ -143,11 +150,14 @@ pub enum KindError {
     Key(KeyError),
 }
 
+/// Builds a check from the mapping at a path of the policy text.
+pub type ParseFn = fn(&str, &[Seg]) -> Result<Arc<dyn Check>, KindError>;
+
 /// Registration record of one kind.
 pub struct KindEntry {
     pub name: &'static str,
     /// Builds the check from the mapping at `path` of the policy text.
-    pub parse: fn(&str, &[Seg]) -> Result<Arc<dyn Check>, KindError>,
+    pub parse: ParseFn,
     pub schema: fn(&mut SchemaGenerator) -> Schema,
 }
 

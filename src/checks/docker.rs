@@ -1,0 +1,60 @@
+//! `docker`: the engine answers ping and version on its unix socket.
+
+use std::path::PathBuf;
+
+use bollard::query_parameters::ListContainersOptionsBuilder;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::docker_conn::{Engine, call};
+use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
+
+/// Keys of a `docker` check.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Keys {
+    /// The engine's unix socket (default `/var/run/docker.sock`, or a `unix://` `DOCKER_HOST`).
+    pub socket: Option<PathBuf>,
+}
+
+/// A validated `docker` check.
+#[derive(Debug)]
+pub struct Docker {
+    engine: Engine,
+}
+
+impl Kind for Docker {
+    const NAME: &'static str = "docker";
+    type Keys = Keys;
+
+    fn build(k: Keys) -> Result<Self, KeyError> {
+        Ok(Docker { engine: Engine::from_key(k.socket)? })
+    }
+}
+
+impl Docker {
+    async fn attempt(&self, ctx: &RunCtx) -> Result<Outcome, String> {
+        let (docker, socket) = self.engine.connect(ctx)?;
+        let running = ListContainersOptionsBuilder::new().all(false).build();
+        // Independent requests: asked at once so the check costs one round trip.
+        let (ping, version, containers) = tokio::join!(
+            call(ctx, socket, "ping", docker.ping()),
+            call(ctx, socket, "version", docker.version()),
+            call(ctx, socket, "the container list", docker.list_containers(Some(running))),
+        );
+        ping?;
+        let version = version?;
+        let running = containers?.len();
+        let engine = version.version.unwrap_or_else(|| "unknown".into());
+        let api = version.api_version.unwrap_or_else(|| "unknown".into());
+        let word = if running == 1 { "container" } else { "containers" };
+        let out = Outcome::pass(format!("engine {engine} (API {api}), {running} {word} running"));
+        Ok(out.with("version", engine).with("api_version", api).with("containers_running", running))
+    }
+}
+
+impl Check for Docker {
+    fn run<'a>(&'a self, ctx: &'a RunCtx) -> CheckFuture<'a> {
+        Box::pin(async move { self.attempt(ctx).await.unwrap_or_else(Outcome::fail) })
+    }
+}
