@@ -5,7 +5,7 @@ DESTDIR ?=
 PREFIX  ?= /usr
 BIN     := target/release/bootgate
 
-.PHONY: all build run test deps install sysext clean
+.PHONY: all build run test deps install sysext bench clean
 
 all: build
 
@@ -19,7 +19,7 @@ build: deps
 # Runs the daemon in the foreground on the built-in default policy: prints the
 # verdict, then serves the health endpoint until Ctrl-C. Files go under target/.
 run: build
-	env -u BOOTGATE_POLICY $(BIN) run --run-dir target/run --state-dir target/state
+	build/run.sh $(BIN)
 
 # Every test: unit, integration against real components (swtpm, dockerd,
 # Prometheus, systemd tools, GPT images).
@@ -39,6 +39,10 @@ $(BIN):
 
 sysext: $(BIN)
 	BOOTGATE_BIN=$(BIN) build/sysext.sh target/sysext
+
+# Benchmarks against baselines measured in the same run (figures, never pass/fail).
+bench: build
+	BOOTGATE_BIN=$(BIN) python3 bench/run.py
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""bootgate benchmarks: every figure is a median over >= 10 runs (with min and max)
+and is compared with a baseline measured in the same run on the same machine.
+
+Writes target/bench/results.json and prints a table. Exits non-zero only when a
+benchmark could not run; a missed target is reported, never a failure.
+"""
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import peers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("BOOTGATE_BIN", f"{ROOT}/target/release/bootgate")
+RUNS = max(10, int(os.environ.get("BENCH_RUNS", "10")))
+WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
+OUT = f"{ROOT}/target/bench"
+TMP = tempfile.mkdtemp(prefix="bgbench")
+
+
+def summary(samples):
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples), "runs": len(samples)}
+
+
+def hyperfine(commands, ignore_failure=False):
+    """Times whole commands (exec to exit); returns {name: summary in seconds}."""
+    export = f"{TMP}/hyperfine.json"
+    argv = [peers.need("hyperfine", "hyperfine"), "--runs", str(RUNS), "--warmup", "1", "--style", "none",
+            "--export-json", export]
+    if ignore_failure:
+        argv.append("--ignore-failure")
+    for name, cmd in commands.items():
+        argv += ["--command-name", name, cmd]
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    with open(export) as f:
+        data = json.load(f)
+    return {r["command"]: summary(r["times"]) for r in data["results"]}
+
+
+def policy(name, text):
+    path = f"{TMP}/{name}.yaml"
+    with open(path, "w") as f:
+        f.write(text)
+    out = subprocess.run([BIN, "validate", path], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"bench policy {name} is invalid: {out.stderr}")
+    return path
+
+
+def check_passes(path):
+    out = subprocess.run([BIN, "check", "--format", "json", "--policy", path], capture_output=True, text=True)
+    verdict = json.loads(out.stdout)
+    if verdict["gate"] != "passed":
+        raise RuntimeError(f"{path}: the gate did not pass: {out.stdout}")
+    return verdict
+
+
+def verdict_time():
+    """1. A piccolo-like gate against real components vs the same checks as scripts."""
+    tpm = peers.Swtpm()
+    docker = peers.Dockerd()
+    docker.run_healthy("bench-app", docker.busybox_image())
+    api = peers.http_server()
+    url = f"http://127.0.0.1:{api}/api/v1/status"
+    path = policy("piccolo", f"""version: 1
+checks:
+  - {{name: tpm, kind: tpm, tcti: "{tpm.tcti}"}}
+  - {{name: storage, kind: disk, path: /, min_free_percent: 1}}
+  - {{name: api, kind: http, url: "{url}"}}
+  - {{name: docker, kind: docker, critical: false, socket: "{docker.sock}"}}
+  - {{name: containers, kind: containers, critical: false, after: [docker], socket: "{docker.sock}"}}
+  - {{name: network, kind: tcp, critical: false, targets: ["127.0.0.1:{api}"]}}
+""")
+    in_process = [check_passes(path)["gate_duration_ms"] for _ in range(RUNS)]
+    docker_cli = f"/usr/bin/docker -H unix://{docker.sock}"
+    script = (f"tpm2_pcrread -T {tpm.tcti} sha256:0 >/dev/null && df -P / >/dev/null && "
+              f"curl -fsS {url} >/dev/null && {docker_cli} version >/dev/null && "
+              f"{docker_cli} ps --filter health=unhealthy -q >/dev/null && "
+              f"exec 3<>/dev/tcp/127.0.0.1/{api}")
+    times = hyperfine({"bootgate check": f"{BIN} check --policy {path}", "shell scripts, serial": f"bash -c '{script}'"})
+    bg, sh = times["bootgate check"], times["shell scripts, serial"]
+    docker.cleanup()
+    return {
+        "bootgate_s": bg, "baseline_s": sh, "gate_in_process_ms": summary(in_process),
+        "ratio_baseline_over_bootgate": sh["median"] / bg["median"], "target": "bootgate median <= 10 ms",
+    }
+
+
+def parallel_overhead():
+    """2. 64 checks of 200 ms each: verdict time / 200 ms."""
+    execs = "".join(f"  - {{name: s{i}, kind: exec, retries: 0, command: [sleep, '0.2']}}\n" for i in range(64))
+    slow = peers.http_server(delay=0.2)
+    https = "".join(f"  - {{name: h{i}, kind: http, retries: 0, url: 'http://127.0.0.1:{slow}/s{i}'}}\n"
+                    for i in range(64))
+    exec_policy = policy("exec64", "version: 1\nchecks:\n" + execs)
+    http_policy = policy("http64", "version: 1\nchecks:\n" + https)
+    check_passes(exec_policy)
+    check_passes(http_policy)
+    times = hyperfine({"64 exec sleep 0.2": f"{BIN} check --policy {exec_policy}",
+                       "64 http (200 ms server)": f"{BIN} check --policy {http_policy}",
+                       "one sleep 0.2 (baseline)": "sleep 0.2"})
+    base = times["one sleep 0.2 (baseline)"]
+    return {name: {**t, "ratio_to_200ms": t["median"] / 0.2, "ratio_to_baseline": t["median"] / base["median"]}
+            for name, t in times.items()} | {"target": "ratio_to_200ms <= 1.15"}
+
+
+def hang_containment():
+    """3. One check against a target that never answers, timeout 2 s."""
+    hole = peers.blackhole()
+    path = policy("hang", f"version: 1\nchecks:\n  - {{name: hang, kind: tcp, timeout: 2s, retries: 0, "
+                          f"targets: ['127.0.0.1:{hole}']}}\n")
+    times = hyperfine({"bootgate check (timeout 2 s)": f"{BIN} check --policy {path}",
+                       "curl --connect-timeout 2 (baseline)": f"curl -s --connect-timeout 2 http://127.0.0.1:{hole}/"},
+                      ignore_failure=True)
+    return times | {"target": "bootgate median <= 2.1 s"}
+
+
+def wrk(url):
+    out = subprocess.run([peers.need("wrk", "wrk"), "-t2", "-c64", f"-d{WRK_SECONDS}s", "-s",
+                          f"{ROOT}/bench/wrk-report.lua", url], capture_output=True, text=True, check=True)
+    line = [l for l in out.stdout.splitlines() if l.startswith("{")][-1]
+    r = json.loads(line)
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+    return r
+
+
+def load(url):
+    runs = [wrk(url) for _ in range(RUNS)]
+    return {"rps": summary([r["rps"] for r in runs]), "p50_ms": summary([r["p50_us"] / 1000 for r in runs]),
+            "p99_ms": summary([r["p99_us"] / 1000 for r in runs]), "requests": sum(r["requests"] for r in runs),
+            "non2xx": sum(r["non2xx"] for r in runs), "socket_errors": sum(r["socket_errors"] for r in runs)}
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def rss_median(pids):
+    samples = []
+    for _ in range(RUNS):
+        samples.append(sum(rss_kib(p) for p in pids) / 1024)
+        time.sleep(0.1)
+    return summary(samples)
+
+
+def endpoint_and_footprint():
+    """4. wrk on /api/v1/system/health and /metrics vs nginx serving the same JSON; 5. footprint."""
+    api = peers.http_server()
+    port = peers.free_port()
+    path = policy("serve", f"""version: 1
+runtime: {{interval: 5s}}
+server: {{listen: '127.0.0.1:{port}'}}
+checks:
+  - {{name: storage, kind: disk, path: /, min_free_percent: 1}}
+  - {{name: api, kind: tcp, targets: ['127.0.0.1:{api}']}}
+""")
+    daemon = peers.start([BIN, "run", "--policy", path, "--run-dir", f"{TMP}/run", "--state-dir", f"{TMP}/state"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    health = f"http://127.0.0.1:{port}/api/v1/system/health"
+
+    def answers():
+        try:
+            with urllib.request.urlopen(health, timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    peers.wait_until("bootgate health endpoint", answers)
+    with urllib.request.urlopen(health) as r:
+        body = r.read()
+    time.sleep(1)
+    rss_start = rss_median([daemon.pid])
+
+    www = f"{TMP}/www/api/v1/system"
+    os.makedirs(www)
+    with open(f"{www}/health", "wb") as f:
+        f.write(body)
+    nport = peers.free_port()
+    conf = f"{TMP}/nginx.conf"
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1;
+pid {TMP}/nginx.pid;
+error_log {TMP}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  server {{
+    listen 127.0.0.1:{nport};
+    root {TMP}/www;
+    location / {{ default_type application/json; }}
+  }}
+}}
+""")
+    nginx = peers.start([peers.need("nginx", "nginx-light"), "-c", conf, "-g", "daemon off;"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    nginx_url = f"http://127.0.0.1:{nport}/api/v1/system/health"
+    peers.wait_until("nginx", lambda: peers.connects(nport))
+
+    health_load = load(health)
+    served = health_load["requests"]
+    while served < 1_000_000:
+        served += wrk(health)["requests"]
+    rss_after = rss_median([daemon.pid])
+    metrics_load = load(f"http://127.0.0.1:{port}/metrics")
+    nginx_load = load(nginx_url)
+    nginx_pids = [nginx.pid] + [int(p) for p in subprocess.run(
+        ["pgrep", "-P", str(nginx.pid)], capture_output=True, text=True).stdout.split()]
+    nginx_rss = rss_median(nginx_pids)
+
+    idle_seconds = 60
+    ticks = os.sysconf("SC_CLK_TCK")
+    before, nginx_before = cpu_ticks([daemon.pid]), cpu_ticks(nginx_pids)
+    time.sleep(idle_seconds)
+    idle_cpu = (cpu_ticks([daemon.pid]) - before) / ticks / idle_seconds * 100
+    nginx_idle = (cpu_ticks(nginx_pids) - nginx_before) / ticks / idle_seconds * 100
+    peers.stop(daemon)
+    peers.stop(nginx)
+
+    endpoint = {
+        "health": health_load, "metrics": metrics_load, "nginx_static_health": nginx_load,
+        "ratio_health_to_nginx": health_load["rps"]["median"] / nginx_load["rps"]["median"],
+        "ratio_metrics_to_nginx": metrics_load["rps"]["median"] / nginx_load["rps"]["median"],
+        "target": ">= 0.5x nginx, p99 < 5 ms, >= 20000 req/s on health",
+    }
+    footprint = {
+        "rss_after_start_mib": rss_start, "rss_after_requests_mib": rss_after, "health_requests_served": served,
+        "rss_growth_mib": rss_after["median"] - rss_start["median"], "idle_cpu_percent": idle_cpu,
+        "idle_seconds": idle_seconds, "binary_bytes": os.path.getsize(BIN),
+        "baseline_nginx": {"rss_mib": nginx_rss, "idle_cpu_percent": nginx_idle,
+                           "binary_bytes": os.path.getsize(peers.need("nginx", "nginx-light"))},
+        "target": "RSS <= 12 MiB, growth <= 1 MiB, idle CPU <= 0.1 %",
+    }
+    return endpoint, footprint
+
+
+def fmt_s(s):
+    return f"{s['median'] * 1000:.1f} ms (min {s['min'] * 1000:.1f}, max {s['max'] * 1000:.1f})"
+
+
+def table(r):
+    lines = []
+    v = r["verdict_time"]
+    lines.append("1. Verdict time, real components (exec to exit)")
+    lines.append(f"   bootgate check          {fmt_s(v['bootgate_s'])}; gate alone {v['gate_in_process_ms']['median']:.2f} ms")
+    lines.append(f"   shell scripts, serial   {fmt_s(v['baseline_s'])}")
+    lines.append(f"   scripts / bootgate      {v['ratio_baseline_over_bootgate']:.1f}x")
+    lines.append("2. Parallel overhead (64 checks of 200 ms)")
+    for name, t in r["parallel_overhead"].items():
+        if isinstance(t, dict):
+            lines.append(f"   {name:26} {fmt_s(t)}  ÷200 ms = {t['ratio_to_200ms']:.3f}")
+    lines.append("3. Hang containment (timeout 2 s)")
+    for name, t in r["hang_containment"].items():
+        if isinstance(t, dict):
+            lines.append(f"   {name:38} {fmt_s(t)}")
+    e = r["endpoint"]
+    lines.append(f"4. Endpoint (wrk -t2 -c64 -d{WRK_SECONDS}s, {RUNS} runs each)")
+    for name in ("health", "metrics", "nginx_static_health"):
+        x = e[name]
+        lines.append(f"   {name:20} {x['rps']['median']:9.0f} req/s (min {x['rps']['min']:.0f}, max {x['rps']['max']:.0f})"
+                     f"  p50 {x['p50_ms']['median']:.2f} ms  p99 {x['p99_ms']['median']:.2f} ms  non-2xx {x['non2xx']}")
+    lines.append(f"   health / nginx {e['ratio_health_to_nginx']:.2f}x, metrics / nginx {e['ratio_metrics_to_nginx']:.2f}x")
+    f = r["footprint"]
+    lines.append("5. Footprint")
+    lines.append(f"   RSS after start {f['rss_after_start_mib']['median']:.1f} MiB, after {f['health_requests_served']:,} "
+                 f"health requests {f['rss_after_requests_mib']['median']:.1f} MiB (growth {f['rss_growth_mib']:+.2f} MiB)")
+    lines.append(f"   idle CPU over {f['idle_seconds']} s: {f['idle_cpu_percent']:.3f} %; binary {f['binary_bytes'] / 2**20:.1f} MiB")
+    b = f["baseline_nginx"]
+    lines.append(f"   nginx (master+worker): RSS {b['rss_mib']['median']:.1f} MiB, idle CPU {b['idle_cpu_percent']:.3f} %, "
+                 f"binary {b['binary_bytes'] / 2**20:.1f} MiB")
+    return "\n".join(lines)
+
+
+def main():
+    if not os.access(BIN, os.X_OK):
+        print(f"bench: no bootgate binary at {BIN}; run `make bench` (it builds one)", file=sys.stderr)
+        return 1
+    started = time.monotonic()
+    results = {
+        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
+                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
+        "runs": RUNS,
+        "command": "make bench",
+    }
+    results["verdict_time"] = verdict_time()
+    results["parallel_overhead"] = parallel_overhead()
+    results["hang_containment"] = hang_containment()
+    results["endpoint"], results["footprint"] = endpoint_and_footprint()
+    results["seconds"] = time.monotonic() - started
+    os.makedirs(OUT, exist_ok=True)
+    with open(f"{OUT}/results.json", "w") as f:
+        json.dump(results, f, indent=2)
+    print(table(results))
+    print(f"(all figures: median over {RUNS} runs; {results['seconds']:.0f} s; target/bench/results.json)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
