@@ -12,11 +12,16 @@ state=$root/target/run
 mkdir -p "$state"
 
 dockerd_pid=
+dir=
 cleanup() {
   if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
     kill -TERM "$dockerd_pid"
     for _ in $(seq 100); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$dockerd_pid" 2>/dev/null || true
+  fi
+  if [ -n "$dir" ]; then
+    umount -R "$dir/exec" 2>/dev/null || true
+    rm -rf "$dir"
   fi
 }
 trap cleanup EXIT
