@@ -4,83 +4,9 @@
 mod support;
 
 use std::net::TcpListener;
-use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::free_port;
-
-/// Messages received on a private notify socket, with their arrival time.
-struct NotifySocket {
-    path: PathBuf,
-    seen: Arc<Mutex<Vec<(Instant, String)>>>,
-}
-
-impl NotifySocket {
-    fn bind(dir: &Path) -> Self {
-        let path = dir.join("notify.sock");
-        let sock = UnixDatagram::bind(&path).unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let sink = seen.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = sock.recv(&mut buf) {
-                let msg = String::from_utf8_lossy(&buf[..n]).to_string();
-                sink.lock().unwrap().push((Instant::now(), msg));
-            }
-        });
-        NotifySocket { path, seen }
-    }
-
-    fn messages(&self) -> Vec<(Instant, String)> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// Waits until a message that arrived after `since` satisfies `pred`; returns when it arrived.
-    fn wait_for(&self, what: &str, since: Instant, timeout: Duration, pred: impl Fn(&str) -> bool) -> Instant {
-        let end = Instant::now() + timeout;
-        loop {
-            if let Some((at, _)) = self.messages().into_iter().find(|(at, m)| *at >= since && pred(m)) {
-                return at;
-            }
-            assert!(Instant::now() < end, "no {what} within {timeout:?}; got {:#?}", self.messages());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// A `bootgate run` child, SIGKILLed by pid if the test ends early.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(dir: &Path, policy: &str, notify: &NotifySocket, watchdog_usec: Option<u64>) -> Daemon {
-    let path = dir.join("policy.yaml");
-    std::fs::write(&path, policy).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootgate"));
-    cmd.args(["run", "--policy"])
-        .arg(&path)
-        .args(["--run-dir"])
-        .arg(dir.join("run"))
-        .args(["--state-dir"])
-        .arg(dir.join("state"))
-        .env("NOTIFY_SOCKET", &notify.path)
-        .env_remove("WATCHDOG_PID")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    match watchdog_usec {
-        Some(usec) => cmd.env("WATCHDOG_USEC", usec.to_string()),
-        None => cmd.env_remove("WATCHDOG_USEC"),
-    };
-    Daemon(cmd.spawn().unwrap())
-}
+use support::{Daemon, NotifySocket, free_port};
 
 fn wait_exit(d: &mut Daemon, timeout: Duration) -> i32 {
     let end = Instant::now() + timeout;
@@ -109,7 +35,7 @@ checks:
   - {{name: service, kind: tcp, timeout: 500ms, targets: ['{addr}']}}
 "
     );
-    let mut daemon = start(dir.path(), &policy, &notify, Some(400_000));
+    let mut daemon = Daemon::start(dir.path(), &policy, &notify, Some(400_000));
     let t0 = Instant::now();
     let ready = notify.wait_for("READY=1", t0, Duration::from_secs(10), |m| m.contains("READY=1"));
     let msgs = notify.messages();
@@ -158,7 +84,7 @@ checks:
   - {{name: extra, kind: tcp, critical: false, retries: 0, targets: ['127.0.0.1:{closed}']}}
 "
     );
-    let mut daemon = start(dir.path(), &policy, &notify, None);
+    let mut daemon = Daemon::start(dir.path(), &policy, &notify, None);
     assert_eq!(wait_exit(&mut daemon, Duration::from_secs(10)), 2);
     let msgs: Vec<String> = notify.messages().into_iter().map(|(_, m)| m).collect();
     assert!(!msgs.iter().any(|m| m.contains("READY=1")), "{msgs:#?}");
@@ -179,7 +105,7 @@ checks:
     // Restarted in the same boot (Upholds=, Restart=), it does not get a second try.
     let again = NotifySocket::bind(&dir.path().join("run"));
     let started = Instant::now();
-    let mut daemon = start(dir.path(), &policy, &again, None);
+    let mut daemon = Daemon::start(dir.path(), &policy, &again, None);
     assert_eq!(wait_exit(&mut daemon, Duration::from_secs(5)), 2);
     assert!(started.elapsed() < Duration::from_secs(2));
     let msgs: Vec<String> = again.messages().into_iter().map(|(_, m)| m).collect();

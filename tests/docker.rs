@@ -6,49 +6,9 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use support::{Dockerd, HangingListener, Health, Swtpm, free_port};
-
-/// Runs `bootgate check --format json` on `policy`; returns exit code, verdict, wall time.
-fn check(policy: &str) -> (i32, Value, Duration) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("policy.yaml");
-    std::fs::write(&path, policy).unwrap();
-    let started = Instant::now();
-    let out = bootgate(&["check", "--format", "json", "--policy", path.to_str().unwrap()]);
-    let took = started.elapsed();
-    let verdict: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON verdict ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap_or(-1), verdict, took)
-}
-
-fn bootgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bootgate"))
-        .args(args)
-        .env_remove("BOOTGATE_POLICY")
-        .env_remove("DOCKER_HOST")
-        .output()
-        .expect("bootgate runs")
-}
-
-fn result<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name} in {v:#}"))
-}
-
-fn message(v: &Value, name: &str) -> String {
-    result(v, name)["message"].as_str().unwrap_or_default().to_string()
-}
+use support::{Daemon, Dockerd, HangingListener, Health, NotifySocket, Swtpm, check, free_port, message, result};
 
 #[test]
 fn docker_and_containers_against_a_real_engine() {
@@ -152,87 +112,22 @@ checks:
     assert!(took >= Duration::from_millis(900), "took {took:?}: it cannot have waited for the timeout");
 }
 
-/// Messages a `bootgate run` sends to its NOTIFY_SOCKET, with arrival times.
-struct NotifySocket {
-    path: PathBuf,
-    seen: Arc<Mutex<Vec<(Instant, String)>>>,
-}
-
-impl NotifySocket {
-    fn bind(dir: &Path) -> Self {
-        let path = dir.join("notify.sock");
-        let sock = UnixDatagram::bind(&path).unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let sink = seen.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = sock.recv(&mut buf) {
-                sink.lock().unwrap().push((Instant::now(), String::from_utf8_lossy(&buf[..n]).to_string()));
-            }
-        });
-        NotifySocket { path, seen }
-    }
-
-    /// Waits for a message after `since` that satisfies `pred`; returns its arrival.
-    fn wait_for(&self, what: &str, since: Instant, timeout: Duration, pred: impl Fn(&str) -> bool) -> Instant {
-        let end = Instant::now() + timeout;
-        loop {
-            let seen = self.seen.lock().unwrap().clone();
-            if let Some((at, _)) = seen.iter().find(|(at, m)| *at >= since && pred(m)) {
-                return *at;
-            }
-            assert!(Instant::now() < end, "no {what} within {timeout:?}; got {seen:#?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// A `bootgate run` child, killed by pid when the test ends.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_stopped_engine_turns_the_check_failed_after_the_threshold_and_back_after_restart() {
     let mut engine = Dockerd::start();
     let dir = tempfile::tempdir().unwrap();
     let notify = NotifySocket::bind(dir.path());
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(
-        &policy,
-        format!(
-            "version: 1
+    let policy = format!(
+        "version: 1
 runtime: {{interval: 1s, failure_threshold: 2, success_threshold: 1}}
 server: {{listen: '127.0.0.1:{}'}}
 checks:
   - {{name: docker, kind: docker, timeout: 900ms, socket: '{}'}}
 ",
-            free_port(),
-            engine.socket_path().display()
-        ),
-    )
-    .unwrap();
-    let _daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_bootgate"))
-            .args(["run", "--policy"])
-            .arg(&policy)
-            .arg("--run-dir")
-            .arg(dir.path().join("run"))
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .env("NOTIFY_SOCKET", &notify.path)
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("DOCKER_HOST")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        free_port(),
+        engine.socket_path().display()
     );
+    let _daemon = Daemon::start(dir.path(), &policy, &notify, None);
     let start = Instant::now();
     notify.wait_for("READY=1", start, Duration::from_secs(15), |m| m.contains("READY=1"));
 

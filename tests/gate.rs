@@ -5,37 +5,9 @@ mod support;
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::Value;
-use support::{BlackholePort, free_port, processes};
-
-/// Runs `bootgate check --format json` on `policy`; returns exit code, verdict, wall time.
-fn check(policy: &str) -> (i32, Value, Duration, Output) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("policy.yaml");
-    std::fs::write(&path, policy).unwrap();
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_bootgate"))
-        .args(["check", "--format", "json", "--policy"])
-        .arg(&path)
-        .output()
-        .expect("bootgate runs");
-    let took = started.elapsed();
-    let verdict: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON verdict ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap_or(-1), verdict, took, out)
-}
-
-fn result<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name} in {v:#}"))
-}
+use support::{BlackholePort, check, check_with_output, free_port, processes, result};
 
 #[test]
 fn fifty_slow_checks_run_concurrently() {
@@ -43,7 +15,7 @@ fn fifty_slow_checks_run_concurrently() {
     for i in 0..50 {
         policy.push_str(&format!("  - {{name: sleep{i}, kind: exec, command: [sleep, \"0.2\"], retries: 0}}\n"));
     }
-    let (code, v, took, _) = check(&policy);
+    let (code, v, took) = check(&policy);
     assert_eq!(code, 0, "{v:#}");
     let gate_ms = v["gate_duration_ms"].as_f64().unwrap();
     println!("50 × sleep 0.2: gate {gate_ms:.0} ms, process {took:?} (serial would be 10 s)");
@@ -58,7 +30,7 @@ fn a_connect_that_never_answers_is_cut_at_the_timeout() {
         "version: 1\nchecks:\n  - {{name: hang, kind: tcp, timeout: 1s, retries: 0, targets: [\"{}\"]}}\n",
         hole.addr()
     );
-    let (code, v, took, _) = check(&policy);
+    let (code, v, took) = check(&policy);
     assert_eq!(code, 2, "{v:#}");
     let r = result(&v, "hang");
     assert_eq!(r["result"], "fail");
@@ -75,7 +47,7 @@ fn a_command_ignoring_sigterm_leaves_no_process_behind() {
     let policy = format!(
         "version: 1\nchecks:\n  - name: stubborn\n    kind: exec\n    timeout: 1s\n    retries: 0\n    command: [sh, -c, 'trap \"\" TERM; sleep {marker} & sleep {marker}; wait']\n"
     );
-    let (code, v, took, _) = check(&policy);
+    let (code, v, took) = check(&policy);
     assert_eq!(code, 2, "{v:#}");
     assert!(result(&v, "stubborn")["message"].as_str().unwrap().contains("timed out"), "{v:#}");
     assert!(took < Duration::from_secs(3), "took {took:?}");
@@ -96,7 +68,7 @@ fn a_check_that_fails_twice_then_passes_passes_the_gate() {
     let policy = format!(
         "version: 1\ngate:\n  deadline: 20s\nchecks:\n  - {{name: late, kind: tcp, timeout: 1s, retries: 5, targets: [\"127.0.0.1:{port}\"]}}\n"
     );
-    let (code, v, took, _) = check(&policy);
+    let (code, v, took) = check(&policy);
     server.join().unwrap();
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["gate"], "passed");
@@ -112,7 +84,7 @@ fn a_check_that_never_passes_fails_the_gate_by_its_deadline() {
     let policy = format!(
         "version: 1\ngate:\n  deadline: 4s\nchecks:\n  - {{name: never, kind: tcp, timeout: 1s, retries: 100, targets: [\"127.0.0.1:{port}\"]}}\n"
     );
-    let (code, v, took, _) = check(&policy);
+    let (code, v, took) = check(&policy);
     assert_eq!(code, 2, "{v:#}");
     assert_eq!(v["gate"], "failed");
     let r = result(&v, "never");
@@ -128,7 +100,7 @@ fn a_critical_check_after_a_failed_optional_one_is_skipped_and_blocks() {
     let policy = format!(
         "version: 1\nchecks:\n  - {{name: opt, kind: tcp, critical: false, retries: 0, targets: [\"127.0.0.1:{port}\"]}}\n  - {{name: crit, kind: disk, after: [opt]}}\n"
     );
-    let (code, v, _, _) = check(&policy);
+    let (code, v, _) = check(&policy);
     assert_eq!(code, 2, "{v:#}");
     assert_eq!(result(&v, "crit")["result"], "skipped");
     assert_eq!(v["gate"], "failed");
@@ -138,7 +110,7 @@ fn a_critical_check_after_a_failed_optional_one_is_skipped_and_blocks() {
 #[test]
 fn exec_warn_codes_and_output_tail() {
     let policy = "version: 1\nchecks:\n  - {name: w, kind: exec, critical: false, retries: 0, warn_exit_codes: [3], command: [sh, -c, 'echo almost full; exit 3']}\n  - {name: f, kind: exec, critical: false, retries: 0, command: [sh, -c, 'echo broken >&2; exit 4']}\n  - {name: missing, kind: exec, critical: false, retries: 0, command: [/nonexistent/probe]}\n";
-    let (code, v, _, _) = check(policy);
+    let (code, v, _) = check(policy);
     assert_eq!(code, 1, "{v:#}");
     assert_eq!(result(&v, "w")["result"], "warn");
     assert_eq!(result(&v, "w")["message"], "exit 3: almost full");
@@ -149,7 +121,7 @@ fn exec_warn_codes_and_output_tail() {
 #[test]
 fn dns_resolves_localhost_and_checks_the_expected_address() {
     let policy = "version: 1\nchecks:\n  - {name: ok, kind: dns, host: localhost, expect: 127.0.0.1}\n  - {name: wrong, kind: dns, critical: false, retries: 0, host: localhost, expect: 127.0.0.2}\n";
-    let (code, v, _, _) = check(policy);
+    let (code, v, _) = check(policy);
     assert_eq!(code, 1, "{v:#}");
     assert_eq!(result(&v, "ok")["result"], "pass");
     assert!(result(&v, "wrong")["message"].as_str().unwrap().contains("not 127.0.0.2"), "{v:#}");
@@ -157,12 +129,11 @@ fn dns_resolves_localhost_and_checks_the_expected_address() {
 
 #[test]
 fn disk_reports_observed_free_space() {
-    let (code, v, _, _) = check("version: 1\nchecks:\n  - {name: root, kind: disk, path: /, min_free_percent: 0}\n");
+    let (code, v, _) = check("version: 1\nchecks:\n  - {name: root, kind: disk, path: /, min_free_percent: 0}\n");
     assert_eq!(code, 0, "{v:#}");
     let free = result(&v, "root")["observed"]["free_space_percent"].as_f64().unwrap();
     assert!((0.0..=100.0).contains(&free));
-    let (code, v, _, _) =
-        check("version: 1\nchecks:\n  - {name: gone, kind: disk, path: /nonexistent/dir, retries: 0}\n");
+    let (code, v, _) = check("version: 1\nchecks:\n  - {name: gone, kind: disk, path: /nonexistent/dir, retries: 0}\n");
     assert_eq!(code, 2);
     assert!(result(&v, "gone")["message"].as_str().unwrap().contains("/nonexistent/dir"), "{v:#}");
 }
@@ -225,7 +196,7 @@ checks:
         good.display(),
         bad.display()
     );
-    let (code, v, _, out) = check(&policy);
+    let (code, v, _, out) = check_with_output(&policy);
     assert_eq!(code, 1, "{v:#}");
     for (name, want) in [
         ("ok", "pass"),
@@ -248,7 +219,7 @@ checks:
 #[test]
 fn a_closed_loopback_port_fails_fast_with_a_reason() {
     let port = free_port();
-    let (code, v, took, _) = check(&format!(
+    let (code, v, took) = check(&format!(
         "version: 1\nchecks:\n  - {{name: web, kind: tcp, retries: 0, targets: [\"127.0.0.1:{port}\"]}}\n"
     ));
     assert_eq!(code, 2);

@@ -2,16 +2,12 @@
 //! with exit 78 and its file:line:column and key; shipped policies are valid; the
 //! checked-in schema is current; a bad policy fails closed in every command.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn bootgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bootgate"))
-        .args(args)
-        .env_remove("BOOTGATE_POLICY")
-        .output()
-        .expect("bootgate runs")
-}
+use support::bootgate;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)

@@ -4,45 +4,9 @@
 mod support;
 
 use std::net::{Ipv4Addr, TcpListener};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::Value;
-use support::{HangingListener, Swtpm, free_port};
-
-/// Runs `bootgate check --format json` on `policy`; returns exit code, verdict, wall time.
-fn check(policy: &str) -> (i32, Value, Duration) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("policy.yaml");
-    std::fs::write(&path, policy).unwrap();
-    let started = Instant::now();
-    let out = bootgate(&["check", "--format", "json", "--policy", path.to_str().unwrap()]);
-    let took = started.elapsed();
-    let verdict: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON verdict ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap_or(-1), verdict, took)
-}
-
-fn bootgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bootgate"))
-        .args(args)
-        .env_remove("BOOTGATE_POLICY")
-        .output()
-        .expect("bootgate runs")
-}
-
-fn result<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name} in {v:#}"))
-}
-
-fn message(v: &Value, name: &str) -> String {
-    result(v, name)["message"].as_str().unwrap_or_default().to_string()
-}
+use support::{HangingListener, Swtpm, bootgate, check, free_port, message, result};
 
 #[test]
 fn a_software_tpm_passes_and_reports_what_tpm2_tools_report() {

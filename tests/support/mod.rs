@@ -1,5 +1,5 @@
-//! Real components for integration tests: a software TPM, a private Docker
-//! engine and loopback peers that hang. Everything started here is stopped on
+//! Real components for integration tests: the bootgate binary, a software TPM,
+//! a private Docker engine and loopback peers that hang. Everything started here is stopped on
 //! drop by pid or process group, in its own temp dirs and on free ports, so
 //! parallel tests and concurrent test runs never collide.
 //!
@@ -10,6 +10,7 @@
 //! part of it, hence the crate-wide allowances below.
 #![allow(dead_code, unused_imports)]
 
+mod bootgate;
 mod docker;
 mod dockerd;
 mod hang;
@@ -20,6 +21,7 @@ mod sys;
 
 use std::net::{Ipv4Addr, TcpListener};
 
+pub use bootgate::{Daemon, NotifySocket, bootgate, check, check_with_output, message, result};
 pub use docker::{BUSYBOX_IMAGE, Health};
 pub use dockerd::Dockerd;
 pub use hang::{BlackholePort, HangingListener};

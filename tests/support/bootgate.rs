@@ -1,0 +1,138 @@
+//! The binary under test: one-shot commands such as `bootgate check`, and a
+//! `bootgate run` daemon talking to a private NOTIFY_SOCKET as it would to systemd.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bootgate");
+
+/// Runs `bootgate ARGS` to completion, without the caller's policy or Docker settings.
+pub fn bootgate(args: &[&str]) -> Output {
+    // An inherited $BOOTGATE_POLICY or $DOCKER_HOST would change which policy or
+    // engine a test sees; each test names the one it means instead.
+    Command::new(BIN)
+        .args(args)
+        .env_remove("BOOTGATE_POLICY")
+        .env_remove("DOCKER_HOST")
+        .output()
+        .expect("bootgate runs")
+}
+
+/// Runs `bootgate check --format json` on `policy`; returns exit code, verdict, wall time.
+pub fn check(policy: &str) -> (i32, Value, Duration) {
+    let (code, verdict, took, _) = check_with_output(policy);
+    (code, verdict, took)
+}
+
+/// [`check`], plus the raw output for tests that inspect everything it printed.
+pub fn check_with_output(policy: &str) -> (i32, Value, Duration, Output) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy).unwrap();
+    let started = Instant::now();
+    let out = bootgate(&["check", "--format", "json", "--policy", path.to_str().unwrap()]);
+    let took = started.elapsed();
+    let verdict: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON verdict ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), verdict, took, out)
+}
+
+/// The entry for check `name` in a JSON verdict; panics with the verdict if there is none.
+pub fn result<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {v:#}"))
+}
+
+/// The message of check `name` in a JSON verdict, empty if it has none.
+pub fn message(v: &Value, name: &str) -> String {
+    result(v, name)["message"].as_str().unwrap_or_default().to_string()
+}
+
+/// Messages received on a private notify socket, with their arrival time.
+pub struct NotifySocket {
+    path: PathBuf,
+    seen: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+impl NotifySocket {
+    /// Binds `DIR/notify.sock` and records every datagram sent to it from now on.
+    pub fn bind(dir: &Path) -> Self {
+        let path = dir.join("notify.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        // Stamped on arrival, so tests can measure when the daemon said something.
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+                sink.lock().unwrap().push((Instant::now(), msg));
+            }
+        });
+        NotifySocket { path, seen }
+    }
+
+    /// Every message received so far, oldest first.
+    pub fn messages(&self) -> Vec<(Instant, String)> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits until a message that arrived after `since` satisfies `pred`; returns when it arrived.
+    pub fn wait_for(&self, what: &str, since: Instant, timeout: Duration, pred: impl Fn(&str) -> bool) -> Instant {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some((at, _)) = self.messages().into_iter().find(|(at, m)| *at >= since && pred(m)) {
+                return at;
+            }
+            assert!(Instant::now() < end, "no {what} within {timeout:?}; got {:#?}", self.messages());
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A `bootgate run` child, SIGKILLed by pid if the test ends early.
+pub struct Daemon(pub Child);
+
+impl Daemon {
+    /// Starts `bootgate run` on `policy` (written to `DIR/policy.yaml`) with run and state dirs in `dir`.
+    pub fn start(dir: &Path, policy: &str, notify: &NotifySocket, watchdog_usec: Option<u64>) -> Daemon {
+        let path = dir.join("policy.yaml");
+        std::fs::write(&path, policy).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "--policy"])
+            .arg(&path)
+            .args(["--run-dir"])
+            .arg(dir.join("run"))
+            .args(["--state-dir"])
+            .arg(dir.join("state"))
+            .env("NOTIFY_SOCKET", &notify.path)
+            // An inherited WATCHDOG_PID names another process and turns the watchdog off;
+            // an inherited DOCKER_HOST would choose the engine for checks that name no socket.
+            .env_remove("WATCHDOG_PID")
+            .env_remove("DOCKER_HOST")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        match watchdog_usec {
+            Some(usec) => cmd.env("WATCHDOG_USEC", usec.to_string()),
+            None => cmd.env_remove("WATCHDOG_USEC"),
+        };
+        Daemon(cmd.spawn().unwrap())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
