@@ -196,16 +196,20 @@ impl Tpm {
     async fn attempt(&self, ctx: &RunCtx) -> Outcome {
         let (conf, label, device) = match &self.target {
             Target::Tcti(conf, text) => (conf.clone(), text.clone(), None),
-            Target::Devices(paths) => match paths.iter().find(|p| p.exists()) {
-                Some(path) => match device_conf(path) {
+            Target::Devices(paths) => match usable_device(paths) {
+                Ok(path) => match device_conf(path) {
                     Ok(conf) => (conf, path.display().to_string(), Some(path.clone())),
                     Err(message) => return Outcome::fail(message),
                 },
-                None if self.absent == Absent::Pass => return Outcome::pass("no TPM present").with("present", false),
-                None => {
+                Err(refused) if refused.is_empty() && self.absent == Absent::Pass => {
+                    return Outcome::pass("no TPM present").with("present", false);
+                }
+                Err(refused) if refused.is_empty() => {
                     let tried: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                     return Outcome::fail(format!("no TPM device ({} absent)", tried.join(", ")));
                 }
+                // A TPM that exists but cannot be opened is never "absent".
+                Err(refused) => return Outcome::fail(format!("no usable TPM device: {}", refused.join("; "))),
             },
         };
         let claim = match self.in_flight.claim() {
@@ -278,6 +282,22 @@ impl Tpm {
     }
 }
 
+/// The first device node that opens for reading and writing, or why each present one
+/// did not. Debian's udev rules give `/dev/tpmrm0` to tss:tss 0660, which root without
+/// CAP_DAC_OVERRIDE (as in the hardened unit) cannot open, while `/dev/tpm0` stays
+/// open to root's group: so a refused node falls through to the next, not only a missing one.
+fn usable_device(paths: &[PathBuf]) -> Result<&PathBuf, Vec<String>> {
+    let mut refused = Vec::new();
+    for path in paths {
+        match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+            Ok(_) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => refused.push(format!("{}: {e}", path.display())),
+        }
+    }
+    Err(refused)
+}
+
 fn device_conf(path: &Path) -> Result<TctiNameConf, String> {
     let text = path.to_str().ok_or_else(|| format!("TPM device path {} is not UTF-8", path.display()))?;
     DeviceConfig::from_str(text).map(TctiNameConf::Device).map_err(|e| format!("TPM device {text}: {e}"))
@@ -327,6 +347,22 @@ mod tests {
         assert!(build("{pcrs_nonzero: [30]}").is_err());
         assert!(build("{device: /dev/tpm0, tcti: 'device:/dev/tpm0'}").is_err());
         assert!(build("{device: dev/tpm0}").is_err());
+    }
+
+    #[test]
+    fn a_refused_device_falls_through_to_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let (refused, usable, missing) = (dir.path().join("tpmrm0"), dir.path().join("tpm0"), dir.path().join("none"));
+        // A directory stands in for a node that exists but cannot be opened for writing.
+        std::fs::create_dir(&refused).unwrap();
+        std::fs::write(&usable, b"").unwrap();
+        let paths = vec![missing.clone(), refused.clone(), usable.clone()];
+        assert_eq!(usable_device(&paths), Ok(&usable));
+        let only_refused = vec![missing.clone(), refused.clone()];
+        let reasons = usable_device(&only_refused).unwrap_err();
+        assert_eq!(reasons.len(), 1);
+        assert!(reasons[0].starts_with(&refused.display().to_string()), "{reasons:?}");
+        assert_eq!(usable_device(&[missing]), Err(vec![]));
         assert!(build("{tcti: 'swtpm:', absent: pass}").is_err());
         assert!(serde_yaml::from_str::<Keys>("{pcrs: {md5: [0]}}").is_err());
     }
