@@ -5,7 +5,7 @@ DESTDIR ?=
 PREFIX  ?= /usr
 BIN     := target/release/bootgate
 
-.PHONY: all build run test deps install sysext bench clean
+.PHONY: all build run test vm-test deps install sysext bench clean
 
 all: build
 
@@ -22,7 +22,7 @@ run: build
 	build/run.sh $(BIN)
 
 # Every test: unit, integration against real components (swtpm, dockerd,
-# Prometheus, systemd tools, GPT images).
+# Prometheus, systemd tools, GPT images), then the QEMU A/B boot scenarios.
 test: deps
 	$(CARGO) build --locked --all-targets
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
@@ -30,6 +30,14 @@ test: deps
 	else \
 		$(CARGO) test --locked --no-fail-fast; \
 	fi
+	vm-tests/run.sh
+
+# The QEMU A/B image test (vm-tests/): boots the debug build in a guest from
+# a two-slot GPT disk and checks the gate, the marking and the rollback.
+# BOOTGATE_BIN=... tests another binary.
+vm-test: deps
+	$(CARGO) build --locked
+	vm-tests/run.sh
 
 install: $(BIN)
 	build/install.sh "$(or $(DESTDIR),/)" "$(PREFIX)" "$(BIN)"

@@ -18,7 +18,7 @@ packages=(
   # vm-tests
   qemu-system-x86 mmdebstrap e2fsprogs
   # test helpers
-  curl procps iproute2 python3
+  curl procps iproute2 python3 jq
 )
 
 missing=()

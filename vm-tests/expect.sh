@@ -1,0 +1,222 @@
+# shellcheck shell=bash
+# Waiting for and asserting on what the guest reports (its "vmtests: ..."
+# lines on the serial console), the disk image and the health endpoint.
+# Sourced by lib.sh; every assertion ends the scenario with fail on a mismatch.
+
+# expect_gpt SLOT "priority=P tries=T successful=S" WHY
+expect_gpt() {
+  local got
+  got=$(gpt_attrs "$1")
+  [ "$got" = "$2" ] || fail "USR-$1 is $got on the disk image, expected $2 ($3)"
+}
+
+# expect_history GATE...: the last boots in bootgate's boot history on the
+# STATE partition (/var/lib/bootgate/history.jsonl), oldest first, by gate
+# result, e.g. expect_history failed passed.
+expect_history() {
+  local got
+  got=$(state_file /lib/bootgate/history.jsonl | jq -r .gate | tail -n $# | paste -sd' ' -) || true
+  [ "$got" = "$*" ] || fail "boot history on the STATE partition ends with '${got}', expected '$*'"
+  log "boot history on the STATE partition: $(state_file /lib/bootgate/history.jsonl | jq -c '{gate, status, failing}' | paste -sd' ' -)"
+}
+
+# guest_line REGEX: the last "vmtests: " line of this boot matching REGEX
+# (without the prefix), empty if none.
+guest_line() {
+  tr -d '\r' 2>/dev/null <"$LOG" | sed -n 's/^vmtests: //p' | grep -E -- "$1" | tail -1 || true
+}
+
+# wait_line REGEX SECONDS: waits for a guest line. Returns 0 when it is
+# there, 1 when QEMU ended without it, 2 on timeout.
+wait_line() {
+  local end=$((SECONDS + $2))
+  while :; do
+    [ -z "$(guest_line "$1")" ] || return 0
+    if ! vm_alive; then
+      [ -z "$(guest_line "$1")" ] || return 0
+      return 1
+    fi
+    ((SECONDS < end)) || return 2
+    sleep 0.2
+  done
+}
+
+# field LINE KEY: value of key=value (a quoted value may hold spaces).
+field() {
+  local v
+  v=$(grep -oE "(^| )$2=(\"[^\"]*\"|[^ ]*)" <<<"$1" | head -1) || true
+  v=${v# }
+  v=${v#"$2="}
+  v=${v#\"}
+  echo "${v%\"}"
+}
+
+# wait_verdict: waits for bootgate's verdict in this boot; sets VERDICT_LINE,
+# GATE (passed|failed|none) and VERDICT_T (seconds since kernel start).
+wait_verdict() {
+  local rc=0
+  wait_line '^verdict ' "$BOOT_TIMEOUT" || rc=$?
+  case $rc in
+    1) fail "boot $BOOTS (USR-$BOOT_SLOT): QEMU ended before bootgate's verdict$(qemu_said)" ;;
+    2) fail "boot $BOOTS (USR-$BOOT_SLOT): no verdict from bootgate within ${BOOT_TIMEOUT}s of starting QEMU" ;;
+  esac
+  VERDICT_LINE=$(guest_line '^verdict ')
+  GATE=$(field "$VERDICT_LINE" gate)
+  VERDICT_T=$(field "$VERDICT_LINE" t)
+  local gate_ms
+  gate_ms=$(field "$VERDICT_LINE" gate_ms)
+  [[ $gate_ms =~ ^[0-9.]+$ ]] || gate_ms=0
+  TIMINGS+=("USR-$BOOT_SLOT boot→verdict $(secs "$VERDICT_T") (gate $(secs "$gate_ms / 1000"))")
+  log "boot $BOOTS: verdict at $(secs "$VERDICT_T") after kernel start: $VERDICT_LINE"
+}
+
+qemu_said() {
+  local out
+  out=$(tr -d '\r' 2>/dev/null <"$RUN/qemu-$BOOTS.out" | grep -v -e '^QEMU .* monitor' -e '^(qemu)' | tail -2 | tr '\n' ' ') || true
+  [ -z "$out" ] || echo "; QEMU: $out"
+}
+
+calc() { awk "BEGIN { printf \"%.1f\", $* }"; }
+secs() { printf '%ss' "$(calc "$1")"; }
+
+expect_gate() {
+  [ "$GATE" = "$1" ] || fail "boot $BOOTS (USR-$BOOT_SLOT): gate $GATE, expected $1: $VERDICT_LINE"
+}
+
+# wait_settled: waits for the unit to leave activating; sets SETTLED_LINE and STATUS_TEXT.
+wait_settled() {
+  wait_line '^settled ' 60 || fail "boot $BOOTS (USR-$BOOT_SLOT): bootgate.service never settled after its verdict"
+  SETTLED_LINE=$(guest_line '^settled ')
+  STATUS_TEXT=$(field "$SETTLED_LINE" status)
+}
+
+# wait_marked: waits for the stand-in update-engine to mark the booted slot.
+wait_marked() {
+  local rc=0
+  wait_line '^marked ' $((MARK_DELAY + 60)) || rc=$?
+  [ $rc = 0 ] || fail "boot $BOOTS (USR-$BOOT_SLOT): the gate passed but update-engine did not mark the slot"
+  local line
+  line=$(guest_line '^marked ')
+  local t
+  t=$(field "$line" t)
+  TIMINGS+=("verdict→marked $(secs "$(calc "$t - $VERDICT_T")")")
+  log "boot $BOOTS: $line"
+  [ "$(field "$line" partition)" = "$(slot_index "$BOOT_SLOT")" ] ||
+    fail "update-engine marked partition $(field "$line" partition), but USR-$BOOT_SLOT was booted"
+}
+
+# expect_not_marked: the stand-in update-engine never ran in this boot.
+expect_not_marked() {
+  [ -z "$(guest_line '^(update-engine started|marked) ')" ] ||
+    fail "boot $BOOTS (USR-$BOOT_SLOT): update-engine ran although the gate failed: $(guest_line '^(update-engine|marked)')"
+}
+
+# expect_check NAME RESULT: a check's result in this boot's verdict.
+expect_check() {
+  local line
+  line=$(guest_line "^check name=$1 ")
+  [ -n "$line" ] || fail "boot $BOOTS: no check $1 in the verdict"
+  [ "$(field "$line" result)" = "$2" ] || fail "boot $BOOTS: check $1 is $(field "$line" result), expected $2: $line"
+  # shellcheck disable=SC2034 # for the scenario's own look at the message
+  CHECK_LINE=$line
+}
+
+# expect_verdict STATUS FAILING: this boot's verdict (status and the
+# comma-separated critical checks that failed).
+expect_verdict() {
+  local status failing
+  status=$(field "$VERDICT_LINE" status)
+  failing=$(field "$VERDICT_LINE" failing)
+  if [ "$status" != "$1" ] || [ "$failing" != "$2" ]; then
+    fail "boot $BOOTS (USR-$BOOT_SLOT): verdict status=$status failing=$failing, expected status=$1 failing=$2"
+  fi
+}
+
+# expect_unit_failed EXIT_CODE: bootgate.service ended failed with this exit
+# code (see wait_settled), so Requires= on it fails.
+expect_unit_failed() {
+  local state code
+  state=$(field "$SETTLED_LINE" state)
+  code=$(field "$SETTLED_LINE" exit)
+  if [ "$state" != failed ] || [ "$code" != "$1" ]; then
+    fail "boot $BOOTS (USR-$BOOT_SLOT): bootgate.service is $state with exit code $code, expected failed with $1"
+  fi
+}
+
+# expect_console REGEX WHY: the serial log of this boot (bootgate's own log
+# is there too) has a line matching REGEX.
+expect_console() {
+  tr -d '\r' <"$LOG" | grep -qE -- "$1" ||
+    fail "boot $BOOTS (USR-$BOOT_SLOT): nothing on the console matches /$1/ ($2)"
+}
+
+# expect_status REGEX: the STATUS= bootgate.service ended with (see wait_settled).
+expect_status() {
+  grep -qE -- "$1" <<<"$STATUS_TEXT" ||
+    fail "boot $BOOTS (USR-$BOOT_SLOT): bootgate's STATUS is \"$STATUS_TEXT\", expected it to match /$1/"
+}
+
+# expect_booted_tpm VALUE: what the guest found under /dev/tpm* (none, or a list).
+expect_booted_tpm() {
+  local tpm
+  wait_line '^booted ' "$BOOT_TIMEOUT" || fail "boot $BOOTS (USR-$BOOT_SLOT): the guest never reached its observer$(qemu_said)"
+  tpm=$(field "$(guest_line '^booted ')" tpm)
+  [ "$tpm" = "$1" ] || fail "boot $BOOTS: the guest has TPM devices '$tpm', expected '$1'"
+}
+
+# expect_health CODE STATUS [JQ_TEST...]: asks the guest's health endpoint
+# from the host through the forwarded port. Checks the HTTP code, the
+# document's status, the booted partition it reports, and each JQ_TEST (a jq
+# expression that must be true).
+expect_health() {
+  local url=http://127.0.0.1:$PORT$HEALTH_ROUTE body=$RUN/health-$BOOTS.json code
+  code=$(curl -sS -o "$body" -w '%{http_code}' --max-time 10 "$url" 2>"$RUN/curl-$BOOTS.err") || code=000
+  [ "$code" = "$1" ] || fail "boot $BOOTS: GET $HEALTH_ROUTE answered HTTP $code, expected $1 ($(head -c 300 "$body" 2>/dev/null; cat "$RUN/curl-$BOOTS.err"))"
+  local status partition
+  status=$(jq -r .status "$body" 2>/dev/null) || fail "boot $BOOTS: health document is not JSON: $(head -c 300 "$body")"
+  [ "$status" = "$2" ] || fail "boot $BOOTS: health status is $status, expected $2"
+  partition=$(jq -r '.boot.partition // empty' "$body")
+  [ "$partition" = "USR-$BOOT_SLOT" ] ||
+    fail "boot $BOOTS: health document reports boot partition '${partition}', expected USR-$BOOT_SLOT"
+  local test
+  for test in "${@:3}"; do
+    jq -e "$test" "$body" >/dev/null || fail "boot $BOOTS: health document fails \`$test\`: $(jq -c . "$body" | head -c 600)"
+  done
+  log "boot $BOOTS: GET $HEALTH_ROUTE through port $PORT: HTTP $code, status $status, partition $partition"
+}
+
+# expect_health_down: after a failed gate bootgate has exited: its endpoint
+# must not claim health (no answer, or 503).
+expect_health_down() {
+  local code
+  code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$PORT$HEALTH_ROUTE" 2>/dev/null) || code=000
+  case $code in
+    000 | 503) log "boot $BOOTS: health endpoint after the failed gate: $([ "$code" = 000 ] && echo 'not answering (bootgate is down)' || echo 'HTTP 503')" ;;
+    *) fail "boot $BOOTS: health endpoint answered HTTP $code after a failed gate" ;;
+  esac
+}
+
+# expect_stays_up SECONDS: after a failed gate that must not reboot, QEMU is
+# still running SECONDS later.
+expect_stays_up() {
+  if ! vm_wait_exit "$1"; then
+    log "boot $BOOTS: no reboot within ${1}s of bootgate settling"
+    # shellcheck disable=SC2034 # vm_poweroff checks that no reboot slipped in later
+    STAYS_UP=$BOOTS
+    return 0
+  fi
+  fail "boot $BOOTS (USR-$BOOT_SLOT): the guest went down although bootgate must stay up (status: ${STATUS_TEXT:-?})"
+}
+
+# expect_reboot SECONDS: after a failed gate, bootgate itself reboots the guest.
+expect_reboot() {
+  vm_wait_exit "$1" || fail "boot $BOOTS (USR-$BOOT_SLOT): gate failed but the guest did not reboot within ${1}s (status: $(field "$(guest_line '^bootgate ')" status))"
+  local line
+  line=$(tr -d '\r' <"$LOG" | grep -a 'reboot: Restarting system' | tail -1) ||
+    fail "boot $BOOTS (USR-$BOOT_SLOT): QEMU ended, but not through a reboot: $(tr -d '\r' <"$LOG" | tail -3 | tr '\n' ' ')"
+  # The kernel's own time stamp of the restart, seconds since kernel start.
+  local t
+  t=$(sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p' <<<"$line")
+  [ -z "$t" ] || TIMINGS+=("verdict→reboot $(secs "$t - $VERDICT_T")")
+  log "boot $BOOTS: the guest rebooted by itself${t:+ at ${t}s}"
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Bad update rolls back: USR-B's policy has a critical check that cannot pass
+# (its API never comes up). USR-B is never marked, bootgate reboots by itself,
+# the harness's gptprio falls back to USR-A, and USR-A boots healthy.
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$(dirname "$0")/../lib.sh"
+scenario bad-update-rolls-back
+
+slot_policy B bad.yaml
+gpt_set A -S1 -T0 -P1
+gpt_set B -S0 -T1 -P2
+
+boot
+[ "$BOOT_SLOT" = B ] || fail "gptprio picked '${BOOT_SLOT:-nothing}', expected the updated USR-B"
+wait_verdict
+expect_gate failed
+expect_verdict unhealthy api
+expect_check api fail
+expect_reboot 90
+expect_not_marked
+expect_console 'rebooting in 1s to fall back to partition 1 USR-A' "bootgate announces the fallback"
+expect_gpt B "priority=2 tries=0 successful=0" "the bad slot spent its one try and was never marked"
+
+boot
+[ "$BOOT_SLOT" = A ] || fail "after the failed USR-B gptprio picked '${BOOT_SLOT:-nothing}', expected the fallback USR-A"
+wait_verdict
+expect_gate passed
+expect_verdict healthy ""
+wait_marked
+expect_health 200 healthy
+vm_poweroff
+
+expect_gpt A "priority=1 tries=0 successful=1" "the fallback slot stays good"
+expect_gpt B "priority=2 tries=0 successful=0" "the bad slot is still unmarked and out of tries"
+expect_history failed passed
+pass "USR-B failed its gate and was never marked, bootgate rebooted, USR-A booted healthy"

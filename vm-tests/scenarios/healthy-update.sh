@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Healthy update: USR-B was just written by an update (successful=0, one try,
+# priority above USR-A). It boots with a software TPM, passes a TPM-critical
+# gate, update-engine marks it, health says healthy.
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$(dirname "$0")/../lib.sh"
+scenario healthy-update
+
+slot_policy B tpm.yaml
+gpt_set A -S1 -T0 -P1
+gpt_set B -S0 -T1 -P2
+with_tpm
+
+boot
+[ "$BOOT_SLOT" = B ] || fail "gptprio picked '${BOOT_SLOT:-nothing}', expected the updated USR-B"
+wait_verdict
+expect_gate passed
+expect_check tpm pass
+wait_marked
+expect_health 200 healthy
+vm_poweroff
+
+expect_gpt B "priority=2 tries=0 successful=1" "the updated slot is marked good"
+expect_gpt A "priority=1 tries=0 successful=1" "the old slot is untouched"
+pass "USR-B booted with a TPM, gate passed, USR-B marked successful"
