@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Deserialize;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
@@ -150,8 +151,8 @@ pub enum KindError {
     Key(KeyError),
 }
 
-/// Builds a check from the mapping at a path of the policy text.
-pub type ParseFn = fn(&str, &[Seg]) -> Result<Arc<dyn Check>, KindError>;
+/// Builds a check from its node (when already parsed) or the mapping at a path of the policy text.
+pub type ParseFn = fn(&str, &[Seg], Option<&serde_yaml::Value>) -> Result<Arc<dyn Check>, KindError>;
 
 /// Registration record of one kind.
 pub struct KindEntry {
@@ -165,8 +166,26 @@ const fn entry<K: Kind>() -> KindEntry {
     KindEntry { name: K::NAME, parse: parse_kind::<K>, schema: schema_kind::<K> }
 }
 
-fn parse_kind<K: Kind>(text: &str, path: &[Seg]) -> Result<Arc<dyn Check>, KindError> {
-    let keys: K::Keys = locate::deserialize_at(text, path, COMMON_KEYS).map_err(KindError::Yaml)?;
+fn parse_kind<K: Kind>(
+    text: &str,
+    path: &[Seg],
+    node: Option<&serde_yaml::Value>,
+) -> Result<Arc<dyn Check>, KindError> {
+    // Fast path: the check's own node, parsed once for the whole policy. Only when it is
+    // rejected is the text read again at `path`, for an error with its line and column
+    // (re-reading the text for every check would make validation quadratic).
+    let fast = node.and_then(|n| n.as_mapping()).and_then(|m| {
+        let own: serde_yaml::Mapping = m
+            .iter()
+            .filter(|(k, _)| !k.as_str().is_some_and(|k| COMMON_KEYS.contains(&k)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        K::Keys::deserialize(serde_yaml::Value::Mapping(own)).ok()
+    });
+    let keys: K::Keys = match fast {
+        Some(keys) => keys,
+        None => locate::deserialize_at(text, path, COMMON_KEYS).map_err(KindError::Yaml)?,
+    };
     let check = K::build(keys).map_err(KindError::Key)?;
     Ok(Arc::new(check))
 }

@@ -82,7 +82,9 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
     if raw.checks.is_empty() {
         cx.at(&[Seg::key("checks")], "no checks: an empty gate would pass anything");
     }
-    let checks = checks(&mut cx, &raw.checks, gate.deadline);
+    // Parsed once more as a plain tree: each check's kind keys are read from it.
+    let doc: Option<serde_yaml::Value> = serde_yaml::from_str(text).ok();
+    let checks = checks(&mut cx, &raw.checks, gate.deadline, doc.as_ref());
     if cx.problems.is_empty() { Ok(Policy { gate, runtime, listen, checks }) } else { Err(cx.problems) }
 }
 
@@ -130,7 +132,7 @@ fn listen(cx: &mut Ctx, raw: &RawPolicy) -> SocketAddr {
     })
 }
 
-fn checks(cx: &mut Ctx, raw: &[RawCheck], deadline: Duration) -> Vec<CheckSpec> {
+fn checks(cx: &mut Ctx, raw: &[RawCheck], deadline: Duration, doc: Option<&serde_yaml::Value>) -> Vec<CheckSpec> {
     let path = |i: usize, key: &str| [Seg::key("checks"), Seg::Index(i), Seg::key(key)];
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, c) in raw.iter().enumerate() {
@@ -167,7 +169,7 @@ fn checks(cx: &mut Ctx, raw: &[RawCheck], deadline: Duration) -> Vec<CheckSpec> 
             continue;
         };
         let base = [Seg::key("checks"), Seg::Index(i)];
-        match (kind.parse)(cx.text, &base) {
+        match (kind.parse)(cx.text, &base, doc.and_then(|d| d.get("checks")).and_then(|c| c.get(i))) {
             Ok(check) => specs.push(CheckSpec {
                 name: c.name.0.clone(),
                 kind: kind.name,
