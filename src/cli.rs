@@ -32,6 +32,15 @@ enum Command {
         #[arg(long, env = "BOOTGATE_STATE_DIR", default_value = "/var/lib/bootgate")]
         state_dir: PathBuf,
     },
+    /// Serve the endpoint for a boot whose gate `run` already decided (bootgate-report.service).
+    Serve {
+        /// Directory holding this boot's verdict.json.
+        #[arg(long, env = "BOOTGATE_RUN_DIR", default_value = "/run/bootgate")]
+        run_dir: PathBuf,
+        /// Directory for the boot history.
+        #[arg(long, env = "BOOTGATE_STATE_DIR", default_value = "/var/lib/bootgate")]
+        state_dir: PathBuf,
+    },
     /// Run every check once and print the verdict (exit 0 healthy, 1 degraded, 2 unhealthy).
     Check {
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -69,7 +78,7 @@ pub fn main() -> i32 {
             return if e.use_stderr() { exit::USAGE } else { exit::OK };
         }
     };
-    let verbose = matches!(cli.command, Command::Run { .. });
+    let verbose = matches!(cli.command, Command::Run { .. } | Command::Serve { .. });
     init_logging(verbose);
     match cli.command {
         Command::Schema => {
@@ -95,9 +104,21 @@ pub fn main() -> i32 {
                     return bad_policy(&e);
                 }
             };
-            daemon::run(loaded, Dirs { run: run_dir, state: state_dir }).await
+            daemon::run(loaded, reloader(cli.policy), Dirs { run: run_dir, state: state_dir }).await
+        }),
+        Command::Serve { run_dir, state_dir } => with_runtime(async move {
+            let loaded = match policy::load(cli.policy.as_deref()) {
+                Ok(l) => l,
+                Err(e) => return bad_policy(&e),
+            };
+            crate::serve::serve(loaded, reloader(cli.policy), Dirs { run: run_dir, state: state_dir }).await
         }),
     }
+}
+
+/// SIGHUP re-reads the policy by the same lookup order the daemon started with.
+fn reloader(explicit: Option<PathBuf>) -> daemon::Reloader {
+    Box::new(move || policy::load(explicit.as_deref()))
 }
 
 fn with_runtime(fut: impl std::future::Future<Output = i32>) -> i32 {
@@ -159,7 +180,11 @@ fn first_line(e: &PolicyError) -> String {
 async fn check(loaded: policy::Loaded, format: Format) -> i32 {
     let (board, _) = tokio::sync::watch::channel(std::sync::Arc::new(Snapshot::new(&loaded.policy.checks)));
     let notifier = crate::notify::Notifier::from_env();
+    crate::reaper::become_subreaper();
+    crate::reaper::watch();
     let snapshot = crate::gate::run_gate(&loaded.policy, &board, notifier, false).await;
+    // Whatever a check detached from itself is reparented here: it must not outlive the verdict.
+    crate::reaper::sweep();
     match format {
         Format::Text => print!("{}", report::table(&snapshot)),
         Format::Json => println!("{:#}", report::verdict_json(&snapshot, &loaded.source)),

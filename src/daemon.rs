@@ -1,17 +1,19 @@
-//! `bootgate run`: the gate at boot, then the runtime loop.
+//! `bootgate run`: the gate at boot, then the runtime loop (shared with `bootgate serve`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::engine::{Board, CheckResult, GateState, Round, Snapshot, apply_thresholds, run_round};
 use crate::gate::{log_result, run_gate, summary_status, tick};
+use crate::lifecycle::{Heartbeat, Signals};
 use crate::notify::Notifier;
-use crate::policy::{Loaded, Policy};
-use crate::server::{Endpoint, Heartbeat, Shutdown};
-use crate::{exit, report};
+use crate::policy::{Loaded, Policy, PolicyError};
+use crate::server::Endpoint;
+use crate::{exit, reaper, report, state};
 
 /// Where the daemon keeps its files.
 #[derive(Debug, Clone)]
@@ -22,60 +24,105 @@ pub struct Dirs {
     pub state: PathBuf,
 }
 
+/// Re-reads the policy by the same lookup the daemon started with (on SIGHUP).
+pub type Reloader = Box<dyn Fn() -> Result<Loaded, PolicyError> + Send + Sync>;
+
+/// The longest runtime interval the loop schedules; longer ones would overflow a timer.
+const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Runs the daemon and returns the process exit code.
-pub async fn run(loaded: Loaded, dirs: Dirs) -> i32 {
+pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     let notifier = Notifier::from_env();
-    if let Some(failing) = report::failed_earlier_this_boot(&dirs.run) {
-        let status = format!("gate failed earlier in this boot (failing: {}); not run again", failing.join(", "));
+    let Some(mut signals) = install_signals(notifier) else { return exit::SOFTWARE };
+    // A boot is judged once: a restart in the same boot (Restart=, Upholds=) finds the verdict.
+    let recorded = match state::this_boot(&dirs.run) {
+        Ok(recorded) => recorded,
+        Err(e) => {
+            let text = format!("gate failed closed: {e}; remove the file to judge this boot again");
+            tracing::error!("{text}");
+            notifier.status(&text);
+            return exit::UNHEALTHY;
+        }
+    };
+    if let Some(rec) = recorded.as_ref().filter(|r| r.gate == GateState::Failed) {
+        let status = format!("gate failed earlier in this boot (failing: {}); not run again", rec.failing().join(", "));
         tracing::error!(run_dir = %dirs.run.display(), "{status}");
         notifier.status(&status);
         return exit::UNHEALTHY;
     }
     let policy = Arc::new(loaded.policy);
-    let (board, _) = tokio::sync::watch::channel(Arc::new(Snapshot::new(&policy.checks)));
+    let first = match &recorded {
+        Some(rec) => rec.snapshot(&policy.checks),
+        None => Snapshot::new(&policy.checks),
+    };
+    let (board, _) = tokio::sync::watch::channel(Arc::new(first));
     tracing::info!(policy = %loaded.source, checks = policy.checks.len(), "boot gate starting");
 
-    // Listening before the gate runs, so the endpoint answers 503 while it does.
-    let endpoint = match Endpoint::start(policy.listen, board.subscribe()).await {
-        Ok(endpoint) => endpoint,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "cannot start the health endpoint");
-            notifier.status(&format!("{e:#}"));
-            return exit::SOFTWARE;
-        }
+    let heartbeat = Heartbeat::new();
+    // The endpoint binds in the background: it answers 503 while the gate runs, and a
+    // port it cannot have never keeps the gate from judging.
+    let Some(endpoint) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier).await else {
+        return exit::SOFTWARE;
     };
-    publish_boot_facts(&endpoint).await;
-    let gate = endpoint.heartbeat.keep(run_gate(&policy, &board, notifier, true));
-    let Some(snapshot) = endpoint.shutdown.until(gate).await else {
-        tracing::info!("stopped before the gate reached a verdict");
-        endpoint.finish().await;
-        return exit::OK;
-    };
-    let doc = report::verdict_json(&snapshot, &loaded.source);
-    if let Err(e) = report::write_verdict(&dirs.run, &doc) {
-        tracing::error!(dir = %dirs.run.display(), error = %e, "cannot write verdict.json");
-    }
-    if let Err(e) = report::record_history(&dirs.state, &doc) {
-        tracing::warn!(dir = %dirs.state.display(), error = %e, "cannot record boot history");
-    }
-    print!("{}", report::table(&snapshot));
 
-    let status = summary_status(&snapshot);
-    if snapshot.gate != GateState::Passed {
-        let failing = report::failing(&snapshot).join(", ");
-        tracing::error!(failing = %failing, "boot gate failed");
-        notifier.status(&format!("{status} (failing: {failing})"));
-        let failure =
-            crate::boot::reboot::on_gate_failure(policy.gate.on_failure, policy.gate.reboot_delay, &failing, notifier);
-        // A stop request during the reboot delay ends the wait (signals no longer kill the process).
-        endpoint.shutdown.until(endpoint.heartbeat.keep(failure)).await;
-        return exit::UNHEALTHY;
+    if let Some(rec) = &recorded {
+        let status = format!("{} (gate passed earlier in this boot; not run again)", summary_status(&board.borrow()));
+        tracing::info!(verdict = %rec.path.display(), "gate passed earlier in this boot; resuming the runtime loop");
+        notifier.ready(&status);
+    } else {
+        let gate = heartbeat.keep(run_gate(&policy, &board, notifier, true));
+        let Some(snapshot) = signals.shutdown.until(gate).await else {
+            tracing::info!("stopped before the gate reached a verdict");
+            endpoint.finish().await;
+            return exit::OK;
+        };
+        let doc = report::verdict_json(&snapshot, &loaded.source);
+        if let Err(e) = state::write_verdict(&dirs.run, &doc) {
+            tracing::error!(dir = %dirs.run.display(), error = %e, "cannot write verdict.json");
+        }
+        if let Err(e) = state::record_history(&dirs.state, &doc) {
+            tracing::warn!(dir = %dirs.state.display(), error = %e, "cannot record boot history");
+        }
+        print!("{}", report::table(&snapshot));
+
+        let status = summary_status(&snapshot);
+        if snapshot.gate != GateState::Passed {
+            board.send_modify(|s| Arc::make_mut(s).gate_failing = s.critical_failures());
+            let failing = report::failing(&snapshot).join(", ");
+            tracing::error!(failing = %failing, "boot gate failed");
+            notifier.status(&format!("{status} (failing: {failing})"));
+            let failure = crate::boot::reboot::on_gate_failure(
+                policy.gate.on_failure,
+                policy.gate.reboot_delay,
+                &failing,
+                notifier,
+            );
+            // A stop request during the reboot delay ends the wait (signals no longer kill the process).
+            signals.shutdown.until(heartbeat.keep(failure)).await;
+            endpoint.finish().await;
+            return exit::UNHEALTHY;
+        }
+        tracing::info!(status = %status, "boot gate passed");
+        notifier.ready(&status);
     }
-    tracing::info!(status = %status, "boot gate passed");
-    notifier.ready(&status);
-    runtime(policy, board, notifier, endpoint.heartbeat.clone(), endpoint.shutdown.clone()).await;
+    runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload).await;
     endpoint.finish().await;
     exit::OK
+}
+
+/// Installs the stop/reload handlers and the orphan sweep; `None` (already logged) when it cannot.
+pub(crate) fn install_signals(notifier: Notifier) -> Option<Signals> {
+    reaper::become_subreaper();
+    reaper::watch();
+    match Signals::install() {
+        Ok(signals) => Some(signals),
+        Err(e) => {
+            let text = format!("cannot install the SIGTERM/SIGINT/SIGHUP handlers: {e}");
+            tracing::error!("{text}");
+            notifier.status(&text);
+            None
+        }
+    }
 }
 
 /// Hands memory freed since the last round back to the kernel. A burst of requests
@@ -89,11 +136,34 @@ fn release_free_memory() {
     }
 }
 
+/// Starts the endpoint over `board` and publishes the boot facts; `None` (logged) when
+/// the metrics cannot be set up.
+pub(crate) async fn start_endpoint(
+    policy: &Policy,
+    board: &Board,
+    heartbeat: &Heartbeat,
+    signals: &Signals,
+    notifier: Notifier,
+) -> Option<Endpoint> {
+    let started =
+        Endpoint::start(policy.listen, board.subscribe(), heartbeat.clone(), signals.shutdown.clone(), notifier);
+    match started {
+        Ok(endpoint) => {
+            publish_boot_facts(&endpoint).await;
+            Some(endpoint)
+        }
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "cannot set up the metrics");
+            None
+        }
+    }
+}
+
 /// Reads the booted slot's GPT attributes for the health document and metrics. Bounded:
 /// a disk that does not answer must not hold up the gate.
 async fn publish_boot_facts(endpoint: &Endpoint) {
     let detect = tokio::task::spawn_blocking(crate::boot::detect);
-    match tokio::time::timeout(std::time::Duration::from_secs(2), detect).await {
+    match tokio::time::timeout(Duration::from_secs(2), detect).await {
         Ok(Ok(status)) => {
             match &status.note {
                 Some(note) => tracing::info!(%note, "boot partition"),
@@ -106,13 +176,18 @@ async fn publish_boot_facts(endpoint: &Endpoint) {
     }
 }
 
-/// Re-checks every interval until SIGTERM or SIGINT, pinging the watchdog from
-/// this same loop so a stuck scheduler stops the pings.
-async fn runtime(policy: Arc<Policy>, board: Board, notifier: Notifier, heartbeat: Heartbeat, shutdown: Shutdown) {
+/// Re-checks every interval until SIGTERM or SIGINT, pinging the watchdog from this
+/// same loop so a stuck scheduler stops the pings. SIGHUP re-reads the policy.
+pub(crate) async fn runtime(
+    mut policy: Arc<Policy>,
+    board: &Board,
+    notifier: Notifier,
+    heartbeat: &Heartbeat,
+    signals: &mut Signals,
+    reload: &Reloader,
+) {
     let mut beat = tokio::time::interval(Heartbeat::PERIOD);
-    let interval = policy.runtime.interval;
-    let mut every = tokio::time::interval_at(Instant::now() + interval, interval);
-    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut every = schedule(policy.runtime.interval, policy.runtime.interval);
     let mut ping = notifier.watchdog_period().map(tokio::time::interval);
     let mut current: Option<JoinHandle<Vec<CheckResult>>> = None;
     let mut last_status = String::new();
@@ -121,13 +196,20 @@ async fn runtime(policy: Arc<Policy>, board: Board, notifier: Notifier, heartbea
             _ = every.tick() => {
                 if current.is_none() {
                     let specs = policy.checks.clone();
+                    let interval = policy.runtime.interval.min(MAX_INTERVAL);
                     let round = Round { deadline: Instant::now() + interval, retries: false };
                     current = Some(tokio::spawn(async move { run_round(&specs, round, None).await }));
                 }
             }
             joined = async { current.as_mut().expect("guarded by the if").await }, if current.is_some() => {
                 current = None;
-                let Ok(raw) = joined else { continue };
+                let raw = match joined {
+                    Ok(raw) => raw,
+                    Err(e) => {
+                        tracing::error!(error = %e, "a runtime round ended abnormally; its results are lost, the next round runs as scheduled");
+                        continue;
+                    }
+                };
                 board.send_modify(|s| {
                     let s = Arc::make_mut(s);
                     for (prev, new) in s.checks.iter_mut().zip(raw) {
@@ -144,10 +226,65 @@ async fn runtime(policy: Arc<Policy>, board: Board, notifier: Notifier, heartbea
                 }
                 release_free_memory();
             }
+            _ = signals.reload.requested() => {
+                if let Some(new) = reload_policy(&policy, board, reload) {
+                    // A round of the old checks would not match the new list: drop it, run anew now.
+                    if let Some(round) = current.take() {
+                        round.abort();
+                    }
+                    policy = new;
+                    every = schedule(Duration::ZERO, policy.runtime.interval);
+                }
+            }
             _ = tick(&mut ping) => notifier.watchdog(),
             _ = beat.tick() => heartbeat.beat(),
-            _ = shutdown.requested() => break,
+            _ = signals.shutdown.requested() => break,
         }
     }
+    if let Some(round) = current {
+        round.abort();
+    }
     tracing::info!("stopping");
+}
+
+/// Ticks first after `first`, then every `interval`; late ticks are delayed, not bunched.
+fn schedule(first: Duration, interval: Duration) -> tokio::time::Interval {
+    let interval = interval.clamp(Duration::from_millis(1), MAX_INTERVAL);
+    let mut every = tokio::time::interval_at(Instant::now() + first.min(MAX_INTERVAL), interval);
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    every
+}
+
+/// Re-reads the policy; on success moves the board to its checks (keeping the results of
+/// checks it still has, by name and kind) and returns it. An invalid policy keeps the old one.
+fn reload_policy(current: &Policy, board: &Board, reload: &Reloader) -> Option<Arc<Policy>> {
+    let loaded = match reload() {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            tracing::error!(error = %e, "policy reload failed; keeping the policy in force");
+            return None;
+        }
+    };
+    let new = loaded.policy;
+    if new.listen != current.listen {
+        tracing::warn!(
+            from = %current.listen,
+            to = %new.listen,
+            "server.listen changed; the endpoint keeps its address until bootgate restarts"
+        );
+    }
+    board.send_modify(|s| {
+        let s = Arc::make_mut(s);
+        let old = std::mem::take(&mut s.checks);
+        s.checks = new
+            .checks
+            .iter()
+            .map(|spec| match old.iter().find(|c| c.name == spec.name && c.kind == spec.kind) {
+                Some(c) => CheckResult { critical: spec.critical, ..c.clone() },
+                None => CheckResult::pending(spec),
+            })
+            .collect();
+    });
+    tracing::info!(policy = %loaded.source, checks = new.checks.len(), "policy reloaded");
+    Some(Arc::new(new))
 }

@@ -7,11 +7,15 @@ pub mod cli;
 pub mod daemon;
 pub mod engine;
 pub mod gate;
+pub mod lifecycle;
 pub mod metrics;
 pub mod notify;
 pub mod policy;
+pub mod reaper;
 pub mod report;
+pub mod serve;
 pub mod server;
+pub mod state;
 
 /// Process exit codes (see the README).
 pub mod exit {

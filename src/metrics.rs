@@ -230,7 +230,13 @@ mod tests {
     }
 
     fn snapshot(gate: GateState, checks: Vec<CheckResult>) -> Snapshot {
-        Snapshot { gate, checks, gate_started: SystemTime::now(), gate_duration: Some(Duration::from_millis(1500)) }
+        Snapshot {
+            gate,
+            checks,
+            gate_started: SystemTime::now(),
+            gate_duration: Some(Duration::from_millis(1500)),
+            gate_failing: Vec::new(),
+        }
     }
 
     fn text(m: &Metrics, s: &Snapshot, boot: Option<&Value>) -> String {

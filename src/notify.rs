@@ -1,20 +1,46 @@
 //! systemd notifications. Without `NOTIFY_SOCKET` (a plain foreground run) every
 //! call is a no-op, so the daemon behaves the same with or without systemd.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use sd_notify::NotifyState;
+
+/// A condition that every `STATUS=` carries until it clears (e.g. the endpoint cannot listen).
+static NOTE: Mutex<Option<String>> = Mutex::new(None);
+
+/// The latest STATUS text without the note, so a note change can re-send it.
+static LAST: Mutex<String> = Mutex::new(String::new());
+
+/// Sets or clears the note appended to every STATUS.
+pub fn set_note(note: Option<String>) {
+    *NOTE.lock().unwrap_or_else(|e| e.into_inner()) = note;
+}
+
+fn with_note(text: &str) -> String {
+    *LAST.lock().unwrap_or_else(|e| e.into_inner()) = text.to_string();
+    match NOTE.lock().unwrap_or_else(|e| e.into_inner()).as_deref() {
+        Some(note) => format!("{text}; {note}"),
+        None => text.to_string(),
+    }
+}
 
 /// Sends READY, STATUS, EXTEND_TIMEOUT_USEC and WATCHDOG to the service manager.
 #[derive(Debug, Clone, Copy)]
 pub struct Notifier {
     watchdog: Option<Duration>,
+    enabled: bool,
 }
 
 impl Notifier {
     /// Reads the watchdog interval systemd granted us, if any.
     pub fn from_env() -> Self {
-        Notifier { watchdog: sd_notify::watchdog_enabled() }
+        Notifier { watchdog: sd_notify::watchdog_enabled(), enabled: true }
+    }
+
+    /// A notifier that never tells systemd anything (`bootgate serve`: not part of the update path).
+    pub fn silent() -> Self {
+        Notifier { watchdog: None, enabled: false }
     }
 
     /// How often to ping: half the watchdog interval, as systemd recommends.
@@ -24,26 +50,37 @@ impl Notifier {
 
     pub fn status(&self, text: &str) {
         tracing::debug!(status = text, "status");
-        send(&[NotifyState::Status(text)]);
+        let text = with_note(text);
+        self.send(&[NotifyState::Status(&text)]);
+    }
+
+    /// Re-sends the latest STATUS with the current note.
+    pub fn refresh_status(&self) {
+        let last = LAST.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        self.status(&last);
     }
 
     pub fn ready(&self, text: &str) {
-        send(&[NotifyState::Ready, NotifyState::Status(text)]);
+        let text = with_note(text);
+        self.send(&[NotifyState::Ready, NotifyState::Status(&text)]);
     }
 
     /// Asks systemd not to time the start out for another `by`.
     pub fn extend_start(&self, by: Duration) {
         let usec = u32::try_from(by.as_micros()).unwrap_or(u32::MAX);
-        send(&[NotifyState::ExtendTimeoutUsec(usec)]);
+        self.send(&[NotifyState::ExtendTimeoutUsec(usec)]);
     }
 
     pub fn watchdog(&self) {
-        send(&[NotifyState::Watchdog]);
+        self.send(&[NotifyState::Watchdog]);
     }
-}
 
-fn send(states: &[NotifyState]) {
-    if let Err(e) = sd_notify::notify(states) {
-        tracing::warn!(error = %e, "cannot notify systemd");
+    fn send(&self, states: &[NotifyState]) {
+        if !self.enabled {
+            return;
+        }
+        if let Err(e) = sd_notify::notify(states) {
+            tracing::warn!(error = %e, "cannot notify systemd");
+        }
     }
 }

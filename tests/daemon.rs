@@ -8,17 +8,6 @@ use std::time::{Duration, Instant};
 
 use support::{Daemon, NotifySocket, free_port};
 
-fn wait_exit(d: &mut Daemon, timeout: Duration) -> i32 {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(status) = d.0.try_wait().unwrap() {
-            return status.code().unwrap_or(-1);
-        }
-        assert!(Instant::now() < end, "bootgate did not exit within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn a_passing_gate_signals_ready_pings_the_watchdog_and_holds_blips() {
     let dir = tempfile::tempdir().unwrap();
@@ -65,7 +54,7 @@ checks:
 
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon.0.id() as i32), nix::sys::signal::Signal::SIGTERM)
         .unwrap();
-    assert_eq!(wait_exit(&mut daemon, Duration::from_secs(5)), 0);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(5)), 0);
 }
 
 #[test]
@@ -85,7 +74,7 @@ checks:
 "
     );
     let mut daemon = Daemon::start(dir.path(), &policy, &notify, None);
-    assert_eq!(wait_exit(&mut daemon, Duration::from_secs(10)), 2);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(10)), 2);
     let msgs: Vec<String> = notify.messages().into_iter().map(|(_, m)| m).collect();
     assert!(!msgs.iter().any(|m| m.contains("READY=1")), "{msgs:#?}");
     assert!(
@@ -106,7 +95,7 @@ checks:
     let again = NotifySocket::bind(&dir.path().join("run"));
     let started = Instant::now();
     let mut daemon = Daemon::start(dir.path(), &policy, &again, None);
-    assert_eq!(wait_exit(&mut daemon, Duration::from_secs(5)), 2);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(5)), 2);
     assert!(started.elapsed() < Duration::from_secs(2));
     let msgs: Vec<String> = again.messages().into_iter().map(|(_, m)| m).collect();
     assert!(msgs.iter().any(|m| m.contains("not run again") && m.contains("api")), "{msgs:#?}");

@@ -20,8 +20,9 @@ use axum::body::Body;
 use axum::http::Request;
 use bootgate::checks::{Observed, Status};
 use bootgate::engine::{CheckResult, GateState, Snapshot};
+use bootgate::lifecycle::Heartbeat;
 use bootgate::metrics::Metrics;
-use bootgate::server::{AppState, Heartbeat, app};
+use bootgate::server::{AppState, app};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::watch;
@@ -104,6 +105,7 @@ async fn promtool_accepts_boot_facts_and_failures() {
         ],
         gate_started: SystemTime::now(),
         gate_duration: Some(Duration::from_secs(120)),
+        gate_failing: Vec::new(),
     };
     let metrics = Arc::new(Metrics::new(&s).unwrap());
     for c in &s.checks {

@@ -1,7 +1,7 @@
 //! The HTTP endpoint: every route, status code and content type through the router
 //! (`tower::ServiceExt::oneshot`, no socket), then a real `bootgate run`: 503 while
-//! its gate runs, answers that stay fast while a check hangs, a clear error for an
-//! address in use, and a graceful stop on SIGTERM.
+//! its gate runs, answers that stay fast while a check hangs, and a graceful stop on
+//! SIGTERM.
 
 mod endpoint;
 mod support;
@@ -14,8 +14,9 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use bootgate::checks::{Observed, Status};
 use bootgate::engine::{CheckResult, GateState, Snapshot};
+use bootgate::lifecycle::Heartbeat;
 use bootgate::metrics::Metrics;
-use bootgate::server::{AppState, Heartbeat, app};
+use bootgate::server::{AppState, app};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tower::ServiceExt as _;
@@ -55,7 +56,7 @@ fn check(name: &str, kind: &'static str, critical: bool, status: Status) -> Chec
 
 fn snapshot(gate: GateState, checks: Vec<CheckResult>) -> Snapshot {
     let gate_duration = (gate != GateState::Running).then(|| Duration::from_millis(250));
-    Snapshot { gate, checks, gate_started: SystemTime::now(), gate_duration }
+    Snapshot { gate, checks, gate_started: SystemTime::now(), gate_duration, gate_failing: Vec::new() }
 }
 
 /// A router over `s`, plus the sender that publishes later snapshots.
@@ -558,18 +559,4 @@ fn the_endpoint_answers_503_then_200_and_stops_on_sigterm() {
     let status = bg.wait_exit(Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "{}", bg.stderr());
     assert!(t.elapsed() < Duration::from_secs(3), "graceful stop took {:?}", t.elapsed());
-}
-
-#[test]
-fn an_address_in_use_is_a_clear_startup_error() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port();
-    let tmp = std::env::temp_dir();
-    let mut bg = Bootgate::start_on(port, "{deadline: 10s, on_failure: stay}", &disk_check(tmp.to_str().unwrap()));
-    let status = bg.wait_exit(Duration::from_secs(10));
-    assert_eq!(status.code(), Some(70), "{}", bg.stderr());
-    let log = bg.stderr();
-    assert!(log.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{log}");
-    assert!(log.contains("Address already in use"), "{log}");
-    assert!(!bg.run_dir().join("verdict.json").exists(), "the gate must not run without its endpoint");
 }

@@ -54,6 +54,15 @@ impl Kind for Exec {
     }
 }
 
+/// Hands the child back to the orphan sweep once it is gone (after the group guard's kill).
+struct Known(u32);
+
+impl Drop for Known {
+    fn drop(&mut self) {
+        crate::reaper::forget(self.0);
+    }
+}
+
 /// Kills the whole process group when dropped: on exit, on timeout, on cancellation.
 struct GroupGuard(Pid);
 
@@ -81,15 +90,14 @@ async fn read_tail(mut pipe: impl AsyncRead + Unpin) -> String {
 
 impl Exec {
     async fn attempt(&self) -> Outcome {
-        let mut child = match Command::new(&self.argv[0])
-            .args(&self.argv[1..])
+        let mut cmd = Command::new(&self.argv[0]);
+        cmd.args(&self.argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-        {
+            .kill_on_drop(true);
+        let mut child = match crate::reaper::spawn(&mut cmd) {
             Ok(child) => child,
             Err(e) => return Outcome::fail(format!("cannot start `{}`: {e}", self.argv[0])),
         };
@@ -97,6 +105,7 @@ impl Exec {
             return Outcome::fail(format!("`{}` exited before it could be watched", self.argv[0]));
         };
         let guard = GroupGuard(Pid::from_raw(pid as i32));
+        let _known = Known(pid);
         let stdout = tokio::spawn(read_tail(child.stdout.take().expect("stdout is piped")));
         let stderr = tokio::spawn(read_tail(child.stderr.take().expect("stderr is piped")));
         let status = child.wait().await;

@@ -74,6 +74,8 @@ pub struct Snapshot {
     pub checks: Vec<CheckResult>,
     pub gate_started: SystemTime,
     pub gate_duration: Option<Duration>,
+    /// The checks that failed the gate, with the message they failed it with (once it failed).
+    pub gate_failing: Vec<(String, String)>,
 }
 
 impl Snapshot {
@@ -83,7 +85,17 @@ impl Snapshot {
             checks: specs.iter().map(CheckResult::pending).collect(),
             gate_started: SystemTime::now(),
             gate_duration: None,
+            gate_failing: Vec::new(),
         }
+    }
+
+    /// The critical checks that are not passing now, with their messages.
+    pub fn critical_failures(&self) -> Vec<(String, String)> {
+        self.checks
+            .iter()
+            .filter(|c| c.critical && !c.status.passed())
+            .map(|c| (c.name.clone(), c.message.clone()))
+            .collect()
     }
 
     /// The verdict over the current results.

@@ -67,6 +67,10 @@ pub fn seed(s: &Snapshot, facts: &Facts) -> Value {
         "startup_health_check": s.gate,
         "components": components,
     });
+    if !s.gate_failing.is_empty() {
+        doc["startup_failing"] =
+            s.gate_failing.iter().map(|(name, message)| json!({"name": name, "message": message})).collect();
+    }
     if let Some(boot) = facts.boot {
         doc["boot"] = boot.clone();
     }
@@ -233,6 +237,7 @@ mod tests {
             checks: vec![check("storage", "disk", true, Status::Pass), check("net", "tcp", false, Status::Fail)],
             gate_started: SystemTime::now(),
             gate_duration: None,
+            gate_failing: Vec::new(),
         };
         let doc = ietf(&s);
         assert_eq!(doc["status"], "warn");

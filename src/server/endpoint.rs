@@ -1,131 +1,107 @@
-//! The endpoint as `bootgate run` starts it: bound before the gate runs, stopped
-//! gracefully by the same SIGTERM/SIGINT that stops the daemon's loops.
+//! The endpoint as the daemons start it. Binding never decides the boot: an address
+//! in use (or any other listen failure) is logged with the address, shown in
+//! systemd's `STATUS=` and retried in the background while the gate goes on.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::Value;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{AppState, Heartbeat, bind, serve};
+use super::{AppState, bind, serve};
 use crate::engine::Snapshot;
+use crate::lifecycle::{Heartbeat, Shutdown};
 use crate::metrics::{self, Metrics};
+use crate::notify::{self, Notifier};
 
 /// How long open requests get to finish after a stop request.
 const DRAIN: Duration = Duration::from_secs(5);
 
-/// Set once by the first SIGTERM or SIGINT; shared by the gate, the runtime loop and the server.
-#[derive(Debug, Clone)]
-pub struct Shutdown(watch::Receiver<bool>);
+/// Pause between two attempts to listen.
+const RETRY: Duration = Duration::from_secs(5);
 
-impl Shutdown {
-    /// Installs the signal handlers. From here on a signal no longer kills the process:
-    /// whoever runs must select on [`Shutdown::requested`].
-    pub fn on_signals() -> std::io::Result<Self> {
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let (tx, rx) = watch::channel(false);
-        tokio::spawn(async move {
-            let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            };
-            tracing::info!(signal = name, "stop requested");
-            let _ = tx.send(true);
-        });
-        Ok(Shutdown(rx))
-    }
-
-    /// A shutdown that only [`ShutdownTrigger::trigger`] requests, for tests.
-    pub fn manual() -> (ShutdownTrigger, Self) {
-        let (tx, rx) = watch::channel(false);
-        (ShutdownTrigger(tx), Shutdown(rx))
-    }
-
-    /// Resolves once a stop was requested (at once if it already was).
-    pub async fn requested(&self) {
-        let mut rx = self.0.clone();
-        // An error means the signal task is gone, which only happens as the runtime ends.
-        let _ = rx.wait_for(|stop| *stop).await;
-    }
-
-    /// Runs `work` to completion unless a stop is requested first (then `None`).
-    pub async fn until<F: Future>(&self, work: F) -> Option<F::Output> {
-        tokio::select! {
-            out = work => Some(out),
-            _ = self.requested() => None,
-        }
-    }
-}
-
-/// Requests the stop of a [`Shutdown::manual`].
-pub struct ShutdownTrigger(watch::Sender<bool>);
-
-impl ShutdownTrigger {
-    pub fn trigger(&self) {
-        let _ = self.0.send(true);
-    }
-}
-
-/// A running endpoint and what the daemon shares with it.
+/// A running (or still binding) endpoint and what the daemon shares with it.
 pub struct Endpoint {
-    pub addr: SocketAddr,
-    pub shutdown: Shutdown,
-    /// The daemon's main loop beats this; `/livez` reads it.
-    pub heartbeat: Heartbeat,
     pub metrics: Arc<Metrics>,
     /// Publishes boot facts (the booted partition) into the health document and metrics.
     pub boot: watch::Sender<Option<Arc<Value>>>,
-    task: JoinHandle<std::io::Result<()>>,
+    /// The bound address once listening (port 0 in the policy becomes the real port).
+    pub bound: watch::Receiver<Option<SocketAddr>>,
+    task: JoinHandle<()>,
 }
 
 impl Endpoint {
-    /// Binds `addr` and serves the snapshots published on `snapshots`.
+    /// Serves the snapshots published on `snapshots` at `addr`, binding in the background.
     ///
-    /// Installs the signal handlers and makes the metrics the sink of [`metrics::observe`].
-    /// Fails, naming the address, when it cannot listen.
-    pub async fn start(addr: SocketAddr, snapshots: watch::Receiver<Arc<Snapshot>>) -> anyhow::Result<Endpoint> {
-        let listener = bind(addr).await?;
-        let addr = listener.local_addr().context("cannot read the endpoint's bound address")?;
-        let shutdown = Shutdown::on_signals().context("cannot install the SIGTERM/SIGINT handlers")?;
+    /// Makes the metrics the sink of [`metrics::observe`]. Fails only when the metrics
+    /// cannot be registered; a listen failure is retried every [`RETRY`] until `shutdown`.
+    pub fn start(
+        addr: SocketAddr,
+        snapshots: watch::Receiver<Arc<Snapshot>>,
+        heartbeat: Heartbeat,
+        shutdown: Shutdown,
+        notifier: Notifier,
+    ) -> anyhow::Result<Endpoint> {
         let metrics = Arc::new(Metrics::new(&snapshots.borrow()).context("cannot register the metrics")?);
         metrics::install(Arc::clone(&metrics));
-        let heartbeat = Heartbeat::new();
         let (boot, boot_rx) = watch::channel(None);
-        let state = AppState::new(snapshots, Arc::clone(&metrics), heartbeat.clone()).with_boot(boot_rx);
-        let stop = shutdown.clone();
-        let task = tokio::spawn(serve(listener, state, async move { stop.requested().await }));
-        tracing::info!(%addr, "health endpoint listening");
-        Ok(Endpoint { addr, shutdown, heartbeat, metrics, boot, task })
+        let (bound_tx, bound) = watch::channel(None);
+        let state = AppState::new(snapshots, Arc::clone(&metrics), heartbeat).with_boot(boot_rx);
+        let task = tokio::spawn(listen(addr, state, shutdown, notifier, bound_tx));
+        Ok(Endpoint { metrics, boot, bound, task })
     }
 
     /// Waits for the server to finish after a stop request, at most [`DRAIN`].
     pub async fn finish(self) {
         match tokio::time::timeout(DRAIN, self.task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::error!(error = %e, "health endpoint failed"),
+            Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "health endpoint task ended abnormally"),
             Err(_) => tracing::warn!(after = ?DRAIN, "health endpoint still had open requests; leaving them"),
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn until_runs_work_until_a_stop_is_requested() {
-        let (trigger, shutdown) = Shutdown::manual();
-        assert_eq!(shutdown.until(async { 7 }).await, Some(7));
-        trigger.trigger();
-        assert_eq!(shutdown.until(std::future::pending::<()>()).await, None);
-        // Once requested, every later wait ends at once.
-        shutdown.clone().requested().await;
+/// Binds (retrying) and serves until `shutdown`.
+async fn listen(
+    addr: SocketAddr,
+    state: AppState,
+    shutdown: Shutdown,
+    notifier: Notifier,
+    bound: watch::Sender<Option<SocketAddr>>,
+) {
+    let mut failures = 0u32;
+    let listener = loop {
+        match bind(addr).await {
+            Ok(listener) => break listener,
+            Err(e) => {
+                failures += 1;
+                let text = format!("health endpoint down: {e:#}; retrying every {}s", RETRY.as_secs());
+                // The first failure is an error; repeats stay quiet unless they change.
+                if failures == 1 {
+                    tracing::error!(%addr, error = format!("{e:#}"), "cannot start the health endpoint; the gate goes on without it");
+                    notify::set_note(Some(text));
+                    notifier.refresh_status();
+                } else {
+                    tracing::debug!(%addr, error = format!("{e:#}"), failures, "still cannot listen");
+                }
+                if shutdown.until(tokio::time::sleep(RETRY)).await.is_none() {
+                    return;
+                }
+            }
+        }
+    };
+    let local = listener.local_addr().unwrap_or(addr);
+    if failures > 0 {
+        notify::set_note(None);
+        notifier.refresh_status();
+    }
+    tracing::info!(addr = %local, after_failures = failures, "health endpoint listening");
+    let _ = bound.send(Some(local));
+    let stop = shutdown.clone();
+    if let Err(e) = serve(listener, state, async move { stop.requested().await }).await {
+        tracing::error!(%addr, error = %e, "health endpoint failed");
     }
 }

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::engine::Snapshot;
+use crate::lifecycle::Heartbeat;
 use crate::metrics::{self, Metrics};
 
 mod document;
@@ -27,8 +28,7 @@ mod endpoint;
 mod health;
 mod probes;
 
-pub use endpoint::{Endpoint, Shutdown, ShutdownTrigger};
-pub use probes::Heartbeat;
+pub use endpoint::Endpoint;
 
 /// What the handlers read. Cheap to clone: every field is shared.
 #[derive(Clone)]

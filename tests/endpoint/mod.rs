@@ -10,6 +10,7 @@ use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,11 +20,12 @@ use tempfile::TempDir;
 
 use crate::support::free_port;
 
-/// A `bootgate run` child on a free 127.0.0.1 port.
+/// A `bootgate run` (or `serve`) child on a free 127.0.0.1 port.
 pub struct Bootgate {
     child: Child,
     pub addr: SocketAddr,
-    dir: TempDir,
+    dir: Arc<TempDir>,
+    log: PathBuf,
 }
 
 impl Bootgate {
@@ -35,17 +37,27 @@ impl Bootgate {
 
     /// [`Bootgate::start`] listening on `port`.
     pub fn start_on(port: u16, gate: &str, checks: &str) -> Bootgate {
-        let dir = tempfile::tempdir().expect("cannot create a temp dir");
+        let dir = Arc::new(tempfile::tempdir().expect("cannot create a temp dir"));
         let policy = format!(
             "version: 1\ngate: {gate}\nruntime: {{interval: 1s}}\nserver: {{listen: '127.0.0.1:{port}'}}\nchecks:\n{checks}"
         );
-        let path = dir.path().join("policy.yaml");
-        fs::write(&path, policy).expect("cannot write the policy");
-        let log = |name: &str| fs::File::create(dir.path().join(name)).expect("cannot create a log file");
+        fs::write(dir.path().join("policy.yaml"), policy).expect("cannot write the policy");
+        Self::spawn(dir, port, "run")
+    }
+
+    /// Starts `bootgate COMMAND` (`run`, `serve`) on this one's policy, run and state dirs and port.
+    pub fn then(&self, command: &str) -> Bootgate {
+        Self::spawn(Arc::clone(&self.dir), self.addr.port(), command)
+    }
+
+    fn spawn(dir: Arc<TempDir>, port: u16, command: &str) -> Bootgate {
+        let n = fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0);
+        let log = |name: &str| dir.path().join(format!("{command}-{n}.{name}.log"));
+        let file = |path: PathBuf| fs::File::create(path).expect("cannot create a log file");
         let child = Command::new(env!("CARGO_BIN_EXE_bootgate"))
             .arg("--policy")
-            .arg(&path)
-            .arg("run")
+            .arg(dir.path().join("policy.yaml"))
+            .arg(command)
             .env("BOOTGATE_RUN_DIR", dir.path().join("run"))
             .env("BOOTGATE_STATE_DIR", dir.path().join("state"))
             .env("BOOTGATE_LOG", "info")
@@ -55,11 +67,16 @@ impl Bootgate {
             .env_remove("WATCHDOG_PID")
             .env_remove("JOURNAL_STREAM")
             .stdin(Stdio::null())
-            .stdout(log("stdout.log"))
-            .stderr(log("stderr.log"))
+            .stdout(file(log("stdout")))
+            .stderr(file(log("stderr")))
             .spawn()
             .expect("cannot start bootgate");
-        Bootgate { child, addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)), dir }
+        Bootgate { child, addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)), log: log("stderr"), dir }
+    }
+
+    /// The policy file, to rewrite before a SIGHUP.
+    pub fn policy_path(&self) -> PathBuf {
+        self.dir.path().join("policy.yaml")
     }
 
     pub fn pid(&self) -> u32 {
@@ -72,7 +89,7 @@ impl Bootgate {
 
     /// What the daemon logged so far.
     pub fn stderr(&self) -> String {
-        fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+        fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// GET `path` from the daemon's endpoint.
@@ -129,6 +146,16 @@ impl Bootgate {
     /// Sends SIGTERM to the daemon's pid.
     pub fn terminate(&self) {
         signal(self.child.id(), Signal::SIGTERM);
+    }
+
+    /// Sends `sig` to the daemon's pid.
+    pub fn signal(&self, sig: Signal) {
+        signal(self.child.id(), sig);
+    }
+
+    /// The state dir (history.jsonl).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
     }
 }
 

@@ -130,6 +130,20 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Waits up to `timeout` for the daemon to exit; its exit code (-1 for a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < end, "bootgate did not exit within {timeout:?}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.0.kill();

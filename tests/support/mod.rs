@@ -25,7 +25,7 @@ pub use bootgate::{Daemon, NotifySocket, bootgate, check, check_with_output, mes
 pub use docker::{BUSYBOX_IMAGE, Health};
 pub use dockerd::Dockerd;
 pub use hang::{BlackholePort, HangingListener};
-pub use procs::{Proc, find_binary, processes, run_bounded};
+pub use procs::{Proc, find_binary, mentioning, processes, run_bounded, wait_until};
 pub use swtpm::Swtpm;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

@@ -1,0 +1,103 @@
+//! Nothing a check starts outlives it. Each exec check runs in its own process group,
+//! killed whole when the attempt ends (see `checks::exec`); a command that leaves its
+//! group (`setsid`) escapes that. bootgate is therefore a child subreaper: an orphan of
+//! a check is reparented to bootgate, which kills and reaps every child it did not
+//! start itself, on each SIGCHLD and when a one-shot command ends.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::sync::Mutex;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+/// Children started by bootgate's own checks, by pid, while they run.
+static OURS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+/// Makes this process the reaper of its descendants' orphans.
+pub fn become_subreaper() {
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::warn!(error = %e, "cannot become a child subreaper; a check's detached processes may outlive it");
+    }
+}
+
+/// Spawns `cmd` as a known child: the sweep leaves it alone until [`forget`] is called.
+///
+/// The registry is locked across the spawn, so a concurrent sweep never sees the new
+/// child before it is registered. The child also gets SIGKILL if bootgate dies.
+pub fn spawn(cmd: &mut Command) -> io::Result<Child> {
+    let parent = std::process::id();
+    // SAFETY: the closure runs between fork and exec and only calls async-signal-safe
+    // functions (prctl, getppid, _exit).
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+            // The parent may have died before the prctl: then nobody will send the signal.
+            if nix::unistd::getppid().as_raw() as u32 != parent {
+                nix::libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let mut ours = OURS.lock().unwrap_or_else(|e| e.into_inner());
+    let child = cmd.spawn()?;
+    if let Some(pid) = child.id() {
+        ours.insert(pid as i32);
+    }
+    Ok(child)
+}
+
+/// Ends the protection of a child started with [`spawn`] once it has been waited for.
+pub fn forget(pid: u32) {
+    OURS.lock().unwrap_or_else(|e| e.into_inner()).remove(&(pid as i32));
+}
+
+/// Kills and reaps every direct child that bootgate did not start itself: orphans of
+/// checks, reparented here. Returns how many it found.
+pub fn sweep() -> usize {
+    let ours = OURS.lock().unwrap_or_else(|e| e.into_inner());
+    let strays: Vec<i32> = children().into_iter().filter(|pid| !ours.contains(pid)).collect();
+    for &pid in &strays {
+        let p = Pid::from_raw(pid);
+        // A detached orphan leads its own group (setsid): take its descendants too.
+        let _ = killpg(p, Signal::SIGKILL);
+        let _ = kill(p, Signal::SIGKILL);
+        // Reaps it if it is already gone; otherwise its SIGCHLD brings another sweep.
+        let _ = waitpid(p, Some(WaitPidFlag::WNOHANG));
+    }
+    if !strays.is_empty() {
+        tracing::info!(pids = ?strays, "killed processes a check left behind");
+    }
+    strays.len()
+}
+
+/// Sweeps on every SIGCHLD for as long as the runtime runs.
+pub fn watch() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::child()) {
+        Ok(mut sigchld) => {
+            tokio::spawn(async move {
+                while sigchld.recv().await.is_some() {
+                    sweep();
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot watch SIGCHLD; orphans of checks are killed only at exit"),
+    }
+}
+
+/// The pids of this process's direct children (from every thread's `children` list).
+fn children() -> Vec<i32> {
+    let mut pids = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return pids };
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            pids.extend(text.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}

@@ -1,0 +1,55 @@
+//! `bootgate serve`: keeps a boot whose gate is already decided observable.
+//!
+//! Run by `bootgate-report.service` after `bootgate run` ended failed, it serves the same
+//! endpoint on the same address from this boot's `verdict.json`: the health document
+//! answers 503 naming the checks that failed the gate, `/readyz` fails and `/metrics`
+//! has `bootgate_gate_passed 0`. It re-runs the checks every `runtime.interval`, so an
+//! operator sees whether the problem persists, but it never runs a gate, never tells
+//! systemd anything (nothing in the update path waits for it) and never rewrites the
+//! recorded verdict.
+
+use std::sync::Arc;
+
+use crate::daemon::{Dirs, Reloader, install_signals, runtime, start_endpoint};
+use crate::engine::GateState;
+use crate::lifecycle::Heartbeat;
+use crate::notify::Notifier;
+use crate::policy::Loaded;
+use crate::{exit, state};
+
+/// Serves this boot's recorded verdict until SIGTERM; returns the process exit code.
+pub async fn serve(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
+    let notifier = Notifier::silent();
+    let recorded = match state::this_boot(&dirs.run) {
+        Ok(Some(recorded)) => recorded,
+        Ok(None) => {
+            eprintln!(
+                "bootgate serve: no verdict for this boot in {}: serve only reports a gate that `bootgate run` \
+                 already decided, and never runs one of its own",
+                dirs.run.join("verdict.json").display()
+            );
+            return exit::NO_INPUT;
+        }
+        Err(e) => {
+            eprintln!("bootgate serve: {e}");
+            return exit::NO_INPUT;
+        }
+    };
+    let Some(mut signals) = install_signals(notifier) else { return exit::SOFTWARE };
+    let policy = Arc::new(loaded.policy);
+    let (board, _) = tokio::sync::watch::channel(Arc::new(recorded.snapshot(&policy.checks)));
+    let failing = recorded.failing().join(", ");
+    match recorded.gate {
+        GateState::Failed => {
+            tracing::warn!(verdict = %recorded.path.display(), failing = %failing, "reporting the failed gate of this boot")
+        }
+        _ => tracing::info!(verdict = %recorded.path.display(), "reporting the passed gate of this boot"),
+    }
+    let heartbeat = Heartbeat::new();
+    let Some(endpoint) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier).await else {
+        return exit::SOFTWARE;
+    };
+    runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload).await;
+    endpoint.finish().await;
+    exit::OK
+}
