@@ -29,7 +29,7 @@ if [ ! -x "$bin" ]; then
   echo "install.sh: no executable bootgate at '$bin'; build it first (cargo build --release) or set BOOTGATE_BIN" >&2
   exit 1
 fi
-for f in systemd/bootgate.service systemd/update-engine.service.d/10-bootgate.conf policy/default.yaml; do
+for f in systemd/bootgate.service systemd/bootgate-report.service systemd/update-engine.service.d/10-bootgate.conf policy/default.yaml; do
   if [ ! -f "$root/$f" ]; then
     echo "install.sh: $root/$f is missing" >&2
     exit 1
@@ -48,15 +48,12 @@ install -D -m 0644 "$root/policy/default.yaml" "$destdir$prefix/share/bootgate/p
 install -D -m 0644 "$root/systemd/update-engine.service.d/10-bootgate.conf" \
   "$destdir$unitdir/update-engine.service.d/10-bootgate.conf"
 
-if [ "$prefix" = /usr ]; then
-  install -D -m 0644 "$root/systemd/bootgate.service" "$destdir$unitdir/bootgate.service"
-else
-  # The unit names the binary by absolute path; point it at this prefix.
-  # bootgate itself only looks for /usr/share/bootgate/policy.yaml, and
-  # otherwise uses its embedded copy of the same default policy.
-  tmp=$(mktemp)
-  trap 'rm -f "$tmp"' EXIT
-  sed "s|^ExecStart=/usr/bin/bootgate |ExecStart=$prefix/bin/bootgate |" \
-    "$root/systemd/bootgate.service" >"$tmp"
-  install -D -m 0644 "$tmp" "$destdir$unitdir/bootgate.service"
-fi
+# The units name the binary by absolute path; point them at this prefix.
+# bootgate itself only looks for /usr/share/bootgate/policy.yaml, and
+# otherwise uses its embedded copy of the same default policy.
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+for unit in bootgate.service bootgate-report.service; do
+  sed "s|^ExecStart=/usr/bin/bootgate |ExecStart=$prefix/bin/bootgate |" "$root/systemd/$unit" >"$tmp"
+  install -D -m 0644 "$tmp" "$destdir$unitdir/$unit"
+done

@@ -185,15 +185,35 @@ expect_health() {
   log "boot $BOOTS: GET $HEALTH_ROUTE through port $PORT: HTTP $code, status $status, partition $partition"
 }
 
-# expect_health_down: after a failed gate bootgate has exited: its endpoint
-# must not claim health (no answer, or 503).
-expect_health_down() {
-  local code
-  code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$PORT$HEALTH_ROUTE" 2>/dev/null) || code=000
-  case $code in
-    000 | 503) log "boot $BOOTS: health endpoint after the failed gate: $([ "$code" = 000 ] && echo 'not answering (bootgate is down)' || echo 'HTTP 503')" ;;
-    *) fail "boot $BOOTS: health endpoint answered HTTP $code after a failed gate" ;;
-  esac
+# expect_report CHECK: a failed gate stays observable from the host. The
+# endpoint (bootgate itself during a reboot delay, then bootgate-report.service
+# running `bootgate serve`) answers 503 with startup_health_check failed and
+# CHECK among startup_failing with its message; /readyz fails and /metrics has
+# bootgate_gate_passed 0. Polls up to 30s from when the verdict was seen, and
+# records how long that took.
+expect_report() {
+  local check=$1 url=http://127.0.0.1:$PORT body=$RUN/report-$BOOTS.json code
+  local t0=$EPOCHREALTIME end=$((SECONDS + 30))
+  while :; do
+    code=$(curl -sS -o "$body" -w '%{http_code}' --max-time 5 "$url$HEALTH_ROUTE" 2>/dev/null) || code=000
+    if [ "$code" = 503 ] && jq -e '.startup_health_check == "failed"' "$body" >/dev/null 2>&1; then
+      break
+    fi
+    ((SECONDS < end)) ||
+      fail "boot $BOOTS: the failed gate was not reported within 30s (last answer: HTTP $code $(head -c 300 "$body" 2>/dev/null))"
+    sleep 0.1
+  done
+  local took
+  took=$(calc "$EPOCHREALTIME - $t0")
+  jq -e --arg c "$check" '.startup_failing | any(.name == $c and (.message | length > 0))' "$body" >/dev/null ||
+    fail "boot $BOOTS: the report does not name $check with its message: $(jq -c '{startup_failing}' "$body")"
+  [ "$(jq -r .status "$body")" = unhealthy ] || fail "boot $BOOTS: the report says $(jq -r .status "$body"), expected unhealthy"
+  code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "$url/readyz" 2>/dev/null) || code=000
+  [ "$code" = 503 ] || fail "boot $BOOTS: /readyz answered HTTP $code after a failed gate, expected 503"
+  curl -sS --max-time 5 "$url/metrics" 2>/dev/null | grep -qx 'bootgate_gate_passed 0' ||
+    fail "boot $BOOTS: /metrics lacks bootgate_gate_passed 0 after a failed gate"
+  TIMINGS+=("verdict→report answering ${took}s")
+  log "boot $BOOTS: the failed gate is reported ${took}s after the verdict: HTTP 503, failing $(jq -c '[.startup_failing[] | .name + ": " + .message]' "$body" | head -c 300)"
 }
 
 # expect_stays_up SECONDS: after a failed gate that must not reboot, QEMU is

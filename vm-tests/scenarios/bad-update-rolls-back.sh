@@ -14,11 +14,12 @@ boot
 [ "$BOOT_SLOT" = B ] || fail "gptprio picked '${BOOT_SLOT:-nothing}', expected the updated USR-B"
 wait_verdict
 expect_gate failed
+expect_report api
 expect_verdict unhealthy api
 expect_check api fail
 expect_reboot 90
 expect_not_marked
-expect_console 'rebooting in 1s to fall back to partition 1 USR-A' "bootgate announces the fallback"
+expect_console 'rebooting in 5s to fall back to partition 1 USR-A' "bootgate announces the fallback"
 expect_gpt B "priority=2 tries=0 successful=0" "the bad slot spent its one try and was never marked"
 
 boot

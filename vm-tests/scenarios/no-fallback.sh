@@ -14,13 +14,13 @@ boot
 [ "$BOOT_SLOT" = B ] || fail "gptprio picked '${BOOT_SLOT:-nothing}', expected USR-B"
 wait_verdict
 expect_gate failed
+expect_report api
 expect_verdict unhealthy api
 wait_settled
 expect_status 'manual intervention needed'
 expect_unit_failed 2
 expect_stays_up 10
 expect_not_marked
-expect_health_down
 vm_poweroff
 
 expect_gpt B "priority=2 tries=0 successful=0" "the failed slot is never marked"
