@@ -145,6 +145,34 @@ fn corrupt_primary_falls_back_to_backup() {
     }
 }
 
+/// A primary header whose entry array starts at LBA 0 or 1 (MBR or the header itself),
+/// with every CRC valid, is refused; the backup is used instead.
+#[test]
+fn an_entry_array_over_the_headers_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for lba in [0u64, 1] {
+        let img = image(dir.path());
+        let good = gpt::read_path(&img).unwrap();
+        let mut data = fs::read(&img).unwrap();
+        let (count, size) = (u32::from_le_bytes(data[512 + 80..512 + 84].try_into().unwrap()), 128usize);
+        data[512 + 72..512 + 80].copy_from_slice(&lba.to_le_bytes());
+        let start = lba as usize * 512;
+        let array_crc = crc32fast::hash(&data[start..start + count as usize * size]);
+        data[512 + 88..512 + 92].copy_from_slice(&array_crc.to_le_bytes());
+        data[512 + 16..512 + 20].fill(0);
+        let crc = crc32fast::hash(&data[512..512 + 92]);
+        data[512 + 16..512 + 20].copy_from_slice(&crc.to_le_bytes());
+        fs::write(&img, &data).unwrap();
+        let table = gpt::read_path(&img).unwrap();
+        assert!(table.used_backup, "entry array at LBA {lba} accepted");
+        assert_eq!(table.partitions, good.partitions);
+        let last = data.len() - 512;
+        patch(&img, last + 30, &[0xee]);
+        let err = gpt::read_path(&img).unwrap_err().to_string();
+        assert!(err.contains(&format!("entry array at LBA {lba} overlaps the GPT headers")), "{err}");
+    }
+}
+
 #[test]
 fn oversized_entry_array_is_refused_without_allocating() {
     let dir = tempfile::tempdir().unwrap();

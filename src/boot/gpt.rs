@@ -169,6 +169,12 @@ fn load<R: Read + Seek>(dev: &mut R, ss: u64, lba: u64, len: u64) -> Result<Gpt,
     if bytes > MAX_ENTRY_ARRAY {
         return Err(bad(format!("entry array of {bytes} bytes too large"), alt));
     }
+    // The array may not cover the protective MBR, the primary header or this header:
+    // with valid CRCs such a table would show a header as a partition.
+    let sectors = bytes.div_ceil(ss);
+    if entries_lba < 2 || (entries_lba <= my_lba && my_lba < entries_lba.saturating_add(sectors)) {
+        return Err(bad(format!("entry array at LBA {entries_lba} overlaps the GPT headers"), alt));
+    }
     let start = entries_lba.checked_mul(ss).filter(|s| s.saturating_add(bytes) <= len);
     let Some(start) = start else {
         return Err(bad(format!("entry array at LBA {entries_lba} beyond end"), alt));
