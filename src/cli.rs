@@ -79,7 +79,7 @@ pub fn main() -> i32 {
         }
     };
     let verbose = matches!(cli.command, Command::Run { .. } | Command::Serve { .. });
-    init_logging(verbose);
+    crate::logging::init(verbose);
     match cli.command {
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&policy::schema::policy_schema()).expect("schema is JSON"));
@@ -193,18 +193,5 @@ async fn check(loaded: policy::Loaded, format: Format) -> i32 {
         Health::Healthy => exit::OK,
         Health::Degraded => exit::DEGRADED,
         Health::Unhealthy => exit::UNHEALTHY,
-    }
-}
-
-/// Logs go to stderr; under journald (JOURNAL_STREAM set) without our own timestamps.
-fn init_logging(verbose: bool) {
-    use tracing_subscriber::EnvFilter;
-    let default = if verbose { "info" } else { "warn" };
-    let filter = EnvFilter::try_from_env("BOOTGATE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().with_ansi(false).init();
-    } else {
-        builder.init();
     }
 }

@@ -10,6 +10,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::engine::{Board, CheckResult, GateState, Round, Snapshot, apply_thresholds, run_round};
 use crate::gate::{log_result, run_gate, summary_status, tick};
 use crate::lifecycle::{Heartbeat, Signals};
+use crate::logging::GATE_VERDICT_ID;
 use crate::notify::Notifier;
 use crate::policy::{Loaded, Policy, PolicyError};
 use crate::server::Endpoint;
@@ -56,7 +57,8 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         None => Snapshot::new(&policy.checks),
     };
     let (board, _) = tokio::sync::watch::channel(Arc::new(first));
-    tracing::info!(policy = %loaded.source, checks = policy.checks.len(), "boot gate starting");
+    let source = &loaded.source;
+    tracing::info!(policy = %source, checks = policy.checks.len(), "boot gate starting: {} checks from {source}", policy.checks.len());
 
     let heartbeat = Heartbeat::new();
     // The endpoint binds in the background: it answers 503 while the gate runs, and a
@@ -67,7 +69,8 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
 
     if let Some(rec) = &recorded {
         let status = format!("{} (gate passed earlier in this boot; not run again)", summary_status(&board.borrow()));
-        tracing::info!(verdict = %rec.path.display(), "gate passed earlier in this boot; resuming the runtime loop");
+        let path = rec.path.display();
+        tracing::info!(verdict = %path, "gate passed earlier in this boot ({path}); resuming the runtime loop");
         notifier.ready(&status);
     } else {
         let gate = heartbeat.keep(run_gate(&policy, &board, notifier, true));
@@ -78,10 +81,12 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         };
         let doc = report::verdict_json(&snapshot, &loaded.source);
         if let Err(e) = state::write_verdict(&dirs.run, &doc) {
-            tracing::error!(dir = %dirs.run.display(), error = %e, "cannot write verdict.json");
+            let dir = dirs.run.display();
+            tracing::error!(dir = %dir, error = %e, "cannot write verdict.json in {dir}: {e}");
         }
         if let Err(e) = state::record_history(&dirs.state, &doc) {
-            tracing::warn!(dir = %dirs.state.display(), error = %e, "cannot record boot history");
+            let dir = dirs.state.display();
+            tracing::warn!(dir = %dir, error = %e, "cannot record the boot history in {dir}: {e}");
         }
         print!("{}", report::table(&snapshot));
 
@@ -89,7 +94,7 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         if snapshot.gate != GateState::Passed {
             board.send_modify(|s| Arc::make_mut(s).gate_failing = s.critical_failures());
             let failing = report::failing(&snapshot).join(", ");
-            tracing::error!(failing = %failing, "boot gate failed");
+            tracing::error!(message_id = GATE_VERDICT_ID, gate = "failed", failing = %failing, "boot gate failed: {status} (failing: {failing})");
             notifier.status(&format!("{status} (failing: {failing})"));
             let failure = crate::boot::reboot::on_gate_failure(
                 policy.gate.on_failure,
@@ -99,10 +104,12 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
             );
             // A stop request during the reboot delay ends the wait (signals no longer kill the process).
             signals.shutdown.until(heartbeat.keep(failure)).await;
-            endpoint.finish().await;
+            // No drain: the endpoint was never asked to stop, and exiting hands the port
+            // to bootgate-report.service at once.
+            drop(endpoint);
             return exit::UNHEALTHY;
         }
-        tracing::info!(status = %status, "boot gate passed");
+        tracing::info!(message_id = GATE_VERDICT_ID, gate = "passed", "boot gate passed: {status}");
         notifier.ready(&status);
     }
     runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload).await;
@@ -166,12 +173,14 @@ async fn publish_boot_facts(endpoint: &Endpoint) {
     match tokio::time::timeout(Duration::from_secs(2), detect).await {
         Ok(Ok(status)) => {
             match &status.note {
-                Some(note) => tracing::info!(%note, "boot partition"),
-                None => tracing::info!(booted = ?status.booted, disk = ?status.disk, "boot partition"),
+                Some(note) => tracing::info!(%note, "boot partition: {note}"),
+                None => {
+                    tracing::info!(booted = ?status.booted, disk = ?status.disk, "boot partition {:?} on {:?}", status.booted, status.disk)
+                }
             }
             let _ = endpoint.boot.send(status.health_json().map(Arc::new));
         }
-        Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the boot partition"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the boot partition: {e}"),
         Err(_) => tracing::warn!("reading the boot partition table took over 2s; going on without it"),
     }
 }
@@ -206,7 +215,7 @@ pub(crate) async fn runtime(
                 let raw = match joined {
                     Ok(raw) => raw,
                     Err(e) => {
-                        tracing::error!(error = %e, "a runtime round ended abnormally; its results are lost, the next round runs as scheduled");
+                        tracing::error!(error = %e, "a runtime round ended abnormally ({e}); its results are lost, the next round runs as scheduled");
                         continue;
                     }
                 };
@@ -220,7 +229,7 @@ pub(crate) async fn runtime(
                 });
                 let status = summary_status(&board.borrow());
                 if status != last_status {
-                    tracing::info!(status = %status, "health changed");
+                    tracing::info!(status = %status, "health changed: {status}");
                     notifier.status(&status);
                     last_status = status;
                 }
@@ -261,7 +270,7 @@ fn reload_policy(current: &Policy, board: &Board, reload: &Reloader) -> Option<A
     let loaded = match reload() {
         Ok(loaded) => loaded,
         Err(e) => {
-            tracing::error!(error = %e, "policy reload failed; keeping the policy in force");
+            tracing::error!(error = %e, "policy reload failed; keeping the policy in force: {e}");
             return None;
         }
     };
@@ -270,7 +279,9 @@ fn reload_policy(current: &Policy, board: &Board, reload: &Reloader) -> Option<A
         tracing::warn!(
             from = %current.listen,
             to = %new.listen,
-            "server.listen changed; the endpoint keeps its address until bootgate restarts"
+            "server.listen changed from {} to {}; the endpoint keeps its address until bootgate restarts",
+            current.listen,
+            new.listen
         );
     }
     board.send_modify(|s| {
@@ -285,6 +296,7 @@ fn reload_policy(current: &Policy, board: &Board, reload: &Reloader) -> Option<A
             })
             .collect();
     });
-    tracing::info!(policy = %loaded.source, checks = new.checks.len(), "policy reloaded");
+    let source = &loaded.source;
+    tracing::info!(policy = %source, checks = new.checks.len(), "policy reloaded: {} checks from {source}", new.checks.len());
     Some(Arc::new(new))
 }

@@ -34,7 +34,8 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, settle
                     Event::Attempt { index, attempt, of } => attempts[index] = (attempt, of),
                     Event::Retry { index, attempt, backoff, message } => {
                         let name = &policy.checks[index].name;
-                        tracing::info!(check = %name, attempt, retry_in_ms = backoff.as_millis() as u64, %message, "attempt failed; retrying");
+                        let retry_in = humantime::format_duration(backoff);
+                        tracing::info!(check = %name, attempt, retry_in_ms = backoff.as_millis() as u64, %message, "{name}: attempt {attempt} failed, retrying in {retry_in}: {message}");
                         // The gate ends by its own deadline; keep systemd from ending it sooner.
                         notifier.extend_start(deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(30));
                     }
@@ -82,15 +83,13 @@ pub async fn tick(ping: &mut Option<tokio::time::Interval>) {
 
 /// One structured event per check result.
 pub fn log_result(r: &CheckResult) {
-    let duration_ms = r.duration.as_secs_f64() * 1000.0;
-    let (check, result, attempt) = (r.name.as_str(), r.status.as_str(), r.attempts);
+    // Two decimals: a log line is read by people, and 0.6985480000000001 helps nobody.
+    let duration_ms = (r.duration.as_secs_f64() * 100_000.0).round() / 100.0;
+    let (check, result, attempt, detail) = (r.name.as_str(), r.status.as_str(), r.attempts, r.message.as_str());
+    let text = format!("{check}: {result} in {duration_ms} ms (attempt {attempt}): {detail}");
     match r.status {
-        Status::Pass => {
-            tracing::info!(check, result, duration_ms, attempt, message = %r.message, "check result")
-        }
-        _ => {
-            tracing::warn!(check, result, duration_ms, attempt, message = %r.message, "check result")
-        }
+        Status::Pass => tracing::info!(check, result, duration_ms, attempt, "{text}"),
+        _ => tracing::warn!(check, result, duration_ms, attempt, "{text}"),
     }
 }
 

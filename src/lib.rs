@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod engine;
 pub mod gate;
 pub mod lifecycle;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod policy;

@@ -40,7 +40,7 @@ impl Signals {
                     }
                 }
             };
-            tracing::info!(signal = name, "stop requested");
+            tracing::info!(signal = name, "stop requested ({name})");
             let _ = stop_tx.send(true);
             // Keep the SIGHUP handler (and its receivers) alive while the daemon stops.
             std::future::pending::<()>().await;

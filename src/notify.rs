@@ -80,7 +80,7 @@ impl Notifier {
             return;
         }
         if let Err(e) = sd_notify::notify(states) {
-            tracing::warn!(error = %e, "cannot notify systemd");
+            tracing::warn!(error = %e, "cannot notify systemd: {e}");
         }
     }
 }

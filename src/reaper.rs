@@ -19,7 +19,7 @@ static OURS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 /// Makes this process the reaper of its descendants' orphans.
 pub fn become_subreaper() {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
-        tracing::warn!(error = %e, "cannot become a child subreaper; a check's detached processes may outlive it");
+        tracing::warn!(error = %e, "cannot become a child subreaper ({e}); a check's detached processes may outlive it");
     }
 }
 
@@ -68,7 +68,7 @@ pub fn sweep() -> usize {
         let _ = waitpid(p, Some(WaitPidFlag::WNOHANG));
     }
     if !strays.is_empty() {
-        tracing::info!(pids = ?strays, "killed processes a check left behind");
+        tracing::info!(pids = ?strays, "killed processes a check left behind: {strays:?}");
     }
     strays.len()
 }
@@ -84,7 +84,7 @@ pub fn watch() {
                 }
             });
         }
-        Err(e) => tracing::warn!(error = %e, "cannot watch SIGCHLD; orphans of checks are killed only at exit"),
+        Err(e) => tracing::warn!(error = %e, "cannot watch SIGCHLD ({e}); orphans of checks are killed only at exit"),
     }
 }
 

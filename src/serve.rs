@@ -41,7 +41,7 @@ pub async fn serve(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     let failing = recorded.failing().join(", ");
     match recorded.gate {
         GateState::Failed => {
-            tracing::warn!(verdict = %recorded.path.display(), failing = %failing, "reporting the failed gate of this boot")
+            tracing::warn!(verdict = %recorded.path.display(), failing = %failing, "reporting the failed gate of this boot (failing: {failing})")
         }
         _ => tracing::info!(verdict = %recorded.path.display(), "reporting the passed gate of this boot"),
     }

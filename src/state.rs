@@ -89,7 +89,7 @@ impl Recorded {
         }
         for name in self.failing() {
             if !specs.iter().any(|spec| spec.name == name) {
-                tracing::warn!(check = %name, "the recorded gate failed on a check the policy no longer has");
+                tracing::warn!(check = %name, "the recorded gate failed on `{name}`, which the policy no longer has");
             }
         }
         s.gate = self.gate;
@@ -148,7 +148,7 @@ pub fn this_boot_as(run_dir: &Path, boot: Option<&str>) -> Result<Option<Recorde
     if let (Some(theirs), Some(ours)) = (doc["boot_id"].as_str(), boot)
         && theirs != ours
     {
-        tracing::info!(file = %shown, boot_id = theirs, "ignoring the verdict of another boot");
+        tracing::info!(file = %shown, boot_id = theirs, "ignoring {shown}: it is the verdict of boot {theirs}");
         return Ok(None);
     }
     let gate = match doc["gate"].as_str() {
@@ -190,7 +190,8 @@ pub fn record_history(dir: &Path, doc: &Value) -> std::io::Result<()> {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => {
-            tracing::warn!(file = %path.display(), error = %e, "cannot read the boot history; starting it anew");
+            let file = path.display();
+            tracing::warn!(file = %file, error = %e, "cannot read the boot history {file} ({e}); starting it anew");
             String::new()
         }
     };

@@ -20,10 +20,13 @@ expect_history() {
   log "boot history on the STATE partition: $(state_file /lib/bootgate/history.jsonl | jq -c '{gate, status, failing}' | paste -sd' ' -)"
 }
 
-# guest_line REGEX: the last "vmtests: " line of this boot matching REGEX
-# (without the prefix), empty if none.
+# guest_line REGEX: the last complete "vmtests: " line of this boot matching
+# REGEX (without the prefix), empty if none.
 guest_line() {
-  tr -d '\r' 2>/dev/null <"$LOG" | sed -n 's/^vmtests: //p' | grep -E -- "$1" | tail -1 || true
+  # Only whole lines: the console may be in the middle of writing the last one.
+  local partial=cat
+  [ -z "$(tail -c1 "$LOG" 2>/dev/null)" ] || partial='sed $d'
+  tr -d '\r' 2>/dev/null <"$LOG" | $partial | sed -n 's/^vmtests: //p' | grep -E -- "$1" | tail -1 || true
 }
 
 # wait_line REGEX SECONDS: waits for a guest line. Returns 0 when it is
@@ -148,6 +151,26 @@ expect_unit_failed() {
 expect_console() {
   tr -d '\r' <"$LOG" | grep -qE -- "$1" ||
     fail "boot $BOOTS (USR-$BOOT_SLOT): nothing on the console matches /$1/ ($2)"
+}
+
+# expect_journal CHECK VERDICT_REGEX: bootgate's journal entries as an
+# operator queries them: `journalctl -p warning CHECK=CHECK RESULT=fail` finds
+# the failing check (priority and fields), and the entry with the verdict's
+# MESSAGE_ID matches VERDICT_REGEX.
+expect_journal() {
+  local line msg
+  if [ -n "$1" ]; then
+    wait_line "^journal check=$1 " 30 || fail "boot $BOOTS: the observer never queried the journal for $1"
+    line=$(guest_line "^journal check=$1 ")
+    msg=$(field "$line" message)
+    grep -q -- "$1: fail" <<<"$msg" ||
+      fail "boot $BOOTS: journalctl -p warning CHECK=$1 RESULT=fail found no entry for it: $line"
+    log "boot $BOOTS: journalctl -p warning CHECK=$1: $msg"
+  fi
+  wait_line '^journal-verdict ' 30 || fail "boot $BOOTS: the observer never queried the journal for the verdict"
+  msg=$(field "$(guest_line '^journal-verdict ')" message)
+  grep -qE -- "$2" <<<"$msg" || fail "boot $BOOTS: the verdict's MESSAGE_ID entry is \"$msg\", expected /$2/"
+  log "boot $BOOTS: journalctl MESSAGE_ID=<verdict>: $msg"
 }
 
 # expect_status REGEX: the STATUS= bootgate.service ended with (see wait_settled).

@@ -84,10 +84,6 @@ build_disk() {
   # The harness's own guest side.
   install -D -m 0755 -t "$stage/usr/local/lib/vm-tests" "$VMT_DIR/guest/mark-booted" "$VMT_DIR/guest/observe"
   install -m 0644 -t "$stage/etc/systemd/system" "$VMT_DIR/guest/update-engine.service" "$VMT_DIR/guest/vmtests-observe.service"
-  local unit
-  for unit in bootgate bootgate-report; do
-    install -D -m 0644 "$VMT_DIR/guest/bootgate-console.conf" "$stage/etc/systemd/system/$unit.service.d/vm-tests-console.conf"
-  done
   systemctl --root="$stage" --quiet enable update-engine.service vmtests-observe.service
   install -D -m 0644 "$VMT_DIR/policies/base.yaml" "$stage/etc/bootgate/policy.yaml"
 

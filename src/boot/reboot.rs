@@ -20,12 +20,12 @@ pub async fn on_gate_failure(on_failure: OnFailure, delay: Duration, failing: &s
     let boot = match tokio::task::spawn_blocking(super::detect).await {
         Ok(boot) => boot,
         Err(e) => {
-            tracing::error!(error = %e, "cannot read the boot partition table; not rebooting");
+            tracing::error!(error = %e, "cannot read the boot partition table ({e}); not rebooting");
             return;
         }
     };
     if let Some(note) = &boot.note {
-        tracing::warn!(%note, "boot partition");
+        tracing::warn!(%note, "boot partition: {note}");
     }
     let decision = boot.reboot_decision();
     let text = describe(&decision, &boot, failing, delay);
@@ -69,7 +69,7 @@ pub async fn request_reboot() -> Result<(), String> {
         )
         .await;
     let Err(logind_error) = logind else { return Ok(()) };
-    tracing::warn!(error = %logind_error, "logind refused the reboot; asking systemd");
+    tracing::warn!(error = %logind_error, "logind refused the reboot ({logind_error}); asking systemd");
     conn.call_method(
         Some("org.freedesktop.systemd1"),
         "/org/freedesktop/systemd1",

@@ -58,7 +58,7 @@ impl Endpoint {
     pub async fn finish(self) {
         match tokio::time::timeout(DRAIN, self.task).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "health endpoint task ended abnormally"),
+            Ok(Err(e)) => tracing::error!(error = %e, "health endpoint task ended abnormally: {e}"),
             Err(_) => tracing::warn!(after = ?DRAIN, "health endpoint still had open requests; leaving them"),
         }
     }
@@ -81,7 +81,7 @@ async fn listen(
                 let text = format!("health endpoint down: {e:#}; retrying every {}s", RETRY.as_secs());
                 // The first failure is an error; repeats stay quiet unless they change.
                 if failures == 1 {
-                    tracing::error!(%addr, error = format!("{e:#}"), "cannot start the health endpoint; the gate goes on without it");
+                    tracing::error!(%addr, error = format!("{e:#}"), "cannot start the health endpoint ({e:#}); the gate goes on without it");
                     notify::set_note(Some(text));
                     notifier.refresh_status();
                 } else {
@@ -98,10 +98,10 @@ async fn listen(
         notify::set_note(None);
         notifier.refresh_status();
     }
-    tracing::info!(addr = %local, after_failures = failures, "health endpoint listening");
+    tracing::info!(addr = %local, after_failures = failures, "health endpoint listening on {local}");
     let _ = bound.send(Some(local));
     let stop = shutdown.clone();
     if let Err(e) = serve(listener, state, async move { stop.requested().await }).await {
-        tracing::error!(%addr, error = %e, "health endpoint failed");
+        tracing::error!(%addr, error = %e, "health endpoint on {addr} failed: {e}");
     }
 }

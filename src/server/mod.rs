@@ -111,7 +111,7 @@ async fn scrape(State(state): State<AppState>) -> Response {
     match state.metrics.render(&snapshot, boot.as_deref()) {
         Ok(body) => ([(header::CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE))], body).into_response(),
         Err(e) => {
-            tracing::error!(error = %e, "cannot encode metrics");
+            tracing::error!(error = %e, "cannot encode metrics: {e}");
             (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode metrics: {e}\n")).into_response()
         }
     }

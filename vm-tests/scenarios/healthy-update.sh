@@ -15,6 +15,7 @@ boot
 [ "$BOOT_SLOT" = B ] || fail "gptprio picked '${BOOT_SLOT:-nothing}', expected the updated USR-B"
 wait_verdict
 expect_gate passed
+expect_journal '' 'boot gate passed'
 expect_check tpm pass
 wait_marked
 expect_health 200 healthy

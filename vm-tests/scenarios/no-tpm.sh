@@ -17,6 +17,7 @@ expect_booted_tpm none
 wait_verdict
 expect_gate failed
 expect_report tpm
+expect_journal tpm 'boot gate failed.*failing: tpm'
 expect_verdict unhealthy tpm
 expect_check tpm fail
 grep -qi tpm <<<"$(field "$CHECK_LINE" message)" || fail "the tpm check's message does not mention the TPM: $CHECK_LINE"

@@ -1,0 +1,96 @@
+//! Where logs go. Under systemd with the journal (stderr is the `JOURNAL_STREAM`),
+//! events go natively to journald: each with its priority (`journalctl -p warning`
+//! finds failing checks) and its fields as journal fields (`CHECK=`, `RESULT=`,
+//! `MESSAGE_ID=` for the gate verdict). Without a journal socket, stderr lines carry
+//! systemd's `<N>` priority prefixes. On a terminal, coloured text; in a file, plain.
+
+use std::io::IsTerminal as _;
+use std::os::unix::fs::MetadataExt as _;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::{Format, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{EnvFilter, Registry};
+
+/// `MESSAGE_ID` of the gate verdict (passed or failed), for `journalctl MESSAGE_ID=…`.
+pub const GATE_VERDICT_ID: &str = "6f8a3b2c1d9e4f7a8b5c0d2e4f6a8b1c";
+
+/// Sets up logging; `verbose` is info (daemons), else warnings only. `BOOTGATE_LOG` overrides.
+pub fn init(verbose: bool) {
+    let default = if verbose { "info" } else { "warn" };
+    let filter = || EnvFilter::try_from_env("BOOTGATE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    if stderr_is_journal() {
+        match tracing_journald::layer() {
+            Ok(journald) => {
+                let mappings = tracing_journald::PriorityMappings {
+                    info: tracing_journald::Priority::Informational,
+                    debug: tracing_journald::Priority::Debug,
+                    ..tracing_journald::PriorityMappings::new()
+                };
+                let journald = journald
+                    .with_field_prefix(None)
+                    .with_syslog_identifier("bootgate".into())
+                    .with_priority_mappings(mappings);
+                Registry::default().with(filter()).with(journald).init();
+            }
+            Err(_) => {
+                // The stream is the journal but its socket is not there: systemd's level prefixes.
+                let fmt = tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(false)
+                    .event_format(Prefixed(Format::default().without_time().with_target(false)));
+                Registry::default().with(filter()).with(fmt).init();
+            }
+        }
+        return;
+    }
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false);
+    Registry::default().with(filter()).with(fmt).init();
+}
+
+/// Whether stderr is the journal stream systemd connected (`JOURNAL_STREAM=dev:inode`).
+fn stderr_is_journal() -> bool {
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else { return false };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else { return false };
+    let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else { return false };
+    dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
+}
+
+/// The syslog priority systemd reads from a `<N>` line prefix.
+fn priority(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        _ => 7,
+    }
+}
+
+/// Prefixes each line with `<N>` for systemd's `SyslogLevelPrefix=`.
+struct Prefixed(Format<tracing_subscriber::fmt::format::Full, ()>);
+
+impl<S, N> FormatEvent<S, N> for Prefixed
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
+        write!(writer, "<{}>", priority(event.metadata().level()))?;
+        self.0.format_event(ctx, writer, event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priorities_follow_syslog() {
+        assert_eq!([Level::ERROR, Level::WARN, Level::INFO, Level::DEBUG].map(|l| priority(&l)), [3, 4, 6, 7]);
+    }
+}

@@ -1,0 +1,62 @@
+//! Where bootgate's log lines go: plain text (no escape codes) when stderr is not a
+//! terminal, systemd's `<N>` priority prefixes when stderr is the journal stream but no
+//! journal socket is there to log natively, and rounded figures.
+
+mod support;
+
+use std::os::unix::fs::MetadataExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use support::free_port;
+
+/// A policy whose one check fails at once (a closed loopback port): a warning is logged.
+fn failing_policy(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("policy.yaml");
+    let policy = format!(
+        "version: 1\ngate: {{deadline: 5s}}\nchecks:\n  - {{name: api, kind: tcp, timeout: 1s, retries: 0, targets: ['127.0.0.1:{}']}}\n",
+        free_port()
+    );
+    std::fs::write(&path, policy).unwrap();
+    path
+}
+
+/// Runs `bootgate check` with stderr into a file; returns what it logged.
+fn check_logging_to_file(journal_stream: bool) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = failing_policy(dir.path());
+    let log = dir.path().join("stderr.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let meta = file.metadata().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootgate"));
+    cmd.arg("--policy").arg(&policy).arg("check").env_remove("JOURNAL_STREAM").env_remove("BOOTGATE_LOG");
+    if journal_stream {
+        cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+    }
+    let status = cmd.stdout(Stdio::null()).stderr(file).status().unwrap();
+    assert_eq!(status.code(), Some(2));
+    std::fs::read_to_string(&log).unwrap()
+}
+
+#[test]
+fn a_log_in_a_file_has_no_escape_codes_and_rounded_figures() {
+    let text = check_logging_to_file(false);
+    assert!(text.contains("api: fail"), "{text}");
+    assert!(!text.contains('\u{1b}'), "escape codes in a file: {text:?}");
+    let ms = text.split("duration_ms=").nth(1).and_then(|r| r.split_whitespace().next()).unwrap();
+    let decimals = ms.split('.').nth(1).map_or(0, str::len);
+    assert!(decimals <= 2, "duration_ms={ms} is not rounded");
+}
+
+#[test]
+fn the_journal_stream_gets_priorities() {
+    let text = check_logging_to_file(true);
+    if Path::new("/run/systemd/journal/socket").exists() {
+        // journald runs here: the entries went to it natively, not to the stream.
+        assert!(!text.contains("api: fail"), "logged to the stream although journald is there: {text}");
+    } else {
+        let line = text.lines().find(|l| l.contains("api: fail")).unwrap_or_else(|| panic!("{text}"));
+        assert!(line.starts_with("<4>"), "a failing check is a warning (<4>): {line}");
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+    }
+}
