@@ -92,6 +92,11 @@ image=$outdir/bootgate-$version-x86-64.raw
 # -noappend: replace, never extend, an image from an earlier run.
 # -no-xattrs: the staging directory's labels (SELinux, btrfs) are the build
 # host's, not the target's.
-mksquashfs "$stage" "$image.tmp" -all-root -noappend -no-xattrs -quiet >/dev/null
+# Reproducible: two builds of one commit are byte-identical. Every time stamp
+# (files and the file system itself) is the commit's time, or
+# $SOURCE_DATE_EPOCH when the caller sets one; mksquashfs sorts entries itself.
+epoch=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || echo 0)}
+env -u SOURCE_DATE_EPOCH mksquashfs "$stage" "$image.tmp" -all-root -noappend -no-xattrs -quiet \
+  -mkfs-time "$epoch" -all-time "$epoch" >/dev/null
 mv -f "$image.tmp" "$image"
 echo "$image"

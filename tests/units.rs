@@ -216,6 +216,11 @@ fn sysext_image_is_a_flatcar_extension() {
     run(Command::new(repo().join("build/sysext.sh")).arg(out.path()).env("BOOTGATE_BIN", BIN));
     let image: PathBuf = out.path().join(format!("bootgate-{VERSION}-x86-64.raw"));
     assert!(image.is_file(), "{} was not written", image.display());
+    // Reproducible: a second build of the same tree is byte-identical.
+    let again = tempfile::tempdir().unwrap();
+    run(Command::new(repo().join("build/sysext.sh")).arg(again.path()).env("BOOTGATE_BIN", BIN));
+    let second = again.path().join(image.file_name().unwrap());
+    assert!(fs::read(&image).unwrap() == fs::read(&second).unwrap(), "two sysext builds differ");
 
     let entries = list_image(&image);
     for e in &entries {
