@@ -316,7 +316,8 @@ mod tests {
         for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
             let text = std::fs::read_to_string(file).unwrap();
             let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(&text) else { continue };
-            let index = super::super::index::Index::build(&text).unwrap();
+            // Over a limit (too deep, alias bombs): no index, by design.
+            let Ok(index) = super::super::index::Index::build(&text) else { continue };
             let mut all = Vec::new();
             paths(&doc, &mut Vec::new(), &mut all);
             // Missing keys and indices too: both fall back to the deepest existing node.
