@@ -20,7 +20,7 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, settle
         sleep(policy.gate.settle).await;
     }
     let started = Instant::now();
-    let deadline = started + policy.gate.deadline;
+    let deadline = Round::deadline_after(started, policy.gate.deadline);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let round = run_round(&policy.checks, Round { deadline, retries: true }, Some(tx));
     tokio::pin!(round);
@@ -37,7 +37,7 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, settle
                         let retry_in = humantime::format_duration(backoff);
                         tracing::info!(check = %name, attempt, retry_in_ms = backoff.as_millis() as u64, %message, "{name}: attempt {attempt} failed, retrying in {retry_in}: {message}");
                         // The gate ends by its own deadline; keep systemd from ending it sooner.
-                        notifier.extend_start(deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(30));
+                        notifier.extend_start(deadline.saturating_duration_since(Instant::now()).saturating_add(Duration::from_secs(30)));
                     }
                     Event::Done { index, result } => {
                         log_result(&result);

@@ -6,6 +6,7 @@ pub mod checks;
 pub mod cli;
 pub mod daemon;
 pub mod engine;
+pub mod fsread;
 pub mod gate;
 pub mod lifecycle;
 pub mod logging;

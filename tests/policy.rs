@@ -6,7 +6,12 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use bootgate::engine::{GateState, Snapshot};
+use bootgate::notify::Notifier;
+use bootgate::policy::PolicyError;
 use support::bootgate;
 
 fn repo(path: &str) -> PathBuf {
@@ -102,4 +107,200 @@ fn usage_errors_exit_64() {
     assert_eq!(bootgate(&["frobnicate"]).status.code(), Some(64));
     assert_eq!(bootgate(&["check", "--format", "xml"]).status.code(), Some(64));
     assert_eq!(bootgate(&["--help"]).status.code(), Some(0));
+}
+
+/// Writes `body` to a fresh policy file; the guard keeps its directory alive.
+fn policy_file(body: &[u8]) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, body).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    (dir, path)
+}
+
+/// `bootgate validate FILE`, its exit code, its output, and how long it took.
+fn validate_timed(path: &str) -> (Option<i32>, String, Duration) {
+    let started = Instant::now();
+    let out = bootgate(&["validate", path]);
+    (out.status.code(), text(&out), started.elapsed())
+}
+
+const ONE_CHECK: &str = "checks: [{name: a, kind: tcp, targets: ['127.0.0.1:1']}]\n";
+
+#[test]
+fn durations_past_the_maximum_are_rejected_before_they_reach_a_clock() {
+    // Each of these once validated, then panicked `check` and `run` adding it to an Instant.
+    for (setting, key, col) in [
+        ("gate: {deadline: 18446744073709551615s}", "gate.deadline", 18),
+        ("gate: {deadline: 292277026596y}", "gate.deadline", 18),
+        ("runtime: {interval: 5124095576030431h}", "runtime.interval", 21),
+        ("gate: {settle: 31days}", "gate.settle", 16),
+    ] {
+        let (_dir, path) = policy_file(format!("version: 1\n{setting}\n{ONE_CHECK}").as_bytes());
+        let run_dir = format!("{path}.run");
+        for args in [
+            vec!["validate", &path],
+            vec!["check", "--policy", &path],
+            vec!["run", "--policy", &path, "--run-dir", &run_dir, "--state-dir", &run_dir],
+        ] {
+            let out = bootgate(&args);
+            assert_eq!(out.status.code(), Some(78), "{args:?}: {}", text(&out));
+            assert!(text(&out).contains(&format!("{path}:2:{col}: {key}: duration `")), "{args:?}: {}", text(&out));
+            assert!(text(&out).contains("longer than the maximum of 30days"), "{}", text(&out));
+            assert!(!text(&out).contains("panicked"), "{}", text(&out));
+        }
+    }
+    // The maximum itself is allowed.
+    let (_dir, path) = policy_file(format!("version: 1\nruntime: {{interval: 30days}}\n{ONE_CHECK}").as_bytes());
+    let (code, out, _) = validate_timed(&path);
+    assert_eq!(code, Some(0), "{out}");
+}
+
+#[tokio::test]
+async fn the_gate_saturates_a_deadline_past_the_clock() {
+    // Validation bounds every duration, so only a policy built in code can hold this one.
+    let yaml = "version: 1\ngate: {settle: 0s}\nchecks: [{name: t, kind: exec, command: [true], retries: 0}]\n";
+    let mut policy = bootgate::policy::parse(yaml, "inline").unwrap();
+    policy.gate.deadline = Duration::MAX;
+    let (board, _) = tokio::sync::watch::channel(Arc::new(Snapshot::new(&policy.checks)));
+    let snapshot = bootgate::gate::run_gate(&policy, &board, Notifier::from_env(), false).await;
+    assert_eq!(snapshot.gate, GateState::Passed, "{:?}", snapshot.checks);
+}
+
+fn checks(n: usize, each: impl Fn(usize) -> String) -> String {
+    let mut body = String::from("version: 1\nchecks:\n");
+    for i in 0..n {
+        body.push_str(&format!("  - {}\n", each(i)));
+    }
+    body
+}
+
+#[test]
+fn too_many_checks_are_refused_at_the_first_one_over() {
+    for n in [1001, 3000, 10_000] {
+        let (_dir, path) =
+            policy_file(checks(n, |_| "{name: a, kind: tcp, targets: ['127.0.0.1:1']}".into()).as_bytes());
+        let (code, out, took) = validate_timed(&path);
+        assert_eq!(code, Some(78), "{out}");
+        assert!(out.contains(&format!("{path}:1003:5: checks[1000]: check number 1001 is one too many")), "{out}");
+        assert!(out.contains("at most 1000 checks"), "{out}");
+        assert!(took < Duration::from_secs(10), "{n} checks took {took:?}");
+    }
+}
+
+#[test]
+fn long_dependency_cycles_are_found_without_deep_recursion() {
+    // 1,000 checks in one `after:` ring; once a recursive walk, it overflowed the stack
+    // when long enough. A small thread stack shows the walk keeps its own.
+    let body =
+        checks(1000, |i| format!("{{name: c{i}, kind: tcp, targets: ['127.0.0.1:1'], after: [c{}]}}", (i + 1) % 1000));
+    let problems = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || match bootgate::policy::parse(&body, "ring.yaml") {
+            Err(PolicyError::Invalid { problems, .. }) => problems,
+            other => panic!("not rejected: {:?}", other.err()),
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!((problems[0].line, problems[0].column, problems[0].key.as_str()), (3, 60, "checks[0].after"));
+    assert!(problems[0].message.starts_with("dependency cycle: c0 → c1 → c2"), "{}", problems[0].message);
+    assert!(problems[0].message.ends_with("c999 → c0"), "{}", problems[0].message);
+}
+
+#[test]
+fn many_problems_are_found_in_linear_time_and_listed_up_to_fifty() {
+    // Each of these took 9–60 s when every problem re-read the whole text to locate it.
+    let flow = "{name: a, kind: tcp, targets: ['127.0.0.1:1']}";
+    let cases: Vec<(&str, String, &str, usize)> = vec![
+        (
+            "1000 duplicate names",
+            checks(1000, |_| flow.into()),
+            ":4:12: checks[1].name: duplicate check name `a` (first used on line 3)",
+            999,
+        ),
+        (
+            "1000 aliased duplicates",
+            format!("version: 1\nchecks:\n  - &x {flow}\n{}", "  - *x\n".repeat(999)),
+            ":4:5: checks[1].name: duplicate check name `a` (first used on line 3)",
+            999,
+        ),
+        (
+            "2000 located errors",
+            checks(1000, |i| format!("{{name: c{i}, kind: tcp, targets: ['127.0.0.1:1'], timeout: 0s, bogus: 1}}")),
+            ":3:62: checks[0].timeout: the timeout must be longer than 0s",
+            2000,
+        ),
+        (
+            "1000 unknown keys",
+            checks(1000, |i| format!("{{name: c{i}, kind: tcp, targets: ['127.0.0.1:1'], bogus: 1}}")),
+            ":3:60: checks[0].bogus: unknown field `bogus`, expected `targets`",
+            1000,
+        ),
+        (
+            "40000-deep lists",
+            format!("version: 1\nchecks: {}{}\n", "[".repeat(40_000), "]".repeat(40_000)),
+            ":2:72: checks[0]",
+            1,
+        ),
+        (
+            "40000-deep maps",
+            format!("version: 1\nchecks: {}1{}\n", "{a: ".repeat(40_000), "}".repeat(40_000)),
+            ":2:261: checks.a.a",
+            1,
+        ),
+    ];
+    for (what, body, first, count) in cases {
+        let (_dir, path) = policy_file(body.as_bytes());
+        let (code, out, took) = validate_timed(&path);
+        assert_eq!(code, Some(78), "{what}: {out}");
+        assert!(out.contains(&format!("{path}{first}")), "{what}: expected `{first}` in:\n{out}");
+        assert!(took < Duration::from_secs(10), "{what} took {took:?}");
+        let listed = out.lines().filter(|l| l.starts_with(&format!("  {path}:"))).count();
+        assert_eq!(listed, count.min(50), "{what}: {out}");
+        if count > 50 {
+            assert!(out.ends_with(&format!("  … and {} more problems\n", count - 50)), "{what}: {out}");
+        }
+    }
+}
+
+#[test]
+fn only_a_regular_file_of_at_most_a_mebibyte_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // A FIFO with no writer once blocked `validate` forever; /dev/zero grew it to gigabytes.
+    let fifo = dir.path().join("fifo.yaml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let big = dir.path().join("big.yaml");
+    let mut body = format!("version: 1\n{ONE_CHECK}").into_bytes();
+    body.resize((1 << 20) + 1, b'\n');
+    std::fs::write(&big, &body).unwrap();
+    let fifo = fifo.to_str().unwrap();
+    let big = big.to_str().unwrap();
+    for (path, why) in [
+        (fifo, "is a FIFO, not a regular file"),
+        ("/dev/zero", "is a character device, not a regular file"),
+        (dir.path().to_str().unwrap(), "is a directory, not a regular file"),
+        (big, "is larger than the limit of 1048576 bytes"),
+    ] {
+        for args in [vec!["validate", path], vec!["check", "--policy", path]] {
+            let started = Instant::now();
+            let out = bootgate(&args);
+            assert_eq!(out.status.code(), Some(78), "{args:?}: {}", text(&out));
+            assert!(text(&out).contains(&format!("cannot read policy {path}: {why}")), "{args:?}: {}", text(&out));
+            assert!(started.elapsed() < Duration::from_secs(5), "{args:?} took {:?}", started.elapsed());
+        }
+    }
+    // Exactly the limit is read (and here is valid).
+    body.truncate(1 << 20);
+    std::fs::write(big, &body).unwrap();
+    assert_eq!(validate_timed(big).0, Some(0));
+}
+
+#[test]
+fn invalid_utf8_is_located_at_its_first_bad_byte() {
+    let (_dir, path) = policy_file(b"version: 1\nchecks:\n  - name: caf\xc3\xa9\xff\n    kind: disk\n");
+    let (code, out, _) = validate_timed(&path);
+    assert_eq!(code, Some(78), "{out}");
+    assert!(out.contains(&format!("{path}:3:15: byte 34 (0xff) is not UTF-8")), "{out}");
 }

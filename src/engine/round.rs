@@ -24,6 +24,17 @@ pub struct Round {
     pub retries: bool,
 }
 
+/// How far ahead an instant goes when the sum would overflow the clock: as tokio does.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+impl Round {
+    /// `start + span`, or far in the future when that overflows: no duration panics.
+    pub fn deadline_after(start: Instant, span: Duration) -> Instant {
+        // `start` itself is the last resort: a deadline already reached fails closed.
+        start.checked_add(span).or_else(|| start.checked_add(FAR_FUTURE)).unwrap_or(start)
+    }
+}
+
 /// Progress of a round, for STATUS and the live snapshot.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -116,7 +127,7 @@ async fn run_check(
         }
         send(Event::Attempt { index, attempt, of });
         let limit = spec.timeout.min(remaining);
-        let ctx = RunCtx { deadline: started + limit, limit };
+        let ctx = RunCtx { deadline: Round::deadline_after(started, limit), limit };
         let mut outcome = match timeout(limit, spec.check.run(&ctx)).await {
             Ok(outcome) => outcome,
             Err(_) if limit < spec.timeout => {
@@ -129,7 +140,7 @@ async fn run_check(
             return CheckResult::from_outcome(spec, outcome, took, attempt);
         }
         let pause = backoff(attempt);
-        if Instant::now() + pause >= round.deadline {
+        if Round::deadline_after(Instant::now(), pause) >= round.deadline {
             outcome.message = format!(
                 "{} (gave up after {attempt} attempts: the gate deadline comes before the next retry)",
                 outcome.message
@@ -148,6 +159,14 @@ fn fmt(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deadline_past_the_clock_saturates() {
+        let now = Instant::now();
+        assert_eq!(Round::deadline_after(now, Duration::from_secs(5)), now + Duration::from_secs(5));
+        let far = Round::deadline_after(now, Duration::MAX);
+        assert!(far >= now + Duration::from_secs(86_400 * 365), "{:?}", far - now);
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {

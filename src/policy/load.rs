@@ -4,7 +4,7 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use super::{Policy, PolicyError, validate};
+use super::{MAX_POLICY_BYTES, Policy, PolicyError, Problem, validate};
 
 /// The embedded copy of `policy/default.yaml`.
 pub const DEFAULT_POLICY: &str = include_str!("../../policy/default.yaml");
@@ -46,9 +46,22 @@ pub fn load_at(explicit: Option<&Path>, env: Option<&Path>, system: &[PathBuf]) 
 
 fn read(path: &Path) -> Result<Loaded, PolicyError> {
     let label = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: label.clone(), source })?;
+    let bytes = crate::fsread::read_regular(path, MAX_POLICY_BYTES)
+        .map_err(|source| PolicyError::Read { path: label.clone(), source })?;
+    let text = String::from_utf8(bytes).map_err(|e| not_utf8(e.as_bytes(), e.utf8_error().valid_up_to(), &label))?;
     let policy = parse(&text, &label)?;
     Ok(Loaded { policy, source: label })
+}
+
+/// Locates the first byte that is not UTF-8: its offset, and its line and column
+/// (counted in characters) in the valid text before it.
+fn not_utf8(bytes: &[u8], offset: usize, file: &str) -> PolicyError {
+    let before = std::str::from_utf8(&bytes[..offset]).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or_default().chars().count() + 1;
+    let message = format!("byte {offset} (0x{:02x}) is not UTF-8; a policy must be UTF-8 text", bytes[offset]);
+    let problem = Problem { file: file.into(), line, column, key: String::new(), message };
+    PolicyError::Invalid { file: file.into(), problems: vec![problem] }
 }
 
 /// Parses and validates policy text; `file` names it in errors.
@@ -84,6 +97,12 @@ mod tests {
         // An invalid /etc policy is never skipped in favour of /usr/share.
         std::fs::write(&etc, "version: 1\nchecks: []\nbogus: 1\n").unwrap();
         assert!(matches!(load_at(None, None, &system), Err(PolicyError::Invalid { .. })));
+
+        // Not UTF-8: the first bad byte, located.
+        std::fs::write(&etc, b"version: 1\nchecks: [\xff]\n").unwrap();
+        let Err(PolicyError::Invalid { problems, .. }) = load_at(None, None, &system) else { panic!("accepted") };
+        assert_eq!((problems[0].line, problems[0].column), (2, 10));
+        assert!(problems[0].message.starts_with("byte 20 (0xff) is not UTF-8"), "{}", problems[0].message);
 
         // A named path that does not exist is an error, not a fallback.
         let missing = dir.path().join("missing.yaml");

@@ -37,22 +37,30 @@ pub fn render(path: &[Seg]) -> String {
     out
 }
 
-const MARKER: &str = "\u{0}bootgate-locate";
+/// Parses a path as yaml_serde renders it (`targets[1].user`) back into its steps.
+/// A key that itself holds `.` or `[` comes back split; lookups then stop at its parent.
+pub fn parse_path(rendered: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    for part in rendered.split('.').filter(|p| !p.is_empty()) {
+        let (key, mut rest) = part.find('[').map_or((part, ""), |i| part.split_at(i));
+        if !key.is_empty() {
+            out.push(Seg::key(key));
+        }
+        while let Some(close) = rest.find(']') {
+            match rest[1..close].parse() {
+                Ok(i) => out.push(Seg::Index(i)),
+                Err(_) => return out,
+            }
+            rest = &rest[close + 1..];
+        }
+    }
+    out
+}
 
 /// Line and column (1-based) of the node at `path`, or of the deepest node that exists.
+/// Reads the whole text: to locate many nodes, build one [`super::index::Index`].
 pub fn position(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
-    let mut path = path.to_vec();
-    loop {
-        let err = match At::new(&path, Fail).deserialize(serde_yaml::Deserializer::from_str(text)) {
-            Ok(()) => return None,
-            Err(e) => e,
-        };
-        if err.to_string().contains(MARKER) {
-            return err.location().map(|l| (l.line(), l.column()));
-        }
-        // The path does not exist (a missing key): point at its parent instead.
-        path.pop()?;
-    }
+    super::index::Index::build(text).ok()?.position(path)
 }
 
 /// Deserializes the mapping at `path` as `T`, skipping the keys in `skip` (they belong
@@ -136,56 +144,6 @@ fn leak(s: &str) -> &'static str {
     Box::leak(s.to_string().into_boxed_str())
 }
 
-/// A seed that fails on whatever node it is given, so the parser stamps its location.
-struct Fail;
-
-impl<'de> DeserializeSeed<'de> for Fail {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Fail {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any node")
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(E::custom(MARKER))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(E::custom(MARKER))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(E::custom(MARKER))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(E::custom(MARKER))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(E::custom(MARKER))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Err(E::custom(MARKER))
-    }
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Err(E::custom(MARKER))
-    }
-    fn visit_some<D: Deserializer<'de>>(self, _: D) -> Result<(), D::Error> {
-        Err(de::Error::custom(MARKER))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(de::Error::custom(MARKER))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(de::Error::custom(MARKER))
-    }
-}
-
 /// Deserializes a mapping as `T` while hiding the keys of another schema layer.
 struct Filtered<T> {
     skip: &'static [&'static str],
@@ -236,6 +194,79 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipKeys<A> {
     }
 }
 
+/// The old way to locate a node, one parse per lookup: a seed that fails on the node so
+/// yaml_serde stamps its position. Kept as the reference the index is checked against.
+#[cfg(test)]
+mod oracle {
+    use super::*;
+
+    const MARKER: &str = "\u{0}bootgate-locate";
+
+    pub fn reparse_position(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
+        let mut path = path.to_vec();
+        loop {
+            let err = match At::new(&path, Fail).deserialize(serde_yaml::Deserializer::from_str(text)) {
+                Ok(()) => return None,
+                Err(e) => e,
+            };
+            if err.to_string().contains(MARKER) {
+                return err.location().map(|l| (l.line(), l.column()));
+            }
+            path.pop()?;
+        }
+    }
+
+    /// A seed that fails on whatever node it is given, so the parser stamps its location.
+    struct Fail;
+
+    impl<'de> DeserializeSeed<'de> for Fail {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Fail {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any node")
+        }
+
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            Err(E::custom(MARKER))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            Err(E::custom(MARKER))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            Err(E::custom(MARKER))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            Err(E::custom(MARKER))
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+            Err(E::custom(MARKER))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Err(E::custom(MARKER))
+        }
+        fn visit_none<E: de::Error>(self) -> Result<(), E> {
+            Err(E::custom(MARKER))
+        }
+        fn visit_some<D: Deserializer<'de>>(self, _: D) -> Result<(), D::Error> {
+            Err(de::Error::custom(MARKER))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+            Err(de::Error::custom(MARKER))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+            Err(de::Error::custom(MARKER))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +286,59 @@ mod tests {
         let at = position(DOC, &[Seg::key("checks"), Seg::Index(0), Seg::key("timeout")]);
         assert_eq!(at, position(DOC, &[Seg::key("checks"), Seg::Index(0)]));
         assert!(at.is_some());
+    }
+
+    /// Every path into `v` whose keys are strings, each with the path of its parent.
+    fn paths(v: &serde_yaml::Value, at: &mut Vec<Seg>, out: &mut Vec<Vec<Seg>>) {
+        out.push(at.clone());
+        let kids: Vec<(Seg, &serde_yaml::Value)> = match v {
+            serde_yaml::Value::Mapping(m) => m.iter().filter_map(|(k, v)| Some((Seg::key(k.as_str()?), v))).collect(),
+            serde_yaml::Value::Sequence(s) => s.iter().enumerate().map(|(i, v)| (Seg::Index(i), v)).collect(),
+            _ => Vec::new(),
+        };
+        for (seg, kid) in kids {
+            at.push(seg);
+            paths(kid, at, out);
+            at.pop();
+        }
+    }
+
+    #[test]
+    fn the_index_agrees_with_the_parser_on_every_node_of_every_fixture() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files: Vec<std::path::PathBuf> = Vec::new();
+        for dir in ["tests/fixtures/invalid", "policy"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                files.push(entry.unwrap().path());
+            }
+        }
+        let mut compared = 0;
+        for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
+            let text = std::fs::read_to_string(file).unwrap();
+            let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(&text) else { continue };
+            // Over a limit (too deep, alias bombs): no index, by design.
+            let Ok(index) = super::super::index::Index::build(&text) else { continue };
+            let mut all = Vec::new();
+            paths(&doc, &mut Vec::new(), &mut all);
+            // Missing keys and indices too: both fall back to the deepest existing node.
+            all.push(vec![Seg::key("checks"), Seg::Index(0), Seg::key("no_such_key")]);
+            all.push(vec![Seg::key("checks"), Seg::Index(999)]);
+            for path in all {
+                let want = oracle::reparse_position(&text, &path);
+                assert_eq!(index.position(&path), want, "{}: {}", file.display(), render(&path));
+                compared += 1;
+            }
+        }
+        assert!(compared > 200, "only {compared} nodes compared");
+    }
+
+    #[test]
+    fn rendered_paths_parse_back() {
+        let path = [Seg::key("checks"), Seg::Index(2), Seg::key("pcrs"), Seg::key("sha256"), Seg::Index(0)];
+        assert_eq!(parse_path(&render(&path)), path);
+        assert_eq!(parse_path("a[1][2]"), [Seg::key("a"), Seg::Index(1), Seg::Index(2)]);
+        assert_eq!(parse_path(""), []);
+        assert_eq!(parse_path("a[x].b"), [Seg::key("a")]);
     }
 
     #[derive(serde::Deserialize, Debug)]

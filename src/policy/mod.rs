@@ -10,6 +10,8 @@ use serde::Serialize;
 
 use crate::checks::Check;
 
+mod events;
+mod index;
 mod load;
 pub mod locate;
 pub mod raw;
@@ -19,6 +21,20 @@ mod validate;
 
 pub use load::{DEFAULT_POLICY, Loaded, load, load_at, parse};
 pub use raw::OnFailure;
+
+/// The longest duration a policy may name: 30 days. Longer is surely a typo, and
+/// adding it to a clock could overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The largest policy file read, in bytes; a bigger one is refused unread.
+pub const MAX_POLICY_BYTES: u64 = 1 << 20;
+/// The most checks a policy may hold.
+pub const MAX_CHECKS: usize = 1000;
+/// The deepest nesting of lists and mappings a policy may have.
+pub const MAX_DEPTH: usize = 64;
+/// The most nodes all aliases (`*name`) of a policy may stand for together.
+pub const MAX_ALIASED_NODES: usize = 100_000;
+/// How many problems an invalid policy lists before it only counts the rest.
+pub const MAX_PROBLEMS_SHOWN: usize = 50;
 
 /// A validated policy.
 pub struct Policy {
@@ -96,6 +112,17 @@ impl fmt::Display for Problem {
 pub enum PolicyError {
     #[error("cannot read policy {path}: {source}")]
     Read { path: String, source: std::io::Error },
-    #[error("invalid policy {file}:\n{}", problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    #[error("invalid policy {file}:\n{}", listing(problems))]
     Invalid { file: String, problems: Vec<Problem> },
+}
+
+/// The first [`MAX_PROBLEMS_SHOWN`] problems, one a line, then how many more there are.
+fn listing(problems: &[Problem]) -> String {
+    let mut lines: Vec<String> = problems.iter().take(MAX_PROBLEMS_SHOWN).map(|p| format!("  {p}")).collect();
+    match problems.len().saturating_sub(MAX_PROBLEMS_SHOWN) {
+        0 => {}
+        1 => lines.push("  … and 1 more problem".into()),
+        n => lines.push(format!("  … and {n} more problems")),
+    }
+    lines.join("\n")
 }

@@ -36,9 +36,15 @@ impl<'de> Deserialize<'de> for Dur {
                 if s.starts_with('-') {
                     return Err(E::custom(format!("duration `{s}` is negative; durations must be ≥ 0")));
                 }
-                humantime::parse_duration(s)
-                    .map(Dur)
-                    .map_err(|e| E::custom(format!("invalid duration `{s}` ({e}); write e.g. `250ms`, `10s`, `2m`")))
+                let d = humantime::parse_duration(s)
+                    .map_err(|e| E::custom(format!("invalid duration `{s}` ({e}); write e.g. `250ms`, `10s`, `2m`")))?;
+                if d > super::MAX_DURATION {
+                    return Err(E::custom(format!(
+                        "duration `{s}` is longer than the maximum of {}",
+                        humantime::format_duration(super::MAX_DURATION)
+                    )));
+                }
+                Ok(Dur(d))
             }
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<Dur, E> {
                 Err(E::custom(format!("duration `{n}` has no unit; write e.g. `{}s`", n.unsigned_abs())))

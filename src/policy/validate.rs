@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::index::Index;
 use super::locate::{self, Seg};
 use super::raw::{OnFailure, RawCheck, RawPolicy};
-use super::{CheckSpec, Gate, Policy, Problem, Runtime};
+use super::{CheckSpec, Gate, MAX_POLICY_BYTES, MAX_PROBLEMS_SHOWN, Policy, Problem, Runtime};
 use crate::checks::{KINDS, KindError};
 
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
@@ -14,59 +15,84 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_RETRIES: u32 = 3;
 
 struct Ctx<'a> {
-    text: &'a str,
+    index: &'a Index,
     file: &'a str,
     problems: Vec<Problem>,
 }
 
 impl Ctx<'_> {
     fn at(&mut self, path: &[Seg], message: impl Into<String>) {
-        let (line, column) = locate::position(self.text, path).unwrap_or((1, 1));
+        let (line, column) = self.index.position(path).unwrap_or((1, 1));
         let key = locate::render(path);
         self.problems.push(Problem { file: self.file.into(), line, column, key, message: message.into() });
     }
 
-    /// Converts a yaml_serde error; `base` is where a kind's keys were read from.
-    fn yaml(&mut self, err: &serde_yaml::Error, base: &[Seg]) {
+    /// Converts a yaml_serde error from parsing the whole policy text.
+    fn yaml(&mut self, err: &serde_yaml::Error) {
         let (line, column) = err.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
         let full = err.to_string();
-        let text = match full.rfind(" at line ") {
-            Some(i) => &full[..i],
-            None => &full,
+        let (path, message, field) = split(&full);
+        let key = match (path.is_empty(), field) {
+            (_, None) => path.to_string(),
+            (true, Some(field)) => field.to_string(),
+            (false, Some(field)) => format!("{path}.{field}"),
         };
-        let (path, message) = match text.split_once(": ") {
-            Some((p, m)) if !p.is_empty() && !p.contains(char::is_whitespace) => (p.to_string(), m),
-            _ => (String::new(), text),
-        };
-        let field = ["unknown field `", "missing field `"]
-            .iter()
-            .find_map(|prefix| message.strip_prefix(prefix))
-            .and_then(|rest| rest.split('`').next());
-        let problem = match field {
-            Some(field) => {
-                let key = if path.is_empty() { field.to_string() } else { format!("{path}.{field}") };
-                // Unknown kind keys are reported at their mapping; point at the key itself.
-                let mut key_path = base.to_vec();
-                key_path.push(Seg::key(field));
-                let (line, column) = match (base.is_empty(), locate::position(self.text, &key_path)) {
-                    (false, Some(pos)) => pos,
-                    _ => (line, column),
-                };
-                Problem { file: self.file.into(), line, column, key, message: message.to_string() }
-            }
-            None => Problem { file: self.file.into(), line, column, key: path, message: message.to_string() },
-        };
-        self.problems.push(problem);
+        self.problems.push(Problem { file: self.file.into(), line, column, key, message: message.to_string() });
     }
+
+    /// Converts a yaml_serde error from reading one check's own copy: its path is
+    /// relative to the check at `base`, and the index gives the position in the file.
+    fn kind_yaml(&mut self, err: &serde_yaml::Error, base: &[Seg]) {
+        let full = err.to_string();
+        let (rel, message, field) = split(&full);
+        let mut path = base.to_vec();
+        path.extend(locate::parse_path(rel));
+        // An unknown key is shown at the key's value, a missing one at its mapping.
+        path.extend(field.map(Seg::key));
+        self.at(&path, message);
+    }
+}
+
+/// Splits a yaml_serde message into its key path, the message itself and the field an
+/// `unknown field`/`missing field` message names.
+fn split(full: &str) -> (&str, &str, Option<&str>) {
+    // Display ends in " at line L column C"; the position is taken from elsewhere.
+    let full = full.rfind(" at line ").map_or(full, |i| &full[..i]);
+    let (path, message) = match full.split_once(": ") {
+        Some((p, m)) if !p.is_empty() && !p.contains(char::is_whitespace) => (p, m),
+        _ => ("", full),
+    };
+    let field = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    (path, message, field)
 }
 
 /// Validates policy text into a [`Policy`] or every problem found.
 pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
-    let mut cx = Ctx { text, file, problems: Vec::new() };
+    let first =
+        |line, column, key: String, message: String| vec![Problem { file: file.into(), line, column, key, message }];
+    if text.len() as u64 > MAX_POLICY_BYTES {
+        let message = format!("the policy is larger than the limit of {MAX_POLICY_BYTES} bytes");
+        return Err(first(1, 1, String::new(), message));
+    }
+    // The limits come first: the parses below would walk a too-deep or alias-bombed
+    // document at length, and locating problems must not re-read the text each time.
+    let index = Index::build(text).map_err(|o| first(o.line, o.column, o.key, o.message))?;
+    let mut cx = Ctx { index: &index, file, problems: Vec::new() };
     let raw: RawPolicy = match serde_yaml::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {
-            cx.yaml(&e, &[]);
+            cx.yaml(&e);
+            return Err(cx.problems);
+        }
+    };
+    // Parsed once more as a plain tree: each check's kind keys are read from it.
+    let doc: serde_yaml::Value = match serde_yaml::from_str(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            cx.yaml(&e);
             return Err(cx.problems);
         }
     };
@@ -82,9 +108,7 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
     if raw.checks.is_empty() {
         cx.at(&[Seg::key("checks")], "no checks: an empty gate would pass anything");
     }
-    // Parsed once more as a plain tree: each check's kind keys are read from it.
-    let doc: Option<serde_yaml::Value> = serde_yaml::from_str(text).ok();
-    let checks = checks(&mut cx, &raw.checks, gate.deadline, doc.as_ref());
+    let checks = checks(&mut cx, &raw.checks, gate.deadline, &doc);
     if cx.problems.is_empty() { Ok(Policy { gate, runtime, listen, checks }) } else { Err(cx.problems) }
 }
 
@@ -132,13 +156,13 @@ fn listen(cx: &mut Ctx, raw: &RawPolicy) -> SocketAddr {
     })
 }
 
-fn checks(cx: &mut Ctx, raw: &[RawCheck], deadline: Duration, doc: Option<&serde_yaml::Value>) -> Vec<CheckSpec> {
+fn checks(cx: &mut Ctx, raw: &[RawCheck], deadline: Duration, doc: &serde_yaml::Value) -> Vec<CheckSpec> {
     let path = |i: usize, key: &str| [Seg::key("checks"), Seg::Index(i), Seg::key(key)];
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, c) in raw.iter().enumerate() {
         if let Some(first) = index.insert(&c.name.0, i) {
             index.insert(&c.name.0, first);
-            let line = locate::position(cx.text, &path(first, "name")).map_or(0, |p| p.0);
+            let line = cx.index.position(&path(first, "name")).map_or(0, |p| p.0);
             cx.at(&path(i, "name"), format!("duplicate check name `{}` (first used on line {line})", c.name));
         }
     }
@@ -169,7 +193,11 @@ fn checks(cx: &mut Ctx, raw: &[RawCheck], deadline: Duration, doc: Option<&serde
             continue;
         };
         let base = [Seg::key("checks"), Seg::Index(i)];
-        match (kind.parse)(cx.text, &base, doc.and_then(|d| d.get("checks")).and_then(|c| c.get(i))) {
+        // A rejected check is read again for a located error, from its own copy: reading
+        // the whole text again for each would make validation quadratic.
+        let node = doc.get("checks").and_then(|c| c.get(i));
+        let own = node.and_then(|n| serde_yaml::to_string(n).ok()).unwrap_or_default();
+        match (kind.parse)(&own, &[], node) {
             Ok(check) => specs.push(CheckSpec {
                 name: c.name.0.clone(),
                 kind: kind.name,
@@ -179,7 +207,7 @@ fn checks(cx: &mut Ctx, raw: &[RawCheck], deadline: Duration, doc: Option<&serde
                 after,
                 check,
             }),
-            Err(KindError::Yaml(e)) => cx.yaml(&e, &base),
+            Err(KindError::Yaml(e)) => cx.kind_yaml(&e, &base),
             Err(KindError::Key(e)) => cx.at(&[&base[..], &e.key[..]].concat(), e.message),
         }
     }
@@ -189,35 +217,45 @@ fn checks(cx: &mut Ctx, raw: &[RawCheck], deadline: Duration, doc: Option<&serde
     specs
 }
 
-/// Reports each dependency cycle once, at the `after` key of its first member.
+/// Reports each dependency cycle once, at the `after` key of its first member. The walk
+/// keeps its own stack: a long `after:` chain must not exhaust the thread's.
 fn report_cycles(cx: &mut Ctx, specs: &[CheckSpec]) {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
-        Active,
+        /// On the walk's stack, at this depth.
+        Active(usize),
         Done,
     }
-    fn visit(i: usize, specs: &[CheckSpec], marks: &mut [Mark], stack: &mut Vec<usize>, cycles: &mut Vec<Vec<usize>>) {
-        marks[i] = Mark::Active;
-        stack.push(i);
-        for &d in &specs[i].after {
+    let mut marks = vec![Mark::New; specs.len()];
+    let mut cycles: Vec<Vec<usize>> = Vec::new();
+    let mut unlisted = 0usize;
+    // Each entry: a check and how many of its `after` edges were followed.
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for root in 0..specs.len() {
+        if marks[root] != Mark::New {
+            continue;
+        }
+        marks[root] = Mark::Active(0);
+        stack.push((root, 0));
+        while let Some((i, next)) = stack.last_mut() {
+            let Some(&d) = specs[*i].after.get(*next) else {
+                marks[*i] = Mark::Done;
+                stack.pop();
+                continue;
+            };
+            *next += 1;
             match marks[d] {
-                Mark::New => visit(d, specs, marks, stack, cycles),
-                Mark::Active => {
-                    let start = stack.iter().position(|&s| s == d).unwrap_or(0);
-                    cycles.push(stack[start..].to_vec());
+                Mark::New => {
+                    marks[d] = Mark::Active(stack.len());
+                    stack.push((d, 0));
                 }
+                Mark::Active(at) if cycles.len() < MAX_PROBLEMS_SHOWN => {
+                    cycles.push(stack[at..].iter().map(|&(s, _)| s).collect());
+                }
+                Mark::Active(_) => unlisted += 1,
                 Mark::Done => {}
             }
-        }
-        stack.pop();
-        marks[i] = Mark::Done;
-    }
-    let mut marks = vec![Mark::New; specs.len()];
-    let mut cycles = Vec::new();
-    for i in 0..specs.len() {
-        if marks[i] == Mark::New {
-            visit(i, specs, &mut marks, &mut Vec::new(), &mut cycles);
         }
     }
     for cycle in cycles {
@@ -228,6 +266,9 @@ fn report_cycles(cx: &mut Ctx, specs: &[CheckSpec]) {
             &[Seg::key("checks"), Seg::Index(first), Seg::key("after")],
             format!("dependency cycle: {}", names.join(" → ")),
         );
+    }
+    if unlisted > 0 {
+        cx.at(&[Seg::key("checks")], format!("{unlisted} more dependency cycles, not listed"));
     }
 }
 
