@@ -206,7 +206,7 @@ pub(crate) async fn runtime(
                 if current.is_none() {
                     let specs = policy.checks.clone();
                     let interval = policy.runtime.interval.min(MAX_INTERVAL);
-                    let round = Round { deadline: Instant::now() + interval, retries: false };
+                    let round = Round { deadline: Round::deadline_after(Instant::now(), interval), retries: false };
                     current = Some(tokio::spawn(async move { run_round(&specs, round, None).await }));
                 }
             }
@@ -259,7 +259,7 @@ pub(crate) async fn runtime(
 /// Ticks first after `first`, then every `interval`; late ticks are delayed, not bunched.
 fn schedule(first: Duration, interval: Duration) -> tokio::time::Interval {
     let interval = interval.clamp(Duration::from_millis(1), MAX_INTERVAL);
-    let mut every = tokio::time::interval_at(Instant::now() + first.min(MAX_INTERVAL), interval);
+    let mut every = tokio::time::interval_at(Round::deadline_after(Instant::now(), first.min(MAX_INTERVAL)), interval);
     every.set_missed_tick_behavior(MissedTickBehavior::Delay);
     every
 }

@@ -1,16 +1,17 @@
 //! The daemon's files: this boot's `verdict.json` in the run dir and `history.jsonl` in
-//! the state dir. Writes are atomic (temp file + rename). Reads open regular files only,
-//! without blocking (a FIFO in their place must not hold up the gate or its stop), and
-//! read at most a bounded size.
+//! the state dir. Writes are atomic (temp file + rename). Reads go through
+//! [`read_regular`]: regular files only, opened without blocking (a FIFO in their place
+//! must not hold up the gate or its stop), and at most a bounded size.
 
-use std::io::{Read, Write as _};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::engine::{CheckResult, GateState, Snapshot};
+use crate::fsread::read_regular;
 use crate::policy::CheckSpec;
 
 /// The largest verdict file read back (a verdict of 1,000 checks is well under this).
@@ -19,41 +20,6 @@ const VERDICT_CAP: u64 = 4 << 20;
 const HISTORY_CAP: u64 = 4 << 20;
 /// Keeps this many boots in `history.jsonl`.
 pub const HISTORY: usize = 50;
-
-/// Reads a regular file of at most `cap` bytes; anything else is an error that says what it is.
-pub fn read_regular(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::{Error, ErrorKind};
-    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path)?;
-    let meta = file.metadata()?;
-    let kind = meta.file_type();
-    if !kind.is_file() {
-        let what = if kind.is_fifo() {
-            "a FIFO"
-        } else if kind.is_char_device() {
-            "a character device"
-        } else if kind.is_block_device() {
-            "a block device"
-        } else if kind.is_socket() {
-            "a socket"
-        } else if kind.is_dir() {
-            "a directory"
-        } else {
-            "not a regular file"
-        };
-        return Err(Error::new(ErrorKind::InvalidInput, format!("is {what}, not a regular file")));
-    }
-    if meta.len() > cap {
-        return Err(Error::new(ErrorKind::InvalidData, format!("is {} bytes, over the limit of {cap}", meta.len())));
-    }
-    let mut buf = Vec::with_capacity(meta.len() as usize);
-    // The size can change under us: never read past the cap.
-    file.take(cap + 1).read_to_end(&mut buf)?;
-    if buf.len() as u64 > cap {
-        return Err(Error::new(ErrorKind::InvalidData, format!("grew past the limit of {cap} bytes while read")));
-    }
-    Ok(buf)
-}
 
 /// This boot's id from the kernel, if readable.
 pub fn boot_id() -> Option<String> {
@@ -225,21 +191,6 @@ mod tests {
         let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), HISTORY);
         assert_eq!(lines.last().unwrap()["timestamp"], HISTORY + 4);
-    }
-
-    #[test]
-    fn special_files_are_refused_without_blocking() {
-        let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("fifo");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let err = read_regular(&fifo, 100).unwrap_err();
-        assert!(err.to_string().contains("is a FIFO"), "{err}");
-        let err = read_regular(Path::new("/dev/zero"), 100).unwrap_err();
-        assert!(err.to_string().contains("character device"), "{err}");
-        let big = dir.path().join("big");
-        std::fs::write(&big, vec![b'x'; 101]).unwrap();
-        assert!(read_regular(&big, 100).unwrap_err().to_string().contains("over the limit"));
-        assert_eq!(read_regular(&big, 101).unwrap().len(), 101);
     }
 
     #[test]
