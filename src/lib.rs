@@ -10,6 +10,7 @@ pub mod gate;
 pub mod metrics;
 pub mod notify;
 pub mod policy;
+pub mod redact;
 pub mod report;
 pub mod server;
 
