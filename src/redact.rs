@@ -5,8 +5,11 @@
 /// What a masked secret is shown as.
 pub const MASK: &str = "***";
 
-/// Longest part of a value quoted in a message, in characters.
+/// Longest part of a long value quoted in a message, in characters.
 const QUOTE_MAX: usize = 80;
+/// A value up to this long is quoted whole. The slack makes [`quote`] idempotent:
+/// an already shortened value (80 characters and its size) is not cut again.
+const QUOTE_WHOLE: usize = 100;
 
 /// Query and fragment parameters whose values are masked, compared case-insensitively
 /// with `-` read as `_`. A name ending in `_token`, `_secret`, `_password` or `_key`
@@ -89,22 +92,61 @@ fn params(body: &str) -> String {
 
 /// A value from the policy, ready to sit between backticks in a message: URL
 /// secrets masked, control characters escaped (so it cannot forge a log line),
-/// and cut to 80 characters plus its full size when longer.
+/// and cut to 80 characters plus its full size when over 100.
 pub fn quote(value: &str) -> String {
     let shown = if value.contains("://") { url(value) } else { value.to_string() };
-    let mut out = String::new();
-    for (count, c) in shown.chars().enumerate() {
-        if count == QUOTE_MAX {
-            out.push_str(&format!("…({} bytes)", value.len()));
-            return out;
-        }
+    let mut out = String::with_capacity(shown.len());
+    for c in shown.chars() {
         if c.is_control() {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
     }
+    // Counted after escaping, so what is printed is what is bounded.
+    if out.chars().count() > QUOTE_WHOLE {
+        let cut = out.char_indices().nth(QUOTE_MAX).map_or(out.len(), |(i, _)| i);
+        out.truncate(cut);
+        out.push_str(&format!("…({} bytes)", value.len()));
+    }
     out
+}
+
+/// A parser's message with each value it quotes (`string "…"` or between backticks)
+/// passed through [`quote`], so a rejected secret or huge value is not echoed whole.
+pub fn message(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let string = rest.find("string \"").map(|i| (i + "string \"".len(), '"'));
+        let tick = rest.find('`').map(|i| (i + 1, '`'));
+        let Some((start, close)) = [string, tick].into_iter().flatten().min() else {
+            out.push_str(rest);
+            return out;
+        };
+        // The parser escapes `"` inside a string value; a backtick span has no escapes.
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in rest[start..].char_indices() {
+            match c {
+                '\\' if close == '"' && !escaped => escaped = true,
+                c if c == close && !escaped => {
+                    end = Some(start + i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let Some(end) = end else {
+            out.push_str(&rest[..start]);
+            out.push_str(&quote(&rest[start..]));
+            return out;
+        };
+        out.push_str(&rest[..start]);
+        out.push_str(&quote(&rest[start..end]));
+        out.push(close);
+        rest = &rest[end + 1..];
+    }
 }
 
 #[cfg(test)]
@@ -147,6 +189,22 @@ mod tests {
         let q = quote(&huge);
         assert!(q.starts_with(&"x".repeat(80)) && q.ends_with("…(5000 bytes)"), "{q}");
         assert_eq!(q.chars().count(), 80 + "…(5000 bytes)".chars().count());
+        assert_eq!(quote(&q), q, "quoting twice changes nothing");
+        assert_eq!(quote(&"y".repeat(100)), "y".repeat(100));
         assert_eq!(quote("see http://a:secret@h/"), "see http://a:***@h/");
+    }
+
+    #[test]
+    fn parser_messages_quote_values_safely() {
+        let plain = "unknown field `bogus`, expected one of `url`, `method`";
+        assert_eq!(message(plain), plain);
+        assert_eq!(
+            message(r#"invalid type: string "http://u:pw@h/\"x", expected a boolean"#),
+            r#"invalid type: string "http://u:***@h/\"x", expected a boolean"#
+        );
+        let huge = format!("unknown variant `{}`, expected one of `sha1`", "y".repeat(3000));
+        let shown = message(&huge);
+        assert!(shown.contains("…(3000 bytes)`, expected one of `sha1`") && shown.len() < 200, "{shown}");
+        assert_eq!(message("unterminated `abc"), "unterminated `abc");
     }
 }

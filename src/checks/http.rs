@@ -133,6 +133,10 @@ impl Kind for Http {
         let url = parse_url(&k.url.0).map_err(|message| KeyError::at("url", message))?;
         let method = match &k.method {
             None => Method::GET,
+            // Extension methods are tokens too; a longer one is a mistake, not a method.
+            Some(m) if m.0.len() > 20 => {
+                return Err(KeyError::at("method", format!("`{}` is not an HTTP method", quote(&m.0))));
+            }
             Some(m) => Method::from_bytes(m.0.to_ascii_uppercase().as_bytes())
                 .map_err(|_| KeyError::at("method", format!("`{}` is not an HTTP method", quote(&m.0))))?,
         };

@@ -38,6 +38,7 @@ impl Ctx<'_> {
             Some((p, m)) if !p.is_empty() && !p.contains(char::is_whitespace) => (p.to_string(), m),
             _ => (String::new(), text),
         };
+        let message = &crate::redact::message(message);
         let field = ["unknown field `", "missing field `"]
             .iter()
             .find_map(|prefix| message.strip_prefix(prefix))
@@ -127,7 +128,10 @@ fn listen(cx: &mut Ctx, raw: &RawPolicy) -> SocketAddr {
         return fallback;
     };
     text.0.parse().unwrap_or_else(|e| {
-        cx.at(&[Seg::key("server"), Seg::key("listen")], format!("`{}` is not an address:port ({e})", text.0));
+        cx.at(
+            &[Seg::key("server"), Seg::key("listen")],
+            format!("`{}` is not an address:port ({e})", crate::redact::quote(&text.0)),
+        );
         fallback
     })
 }
@@ -165,7 +169,10 @@ fn checks(cx: &mut Ctx, raw: &[RawCheck], deadline: Duration, doc: Option<&serde
         }
         let Some(kind) = KINDS.iter().find(|k| k.name == c.kind.0) else {
             let known: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
-            cx.at(&path(i, "kind"), format!("unknown check kind `{}`; known kinds: {}", c.kind, known.join(", ")));
+            cx.at(
+                &path(i, "kind"),
+                format!("unknown check kind `{}`; known kinds: {}", crate::redact::quote(&c.kind.0), known.join(", ")),
+            );
             continue;
         };
         let base = [Seg::key("checks"), Seg::Index(i)];
