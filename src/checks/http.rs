@@ -295,4 +295,29 @@ mod tests {
         assert!("2xx".parse::<StatusRange>().is_err());
         assert!("700".parse::<StatusRange>().is_err());
     }
+
+    #[test]
+    fn urls_name_their_host() {
+        for ok in ["http://127.0.0.1:8080/healthz", "HTTPS://[::1]/x", "http://u:p@localhost/?a=1"] {
+            assert!(parse_url(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("http:///x", "names no host"),
+            ("http://u:p@/x", "names no host"),
+            ("http://:80/x", "names no host"),
+            ("http:x", "not an http:// or https:// URL"),
+            ("ftp://h/x", "not an http:// or https:// URL"),
+            ("http://u:secret@h:99999/", "not a URL"),
+        ] {
+            let err = parse_url(bad).unwrap_err();
+            assert!(err.contains(why) && !err.contains("secret"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_shown_url_is_masked() {
+        let keys: Keys = serde_yaml::from_str("url: 'http://u:pw-1@127.0.0.1:1/p?token=t-2&a=b'").unwrap();
+        let http = Http::build(keys).unwrap();
+        assert_eq!(http.shown, "http://u:***@127.0.0.1:1/p?token=***&a=b");
+    }
 }
