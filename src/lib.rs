@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod notify;
 pub mod policy;
 pub mod reaper;
+pub mod redact;
 pub mod report;
 pub mod serve;
 pub mod server;

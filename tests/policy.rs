@@ -159,7 +159,7 @@ fn durations_past_the_maximum_are_rejected_before_they_reach_a_clock() {
 #[tokio::test]
 async fn the_gate_saturates_a_deadline_past_the_clock() {
     // Validation bounds every duration, so only a policy built in code can hold this one.
-    let yaml = "version: 1\ngate: {settle: 0s}\nchecks: [{name: t, kind: exec, command: [true], retries: 0}]\n";
+    let yaml = "version: 1\ngate: {settle: 0s}\nchecks: [{name: t, kind: exec, command: ['true'], retries: 0}]\n";
     let mut policy = bootgate::policy::parse(yaml, "inline").unwrap();
     policy.gate.deadline = Duration::MAX;
     let (board, _) = tokio::sync::watch::channel(Arc::new(Snapshot::new(&policy.checks)));

@@ -2,7 +2,7 @@
 //! HEALTHCHECK), and no running container is `unhealthy`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bollard::Docker;
 use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
@@ -14,14 +14,15 @@ use tokio::task::JoinSet;
 use super::docker_conn::{Engine, bounded, call, failed};
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
 use crate::policy::locate::Seg;
-use crate::policy::types::{NonEmpty, Text};
+use crate::policy::types::{FsPath, NonEmpty, Text};
+use crate::redact::quote;
 
 /// Keys of a `containers` check.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Keys {
     /// The engine's unix socket (default `/var/run/docker.sock`, or a `unix://` `DOCKER_HOST`).
-    pub socket: Option<PathBuf>,
+    pub socket: Option<FsPath>,
     /// Containers (names or ids) that must be running, and healthy if they have a HEALTHCHECK.
     pub require_running: Option<NonEmpty<Text>>,
     /// Fail when any running container is `unhealthy` (default true).
@@ -47,12 +48,12 @@ impl Kind for Containers {
             if !valid_name(name) {
                 return Err(KeyError {
                     key: vec![Seg::key("require_running"), Seg::Index(i)],
-                    message: format!("`{name}` is not a container name (letters, digits, `_`, `.`, `-`)"),
+                    message: format!("`{}` is not a container name (letters, digits, `_`, `.`, `-`)", quote(name)),
                 });
             }
         }
         Ok(Containers {
-            engine: Engine::from_key(k.socket)?,
+            engine: Engine::from_key(k.socket.map(|s| s.0))?,
             required,
             fail_on_unhealthy: k.fail_on_unhealthy.unwrap_or(true),
         })

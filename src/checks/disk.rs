@@ -7,14 +7,15 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
-use crate::policy::types::Percent;
+use crate::policy::types::{FsPath, Percent};
+use crate::redact::quote;
 
 /// Keys of a `disk` check.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Keys {
     /// Any path on the filesystem to check (default `/`).
-    pub path: Option<PathBuf>,
+    pub path: Option<FsPath>,
     /// Fail below this share of free space (default 5).
     pub min_free_percent: Option<Percent>,
     /// Warn below this share of free space; at least `min_free_percent`.
@@ -47,9 +48,9 @@ impl Kind for Disk {
                 format!("{w} is below min_free_percent {min_free}; the warning must come first"),
             ));
         }
-        let path = k.path.unwrap_or_else(|| PathBuf::from("/"));
+        let path = k.path.map_or_else(|| PathBuf::from("/"), |p| p.0);
         if !path.is_absolute() {
-            return Err(KeyError::at("path", format!("`{}` is not an absolute path", path.display())));
+            return Err(KeyError::at("path", format!("`{}` is not an absolute path", quote(&path.to_string_lossy()))));
         }
         Ok(Disk {
             path,

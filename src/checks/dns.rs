@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
 use crate::policy::types::Text;
+use crate::redact::quote;
 
 /// Keys of a `dns` check.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -32,7 +33,7 @@ impl Kind for Dns {
 
     fn build(k: Keys) -> Result<Self, KeyError> {
         if k.host.0.contains(':') || k.host.0.contains(char::is_whitespace) {
-            return Err(KeyError::at("name", format!("`{}` is not a host name", k.host)));
+            return Err(KeyError::at("host", format!("`{}` is not a host name", quote(&k.host.0))));
         }
         Ok(Dns { name: k.host.0, expect: k.expect })
     }

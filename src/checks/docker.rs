@@ -1,20 +1,19 @@
 //! `docker`: the engine answers ping and version on its unix socket.
 
-use std::path::PathBuf;
-
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::docker_conn::{Engine, call};
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
+use crate::policy::types::FsPath;
 
 /// Keys of a `docker` check.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Keys {
     /// The engine's unix socket (default `/var/run/docker.sock`, or a `unix://` `DOCKER_HOST`).
-    pub socket: Option<PathBuf>,
+    pub socket: Option<FsPath>,
 }
 
 /// A validated `docker` check.
@@ -28,7 +27,7 @@ impl Kind for Docker {
     type Keys = Keys;
 
     fn build(k: Keys) -> Result<Self, KeyError> {
-        Ok(Docker { engine: Engine::from_key(k.socket)? })
+        Ok(Docker { engine: Engine::from_key(k.socket.map(|s| s.0))? })
     }
 }
 

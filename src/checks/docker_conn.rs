@@ -8,6 +8,7 @@ use bollard::{API_DEFAULT_VERSION, Docker};
 use tokio::time::timeout;
 
 use super::{KeyError, RunCtx};
+use crate::redact::quote;
 
 /// Where dockerd listens unless the policy or `DOCKER_HOST` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -24,7 +25,10 @@ impl Engine {
     /// Validates the policy's `socket` key, falling back to `DOCKER_HOST`, then the default.
     pub fn from_key(socket: Option<PathBuf>) -> Result<Self, KeyError> {
         if let Some(path) = socket.as_ref().filter(|p| !p.is_absolute()) {
-            return Err(KeyError::at("socket", format!("`{}` is not an absolute path", path.display())));
+            return Err(KeyError::at(
+                "socket",
+                format!("`{}` is not an absolute path", quote(&path.to_string_lossy())),
+            ));
         }
         let host = std::env::var("DOCKER_HOST").ok();
         Ok(Engine { socket: resolve(socket, host.as_deref()) })

@@ -15,7 +15,8 @@ use tokio::process::Command;
 
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx, tail};
 use crate::policy::locate::Seg;
-use crate::policy::types::NonEmpty;
+use crate::policy::types::{NonEmpty, Str};
+use crate::redact::quote;
 
 /// Bytes of output kept for the message.
 const KEEP: usize = 400;
@@ -25,7 +26,7 @@ const KEEP: usize = 400;
 #[serde(deny_unknown_fields)]
 pub struct Keys {
     /// Program and arguments; no shell is involved.
-    pub command: NonEmpty<String>,
+    pub command: NonEmpty<Str>,
     /// Exit codes that mean "works, but warn".
     pub warn_exit_codes: Option<Vec<i32>>,
 }
@@ -47,10 +48,11 @@ impl Kind for Exec {
             let key = vec![Seg::key("warn_exit_codes"), Seg::Index(i)];
             return Err(KeyError { key, message: format!("{c} is not an exit code from 1 to 255") });
         }
-        if k.command.0[0].is_empty() {
+        let argv: Vec<String> = k.command.0.into_iter().map(|a| a.0).collect();
+        if argv[0].is_empty() {
             return Err(KeyError::at("command", "the program name is empty"));
         }
-        Ok(Exec { argv: k.command.0, warn })
+        Ok(Exec { argv, warn })
     }
 }
 
@@ -99,10 +101,10 @@ impl Exec {
             .kill_on_drop(true);
         let mut child = match crate::reaper::spawn(&mut cmd) {
             Ok(child) => child,
-            Err(e) => return Outcome::fail(format!("cannot start `{}`: {e}", self.argv[0])),
+            Err(e) => return Outcome::fail(format!("cannot start `{}`: {e}", quote(&self.argv[0]))),
         };
         let Some(pid) = child.id() else {
-            return Outcome::fail(format!("`{}` exited before it could be watched", self.argv[0]));
+            return Outcome::fail(format!("`{}` exited before it could be watched", quote(&self.argv[0])));
         };
         let guard = GroupGuard(Pid::from_raw(pid as i32));
         let _known = Known(pid);
@@ -117,7 +119,7 @@ impl Exec {
         let (out, err) = (collect(stdout).await, collect(stderr).await);
         let status = match status {
             Ok(s) => s,
-            Err(e) => return Outcome::fail(format!("waiting for `{}`: {e}", self.argv[0])),
+            Err(e) => return Outcome::fail(format!("waiting for `{}`: {e}", quote(&self.argv[0]))),
         };
         let code = status.code();
         let detail = |text: &str| {

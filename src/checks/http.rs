@@ -2,7 +2,6 @@
 //! contains a substring. The basic-auth password is read from a file at each run
 //! and never printed.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -15,7 +14,9 @@ use tokio::sync::OnceCell;
 
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx, tail};
 use crate::policy::locate::Seg;
-use crate::policy::types::Text;
+use crate::policy::types::{FsPath, Str, Text};
+use crate::policy::unique::UniqueMap;
+use crate::redact::{self, quote};
 
 /// How much of a body is searched for `expect_body`.
 const BODY_LIMIT: usize = 1 << 20;
@@ -24,22 +25,22 @@ const BODY_LIMIT: usize = 1 << 20;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Keys {
-    /// `http://` or `https://` URL.
+    /// `http://` or `https://` URL with a host. Its password and secret query values are masked wherever it is shown.
     pub url: Text,
     /// Request method (default GET).
     pub method: Option<Text>,
     /// Accepted status: `200`, or a range `200-299` (default).
     pub expect_status: Option<StatusRange>,
     /// A substring the body must contain.
-    pub expect_body: Option<String>,
+    pub expect_body: Option<Str>,
     /// Extra request headers.
-    pub headers: Option<BTreeMap<String, String>>,
+    pub headers: Option<UniqueMap<Str, Str>>,
     /// Basic authentication; the password comes from a file.
     pub basic_auth: Option<BasicAuth>,
     /// Verify the server certificate (default true).
     pub tls_verify: Option<bool>,
     /// PEM file of a CA to trust in addition to the system's.
-    pub ca_file: Option<PathBuf>,
+    pub ca_file: Option<FsPath>,
 }
 
 /// Basic-auth credentials.
@@ -48,7 +49,7 @@ pub struct Keys {
 pub struct BasicAuth {
     pub user: Text,
     /// File holding the password (a trailing newline is ignored).
-    pub password_file: PathBuf,
+    pub password_file: FsPath,
 }
 
 /// An inclusive range of HTTP status codes.
@@ -69,7 +70,9 @@ impl FromStr for StatusRange {
             Some((a, b)) => code(a).zip(code(b)).map(|(a, b)| StatusRange(a, b)),
             None => code(s).map(|c| StatusRange(c, c)),
         };
-        range.filter(|r| r.0 <= r.1).ok_or_else(|| format!("`{s}` is not a status code or range like `200-299`"))
+        range
+            .filter(|r| r.0 <= r.1)
+            .ok_or_else(|| format!("`{}` is not a status code or range like `200-299`", quote(s)))
     }
 }
 
@@ -110,6 +113,8 @@ impl JsonSchema for StatusRange {
 /// A validated `http` check.
 pub struct Http {
     url: Url,
+    /// The URL as every message shows it, its secrets masked (see [`redact::url`]).
+    shown: String,
     method: Method,
     expect: StatusRange,
     body: Option<String>,
@@ -125,35 +130,37 @@ impl Kind for Http {
     type Keys = Keys;
 
     fn build(k: Keys) -> Result<Self, KeyError> {
-        let url = Url::parse(&k.url.0).map_err(|e| KeyError::at("url", format!("`{}` is not a URL: {e}", k.url)))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(KeyError::at("url", format!("`{url}` is not an http:// or https:// URL with a host")));
-        }
+        let url = parse_url(&k.url.0).map_err(|message| KeyError::at("url", message))?;
         let method = match &k.method {
             None => Method::GET,
+            // Extension methods are tokens too; a longer one is a mistake, not a method.
+            Some(m) if m.0.len() > 20 => {
+                return Err(KeyError::at("method", format!("`{}` is not an HTTP method", quote(&m.0))));
+            }
             Some(m) => Method::from_bytes(m.0.to_ascii_uppercase().as_bytes())
-                .map_err(|_| KeyError::at("method", format!("`{m}` is not an HTTP method")))?,
+                .map_err(|_| KeyError::at("method", format!("`{}` is not an HTTP method", quote(&m.0))))?,
         };
         let mut headers = HeaderMap::new();
-        for (name, value) in k.headers.iter().flatten() {
-            let at = || vec![Seg::key("headers"), Seg::key(name)];
-            let n = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| KeyError { key: at(), message: format!("`{name}` is not a header name") })?;
-            let v = HeaderValue::from_str(value).map_err(|_| KeyError {
+        for (name, value) in k.headers.iter().flat_map(|h| &h.0) {
+            let at = || vec![Seg::key("headers"), Seg::key(&name.0)];
+            let n = HeaderName::from_bytes(name.0.as_bytes())
+                .map_err(|_| KeyError { key: at(), message: format!("`{}` is not a header name", quote(&name.0)) })?;
+            let v = HeaderValue::from_str(&value.0).map_err(|_| KeyError {
                 key: at(),
                 message: "the value has characters a header cannot carry".into(),
             })?;
             headers.insert(n, v);
         }
         Ok(Http {
+            shown: redact::url(url.as_str()),
             url,
             method,
             expect: k.expect_status.unwrap_or(StatusRange(200, 299)),
-            body: k.expect_body,
+            body: k.expect_body.map(|b| b.0),
             headers,
             auth: k.basic_auth,
             tls_verify: k.tls_verify.unwrap_or(true),
-            ca_file: k.ca_file,
+            ca_file: k.ca_file.map(|p| p.0),
             client: OnceCell::new(),
         })
     }
@@ -173,22 +180,22 @@ impl Http {
             .headers(self.headers.clone())
             .timeout(ctx.remaining());
         if let Some(auth) = &self.auth {
-            let password = tokio::fs::read_to_string(&auth.password_file)
-                .await
-                .map_err(|e| format!("password_file {}: {e}", auth.password_file.display()))?;
+            let file = &auth.password_file.0;
+            let password =
+                tokio::fs::read_to_string(file).await.map_err(|e| format!("password_file {}: {e}", file.display()))?;
             req = req.basic_auth(&auth.user.0, Some(password.trim_end_matches(['\n', '\r'])));
         }
         let started = tokio::time::Instant::now();
-        let mut resp = req.send().await.map_err(|e| describe(&self.url, &e))?;
+        let mut resp = req.send().await.map_err(|e| describe(&self.shown, e))?;
         let status = resp.status();
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         if !(self.expect.0..=self.expect.1).contains(&status.as_u16()) {
-            let out = Outcome::fail(format!("{} answered {status}, expected {}", self.url, self.expect));
+            let out = Outcome::fail(format!("{} answered {status}, expected {}", self.shown, self.expect));
             return Ok(out.with("status_code", status.as_u16()).with("response_ms", ms));
         }
         if let Some(want) = &self.body {
             let mut body = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&self.url, &e))? {
+            while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&self.shown, e))? {
                 body.extend_from_slice(&chunk);
                 if body.len() >= BODY_LIMIT {
                     break;
@@ -197,22 +204,25 @@ impl Http {
             let text = String::from_utf8_lossy(&body);
             if !text.contains(want.as_str()) {
                 let msg = format!(
-                    "{} answered {status} but the body lacks `{want}`; body ends: {}",
-                    self.url,
+                    "{} answered {status} but the body lacks `{}`; body ends: {}",
+                    self.shown,
+                    quote(want),
                     tail(&text, 120)
                 );
                 return Ok(Outcome::fail(msg).with("status_code", status.as_u16()).with("response_ms", ms));
             }
         }
-        let out = Outcome::pass(format!("{} answered {status}", self.url));
+        let out = Outcome::pass(format!("{} answered {status}", self.shown));
         Ok(out.with("status_code", status.as_u16()).with("response_ms", ms))
     }
 }
 
 /// reqwest's top-level message is generic ("error sending request"); the cause says why.
-fn describe(url: &Url, e: &reqwest::Error) -> String {
-    let mut msg = if e.is_timeout() { format!("{url}: timed out") } else { format!("{url}: {e}") };
-    let mut source = std::error::Error::source(e);
+/// reqwest puts the URL, password and all, in its message: it is dropped for `shown`.
+fn describe(shown: &str, e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut msg = if e.is_timeout() { format!("{shown}: timed out") } else { format!("{shown}: {e}") };
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         msg.push_str(&format!(": {s}"));
         source = s.source();
@@ -252,6 +262,21 @@ async fn shared_client(https: bool, tls_verify: bool, ca_file: &Option<PathBuf>)
     Ok(client)
 }
 
+/// Parses an http(s) URL that names its host in the text itself: the WHATWG parser
+/// reads `http:///x` and `http:x` as `http://x/`, which is not what was written.
+fn parse_url(raw: &str) -> Result<Url, String> {
+    let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+    let Some(rest) = ["http://", "https://"].iter().find_map(|p| lower.starts_with(p).then(|| &raw[p.len()..])) else {
+        return Err(format!("`{}` is not an http:// or https:// URL", quote(raw)));
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.is_empty() || host.starts_with(':') {
+        return Err(format!("`{}` names no host; write e.g. `http://127.0.0.1:8080/healthz`", quote(raw)));
+    }
+    Url::parse(raw).map_err(|e| format!("`{}` is not a URL: {e}", quote(raw)))
+}
+
 impl Check for Http {
     fn run<'a>(&'a self, ctx: &'a RunCtx) -> CheckFuture<'a> {
         Box::pin(async move { self.attempt(ctx).await.unwrap_or_else(Outcome::fail) })
@@ -269,5 +294,30 @@ mod tests {
         assert!("299-200".parse::<StatusRange>().is_err());
         assert!("2xx".parse::<StatusRange>().is_err());
         assert!("700".parse::<StatusRange>().is_err());
+    }
+
+    #[test]
+    fn urls_name_their_host() {
+        for ok in ["http://127.0.0.1:8080/healthz", "HTTPS://[::1]/x", "http://u:p@localhost/?a=1"] {
+            assert!(parse_url(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("http:///x", "names no host"),
+            ("http://u:p@/x", "names no host"),
+            ("http://:80/x", "names no host"),
+            ("http:x", "not an http:// or https:// URL"),
+            ("ftp://h/x", "not an http:// or https:// URL"),
+            ("http://u:secret@h:99999/", "not a URL"),
+        ] {
+            let err = parse_url(bad).unwrap_err();
+            assert!(err.contains(why) && !err.contains("secret"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_shown_url_is_masked() {
+        let keys: Keys = serde_yaml::from_str("url: 'http://u:pw-1@127.0.0.1:1/p?token=t-2&a=b'").unwrap();
+        let http = Http::build(keys).unwrap();
+        assert_eq!(http.shown, "http://u:***@127.0.0.1:1/p?token=***&a=b");
     }
 }

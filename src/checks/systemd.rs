@@ -7,6 +7,7 @@ use zbus::zvariant::OwnedObjectPath;
 
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
 use crate::policy::types::Text;
+use crate::redact::quote;
 
 const UNIT_SUFFIXES: &[&str] = &[
     ".service",
@@ -44,7 +45,7 @@ impl Kind for Systemd {
         if !UNIT_SUFFIXES.iter().any(|s| k.unit.0.ends_with(s)) || k.unit.0.contains('/') {
             return Err(KeyError::at(
                 "unit",
-                format!("`{}` is not a unit name with a type suffix like .service", k.unit),
+                format!("`{}` is not a unit name with a type suffix like .service", quote(&k.unit.0)),
             ));
         }
         Ok(Systemd { unit: k.unit.0 })

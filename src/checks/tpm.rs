@@ -15,7 +15,9 @@ use tss_esapi::tcti_ldr::{DeviceConfig, TctiNameConf};
 
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
 use crate::policy::locate::Seg;
-use crate::policy::types::{NonEmpty, Text};
+use crate::policy::types::{FsPath, NonEmpty, Text};
+use crate::policy::unique::UniqueMap;
+use crate::redact::quote;
 
 mod read;
 
@@ -31,11 +33,11 @@ const PCR_COUNT: u8 = 24;
 #[serde(deny_unknown_fields)]
 pub struct Keys {
     /// TPM device node (default `/dev/tpmrm0`, then `/dev/tpm0`).
-    pub device: Option<PathBuf>,
+    pub device: Option<FsPath>,
     /// TCTI string instead of a device, e.g. `swtpm:host=127.0.0.1,port=2321`.
     pub tcti: Option<Text>,
     /// PCRs to read per bank (default `{sha256: [0, 1, 2, 3, 4, 5, 6, 7]}`).
-    pub pcrs: Option<BTreeMap<Bank, NonEmpty<u8>>>,
+    pub pcrs: Option<UniqueMap<Bank, NonEmpty<u8>>>,
     /// PCRs that must not be all zeros in any bank read (measured boot happened).
     pub pcrs_nonzero: Option<Vec<u8>>,
     /// Run the TPM's self-test and fail on its result (default false).
@@ -102,12 +104,15 @@ impl Kind for Tpm {
     type Keys = Keys;
 
     fn build(k: Keys) -> Result<Self, KeyError> {
-        let target = match (k.device, k.tcti) {
+        let target = match (k.device.map(|d| d.0), k.tcti) {
             (Some(_), Some(_)) => {
                 return Err(KeyError::at("tcti", "give either `device` or `tcti`, not both"));
             }
             (Some(device), None) if !device.is_absolute() => {
-                return Err(KeyError::at("device", format!("`{}` is not an absolute path", device.display())));
+                return Err(KeyError::at(
+                    "device",
+                    format!("`{}` is not an absolute path", quote(&device.to_string_lossy())),
+                ));
             }
             (Some(device), None) => Target::Devices(vec![device]),
             (None, Some(tcti)) => Target::Tcti(parse_tcti(&tcti.0)?, tcti.0),
@@ -123,8 +128,8 @@ impl Kind for Tpm {
         let nonzero: BTreeSet<u8> = k.pcrs_nonzero.unwrap_or_default().into_iter().collect();
         let mut wanted: BTreeMap<Bank, BTreeSet<u8>> = match k.pcrs {
             None => BTreeMap::from([(Bank::Sha256, (0..8).collect())]),
-            Some(map) if map.is_empty() => return Err(KeyError::at("pcrs", "name at least one bank")),
-            Some(map) => map.into_iter().map(|(bank, list)| (bank, list.0.into_iter().collect())).collect(),
+            Some(map) if map.0.is_empty() => return Err(KeyError::at("pcrs", "name at least one bank")),
+            Some(map) => map.0.into_iter().map(|(bank, list)| (bank, list.0.into_iter().collect())).collect(),
         };
         for (bank, indices) in &wanted {
             if let Some(&bad) = indices.iter().find(|&&i| i >= PCR_COUNT) {
@@ -155,7 +160,9 @@ fn parse_tcti(text: &str) -> Result<TctiNameConf, KeyError> {
         KeyError::at(
             "tcti",
             format!(
-                "`{text}` is not a usable TCTI ({why}); write e.g. `swtpm:host=127.0.0.1,port=2321` or `device:/dev/tpmrm0`"
+                "`{}` is not a usable TCTI ({}); write e.g. `swtpm:host=127.0.0.1,port=2321` or `device:/dev/tpmrm0`",
+                quote(text),
+                quote(&why)
             ),
         )
     };

@@ -12,6 +12,8 @@ use super::{MAX_ALIASED_NODES, MAX_CHECKS, MAX_DEPTH};
 #[derive(Debug, Default)]
 pub struct Index {
     nodes: Vec<Node>,
+    /// Keys seen a second time in one mapping: (mapping node, key, where it repeats).
+    repeats: Vec<(usize, String, Mark)>,
 }
 
 #[derive(Debug)]
@@ -53,6 +55,7 @@ impl Index {
     /// parser reports it); a broken limit is returned as the only result.
     pub fn build(text: &str) -> Result<Index, OverLimit> {
         let mut nodes: Vec<Node> = Vec::new();
+        let mut repeats = Vec::new();
         let mut frames: Vec<Frame> = Vec::new();
         let mut path: Vec<Seg> = Vec::new();
         // Aliases are counted as the nodes they stand for: parsing walks them again
@@ -78,6 +81,11 @@ impl Index {
                     }
                     // A scalar key names the value that follows it.
                     if let Some(f) = frames.last_mut().filter(|f| f.map && f.key.is_none()) {
+                        if let Kids::Map(m) = &nodes[f.node].kids
+                            && m.contains_key(&value)
+                        {
+                            repeats.push((f.node, value.clone(), mark));
+                        }
                         f.key = Some(Some(value));
                         continue;
                     }
@@ -154,7 +162,26 @@ impl Index {
                 });
             }
         }
-        Ok(Index { nodes })
+        Ok(Index { nodes, repeats })
+    }
+
+    /// Line and column where `key` appears a second time in the mapping at `path`.
+    pub fn repeat(&self, path: &[Seg], key: &str) -> Option<(usize, usize)> {
+        let node = self.node(path)?;
+        self.repeats.iter().find(|(n, k, _)| *n == node && k == key).map(|(_, _, m)| (m.line, m.column))
+    }
+
+    /// The node at exactly `path`.
+    fn node(&self, path: &[Seg]) -> Option<usize> {
+        let mut at = if self.nodes.is_empty() { return None } else { 0 };
+        for seg in path {
+            at = *match (&self.nodes[at].kids, seg) {
+                (Kids::Map(m), Seg::Key(k)) => m.get(k),
+                (Kids::Seq(s), Seg::Index(i)) => s.get(*i),
+                _ => None,
+            }?;
+        }
+        Some(at)
     }
 
     /// Line and column of the node at `path`, or of the deepest node of it that exists.

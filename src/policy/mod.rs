@@ -17,6 +17,7 @@ pub mod locate;
 pub mod raw;
 pub mod schema;
 pub mod types;
+pub mod unique;
 mod validate;
 
 pub use load::{DEFAULT_POLICY, Loaded, load, load_at, parse};

@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::types::{Dur, Text};
+use super::types::{Dur, Name, Text};
 
 /// The whole policy file (version 1).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -69,12 +69,12 @@ pub struct RawServer {
 /// Keys every check has; the rest of its mapping belongs to its kind.
 #[derive(Debug, Deserialize)]
 pub struct RawCheck {
-    pub name: Text,
+    pub name: Name,
     pub kind: Text,
     pub critical: Option<bool>,
     pub timeout: Option<Dur>,
     pub retries: Option<u32>,
-    pub after: Option<Vec<Text>>,
+    pub after: Option<Vec<Name>>,
 }
 
 /// The keys of `RawCheck`, hidden from the kind's own deserializer.

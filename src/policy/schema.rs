@@ -3,7 +3,7 @@
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
 use super::raw::RawPolicy;
-use super::types::{Dur, Text};
+use super::types::{Dur, Name};
 use crate::checks::KINDS;
 
 /// The JSON Schema `bootgate schema` prints and `policy/schema.json` holds.
@@ -39,12 +39,12 @@ impl JsonSchema for CheckSchema {
             "type": "object",
             "required": ["name", "kind"],
             "properties": {
-                "name": g.subschema_for::<Text>(),
+                "name": g.subschema_for::<Name>(),
                 "kind": { "enum": KINDS.iter().map(|k| k.name).collect::<Vec<_>>() },
                 "critical": { "type": "boolean", "description": "A failing critical check fails the gate (default true)." },
                 "timeout": g.subschema_for::<Dur>(),
                 "retries": { "type": "integer", "minimum": 0, "description": "Further attempts after a failure, with backoff 1s, 2s, 4s … 30s (default 3)." },
-                "after": { "type": "array", "items": g.subschema_for::<Text>(), "description": "Checks that must pass before this one runs; otherwise it is skipped." }
+                "after": { "type": "array", "items": g.subschema_for::<Name>(), "description": "Checks that must pass before this one runs; otherwise it is skipped." }
             },
             "oneOf": branches,
             "unevaluatedProperties": false

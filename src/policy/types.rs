@@ -7,6 +7,12 @@ use std::time::Duration;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
+use crate::redact::quote;
+
+mod strings;
+
+pub use strings::{FsPath, NAME_RULE, Name, Str, Text, strict};
+
 /// A non-negative duration written as `250ms`, `10s`, `2m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dur(pub Duration);
@@ -34,13 +40,16 @@ impl<'de> Deserialize<'de> for Dur {
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Dur, E> {
                 let s = s.trim();
                 if s.starts_with('-') {
-                    return Err(E::custom(format!("duration `{s}` is negative; durations must be ≥ 0")));
+                    return Err(E::custom(format!("duration `{}` is negative; durations must be ≥ 0", quote(s))));
                 }
-                let d = humantime::parse_duration(s)
-                    .map_err(|e| E::custom(format!("invalid duration `{s}` ({e}); write e.g. `250ms`, `10s`, `2m`")))?;
+                let d = humantime::parse_duration(s).map_err(|e| {
+                    let why = quote(&e.to_string());
+                    E::custom(format!("invalid duration `{}` ({why}); write e.g. `250ms`, `10s`, `2m`", quote(s)))
+                })?;
                 if d > super::MAX_DURATION {
                     return Err(E::custom(format!(
-                        "duration `{s}` is longer than the maximum of {}",
+                        "duration `{}` is longer than the maximum of {}",
+                        quote(s),
                         humantime::format_duration(super::MAX_DURATION)
                     )));
                 }
@@ -152,47 +161,6 @@ impl<T: JsonSchema> JsonSchema for NonEmpty<T> {
     }
     fn json_schema(g: &mut SchemaGenerator) -> Schema {
         json_schema!({ "type": "array", "items": g.subschema_for::<T>(), "minItems": 1 })
-    }
-}
-
-/// A non-empty string without surrounding whitespace (names, hosts, units).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct Text(pub String);
-
-impl<'de> Deserialize<'de> for Text {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl de::Visitor<'_> for V {
-            type Value = Text;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a non-empty string")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Text, E> {
-                if s.trim().is_empty() {
-                    Err(E::custom("must not be empty"))
-                } else if s.trim() != s {
-                    Err(E::custom(format!("`{s}` has leading or trailing whitespace")))
-                } else {
-                    Ok(Text(s.to_string()))
-                }
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-impl JsonSchema for Text {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Text".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": "string", "minLength": 1, "pattern": r"^\S(.*\S)?$" })
-    }
-}
-
-impl fmt::Display for Text {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

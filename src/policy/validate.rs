@@ -37,7 +37,10 @@ impl Ctx<'_> {
             (true, Some(field)) => field.to_string(),
             (false, Some(field)) => format!("{path}.{field}"),
         };
-        self.problems.push(Problem { file: self.file.into(), line, column, key, message: message.to_string() });
+        let repeated = repeated_key(message).and_then(|k| self.index.repeat(&locate::parse_path(path), k));
+        let (line, column) = repeated.unwrap_or((line, column));
+        let message = crate::redact::message(message);
+        self.problems.push(Problem { file: self.file.into(), line, column, key, message });
     }
 
     /// Converts a yaml_serde error from reading one check's own copy: its path is
@@ -49,8 +52,20 @@ impl Ctx<'_> {
         path.extend(locate::parse_path(rel));
         // An unknown key is shown at the key's value, a missing one at its mapping.
         path.extend(field.map(Seg::key));
-        self.at(&path, message);
+        // A repeated map key is shown where it repeats.
+        if let Some(at) = repeated_key(message).and_then(|key| self.index.repeat(&path, key)) {
+            let key = locate::render(&path);
+            let message = crate::redact::message(message);
+            self.problems.push(Problem { file: self.file.into(), line: at.0, column: at.1, key, message });
+            return;
+        }
+        self.at(&path, crate::redact::message(message));
     }
+}
+
+/// The key a `duplicate entry` message names (a map key written twice).
+fn repeated_key(message: &str) -> Option<&str> {
+    message.strip_prefix("duplicate entry with key \"").and_then(|r| r.split('"').next())
 }
 
 /// Splits a yaml_serde message into its key path, the message itself and the field an
@@ -151,7 +166,10 @@ fn listen(cx: &mut Ctx, raw: &RawPolicy) -> SocketAddr {
         return fallback;
     };
     text.0.parse().unwrap_or_else(|e| {
-        cx.at(&[Seg::key("server"), Seg::key("listen")], format!("`{}` is not an address:port ({e})", text.0));
+        cx.at(
+            &[Seg::key("server"), Seg::key("listen")],
+            format!("`{}` is not an address:port ({e})", crate::redact::quote(&text.0)),
+        );
         fallback
     })
 }
@@ -189,7 +207,10 @@ fn checks(cx: &mut Ctx, raw: &[RawCheck], deadline: Duration, doc: &serde_yaml::
         }
         let Some(kind) = KINDS.iter().find(|k| k.name == c.kind.0) else {
             let known: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
-            cx.at(&path(i, "kind"), format!("unknown check kind `{}`; known kinds: {}", c.kind, known.join(", ")));
+            cx.at(
+                &path(i, "kind"),
+                format!("unknown check kind `{}`; known kinds: {}", crate::redact::quote(&c.kind.0), known.join(", ")),
+            );
             continue;
         };
         let base = [Seg::key("checks"), Seg::Index(i)];

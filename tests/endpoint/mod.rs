@@ -87,6 +87,14 @@ impl Bootgate {
         self.dir.path().join("run")
     }
 
+    /// What the daemon printed on stdout so far (the verdict table).
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(
+            self.log.with_file_name(self.log.file_name().unwrap().to_string_lossy().replace(".stderr.", ".stdout.")),
+        )
+        .unwrap_or_default()
+    }
+
     /// What the daemon logged so far.
     pub fn stderr(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
