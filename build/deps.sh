@@ -15,6 +15,8 @@ packages=(
   prometheus wrk hyperfine nginx-light
   # boot integration: GPT tools, sysext images, unit verification
   gdisk cgpt squashfs-tools systemd
+  # provisioning: the Ignition config is checked with ignition-validate
+  ignition
   # vm-tests
   qemu-system-x86 mmdebstrap e2fsprogs
   # test helpers

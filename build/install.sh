@@ -29,7 +29,8 @@ if [ ! -x "$bin" ]; then
   echo "install.sh: no executable bootgate at '$bin'; build it first (cargo build --release) or set BOOTGATE_BIN" >&2
   exit 1
 fi
-for f in systemd/bootgate.service systemd/bootgate-report.service systemd/update-engine.service.d/10-bootgate.conf policy/default.yaml; do
+for f in systemd/bootgate.service systemd/bootgate-report.service systemd/bootgate.service.d/10-docker.conf \
+  systemd/update-engine.service.d/10-bootgate.conf policy/default.yaml; do
   if [ ! -f "$root/$f" ]; then
     echo "install.sh: $root/$f is missing" >&2
     exit 1
@@ -47,6 +48,8 @@ install -D -m 0755 "$bin" "$destdir$prefix/bin/bootgate"
 install -D -m 0644 "$root/policy/default.yaml" "$destdir$prefix/share/bootgate/policy.yaml"
 install -D -m 0644 "$root/systemd/update-engine.service.d/10-bootgate.conf" \
   "$destdir$unitdir/update-engine.service.d/10-bootgate.conf"
+install -D -m 0644 "$root/systemd/bootgate.service.d/10-docker.conf" \
+  "$destdir$unitdir/bootgate.service.d/10-docker.conf"
 
 # The units name the binary by absolute path; point them at this prefix.
 # bootgate itself only looks for /usr/share/bootgate/policy.yaml, and

@@ -9,6 +9,9 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${1:-$root/target/release/bootgate}
 state=$root/target/run
+# A fresh run dir each time: a boot is judged once, but `make run` is not a
+# boot, and a verdict left from the last run would make this one exit at once.
+rm -rf "$state"
 mkdir -p "$state"
 
 dockerd_pid=

@@ -151,6 +151,31 @@ fn exposure(unit: &str) -> f64 {
         .unwrap_or_else(|| panic!("cannot parse the exposure from {line:?}"))
 }
 
+/// Docker comes in through a drop-in, so a policy without Docker checks can mask it.
+#[test]
+fn the_docker_dependency_is_a_drop_in_that_can_be_masked() {
+    let root = verify_root();
+    let units = root.path().join("usr/lib/systemd/system");
+    let unit = fs::read_to_string(units.join("bootgate.service")).unwrap();
+    assert!(!unit.lines().any(|l| l.contains("docker.service") && !l.starts_with('#')), "{unit}");
+    let effective = || {
+        run(Command::new("systemd-analyze")
+            .arg(format!("--root={}", root.path().display()))
+            .args(["cat-config", "systemd/system/bootgate.service.d/10-docker.conf"]))
+    };
+    let shipped = effective();
+    assert!(shipped.lines().any(|l| l == "Wants=docker.service"), "{shipped}");
+    assert!(shipped.lines().any(|l| l == "After=docker.service"), "{shipped}");
+    verify(root.path(), "bootgate.service");
+    // Masked as the README says: the /etc file wins and nothing pulls Docker in.
+    let etc = root.path().join("etc/systemd/system/bootgate.service.d");
+    fs::create_dir_all(&etc).unwrap();
+    std::os::unix::fs::symlink("/dev/null", etc.join("10-docker.conf")).unwrap();
+    let masked = effective();
+    assert!(!masked.contains("docker.service"), "{masked}");
+    verify(root.path(), "bootgate.service");
+}
+
 /// OnFailure= of the gate's unit names the report unit, and nothing depends on the report.
 #[test]
 fn a_failed_gate_hands_over_to_the_report_unit() {
@@ -248,6 +273,7 @@ fn sysext_image_is_a_flatcar_extension() {
     for path in [
         "usr/lib/systemd/system/bootgate.service",
         "usr/lib/systemd/system/bootgate-report.service",
+        "usr/lib/systemd/system/bootgate.service.d/10-docker.conf",
         "usr/lib/systemd/system/update-engine.service.d/10-bootgate.conf",
         "usr/share/bootgate/policy.yaml",
     ] {
@@ -273,7 +299,7 @@ fn sysext_image_is_a_flatcar_extension() {
 }
 
 #[test]
-fn install_lays_out_five_files() {
+fn install_lays_out_six_files() {
     let dest = tempfile::tempdir().unwrap();
     // Twice: a second install over the first must succeed and change nothing.
     install_into(dest.path());
@@ -283,6 +309,11 @@ fn install_lays_out_five_files() {
         ("usr/bin/bootgate", 0o755, Path::new(BIN).to_path_buf()),
         ("usr/lib/systemd/system/bootgate.service", 0o644, repo().join("systemd/bootgate.service")),
         ("usr/lib/systemd/system/bootgate-report.service", 0o644, repo().join("systemd/bootgate-report.service")),
+        (
+            "usr/lib/systemd/system/bootgate.service.d/10-docker.conf",
+            0o644,
+            repo().join("systemd/bootgate.service.d/10-docker.conf"),
+        ),
         (
             "usr/lib/systemd/system/update-engine.service.d/10-bootgate.conf",
             0o644,
