@@ -4,8 +4,8 @@
 # next to it changes.
 
 # Debian packages providing the binary's shared libraries, plus the TPM2
-# software stack it links once the tpm check is in (listed up front so the
-# slow root file system is not rebuilt when that lands).
+# software stack: tss-esapi loads the device TCTI (libtss2-tcti-device) at run
+# time, which ldd does not show.
 lib_packages() {
   local bin=$1 lib pkg
   {
@@ -78,7 +78,7 @@ build_disk() {
   # Hard links are safe: nothing below writes to a file that already exists.
   cp -al "$rootfs" "$stage"
 
-  # The product, exactly as shipped: binary, units, update-engine drop-in, default policy.
+  # The product, exactly as shipped: binary, units and their drop-ins, default policy.
   "$ROOT/build/install.sh" "$stage" /usr "$bin"
   systemctl --root="$stage" --quiet enable bootgate.service
   # The harness's own guest side.

@@ -31,9 +31,8 @@ SLOT_MB=1024
 STATE_MB=256
 PARTITIONS=3 # 1 USR-A, 2 USR-B, 3 STATE
 
-# The health endpoint is being built alongside: until the binary carries its
-# route, a missing endpoint is noted instead of failing the scenario. Once
-# the route is in the binary every health assertion is enforced.
+# The health document's route, asked from the host through QEMU's forwarded
+# port (PORT below); every health assertion is enforced.
 HEALTH_ROUTE=/api/v1/system/health
 
 MARK_DELAY=${VMTEST_MARK_DELAY:-5}
