@@ -106,8 +106,9 @@ impl Exec {
         let Some(pid) = child.id() else {
             return Outcome::fail(format!("`{}` exited before it could be watched", quote(&self.argv[0])));
         };
-        let guard = GroupGuard(Pid::from_raw(pid as i32));
+        // Declared first, dropped last: the group is killed before the sweep may take the child.
         let _known = Known(pid);
+        let guard = GroupGuard(Pid::from_raw(pid as i32));
         let stdout = tokio::spawn(read_tail(child.stdout.take().expect("stdout is piped")));
         let stderr = tokio::spawn(read_tail(child.stderr.take().expect("stderr is piped")));
         let status = child.wait().await;
