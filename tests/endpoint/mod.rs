@@ -35,6 +35,11 @@ impl Bootgate {
 
     /// [`Bootgate::start`] listening on `port`.
     pub fn start_on(port: u16, gate: &str, checks: &str) -> Bootgate {
+        Self::start_with(port, gate, checks, |_| {})
+    }
+
+    /// [`Bootgate::start_on`] with `configure` applied to the command just before it is spawned.
+    pub fn start_with(port: u16, gate: &str, checks: &str, configure: impl FnOnce(&mut Command)) -> Bootgate {
         let dir = tempfile::tempdir().expect("cannot create a temp dir");
         let policy = format!(
             "version: 1\ngate: {gate}\nruntime: {{interval: 1s}}\nserver: {{listen: '127.0.0.1:{port}'}}\nchecks:\n{checks}"
@@ -42,7 +47,8 @@ impl Bootgate {
         let path = dir.path().join("policy.yaml");
         fs::write(&path, policy).expect("cannot write the policy");
         let log = |name: &str| fs::File::create(dir.path().join(name)).expect("cannot create a log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_bootgate"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bootgate"));
+        command
             .arg("--policy")
             .arg(&path)
             .arg("run")
@@ -56,9 +62,9 @@ impl Bootgate {
             .env_remove("JOURNAL_STREAM")
             .stdin(Stdio::null())
             .stdout(log("stdout.log"))
-            .stderr(log("stderr.log"))
-            .spawn()
-            .expect("cannot start bootgate");
+            .stderr(log("stderr.log"));
+        configure(&mut command);
+        let child = command.spawn().expect("cannot start bootgate");
         Bootgate { child, addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)), dir }
     }
 
