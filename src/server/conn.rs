@@ -69,8 +69,8 @@ impl Limits {
 
 /// Raises the soft RLIMIT_NOFILE towards the hard one and returns the soft limit in force.
 ///
-/// The unit's seccomp filter refuses setrlimit (it sets `LimitNOFILE=` instead), so a refusal
-/// is expected there and only logged.
+/// Under the unit `LimitNOFILE=` has already set both; elsewhere a refusal (a seccomp filter,
+/// a container's limits) is only logged and the cap is sized to the limit in force.
 fn raise_nofile() -> u64 {
     let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok(limits) => limits,
