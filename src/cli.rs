@@ -104,14 +104,18 @@ pub fn main() -> i32 {
                     return bad_policy(&e);
                 }
             };
-            daemon::run(loaded, reloader(cli.policy), Dirs { run: run_dir, state: state_dir }).await
+            let code = daemon::run(loaded, reloader(cli.policy), Dirs { run: run_dir, state: state_dir }).await;
+            crate::reaper::finish(std::time::Duration::from_secs(1));
+            code
         }),
         Command::Serve { run_dir, state_dir } => with_runtime(async move {
             let loaded = match policy::load(cli.policy.as_deref()) {
                 Ok(l) => l,
                 Err(e) => return bad_policy(&e),
             };
-            crate::serve::serve(loaded, reloader(cli.policy), Dirs { run: run_dir, state: state_dir }).await
+            let code = crate::serve::serve(loaded, reloader(cli.policy), Dirs { run: run_dir, state: state_dir }).await;
+            crate::reaper::finish(std::time::Duration::from_secs(1));
+            code
         }),
     }
 }
@@ -184,7 +188,7 @@ async fn check(loaded: policy::Loaded, format: Format) -> i32 {
     crate::reaper::watch();
     let snapshot = crate::gate::run_gate(&loaded.policy, &board, notifier, false).await;
     // Whatever a check detached from itself is reparented here: it must not outlive the verdict.
-    crate::reaper::sweep();
+    crate::reaper::finish(std::time::Duration::from_secs(1));
     match format {
         Format::Text => print!("{}", report::table(&snapshot)),
         Format::Json => println!("{:#}", report::verdict_json(&snapshot, &loaded.source)),

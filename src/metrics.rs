@@ -7,7 +7,8 @@ use std::time::SystemTime;
 
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use serde_json::Value;
 
@@ -40,6 +41,7 @@ pub struct Metrics {
     boot_successful: IntGaugeVec,
     boot_tries: IntGaugeVec,
     boot_priority: IntGaugeVec,
+    http_rejected: IntCounter,
     /// Refresh and gather as one step, so concurrent scrapes each see a whole state.
     scrape: Mutex<()>,
 }
@@ -91,6 +93,10 @@ impl Metrics {
             &["version"],
         )?;
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let http_rejected = IntCounter::new(
+            "bootgate_http_connections_rejected_total",
+            "Connections to the endpoint closed unanswered because it already had its maximum open.",
+        )?;
 
         for c in &snapshot.checks {
             for r in RESULTS {
@@ -108,6 +114,7 @@ impl Metrics {
         registry.register(Box::new(boot_tries.clone()))?;
         registry.register(Box::new(boot_priority.clone()))?;
         registry.register(Box::new(build_info))?;
+        registry.register(Box::new(http_rejected.clone()))?;
         registry.register(Box::new(ProcessCollector::for_self()))?;
 
         let metrics = Metrics {
@@ -122,6 +129,7 @@ impl Metrics {
             boot_successful,
             boot_tries,
             boot_priority,
+            http_rejected,
             scrape: Mutex::new(()),
         };
         metrics.refresh(snapshot, None);
@@ -135,6 +143,11 @@ impl Metrics {
         }
         self.runs.with_label_values(&[r.name.as_str(), r.status.as_str()]).inc();
         self.durations.with_label_values(&[r.name.as_str()]).observe(r.duration.as_secs_f64());
+    }
+
+    /// Counts one connection the endpoint closed at once because it was full.
+    pub fn connection_rejected(&self) {
+        self.http_rejected.inc();
     }
 
     /// The text exposition of every metric, gauges refreshed from `snapshot` and `boot`.

@@ -73,6 +73,32 @@ pub fn sweep() -> usize {
     strays.len()
 }
 
+/// Before a one-shot command exits: kills and reaps every child left, until none is.
+///
+/// A check cut off at its timeout has had SIGKILL sent to its group, but its leader may
+/// not have died yet; only once it has are its detached descendants reparented here.
+/// So this waits (at most `limit`) for the last child to go, killing each as it appears.
+pub fn finish(limit: std::time::Duration) {
+    let end = std::time::Instant::now() + limit;
+    loop {
+        let left = children();
+        if left.is_empty() {
+            return;
+        }
+        for &pid in &left {
+            let p = Pid::from_raw(pid);
+            let _ = killpg(p, Signal::SIGKILL);
+            let _ = kill(p, Signal::SIGKILL);
+            let _ = waitpid(p, Some(WaitPidFlag::WNOHANG));
+        }
+        if std::time::Instant::now() >= end {
+            tracing::warn!(pids = ?left, "processes of checks still there at exit: {left:?}");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Sweeps on every SIGCHLD for as long as the runtime runs.
 pub fn watch() {
     use tokio::signal::unix::{SignalKind, signal};

@@ -14,7 +14,6 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt as _;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -23,6 +22,7 @@ use crate::engine::Snapshot;
 use crate::lifecycle::Heartbeat;
 use crate::metrics::{self, Metrics};
 
+mod conn;
 mod document;
 mod endpoint;
 mod health;
@@ -92,16 +92,19 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 }
 
 /// Serves [`app`] on `listener` until `shutdown` resolves, then lets open requests finish.
+///
+/// Connections are capped and time-limited (see `conn`), so clients of the endpoint can never
+/// take the file descriptors the gate needs. Accept errors are retried, never returned.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Small answers: do not let Nagle hold them back waiting for an ACK.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    let limits = conn::Limits::for_this_process();
+    tracing::info!(max_connections = limits.max_connections, "health endpoint connection cap");
+    let metrics = Arc::clone(&state.metrics);
+    conn::run(listener, app(state), limits, move || metrics.connection_rejected(), shutdown).await;
+    Ok(())
 }
 
 /// `GET /metrics`: Prometheus text format 0.0.4.

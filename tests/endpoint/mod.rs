@@ -37,25 +37,30 @@ impl Bootgate {
 
     /// [`Bootgate::start`] listening on `port`.
     pub fn start_on(port: u16, gate: &str, checks: &str) -> Bootgate {
+        Self::start_with(port, gate, checks, |_| {})
+    }
+
+    /// [`Bootgate::start_on`] with `configure` applied to the command just before it is spawned.
+    pub fn start_with(port: u16, gate: &str, checks: &str, configure: impl FnOnce(&mut Command)) -> Bootgate {
         let dir = Arc::new(tempfile::tempdir().expect("cannot create a temp dir"));
         let policy = format!(
             "version: 1\ngate: {gate}\nruntime: {{interval: 1s}}\nserver: {{listen: '127.0.0.1:{port}'}}\nchecks:\n{checks}"
         );
         fs::write(dir.path().join("policy.yaml"), policy).expect("cannot write the policy");
-        Self::spawn(dir, port, "run")
+        Self::spawn(dir, port, "run", configure)
     }
 
     /// Starts `bootgate COMMAND` (`run`, `serve`) on this one's policy, run and state dirs and port.
     pub fn then(&self, command: &str) -> Bootgate {
-        Self::spawn(Arc::clone(&self.dir), self.addr.port(), command)
+        Self::spawn(Arc::clone(&self.dir), self.addr.port(), command, |_| {})
     }
 
-    fn spawn(dir: Arc<TempDir>, port: u16, command: &str) -> Bootgate {
+    fn spawn(dir: Arc<TempDir>, port: u16, command: &str, configure: impl FnOnce(&mut Command)) -> Bootgate {
         let n = fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0);
         let log = |name: &str| dir.path().join(format!("{command}-{n}.{name}.log"));
         let file = |path: PathBuf| fs::File::create(path).expect("cannot create a log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_bootgate"))
-            .arg("--policy")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootgate"));
+        cmd.arg("--policy")
             .arg(dir.path().join("policy.yaml"))
             .arg(command)
             .env("BOOTGATE_RUN_DIR", dir.path().join("run"))
@@ -68,9 +73,9 @@ impl Bootgate {
             .env_remove("JOURNAL_STREAM")
             .stdin(Stdio::null())
             .stdout(file(log("stdout")))
-            .stderr(file(log("stderr")))
-            .spawn()
-            .expect("cannot start bootgate");
+            .stderr(file(log("stderr")));
+        configure(&mut cmd);
+        let child = cmd.spawn().expect("cannot start bootgate");
         Bootgate { child, addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)), log: log("stderr"), dir }
     }
 

@@ -1,0 +1,204 @@
+//! The accept loop behind [`super::serve`]. Whoever can reach the port must not be able to
+//! fail a good boot, so the endpoint holds a bounded number of connections, each with a
+//! deadline for its request heads and for its whole life, and the file descriptors the
+//! gate's checks and the verdict file need stay free however many clients connect.
+
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit, setrlimit};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+
+/// Time a client gets to send a whole request head, counted from the moment the server waits
+/// for one: on a new connection and again after every answer on a kept-alive one.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection is asked to close after this long, however busy it is.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(60);
+/// Time a connection asked to close (lifetime over, or the server stopping) gets to finish
+/// its answer before it is dropped.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// Open connections at most, when the descriptor limit leaves room for them.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Descriptors kept for everything but the endpoint: checks, the verdict and history files,
+/// the runtime itself.
+pub const FD_RESERVE: u64 = 512;
+/// The cap never goes below this, even under a tiny descriptor limit.
+const MIN_CONNECTIONS: usize = 8;
+/// How far the soft descriptor limit is raised at most. Exec checks inherit it, and some
+/// programs close every descriptor up to the limit at start: a limit of a million makes them slow.
+const RAISE_NOFILE_TO: u64 = 8192;
+/// Pause after an accept error that is not the peer's doing (EMFILE, ENFILE, ENOBUFS).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// A request head larger than this is refused (431): the endpoint's GETs need a few hundred
+/// bytes, and hyper's default (~400 KiB) times the cap would be 100 MiB of buffers.
+const MAX_BUF: usize = 16 * 1024;
+
+/// What bounds the endpoint's connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub lifetime: Duration,
+    pub grace: Duration,
+    pub max_connections: usize,
+}
+
+impl Limits {
+    /// The production limits, the cap sized to this process's descriptor limit after raising it.
+    pub fn for_this_process() -> Limits {
+        let soft = raise_nofile();
+        let max_connections = cap_for(soft);
+        if soft.saturating_sub(max_connections as u64) < FD_RESERVE {
+            tracing::warn!(
+                fd_limit = soft,
+                max_connections,
+                "the open-file limit leaves fewer than {FD_RESERVE} descriptors beside the endpoint (raise LimitNOFILE=)"
+            );
+        }
+        tracing::debug!(fd_limit = soft, max_connections, "endpoint connection limits");
+        Limits { header_timeout: HEADER_TIMEOUT, lifetime: MAX_LIFETIME, grace: CLOSE_GRACE, max_connections }
+    }
+}
+
+/// Raises the soft RLIMIT_NOFILE towards the hard one and returns the soft limit in force.
+///
+/// Under the unit `LimitNOFILE=` has already set both; elsewhere a refusal (a seccomp filter,
+/// a container's limits) is only logged and the cap is sized to the limit in force.
+fn raise_nofile() -> u64 {
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(limits) => limits,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-file limit; assuming 1024");
+            return 1024;
+        }
+    };
+    let target = hard.min(RAISE_NOFILE_TO);
+    if soft == RLIM_INFINITY || soft >= target {
+        return soft;
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, target, hard) {
+        Ok(()) => target,
+        Err(e) => {
+            tracing::debug!(error = %e, soft, target, "cannot raise the open-file limit");
+            soft
+        }
+    }
+}
+
+/// The connection cap under a soft descriptor limit of `soft`.
+fn cap_for(soft: u64) -> usize {
+    let room = usize::try_from(soft.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX);
+    room.clamp(MIN_CONNECTIONS, MAX_CONNECTIONS)
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown` resolves, then stops
+/// accepting and waits for the open connections to finish their answers.
+///
+/// Past the cap a connection is accepted and closed at once, counted by `rejected`: the
+/// client learns right away instead of waiting in the kernel's backlog behind the clients
+/// that fill the endpoint, and the backlog stays empty for when a slot frees.
+pub async fn run(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    rejected: impl Fn() + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).max_buf_size(MAX_BUF);
+    let service = TowerToHyperService::new(router);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    // Dropped to tell every connection to close once its answer is out.
+    let (stop, stopping) = watch::channel(());
+    let mut shutdown = pin!(shutdown);
+    let mut starved = false;
+    loop {
+        let tcp = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) if is_peer_error(&e) => continue,
+                Err(e) => {
+                    if !starved {
+                        tracing::warn!(error = %e, "cannot accept a connection; retrying every {ACCEPT_BACKOFF:?}");
+                    }
+                    starved = true;
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                    }
+                }
+            },
+        };
+        if std::mem::take(&mut starved) {
+            tracing::info!("accepting connections again");
+        }
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            rejected();
+            drop(tcp);
+            continue;
+        };
+        let conn = connection(&builder, tcp, service.clone());
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            drive(conn, stopping, limits).await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    drop(stop);
+    // Every slot back means every connection has ended.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
+}
+
+type Connection = http1::Connection<TokioIo<TcpStream>, TowerToHyperService<Router>>;
+
+fn connection(builder: &http1::Builder, tcp: TcpStream, service: TowerToHyperService<Router>) -> Connection {
+    // Small answers: do not let Nagle hold them back waiting for an ACK.
+    let _ = tcp.set_nodelay(true);
+    builder.serve_connection(TokioIo::new(tcp), service)
+}
+
+/// Runs one connection until it ends, its lifetime is over or the server stops; the last two
+/// let the answer in progress finish, for at most `limits.grace`.
+async fn drive(conn: Connection, mut stopping: watch::Receiver<()>, limits: Limits) {
+    let mut conn = pin!(conn);
+    tokio::select! {
+        done = conn.as_mut() => return log_end(done),
+        // Only an error ever arrives: the sender never sends, it is dropped.
+        _ = stopping.changed() => {}
+        () = tokio::time::sleep(limits.lifetime) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    if let Ok(done) = tokio::time::timeout(limits.grace, conn).await {
+        log_end(done);
+    }
+}
+
+/// Clients that time out or hang up are routine for a health port: debug level only.
+fn log_end(done: hyper::Result<()>) {
+    if let Err(e) = done {
+        tracing::debug!(error = %e, "health endpoint connection ended");
+    }
+}
+
+/// Errors about one connection that vanished before it was accepted; the next accept is fine.
+fn is_peer_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionRefused
+    )
+}
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;
