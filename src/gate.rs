@@ -204,3 +204,87 @@ pub fn summary_status(s: &Snapshot) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::checks::Observed;
+
+    fn result(name: &str, critical: bool, status: Status) -> CheckResult {
+        CheckResult {
+            name: name.into(),
+            kind: "tcp",
+            critical,
+            status,
+            message: "pending: not run yet".into(),
+            observed: Observed::new(),
+            duration: Duration::ZERO,
+            attempts: 0,
+            last_check: None,
+            consecutive_failures: 0,
+            consecutive_successes: 0,
+            timing: Timing::default(),
+        }
+    }
+
+    fn snapshot(gate: GateState, checks: Vec<CheckResult>) -> Snapshot {
+        Snapshot { gate, checks, gate_started: SystemTime::now(), gate_duration: None, gate_failing: Vec::new() }
+    }
+
+    #[test]
+    fn a_retry_puts_the_failed_attempt_on_the_board_and_in_status() {
+        let mut s = snapshot(
+            GateState::Running,
+            vec![result("root", true, Status::Pass), result("net", true, Status::Pending)],
+        );
+        let mut rounds = vec![Progress::default(); 2];
+        apply(&mut rounds, &mut s, Event::Attempt { index: 1, attempt: 1, of: 7 });
+        assert_eq!(s.checks[1].message, "pending: attempt 1/7 running");
+        let refused = "127.0.0.1:9: Connection refused\n(os error 111)".to_string();
+        apply(
+            &mut rounds,
+            &mut s,
+            Event::Retry { index: 1, attempt: 1, backoff: Duration::from_secs(2), message: refused },
+        );
+        let net = &s.checks[1];
+        let want = "retrying: attempt 1/7 failed: 127.0.0.1:9: Connection refused (os error 111); next attempt in 2s";
+        assert_eq!(net.message, want);
+        assert_eq!((net.status, net.attempts), (Status::Pending, 1));
+        assert!(net.timing.next_attempt.is_some() && net.last_check.is_some());
+        assert_eq!(net.timing.waited, Duration::from_secs(2));
+        assert_eq!(running_status(&s, &rounds), format!("gate running: 1/2 checks done; waiting for net ({want})"));
+
+        apply(&mut rounds, &mut s, Event::Attempt { index: 1, attempt: 2, of: 7 });
+        let net = &s.checks[1];
+        assert_eq!(
+            net.message,
+            "retrying: attempt 2/7 running; attempt 1 failed: 127.0.0.1:9: Connection refused (os error 111)"
+        );
+        assert_eq!(net.timing.next_attempt, None);
+        assert_eq!(running_status(&s, &rounds), "gate running: 1/2 checks done; waiting for net (attempt 2/7)");
+
+        let done = CheckResult { status: Status::Pass, attempts: 2, ..result("net", true, Status::Pass) };
+        apply(&mut rounds, &mut s, Event::Done { index: 1, result: done });
+        assert_eq!(s.checks[1].status, Status::Pass);
+        assert_eq!(s.checks[1].timing.waited, Duration::from_secs(2), "the result keeps its round's waits");
+        assert_eq!(s.checks[1].timing.next_attempt, None);
+    }
+
+    #[test]
+    fn summary_words_follow_component_health() {
+        let s = snapshot(
+            GateState::Passed,
+            vec![
+                result("a", true, Status::Pass),
+                result("b", true, Status::Warn),
+                result("c", false, Status::Fail),
+                result("d", true, Status::Pending),
+            ],
+        );
+        assert_eq!(summary_status(&s), "gate passed, now unhealthy: 2/3 critical, b warning, c degraded, d pending");
+        let s = snapshot(GateState::Failed, vec![result("e", true, Status::Fail), result("f", true, Status::Skipped)]);
+        assert_eq!(summary_status(&s), "gate failed: 0/2 critical, e failed, f skipped");
+    }
+}
