@@ -71,6 +71,12 @@ async fn one_readiness_probe_by_name() {
         (StatusCode::SERVICE_UNAVAILABLE, "[-]gate failed: boot gate still running\n")
     );
     assert_eq!(get(&running, "/readyz/tpm").await.body, "[-]tpm failed: pending: not run yet\n");
+
+    // A skipped check's message names its state already: said once, not `skipped: skipped:`.
+    let mut apps = check("apps", "containers", true, Status::Skipped);
+    apps.message = "skipped: `docker` did not pass".into();
+    let (skipped, _tx) = router(snapshot(GateState::Failed, vec![apps]));
+    assert_eq!(get(&skipped, "/readyz/apps").await.body, "[-]apps failed: skipped: `docker` did not pass\n");
 }
 
 #[tokio::test]
