@@ -8,7 +8,9 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep};
 
 use crate::checks::Status;
-use crate::engine::{Board, CheckResult, Event, GateState, Round, Snapshot, run_round};
+use crate::engine::{
+    Board, CheckResult, ComponentHealth, Event, GateState, Round, Snapshot, Timing, blocks_gate, run_round,
+};
 use crate::notify::Notifier;
 use crate::policy::Policy;
 
@@ -24,39 +26,40 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, settle
     let (tx, mut rx) = mpsc::unbounded_channel();
     let round = run_round(&policy.checks, Round { deadline, retries: true }, Some(tx));
     tokio::pin!(round);
-    let mut attempts: Vec<(u32, u32)> = vec![(0, 0); policy.checks.len()];
+    let mut rounds: Vec<Progress> = vec![Progress::default(); policy.checks.len()];
     let mut ping = notifier.watchdog_period().map(tokio::time::interval);
-    let results = loop {
+    let mut results = loop {
         tokio::select! {
             results = &mut round => break results,
             Some(event) = rx.recv() => {
-                match event {
-                    Event::Attempt { index, attempt, of } => attempts[index] = (attempt, of),
-                    Event::Retry { index, attempt, backoff, message } => {
-                        let name = &policy.checks[index].name;
-                        let retry_in = humantime::format_duration(backoff);
-                        tracing::info!(check = %name, attempt, retry_in_ms = backoff.as_millis() as u64, %message, "{name}: attempt {attempt} failed, retrying in {retry_in}: {message}");
-                        // The gate ends by its own deadline; keep systemd from ending it sooner.
-                        notifier.extend_start(deadline.saturating_duration_since(Instant::now()).saturating_add(Duration::from_secs(30)));
-                    }
-                    Event::Done { index, result } => {
-                        log_result(&result);
-                        crate::metrics::observe(&result);
-                        board.send_modify(|s| Arc::make_mut(s).checks[index] = result);
-                    }
+                if let Event::Retry { index, attempt, backoff, message } = &event {
+                    let name = &policy.checks[*index].name;
+                    let retry_in = humantime::format_duration(*backoff);
+                    tracing::info!(check = %name, attempt, retry_in_ms = backoff.as_millis() as u64, %message, "{name}: attempt {attempt} failed, retrying in {retry_in}: {message}");
+                    // The gate ends by its own deadline; keep systemd from ending it sooner.
+                    notifier.extend_start(deadline.saturating_duration_since(Instant::now()).saturating_add(Duration::from_secs(30)));
                 }
-                notifier.status(&running_status(&board.borrow(), &attempts));
+                if let Event::Done { result, .. } = &event {
+                    log_result(result);
+                    crate::metrics::observe(result);
+                }
+                board.send_modify(|s| apply(&mut rounds, Arc::make_mut(s), event));
+                notifier.status(&running_status(&board.borrow(), &rounds));
             }
             _ = tick(&mut ping) => notifier.watchdog(),
         }
     };
     // The round can finish while its last results still wait in the channel: they
-    // get their log line and metrics too (the board takes them from `results`).
+    // get their log line, metrics and timing too (the board takes them from `results`).
     while let Ok(event) = rx.try_recv() {
-        if let Event::Done { result, .. } = event {
-            log_result(&result);
-            crate::metrics::observe(&result);
+        if let Event::Done { result, .. } = &event {
+            log_result(result);
+            crate::metrics::observe(result);
         }
+        board.send_modify(|s| apply(&mut rounds, Arc::make_mut(s), event));
+    }
+    for (r, p) in results.iter_mut().zip(&rounds) {
+        r.timing = p.timing;
     }
     board.send_modify(|s| {
         let s = Arc::make_mut(s);
@@ -69,6 +72,66 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, settle
         };
     });
     board.borrow().clone()
+}
+
+/// What the gate knows of a check's round beyond the board: its attempts, the last
+/// failure, and when the first attempt started.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    attempt: u32,
+    of: u32,
+    first_start: Option<Instant>,
+    last_failure: String,
+    timing: Timing,
+}
+
+/// Puts one round event on the live snapshot: the attempt that runs, the failure a
+/// retry waits on (instead of `pending: not run yet`), and the final result with its timing.
+fn apply(rounds: &mut [Progress], s: &mut Snapshot, event: Event) {
+    match event {
+        Event::Attempt { index, attempt, of } => {
+            let p = &mut rounds[index];
+            (p.attempt, p.of) = (attempt, of);
+            p.first_start.get_or_insert_with(Instant::now);
+            p.timing.next_attempt = None;
+            let c = &mut s.checks[index];
+            c.attempts = attempt;
+            c.timing = p.timing;
+            c.message = if attempt > 1 {
+                format!("retrying: attempt {attempt}/{of} running; attempt {} failed: {}", attempt - 1, p.last_failure)
+            } else {
+                format!("pending: attempt 1/{of} running")
+            };
+        }
+        Event::Retry { index, attempt, backoff, message } => {
+            let p = &mut rounds[index];
+            let now = SystemTime::now();
+            p.timing.waited += backoff;
+            p.timing.next_attempt = Some(now + backoff);
+            p.last_failure = one_line(&message);
+            let c = &mut s.checks[index];
+            c.attempts = attempt;
+            c.last_check = Some(now);
+            c.timing = p.timing;
+            c.message = format!(
+                "retrying: attempt {attempt}/{} failed: {}; next attempt in {}",
+                p.of.max(attempt),
+                p.last_failure,
+                humantime::format_duration(backoff)
+            );
+        }
+        Event::Done { index, mut result } => {
+            let p = &mut rounds[index];
+            p.timing.next_attempt = None;
+            p.timing.spent = p.first_start.map(|t| t.elapsed()).unwrap_or(result.duration);
+            result.timing = p.timing;
+            s.checks[index] = result;
+        }
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Waits for the next watchdog tick, or forever when there is no watchdog.
@@ -93,14 +156,18 @@ pub fn log_result(r: &CheckResult) {
     }
 }
 
-/// STATUS while the gate runs: what it still waits for, in words.
-fn running_status(s: &Snapshot, attempts: &[(u32, u32)]) -> String {
+/// STATUS while the gate runs: what it still waits for, and why a retrying check failed.
+fn running_status(s: &Snapshot, rounds: &[Progress]) -> String {
     let waiting: Vec<String> = s
         .checks
         .iter()
-        .zip(attempts)
+        .zip(rounds)
         .filter(|(c, _)| c.status == Status::Pending)
-        .map(|(c, &(n, of))| if n > 1 { format!("{} (attempt {n}/{of})", c.name) } else { c.name.clone() })
+        .map(|(c, p)| match (c.timing.next_attempt, p.attempt) {
+            (Some(_), _) => format!("{} ({})", c.name, one_line(&c.message)),
+            (None, n) if n > 1 => format!("{} (attempt {n}/{})", c.name, p.of),
+            _ => c.name.clone(),
+        })
         .collect();
     let done = s.checks.len() - waiting.len();
     format!("gate running: {done}/{} checks done; waiting for {}", s.checks.len(), waiting.join(", "))
@@ -109,17 +176,20 @@ fn running_status(s: &Snapshot, attempts: &[(u32, u32)]) -> String {
 /// STATUS after the gate or a runtime round, e.g. `gate passed: 3/3 critical, docker degraded`.
 pub fn summary_status(s: &Snapshot) -> String {
     let critical = s.checks.iter().filter(|c| c.critical).count();
-    let critical_ok = s.checks.iter().filter(|c| c.critical && c.status.passed()).count();
+    let critical_ok = s.checks.iter().filter(|c| c.critical && !blocks_gate(c.critical, c.status)).count();
     let problems: Vec<String> = s
         .checks
         .iter()
-        .filter(|c| c.status != Status::Pass)
-        .map(|c| match (c.critical, c.status) {
-            (true, st) if !st.passed() => {
-                format!("{} {}", c.name, if st == Status::Skipped { "skipped" } else { "failed" })
-            }
-            (_, Status::Warn) => format!("{} warning", c.name),
-            _ => format!("{} degraded", c.name),
+        .filter_map(|c| {
+            let word = match (c.health(), c.status) {
+                (ComponentHealth::Healthy, _) => return None,
+                (ComponentHealth::Unhealthy, Status::Skipped) => "skipped",
+                (ComponentHealth::Unhealthy, _) => "failed",
+                (ComponentHealth::Pending, _) => "pending",
+                (ComponentHealth::Degraded, Status::Warn) => "warning",
+                (ComponentHealth::Degraded, _) => "degraded",
+            };
+            Some(format!("{} {word}", c.name))
         })
         .collect();
     let head = match s.gate {
@@ -133,4 +203,88 @@ pub fn summary_status(s: &Snapshot) -> String {
         text.push_str(&problems.join(", "));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::checks::Observed;
+
+    fn result(name: &str, critical: bool, status: Status) -> CheckResult {
+        CheckResult {
+            name: name.into(),
+            kind: "tcp",
+            critical,
+            status,
+            message: "pending: not run yet".into(),
+            observed: Observed::new(),
+            duration: Duration::ZERO,
+            attempts: 0,
+            last_check: None,
+            consecutive_failures: 0,
+            consecutive_successes: 0,
+            timing: Timing::default(),
+        }
+    }
+
+    fn snapshot(gate: GateState, checks: Vec<CheckResult>) -> Snapshot {
+        Snapshot { gate, checks, gate_started: SystemTime::now(), gate_duration: None, gate_failing: Vec::new() }
+    }
+
+    #[test]
+    fn a_retry_puts_the_failed_attempt_on_the_board_and_in_status() {
+        let mut s = snapshot(
+            GateState::Running,
+            vec![result("root", true, Status::Pass), result("net", true, Status::Pending)],
+        );
+        let mut rounds = vec![Progress::default(); 2];
+        apply(&mut rounds, &mut s, Event::Attempt { index: 1, attempt: 1, of: 7 });
+        assert_eq!(s.checks[1].message, "pending: attempt 1/7 running");
+        let refused = "127.0.0.1:9: Connection refused\n(os error 111)".to_string();
+        apply(
+            &mut rounds,
+            &mut s,
+            Event::Retry { index: 1, attempt: 1, backoff: Duration::from_secs(2), message: refused },
+        );
+        let net = &s.checks[1];
+        let want = "retrying: attempt 1/7 failed: 127.0.0.1:9: Connection refused (os error 111); next attempt in 2s";
+        assert_eq!(net.message, want);
+        assert_eq!((net.status, net.attempts), (Status::Pending, 1));
+        assert!(net.timing.next_attempt.is_some() && net.last_check.is_some());
+        assert_eq!(net.timing.waited, Duration::from_secs(2));
+        assert_eq!(running_status(&s, &rounds), format!("gate running: 1/2 checks done; waiting for net ({want})"));
+
+        apply(&mut rounds, &mut s, Event::Attempt { index: 1, attempt: 2, of: 7 });
+        let net = &s.checks[1];
+        assert_eq!(
+            net.message,
+            "retrying: attempt 2/7 running; attempt 1 failed: 127.0.0.1:9: Connection refused (os error 111)"
+        );
+        assert_eq!(net.timing.next_attempt, None);
+        assert_eq!(running_status(&s, &rounds), "gate running: 1/2 checks done; waiting for net (attempt 2/7)");
+
+        let done = CheckResult { status: Status::Pass, attempts: 2, ..result("net", true, Status::Pass) };
+        apply(&mut rounds, &mut s, Event::Done { index: 1, result: done });
+        assert_eq!(s.checks[1].status, Status::Pass);
+        assert_eq!(s.checks[1].timing.waited, Duration::from_secs(2), "the result keeps its round's waits");
+        assert_eq!(s.checks[1].timing.next_attempt, None);
+    }
+
+    #[test]
+    fn summary_words_follow_component_health() {
+        let s = snapshot(
+            GateState::Passed,
+            vec![
+                result("a", true, Status::Pass),
+                result("b", true, Status::Warn),
+                result("c", false, Status::Fail),
+                result("d", true, Status::Pending),
+            ],
+        );
+        assert_eq!(summary_status(&s), "gate passed, now unhealthy: 2/3 critical, b warning, c degraded, d pending");
+        let s = snapshot(GateState::Failed, vec![result("e", true, Status::Fail), result("f", true, Status::Skipped)]);
+        assert_eq!(summary_status(&s), "gate failed: 0/2 critical, e failed, f skipped");
+    }
 }

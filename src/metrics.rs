@@ -239,6 +239,7 @@ mod tests {
             last_check: Some(SystemTime::now()),
             consecutive_failures: u32::from(!status.passed()),
             consecutive_successes: u32::from(status.passed()),
+            timing: Default::default(),
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use crate::engine::{CheckResult, Snapshot};
+use crate::engine::{CheckResult, Snapshot, blocks_gate};
 
 /// RFC 3339 UTC time with milliseconds.
 pub fn timestamp(t: SystemTime) -> String {
@@ -51,26 +51,38 @@ pub fn verdict_json(s: &Snapshot, policy_source: &str) -> Value {
 
 /// Names of the checks that keep the gate from passing (critical, not passed).
 pub fn failing(s: &Snapshot) -> Vec<&str> {
-    s.checks.iter().filter(|c| c.critical && !c.status.passed()).map(|c| c.name.as_str()).collect()
+    s.checks.iter().filter(|c| blocks_gate(c.critical, c.status)).map(|c| c.name.as_str()).collect()
 }
 
-/// The readable table of `check --format text`.
+/// The time a check took in its round: first attempt to result, retry waits included
+/// (the last attempt alone outside the gate, which keeps no round timing).
+fn spent(c: &CheckResult) -> Duration {
+    c.timing.spent.max(c.duration)
+}
+
+/// `12.3ms` under a second, `7.0s` above.
+fn short(d: Duration) -> String {
+    if d < Duration::from_secs(1) { format!("{:.1}ms", millis(d)) } else { format!("{:.1}s", d.as_secs_f64()) }
+}
+
+/// The readable table of `check --format text`: per check its attempts and the time
+/// it took, and a footer with the gate's time and where it went.
 pub fn table(s: &Snapshot) -> String {
-    let rows: Vec<[String; 5]> = s
+    let rows: Vec<[String; 6]> = s
         .checks
         .iter()
         .map(|c| {
-            let attempts = if c.attempts > 1 { format!(" ×{}", c.attempts) } else { String::new() };
             [
                 c.name.clone(),
                 if c.critical { "yes" } else { "no" }.into(),
-                format!("{}{attempts}", c.status.as_str()),
-                format!("{:.1}ms", millis(c.duration)),
+                c.status.as_str().into(),
+                c.attempts.to_string(),
+                short(spent(c)),
                 one_line(&c.message),
             ]
         })
         .collect();
-    let head = ["CHECK", "CRITICAL", "RESULT", "DURATION", "MESSAGE"];
+    let head = ["CHECK", "CRITICAL", "RESULT", "ATTEMPTS", "TIME", "MESSAGE"];
     let mut widths = head.map(str::len);
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -83,8 +95,18 @@ pub fn table(s: &Snapshot) -> String {
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
     let v = s.verdict();
-    let took = s.gate_duration.map(|d| format!(" in {:.1}ms", millis(d))).unwrap_or_default();
-    let _ = writeln!(out, "verdict: {} (gate {}){took}", v.health.as_str(), v.gate.as_str());
+    let took = s.gate_duration.map(|d| format!(" in {}", short(d))).unwrap_or_default();
+    let _ = write!(out, "verdict: {} (gate {}){took}", v.health.as_str(), v.gate.as_str());
+    if let Some(c) = s.checks.iter().max_by_key(|c| spent(c)) {
+        let _ = write!(out, "; slowest: {} {}", c.name, short(spent(c)));
+        if c.attempts > 1 {
+            let _ = write!(out, " over {} attempts", c.attempts);
+        }
+        if !c.timing.waited.is_zero() {
+            let _ = write!(out, " ({} waiting to retry)", short(c.timing.waited));
+        }
+    }
+    out.push('\n');
     out
 }
 
@@ -94,3 +116,64 @@ fn one_line(text: &str) -> String {
 
 /// This boot's id from the kernel, if readable.
 pub use crate::state::boot_id;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::{Observed, Status};
+    use crate::engine::{GateState, Timing};
+
+    fn result(name: &str, status: Status, attempts: u32, last: u64, spent: u64, waited: u64) -> CheckResult {
+        CheckResult {
+            name: name.into(),
+            kind: "tcp",
+            critical: true,
+            status,
+            message: format!("{name} {}", status.as_str()),
+            observed: Observed::new(),
+            duration: Duration::from_millis(last),
+            attempts,
+            last_check: None,
+            consecutive_failures: 0,
+            consecutive_successes: 0,
+            timing: Timing {
+                spent: Duration::from_millis(spent),
+                waited: Duration::from_millis(waited),
+                next_attempt: None,
+            },
+        }
+    }
+
+    #[test]
+    fn rows_show_attempts_and_time_and_the_footer_adds_up() {
+        let s = Snapshot {
+            gate: GateState::Failed,
+            checks: vec![result("root", Status::Pass, 1, 2, 2, 0), result("api", Status::Fail, 3, 500, 7000, 6000)],
+            gate_started: std::time::SystemTime::now(),
+            gate_duration: Some(Duration::from_millis(7010)),
+            gate_failing: Vec::new(),
+        };
+        let t = table(&s);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "CHECK  CRITICAL  RESULT  ATTEMPTS  TIME   MESSAGE");
+        assert_eq!(lines[1], "root   yes       pass    1         2.0ms  root pass");
+        assert_eq!(lines[2], "api    yes       fail    3         7.0s   api fail");
+        assert_eq!(
+            lines[3],
+            "verdict: unhealthy (gate failed) in 7.0s; slowest: api 7.0s over 3 attempts (6.0s waiting to retry)"
+        );
+        assert_eq!(lines.len(), 4);
+    }
+
+    #[test]
+    fn a_single_attempt_names_no_attempts_or_waits() {
+        let s = Snapshot {
+            gate: GateState::Passed,
+            checks: vec![result("root", Status::Pass, 1, 3, 3, 0)],
+            gate_started: std::time::SystemTime::now(),
+            gate_duration: Some(Duration::from_millis(4)),
+            gate_failing: Vec::new(),
+        };
+        assert!(table(&s).ends_with("verdict: healthy (gate passed) in 4.0ms; slowest: root 3.0ms\n"), "{}", table(&s));
+    }
+}

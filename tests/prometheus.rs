@@ -94,6 +94,7 @@ async fn promtool_accepts_boot_facts_and_failures() {
         last_check: Some(SystemTime::now()),
         consecutive_failures: 2,
         consecutive_successes: 0,
+        timing: Default::default(),
     };
     let s = Snapshot {
         gate: GateState::Failed,

@@ -4,105 +4,25 @@
 //! SIGTERM.
 
 mod endpoint;
+mod routes;
 mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use bootgate::checks::{Observed, Status};
-use bootgate::engine::{CheckResult, GateState, Snapshot};
+use axum::http::{Method, StatusCode, header};
+use bootgate::checks::Status;
+use bootgate::engine::{GateState, Snapshot};
 use bootgate::lifecycle::Heartbeat;
 use bootgate::metrics::Metrics;
 use bootgate::server::{AppState, app};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::watch;
-use tower::ServiceExt as _;
 
 use endpoint::Bootgate;
+use routes::{VERSION, call, check, get, healthy, router, snapshot};
 use support::HangingListener;
-
-const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-fn check(name: &str, kind: &'static str, critical: bool, status: Status) -> CheckResult {
-    let mut observed = Observed::new();
-    match kind {
-        "disk" => {
-            observed.insert("free_space_percent".into(), json!(65.2));
-            observed.insert("io_errors".into(), json!(0));
-        }
-        "http" => {
-            observed.insert("response_ms".into(), json!(12.5));
-        }
-        _ => {}
-    }
-    let ran = status != Status::Pending;
-    CheckResult {
-        name: name.into(),
-        kind,
-        critical,
-        status,
-        message: if ran { format!("{name}: {}", status.as_str()) } else { "not run yet".into() },
-        observed: if ran { observed } else { Observed::new() },
-        duration: Duration::from_micros(1500),
-        attempts: u32::from(ran),
-        last_check: ran.then(SystemTime::now),
-        consecutive_failures: u32::from(ran && !status.passed()),
-        consecutive_successes: u32::from(status.passed()),
-    }
-}
-
-fn snapshot(gate: GateState, checks: Vec<CheckResult>) -> Snapshot {
-    let gate_duration = (gate != GateState::Running).then(|| Duration::from_millis(250));
-    Snapshot { gate, checks, gate_started: SystemTime::now(), gate_duration, gate_failing: Vec::new() }
-}
-
-/// A router over `s`, plus the sender that publishes later snapshots.
-fn router(s: Snapshot) -> (Router, watch::Sender<Arc<Snapshot>>) {
-    let metrics = Arc::new(Metrics::new(&s).unwrap());
-    let (tx, rx) = watch::channel(Arc::new(s));
-    (app(AppState::new(rx, metrics, Heartbeat::new())), tx)
-}
-
-fn healthy() -> Snapshot {
-    snapshot(
-        GateState::Passed,
-        vec![check("storage", "disk", true, Status::Pass), check("api", "http", false, Status::Pass)],
-    )
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn content_type(&self) -> &str {
-        self.headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap()).unwrap_or("")
-    }
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-async fn call(app: &Router, method: Method, uri: &str, accept: Option<&str>) -> Answer {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(accept) = accept {
-        req = req.header(header::ACCEPT, accept);
-    }
-    let res = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
-    Answer { status, headers, body: String::from_utf8(bytes.to_vec()).unwrap() }
-}
-
-async fn get(app: &Router, uri: &str) -> Answer {
-    call(app, Method::GET, uri, None).await
-}
 
 #[tokio::test]
 async fn healthy_document_has_the_seed_shape() {
@@ -225,21 +145,23 @@ async fn health_json_follows_the_ietf_draft() {
     assert_eq!(a.headers[header::VARY], "Accept");
     let doc = a.json();
     assert_eq!(doc["status"], "warn", "an optional failure is a warning");
-    assert_eq!(doc["version"], VERSION);
+    assert_eq!(doc["version"], "1", "the draft's `version` is the public API version");
+    assert_eq!(doc["releaseId"], VERSION);
     assert_eq!(doc["serviceId"], "bootgate");
     let keys: Vec<&String> = doc["checks"].as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["api:status", "proc:status", "storage:status"]);
+    assert_eq!(keys, ["api:responseTime", "proc:exitCode", "storage:utilization"]);
 
-    let storage = &doc["checks"]["storage:status"][0];
+    let storage = &doc["checks"]["storage:utilization"][0];
     assert_eq!(storage["componentId"], "storage");
-    assert_eq!(storage["componentType"], "disk");
+    assert_eq!(storage["componentType"], "system");
     assert_eq!(storage["status"], "pass");
-    assert_eq!(storage["observedValue"], 65.2);
+    assert_eq!(storage["observedValue"], 34.8, "utilization is the used share: 100 - 65.2 free");
     assert_eq!(storage["observedUnit"], "percent");
     assert!(humantime::parse_rfc3339(storage["time"].as_str().unwrap()).is_ok());
     assert!(storage.get("output").is_none(), "no output on pass");
 
-    let api = &doc["checks"]["api:status"][0];
+    let api = &doc["checks"]["api:responseTime"][0];
+    assert_eq!(api["componentType"], "component");
     assert_eq!(api["status"], "warn");
     assert_eq!(api["observedValue"], 12.5);
     assert_eq!(api["observedUnit"], "ms");
@@ -263,8 +185,8 @@ async fn critical_failure_is_fail_in_health_json() {
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     let doc = a.json();
     assert_eq!(doc["status"], "fail");
-    assert_eq!(doc["checks"]["storage:status"][0]["status"], "fail");
-    assert_eq!(doc["checks"]["storage:status"][0]["output"], "storage: fail");
+    assert_eq!(doc["checks"]["storage:utilization"][0]["status"], "fail");
+    assert_eq!(doc["checks"]["storage:utilization"][0]["output"], "storage: fail");
 }
 
 #[tokio::test]
@@ -413,12 +335,12 @@ async fn readyz_optional_failures_and_exclusions() {
     assert!(a.body.contains("[-]api failed: api: fail\n"), "{}", a.body);
     let a = get(&app, "/readyz?exclude=api&verbose").await;
     assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(a.body, "[+]gate ok\n[+]storage ok\nreadyz check passed\n");
+    assert_eq!(a.body, "[+]gate ok\n[+]storage ok\n[+]api excluded: ok\nreadyz check passed\n");
     let a = get(&app, "/readyz?exclude=api&exclude=storage&exclude=nope&verbose=1").await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(
         a.body,
-        "[+]gate ok\nwarn: some health checks cannot be excluded: no matches for \"nope\"\nreadyz check passed\n"
+        "[+]gate ok\n[+]storage excluded: ok\n[+]api excluded: ok\nwarn: some health checks cannot be excluded: no matches for \"nope\"\nreadyz check passed\n"
     );
 }
 

@@ -13,7 +13,7 @@ mod verdict;
 
 pub use round::{Event, Round, run_round};
 pub use threshold::apply_thresholds;
-pub use verdict::{GateState, Health, Verdict, verdict};
+pub use verdict::{ComponentHealth, GateState, Health, Verdict, blocks_gate, verdict};
 
 /// The latest known result of one check.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +31,19 @@ pub struct CheckResult {
     pub last_check: Option<SystemTime>,
     pub consecutive_failures: u32,
     pub consecutive_successes: u32,
+    /// How the gate round went for this check; zero outside the gate.
+    pub timing: Timing,
+}
+
+/// A check's round in the boot gate beyond its last attempt, kept by the gate from round events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timing {
+    /// From the first attempt's start to the result, waits between attempts included.
+    pub spent: Duration,
+    /// The part of `spent` waiting to retry.
+    pub waited: Duration,
+    /// When the next attempt starts, while a failed attempt waits for its retry.
+    pub next_attempt: Option<SystemTime>,
 }
 
 impl CheckResult {
@@ -41,14 +54,21 @@ impl CheckResult {
             kind: spec.kind,
             critical: spec.critical,
             status: Status::Pending,
-            message: "not run yet".into(),
+            // Pending messages carry their own word, as retrying ones do (`retrying: …`).
+            message: "pending: not run yet".into(),
             observed: Observed::new(),
             duration: Duration::ZERO,
             attempts: 0,
             last_check: None,
             consecutive_failures: 0,
             consecutive_successes: 0,
+            timing: Timing::default(),
         }
+    }
+
+    /// What this result means for its renderers.
+    pub fn health(&self) -> ComponentHealth {
+        ComponentHealth::of(self.critical, self.status)
     }
 
     fn from_outcome(spec: &CheckSpec, o: Outcome, duration: Duration, attempts: u32) -> Self {
@@ -93,7 +113,7 @@ impl Snapshot {
     pub fn critical_failures(&self) -> Vec<(String, String)> {
         self.checks
             .iter()
-            .filter(|c| c.critical && !c.status.passed())
+            .filter(|c| blocks_gate(c.critical, c.status))
             .map(|c| (c.name.clone(), c.message.clone()))
             .collect()
     }

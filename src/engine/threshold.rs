@@ -49,6 +49,7 @@ mod tests {
             last_check: None,
             consecutive_failures: u32::from(!status.passed()),
             consecutive_successes: u32::from(status.passed()),
+            timing: Default::default(),
         }
     }
 

@@ -23,6 +23,65 @@ impl Health {
     }
 }
 
+/// What one check's `(critical, status)` means, for every renderer: the word in the
+/// health document, the HTTP code of its own route and its IETF draft status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComponentHealth {
+    Healthy,
+    /// A warning, or an optional check that failed or was skipped.
+    Degraded,
+    /// A critical check that failed or was skipped.
+    Unhealthy,
+    /// No result yet (not run, or waiting to retry).
+    Pending,
+}
+
+impl ComponentHealth {
+    /// The one mapping from a check's criticality and status.
+    pub fn of(critical: bool, status: Status) -> Self {
+        match (status, critical) {
+            (Status::Pass, _) => ComponentHealth::Healthy,
+            (Status::Warn, _) | (Status::Fail | Status::Skipped, false) => ComponentHealth::Degraded,
+            (Status::Fail | Status::Skipped, true) => ComponentHealth::Unhealthy,
+            (Status::Pending, _) => ComponentHealth::Pending,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentHealth::Healthy => "healthy",
+            ComponentHealth::Degraded => "degraded",
+            ComponentHealth::Unhealthy => "unhealthy",
+            ComponentHealth::Pending => "pending",
+        }
+    }
+
+    /// The IETF health-check draft status; a pending check is not a failure yet.
+    pub fn ietf(self) -> &'static str {
+        match self {
+            ComponentHealth::Healthy => "pass",
+            ComponentHealth::Degraded | ComponentHealth::Pending => "warn",
+            ComponentHealth::Unhealthy => "fail",
+        }
+    }
+
+    /// The HTTP code of a route about this one check: 200 while usable, 503 when
+    /// failing critically or not known yet (so `curl -f` tells the truth).
+    pub fn http_code(self) -> u16 {
+        match self {
+            ComponentHealth::Healthy | ComponentHealth::Degraded => 200,
+            ComponentHealth::Unhealthy | ComponentHealth::Pending => 503,
+        }
+    }
+}
+
+/// Whether a check keeps the gate (and readiness) from passing: critical and not
+/// passed, whether it failed, was skipped or has no result yet.
+pub fn blocks_gate(critical: bool, status: Status) -> bool {
+    critical && !status.passed()
+}
+
 /// Where the boot gate stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,7 +121,7 @@ pub fn verdict(checks: impl IntoIterator<Item = (bool, Status)>) -> Verdict {
             Status::Warn => warned = true,
             Status::Fail | Status::Skipped | Status::Pending => {
                 pending |= status == Status::Pending;
-                if critical {
+                if blocks_gate(critical, status) {
                     critical_bad = true;
                 } else {
                     optional_bad = true;
@@ -142,6 +201,42 @@ mod tests {
             Health::Healthy => 0,
             Health::Degraded => 1,
             Health::Unhealthy => 2,
+        }
+    }
+
+    /// Every `(critical, status)` pair, written out: the word, the IETF status, the
+    /// code of the check's own route and whether it holds the gate.
+    #[test]
+    fn component_health_over_critical_and_status() {
+        use ComponentHealth as C;
+        let table = [
+            (true, Pass, C::Healthy, "healthy", "pass", 200, false),
+            (false, Pass, C::Healthy, "healthy", "pass", 200, false),
+            (true, Warn, C::Degraded, "degraded", "warn", 200, false),
+            (false, Warn, C::Degraded, "degraded", "warn", 200, false),
+            (true, Fail, C::Unhealthy, "unhealthy", "fail", 503, true),
+            (false, Fail, C::Degraded, "degraded", "warn", 200, false),
+            (true, Skipped, C::Unhealthy, "unhealthy", "fail", 503, true),
+            (false, Skipped, C::Degraded, "degraded", "warn", 200, false),
+            (true, Pending, C::Pending, "pending", "warn", 503, true),
+            (false, Pending, C::Pending, "pending", "warn", 503, false),
+        ];
+        assert_eq!(table.len(), 2 * ALL.len(), "every pair is listed");
+        for critical in [true, false] {
+            for s in ALL {
+                let &(_, _, health, word, ietf, code, blocks) =
+                    table.iter().find(|r| r.0 == critical && r.1 == s).expect("listed");
+                let got = ComponentHealth::of(critical, s);
+                let at = format!("critical={critical} {s:?}");
+                assert_eq!(got, health, "{at}");
+                assert_eq!(got.as_str(), word, "{at}");
+                assert_eq!(serde_json::to_value(got).unwrap(), word, "{at}");
+                assert_eq!(got.ietf(), ietf, "{at}");
+                assert_eq!(got.http_code(), code, "{at}");
+                assert_eq!(blocks_gate(critical, s), blocks, "{at}");
+                // The single-check verdict agrees: what blocks the gate is unhealthy overall.
+                assert_eq!(verdict([(critical, s)]).health == Health::Unhealthy, blocks, "{at}");
+            }
         }
     }
 

@@ -85,27 +85,33 @@ pub(super) async fn overall(State(state): State<AppState>, headers: HeaderMap) -
     let now = SystemTime::now();
     let second = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (status, body) = state.cache.seed.get_or_render(&snapshot, &boot, second, || {
-        let facts =
-            Facts { now, boot_id: state.boot_id.as_deref(), uptime_seconds: document::uptime(), boot: boot.as_deref() };
+        let facts = Facts {
+            now,
+            boot_id: state.boot_id.as_deref(),
+            uptime_seconds: document::uptime(),
+            process_uptime_seconds: document::process_uptime(),
+            boot: boot.as_deref(),
+        };
         (overall_status(&snapshot), to_bytes(&document::seed(&snapshot, &facts)))
     });
     respond(status, JSON, body)
 }
 
-/// `GET /api/v1/system/health/{check}`: one component with its name; 404 for unknown names.
-pub(super) async fn component(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+/// `GET /api/v1/system/health/{check}`: one component with its name (or its IETF
+/// document when asked for `application/health+json`); 404 for unknown names.
+pub(super) async fn component(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap) -> Response {
     let snapshot = state.snapshot();
     let Some(c) = snapshot.checks.iter().find(|c| c.name == name) else {
         let known: Vec<&str> = snapshot.checks.iter().map(|c| c.name.as_str()).collect();
         let doc = json!({"error": format!("no check named `{name}`"), "checks": known});
         return respond(StatusCode::NOT_FOUND, JSON, to_bytes(&doc));
     };
+    let status = StatusCode::from_u16(c.health().http_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if wants_health_json(&headers) {
+        return respond(status, HEALTH_JSON, to_bytes(&document::ietf_one(c)));
+    }
     let mut doc = document::component(c);
     doc["name"] = c.name.clone().into();
-    let status = match document::component_status(c) {
-        "healthy" | "degraded" => StatusCode::OK,
-        _ => StatusCode::SERVICE_UNAVAILABLE,
-    };
     respond(status, JSON, to_bytes(&doc))
 }
 

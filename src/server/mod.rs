@@ -26,6 +26,7 @@ mod conn;
 mod document;
 mod endpoint;
 mod health;
+mod index;
 mod probes;
 
 pub use endpoint::Endpoint;
@@ -77,10 +78,13 @@ impl AppState {
 /// The router with every route; tests drive it without a socket.
 pub fn app(state: AppState) -> Router {
     Router::new()
+        .route("/", get(index::index))
         .route("/api/v1/system/health", get(health::overall))
         .route("/api/v1/system/health/{check}", get(health::component))
         .route("/livez", get(probes::livez))
+        .route("/livez/{probe}", get(probes::livez_one))
         .route("/readyz", get(probes::readyz))
+        .route("/readyz/{probe}", get(probes::readyz_one))
         .route("/metrics", get(scrape))
         .layer(axum::middleware::map_response(no_store))
         .with_state(state)

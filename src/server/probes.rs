@@ -4,16 +4,19 @@
 //! Both answer `ok` when everything passes. With `?verbose`, or whenever something
 //! fails, they list one line per probe (`[+]name ok`, `[-]name failed: reason`) and
 //! end with `livez check passed` / `readyz check failed`. `?exclude=name`
-//! (repeatable) leaves a probe out of the listing and the decision. A failing probe
-//! answers 503, like the health document.
+//! (repeatable) leaves a probe out of the decision and lists it as
+//! `[+]name excluded: ok`. `/livez/{name}` and `/readyz/{name}` answer for one probe.
+//!
+//! A failing probe answers 503 where kube-apiserver answers 500: 503 is what the
+//! health document answers for the same state, and a kubelet counts every code
+//! outside 200–399 as a failure, so the probes lose nothing by agreeing with it.
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::checks::Status;
-use crate::engine::{GateState, Snapshot};
+use crate::engine::{GateState, Snapshot, blocks_gate};
 use crate::lifecycle::Heartbeat;
 
 /// One line of a probe answer.
@@ -29,14 +32,41 @@ impl Probe {
     fn new(name: impl Into<String>, failure: Option<String>) -> Self {
         Probe { name: name.into(), failure, advisory: false }
     }
+
+    fn passes(&self) -> bool {
+        self.failure.is_none() || self.advisory
+    }
+
+    /// `[+]name ok`, `[-]name failed: why`, with `(optional)` when it cannot fail the probe.
+    fn line(&self) -> String {
+        match &self.failure {
+            None => format!("[+]{} ok\n", self.name),
+            Some(why) if self.advisory => format!("[-]{} failed: {} (optional)\n", self.name, one_line(why)),
+            Some(why) => format!("[-]{} failed: {}\n", self.name, one_line(why)),
+        }
+    }
 }
 
 /// `GET /livez`: `ping` (this answer) and `heartbeat` (the main loop).
 pub(super) async fn livez(State(state): State<AppState>, Query(params): Query<Vec<(String, String)>>) -> Response {
+    answer("livez", liveness(&state), &params)
+}
+
+fn liveness(state: &AppState) -> Vec<Probe> {
     let age = state.heartbeat.age();
     let heartbeat = (age > Heartbeat::STALE)
         .then(|| format!("main loop silent for {}s (limit {}s)", age.as_secs(), Heartbeat::STALE.as_secs()));
-    answer("livez", vec![Probe::new("ping", None), Probe::new("heartbeat", heartbeat)], &params)
+    vec![Probe::new("ping", None), Probe::new("heartbeat", heartbeat)]
+}
+
+/// `GET /livez/{probe}`: one liveness probe.
+pub(super) async fn livez_one(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    one(liveness(&state), &name)
+}
+
+/// `GET /readyz/{probe}`: the gate or one check.
+pub(super) async fn readyz_one(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    one(readiness(&state.snapshot()), &name)
 }
 
 /// `GET /readyz`: `gate`, then one probe per check; only critical checks can fail it.
@@ -52,12 +82,9 @@ fn readiness(s: &Snapshot) -> Vec<Probe> {
     };
     let mut probes = vec![Probe::new("gate", gate)];
     for c in &s.checks {
-        let failure = (!c.status.passed()).then(|| match c.status {
-            Status::Pending => format!("pending: {}", c.message),
-            Status::Skipped => format!("skipped: {}", c.message),
-            _ => c.message.clone(),
-        });
-        probes.push(Probe { name: c.name.clone(), failure, advisory: !c.critical });
+        // Pending, retrying and skipped messages name their state themselves.
+        let failure = (!c.status.passed()).then(|| c.message.clone());
+        probes.push(Probe { name: c.name.clone(), failure, advisory: !blocks_gate(c.critical, c.status) });
     }
     probes
 }
@@ -67,20 +94,18 @@ fn answer(endpoint: &str, probes: Vec<Probe>, params: &[(String, String)]) -> Re
     let verbose = params.iter().any(|(k, _)| k == "verbose");
     let excluded: Vec<&str> = params.iter().filter(|(k, _)| k == "exclude").map(|(_, v)| v.as_str()).collect();
     let unknown: Vec<&str> = excluded.iter().copied().filter(|e| !probes.iter().any(|p| p.name == *e)).collect();
-    let probes: Vec<Probe> = probes.into_iter().filter(|p| !excluded.contains(&p.name.as_str())).collect();
-    let ok = probes.iter().all(|p| p.failure.is_none() || p.advisory);
+    let is_excluded = |p: &Probe| excluded.contains(&p.name.as_str());
+    let ok = probes.iter().filter(|p| !is_excluded(p)).all(Probe::passes);
 
     let mut body = String::new();
     if ok && !verbose {
         body.push_str("ok\n");
     } else {
         for p in &probes {
-            match &p.failure {
-                None => body.push_str(&format!("[+]{} ok\n", p.name)),
-                Some(why) if p.advisory => {
-                    body.push_str(&format!("[-]{} failed: {} (optional)\n", p.name, one_line(why)))
-                }
-                Some(why) => body.push_str(&format!("[-]{} failed: {}\n", p.name, one_line(why))),
+            if is_excluded(p) {
+                body.push_str(&format!("[+]{} excluded: ok\n", p.name));
+            } else {
+                body.push_str(&p.line());
             }
         }
         if !unknown.is_empty() {
@@ -92,7 +117,20 @@ fn answer(endpoint: &str, probes: Vec<Probe>, params: &[(String, String)]) -> Re
         }
         body.push_str(&format!("{endpoint} check {}\n", if ok { "passed" } else { "failed" }));
     }
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    text(if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)
+}
+
+/// One probe by name: `ok`, else its line; 404 naming the known probes.
+fn one(probes: Vec<Probe>, name: &str) -> Response {
+    let Some(p) = probes.iter().find(|p| p.name == name) else {
+        let known: Vec<&str> = probes.iter().map(|p| p.name.as_str()).collect();
+        return text(StatusCode::NOT_FOUND, format!("no probe named `{name}`; known: {}\n", known.join(", ")));
+    };
+    let status = if p.passes() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    text(status, if p.failure.is_none() { "ok\n".into() } else { p.line() })
+}
+
+fn text(status: StatusCode, body: String) -> Response {
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8")),
         (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),

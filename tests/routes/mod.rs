@@ -1,0 +1,100 @@
+//! The router without a socket (`tower::ServiceExt::oneshot`): check results and
+//! snapshots to serve, and a small client. Shared by the endpoint test files, each of
+//! which uses part of it.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use bootgate::checks::{Observed, Status};
+use bootgate::engine::{CheckResult, GateState, Snapshot};
+use bootgate::lifecycle::Heartbeat;
+use bootgate::metrics::Metrics;
+use bootgate::server::{AppState, app};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tower::ServiceExt as _;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub fn check(name: &str, kind: &'static str, critical: bool, status: Status) -> CheckResult {
+    let mut observed = Observed::new();
+    match kind {
+        "disk" => {
+            observed.insert("free_space_percent".into(), json!(65.2));
+            observed.insert("io_errors".into(), json!(0));
+        }
+        "http" => {
+            observed.insert("response_ms".into(), json!(12.5));
+        }
+        _ => {}
+    }
+    let ran = status != Status::Pending;
+    CheckResult {
+        name: name.into(),
+        kind,
+        critical,
+        status,
+        message: if ran { format!("{name}: {}", status.as_str()) } else { "pending: not run yet".into() },
+        observed: if ran { observed } else { Observed::new() },
+        duration: Duration::from_micros(1500),
+        attempts: u32::from(ran),
+        last_check: ran.then(SystemTime::now),
+        consecutive_failures: u32::from(ran && !status.passed()),
+        consecutive_successes: u32::from(status.passed()),
+        timing: Default::default(),
+    }
+}
+
+pub fn snapshot(gate: GateState, checks: Vec<CheckResult>) -> Snapshot {
+    let gate_duration = (gate != GateState::Running).then(|| Duration::from_millis(250));
+    Snapshot { gate, checks, gate_started: SystemTime::now(), gate_duration, gate_failing: Vec::new() }
+}
+
+/// A router over `s`, plus the sender that publishes later snapshots.
+pub fn router(s: Snapshot) -> (Router, watch::Sender<Arc<Snapshot>>) {
+    let metrics = Arc::new(Metrics::new(&s).unwrap());
+    let (tx, rx) = watch::channel(Arc::new(s));
+    (app(AppState::new(rx, metrics, Heartbeat::new())), tx)
+}
+
+pub fn healthy() -> Snapshot {
+    snapshot(
+        GateState::Passed,
+        vec![check("storage", "disk", true, Status::Pass), check("api", "http", false, Status::Pass)],
+    )
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn content_type(&self) -> &str {
+        self.headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap()).unwrap_or("")
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+pub async fn call(app: &Router, method: Method, uri: &str, accept: Option<&str>) -> Answer {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(accept) = accept {
+        req = req.header(header::ACCEPT, accept);
+    }
+    let res = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    Answer { status, headers, body: String::from_utf8(bytes.to_vec()).unwrap() }
+}
+
+pub async fn get(app: &Router, uri: &str) -> Answer {
+    call(app, Method::GET, uri, None).await
+}
