@@ -9,6 +9,7 @@ use tokio::time::timeout;
 
 use super::{KeyError, RunCtx};
 use crate::redact::quote;
+use crate::text::chain;
 
 /// Where dockerd listens unless the policy or `DOCKER_HOST` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -96,20 +97,6 @@ pub async fn bounded<T>(
 /// The message for an engine call that failed.
 pub fn failed(socket: &Path, what: &str, e: &bollard::errors::Error) -> String {
     format!("docker at {}: {what}: {}", socket.display(), chain(e))
-}
-
-/// An error with its causes: hyper's top-level message alone rarely says why.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(&format!(": {text}"));
-        }
-        source = s.source();
-    }
-    msg
 }
 
 #[cfg(test)]
