@@ -71,8 +71,10 @@ impl Check for Disk {
             let probe = tokio::task::spawn_blocking(move || probe(&path, &mountinfo, &sys_fs)).await;
             match probe {
                 Ok(Ok(p)) => self.judge(&p),
-                Ok(Err(e)) => Outcome::fail(format!("statvfs {}: {e}", self.path.display())),
-                Err(e) => Outcome::fail(format!("statvfs {}: {e}", self.path.display())),
+                Ok(Err(e)) => {
+                    Outcome::fail(format!("cannot read the free space of {} (statvfs): {e}", self.path.display()))
+                }
+                Err(e) => Outcome::fail(format!("the free-space probe of {} crashed: {e}", self.path.display())),
             }
         })
     }
