@@ -1,5 +1,20 @@
-//! Check kinds. Each kind is one module implementing [`Kind`]; adding a kind means
-//! writing that module and adding one line to [`KINDS`].
+//! Check kinds. Each kind is one module implementing [`Kind`], returning what it
+//! [`Found`]; the engine alone turns that into a reported [`Status`].
+//!
+//! The code of a new kind is its module plus two lines here (`pub mod` and its
+//! [`KINDS`] entry): parsing, validation and the schema's branch follow from those.
+//! What else a new kind touches, so that it is documented and shown like the others:
+//!
+//! - `policy/schema.json`: regenerate with `bootgate schema > policy/schema.json`
+//!   (the policy tests fail while it is stale);
+//! - the README's table of kinds: its keys, when it passes, its observed values;
+//! - `primary()` in `src/server/document.rs`: the observed value that sums the kind up
+//!   as `observedValue` in the health document (without it, the entry has none);
+//! - `tests/strict.rs`: a huge value for each of its string keys, shown shortened;
+//! - the sandbox in `systemd/bootgate.service` and `systemd/bootgate-report.service`,
+//!   if the kind needs a device (`DeviceAllow=`), an address family
+//!   (`RestrictAddressFamilies=`) or a path the sandbox hides;
+//! - `policy/default.yaml` and `policy/piccolo.yaml`, if the kind belongs in them.
 
 use std::future::Future;
 use std::pin::Pin;
