@@ -19,6 +19,7 @@ pub mod report;
 pub mod serve;
 pub mod server;
 pub mod state;
+pub mod text;
 
 /// Process exit codes (see the README).
 pub mod exit {

@@ -4,7 +4,6 @@ pub mod decide;
 pub mod gpt;
 pub mod reboot;
 
-use std::error::Error;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
@@ -156,7 +155,7 @@ pub fn detect_at(mountinfo: &Path, sys_class_block: &Path, dev_dir: &Path) -> Bo
             return BootStatus::without_slot(why);
         }
         Err(e) => {
-            let why = format!("cannot read the partition table: {}", chain(&e));
+            let why = format!("cannot read the partition table: {}", crate::text::chain(&e));
             return BootStatus::without_slot(why);
         }
     };
@@ -253,17 +252,6 @@ fn block_name(sys: &Path, dev: &str) -> std::io::Result<Option<String>> {
         }
     }
     Ok(None)
-}
-
-/// An error and its causes on one line.
-fn chain(e: &dyn Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let _ = write!(out, ": {c}");
-        cause = c.source();
-    }
-    out
 }
 
 #[cfg(test)]

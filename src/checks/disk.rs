@@ -71,8 +71,10 @@ impl Check for Disk {
             let probe = tokio::task::spawn_blocking(move || probe(&path, &mountinfo, &sys_fs)).await;
             match probe {
                 Ok(Ok(p)) => self.judge(&p),
-                Ok(Err(e)) => Outcome::fail(format!("statvfs {}: {e}", self.path.display())),
-                Err(e) => Outcome::fail(format!("statvfs {}: {e}", self.path.display())),
+                Ok(Err(e)) => {
+                    Outcome::fail(format!("cannot read the free space of {} (statvfs): {e}", self.path.display()))
+                }
+                Err(e) => Outcome::fail(format!("the free-space probe of {} crashed: {e}", self.path.display())),
             }
         })
     }
@@ -182,7 +184,7 @@ fn human(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::Status;
+    use crate::checks::Found;
 
     fn disk(min: f64, warn: Option<f64>, inodes: Option<f64>) -> Disk {
         let keys = Keys {
@@ -207,12 +209,12 @@ mod tests {
     #[test]
     fn thresholds() {
         let d = disk(10.0, Some(20.0), Some(5.0));
-        assert_eq!(d.judge(&probe(50.0, Some(50.0), Some(0))).status, Status::Pass);
-        assert_eq!(d.judge(&probe(15.0, Some(50.0), None)).status, Status::Warn);
-        assert_eq!(d.judge(&probe(9.9, Some(50.0), None)).status, Status::Fail);
-        assert_eq!(d.judge(&probe(50.0, Some(4.0), None)).status, Status::Fail);
+        assert_eq!(d.judge(&probe(50.0, Some(50.0), Some(0))).status, Found::Pass);
+        assert_eq!(d.judge(&probe(15.0, Some(50.0), None)).status, Found::Warn);
+        assert_eq!(d.judge(&probe(9.9, Some(50.0), None)).status, Found::Fail);
+        assert_eq!(d.judge(&probe(50.0, Some(4.0), None)).status, Found::Fail);
         let errors = d.judge(&probe(50.0, None, Some(3)));
-        assert_eq!(errors.status, Status::Fail);
+        assert_eq!(errors.status, Found::Fail);
         assert!(errors.message.contains("3 errors"), "{}", errors.message);
         assert_eq!(errors.observed["io_errors"], 3);
     }
@@ -234,7 +236,7 @@ mod tests {
         let limit = std::time::Duration::from_secs(5);
         let ctx = RunCtx { deadline: tokio::time::Instant::now() + limit, limit };
         let out = d.run(&ctx).await;
-        assert_eq!(out.status, Status::Pass, "{}", out.message);
+        assert_eq!(out.status, Found::Pass, "{}", out.message);
         let st = nix::sys::statvfs::statvfs("/").unwrap();
         let expected = percent(st.blocks_available() as u64, st.blocks() as u64);
         let got = out.observed["free_space_percent"].as_f64().unwrap();

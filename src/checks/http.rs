@@ -17,6 +17,7 @@ use crate::policy::locate::Seg;
 use crate::policy::types::{FsPath, Str, Text};
 use crate::policy::unique::UniqueMap;
 use crate::redact::{self, quote};
+use crate::text;
 
 /// How much of a body is searched for `expect_body`.
 const BODY_LIMIT: usize = 1 << 20;
@@ -221,13 +222,11 @@ impl Http {
 /// reqwest puts the URL, password and all, in its message: it is dropped for `shown`.
 fn describe(shown: &str, e: reqwest::Error) -> String {
     let e = e.without_url();
-    let mut msg = if e.is_timeout() { format!("{shown}: timed out") } else { format!("{shown}: {e}") };
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
+    if e.is_timeout() {
+        text::with_causes(format!("{shown}: timed out"), &e)
+    } else {
+        format!("{shown}: {}", text::chain(&e))
     }
-    msg
 }
 
 /// TLS settings that make two clients different.

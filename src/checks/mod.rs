@@ -1,5 +1,20 @@
-//! Check kinds. Each kind is one module implementing [`Kind`]; adding a kind means
-//! writing that module and adding one line to [`KINDS`].
+//! Check kinds. Each kind is one module implementing [`Kind`], returning what it
+//! [`Found`]; the engine alone turns that into a reported [`Status`].
+//!
+//! The code of a new kind is its module plus two lines here (`pub mod` and its
+//! [`KINDS`] entry): parsing, validation and the schema's branch follow from those.
+//! What else a new kind touches, so that it is documented and shown like the others:
+//!
+//! - `policy/schema.json`: regenerate with `bootgate schema > policy/schema.json`
+//!   (the policy tests fail while it is stale);
+//! - the README's table of kinds: its keys, when it passes, its observed values;
+//! - `primary()` in `src/server/document.rs`: the observed value that sums the kind up
+//!   as `observedValue` in the health document (without it, the entry has none);
+//! - `tests/strict.rs`: a huge value for each of its string keys, shown shortened;
+//! - the sandbox in `systemd/bootgate.service` and `systemd/bootgate-report.service`,
+//!   if the kind needs a device (`DeviceAllow=`), an address family
+//!   (`RestrictAddressFamilies=`) or a path the sandbox hides;
+//! - `policy/default.yaml` and `policy/piccolo.yaml`, if the kind belongs in them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -39,7 +54,8 @@ pub static KINDS: &[KindEntry] = &[
     entry::<containers::Containers>(),
 ];
 
-/// Result of one check attempt or of a check as a whole.
+/// What the engine reports for a check: what it [`Found`], or that it has not run
+/// yet (pending) or did not run because a check it comes after failed (skipped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -67,28 +83,61 @@ impl Status {
     }
 }
 
+/// What one attempt of a check found: the only results a kind can return, since
+/// pending and skipped are the engine's to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl Found {
+    /// Whether the engine counts this as passed (see [`Status::passed`]).
+    pub fn passed(self) -> bool {
+        Status::from(self).passed()
+    }
+}
+
+impl From<Found> for Status {
+    fn from(found: Found) -> Self {
+        match found {
+            Found::Pass => Status::Pass,
+            Found::Warn => Status::Warn,
+            Found::Fail => Status::Fail,
+        }
+    }
+}
+
 /// Observed values of a check (free space, versions, counts), reported as they are.
 pub type Observed = serde_json::Map<String, serde_json::Value>;
 
 /// What one attempt of a check found.
+///
+/// A kind cannot claim a status only the engine sets:
+///
+/// ```compile_fail
+/// use bootgate::checks::{Outcome, Status};
+/// let skipped = Outcome { status: Status::Skipped, ..Outcome::fail("dependency failed") };
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    pub status: Status,
+    pub status: Found,
     pub message: String,
     pub observed: Observed,
 }
 
 impl Outcome {
     pub fn pass(message: impl Into<String>) -> Self {
-        Self::new(Status::Pass, message)
+        Self::new(Found::Pass, message)
     }
     pub fn warn(message: impl Into<String>) -> Self {
-        Self::new(Status::Warn, message)
+        Self::new(Found::Warn, message)
     }
     pub fn fail(message: impl Into<String>) -> Self {
-        Self::new(Status::Fail, message)
+        Self::new(Found::Fail, message)
     }
-    fn new(status: Status, message: impl Into<String>) -> Self {
+    fn new(status: Found, message: impl Into<String>) -> Self {
         Outcome { status, message: message.into(), observed: Observed::new() }
     }
     /// Adds an observed value.
@@ -205,4 +254,23 @@ pub fn tail(text: &str, max: usize) -> &str {
         start += 1;
     }
     &text[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_reports_what_a_check_found() {
+        for (outcome, status) in
+            [(Outcome::pass("p"), Status::Pass), (Outcome::warn("w"), Status::Warn), (Outcome::fail("f"), Status::Fail)]
+        {
+            assert_eq!(Status::from(outcome.status), status);
+            assert_eq!(outcome.status.passed(), status.passed());
+        }
+        // The shape the `compile_fail` example on `Outcome` refuses compiles with a `Found`,
+        // so that example fails for the status alone.
+        let warned = Outcome { status: Found::Warn, ..Outcome::fail("x") };
+        assert_eq!(Status::from(warned.status), Status::Warn);
+    }
 }

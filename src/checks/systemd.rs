@@ -8,6 +8,11 @@ use zbus::zvariant::OwnedObjectPath;
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
 use crate::policy::types::Text;
 use crate::redact::quote;
+use crate::text::chain;
+
+/// The system bus unless `DBUS_SYSTEM_BUS_ADDRESS` names another: systemd's own
+/// default, under `/run`, which exists at boot before `/var` may be mounted.
+pub const SYSTEM_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
 
 const UNIT_SUFFIXES: &[&str] = &[
     ".service",
@@ -35,6 +40,9 @@ pub struct Keys {
 #[derive(Debug)]
 pub struct Systemd {
     unit: String,
+    /// The bus address, fixed when the policy is loaded, and how a message names it.
+    bus: String,
+    shown: String,
 }
 
 impl Kind for Systemd {
@@ -48,13 +56,26 @@ impl Kind for Systemd {
                 format!("`{}` is not a unit name with a type suffix like .service", quote(&k.unit.0)),
             ));
         }
-        Ok(Systemd { unit: k.unit.0 })
+        let (bus, shown) = bus(std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok().as_deref());
+        Ok(Systemd { unit: k.unit.0, bus, shown })
+    }
+}
+
+/// The system bus address from `DBUS_SYSTEM_BUS_ADDRESS`, else [`SYSTEM_BUS`], and how
+/// a message names it: a failure to connect says which bus was tried and why that one.
+fn bus(env: Option<&str>) -> (String, String) {
+    match env.map(str::trim).filter(|a| !a.is_empty()) {
+        Some(address) => (address.to_string(), format!("{} (from DBUS_SYSTEM_BUS_ADDRESS)", quote(address))),
+        None => (SYSTEM_BUS.to_string(), SYSTEM_BUS.to_string()),
     }
 }
 
 impl Systemd {
     async fn states(&self) -> Result<(String, String), String> {
-        let conn = zbus::Connection::system().await.map_err(|e| format!("cannot connect to the system D-Bus: {e}"))?;
+        let connect = async { zbus::connection::Builder::address(self.bus.as_str())?.build().await };
+        let conn = connect
+            .await
+            .map_err(|e| format!("cannot connect to the system D-Bus at {}: {}", self.shown, chain(&e)))?;
         self.ask(&conn).await.map_err(|e| format!("systemd did not answer over D-Bus: {e}"))
     }
 
@@ -88,5 +109,19 @@ impl Check for Systemd {
                 Err(e) => Outcome::fail(format!("{}: {e}", self.unit)),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bus_is_the_environments_else_the_system_default() {
+        assert_eq!(bus(None), (SYSTEM_BUS.to_string(), SYSTEM_BUS.to_string()));
+        assert_eq!(bus(Some(" ")).0, SYSTEM_BUS);
+        let (address, shown) = bus(Some("unix:path=/tmp/b"));
+        assert_eq!(address, "unix:path=/tmp/b");
+        assert_eq!(shown, "unix:path=/tmp/b (from DBUS_SYSTEM_BUS_ADDRESS)");
     }
 }

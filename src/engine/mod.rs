@@ -74,7 +74,7 @@ impl CheckResult {
     fn from_outcome(spec: &CheckSpec, o: Outcome, duration: Duration, attempts: u32) -> Self {
         let passed = o.status.passed();
         CheckResult {
-            status: o.status,
+            status: o.status.into(),
             message: o.message,
             observed: o.observed,
             duration,

@@ -89,6 +89,12 @@ pub async fn run_round(
     results
 }
 
+/// The result of a check not run because `dependency` did not pass: only the engine says so.
+fn skipped(spec: &CheckSpec, dependency: &str) -> CheckResult {
+    let outcome = Outcome::fail(format!("skipped: `{dependency}` did not pass"));
+    CheckResult { status: Status::Skipped, ..CheckResult::from_outcome(spec, outcome, Duration::ZERO, 0) }
+}
+
 /// Backoff before attempt `attempt + 1`: 1 s, 2 s, 4 s … capped at 30 s.
 pub fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(1u64 << attempt.saturating_sub(1).min(5)).min(MAX_BACKOFF)
@@ -105,9 +111,7 @@ async fn run_check(
         // A dependency whose task vanished (sender dropped) did not pass either.
         let passed = rx.wait_for(Option::is_some).await.map(|v| *v == Some(true)).unwrap_or(false);
         if !passed {
-            let outcome =
-                Outcome { status: Status::Skipped, ..Outcome::fail(format!("skipped: `{name}` did not pass")) };
-            return CheckResult::from_outcome(spec, outcome, Duration::ZERO, 0);
+            return skipped(spec, &name);
         }
     }
     let of = if round.retries { spec.retries.saturating_add(1) } else { 1 };
