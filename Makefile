@@ -30,6 +30,7 @@ test: deps
 	else \
 		$(CARGO) test --locked --no-fail-fast; \
 	fi
+	$(CARGO) test --locked --doc
 	vm-tests/run.sh
 
 # The QEMU A/B image test (vm-tests/): boots the debug build in a guest from

@@ -78,7 +78,7 @@ pub fn table(s: &Snapshot) -> String {
                 c.status.as_str().into(),
                 c.attempts.to_string(),
                 short(spent(c)),
-                one_line(&c.message),
+                crate::text::one_line(&c.message),
             ]
         })
         .collect();
@@ -108,10 +108,6 @@ pub fn table(s: &Snapshot) -> String {
     }
     out.push('\n');
     out
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// This boot's id from the kernel, if readable.

@@ -41,8 +41,10 @@ impl Probe {
     fn line(&self) -> String {
         match &self.failure {
             None => format!("[+]{} ok\n", self.name),
-            Some(why) if self.advisory => format!("[-]{} failed: {} (optional)\n", self.name, one_line(why)),
-            Some(why) => format!("[-]{} failed: {}\n", self.name, one_line(why)),
+            Some(why) if self.advisory => {
+                format!("[-]{} failed: {} (optional)\n", self.name, crate::text::one_line(why))
+            }
+            Some(why) => format!("[-]{} failed: {}\n", self.name, crate::text::one_line(why)),
         }
     }
 }
@@ -136,9 +138,4 @@ fn text(status: StatusCode, body: String) -> Response {
         (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
     ];
     (status, headers, body).into_response()
-}
-
-/// Keeps a reason on its line, whatever a check's message holds.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
