@@ -9,7 +9,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 
-use crate::support::free_port;
+use crate::support::{Launch, free_port};
 
 /// A `bootgate run` (or `serve`) child on a free 127.0.0.1 port.
 pub struct Bootgate {
@@ -59,23 +59,15 @@ impl Bootgate {
         let n = fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0);
         let log = |name: &str| dir.path().join(format!("{command}-{n}.{name}.log"));
         let file = |path: PathBuf| fs::File::create(path).expect("cannot create a log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootgate"));
-        cmd.arg("--policy")
-            .arg(dir.path().join("policy.yaml"))
-            .arg(command)
-            .env("BOOTGATE_RUN_DIR", dir.path().join("run"))
-            .env("BOOTGATE_STATE_DIR", dir.path().join("state"))
-            .env("BOOTGATE_LOG", "info")
-            // Not under systemd: no notify socket, no watchdog.
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID")
-            .env_remove("JOURNAL_STREAM")
-            .stdin(Stdio::null())
-            .stdout(file(log("stdout")))
-            .stderr(file(log("stderr")));
-        configure(&mut cmd);
-        let child = cmd.spawn().expect("cannot start bootgate");
+        let launch = Launch {
+            command,
+            dir: dir.path(),
+            notify: None,
+            watchdog_usec: None,
+            stdout: file(log("stdout")).into(),
+            stderr: file(log("stderr")).into(),
+        };
+        let child = launch.spawn(configure);
         Bootgate { child, addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)), log: log("stderr"), dir }
     }
 

@@ -100,33 +100,71 @@ impl NotifySocket {
     }
 }
 
-/// A `bootgate run` child, SIGKILLed by pid if the test ends early.
+/// How a daemon under test (`bootgate run` or `serve`) is started: the one launcher
+/// every test uses, so each starts it with the same clean environment.
+pub struct Launch<'a> {
+    /// `run` or `serve`.
+    pub command: &'a str,
+    /// Holds `policy.yaml`; the run and state dirs are `DIR/run` and `DIR/state`.
+    pub dir: &'a Path,
+    /// systemd's notify socket, if the test plays systemd.
+    pub notify: Option<&'a Path>,
+    pub watchdog_usec: Option<u64>,
+    pub stdout: Stdio,
+    pub stderr: Stdio,
+}
+
+impl Launch<'_> {
+    /// Spawns the daemon; `configure` may adjust the command last (limits, extra environment).
+    pub fn spawn(self, configure: impl FnOnce(&mut Command)) -> Child {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--policy")
+            .arg(self.dir.join("policy.yaml"))
+            .arg(self.command)
+            .arg("--run-dir")
+            .arg(self.dir.join("run"))
+            .arg("--state-dir")
+            .arg(self.dir.join("state"))
+            .env("BOOTGATE_LOG", "info")
+            // An inherited $BOOTGATE_POLICY or $DOCKER_HOST would change which policy or
+            // engine the daemon sees; an inherited WATCHDOG_PID names another process and
+            // turns the watchdog off; JOURNAL_STREAM would send the log to the journal.
+            .env_remove("BOOTGATE_POLICY")
+            .env_remove("DOCKER_HOST")
+            .env_remove("WATCHDOG_PID")
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null())
+            .stdout(self.stdout)
+            .stderr(self.stderr);
+        match self.notify {
+            Some(path) => cmd.env("NOTIFY_SOCKET", path),
+            None => cmd.env_remove("NOTIFY_SOCKET"),
+        };
+        match self.watchdog_usec {
+            Some(usec) => cmd.env("WATCHDOG_USEC", usec.to_string()),
+            None => cmd.env_remove("WATCHDOG_USEC"),
+        };
+        configure(&mut cmd);
+        cmd.spawn().expect("cannot start bootgate")
+    }
+}
+
+/// A `bootgate run` child talking to a test's notify socket, SIGKILLed by pid if the test ends early.
 pub struct Daemon(pub Child);
 
 impl Daemon {
     /// Starts `bootgate run` on `policy` (written to `DIR/policy.yaml`) with run and state dirs in `dir`.
     pub fn start(dir: &Path, policy: &str, notify: &NotifySocket, watchdog_usec: Option<u64>) -> Daemon {
-        let path = dir.join("policy.yaml");
-        std::fs::write(&path, policy).unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.args(["run", "--policy"])
-            .arg(&path)
-            .args(["--run-dir"])
-            .arg(dir.join("run"))
-            .args(["--state-dir"])
-            .arg(dir.join("state"))
-            .env("NOTIFY_SOCKET", &notify.path)
-            // An inherited WATCHDOG_PID names another process and turns the watchdog off;
-            // an inherited DOCKER_HOST would choose the engine for checks that name no socket.
-            .env_remove("WATCHDOG_PID")
-            .env_remove("DOCKER_HOST")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        match watchdog_usec {
-            Some(usec) => cmd.env("WATCHDOG_USEC", usec.to_string()),
-            None => cmd.env_remove("WATCHDOG_USEC"),
+        std::fs::write(dir.join("policy.yaml"), policy).unwrap();
+        let launch = Launch {
+            command: "run",
+            dir,
+            notify: Some(&notify.path),
+            watchdog_usec,
+            stdout: Stdio::null(),
+            stderr: Stdio::null(),
         };
-        Daemon(cmd.spawn().unwrap())
+        Daemon(launch.spawn(|_| {}))
     }
 }
 
