@@ -8,7 +8,7 @@ use super::types::{Dur, Name, Text};
 
 /// The whole policy file (version 1).
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a policy: a mapping with `version` and `checks`")]
 #[schemars(title = "bootgate policy", description = "Checks that decide whether a freshly booted OS is kept.")]
 pub struct RawPolicy {
     /// Format version; only 1 exists.
@@ -26,7 +26,7 @@ pub struct RawPolicy {
 
 /// What the boot gate waits for and what it does on failure.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a mapping of gate settings")]
 pub struct RawGate {
     /// Every critical check must have passed by then (default 120s).
     pub deadline: Option<Dur>,
@@ -48,7 +48,7 @@ pub enum OnFailure {
 
 /// Re-checks after the gate.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a mapping of runtime settings")]
 pub struct RawRuntime {
     /// Time between re-check rounds (default 60s).
     pub interval: Option<Dur>,
@@ -60,7 +60,7 @@ pub struct RawRuntime {
 
 /// The health and metrics endpoint.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a mapping of server settings")]
 pub struct RawServer {
     /// Address to listen on (default 127.0.0.1:8080).
     pub listen: Option<Text>,
@@ -68,6 +68,7 @@ pub struct RawServer {
 
 /// Keys every check has; the rest of its mapping belongs to its kind.
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "a check: a mapping with `name`, `kind` and the kind's keys")]
 pub struct RawCheck {
     pub name: Name,
     pub kind: Text,
