@@ -129,3 +129,74 @@ fn a_boolean_key_written_the_yaml_1_1_way_gets_a_hint() {
     let out = bootgate(&["validate", &paths[0]]);
     assert!(text(&out).contains("checks[0].tls_verify: invalid type: string \"off\", expected a boolean; write true or false (YAML 1.2 reads `off` as a string)"), "{}", text(&out));
 }
+
+#[test]
+fn several_files_are_validated_each_on_its_own() {
+    let good = "version: 1\nchecks: [{name: a, kind: tcp, targets: ['127.0.0.1:1']}]\n";
+    let two = "version: 1\nchecks:\n  - {name: a, kind: tcp, targets: ['127.0.0.1:1']}\n  - {name: b, kind: disk}\n";
+    let bad = "version: 2\nchecks: [{name: a, kind: tcp, targets: ['127.0.0.1:1']}]\n";
+    let (dir, paths) = files(&[good, bad, two]);
+    let missing = dir.path().join("missing.yaml").to_str().unwrap().to_string();
+    let out = bootgate(&["validate", &paths[0], &paths[1], &missing, &paths[2]]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout, format!("{}: ok (1 checks)\n{}: ok (2 checks)\n", paths[0], paths[2]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{}:1:10: version: unsupported policy version 2", paths[1])), "{stderr}");
+    assert!(stderr.contains(&format!("cannot read policy {missing}")), "{stderr}");
+    // All valid: exit 0, one line each.
+    let out = bootgate(&["validate", &paths[0], &paths[2]]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2, "{}", text(&out));
+}
+
+#[test]
+fn policy_is_an_option_of_the_commands_that_read_one() {
+    let bad = "version: 1\nchecks: [{name: a, kind: tcp, targets: ['127.0.0.1:1'], critical: yes}]\n";
+    let (dir, paths) = files(&[bad]);
+    let bad = paths[0].as_str();
+    let run = dir.path().join("run");
+    let run = run.to_str().unwrap();
+    // Before or after the command, the named file is read (and here refused).
+    for args in [
+        vec!["check", "--policy", bad],
+        vec!["--policy", bad, "check"],
+        vec!["validate", "--policy", bad],
+        vec!["--policy", bad, "validate"],
+        vec!["run", "--policy", bad, "--run-dir", run, "--state-dir", run],
+        vec!["--policy", bad, "serve", "--run-dir", run, "--state-dir", run],
+    ] {
+        let out = bootgate(&args);
+        assert_eq!(out.status.code(), Some(78), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(&format!("{bad}:2:67: checks[0].critical")), "{args:?}: {}", text(&out));
+    }
+    // Commands that read no policy refuse it rather than ignore it.
+    for args in [
+        vec!["schema", "--policy", bad],
+        vec!["--policy", bad, "schema"],
+        vec!["boot-status", "--policy", bad],
+        vec!["--policy", bad, "boot-status"],
+    ] {
+        let out = bootgate(&args);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {}", text(&out));
+        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains("--policy"), "{args:?}: {}", text(&out));
+    }
+    let out = bootgate(&["--policy", bad, "schema"]);
+    assert!(text(&out).contains("`--policy` is not used by `schema`: it reads no policy"), "{}", text(&out));
+    for args in [vec!["--policy", bad, "check", "--policy", bad], vec!["--policy", bad, "validate", bad]] {
+        assert_eq!(bootgate(&args).status.code(), Some(64), "{args:?}");
+    }
+    for (command, help) in [("schema", false), ("boot-status", false), ("check", true), ("validate", true)] {
+        let out = bootgate(&[command, "--help"]);
+        assert_eq!(text(&out).contains("--policy"), help, "{command} --help: {}", text(&out));
+    }
+}
+
+#[test]
+fn help_says_what_each_format_prints() {
+    let out = bootgate(&["check", "--help"]);
+    assert!(text(&out).contains("text: a table; json: the verdict document"), "{}", text(&out));
+    let out = bootgate(&["boot-status", "--help"]);
+    assert!(text(&out).contains("text: one line a partition; json: the boot status document"), "{}", text(&out));
+}
