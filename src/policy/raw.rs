@@ -12,6 +12,7 @@ use super::types::{Dur, Name, Text};
 #[schemars(title = "bootgate policy", description = "Checks that decide whether a freshly booted OS is kept.")]
 pub struct RawPolicy {
     /// Format version; only 1 exists.
+    #[schemars(extend("const" = 1))]
     pub version: u32,
     #[serde(default)]
     pub gate: RawGate,
@@ -20,7 +21,7 @@ pub struct RawPolicy {
     #[serde(default)]
     pub server: RawServer,
     /// The checks; at least one.
-    #[schemars(with = "Vec<super::schema::CheckSchema>")]
+    #[schemars(with = "Vec<super::schema::CheckSchema>", length(min = 1, max = super::MAX_CHECKS))]
     pub checks: Vec<RawCheck>,
 }
 
@@ -53,8 +54,10 @@ pub struct RawRuntime {
     /// Time between re-check rounds (default 60s).
     pub interval: Option<Dur>,
     /// Consecutive failures before a check turns failed (default 3).
+    #[schemars(range(min = 1))]
     pub failure_threshold: Option<u32>,
     /// Consecutive successes before a failed check turns passed again (default 1).
+    #[schemars(range(min = 1))]
     pub success_threshold: Option<u32>,
 }
 
@@ -63,6 +66,7 @@ pub struct RawRuntime {
 #[serde(deny_unknown_fields, expecting = "a mapping of server settings")]
 pub struct RawServer {
     /// Address to listen on (default 127.0.0.1:8080).
+    #[schemars(schema_with = "super::schema::listen")]
     pub listen: Option<Text>,
 }
 
