@@ -207,3 +207,17 @@ fn the_patterns_agree_with_validate() {
     }
     assert!(disagree.is_empty(), "{disagree:#?}");
 }
+
+#[test]
+fn shipped_policies_point_editors_at_the_installed_schema() {
+    // The path, not the `$id` URL: on the device it is there offline and always
+    // matches the installed bootgate; the URL names the schema but serves nothing.
+    // tests/units.rs checks that `make install` puts policy/schema.json there.
+    const MODELINE: &str = "# yaml-language-server: $schema=/usr/share/bootgate/schema.json";
+    let files = yaml_files("policy");
+    assert!(files.len() >= 2, "{files:?}");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(text.lines().next(), Some(MODELINE), "{}", file.display());
+    }
+}

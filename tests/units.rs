@@ -250,6 +250,7 @@ fn sysext_image_is_a_flatcar_extension() {
         "usr/lib/systemd/system/bootgate-report.service",
         "usr/lib/systemd/system/update-engine.service.d/10-bootgate.conf",
         "usr/share/bootgate/policy.yaml",
+        "usr/share/bootgate/schema.json",
     ] {
         assert_eq!(entry(path).mode, "-rw-r--r--", "{path}");
     }
@@ -273,7 +274,7 @@ fn sysext_image_is_a_flatcar_extension() {
 }
 
 #[test]
-fn install_lays_out_five_files() {
+fn install_lays_out_six_files() {
     let dest = tempfile::tempdir().unwrap();
     // Twice: a second install over the first must succeed and change nothing.
     install_into(dest.path());
@@ -289,6 +290,7 @@ fn install_lays_out_five_files() {
             repo().join("systemd/update-engine.service.d/10-bootgate.conf"),
         ),
         ("usr/share/bootgate/policy.yaml", 0o644, repo().join("policy/default.yaml")),
+        ("usr/share/bootgate/schema.json", 0o644, repo().join("policy/schema.json")),
     ];
     for (path, want, source) in &expect {
         let file = d.join(path);
