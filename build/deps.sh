@@ -21,6 +21,8 @@ packages=(
   qemu-system-x86 mmdebstrap e2fsprogs
   # test helpers
   curl procps iproute2 python3 jq
+  # policy schema tests: a real JSON Schema validator (Draft 2020-12)
+  python3-jsonschema
 )
 
 missing=()

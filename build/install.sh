@@ -30,7 +30,7 @@ if [ ! -x "$bin" ]; then
   exit 1
 fi
 for f in systemd/bootgate.service systemd/bootgate-report.service systemd/bootgate.service.d/10-docker.conf \
-  systemd/update-engine.service.d/10-bootgate.conf policy/default.yaml; do
+  systemd/update-engine.service.d/10-bootgate.conf policy/default.yaml policy/schema.json; do
   if [ ! -f "$root/$f" ]; then
     echo "install.sh: $root/$f is missing" >&2
     exit 1
@@ -46,6 +46,8 @@ unitdir=$prefix/lib/systemd/system
 
 install -D -m 0755 "$bin" "$destdir$prefix/bin/bootgate"
 install -D -m 0644 "$root/policy/default.yaml" "$destdir$prefix/share/bootgate/policy.yaml"
+# Where the shipped policies' `yaml-language-server` line points editors.
+install -D -m 0644 "$root/policy/schema.json" "$destdir$prefix/share/bootgate/schema.json"
 install -D -m 0644 "$root/systemd/update-engine.service.d/10-bootgate.conf" \
   "$destdir$unitdir/update-engine.service.d/10-bootgate.conf"
 install -D -m 0644 "$root/systemd/bootgate.service.d/10-docker.conf" \

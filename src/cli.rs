@@ -15,17 +15,27 @@ use crate::report;
 #[derive(Debug, Parser)]
 #[command(name = "bootgate", version, about)]
 struct Cli {
-    /// Policy file (else $BOOTGATE_POLICY, /etc/bootgate/policy.yaml, /usr/share/bootgate/policy.yaml, the built-in default).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Policy file for run, serve, check and validate; may also follow the command.
+    #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The `--policy` of a command that reads one.
+#[derive(Debug, Default, clap::Args)]
+struct PolicyArg {
+    /// Policy file (else $BOOTGATE_POLICY, /etc/bootgate/policy.yaml, /usr/share/bootgate/policy.yaml, the built-in default).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the boot gate, then keep re-checking (the systemd service).
     Run {
+        #[command(flatten)]
+        policy: PolicyArg,
         /// Directory for verdict.json.
         #[arg(long, env = "BOOTGATE_RUN_DIR", default_value = "/run/bootgate")]
         run_dir: PathBuf,
@@ -35,6 +45,8 @@ enum Command {
     },
     /// Serve the endpoint for a boot whose gate `run` already decided (bootgate-report.service).
     Serve {
+        #[command(flatten)]
+        policy: PolicyArg,
         /// Directory holding this boot's verdict.json.
         #[arg(long, env = "BOOTGATE_RUN_DIR", default_value = "/run/bootgate")]
         run_dir: PathBuf,
@@ -44,13 +56,19 @@ enum Command {
     },
     /// Run every check once and print the verdict (exit 0 healthy, 1 degraded, 2 unhealthy).
     Check {
+        #[command(flatten)]
+        policy: PolicyArg,
+        /// What to print (text: a table; json: the verdict document).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Validate a policy file (exit 78 when invalid).
+    /// Validate policy files, each on its own (exit 78 when any is invalid).
     Validate {
-        /// The file to validate (default: the policy the lookup order finds).
-        file: Option<PathBuf>,
+        #[command(flatten)]
+        policy: PolicyArg,
+        /// The files to validate (default: the policy `--policy` or the lookup order finds).
+        #[arg(value_name = "FILE", conflicts_with = "policy")]
+        files: Vec<PathBuf>,
     },
     /// Print the JSON Schema of the policy.
     Schema,
@@ -59,9 +77,56 @@ enum Command {
         /// Read this disk image (or block device) instead of the booted disk.
         #[arg(long, value_name = "IMAGE")]
         disk: Option<PathBuf>,
+        /// What to print (text: one line a partition; json: the boot status document).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+}
+
+impl Command {
+    /// The subcommand's own `--policy`, or `None` for one that reads no policy.
+    fn policy_arg(&mut self) -> Option<&mut PolicyArg> {
+        match self {
+            Command::Run { policy, .. }
+            | Command::Serve { policy, .. }
+            | Command::Check { policy, .. }
+            | Command::Validate { policy, .. } => Some(policy),
+            Command::Schema | Command::BootStatus { .. } => None,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Run { .. } => "run",
+            Command::Serve { .. } => "serve",
+            Command::Check { .. } => "check",
+            Command::Validate { .. } => "validate",
+            Command::Schema => "schema",
+            Command::BootStatus { .. } => "boot-status",
+        }
+    }
+}
+
+/// Moves a `--policy` written before the command into the command; an error for a
+/// command that reads no policy, or when it is given twice.
+fn place_policy(cli: &mut Cli) -> Result<(), String> {
+    let Some(top) = cli.policy.take() else { return Ok(()) };
+    let name = cli.command.name();
+    let Some(arg) = cli.command.policy_arg() else {
+        return Err(format!("`--policy` is not used by `{name}`: it reads no policy"));
+    };
+    if arg.policy.is_some() {
+        return Err("`--policy` is given twice".into());
+    }
+    if let Command::Validate { files, .. } = &cli.command
+        && !files.is_empty()
+    {
+        return Err("`validate` takes FILE arguments or `--policy`, not both".into());
+    }
+    if let Some(arg) = cli.command.policy_arg() {
+        arg.policy = Some(top);
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,13 +137,17 @@ enum Format {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() { exit::USAGE } else { exit::OK };
         }
     };
+    if let Err(why) = place_policy(&mut cli) {
+        eprintln!("bootgate: {why}");
+        return exit::USAGE;
+    }
     let verbose = matches!(cli.command, Command::Run { .. } | Command::Serve { .. });
     crate::logging::init(verbose);
     match cli.command {
@@ -86,17 +155,17 @@ pub fn main() -> i32 {
             println!("{}", serde_json::to_string_pretty(&policy::schema::policy_schema()).expect("schema is JSON"));
             exit::OK
         }
-        Command::Validate { file } => validate(file.or(cli.policy)),
+        Command::Validate { policy, files } => validate(policy.policy, files),
         Command::BootStatus { disk, format } => boot_status(disk, format),
-        Command::Check { format } => with_runtime(async move {
-            let loaded = match policy::load(cli.policy.as_deref()) {
+        Command::Check { policy: PolicyArg { policy: path }, format } => with_runtime(async move {
+            let loaded = match policy::load(path.as_deref()) {
                 Ok(l) => l,
                 Err(e) => return bad_policy(&e),
             };
             check(loaded, format).await
         }),
-        Command::Run { run_dir, state_dir } => with_runtime(async move {
-            let loaded = match policy::load(cli.policy.as_deref()) {
+        Command::Run { policy: PolicyArg { policy: path }, run_dir, state_dir } => with_runtime(async move {
+            let loaded = match policy::load(path.as_deref()) {
                 Ok(l) => l,
                 Err(e) => {
                     // Fail closed: no READY, the reason in STATUS and the journal.
@@ -105,16 +174,16 @@ pub fn main() -> i32 {
                     return bad_policy(&e);
                 }
             };
-            let code = daemon::run(loaded, reloader(cli.policy), Dirs { run: run_dir, state: state_dir }).await;
+            let code = daemon::run(loaded, reloader(path), Dirs { run: run_dir, state: state_dir }).await;
             crate::reaper::finish(std::time::Duration::from_secs(1));
             code
         }),
-        Command::Serve { run_dir, state_dir } => with_runtime(async move {
-            let loaded = match policy::load(cli.policy.as_deref()) {
+        Command::Serve { policy: PolicyArg { policy: path }, run_dir, state_dir } => with_runtime(async move {
+            let loaded = match policy::load(path.as_deref()) {
                 Ok(l) => l,
                 Err(e) => return bad_policy(&e),
             };
-            let code = crate::serve::serve(loaded, reloader(cli.policy), Dirs { run: run_dir, state: state_dir }).await;
+            let code = crate::serve::serve(loaded, reloader(path), Dirs { run: run_dir, state: state_dir }).await;
             crate::reaper::finish(std::time::Duration::from_secs(1));
             code
         }),
@@ -142,14 +211,19 @@ fn with_runtime(fut: impl std::future::Future<Output = i32>) -> i32 {
     }
 }
 
-fn validate(file: Option<PathBuf>) -> i32 {
-    match policy::load(file.as_deref()) {
-        Ok(loaded) => {
-            println!("{}: ok ({} checks)", loaded.source, loaded.policy.checks.len());
-            exit::OK
+/// Validates each file on its own (or the policy the lookup order finds when none is
+/// named), so one invalid file does not hide the verdict on the others.
+fn validate(policy: Option<PathBuf>, files: Vec<PathBuf>) -> i32 {
+    let targets: Vec<Option<PathBuf>> =
+        if files.is_empty() { vec![policy] } else { files.into_iter().map(Some).collect() };
+    let mut code = exit::OK;
+    for target in targets {
+        match policy::load(target.as_deref()) {
+            Ok(loaded) => println!("{}: ok ({} checks)", loaded.source, loaded.policy.checks.len()),
+            Err(e) => code = bad_policy(&e),
         }
-        Err(e) => bad_policy(&e),
     }
+    code
 }
 
 fn boot_status(disk: Option<PathBuf>, format: Format) -> i32 {

@@ -109,9 +109,11 @@ fn an_idle_flood_beyond_the_fd_limit_does_not_fail_the_gate() {
          \x20 - {{name: root, kind: disk, path: /, min_free_percent: 0}}\n"
     );
     let started = Instant::now();
-    // The settle gives the flood time to be in place before the first check runs.
-    let settle = Duration::from_secs(5);
-    let mut bg = start_limited("{settle: 5s, deadline: 30s, on_failure: stay}", &checks);
+    // The settle gives the flood time to be in place before the first check runs (wide:
+    // a loaded machine takes seconds to open 1,100 connections), yet ends well before the
+    // flood's 10 s header timeout, so the gate runs while the flood is held.
+    let settle = Duration::from_secs(8);
+    let mut bg = start_limited("{settle: 8s, deadline: 30s, on_failure: stay}", &checks);
     bg.wait_listening(Duration::from_secs(15));
     assert_eq!(fd_limit_of(bg.pid()), DAEMON_FD_LIMIT, "the daemon must run under systemd's default limit");
 

@@ -86,7 +86,7 @@ fn a_bad_policy_fails_closed_in_every_command() {
     ] {
         let out = bootgate(&args);
         assert_eq!(out.status.code(), Some(78), "{args:?}: {}", text(&out));
-        assert!(text(&out).contains(&format!("{bad}:5:22: checks[0].min_free_percnt")), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(&format!("{bad}:5:5: checks[0].min_free_percnt")), "{args:?}: {}", text(&out));
         assert!(!text(&out).contains("healthy"), "{args:?} must not report health: {}", text(&out));
     }
     // A named policy that does not exist is an error, never the built-in default.
@@ -235,7 +235,7 @@ fn many_problems_are_found_in_linear_time_and_listed_up_to_fifty() {
         (
             "1000 unknown keys",
             checks(1000, |i| format!("{{name: c{i}, kind: tcp, targets: ['127.0.0.1:1'], bogus: 1}}")),
-            ":3:60: checks[0].bogus: unknown field `bogus`, expected `targets`",
+            ":3:53: checks[0].bogus: unknown field `bogus`, expected `targets`",
             1000,
         ),
         (

@@ -276,6 +276,7 @@ fn sysext_image_is_a_flatcar_extension() {
         "usr/lib/systemd/system/bootgate.service.d/10-docker.conf",
         "usr/lib/systemd/system/update-engine.service.d/10-bootgate.conf",
         "usr/share/bootgate/policy.yaml",
+        "usr/share/bootgate/schema.json",
     ] {
         assert_eq!(entry(path).mode, "-rw-r--r--", "{path}");
     }
@@ -299,7 +300,7 @@ fn sysext_image_is_a_flatcar_extension() {
 }
 
 #[test]
-fn install_lays_out_six_files() {
+fn install_lays_out_seven_files() {
     let dest = tempfile::tempdir().unwrap();
     // Twice: a second install over the first must succeed and change nothing.
     install_into(dest.path());
@@ -320,6 +321,7 @@ fn install_lays_out_six_files() {
             repo().join("systemd/update-engine.service.d/10-bootgate.conf"),
         ),
         ("usr/share/bootgate/policy.yaml", 0o644, repo().join("policy/default.yaml")),
+        ("usr/share/bootgate/schema.json", 0o644, repo().join("policy/schema.json")),
     ];
     for (path, want, source) in &expect {
         let file = d.join(path);

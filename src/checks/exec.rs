@@ -28,6 +28,7 @@ pub struct Keys {
     /// Program and arguments; no shell is involved.
     pub command: NonEmpty<Str>,
     /// Exit codes that mean "works, but warn".
+    #[schemars(inner(range(min = 1, max = 255)))]
     pub warn_exit_codes: Option<Vec<i32>>,
 }
 

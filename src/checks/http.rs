@@ -27,6 +27,7 @@ const BODY_LIMIT: usize = 1 << 20;
 #[serde(deny_unknown_fields)]
 pub struct Keys {
     /// `http://` or `https://` URL with a host. Its password and secret query values are masked wherever it is shown.
+    #[schemars(schema_with = "crate::policy::schema::http_url")]
     pub url: Text,
     /// Request method (default GET).
     pub method: Option<Text>,

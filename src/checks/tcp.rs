@@ -18,6 +18,7 @@ use crate::redact::quote;
 #[serde(deny_unknown_fields)]
 pub struct Keys {
     /// `host:port` targets (`[::1]:80` for IPv6); all must connect.
+    #[schemars(schema_with = "crate::policy::schema::host_ports")]
     pub targets: NonEmpty<Text>,
 }
 

@@ -12,8 +12,8 @@ use super::{MAX_ALIASED_NODES, MAX_CHECKS, MAX_DEPTH};
 #[derive(Debug, Default)]
 pub struct Index {
     nodes: Vec<Node>,
-    /// Keys seen a second time in one mapping: (mapping node, key, where it repeats).
-    repeats: Vec<(usize, String, Mark)>,
+    /// Keys seen a second time in one mapping: (mapping's path, key, where it repeats).
+    repeats: Vec<(String, String, Mark)>,
 }
 
 #[derive(Debug)]
@@ -25,7 +25,8 @@ struct Node {
 #[derive(Debug)]
 enum Kids {
     Leaf,
-    Map(HashMap<String, usize>),
+    /// Each key: where the key itself is written, and its value's node.
+    Map(HashMap<String, (Mark, usize)>),
     Seq(Vec<usize>),
 }
 
@@ -44,6 +45,8 @@ struct Frame {
     /// In a mapping: `None` while a key is expected, else the key whose value comes next
     /// (`Some(None)` for a key that is not a plain string: its value is not indexed).
     key: Option<Option<String>>,
+    /// Where the pending key is written.
+    key_mark: Mark,
     items: usize,
     anchor: Option<Vec<u8>>,
     /// The expanded node count before this collection started, for its anchor's size.
@@ -84,9 +87,10 @@ impl Index {
                         if let Kids::Map(m) = &nodes[f.node].kids
                             && m.contains_key(&value)
                         {
-                            repeats.push((f.node, value.clone(), mark));
+                            repeats.push((render(&path), value.clone(), mark));
                         }
                         f.key = Some(Some(value));
+                        f.key_mark = mark;
                         continue;
                     }
                     (None, Kids::Leaf)
@@ -129,7 +133,7 @@ impl Index {
                 Some(f) if f.map => {
                     let key = f.key.take().flatten();
                     if let (Some(k), Kids::Map(m)) = (&key, &mut nodes[f.node].kids) {
-                        m.entry(k.clone()).or_insert(id);
+                        m.entry(k.clone()).or_insert((f.key_mark, id));
                     }
                     Some(Seg::Key(key.unwrap_or_else(|| "?".into())))
                 }
@@ -156,6 +160,7 @@ impl Index {
                     node: id,
                     map: nodes[id].is_map(),
                     key: None,
+                    key_mark: mark,
                     items: 0,
                     anchor,
                     before: expanded - 1,
@@ -165,19 +170,30 @@ impl Index {
         Ok(Index { nodes, repeats })
     }
 
-    /// Line and column where `key` appears a second time in the mapping at `path`.
-    pub fn repeat(&self, path: &[Seg], key: &str) -> Option<(usize, usize)> {
-        let node = self.node(path)?;
-        self.repeats.iter().find(|(n, k, _)| *n == node && k == key).map(|(_, _, m)| (m.line, m.column))
+    /// Every key written twice in one mapping: the mapping's path as yaml_serde renders
+    /// it, the key, and the line and column where it repeats.
+    pub fn repeats(&self) -> impl Iterator<Item = (&str, &str, (usize, usize))> {
+        self.repeats.iter().map(|(p, k, m)| (p.as_str(), k.as_str(), (m.line, m.column)))
+    }
+
+    /// Line and column where the last key of `path` is written; else [`Self::position`].
+    pub fn key_position(&self, path: &[Seg]) -> Option<(usize, usize)> {
+        if let Some((Seg::Key(key), parent)) = path.split_last()
+            && let Some(Kids::Map(m)) = self.node(parent).map(|n| &self.nodes[n].kids)
+            && let Some((mark, _)) = m.get(key)
+        {
+            return Some((mark.line, mark.column));
+        }
+        self.position(path)
     }
 
     /// The node at exactly `path`.
     fn node(&self, path: &[Seg]) -> Option<usize> {
         let mut at = if self.nodes.is_empty() { return None } else { 0 };
         for seg in path {
-            at = *match (&self.nodes[at].kids, seg) {
-                (Kids::Map(m), Seg::Key(k)) => m.get(k),
-                (Kids::Seq(s), Seg::Index(i)) => s.get(*i),
+            at = match (&self.nodes[at].kids, seg) {
+                (Kids::Map(m), Seg::Key(k)) => m.get(k).map(|&(_, n)| n),
+                (Kids::Seq(s), Seg::Index(i)) => s.get(*i).copied(),
                 _ => None,
             }?;
         }
@@ -189,12 +205,12 @@ impl Index {
         let mut at = self.nodes.first()?;
         for seg in path {
             let next = match (&at.kids, seg) {
-                (Kids::Map(m), Seg::Key(k)) => m.get(k),
-                (Kids::Seq(s), Seg::Index(i)) => s.get(*i),
+                (Kids::Map(m), Seg::Key(k)) => m.get(k).map(|&(_, n)| n),
+                (Kids::Seq(s), Seg::Index(i)) => s.get(*i).copied(),
                 _ => None,
             };
             match next {
-                Some(&n) => at = &self.nodes[n],
+                Some(n) => at = &self.nodes[n],
                 None => break,
             }
         }
@@ -244,6 +260,18 @@ mod tests {
         assert_eq!(p(&[Seg::key("checks"), Seg::Index(0), Seg::key("timeout")]), Some((3, 5)));
         assert_eq!(p(&[Seg::key("checks"), Seg::Index(7)]), Some((3, 3)));
         assert_eq!(Index::build("").unwrap().position(&[]), None);
+    }
+
+    #[test]
+    fn keys_and_repeats_are_located_where_written() {
+        let doc = "version: 1\ngate:\n  deadline: 1s\n  deadline: 2s\nchecks: [{a: 1, a: 2}]\n";
+        let index = Index::build(doc).unwrap();
+        assert_eq!(index.key_position(&[Seg::key("gate"), Seg::key("deadline")]), Some((3, 3)));
+        assert_eq!(index.key_position(&[Seg::key("checks"), Seg::Index(0), Seg::key("a")]), Some((5, 11)));
+        // A key that is not there: its mapping.
+        assert_eq!(index.key_position(&[Seg::key("gate"), Seg::key("settle")]), Some((3, 3)));
+        let repeats: Vec<_> = index.repeats().collect();
+        assert_eq!(repeats, [("gate", "deadline", (4, 3)), ("checks[0]", "a", (5, 17))]);
     }
 
     #[test]

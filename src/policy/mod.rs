@@ -14,6 +14,7 @@ mod events;
 mod index;
 mod load;
 pub mod locate;
+mod located;
 pub mod raw;
 pub mod schema;
 pub mod types;

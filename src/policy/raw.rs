@@ -8,10 +8,11 @@ use super::types::{Dur, Name, Text};
 
 /// The whole policy file (version 1).
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a policy: a mapping with `version` and `checks`")]
 #[schemars(title = "bootgate policy", description = "Checks that decide whether a freshly booted OS is kept.")]
 pub struct RawPolicy {
     /// Format version; only 1 exists.
+    #[schemars(extend("const" = 1))]
     pub version: u32,
     #[serde(default)]
     pub gate: RawGate,
@@ -20,13 +21,13 @@ pub struct RawPolicy {
     #[serde(default)]
     pub server: RawServer,
     /// The checks; at least one.
-    #[schemars(with = "Vec<super::schema::CheckSchema>")]
+    #[schemars(with = "Vec<super::schema::CheckSchema>", length(min = 1, max = super::MAX_CHECKS))]
     pub checks: Vec<RawCheck>,
 }
 
 /// What the boot gate waits for and what it does on failure.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a mapping of gate settings")]
 pub struct RawGate {
     /// Every critical check must have passed by then (default 120s).
     pub deadline: Option<Dur>,
@@ -48,26 +49,30 @@ pub enum OnFailure {
 
 /// Re-checks after the gate.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a mapping of runtime settings")]
 pub struct RawRuntime {
     /// Time between re-check rounds (default 60s).
     pub interval: Option<Dur>,
     /// Consecutive failures before a check turns failed (default 3).
+    #[schemars(range(min = 1))]
     pub failure_threshold: Option<u32>,
     /// Consecutive successes before a failed check turns passed again (default 1).
+    #[schemars(range(min = 1))]
     pub success_threshold: Option<u32>,
 }
 
 /// The health and metrics endpoint.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a mapping of server settings")]
 pub struct RawServer {
     /// Address to listen on (default 127.0.0.1:8080).
+    #[schemars(schema_with = "super::schema::listen")]
     pub listen: Option<Text>,
 }
 
 /// Keys every check has; the rest of its mapping belongs to its kind.
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "a check: a mapping with `name`, `kind` and the kind's keys")]
 pub struct RawCheck {
     pub name: Name,
     pub kind: Text,

@@ -83,7 +83,7 @@ impl JsonSchema for Dur {
         json_schema!({
             "type": "string",
             "description": "A duration such as `250ms`, `10s`, `2m` or `1h 30m`.",
-            "pattern": r"^\s*([0-9]+\s*[a-zµ]+\s*)+$"
+            "pattern": super::schema::duration_pattern()
         })
     }
 }

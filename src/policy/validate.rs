@@ -1,12 +1,17 @@
-//! Raw policy → [`Policy`]. Collects every problem it can find, each located.
+//! Raw policy → [`Policy`]. Collects every problem it can find, each located: the
+//! sections and each check (its common keys and its kind's keys) are read independently.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use serde::de::IgnoredAny;
+use serde_yaml::Value;
+
 use super::index::Index;
 use super::locate::{self, Seg};
-use super::raw::{OnFailure, RawCheck, RawPolicy};
+use super::located::Ctx;
+use super::raw::{OnFailure, RawCheck, RawGate, RawPolicy, RawRuntime, RawServer};
 use super::{CheckSpec, Gate, MAX_POLICY_BYTES, MAX_PROBLEMS_SHOWN, Policy, Problem, Runtime};
 use crate::checks::{KINDS, KindError};
 
@@ -14,74 +19,17 @@ const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_RETRIES: u32 = 3;
 
-struct Ctx<'a> {
-    index: &'a Index,
-    file: &'a str,
-    problems: Vec<Problem>,
-}
+/// The top-level keys of a policy, in the order the schema lists them.
+const TOP_KEYS: [&str; 5] = ["version", "gate", "runtime", "server", "checks"];
 
-impl Ctx<'_> {
-    fn at(&mut self, path: &[Seg], message: impl Into<String>) {
-        let (line, column) = self.index.position(path).unwrap_or((1, 1));
-        let key = locate::render(path);
-        self.problems.push(Problem { file: self.file.into(), line, column, key, message: message.into() });
-    }
-
-    /// Converts a yaml_serde error from parsing the whole policy text.
-    fn yaml(&mut self, err: &serde_yaml::Error) {
-        let (line, column) = err.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-        let full = err.to_string();
-        let (path, message, field) = split(&full);
-        let key = match (path.is_empty(), field) {
-            (_, None) => path.to_string(),
-            (true, Some(field)) => field.to_string(),
-            (false, Some(field)) => format!("{path}.{field}"),
-        };
-        let repeated = repeated_key(message).and_then(|k| self.index.repeat(&locate::parse_path(path), k));
-        let (line, column) = repeated.unwrap_or((line, column));
-        let message = crate::redact::message(message);
-        self.problems.push(Problem { file: self.file.into(), line, column, key, message });
-    }
-
-    /// Converts a yaml_serde error from reading one check's own copy: its path is
-    /// relative to the check at `base`, and the index gives the position in the file.
-    fn kind_yaml(&mut self, err: &serde_yaml::Error, base: &[Seg]) {
-        let full = err.to_string();
-        let (rel, message, field) = split(&full);
-        let mut path = base.to_vec();
-        path.extend(locate::parse_path(rel));
-        // An unknown key is shown at the key's value, a missing one at its mapping.
-        path.extend(field.map(Seg::key));
-        // A repeated map key is shown where it repeats.
-        if let Some(at) = repeated_key(message).and_then(|key| self.index.repeat(&path, key)) {
-            let key = locate::render(&path);
-            let message = crate::redact::message(message);
-            self.problems.push(Problem { file: self.file.into(), line: at.0, column: at.1, key, message });
-            return;
-        }
-        self.at(&path, crate::redact::message(message));
-    }
-}
-
-/// The key a `duplicate entry` message names (a map key written twice).
-fn repeated_key(message: &str) -> Option<&str> {
-    message.strip_prefix("duplicate entry with key \"").and_then(|r| r.split('"').next())
-}
-
-/// Splits a yaml_serde message into its key path, the message itself and the field an
-/// `unknown field`/`missing field` message names.
-fn split(full: &str) -> (&str, &str, Option<&str>) {
-    // Display ends in " at line L column C"; the position is taken from elsewhere.
-    let full = full.rfind(" at line ").map_or(full, |i| &full[..i]);
-    let (path, message) = match full.split_once(": ") {
-        Some((p, m)) if !p.is_empty() && !p.contains(char::is_whitespace) => (p, m),
-        _ => ("", full),
-    };
-    let field = ["unknown field `", "missing field `"]
-        .iter()
-        .find_map(|prefix| message.strip_prefix(prefix))
-        .and_then(|rest| rest.split('`').next());
-    (path, message, field)
+/// The sections as read: `None` when absent, `Some(None)` when present but rejected.
+#[derive(Default)]
+struct Sections<'d> {
+    version: Option<Option<u32>>,
+    gate: Option<Option<RawGate>>,
+    runtime: Option<Option<RawRuntime>>,
+    server: Option<Option<RawServer>>,
+    checks: Option<&'d Value>,
 }
 
 /// Validates policy text into a [`Policy`] or every problem found.
@@ -96,52 +44,92 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
     // document at length, and locating problems must not re-read the text each time.
     let index = Index::build(text).map_err(|o| first(o.line, o.column, o.key, o.message))?;
     let mut cx = Ctx { index: &index, file, problems: Vec::new() };
-    let raw: RawPolicy = match serde_yaml::from_str(text) {
-        Ok(raw) => raw,
-        Err(e) => {
-            cx.yaml(&e);
-            return Err(cx.problems);
-        }
-    };
-    // Parsed once more as a plain tree: each check's kind keys are read from it.
-    let doc: serde_yaml::Value = match serde_yaml::from_str(text) {
+    // One tree for the whole text; each section and check is then read from its own
+    // node, so a problem in one does not stop the reading of the others.
+    let doc: Value = match serde_yaml::from_str(text) {
         Ok(doc) => doc,
         Err(e) => {
-            cx.yaml(&e);
-            return Err(cx.problems);
+            cx.document(&e);
+            return Err(sorted(cx.problems));
         }
     };
-    if raw.version != 1 {
-        cx.at(
-            &[Seg::key("version")],
-            format!("unsupported policy version {}; this bootgate reads version 1", raw.version),
-        );
+    let s = sections(&mut cx, &doc);
+    if let Some(Some(v)) = s.version
+        && v != 1
+    {
+        cx.at(&[Seg::key("version")], format!("unsupported policy version {v}; this bootgate reads version 1"));
     }
-    let gate = gate(&mut cx, &raw);
-    let runtime = runtime(&mut cx, &raw);
-    let listen = listen(&mut cx, &raw);
-    if raw.checks.is_empty() {
-        cx.at(&[Seg::key("checks")], "no checks: an empty gate would pass anything");
+    let gate = s.gate.map_or(Some(RawGate::default()), |g| g).map(|g| gate(&mut cx, &g));
+    let runtime = runtime(&mut cx, &s.runtime.flatten().unwrap_or_default());
+    let listen = listen(&mut cx, &s.server.flatten().unwrap_or_default());
+    let deadline = gate.as_ref().map(|g| g.deadline);
+    let checks = s.checks.map(|node| checks(&mut cx, node, deadline)).unwrap_or_default();
+    match gate {
+        Some(gate) if cx.problems.is_empty() => Ok(Policy { gate, runtime, listen, checks }),
+        _ => Err(sorted(cx.problems)),
     }
-    let checks = checks(&mut cx, &raw.checks, gate.deadline, &doc);
-    if cx.problems.is_empty() { Ok(Policy { gate, runtime, listen, checks }) } else { Err(cx.problems) }
 }
 
-fn gate(cx: &mut Ctx, raw: &RawPolicy) -> Gate {
-    let deadline = raw.gate.deadline.map_or(DEFAULT_DEADLINE, |d| d.0);
+/// Problems in the order they appear in the file.
+fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
+    problems.sort_by_key(|p| (p.line, p.column));
+    problems
+}
+
+/// Reads each top-level section on its own.
+fn sections<'d>(cx: &mut Ctx, doc: &'d Value) -> Sections<'d> {
+    let mut s = Sections::default();
+    let Some(map) = doc.as_mapping() else {
+        if doc.is_null() {
+            cx.at(&[], "the policy is empty; it needs at least `version` and `checks`");
+            return s;
+        }
+        // Not a mapping at all: the typed reading says what it is instead.
+        cx.typed::<RawPolicy>(doc, &[]);
+        return s;
+    };
+    for (key, node) in map {
+        let name = match key {
+            Value::String(k) => k.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => "?".into(),
+        };
+        let path = [Seg::Key(name.clone())];
+        match name.as_str() {
+            "version" => s.version = Some(cx.typed(node, &path)),
+            "gate" => s.gate = Some(cx.typed(node, &path)),
+            "runtime" => s.runtime = Some(cx.typed(node, &path)),
+            "server" => s.server = Some(cx.typed(node, &path)),
+            "checks" => s.checks = Some(node),
+            other => {
+                let known = TOP_KEYS.map(|k| format!("`{k}`")).join(", ");
+                cx.at_key(&path, format!("unknown field `{}`, expected one of {known}", crate::redact::quote(other)));
+            }
+        }
+    }
+    for (key, missing) in [("version", s.version.is_none()), ("checks", s.checks.is_none())] {
+        if missing {
+            cx.at(&[Seg::key(key)], format!("missing field `{key}`"));
+        }
+    }
+    s
+}
+
+fn gate(cx: &mut Ctx, g: &RawGate) -> Gate {
+    let deadline = g.deadline.map_or(DEFAULT_DEADLINE, |d| d.0);
     if deadline.is_zero() {
         cx.at(&[Seg::key("gate"), Seg::key("deadline")], "the deadline must be longer than 0s");
     }
     Gate {
         deadline,
-        settle: raw.gate.settle.map_or(Duration::ZERO, |d| d.0),
-        on_failure: raw.gate.on_failure.unwrap_or(OnFailure::Reboot),
-        reboot_delay: raw.gate.reboot_delay.map_or(Duration::from_secs(10), |d| d.0),
+        settle: g.settle.map_or(Duration::ZERO, |d| d.0),
+        on_failure: g.on_failure.unwrap_or(OnFailure::Reboot),
+        reboot_delay: g.reboot_delay.map_or(Duration::from_secs(10), |d| d.0),
     }
 }
 
-fn runtime(cx: &mut Ctx, raw: &RawPolicy) -> Runtime {
-    let r = &raw.runtime;
+fn runtime(cx: &mut Ctx, r: &RawRuntime) -> Runtime {
     let interval = r.interval.map_or(Duration::from_secs(60), |d| d.0);
     if interval < Duration::from_secs(1) {
         cx.at(&[Seg::key("runtime"), Seg::key("interval")], "the interval must be at least 1s");
@@ -160,9 +148,9 @@ fn runtime(cx: &mut Ctx, raw: &RawPolicy) -> Runtime {
     }
 }
 
-fn listen(cx: &mut Ctx, raw: &RawPolicy) -> SocketAddr {
+fn listen(cx: &mut Ctx, server: &RawServer) -> SocketAddr {
     let fallback = SocketAddr::from(([127, 0, 0, 1], 8080));
-    let Some(text) = &raw.server.listen else {
+    let Some(text) = &server.listen else {
         return fallback;
     };
     text.0.parse().unwrap_or_else(|e| {
@@ -174,68 +162,113 @@ fn listen(cx: &mut Ctx, raw: &RawPolicy) -> SocketAddr {
     })
 }
 
-fn checks(cx: &mut Ctx, raw: &[RawCheck], deadline: Duration, doc: &serde_yaml::Value) -> Vec<CheckSpec> {
+fn checks(cx: &mut Ctx, node: &Value, deadline: Option<Duration>) -> Vec<CheckSpec> {
+    let Some(nodes) = node.as_sequence() else {
+        cx.typed::<Vec<IgnoredAny>>(node, &[Seg::key("checks")]);
+        return Vec::new();
+    };
+    if nodes.is_empty() {
+        cx.at(&[Seg::key("checks")], "no checks: an empty gate would pass anything");
+    }
     let path = |i: usize, key: &str| [Seg::key("checks"), Seg::Index(i), Seg::key(key)];
+    // Names as written, even of a check rejected for another key: `after` may name it.
     let mut index: HashMap<&str, usize> = HashMap::new();
-    for (i, c) in raw.iter().enumerate() {
-        if let Some(first) = index.insert(&c.name.0, i) {
-            index.insert(&c.name.0, first);
+    for (i, n) in nodes.iter().enumerate() {
+        let Some(name) = n.get("name").and_then(Value::as_str) else { continue };
+        if let Some(&first) = index.get(name) {
             let line = cx.index.position(&path(first, "name")).map_or(0, |p| p.0);
-            cx.at(&path(i, "name"), format!("duplicate check name `{}` (first used on line {line})", c.name));
+            cx.at(&path(i, "name"), format!("duplicate check name `{}` (first used on line {line})", quote(name)));
+        } else {
+            index.insert(name, i);
         }
     }
-    let mut specs = Vec::with_capacity(raw.len());
-    for (i, c) in raw.iter().enumerate() {
-        // A default timeout always leaves room for a retry inside the deadline.
-        let timeout = c.timeout.map_or(DEFAULT_TIMEOUT.min(deadline / 2), |d| d.0);
-        if timeout.is_zero() {
-            cx.at(&path(i, "timeout"), "the timeout must be longer than 0s");
-        } else if timeout >= deadline && !deadline.is_zero() {
-            cx.at(
-                &path(i, "timeout"),
-                format!("timeout {} is not shorter than the gate deadline {}", fmt(timeout), fmt(deadline)),
-            );
-        }
-        let mut after = Vec::new();
-        for (j, dep) in c.after.iter().flatten().enumerate() {
-            let at = [Seg::key("checks"), Seg::Index(i), Seg::key("after"), Seg::Index(j)];
-            match index.get(dep.0.as_str()) {
-                Some(&d) if d == i => cx.at(&at, format!("check `{}` cannot run after itself", c.name)),
-                Some(&d) => after.push(d),
-                None => cx.at(&at, format!("`after` names `{dep}`, which is not a check in this policy")),
+    let mut specs = Vec::with_capacity(nodes.len());
+    for (i, n) in nodes.iter().enumerate() {
+        let base = [Seg::key("checks"), Seg::Index(i)];
+        let before = cx.problems.len();
+        let raw: Option<RawCheck> = cx.typed(n, &base);
+        let common = raw.map(|c| common(cx, i, c, deadline, &index));
+        let kind_name = n.get("kind").and_then(Value::as_str);
+        let Some(kind) = kind_name.and_then(|k| KINDS.iter().find(|e| e.name == k)) else {
+            let kind_key = locate::render(&path(i, "kind"));
+            let flagged = cx.problems[before..].iter().any(|p| p.key == kind_key);
+            if let (Some(k), false) = (kind_name, flagged) {
+                let known: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
+                let message = format!("unknown check kind `{}`; known kinds: {}", quote(k), known.join(", "));
+                cx.at(&path(i, "kind"), message);
             }
-        }
-        let Some(kind) = KINDS.iter().find(|k| k.name == c.kind.0) else {
-            let known: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
-            cx.at(
-                &path(i, "kind"),
-                format!("unknown check kind `{}`; known kinds: {}", crate::redact::quote(&c.kind.0), known.join(", ")),
-            );
             continue;
         };
-        let base = [Seg::key("checks"), Seg::Index(i)];
-        // A rejected check is read again for a located error, from its own copy: reading
-        // the whole text again for each would make validation quadratic.
-        let node = doc.get("checks").and_then(|c| c.get(i));
-        let own = node.and_then(|n| serde_yaml::to_string(n).ok()).unwrap_or_default();
-        match (kind.parse)(&own, &[], node) {
-            Ok(check) => specs.push(CheckSpec {
-                name: c.name.0.clone(),
-                kind: kind.name,
-                critical: c.critical.unwrap_or(true),
-                timeout,
-                retries: c.retries.unwrap_or(DEFAULT_RETRIES),
-                after,
-                check,
-            }),
-            Err(KindError::Yaml(e)) => cx.kind_yaml(&e, &base),
-            Err(KindError::Key(e)) => cx.at(&[&base[..], &e.key[..]].concat(), e.message),
+        // The kind reads its keys from the node; a rejection is read again from the
+        // check's own copy for a located error (the whole text again would be quadratic).
+        let own = serde_yaml::to_string(n).unwrap_or_default();
+        let check = match (kind.parse)(&own, &[], Some(n)) {
+            Ok(check) => check,
+            Err(KindError::Yaml(e)) => {
+                cx.relative(&e, &base);
+                continue;
+            }
+            Err(KindError::Key(e)) => {
+                cx.at(&[&base[..], &e.key[..]].concat(), e.message);
+                continue;
+            }
+        };
+        if let Some(Some(c)) = common {
+            let Common { name, critical, timeout, retries, after } = c;
+            specs.push(CheckSpec { name, kind: kind.name, critical, timeout, retries, after, check });
         }
     }
     if cx.problems.is_empty() {
         report_cycles(cx, &specs);
     }
     specs
+}
+
+/// A check's validated common keys.
+struct Common {
+    name: String,
+    critical: bool,
+    timeout: Duration,
+    retries: u32,
+    after: Vec<usize>,
+}
+
+/// Validates one check's common keys; `None` when one is invalid. Without a known `deadline` (the gate was rejected), timeouts
+/// are not compared with it.
+fn common(
+    cx: &mut Ctx,
+    i: usize,
+    c: RawCheck,
+    deadline: Option<Duration>,
+    index: &HashMap<&str, usize>,
+) -> Option<Common> {
+    let path = |key: &str| [Seg::key("checks"), Seg::Index(i), Seg::key(key)];
+    let before = cx.problems.len();
+    // A default timeout always leaves room for a retry inside the deadline.
+    let limit = deadline.unwrap_or(DEFAULT_DEADLINE);
+    let timeout = c.timeout.map_or(DEFAULT_TIMEOUT.min(limit / 2), |d| d.0);
+    match deadline {
+        _ if timeout.is_zero() => cx.at(&path("timeout"), "the timeout must be longer than 0s"),
+        Some(d) if timeout >= d && !d.is_zero() => cx
+            .at(&path("timeout"), format!("timeout {} is not shorter than the gate deadline {}", fmt(timeout), fmt(d))),
+        _ => {}
+    }
+    let mut after = Vec::new();
+    for (j, dep) in c.after.iter().flatten().enumerate() {
+        let at = [Seg::key("checks"), Seg::Index(i), Seg::key("after"), Seg::Index(j)];
+        match index.get(dep.0.as_str()) {
+            Some(&d) if d == i => cx.at(&at, format!("check `{}` cannot run after itself", c.name)),
+            Some(&d) => after.push(d),
+            None => cx.at(&at, format!("`after` names `{dep}`, which is not a check in this policy")),
+        }
+    }
+    (cx.problems.len() == before).then(|| Common {
+        name: c.name.0,
+        critical: c.critical.unwrap_or(true),
+        timeout,
+        retries: c.retries.unwrap_or(DEFAULT_RETRIES),
+        after,
+    })
 }
 
 /// Reports each dependency cycle once, at the `after` key of its first member. The walk
@@ -291,6 +324,10 @@ fn report_cycles(cx: &mut Ctx, specs: &[CheckSpec]) {
     if unlisted > 0 {
         cx.at(&[Seg::key("checks")], format!("{unlisted} more dependency cycles, not listed"));
     }
+}
+
+fn quote(s: &str) -> String {
+    crate::redact::quote(s)
 }
 
 fn fmt(d: Duration) -> String {

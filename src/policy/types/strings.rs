@@ -80,7 +80,12 @@ impl JsonSchema for Text {
         "Text".into()
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": "string", "minLength": 1, "pattern": r"^\S(.*\S)?$" })
+        // Control characters are the C0 and C1 ranges and DEL, as `char::is_control` has them.
+        json_schema!({
+            "type": "string",
+            "minLength": 1,
+            "pattern": r"^[^\s\u0000-\u001f\u007f-\u009f]([^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f])?$"
+        })
     }
 }
 
@@ -161,7 +166,7 @@ impl JsonSchema for Str {
         "String".into()
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": "string" })
+        json_schema!({ "type": "string", "pattern": r"^[^\u0000]*$" })
     }
 }
 
@@ -197,7 +202,7 @@ impl JsonSchema for FsPath {
         "Path".into()
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": "string", "minLength": 1 })
+        json_schema!({ "type": "string", "minLength": 1, "pattern": r"^[^\u0000]*$" })
     }
 }
 

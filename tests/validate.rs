@@ -1,0 +1,202 @@
+//! `bootgate validate` as an operator meets it: every independent problem of a file in
+//! one run, several files at once, hints for YAML 1.1 habits, and which commands take
+//! `--policy`.
+
+mod support;
+
+use std::process::Output;
+
+use support::bootgate;
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Writes each body to its own file in one fresh directory; the guard keeps it alive.
+fn files(bodies: &[&str]) -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let path = dir.path().join(format!("p{i}.yaml"));
+            std::fs::write(&path, body).unwrap();
+            path.to_str().unwrap().to_string()
+        })
+        .collect();
+    (dir, paths)
+}
+
+/// The problem lines `validate` printed for `path`, without their indent.
+fn problems(out: &Output, path: &str) -> Vec<String> {
+    let prefix = format!("{path}:");
+    text(out).lines().filter_map(|l| l.trim_start().strip_prefix(&prefix).map(String::from)).collect()
+}
+
+#[test]
+fn every_independent_problem_is_listed_in_one_run() {
+    // Each of these once stopped the reading of everything after it.
+    let body = "\
+version: 1
+gate: {deadline: 10}
+runtime: {interval: soon}
+server: {listen: 127.0.0.1:8080, bogus: 1}
+extra: 1
+checks:
+  - name: a
+    kind: tcp
+    retries: many
+    targets: ['127.0.0.1:1']
+  - name: b
+    kind: tcp
+    timeout: 5
+    targets: ['127.0.0.1:1']
+  - name: c
+    kind: tcp
+    tragets: ['127.0.0.1:1']
+  - name: d
+    kind: disk
+    critical: 'yes'
+    min_free_percent: 101
+  - name: e
+    kind: tcp
+    targets: ['127.0.0.1:1']
+    after: [a]
+";
+    let (_dir, paths) = files(&[body]);
+    let out = bootgate(&["validate", &paths[0]]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let got = problems(&out, &paths[0]);
+    let want = [
+        "2:18: gate.deadline: duration `10` has no unit",
+        "3:21: runtime.interval: invalid duration `soon`",
+        "4:34: server.bogus: unknown field `bogus`, expected `listen`",
+        "5:1: extra: unknown field `extra`, expected one of `version`, `gate`, `runtime`, `server`, `checks`",
+        "9:14: checks[0].retries: invalid type: string \"many\", expected u32",
+        "13:14: checks[1].timeout: duration `5` has no unit",
+        "17:5: checks[2].tragets: unknown field `tragets`, expected `targets`",
+        "20:15: checks[3].critical: invalid type: string \"yes\", expected a boolean",
+        "21:23: checks[3].min_free_percent: percentage 101 is outside 0–100",
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (got, want) in got.iter().zip(want) {
+        assert!(got.starts_with(want), "expected `{want}`, got `{got}`");
+    }
+    // `after` naming a rejected check is not a further problem: the check exists.
+    assert!(!text(&out).contains("not a check in this policy"), "{}", text(&out));
+}
+
+#[test]
+fn every_repeated_key_is_listed_and_broken_yaml_is_one_problem() {
+    let repeated = "version: 1\nversion: 1\nchecks:\n  - {name: a, kind: tcp, targets: ['127.0.0.1:1'], name: b}\n";
+    let broken = "version: 1\nchecks: [\n  - bad\ngate: {deadline: 1}\n";
+    let (_dir, paths) = files(&[repeated, broken]);
+    let out = bootgate(&["validate", &paths[0]]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let got = problems(&out, &paths[0]);
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(got[0].starts_with("2:1: duplicate entry with key \"version\""), "{got:?}");
+    assert!(got[1].starts_with("4:52: checks[0]: duplicate entry with key \"name\""), "{got:?}");
+    let out = bootgate(&["validate", &paths[1]]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert_eq!(problems(&out, &paths[1]).len(), 1, "{}", text(&out));
+}
+
+#[test]
+fn a_boolean_key_written_the_yaml_1_1_way_gets_a_hint() {
+    for (value, hint) in [
+        ("yes", "write true or false (YAML 1.2 reads `yes` as a string)"),
+        ("on", "write true or false (YAML 1.2 reads `on` as a string)"),
+        ("No", "write true or false (YAML 1.2 reads `No` as a string)"),
+        ("'true'", "write true or false without quotes"),
+        ("1", "write true or false"),
+        ("maybe", "write true or false"),
+    ] {
+        let body = format!(
+            "version: 1\nchecks:\n  - name: a\n    kind: tcp\n    critical: {value}\n    targets: ['127.0.0.1:1']\n"
+        );
+        let (_dir, paths) = files(&[&body]);
+        let out = bootgate(&["validate", &paths[0]]);
+        assert_eq!(out.status.code(), Some(78), "{value}: {}", text(&out));
+        let got = problems(&out, &paths[0]);
+        assert_eq!(got.len(), 1, "{value}: {got:?}");
+        assert!(got[0].starts_with("5:15: checks[0].critical: invalid type: "), "{value}: {got:?}");
+        assert!(got[0].ends_with(&format!("expected a boolean; {hint}")), "{value}: {got:?}");
+    }
+    // A kind's own boolean key gets the same hint.
+    let body = "version: 1\nchecks:\n  - {name: w, kind: http, url: 'http://127.0.0.1:1/', tls_verify: off}\n";
+    let (_dir, paths) = files(&[body]);
+    let out = bootgate(&["validate", &paths[0]]);
+    assert!(text(&out).contains("checks[0].tls_verify: invalid type: string \"off\", expected a boolean; write true or false (YAML 1.2 reads `off` as a string)"), "{}", text(&out));
+}
+
+#[test]
+fn several_files_are_validated_each_on_its_own() {
+    let good = "version: 1\nchecks: [{name: a, kind: tcp, targets: ['127.0.0.1:1']}]\n";
+    let two = "version: 1\nchecks:\n  - {name: a, kind: tcp, targets: ['127.0.0.1:1']}\n  - {name: b, kind: disk}\n";
+    let bad = "version: 2\nchecks: [{name: a, kind: tcp, targets: ['127.0.0.1:1']}]\n";
+    let (dir, paths) = files(&[good, bad, two]);
+    let missing = dir.path().join("missing.yaml").to_str().unwrap().to_string();
+    let out = bootgate(&["validate", &paths[0], &paths[1], &missing, &paths[2]]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout, format!("{}: ok (1 checks)\n{}: ok (2 checks)\n", paths[0], paths[2]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{}:1:10: version: unsupported policy version 2", paths[1])), "{stderr}");
+    assert!(stderr.contains(&format!("cannot read policy {missing}")), "{stderr}");
+    // All valid: exit 0, one line each.
+    let out = bootgate(&["validate", &paths[0], &paths[2]]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2, "{}", text(&out));
+}
+
+#[test]
+fn policy_is_an_option_of_the_commands_that_read_one() {
+    let bad = "version: 1\nchecks: [{name: a, kind: tcp, targets: ['127.0.0.1:1'], critical: yes}]\n";
+    let (dir, paths) = files(&[bad]);
+    let bad = paths[0].as_str();
+    let run = dir.path().join("run");
+    let run = run.to_str().unwrap();
+    // Before or after the command, the named file is read (and here refused).
+    for args in [
+        vec!["check", "--policy", bad],
+        vec!["--policy", bad, "check"],
+        vec!["validate", "--policy", bad],
+        vec!["--policy", bad, "validate"],
+        vec!["run", "--policy", bad, "--run-dir", run, "--state-dir", run],
+        vec!["--policy", bad, "serve", "--run-dir", run, "--state-dir", run],
+    ] {
+        let out = bootgate(&args);
+        assert_eq!(out.status.code(), Some(78), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(&format!("{bad}:2:67: checks[0].critical")), "{args:?}: {}", text(&out));
+    }
+    // Commands that read no policy refuse it rather than ignore it.
+    for args in [
+        vec!["schema", "--policy", bad],
+        vec!["--policy", bad, "schema"],
+        vec!["boot-status", "--policy", bad],
+        vec!["--policy", bad, "boot-status"],
+    ] {
+        let out = bootgate(&args);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {}", text(&out));
+        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains("--policy"), "{args:?}: {}", text(&out));
+    }
+    let out = bootgate(&["--policy", bad, "schema"]);
+    assert!(text(&out).contains("`--policy` is not used by `schema`: it reads no policy"), "{}", text(&out));
+    for args in [vec!["--policy", bad, "check", "--policy", bad], vec!["--policy", bad, "validate", bad]] {
+        assert_eq!(bootgate(&args).status.code(), Some(64), "{args:?}");
+    }
+    for (command, help) in [("schema", false), ("boot-status", false), ("check", true), ("validate", true)] {
+        let out = bootgate(&[command, "--help"]);
+        assert_eq!(text(&out).contains("--policy"), help, "{command} --help: {}", text(&out));
+    }
+}
+
+#[test]
+fn help_says_what_each_format_prints() {
+    let out = bootgate(&["check", "--help"]);
+    assert!(text(&out).contains("text: a table; json: the verdict document"), "{}", text(&out));
+    let out = bootgate(&["boot-status", "--help"]);
+    assert!(text(&out).contains("text: one line a partition; json: the boot status document"), "{}", text(&out));
+}
