@@ -173,7 +173,7 @@ async fn publish_boot_facts(endpoint: &Endpoint) {
     match tokio::time::timeout(Duration::from_secs(2), detect).await {
         Ok(Ok(status)) => {
             match &status.note {
-                Some(note) => tracing::info!(%note, "boot partition: {note}"),
+                Some(note) => tracing::info!("boot partition: {note}"),
                 None => {
                     tracing::info!(booted = ?status.booted, disk = ?status.disk, "boot partition {:?} on {:?}", status.booted, status.disk)
                 }

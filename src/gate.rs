@@ -35,7 +35,7 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, settle
                 if let Event::Retry { index, attempt, backoff, message } = &event {
                     let name = &policy.checks[*index].name;
                     let retry_in = humantime::format_duration(*backoff);
-                    tracing::info!(check = %name, attempt, retry_in_ms = backoff.as_millis() as u64, %message, "{name}: attempt {attempt} failed, retrying in {retry_in}: {message}");
+                    tracing::info!(check = %name, attempt, retry_in_ms = backoff.as_millis() as u64, "{name}: attempt {attempt} failed, retrying in {retry_in}: {message}");
                     // The gate ends by its own deadline; keep systemd from ending it sooner.
                     notifier.extend_start(deadline.saturating_duration_since(Instant::now()).saturating_add(Duration::from_secs(30)));
                 }

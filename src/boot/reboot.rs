@@ -25,7 +25,7 @@ pub async fn on_gate_failure(on_failure: OnFailure, delay: Duration, failing: &s
         }
     };
     if let Some(note) = &boot.note {
-        tracing::warn!(%note, "boot partition: {note}");
+        tracing::warn!("boot partition: {note}");
     }
     let decision = boot.reboot_decision();
     let text = describe(&decision, &boot, failing, delay);
