@@ -68,14 +68,7 @@ pub async fn gather(state_dir: &Path) -> (BootFacts, Vec<PastBoot>) {
 /// Publishes the facts: the health document's `boot`, the boot metrics, the history
 /// for `/api/v1/system/boots`, and a fallback in the journal and `STATUS=`.
 pub fn publish(facts: &BootFacts, boots: Vec<PastBoot>, endpoint: &Endpoint, notifier: Notifier) {
-    let mut boot = facts.status.as_ref().and_then(BootStatus::health_json);
-    if let (Some(Value::Object(doc)), Some(f)) = (boot.as_mut(), &facts.fallback) {
-        doc.insert("fallback".into(), serde_json::to_value(f).unwrap_or_default());
-    }
-    if let Some(Value::Object(doc)) = boot.as_mut() {
-        doc.insert("version".into(), facts.version.clone().into());
-    }
-    let _ = endpoint.boot.send(boot.map(Arc::new));
+    let _ = endpoint.boot.send(boot_json(facts).map(Arc::new));
     let slot = facts.slot();
     endpoint.metrics.set_boot_info(
         slot.as_ref().map_or("", |s| s.label.as_str()),
@@ -100,6 +93,18 @@ pub fn publish(facts: &BootFacts, boots: Vec<PastBoot>, endpoint: &Endpoint, not
     }
 }
 
+/// The health document's `boot`: the slot's attributes, the OS `version` and any `fallback`.
+pub fn boot_json(facts: &BootFacts) -> Option<Value> {
+    let mut boot = facts.status.as_ref().and_then(BootStatus::health_json)?;
+    if let Value::Object(doc) = &mut boot {
+        doc.insert("version".into(), facts.version.clone().into());
+        if let Some(f) = &facts.fallback {
+            doc.insert("fallback".into(), serde_json::to_value(f).unwrap_or_default());
+        }
+    }
+    Some(boot)
+}
+
 /// Appends this boot's line and publishes the new history.
 pub async fn record(state_dir: &Path, doc: &Value, facts: &BootFacts, decision: Option<Decision>, endpoint: &Endpoint) {
     let mut line = history::PastBoot::from_verdict(doc, facts.slot(), facts.version.clone(), decision);
@@ -119,5 +124,55 @@ pub async fn record(state_dir: &Path, doc: &Value, facts: &BootFacts, decision: 
             tracing::warn!(dir = %dir, error = %e, "cannot record the boot history in {dir}: {e}");
         }
         Err(e) => tracing::warn!(error = %e, "recording the boot history ended abnormally: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::boot::PartitionInfo;
+    use crate::boot::decide::FLATCAR_USR_TYPE;
+    use crate::boot::fallback::Reason;
+    use crate::history::Failing;
+
+    #[test]
+    fn the_boot_document_carries_version_and_fallback() {
+        let part = |index: u32, label: &str| PartitionInfo {
+            index,
+            label: label.into(),
+            uuid: format!("u{index}"),
+            type_guid: FLATCAR_USR_TYPE.into(),
+            priority: 1,
+            tries: 0,
+            successful: true,
+        };
+        let status = BootStatus {
+            booted: Some(3),
+            disk: Some("/dev/vda".into()),
+            partitions: vec![part(3, "USR-A"), part(4, "USR-B")],
+            note: None,
+        };
+        let fallback = Fallback {
+            from_partition: "USR-B".into(),
+            from_uuid: "u4".into(),
+            from_version: Some("4230.0.0".into()),
+            reason: Reason::GateFailed,
+            at: Some("2026-12-01T10:00:00Z".into()),
+            failing: vec![Failing { name: "api".into(), message: "refused".into() }],
+        };
+        let mut facts = BootFacts { status: Some(status), version: Some("4152.2.0".into()), fallback: None };
+        let doc = boot_json(&facts).unwrap();
+        assert_eq!((doc["partition"].clone(), doc["version"].clone()), (json!("USR-A"), json!("4152.2.0")));
+        assert!(doc.get("fallback").is_none(), "{doc:#}");
+        assert_eq!(facts.slot().map(|s| s.uuid), Some("u3".into()));
+        facts.fallback = Some(fallback);
+        assert_eq!(
+            boot_json(&facts).unwrap()["fallback"],
+            json!({"from_partition": "USR-B", "from_version": "4230.0.0", "reason": "gate_failed",
+                "at": "2026-12-01T10:00:00Z", "failing": [{"name": "api", "message": "refused"}]})
+        );
+        assert_eq!(boot_json(&BootFacts::default()), None, "off A/B there is no boot object");
     }
 }

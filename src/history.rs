@@ -274,12 +274,13 @@ pub fn table(boots: &[&PastBoot]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<24} {:<10} {:<10} {:<14} {:<7} {:<10} {:<17} failing",
+        "{:<24} {:<36} {:<10} {:<14} {:<7} {:<10} {:<17} failing",
         "time", "boot", "slot", "version", "gate", "status", "decision"
     );
     for b in boots {
         let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-        let boot: String = b.boot_id.as_deref().unwrap_or("-").chars().take(8).collect();
+        // Whole: it is what `journalctl -b` takes.
+        let boot = b.boot_id.as_deref().unwrap_or("-");
         let slot = b.partition.as_ref().map_or("-".into(), |p| p.label.clone());
         let decision = b.decision.and_then(|d| serde_json::to_value(d).ok());
         let decision = decision.as_ref().and_then(Value::as_str).unwrap_or("-");
@@ -290,7 +291,7 @@ pub fn table(boots: &[&PastBoot]) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "{:<24} {boot:<10} {slot:<10} {:<14} {:<7} {:<10} {decision:<17} {}",
+            "{:<24} {boot:<36} {slot:<10} {:<14} {:<7} {:<10} {decision:<17} {}",
             dash(&b.timestamp),
             dash(&b.version),
             dash(&b.gate),

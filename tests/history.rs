@@ -76,6 +76,7 @@ fn a_failed_gate_is_in_the_history_the_cli_and_the_boots_route() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].starts_with("time") && lines[0].contains("decision"), "{text}");
+    assert!(lines[1].contains(b["boot_id"].as_str().unwrap()), "the whole boot id, for journalctl -b: {text}");
     assert!(lines[1].contains("failed") && lines[1].contains("stay_policy") && lines[1].contains("api ("), "{text}");
     let none = bootgate(&["history", "--format", "json", "--limit", "0", "--state-dir", state.to_str().unwrap()]);
     assert_eq!(serde_json::from_slice::<Value>(&none.stdout).unwrap(), serde_json::json!([]));
