@@ -95,3 +95,22 @@ impl Notifier {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_carries_the_endpoint_note_and_the_boot_note() {
+        set_boot_note(Some("fell back from USR-B (4230.0.0): its gate failed (failing: api)".into()));
+        assert_eq!(with_note("healthy"), "healthy; fell back from USR-B (4230.0.0): its gate failed (failing: api)");
+        set_note(Some("health endpoint down".into()));
+        assert_eq!(
+            with_note("healthy"),
+            "healthy; health endpoint down; fell back from USR-B (4230.0.0): its gate failed (failing: api)"
+        );
+        set_note(None);
+        set_boot_note(None);
+        assert_eq!(with_note("healthy"), "healthy");
+    }
+}
