@@ -189,18 +189,19 @@ pub fn path(dir: &Path) -> PathBuf {
 }
 
 /// The lines of `text` that parse, oldest first; each bad one is skipped with a warning.
-pub fn parse(text: &str) -> Vec<PastBoot> {
-    good_lines(text).into_iter().map(|(_, b)| b).collect()
+pub fn parse(text: &str, source: &Path) -> Vec<PastBoot> {
+    good_lines(text, source).into_iter().map(|(_, b)| b).collect()
 }
 
-fn good_lines(text: &str) -> Vec<(&str, PastBoot)> {
+fn good_lines<'a>(text: &'a str, source: &Path) -> Vec<(&'a str, PastBoot)> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .filter_map(|(n, l)| match serde_json::from_str::<PastBoot>(l) {
             Ok(b) => Some((l, b)),
             Err(e) => {
-                tracing::warn!(line = n + 1, error = %e, "skipping line {} of the boot history: {e}", n + 1);
+                let file = source.display();
+                tracing::warn!(file = %file, line = n + 1, error = %e, "skipping line {} of {file}: {e}", n + 1);
                 None
             }
         })
@@ -210,7 +211,7 @@ fn good_lines(text: &str) -> Vec<(&str, PastBoot)> {
 /// The boots recorded in `dir`, oldest first; no file is an empty history.
 pub fn read(dir: &Path) -> std::io::Result<Vec<PastBoot>> {
     match read_regular(&path(dir), CAP) {
-        Ok(bytes) => Ok(parse(&String::from_utf8_lossy(&bytes))),
+        Ok(bytes) => Ok(parse(&String::from_utf8_lossy(&bytes), &path(dir))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e),
     }
@@ -240,7 +241,7 @@ pub fn append(dir: &Path, boot: &PastBoot) -> std::io::Result<()> {
             String::new()
         }
     };
-    let mut lines: Vec<&str> = good_lines(&old).into_iter().map(|(l, _)| l).collect();
+    let mut lines: Vec<&str> = good_lines(&old, &file).into_iter().map(|(l, _)| l).collect();
     lines.drain(..lines.len().saturating_sub(KEEP - 1));
     let tmp = dir.join(format!(".{FILE}.tmp"));
     let _ = std::fs::remove_file(&tmp);

@@ -36,7 +36,7 @@ fn a_corrupt_line_is_skipped_and_dropped_on_the_next_write() {
 fn old_lines_with_failing_as_names_stay_readable() {
     let old = json!({"timestamp": "2026-01-01T00:00:00Z", "boot_id": "b0", "status": "unhealthy",
         "gate": "failed", "failing": ["api", "disk"], "gate_duration_ms": 12.5});
-    let boots = parse(&format!("{old}\n{}\n", json!({"failing": null})));
+    let boots = parse(&format!("{old}\n{}\n", json!({"failing": null})), Path::new("h"));
     assert_eq!(boots.len(), 2);
     let b = &boots[0];
     assert_eq!(
@@ -53,7 +53,8 @@ fn old_lines_with_failing_as_names_stay_readable() {
 
 #[test]
 fn a_line_of_a_newer_bootgate_with_unknown_keys_is_read() {
-    let boots = parse(r#"{"boot_id": "b9", "decision": "stay_policy", "some_future_key": {"x": 1}}"#);
+    let line = r#"{"boot_id": "b9", "decision": "stay_policy", "some_future_key": {"x": 1}}"#;
+    let boots = parse(line, Path::new("h"));
     assert_eq!(boots[0].decision, Some(Decision::StayPolicy));
 }
 
