@@ -72,6 +72,18 @@ enum Command {
     },
     /// Print the JSON Schema of the policy.
     Schema,
+    /// Print the boot history, newest first.
+    History {
+        /// Directory holding the boot history.
+        #[arg(long, env = "BOOTGATE_STATE_DIR", default_value = "/var/lib/bootgate")]
+        state_dir: PathBuf,
+        /// What to print (text: a table; json: an array of boots).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Show at most this many boots.
+        #[arg(long, value_name = "N", default_value_t = crate::history::KEEP)]
+        limit: usize,
+    },
     /// Print the A/B partitions and their GPT boot attributes.
     BootStatus {
         /// Read this disk image (or block device) instead of the booted disk.
@@ -91,7 +103,7 @@ impl Command {
             | Command::Serve { policy, .. }
             | Command::Check { policy, .. }
             | Command::Validate { policy, .. } => Some(policy),
-            Command::Schema | Command::BootStatus { .. } => None,
+            Command::Schema | Command::BootStatus { .. } | Command::History { .. } => None,
         }
     }
 
@@ -103,6 +115,7 @@ impl Command {
             Command::Validate { .. } => "validate",
             Command::Schema => "schema",
             Command::BootStatus { .. } => "boot-status",
+            Command::History { .. } => "history",
         }
     }
 }
@@ -157,6 +170,7 @@ pub fn main() -> i32 {
         }
         Command::Validate { policy, files } => validate(policy.policy, files),
         Command::BootStatus { disk, format } => boot_status(disk, format),
+        Command::History { state_dir, format, limit } => history(&state_dir, format, limit),
         Command::Check { policy: PolicyArg { policy: path }, format } => with_runtime(async move {
             let loaded = match policy::load(path.as_deref()) {
                 Ok(l) => l,
@@ -240,6 +254,17 @@ fn boot_status(disk: Option<PathBuf>, format: Format) -> i32 {
     match format {
         Format::Text => print!("{}", status.text()),
         Format::Json => println!("{}", serde_json::to_string_pretty(&status).expect("boot status is JSON")),
+    }
+    exit::OK
+}
+
+fn history(dir: &std::path::Path, format: Format, limit: usize) -> i32 {
+    match crate::history::render(dir, format == Format::Json, limit) {
+        Ok(out) => print!("{out}"),
+        Err(e) => {
+            eprintln!("bootgate: cannot read {}: {e}", crate::history::path(dir).display());
+            return exit::NO_INPUT;
+        }
     }
     exit::OK
 }

@@ -1,18 +1,22 @@
 //! `bootgate run`: the gate at boot, then the runtime loop (shared with `bootgate serve`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::boot::BootStatus;
+use crate::boot::decide::RebootDecision;
 use crate::engine::{Board, CheckResult, GateState, Round, Snapshot, apply_thresholds, run_round};
+use crate::facts::{self, BootFacts};
 use crate::gate::{log_result, run_gate, summary_status, tick};
+use crate::history::Decision;
 use crate::lifecycle::{Heartbeat, Signals};
 use crate::logging::GATE_VERDICT_ID;
 use crate::notify::Notifier;
-use crate::policy::{Loaded, Policy, PolicyError};
+use crate::policy::{Loaded, OnFailure, Policy, PolicyError};
 use crate::server::Endpoint;
 use crate::{exit, reaper, report, state};
 
@@ -63,7 +67,8 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     let heartbeat = Heartbeat::new();
     // The endpoint binds in the background: it answers 503 while the gate runs, and a
     // port it cannot have never keeps the gate from judging.
-    let Some(endpoint) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier).await else {
+    let Some((endpoint, boot)) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier, &dirs.state).await
+    else {
         return exit::SOFTWARE;
     };
 
@@ -84,24 +89,23 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
             let dir = dirs.run.display();
             tracing::error!(dir = %dir, error = %e, "cannot write verdict.json in {dir}: {e}");
         }
-        if let Err(e) = state::record_history(&dirs.state, &doc) {
-            let dir = dirs.state.display();
-            tracing::warn!(dir = %dir, error = %e, "cannot record the boot history in {dir}: {e}");
-        }
+        // The decision is made once, recorded, then acted on.
+        let failure = match snapshot.gate {
+            GateState::Passed => None,
+            _ => Some(decide_failure(policy.gate.on_failure, &boot).await),
+        };
+        let decision = failure.as_ref().map(|(_, d)| d.map_or(Decision::StayPolicy, Decision::from));
+        facts::record(&dirs.state, &doc, &boot, decision, &endpoint).await;
         print!("{}", report::table(&snapshot));
 
         let status = summary_status(&snapshot);
-        if snapshot.gate != GateState::Passed {
+        if let Some((slots, reboot)) = failure {
             board.send_modify(|s| Arc::make_mut(s).gate_failing = s.critical_failures());
             let failing = report::failing(&snapshot).join(", ");
             tracing::error!(message_id = GATE_VERDICT_ID, gate = "failed", failing = %failing, "boot gate failed: {status} (failing: {failing})");
             notifier.status(&format!("{status} (failing: {failing})"));
-            let failure = crate::boot::reboot::on_gate_failure(
-                policy.gate.on_failure,
-                policy.gate.reboot_delay,
-                &failing,
-                notifier,
-            );
+            let failure =
+                crate::boot::reboot::on_gate_failure(&slots, reboot, policy.gate.reboot_delay, &failing, notifier);
             // A stop request during the reboot delay ends the wait (signals no longer kill the process).
             signals.shutdown.until(heartbeat.keep(failure)).await;
             // No drain: the endpoint was never asked to stop, and exiting hands the port
@@ -115,6 +119,29 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload).await;
     endpoint.finish().await;
     exit::OK
+}
+
+/// What a failed gate does: `None` when the policy says stay, else the reboot decision
+/// over the partition table (read again when it could not be read at start).
+async fn decide_failure(on_failure: OnFailure, boot: &BootFacts) -> (BootStatus, Option<RebootDecision>) {
+    if on_failure == OnFailure::Stay {
+        return (boot.status.clone().unwrap_or_default(), None);
+    }
+    let status = match &boot.status {
+        Some(status) => status.clone(),
+        None => match tokio::task::spawn_blocking(crate::boot::detect).await {
+            Ok(status) => status,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the boot partition table ({e})");
+                BootStatus::default()
+            }
+        },
+    };
+    if let Some(note) = &status.note {
+        tracing::warn!("boot partition: {note}");
+    }
+    let reboot = status.reboot_decision();
+    (status, Some(reboot))
 }
 
 /// Installs the stop/reload handlers and the orphan sweep; `None` (already logged) when it cannot.
@@ -143,45 +170,28 @@ fn release_free_memory() {
     }
 }
 
-/// Starts the endpoint over `board` and publishes the boot facts; `None` (logged) when
-/// the metrics cannot be set up.
+/// Starts the endpoint over `board` and publishes the boot facts (see [`facts`]); `None`
+/// (logged) when the metrics cannot be set up.
 pub(crate) async fn start_endpoint(
     policy: &Policy,
     board: &Board,
     heartbeat: &Heartbeat,
     signals: &Signals,
     notifier: Notifier,
-) -> Option<Endpoint> {
+    state_dir: &Path,
+) -> Option<(Endpoint, BootFacts)> {
     let started =
         Endpoint::start(policy.listen, board.subscribe(), heartbeat.clone(), signals.shutdown.clone(), notifier);
     match started {
         Ok(endpoint) => {
-            publish_boot_facts(&endpoint).await;
-            Some(endpoint)
+            let (boot, boots) = facts::gather(state_dir).await;
+            facts::publish(&boot, boots, &endpoint, notifier);
+            Some((endpoint, boot))
         }
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "cannot set up the metrics");
             None
         }
-    }
-}
-
-/// Reads the booted slot's GPT attributes for the health document and metrics. Bounded:
-/// a disk that does not answer must not hold up the gate.
-async fn publish_boot_facts(endpoint: &Endpoint) {
-    let detect = tokio::task::spawn_blocking(crate::boot::detect);
-    match tokio::time::timeout(Duration::from_secs(2), detect).await {
-        Ok(Ok(status)) => {
-            match &status.note {
-                Some(note) => tracing::info!("boot partition: {note}"),
-                None => {
-                    tracing::info!(booted = ?status.booted, disk = ?status.disk, "boot partition {:?} on {:?}", status.booted, status.disk)
-                }
-            }
-            let _ = endpoint.boot.send(status.health_json().map(Arc::new));
-        }
-        Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the boot partition: {e}"),
-        Err(_) => tracing::warn!("reading the boot partition table took over 2s; going on without it"),
     }
 }
 

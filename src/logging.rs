@@ -17,6 +17,9 @@ use tracing_subscriber::{EnvFilter, Registry};
 /// `MESSAGE_ID` of the gate verdict (passed or failed), for `journalctl MESSAGE_ID=…`.
 pub const GATE_VERDICT_ID: &str = "6f8a3b2c1d9e4f7a8b5c0d2e4f6a8b1c";
 
+/// `MESSAGE_ID` of the entry saying this boot fell back from another slot.
+pub const BOOT_FALLBACK_ID: &str = "2a65ad6203434387afb0ac7425049a59";
+
 /// Sets up logging; `verbose` is info (daemons), else warnings only. `BOOTGATE_LOG` overrides.
 pub fn init(verbose: bool) {
     let default = if verbose { "info" } else { "warn" };

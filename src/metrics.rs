@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use serde_json::Value;
 
@@ -42,6 +42,11 @@ pub struct Metrics {
     boot_tries: IntGaugeVec,
     boot_priority: IntGaugeVec,
     http_rejected: IntCounter,
+    boot_info: IntGaugeVec,
+    fallback: IntGaugeVec,
+    // Label-less: absent until the gate is decided.
+    gate_completed: GaugeVec,
+    last_run: GaugeVec,
     /// Refresh and gather as one step, so concurrent scrapes each see a whole state.
     scrape: Mutex<()>,
 }
@@ -98,6 +103,23 @@ impl Metrics {
             "Connections to the endpoint closed unanswered because it already had its maximum open.",
         )?;
 
+        let boot_info = IntGaugeVec::new(
+            Opts::new("bootgate_boot_info", "Always 1; the booted slot, its PARTUUID and the OS version are labels."),
+            &["partition", "uuid", "version"],
+        )?;
+        let fallback = IntGaugeVec::new(
+            Opts::new("bootgate_boot_fallback", "1 for the whole boot when it fell back from another slot."),
+            &["from_partition", "from_version", "reason"],
+        )?;
+        let gate_completed = GaugeVec::new(
+            Opts::new("bootgate_gate_completed_timestamp_seconds", "Unix time the boot gate reached its verdict."),
+            &[],
+        )?;
+        let last_run = GaugeVec::new(
+            Opts::new("bootgate_check_last_run_timestamp_seconds", "Unix time of the check's last finished run."),
+            &["check"],
+        )?;
+
         for c in &snapshot.checks {
             for r in RESULTS {
                 runs.with_label_values(&[c.name.as_str(), r.as_str()]);
@@ -115,6 +137,10 @@ impl Metrics {
         registry.register(Box::new(boot_priority.clone()))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(http_rejected.clone()))?;
+        registry.register(Box::new(boot_info.clone()))?;
+        registry.register(Box::new(fallback.clone()))?;
+        registry.register(Box::new(gate_completed.clone()))?;
+        registry.register(Box::new(last_run.clone()))?;
         registry.register(Box::new(ProcessCollector::for_self()))?;
 
         let metrics = Metrics {
@@ -130,6 +156,10 @@ impl Metrics {
             boot_tries,
             boot_priority,
             http_rejected,
+            boot_info,
+            fallback,
+            gate_completed,
+            last_run,
             scrape: Mutex::new(()),
         };
         metrics.refresh(snapshot, None);
@@ -150,6 +180,18 @@ impl Metrics {
         self.http_rejected.inc();
     }
 
+    /// Sets `bootgate_boot_info` (empty labels when not known).
+    pub fn set_boot_info(&self, partition: &str, uuid: &str, version: &str) {
+        self.boot_info.reset();
+        self.boot_info.with_label_values(&[partition, uuid, version]).set(1);
+    }
+
+    /// Sets `bootgate_boot_fallback` for this boot.
+    pub fn set_fallback(&self, from_partition: &str, from_version: &str, reason: &str) {
+        self.fallback.reset();
+        self.fallback.with_label_values(&[from_partition, from_version, reason]).set(1);
+    }
+
     /// The text exposition of every metric, gauges refreshed from `snapshot` and `boot`.
     pub fn render(&self, snapshot: &Snapshot, boot: Option<&Value>) -> Result<Vec<u8>, prometheus::Error> {
         // A poisoned lock only means another scrape panicked; the metrics are still whole.
@@ -165,6 +207,17 @@ impl Metrics {
             let critical = if c.critical { "true" } else { "false" };
             self.up.with_label_values(&[c.name.as_str(), critical]).set(i64::from(c.status.passed()));
             self.consecutive_failures.with_label_values(&[c.name.as_str()]).set(i64::from(c.consecutive_failures));
+            if let Some(t) = c.last_check.and_then(unix_seconds) {
+                self.last_run.with_label_values(&[c.name.as_str()]).set(t);
+            }
+        }
+        let completed = (s.gate != GateState::Running)
+            .then(|| s.gate_duration.map(|d| s.gate_started + d))
+            .flatten()
+            .and_then(unix_seconds);
+        match completed {
+            Some(t) => self.gate_completed.with_label_values(&[] as &[&str]).set(t),
+            None => self.gate_completed.reset(),
         }
         self.gate_passed.set(i64::from(s.gate == GateState::Passed));
         let took = match (s.gate, s.gate_duration) {
@@ -192,6 +245,10 @@ impl Metrics {
             }
         }
     }
+}
+
+fn unix_seconds(t: SystemTime) -> Option<f64> {
+    t.duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_secs_f64())
 }
 
 /// A boot fact as a gauge value: numbers as they are, booleans as 0/1.
@@ -306,6 +363,38 @@ mod tests {
         assert!(t.contains("bootgate_boot_partition_tries 0\n"), "{t}");
         assert!(t.contains("bootgate_boot_partition_priority 2\n"), "{t}");
         assert!(!text(&m, &s, None).contains("bootgate_boot_partition"));
+    }
+
+    #[test]
+    fn boot_info_fallback_and_timestamps() {
+        let mut s = snapshot(GateState::Running, vec![result("storage", true, Status::Pending)]);
+        s.checks[0].last_check = None;
+        let m = Metrics::new(&s).unwrap();
+        let t = text(&m, &s, None);
+        for absent in [
+            "bootgate_boot_info{",
+            "bootgate_boot_fallback{",
+            "bootgate_gate_completed_timestamp_seconds ",
+            "bootgate_check_last_run_timestamp_seconds{",
+        ] {
+            assert!(!t.contains(absent), "{absent}: {t}");
+        }
+        m.set_boot_info("USR-B", "u4", "4152.2.0");
+        m.set_fallback("USR-B", "4152.2.0", "gate_failed");
+        s.gate = GateState::Failed;
+        s.gate_started = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        s.checks[0] = result("storage", true, Status::Fail);
+        s.checks[0].last_check = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1001));
+        let t = text(&m, &s, None);
+        assert!(t.contains("bootgate_boot_info{partition=\"USR-B\",uuid=\"u4\",version=\"4152.2.0\"} 1\n"), "{t}");
+        assert!(
+            t.contains(
+                "bootgate_boot_fallback{from_partition=\"USR-B\",from_version=\"4152.2.0\",reason=\"gate_failed\"} 1\n"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("bootgate_gate_completed_timestamp_seconds 1001.5\n"), "{t}");
+        assert!(t.contains("bootgate_check_last_run_timestamp_seconds{check=\"storage\"} 1001\n"), "{t}");
     }
 
     #[test]

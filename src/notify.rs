@@ -9,6 +9,9 @@ use sd_notify::NotifyState;
 /// A condition that every `STATUS=` carries until it clears (e.g. the endpoint cannot listen).
 static NOTE: Mutex<Option<String>> = Mutex::new(None);
 
+/// A fact about this boot that every `STATUS=` carries for the whole boot (a fallback).
+static BOOT_NOTE: Mutex<Option<String>> = Mutex::new(None);
+
 /// The latest STATUS text without the note, so a note change can re-send it.
 static LAST: Mutex<String> = Mutex::new(String::new());
 
@@ -17,12 +20,20 @@ pub fn set_note(note: Option<String>) {
     *NOTE.lock().unwrap_or_else(|e| e.into_inner()) = note;
 }
 
+/// Sets or clears the boot note appended to every STATUS.
+pub fn set_boot_note(note: Option<String>) {
+    *BOOT_NOTE.lock().unwrap_or_else(|e| e.into_inner()) = note;
+}
+
 fn with_note(text: &str) -> String {
     *LAST.lock().unwrap_or_else(|e| e.into_inner()) = text.to_string();
-    match NOTE.lock().unwrap_or_else(|e| e.into_inner()).as_deref() {
-        Some(note) => format!("{text}; {note}"),
-        None => text.to_string(),
+    let mut out = text.to_string();
+    for note in [&NOTE, &BOOT_NOTE] {
+        if let Some(note) = note.lock().unwrap_or_else(|e| e.into_inner()).as_deref() {
+            out = format!("{out}; {note}");
+        }
     }
+    out
 }
 
 /// Sends READY, STATUS, EXTEND_TIMEOUT_USEC and WATCHDOG to the service manager.
@@ -82,5 +93,24 @@ impl Notifier {
         if let Err(e) = sd_notify::notify(states) {
             tracing::warn!(error = %e, "cannot notify systemd: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_carries_the_endpoint_note_and_the_boot_note() {
+        set_boot_note(Some("fell back from USR-B (4230.0.0): its gate failed (failing: api)".into()));
+        assert_eq!(with_note("healthy"), "healthy; fell back from USR-B (4230.0.0): its gate failed (failing: api)");
+        set_note(Some("health endpoint down".into()));
+        assert_eq!(
+            with_note("healthy"),
+            "healthy; health endpoint down; fell back from USR-B (4230.0.0): its gate failed (failing: api)"
+        );
+        set_note(None);
+        set_boot_note(None);
+        assert_eq!(with_note("healthy"), "healthy");
     }
 }

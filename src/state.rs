@@ -1,5 +1,4 @@
-//! The daemon's files: this boot's `verdict.json` in the run dir and `history.jsonl` in
-//! the state dir. Writes are atomic (temp file + rename). Reads go through
+//! This boot's `verdict.json` in the run dir (the history is [`crate::history`]). Writes are atomic (temp file + rename). Reads go through
 //! [`read_regular`]: regular files only, opened without blocking (a FIFO in their place
 //! must not hold up the gate or its stop), and at most a bounded size.
 
@@ -8,7 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::engine::{CheckResult, GateState, Snapshot};
 use crate::fsread::read_regular;
@@ -16,10 +15,6 @@ use crate::policy::CheckSpec;
 
 /// The largest verdict file read back (a verdict of 1,000 checks is well under this).
 const VERDICT_CAP: u64 = 4 << 20;
-/// The largest history file read (50 boots of a few KiB each).
-const HISTORY_CAP: u64 = 4 << 20;
-/// Keeps this many boots in `history.jsonl`.
-pub const HISTORY: usize = 50;
 
 /// This boot's id from the kernel, if readable.
 pub fn boot_id() -> Option<String> {
@@ -139,59 +134,10 @@ pub fn write_verdict(dir: &Path, doc: &Value) -> std::io::Result<()> {
     std::fs::rename(&tmp, dir.join("verdict.json"))
 }
 
-/// Appends a one-line summary of this boot's verdict to `dir/history.jsonl`, keeping
-/// the last [`HISTORY`] boots. A history that cannot be read is replaced, with a warning.
-pub fn record_history(dir: &Path, doc: &Value) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join("history.jsonl");
-    let line = json!({
-        "timestamp": doc["timestamp"],
-        "boot_id": doc["boot_id"],
-        "status": doc["status"],
-        "gate": doc["gate"],
-        "failing": doc["failing"],
-        "gate_duration_ms": doc["gate_duration_ms"],
-    });
-    let old = match read_regular(&path, HISTORY_CAP) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => {
-            let file = path.display();
-            tracing::warn!(file = %file, error = %e, "cannot read the boot history {file} ({e}); starting it anew");
-            String::new()
-        }
-    };
-    let mut lines: Vec<&str> = old.lines().filter(|l| !l.trim().is_empty()).collect();
-    let keep_from = lines.len().saturating_sub(HISTORY - 1);
-    lines.drain(..keep_from);
-    let tmp = dir.join(".history.jsonl.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-    for l in lines {
-        writeln!(f, "{l}")?;
-    }
-    writeln!(f, "{line}")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn history_keeps_the_last_boots() {
-        let dir = tempfile::tempdir().unwrap();
-        for i in 0..(HISTORY + 5) {
-            let doc =
-                json!({"timestamp": i, "status": "healthy", "gate": "passed", "failing": [], "gate_duration_ms": 1.0});
-            record_history(dir.path(), &doc).unwrap();
-        }
-        let text = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
-        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines.len(), HISTORY);
-        assert_eq!(lines.last().unwrap()["timestamp"], HISTORY + 4);
-    }
+    use serde_json::json;
 
     #[test]
     fn a_verdict_is_this_boots_unless_it_names_another() {

@@ -113,6 +113,7 @@ async fn the_root_lists_every_route() {
             "/",
             "/api/v1/system/health",
             "/api/v1/system/health/{check}",
+            "/api/v1/system/boots",
             "/livez",
             "/livez/{probe}",
             "/readyz",

@@ -112,6 +112,8 @@ async fn promtool_accepts_boot_facts_and_failures() {
     for c in &s.checks {
         metrics.observe(c);
     }
+    metrics.set_boot_info("USR-A", "7130c94a-213a-4e5a-8e26-6cce9662f132", "4152.2.0 \"beta\"");
+    metrics.set_fallback("USR-B", "4230.0.0", "gate_failed");
     let boot = json!({"partition": "USR-B", "priority": 1, "tries": 1, "successful": false});
     let (_boot_tx, boot_rx) = watch::channel(Some(Arc::new(boot)));
     let (_tx, rx) = watch::channel(Arc::new(s));
@@ -120,6 +122,16 @@ async fn promtool_accepts_boot_facts_and_failures() {
     let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
     let body = String::from_utf8(body.to_vec()).unwrap();
     assert!(body.contains("\nbootgate_boot_partition_tries 1\n"), "{body}");
+    let fallback =
+        "bootgate_boot_fallback{from_partition=\"USR-B\",from_version=\"4230.0.0\",reason=\"gate_failed\"} 1\n";
+    assert!(body.contains(fallback), "{body}");
+    for name in [
+        "bootgate_boot_info{",
+        "bootgate_gate_completed_timestamp_seconds ",
+        "bootgate_check_last_run_timestamp_seconds{",
+    ] {
+        assert!(body.contains(name), "no {name} in:\n{body}");
+    }
     promtool_check(&body);
 }
 

@@ -1,6 +1,7 @@
 //! Which A/B slot is booted, read from the GPT of the disk behind `/usr` (or `/`).
 
 pub mod decide;
+pub mod fallback;
 pub mod gpt;
 pub mod reboot;
 
@@ -51,7 +52,7 @@ impl From<&gpt::Partition> for PartitionInfo {
 }
 
 /// The booted slot and its disk's partition table, or a note saying why there is none.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootStatus {
     /// Index of the booted partition; `None` when not booted from a GPT partition.
     pub booted: Option<u32>,

@@ -7,28 +7,23 @@ use std::time::Duration;
 use super::BootStatus;
 use super::decide::RebootDecision;
 use crate::notify::Notifier;
-use crate::policy::OnFailure;
 
-/// Applies `on_failure` after a failed gate. `failing` names the checks for STATUS.
-pub async fn on_gate_failure(on_failure: OnFailure, delay: Duration, failing: &str, notifier: Notifier) {
-    if on_failure == OnFailure::Stay {
+/// Acts on a failed gate's decision, made once before it was recorded: `None` is the
+/// policy's `on_failure: stay`. `failing` names the checks for STATUS.
+pub async fn on_gate_failure(
+    boot: &BootStatus,
+    decision: Option<RebootDecision>,
+    delay: Duration,
+    failing: &str,
+    notifier: Notifier,
+) {
+    let Some(decision) = decision else {
         let text = format!("gate failed (failing: {failing}); on_failure is stay — not rebooting");
         tracing::error!("{text}");
         notifier.status(&text);
         return;
-    }
-    let boot = match tokio::task::spawn_blocking(super::detect).await {
-        Ok(boot) => boot,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the boot partition table ({e}); not rebooting");
-            return;
-        }
     };
-    if let Some(note) = &boot.note {
-        tracing::warn!("boot partition: {note}");
-    }
-    let decision = boot.reboot_decision();
-    let text = describe(&decision, &boot, failing, delay);
+    let text = describe(&decision, boot, failing, delay);
     tracing::error!(decision = ?decision, "{text}");
     notifier.status(&text);
     if let RebootDecision::Reboot { .. } = decision {

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::{AppState, bind, serve};
 use crate::engine::Snapshot;
+use crate::history::PastBoot;
 use crate::lifecycle::{Heartbeat, Shutdown};
 use crate::metrics::{self, Metrics};
 use crate::notify::{self, Notifier};
@@ -28,6 +29,8 @@ pub struct Endpoint {
     pub metrics: Arc<Metrics>,
     /// Publishes boot facts (the booted partition) into the health document and metrics.
     pub boot: watch::Sender<Option<Arc<Value>>>,
+    /// Publishes the boot history for `/api/v1/system/boots`.
+    pub history: watch::Sender<Arc<Vec<PastBoot>>>,
     /// The bound address once listening (port 0 in the policy becomes the real port).
     pub bound: watch::Receiver<Option<SocketAddr>>,
     task: JoinHandle<()>,
@@ -48,10 +51,12 @@ impl Endpoint {
         let metrics = Arc::new(Metrics::new(&snapshots.borrow()).context("cannot register the metrics")?);
         metrics::install(Arc::clone(&metrics));
         let (boot, boot_rx) = watch::channel(None);
+        let (history, history_rx) = watch::channel(Arc::default());
         let (bound_tx, bound) = watch::channel(None);
-        let state = AppState::new(snapshots, Arc::clone(&metrics), heartbeat).with_boot(boot_rx);
+        let state =
+            AppState::new(snapshots, Arc::clone(&metrics), heartbeat).with_boot(boot_rx).with_history(history_rx);
         let task = tokio::spawn(listen(addr, state, shutdown, notifier, bound_tx));
-        Ok(Endpoint { metrics, boot, bound, task })
+        Ok(Endpoint { metrics, boot, history, bound, task })
     }
 
     /// Waits for the server to finish after a stop request, at most [`DRAIN`].

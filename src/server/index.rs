@@ -11,6 +11,7 @@ const ROUTES: &[(&str, &str)] = &[
         "health document (JSON; application/health+json on request); 503 unless healthy or degraded",
     ),
     ("/api/v1/system/health/{check}", "one check's part of it"),
+    ("/api/v1/system/boots", "the boot history, newest first (JSON); ?limit=N"),
     ("/livez", "ok while the daemon's main loop runs; ?verbose, ?exclude=probe"),
     ("/livez/{probe}", "one liveness probe: ping, heartbeat"),
     ("/readyz", "ok when the boot gate passed and no critical check fails; ?verbose, ?exclude=check"),

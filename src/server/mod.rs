@@ -1,4 +1,5 @@
-//! The HTTP endpoint: health document, Kubernetes-style probes and Prometheus metrics.
+//! The HTTP endpoint: health document, Kubernetes-style probes, Prometheus metrics and
+//! the boot history.
 //!
 //! Every answer is built from the latest published [`Snapshot`]: a request clones the
 //! `Arc` out of the watch channel and never runs a check or waits for one, so a hung
@@ -19,9 +20,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::engine::Snapshot;
+use crate::history::PastBoot;
 use crate::lifecycle::Heartbeat;
 use crate::metrics::{self, Metrics};
 
+mod boots;
 mod conn;
 mod document;
 mod endpoint;
@@ -38,6 +41,8 @@ pub struct AppState {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     /// Facts about the booted partition (`partition`, `priority`, `tries`, `successful`) once read.
     pub boot: watch::Receiver<Option<Arc<Value>>>,
+    /// The boot history, oldest first, as last read from the state dir.
+    pub history: watch::Receiver<Arc<Vec<PastBoot>>>,
     /// Metrics on their own registry.
     pub metrics: Arc<Metrics>,
     /// Beaten by the daemon's main loop; `/livez` checks its age.
@@ -52,6 +57,7 @@ impl AppState {
         AppState {
             snapshots,
             boot: watch::channel(None).1,
+            history: watch::channel(Arc::default()).1,
             metrics,
             heartbeat,
             boot_id: crate::report::boot_id().map(Arc::from),
@@ -62,6 +68,12 @@ impl AppState {
     /// Reports boot facts published on `boot` (`boot` appears in the health document when `Some`).
     pub fn with_boot(mut self, boot: watch::Receiver<Option<Arc<Value>>>) -> Self {
         self.boot = boot;
+        self
+    }
+
+    /// Serves the history published on `history` at `/api/v1/system/boots`.
+    pub fn with_history(mut self, history: watch::Receiver<Arc<Vec<PastBoot>>>) -> Self {
+        self.history = history;
         self
     }
 
@@ -81,6 +93,7 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(index::index))
         .route("/api/v1/system/health", get(health::overall))
         .route("/api/v1/system/health/{check}", get(health::component))
+        .route("/api/v1/system/boots", get(boots::boots))
         .route("/livez", get(probes::livez))
         .route("/livez/{probe}", get(probes::livez_one))
         .route("/readyz", get(probes::readyz))

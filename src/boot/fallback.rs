@@ -1,0 +1,135 @@
+//! Whether this boot is a fallback from another slot: a pure function of the boot
+//! history and the partition table, no I/O.
+
+use serde::Serialize;
+
+use super::PartitionInfo;
+use crate::history::{Decision, Failing, PastBoot, SeenFallback};
+
+/// Why this boot is on the slot it is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The previous boot, on another slot, failed its gate.
+    GateFailed,
+    /// The previous boot, on another slot, was reverted after its gate.
+    Reverted,
+    /// Another slot was tried and left no verdict (it crashed, hung or never reached bootgate).
+    NoVerdict,
+}
+
+impl Reason {
+    /// The label value and JSON string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::GateFailed => "gate_failed",
+            Reason::Reverted => "reverted",
+            Reason::NoVerdict => "no_verdict",
+        }
+    }
+}
+
+/// A fallback from another slot, as the health document's `boot.fallback` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fallback {
+    /// The label of the slot that was left.
+    pub from_partition: String,
+    #[serde(skip)]
+    pub from_uuid: String,
+    /// Its OS version, when its boot recorded one.
+    pub from_version: Option<String>,
+    pub reason: Reason,
+    /// When the left boot recorded its verdict.
+    pub at: Option<String>,
+    pub failing: Vec<Failing>,
+}
+
+impl Fallback {
+    /// What this boot's history line records, so the next boot does not report it again.
+    pub fn seen(&self) -> SeenFallback {
+        SeenFallback { from_uuid: self.from_uuid.clone(), reason: self.reason.as_str().into() }
+    }
+
+    /// One line for the journal and `STATUS=`.
+    pub fn text(&self) -> String {
+        let version = self.from_version.as_deref().unwrap_or("unknown version");
+        let what = match self.reason {
+            Reason::GateFailed => "its gate failed",
+            Reason::Reverted => "it was reverted",
+            Reason::NoVerdict => "it left no verdict",
+        };
+        let names: Vec<&str> = self.failing.iter().map(|f| f.name.as_str()).collect();
+        let failing = if names.is_empty() { String::new() } else { format!(" (failing: {})", names.join(", ")) };
+        format!("fell back from {} ({version}): {what}{failing}", self.from_partition)
+    }
+}
+
+fn same_slot(a: &crate::history::Slot, b: &PartitionInfo) -> bool {
+    if a.uuid.is_empty() || b.uuid.is_empty() { a.index == b.index } else { a.uuid.eq_ignore_ascii_case(&b.uuid) }
+}
+
+/// The fallback this boot (`this_boot_id`, on `booted`) is in, if any. `history` is oldest first.
+pub fn detect(
+    history: &[PastBoot],
+    partitions: &[PartitionInfo],
+    booted: Option<&PartitionInfo>,
+    this_boot_id: &str,
+) -> Option<Fallback> {
+    let booted = booted?;
+    // A restart of run, or serve after run, finds this boot's own line: it is not "previous".
+    let past: Vec<&PastBoot> = history.iter().filter(|b| b.boot_id.as_deref() != Some(this_boot_id)).collect();
+    if let Some(prev) = past.last()
+        && let Some(slot) = prev.partition.as_ref().filter(|s| !same_slot(s, booted))
+    {
+        let reason = match (prev.decision, prev.gate.as_deref()) {
+            (Some(Decision::Reverted), _) => Some(Reason::Reverted),
+            (_, Some("failed")) => Some(Reason::GateFailed),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            return Some(Fallback {
+                from_partition: slot.label.clone(),
+                from_uuid: slot.uuid.clone(),
+                from_version: prev.version.clone(),
+                reason,
+                at: prev.timestamp.clone(),
+                failing: prev.failing.clone(),
+            });
+        }
+    }
+    no_verdict(&past, partitions, booted)
+}
+
+/// A same-type slot GRUB tried (tries used up, never marked) that outranks the booted
+/// one, unless the history shows it was already reported or recorded since.
+fn no_verdict(past: &[&PastBoot], partitions: &[PartitionInfo], booted: &PartitionInfo) -> Option<Fallback> {
+    let tried = partitions.iter().find(|p| {
+        p.index != booted.index
+            && p.type_guid.eq_ignore_ascii_case(&booted.type_guid)
+            && p.tries == 0
+            && !p.successful
+            && p.priority > booted.priority
+    })?;
+    // The gptprio attributes stay as they are until the next update: newest first, a
+    // line that already reported this slot means this boot is not a new fallback.
+    for b in past.iter().rev() {
+        if b.fallback.as_ref().is_some_and(|f| f.from_uuid.eq_ignore_ascii_case(&tried.uuid)) {
+            return None;
+        }
+        if b.partition.as_ref().is_some_and(|s| same_slot(s, tried)) {
+            break;
+        }
+    }
+    Some(Fallback {
+        from_partition: tried.label.clone(),
+        from_uuid: tried.uuid.clone(),
+        from_version: None,
+        reason: Reason::NoVerdict,
+        at: None,
+        failing: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+#[path = "fallback_tests.rs"]
+mod tests;

@@ -1,0 +1,96 @@
+use serde_json::json;
+
+use super::*;
+
+fn boot(n: usize) -> PastBoot {
+    PastBoot { boot_id: Some(format!("b{n}")), gate: Some("passed".into()), ..PastBoot::default() }
+}
+
+#[test]
+fn history_keeps_the_last_boots_newest_last() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..(KEEP + 5) {
+        append(dir.path(), &boot(i)).unwrap();
+    }
+    let boots = read(dir.path()).unwrap();
+    assert_eq!(boots.len(), KEEP);
+    assert_eq!(boots.first().unwrap().boot_id.as_deref(), Some("b5"));
+    assert_eq!(boots.last().unwrap().boot_id.as_deref(), Some(format!("b{}", KEEP + 4).as_str()));
+    let shown: Vec<_> = newest(&boots, 2).into_iter().map(|b| b.boot_id.clone().unwrap()).collect();
+    assert_eq!(shown, [format!("b{}", KEEP + 4), format!("b{}", KEEP + 3)]);
+}
+
+#[test]
+fn a_corrupt_line_is_skipped_and_dropped_on_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = serde_json::to_string(&boot(1)).unwrap();
+    std::fs::write(path(dir.path()), format!("{good}\n{{\"boot_id\": \"b2\", \n\n[1,2]\n\u{0}garbage\n")).unwrap();
+    assert_eq!(read(dir.path()).unwrap(), vec![boot(1)]);
+    append(dir.path(), &boot(3)).unwrap();
+    let text = std::fs::read_to_string(path(dir.path())).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert_eq!(read(dir.path()).unwrap(), vec![boot(1), boot(3)]);
+}
+
+#[test]
+fn old_lines_with_failing_as_names_stay_readable() {
+    let old = json!({"timestamp": "2026-01-01T00:00:00Z", "boot_id": "b0", "status": "unhealthy",
+        "gate": "failed", "failing": ["api", "disk"], "gate_duration_ms": 12.5});
+    let boots = parse(&format!("{old}\n{}\n", json!({"failing": null})), Path::new("h"));
+    assert_eq!(boots.len(), 2);
+    let b = &boots[0];
+    assert_eq!(
+        b.failing,
+        vec![
+            Failing { name: "api".into(), message: String::new() },
+            Failing { name: "disk".into(), message: String::new() }
+        ]
+    );
+    assert_eq!((b.gate.as_deref(), b.partition.as_ref(), b.decision), (Some("failed"), None, None));
+    assert_eq!(b.gate_duration_ms, Some(12.5));
+    assert!(boots[1].failing.is_empty());
+}
+
+#[test]
+fn a_line_of_a_newer_bootgate_with_unknown_keys_is_read() {
+    let line = r#"{"boot_id": "b9", "decision": "stay_policy", "some_future_key": {"x": 1}}"#;
+    let boots = parse(line, Path::new("h"));
+    assert_eq!(boots[0].decision, Some(Decision::StayPolicy));
+}
+
+#[test]
+fn a_line_is_built_from_the_verdict_with_each_failing_message() {
+    let doc = json!({"timestamp": "t", "boot_id": "b1", "gate": "failed", "status": "unhealthy",
+        "gate_duration_ms": 3.0, "failing": ["api"],
+        "checks": [{"name": "disk", "message": "ok"}, {"name": "api", "message": "connection refused"}]});
+    let slot = Slot { label: "USR-B".into(), index: 4, uuid: "u4".into() };
+    let b = PastBoot::from_verdict(&doc, Some(slot.clone()), Some("4152.2.0".into()), Some(Decision::Reboot));
+    let v = serde_json::to_value(&b).unwrap();
+    assert_eq!(v["failing"], json!([{"name": "api", "message": "connection refused"}]));
+    assert_eq!(v["partition"], json!({"label": "USR-B", "index": 4, "uuid": "u4"}));
+    assert_eq!((v["decision"].clone(), v["version"].clone()), (json!("reboot"), json!("4152.2.0")));
+    assert_eq!(v["bootgate"], env!("CARGO_PKG_VERSION"));
+    assert!(v.get("fallback").is_none());
+    assert!(table(&[&b]).contains("connection refused"));
+}
+
+#[test]
+fn os_release_version_is_read_unquoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("os-release");
+    std::fs::write(&file, "NAME=\"Flatcar\"\nVERSION_ID=4152.2.0\nVERSION=\"4152.2.0\"\n").unwrap();
+    assert_eq!(os_version_at(&file).as_deref(), Some("4152.2.0"));
+    std::fs::write(&file, "NAME=x\n").unwrap();
+    assert_eq!(os_version_at(&file), None);
+    assert_eq!(os_version_at(&dir.path().join("missing")), None);
+}
+
+#[test]
+fn a_fifo_as_history_is_an_error_to_read_and_replaced_on_write() {
+    let dir = tempfile::tempdir().unwrap();
+    nix::unistd::mkfifo(&path(dir.path()), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    assert!(read(dir.path()).is_err());
+    assert!(read_or_warn(dir.path()).is_empty());
+    append(dir.path(), &boot(1)).unwrap();
+    assert_eq!(read(dir.path()).unwrap(), vec![boot(1)]);
+}

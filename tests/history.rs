@@ -1,0 +1,111 @@
+//! The boot history of a real `bootgate run` whose gate failed with `on_failure: stay`:
+//! `bootgate history` shows the line with every field, and `bootgate serve` lists it at
+//! `/api/v1/system/boots` and has `bootgate_boot_info` in `/metrics`.
+//!
+//! The build host's root is not on a GPT slot, so `partition` is null here and no
+//! fallback can be seen; fallback detection is unit-tested in `boot::fallback`.
+
+mod endpoint;
+mod support;
+
+use std::time::Duration;
+
+use endpoint::Bootgate;
+use serde_json::Value;
+use support::{bootgate, free_port};
+
+/// `VERSION=` of the build host's os-release, read the plain way.
+fn host_version() -> Value {
+    let text = std::fs::read_to_string("/usr/lib/os-release").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("VERSION="))
+        .map(|v| Value::from(v.trim_matches('"')))
+        .filter(|v| v != "")
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn a_failed_gate_is_in_the_history_the_cli_and_the_boots_route() {
+    let closed = free_port();
+    let checks = format!(
+        "  - {{name: root, kind: disk, path: /, min_free_percent: 0}}\n  - {{name: api, kind: tcp, timeout: 500ms, retries: 0, targets: ['127.0.0.1:{closed}']}}\n"
+    );
+    let mut run = Bootgate::start("{deadline: 5s, on_failure: stay}", &checks);
+    assert_eq!(run.wait_exit(Duration::from_secs(10)).code(), Some(2), "{}", run.stderr());
+    let verdict: Value = serde_json::from_slice(&std::fs::read(run.run_dir().join("verdict.json")).unwrap()).unwrap();
+
+    let state = run.state_dir();
+    let out = bootgate(&["history", "--format", "json", "--state-dir", state.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let boots: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let boots = boots.as_array().unwrap();
+    assert_eq!(boots.len(), 1, "{boots:#?}");
+    let b = &boots[0];
+    let keys: Vec<&str> = b.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut want = [
+        "boot_id",
+        "bootgate",
+        "decision",
+        "failing",
+        "gate",
+        "gate_duration_ms",
+        "partition",
+        "status",
+        "timestamp",
+        "version",
+    ];
+    want.sort();
+    assert_eq!(keys, want, "{b:#}");
+    assert_eq!(b["timestamp"], verdict["timestamp"]);
+    assert_eq!(b["boot_id"], verdict["boot_id"]);
+    assert!(b["boot_id"].as_str().is_some_and(|id| id.len() >= 32), "{b:#}");
+    assert_eq!(b["partition"], Value::Null, "the build host is not booted from a GPT slot: {b:#}");
+    assert_eq!(b["version"], host_version());
+    assert_eq!((b["gate"].as_str(), b["status"].as_str()), (Some("failed"), Some("unhealthy")));
+    assert_eq!(b["decision"], "stay_policy");
+    assert_eq!(b["gate_duration_ms"], verdict["gate_duration_ms"]);
+    assert!(b["gate_duration_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{b:#}");
+    assert_eq!(b["bootgate"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(b["failing"].as_array().unwrap().len(), 1, "{b:#}");
+    assert_eq!(b["failing"][0]["name"], "api");
+    let message = b["failing"][0]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("127.0.0.1:{closed}")), "{message}");
+
+    let text = bootgate(&["history", "--state-dir", state.to_str().unwrap(), "--limit", "5"]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("time") && lines[0].contains("decision"), "{text}");
+    assert!(lines[1].contains(b["boot_id"].as_str().unwrap()), "the whole boot id, for journalctl -b: {text}");
+    assert!(lines[1].contains("failed") && lines[1].contains("stay_policy") && lines[1].contains("api ("), "{text}");
+    let none = bootgate(&["history", "--format", "json", "--limit", "0", "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(serde_json::from_slice::<Value>(&none.stdout).unwrap(), serde_json::json!([]));
+
+    let mut serve = run.then("serve");
+    let reply = serve.wait_status("/api/v1/system/boots?limit=5", 200, Duration::from_secs(10));
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.json()["boots"], Value::Array(boots.clone()));
+    assert_eq!(serve.get("/api/v1/system/boots?limit=x").status, 400);
+    let metrics = serve.get("/metrics").body;
+    let info = metrics.lines().find(|l| l.starts_with("bootgate_boot_info{")).unwrap_or_else(|| panic!("{metrics}"));
+    let version = host_version();
+    let version = version.as_str().unwrap_or("");
+    assert_eq!(info, format!("bootgate_boot_info{{partition=\"\",uuid=\"\",version=\"{version}\"}} 1"));
+    assert!(metrics.contains("bootgate_gate_completed_timestamp_seconds "), "{metrics}");
+    assert!(metrics.contains("bootgate_check_last_run_timestamp_seconds{check=\"api\"} "), "{metrics}");
+    assert!(!metrics.contains("bootgate_boot_fallback{"), "{metrics}");
+}
+
+#[test]
+fn history_of_a_missing_dir_is_empty_and_of_a_fifo_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bootgate(&["history", "--format", "json", "--state-dir", dir.path().to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), serde_json::json!([]));
+    let fifo = dir.path().join("history.jsonl");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let out = bootgate(&["history", "--state-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(66));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("FIFO") && err.contains(&fifo.display().to_string()), "{err}");
+}
