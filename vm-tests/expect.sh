@@ -20,6 +20,40 @@ expect_history() {
   log "boot history on the STATE partition: $(state_file /lib/bootgate/history.jsonl | jq -c '{gate, status, failing}' | paste -sd' ' -)"
 }
 
+# expect_fallback FROM REASON [CHECK]: this boot knows it is a fallback from
+# USR-FROM and why: boot.fallback in the health document (with CHECK among its
+# failing checks, if given) and the bootgate_boot_fallback metric.
+expect_fallback() {
+  local url=http://127.0.0.1:$PORT body=$RUN/fallback-$BOOTS.json
+  curl -sS --max-time 10 -o "$body" "$url$HEALTH_ROUTE" 2>/dev/null || fail "boot $BOOTS: no health document"
+  jq -e --arg p "USR-$1" --arg r "$2" '.boot.fallback.from_partition == $p and .boot.fallback.reason == $r' "$body" >/dev/null ||
+    fail "boot $BOOTS: boot.fallback is $(jq -c '.boot.fallback' "$body"), expected from USR-$1, reason $2"
+  if [ -n "${3:-}" ]; then
+    jq -e --arg c "$3" '.boot.fallback.failing | any(.name == $c and (.message | length > 0))' "$body" >/dev/null ||
+      fail "boot $BOOTS: boot.fallback does not name $3 with its message: $(jq -c '.boot.fallback' "$body")"
+  fi
+  curl -sS --max-time 10 "$url/metrics" 2>/dev/null |
+    grep -E "^bootgate_boot_fallback\{" | grep -F "from_partition=\"USR-$1\"" | grep -F "reason=\"$2\"" | grep -qE ' 1$' ||
+    fail "boot $BOOTS: /metrics has no bootgate_boot_fallback{from_partition=\"USR-$1\",reason=\"$2\"} 1"
+  log "boot $BOOTS: fallback reported: $(jq -c '.boot.fallback' "$body" | head -c 400)"
+}
+
+# expect_history_command GATE...: `bootgate history --format json` over the
+# STATE partition's history, newest first, lists boots with these gate results
+# (e.g. passed failed), each with its partition and version.
+expect_history_command() {
+  local dir=$RUN/history-state out
+  mkdir -p "$dir"
+  state_file /lib/bootgate/history.jsonl >"$dir/history.jsonl"
+  out=$("$VMTEST_BIN" history --format json --state-dir "$dir") || fail "bootgate history failed: $out"
+  local got
+  got=$(jq -r '.[].gate' <<<"$out" | head -n $# | paste -sd' ' -)
+  [ "$got" = "$*" ] || fail "bootgate history lists '$got' newest first, expected '$*': $out"
+  jq -e 'all(.[]; (.partition.label | startswith("USR-")) and (.version | length > 0))' <<<"$out" >/dev/null ||
+    fail "bootgate history lacks partition or version: $out"
+  log "bootgate history: $(jq -c '[.[] | {gate, partition: .partition.label, decision}]' <<<"$out")"
+}
+
 # guest_line REGEX: the last complete "vmtests: " line of this boot matching
 # REGEX (without the prefix), empty if none.
 guest_line() {

@@ -181,6 +181,20 @@ slot_policy() {
   [ "$got" = "$(cat "$policy")" ] || fail "could not write $2 into USR-$1"
 }
 
+# slot_crash SLOT: the slot's init exits at once (/usr/sbin/init -> /bin/false,
+# written into its ext4), so the kernel panics when it starts, before any
+# service runs: a boot that crashes before bootgate can reach a verdict.
+# panic=1 on the kernel command line turns that into a reboot, which ends QEMU.
+slot_crash() {
+  local i offset
+  i=$(slot_index "$1")
+  offset=$(($(cgpt show -i "$i" -b "$RUN/disk.img") * 512))
+  printf 'rm /usr/sbin/init\nsymlink /usr/sbin/init /bin/false\n' |
+    debugfs -w -f - "$RUN/disk.img?offset=$offset" >/dev/null 2>&1
+  debugfs -R "stat /usr/sbin/init" "$RUN/disk.img?offset=$offset" 2>/dev/null | grep -q 'Fast link dest: "/bin/false"' ||
+    fail "could not break init in USR-$1"
+}
+
 # state_file PATH: a file from the STATE partition (the guest's /var).
 state_file() {
   local offset

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bad update rolls back: USR-B's policy has a critical check that cannot pass
 # (its API never comes up). USR-B is never marked, bootgate reboots by itself,
-# the harness's gptprio falls back to USR-A, and USR-A boots healthy.
+# the harness's gptprio falls back to USR-A, and USR-A boots healthy and
+# reports that it is a fallback from USR-B, which failed on api.
 # shellcheck source=SCRIPTDIR/../lib.sh
 . "$(dirname "$0")/../lib.sh"
 scenario bad-update-rolls-back
@@ -29,9 +30,11 @@ expect_gate passed
 expect_verdict healthy ""
 wait_marked
 expect_health 200 healthy
+expect_fallback B gate_failed api
 vm_poweroff
 
 expect_gpt A "priority=1 tries=0 successful=1" "the fallback slot stays good"
 expect_gpt B "priority=2 tries=0 successful=0" "the bad slot is still unmarked and out of tries"
 expect_history failed passed
+expect_history_command passed failed
 pass "USR-B failed its gate and was never marked, bootgate rebooted, USR-A booted healthy"
