@@ -30,29 +30,38 @@ struct PolicyArg {
     policy: Option<PathBuf>,
 }
 
+/// Where `run` and `serve` keep their files.
+#[derive(Debug, clap::Args)]
+struct DirArgs {
+    /// Directory of this boot's verdict.json.
+    #[arg(long, env = "BOOTGATE_RUN_DIR", default_value = "/run/bootgate")]
+    run_dir: PathBuf,
+    /// Directory for the boot history.
+    #[arg(long, env = "BOOTGATE_STATE_DIR", default_value = "/var/lib/bootgate")]
+    state_dir: PathBuf,
+}
+
+impl DirArgs {
+    fn dirs(self) -> Dirs {
+        Dirs { run: self.run_dir, state: self.state_dir }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the boot gate, then keep re-checking (the systemd service).
     Run {
         #[command(flatten)]
         policy: PolicyArg,
-        /// Directory for verdict.json.
-        #[arg(long, env = "BOOTGATE_RUN_DIR", default_value = "/run/bootgate")]
-        run_dir: PathBuf,
-        /// Directory for the boot history.
-        #[arg(long, env = "BOOTGATE_STATE_DIR", default_value = "/var/lib/bootgate")]
-        state_dir: PathBuf,
+        #[command(flatten)]
+        dirs: DirArgs,
     },
     /// Serve the endpoint for a boot whose gate `run` already decided (bootgate-report.service).
     Serve {
         #[command(flatten)]
         policy: PolicyArg,
-        /// Directory holding this boot's verdict.json.
-        #[arg(long, env = "BOOTGATE_RUN_DIR", default_value = "/run/bootgate")]
-        run_dir: PathBuf,
-        /// Directory for the boot history.
-        #[arg(long, env = "BOOTGATE_STATE_DIR", default_value = "/var/lib/bootgate")]
-        state_dir: PathBuf,
+        #[command(flatten)]
+        dirs: DirArgs,
     },
     /// Run every check once and print the verdict (exit 0 healthy, 1 degraded, 2 unhealthy).
     Check {
@@ -178,7 +187,7 @@ pub fn main() -> i32 {
             };
             check(loaded, format).await
         }),
-        Command::Run { policy: PolicyArg { policy: path }, run_dir, state_dir } => with_runtime(async move {
+        Command::Run { policy: PolicyArg { policy: path }, dirs } => with_runtime(async move {
             let loaded = match policy::load(path.as_deref()) {
                 Ok(l) => l,
                 Err(e) => {
@@ -188,16 +197,16 @@ pub fn main() -> i32 {
                     return bad_policy(&e);
                 }
             };
-            let code = daemon::run(loaded, reloader(path), Dirs { run: run_dir, state: state_dir }).await;
+            let code = daemon::run(loaded, reloader(path), dirs.dirs()).await;
             crate::reaper::finish(std::time::Duration::from_secs(1));
             code
         }),
-        Command::Serve { policy: PolicyArg { policy: path }, run_dir, state_dir } => with_runtime(async move {
+        Command::Serve { policy: PolicyArg { policy: path }, dirs } => with_runtime(async move {
             let loaded = match policy::load(path.as_deref()) {
                 Ok(l) => l,
                 Err(e) => return bad_policy(&e),
             };
-            let code = crate::serve::serve(loaded, reloader(path), Dirs { run: run_dir, state: state_dir }).await;
+            let code = crate::serve::serve(loaded, reloader(path), dirs.dirs()).await;
             crate::reaper::finish(std::time::Duration::from_secs(1));
             code
         }),
