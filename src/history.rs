@@ -84,32 +84,24 @@ pub struct SeenFallback {
 /// One line of the history. Not `deny_unknown_fields`: a line a newer bootgate wrote
 /// must stay readable after a fallback to an older one, the case history exists for.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PastBoot {
-    #[serde(default)]
     pub timestamp: Option<String>,
-    #[serde(default)]
     pub boot_id: Option<String>,
     /// The booted slot; `None` off A/B.
-    #[serde(default)]
     pub partition: Option<Slot>,
     /// `VERSION` of the booted OS.
-    #[serde(default)]
     pub version: Option<String>,
-    #[serde(default)]
     pub gate: Option<String>,
-    #[serde(default)]
     pub status: Option<String>,
-    #[serde(default, deserialize_with = "failing_any")]
+    #[serde(deserialize_with = "failing_any")]
     pub failing: Vec<Failing>,
     /// `None` for a passed gate.
-    #[serde(default)]
     pub decision: Option<Decision>,
-    #[serde(default)]
     pub gate_duration_ms: Option<f64>,
     /// The bootgate version that wrote the line.
-    #[serde(default)]
     pub bootgate: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback: Option<SeenFallback>,
 }
 

@@ -60,12 +60,7 @@ pub fn sweep() -> usize {
     let ours = OURS.lock().unwrap_or_else(|e| e.into_inner());
     let strays: Vec<i32> = children().into_iter().filter(|pid| !ours.contains(pid)).collect();
     for &pid in &strays {
-        let p = Pid::from_raw(pid);
-        // A detached orphan leads its own group (setsid): take its descendants too.
-        let _ = killpg(p, Signal::SIGKILL);
-        let _ = kill(p, Signal::SIGKILL);
-        // Reaps it if it is already gone; otherwise its SIGCHLD brings another sweep.
-        let _ = waitpid(p, Some(WaitPidFlag::WNOHANG));
+        kill_and_reap(pid);
     }
     if !strays.is_empty() {
         tracing::info!(pids = ?strays, "killed processes a check left behind: {strays:?}");
@@ -86,10 +81,7 @@ pub fn finish(limit: std::time::Duration) {
             return;
         }
         for &pid in &left {
-            let p = Pid::from_raw(pid);
-            let _ = killpg(p, Signal::SIGKILL);
-            let _ = kill(p, Signal::SIGKILL);
-            let _ = waitpid(p, Some(WaitPidFlag::WNOHANG));
+            kill_and_reap(pid);
         }
         if std::time::Instant::now() >= end {
             tracing::warn!(pids = ?left, "processes of checks still there at exit: {left:?}");
@@ -112,6 +104,16 @@ pub fn watch() {
         }
         Err(e) => tracing::warn!(error = %e, "cannot watch SIGCHLD ({e}); orphans of checks are killed only at exit"),
     }
+}
+
+/// SIGKILLs a child and its group, and reaps it if it is already gone (otherwise its
+/// SIGCHLD brings another sweep).
+fn kill_and_reap(pid: i32) {
+    let p = Pid::from_raw(pid);
+    // A detached orphan leads its own group (setsid): take its descendants too.
+    let _ = killpg(p, Signal::SIGKILL);
+    let _ = kill(p, Signal::SIGKILL);
+    let _ = waitpid(p, Some(WaitPidFlag::WNOHANG));
 }
 
 /// The pids of this process's direct children (from every thread's `children` list).

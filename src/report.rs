@@ -39,7 +39,7 @@ pub fn verdict_json(s: &Snapshot, policy_source: &str) -> Value {
     json!({
         "status": v.health,
         "gate": v.gate,
-        "boot_id": boot_id(),
+        "boot_id": crate::state::boot_id(),
         "policy": policy_source,
         "timestamp": timestamp(SystemTime::now()),
         "gate_started": timestamp(s.gate_started),
@@ -109,9 +109,6 @@ pub fn table(s: &Snapshot) -> String {
     out.push('\n');
     out
 }
-
-/// This boot's id from the kernel, if readable.
-pub use crate::state::boot_id;
 
 #[cfg(test)]
 mod tests {

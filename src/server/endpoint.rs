@@ -31,8 +31,6 @@ pub struct Endpoint {
     pub boot: watch::Sender<Option<Arc<Value>>>,
     /// Publishes the boot history for `/api/v1/system/boots`.
     pub history: watch::Sender<Arc<Vec<PastBoot>>>,
-    /// The bound address once listening (port 0 in the policy becomes the real port).
-    pub bound: watch::Receiver<Option<SocketAddr>>,
     task: JoinHandle<()>,
 }
 
@@ -52,11 +50,10 @@ impl Endpoint {
         metrics::install(Arc::clone(&metrics));
         let (boot, boot_rx) = watch::channel(None);
         let (history, history_rx) = watch::channel(Arc::default());
-        let (bound_tx, bound) = watch::channel(None);
         let state =
             AppState::new(snapshots, Arc::clone(&metrics), heartbeat).with_boot(boot_rx).with_history(history_rx);
-        let task = tokio::spawn(listen(addr, state, shutdown, notifier, bound_tx));
-        Ok(Endpoint { metrics, boot, history, bound, task })
+        let task = tokio::spawn(listen(addr, state, shutdown, notifier));
+        Ok(Endpoint { metrics, boot, history, task })
     }
 
     /// Waits for the server to finish after a stop request, at most [`DRAIN`].
@@ -70,13 +67,7 @@ impl Endpoint {
 }
 
 /// Binds (retrying) and serves until `shutdown`.
-async fn listen(
-    addr: SocketAddr,
-    state: AppState,
-    shutdown: Shutdown,
-    notifier: Notifier,
-    bound: watch::Sender<Option<SocketAddr>>,
-) {
+async fn listen(addr: SocketAddr, state: AppState, shutdown: Shutdown, notifier: Notifier) {
     let mut failures = 0u32;
     let listener = loop {
         match bind(addr).await {
@@ -104,7 +95,6 @@ async fn listen(
         notifier.refresh_status();
     }
     tracing::info!(addr = %local, after_failures = failures, "health endpoint listening on {local}");
-    let _ = bound.send(Some(local));
     let stop = shutdown.clone();
     if let Err(e) = serve(listener, state, async move { stop.requested().await }).await {
         tracing::error!(%addr, error = %e, "health endpoint on {addr} failed: {e}");

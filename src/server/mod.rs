@@ -60,7 +60,7 @@ impl AppState {
             history: watch::channel(Arc::default()).1,
             metrics,
             heartbeat,
-            boot_id: crate::report::boot_id().map(Arc::from),
+            boot_id: crate::state::boot_id().map(Arc::from),
             cache: Arc::default(),
         }
     }
