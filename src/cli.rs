@@ -407,6 +407,7 @@ mod tests {
             gate_started: now,
             gate_duration: None,
             gate_failing: Vec::new(),
+            ..Snapshot::new(&[])
         };
         let line = progress_line(&s, &[1, 7, 1, 3], now, 200);
         assert_eq!(

@@ -18,6 +18,7 @@ use crate::logging::GATE_VERDICT_ID;
 use crate::notify::Notifier;
 use crate::policy::{Loaded, OnFailure, Policy, PolicyError};
 use crate::server::Endpoint;
+use crate::window::Window;
 use crate::{exit, reaper, report, state};
 
 /// Where the daemon keeps its files.
@@ -72,7 +73,9 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         return exit::SOFTWARE;
     };
 
+    let mut window = None;
     if let Some(rec) = &recorded {
+        window = crate::window::reopen(&policy, &rec.doc, &board, notifier, dirs.state.clone());
         let status = format!("{} (gate passed earlier in this boot; not run again)", summary_status(&board.borrow()));
         let path = rec.path.display();
         tracing::info!(verdict = %path, "gate passed earlier in this boot ({path}); resuming the runtime loop");
@@ -84,7 +87,15 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
             endpoint.finish().await;
             return exit::OK;
         };
-        let doc = report::verdict_json(&snapshot, &loaded.source);
+        let mut doc = report::verdict_json(&snapshot, &loaded.source);
+        if snapshot.gate == GateState::Passed {
+            // Opened before READY=1 and recorded with the verdict: update_engine marks the
+            // slot right after READY=1, and a restart must find the window, not a good slot.
+            window = crate::window::open(&policy, &boot, &board, notifier, dirs.state.clone());
+            if let Some(w) = crate::window::verdict_json(&board) {
+                doc["rollback"] = w;
+            }
+        }
         if let Err(e) = state::write_verdict(&dirs.run, &doc) {
             let dir = dirs.run.display();
             tracing::error!(dir = %dir, error = %e, "cannot write verdict.json in {dir}: {e}");
@@ -104,8 +115,14 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
             let failing = report::failing(&snapshot).join(", ");
             tracing::error!(message_id = GATE_VERDICT_ID, gate = "failed", failing = %failing, "boot gate failed: {status} (failing: {failing})");
             notifier.status(&format!("{status} (failing: {failing})"));
-            let failure =
-                crate::boot::reboot::on_gate_failure(&slots, reboot, policy.gate.reboot_delay, &failing, notifier);
+            let failure = crate::boot::reboot::on_gate_failure(
+                &slots,
+                reboot,
+                policy.gate.reboot_delay,
+                &failing,
+                snapshot.gate_reason.as_deref(),
+                notifier,
+            );
             // A stop request during the reboot delay ends the wait (signals no longer kill the process).
             signals.shutdown.until(heartbeat.keep(failure)).await;
             // No drain: the endpoint was never asked to stop, and exiting hands the port
@@ -116,7 +133,7 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         tracing::info!(message_id = GATE_VERDICT_ID, gate = "passed", "boot gate passed: {status}");
         notifier.ready(&status);
     }
-    runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload).await;
+    runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload, window).await;
     endpoint.finish().await;
     exit::OK
 }
@@ -196,7 +213,8 @@ pub(crate) async fn start_endpoint(
 }
 
 /// Re-checks every interval until SIGTERM or SIGINT, pinging the watchdog from this
-/// same loop so a stuck scheduler stops the pings. SIGHUP re-reads the policy.
+/// same loop so a stuck scheduler stops the pings. SIGHUP re-reads the policy. The
+/// rollback `window` (`run` only) sees every round's raw results.
 pub(crate) async fn runtime(
     mut policy: Arc<Policy>,
     board: &Board,
@@ -204,6 +222,7 @@ pub(crate) async fn runtime(
     heartbeat: &Heartbeat,
     signals: &mut Signals,
     reload: &Reloader,
+    mut window: Option<Window>,
 ) {
     let mut beat = tokio::time::interval(Heartbeat::PERIOD);
     let mut every = schedule(policy.runtime.interval, policy.runtime.interval);
@@ -229,6 +248,9 @@ pub(crate) async fn runtime(
                         continue;
                     }
                 };
+                if let Some(w) = window.as_mut() {
+                    w.observe(&raw, board);
+                }
                 board.send_modify(|s| {
                     let s = Arc::make_mut(s);
                     for (prev, new) in s.checks.iter_mut().zip(raw) {

@@ -9,15 +9,18 @@ use tokio::time::{Instant, sleep};
 
 use crate::checks::Status;
 use crate::engine::{
-    Board, CheckResult, ComponentHealth, Event, GateState, Round, Snapshot, Timing, blocks_gate, run_round,
+    Board, CheckResult, ComponentHealth, Event, GateState, Round, Snapshot, Timing, blocks_gate, run_round, verdict,
 };
 use crate::notify::Notifier;
 use crate::policy::Policy;
+use crate::soak::{FAILED_DURING_SOAK, soak};
 
-/// Runs the gate and publishes every step on `board`; returns the final snapshot.
-pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, settle: bool) -> Arc<Snapshot> {
+/// Runs the gate and publishes every step on `board`; returns the final snapshot. `boot`
+/// is the boot's own gate, with the policy's settle before and soak after the round
+/// (`bootgate check` runs the round alone).
+pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, boot: bool) -> Arc<Snapshot> {
     let started_wall = SystemTime::now();
-    if settle && !policy.gate.settle.is_zero() {
+    if boot && !policy.gate.settle.is_zero() {
         notifier.status(&format!("settling for {}", humantime::format_duration(policy.gate.settle)));
         sleep(policy.gate.settle).await;
     }
@@ -61,15 +64,27 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, settle
     for (r, p) in results.iter_mut().zip(&rounds) {
         r.timing = p.timing;
     }
+    let passed = verdict(results.iter().map(|c| (c.critical, c.status))).gate == GateState::Passed;
     board.send_modify(|s| {
         let s = Arc::make_mut(s);
         s.checks = results;
         s.gate_started = started_wall;
+    });
+    let mut reason = None;
+    if passed && boot && !policy.gate.soak.is_zero() {
+        if let Err(failed) = soak(policy, board, notifier, &mut ping).await {
+            tracing::warn!(failing = %failed.join(", "), "{FAILED_DURING_SOAK}: {}", failed.join(", "));
+            reason = Some(FAILED_DURING_SOAK.to_string());
+        }
+    }
+    board.send_modify(|s| {
+        let s = Arc::make_mut(s);
         s.gate_duration = Some(started.elapsed());
-        s.gate = match s.verdict().gate {
-            GateState::Passed => GateState::Passed,
+        s.gate = match (&reason, s.verdict().gate) {
+            (None, GateState::Passed) => GateState::Passed,
             _ => GateState::Failed,
         };
+        s.gate_reason = reason;
     });
     board.borrow().clone()
 }
@@ -193,9 +208,13 @@ pub fn summary_status(s: &Snapshot) -> String {
         })
         .collect();
     let head = match s.gate {
+        GateState::Running if s.soak.is_some() => "gate soaking".to_string(),
         GateState::Running => "gate running".to_string(),
         GateState::Passed => format!("gate passed, now {}", s.verdict().health.as_str()),
-        GateState::Failed => "gate failed".to_string(),
+        GateState::Failed => match &s.gate_reason {
+            Some(reason) => format!("gate {reason}"),
+            None => "gate failed".to_string(),
+        },
     };
     let mut text = format!("{head}: {critical_ok}/{critical} critical");
     if !problems.is_empty() {
@@ -230,7 +249,7 @@ mod tests {
     }
 
     fn snapshot(gate: GateState, checks: Vec<CheckResult>) -> Snapshot {
-        Snapshot { gate, checks, gate_started: SystemTime::now(), gate_duration: None, gate_failing: Vec::new() }
+        Snapshot { gate, checks, gate_started: SystemTime::now(), gate_duration: None, ..Snapshot::new(&[]) }
     }
 
     #[test]

@@ -98,6 +98,9 @@ pub struct PastBoot {
     pub failing: Vec<Failing>,
     /// `None` for a passed gate.
     pub decision: Option<Decision>,
+    /// Why, when the failing checks alone do not say (`failed during soak`, or what a revert saw).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub gate_duration_ms: Option<f64>,
     /// The bootgate version that wrote the line.
     pub bootgate: Option<String>,
@@ -148,6 +151,7 @@ impl PastBoot {
             status: doc["status"].as_str().map(String::from),
             failing,
             decision,
+            reason: doc["reason"].as_str().map(String::from),
             gate_duration_ms: doc["gate_duration_ms"].as_f64(),
             bootgate: Some(env!("CARGO_PKG_VERSION").into()),
             fallback: None,
@@ -223,8 +227,33 @@ pub fn read_or_warn(dir: &Path) -> Vec<PastBoot> {
 /// are kept as written; bad ones are dropped; a history that cannot be read is replaced.
 pub fn append(dir: &Path, boot: &PastBoot) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
+    let old = read_lines(dir);
+    let mut lines: Vec<&str> = good_lines(&old, &path(dir)).into_iter().map(|(l, _)| l).collect();
+    lines.drain(..lines.len().saturating_sub(KEEP - 1));
+    let new = serde_json::to_string(boot).map_err(std::io::Error::other)?;
+    lines.push(&new);
+    write_lines(dir, &lines)
+}
+
+/// Changes the newest line of boot `boot_id` with `change` (a revert after the gate
+/// passed); `Ok(false)` when the history has no line of that boot.
+pub fn amend(dir: &Path, boot_id: &str, change: impl FnOnce(&mut PastBoot)) -> std::io::Result<bool> {
+    let old = read_lines(dir);
+    let mut lines: Vec<(String, PastBoot)> =
+        good_lines(&old, &path(dir)).into_iter().map(|(l, b)| (l.to_string(), b)).collect();
+    let Some((line, boot)) = lines.iter_mut().rev().find(|(_, b)| b.boot_id.as_deref() == Some(boot_id)) else {
+        return Ok(false);
+    };
+    change(boot);
+    *line = serde_json::to_string(boot).map_err(std::io::Error::other)?;
+    write_lines(dir, &lines.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>())?;
+    Ok(true)
+}
+
+/// The history's text, or nothing (with a warning when it exists but cannot be read).
+fn read_lines(dir: &Path) -> String {
     let file = path(dir);
-    let old = match read_regular(&file, CAP) {
+    match read_regular(&file, CAP) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => {
@@ -232,18 +261,19 @@ pub fn append(dir: &Path, boot: &PastBoot) -> std::io::Result<()> {
             tracing::warn!(file = %shown, error = %e, "cannot read the boot history {shown} ({e}); starting it anew");
             String::new()
         }
-    };
-    let mut lines: Vec<&str> = good_lines(&old, &file).into_iter().map(|(l, _)| l).collect();
-    lines.drain(..lines.len().saturating_sub(KEEP - 1));
+    }
+}
+
+/// Replaces the history with `lines`, atomically (temp file, fsync, rename).
+fn write_lines(dir: &Path, lines: &[&str]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{FILE}.tmp"));
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
     for l in lines {
         writeln!(f, "{l}")?;
     }
-    writeln!(f, "{}", serde_json::to_string(boot).map_err(std::io::Error::other)?)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, &file)
+    std::fs::rename(&tmp, path(dir))
 }
 
 /// The newest `limit` boots first.

@@ -94,3 +94,21 @@ fn a_fifo_as_history_is_an_error_to_read_and_replaced_on_write() {
     append(dir.path(), &boot(1)).unwrap();
     assert_eq!(read(dir.path()).unwrap(), vec![boot(1)]);
 }
+
+#[test]
+fn a_revert_amends_the_newest_line_of_its_boot_only() {
+    let dir = tempfile::tempdir().unwrap();
+    for b in [boot(1), boot(2), boot(3)] {
+        append(dir.path(), &b).unwrap();
+    }
+    let amended = amend(dir.path(), "b2", |b| {
+        b.decision = Some(Decision::Reverted);
+        b.failing = vec![Failing { name: "api".into(), message: "refused".into() }];
+    });
+    assert!(amended.unwrap());
+    let boots = read(dir.path()).unwrap();
+    assert_eq!(boots.iter().map(|b| b.decision).collect::<Vec<_>>(), [None, Some(Decision::Reverted), None]);
+    assert_eq!(boots[1].failing_names(), "api");
+    assert_eq!((&boots[0], &boots[2]), (&boot(1), &boot(3)), "other lines are kept as they were");
+    assert!(!amend(dir.path(), "b9", |_| unreachable!("no line of b9")).unwrap());
+}

@@ -18,10 +18,13 @@ pub mod policy;
 pub mod reaper;
 pub mod redact;
 pub mod report;
+pub mod rollback;
 pub mod serve;
 pub mod server;
+pub mod soak;
 pub mod state;
 pub mod text;
+pub mod window;
 
 /// Process exit codes (see the README).
 pub mod exit {

@@ -47,6 +47,8 @@ pub struct Metrics {
     // Label-less: absent until the gate is decided.
     gate_completed: GaugeVec,
     last_run: GaugeVec,
+    soak: Gauge,
+    rollback_remaining: Gauge,
     /// Refresh and gather as one step, so concurrent scrapes each see a whole state.
     scrape: Mutex<()>,
 }
@@ -120,6 +122,12 @@ impl Metrics {
             &["check"],
         )?;
 
+        let soak =
+            Gauge::new("bootgate_gate_soak_seconds", "Seconds of the soak left before READY=1; 0 when not soaking.")?;
+        let rollback_remaining = Gauge::new(
+            "bootgate_rollback_window_remaining_seconds",
+            "Seconds left in which a sustained critical failure reverts this update; 0 when not armed.",
+        )?;
         for c in &snapshot.checks {
             for r in RESULTS {
                 runs.with_label_values(&[c.name.as_str(), r.as_str()]);
@@ -141,6 +149,8 @@ impl Metrics {
         registry.register(Box::new(fallback.clone()))?;
         registry.register(Box::new(gate_completed.clone()))?;
         registry.register(Box::new(last_run.clone()))?;
+        registry.register(Box::new(soak.clone()))?;
+        registry.register(Box::new(rollback_remaining.clone()))?;
         registry.register(Box::new(ProcessCollector::for_self()))?;
 
         let metrics = Metrics {
@@ -160,6 +170,8 @@ impl Metrics {
             fallback,
             gate_completed,
             last_run,
+            soak,
+            rollback_remaining,
             scrape: Mutex::new(()),
         };
         metrics.refresh(snapshot, None);
@@ -228,6 +240,9 @@ impl Metrics {
             (_, None) => 0.0,
         };
         self.gate_duration.set(took);
+        let now = SystemTime::now();
+        self.soak.set(s.soak.map_or(0.0, |soak| soak.remaining(now).as_secs_f64()));
+        self.rollback_remaining.set(s.rollback.as_ref().map_or(0.0, |w| w.remaining(now).as_secs_f64()));
         let health = s.verdict().health;
         for h in HEALTHS {
             self.health.with_label_values(&[h.as_str()]).set(i64::from(h == health));
@@ -307,6 +322,7 @@ mod tests {
             gate_started: SystemTime::now(),
             gate_duration: Some(Duration::from_millis(1500)),
             gate_failing: Vec::new(),
+            ..Snapshot::new(&[])
         }
     }
 

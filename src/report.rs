@@ -36,7 +36,7 @@ pub fn check_json(c: &CheckResult) -> Value {
 /// The verdict document of `check --format json` and the verdict file.
 pub fn verdict_json(s: &Snapshot, policy_source: &str) -> Value {
     let v = s.verdict();
-    json!({
+    let mut doc = json!({
         "status": v.health,
         "gate": v.gate,
         "boot_id": crate::state::boot_id(),
@@ -46,7 +46,11 @@ pub fn verdict_json(s: &Snapshot, policy_source: &str) -> Value {
         "gate_duration_ms": s.gate_duration.map(millis),
         "failing": failing(s),
         "checks": s.checks.iter().map(check_json).collect::<Vec<_>>(),
-    })
+    });
+    if let Some(reason) = &s.gate_reason {
+        doc["reason"] = reason.as_str().into();
+    }
+    doc
 }
 
 /// Names of the checks that keep the gate from passing (critical, not passed).
@@ -145,6 +149,7 @@ mod tests {
             gate_started: std::time::SystemTime::now(),
             gate_duration: Some(Duration::from_millis(7010)),
             gate_failing: Vec::new(),
+            ..Snapshot::new(&[])
         };
         let t = table(&s);
         let lines: Vec<&str> = t.lines().collect();
@@ -166,6 +171,7 @@ mod tests {
             gate_started: std::time::SystemTime::now(),
             gate_duration: Some(Duration::from_millis(4)),
             gate_failing: Vec::new(),
+            ..Snapshot::new(&[])
         };
         assert!(table(&s).ends_with("verdict: healthy (gate passed) in 4.0ms; slowest: root 3.0ms\n"), "{}", table(&s));
     }

@@ -49,7 +49,7 @@ pub async fn serve(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     let Some((endpoint, _)) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier, &dirs.state).await else {
         return exit::SOFTWARE;
     };
-    runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload).await;
+    runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload, None).await;
     endpoint.finish().await;
     exit::OK
 }

@@ -107,6 +107,7 @@ async fn promtool_accepts_boot_facts_and_failures() {
         gate_started: SystemTime::now(),
         gate_duration: Some(Duration::from_secs(120)),
         gate_failing: Vec::new(),
+        ..Snapshot::new(&[])
     };
     let metrics = Arc::new(Metrics::new(&s).unwrap());
     for c in &s.checks {

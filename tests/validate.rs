@@ -71,7 +71,7 @@ checks:
         "2:18: gate.deadline: duration `10` has no unit",
         "3:21: runtime.interval: invalid duration `soon`",
         "4:34: server.bogus: unknown field `bogus`, expected `listen`",
-        "5:1: extra: unknown field `extra`, expected one of `version`, `gate`, `runtime`, `server`, `checks`",
+        "5:1: extra: unknown field `extra`, expected one of `version`, `gate`, `runtime`, `server`, `rollback`, `checks`",
         "9:14: checks[0].retries: invalid type: string \"many\", expected u32",
         "13:14: checks[1].timeout: duration `5` has no unit",
         "17:5: checks[2].tragets: unknown field `tragets`, expected `targets`",

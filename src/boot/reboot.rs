@@ -9,29 +9,31 @@ use super::decide::RebootDecision;
 use crate::notify::Notifier;
 
 /// Acts on a failed gate's decision, made once before it was recorded: `None` is the
-/// policy's `on_failure: stay`. `failing` names the checks for STATUS.
+/// policy's `on_failure: stay`. `failing` names the checks for STATUS, `reason` says
+/// why when they alone do not (`failed during soak`).
 pub async fn on_gate_failure(
     boot: &BootStatus,
     decision: Option<RebootDecision>,
     delay: Duration,
     failing: &str,
+    reason: Option<&str>,
     notifier: Notifier,
 ) {
+    let head = reason.map_or_else(|| "gate failed".to_string(), |r| format!("gate {r}"));
     let Some(decision) = decision else {
-        let text = format!("gate failed (failing: {failing}); on_failure is stay — not rebooting");
+        let text = format!("{head} (failing: {failing}); on_failure is stay — not rebooting");
         tracing::error!("{text}");
         notifier.status(&text);
         return;
     };
-    let text = describe(&decision, boot, failing, delay);
+    let text = describe(&decision, boot, failing, delay).replacen("gate failed", &head, 1);
     tracing::error!(decision = ?decision, "{text}");
     notifier.status(&text);
     if let RebootDecision::Reboot { .. } = decision {
         tokio::time::sleep(delay).await;
         if let Err(e) = request_reboot().await {
-            let text = format!(
-                "gate failed (failing: {failing}); the reboot request failed: {e} — manual intervention needed"
-            );
+            let text =
+                format!("{head} (failing: {failing}); the reboot request failed: {e} — manual intervention needed");
             tracing::error!("{text}");
             notifier.status(&text);
         }

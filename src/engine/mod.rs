@@ -66,6 +66,26 @@ impl CheckResult {
         }
     }
 
+    /// A finished result for unit tests: `status` with one attempt and nothing observed.
+    #[cfg(test)]
+    pub fn sample(name: &str, critical: bool, status: Status) -> Self {
+        let passed = status.passed();
+        CheckResult {
+            name: name.into(),
+            kind: "tcp",
+            critical,
+            status,
+            message: status.as_str().into(),
+            observed: Observed::new(),
+            duration: Duration::ZERO,
+            attempts: 1,
+            last_check: None,
+            consecutive_failures: u32::from(!passed),
+            consecutive_successes: u32::from(passed),
+            timing: Timing::default(),
+        }
+    }
+
     /// What this result means for its renderers.
     pub fn health(&self) -> ComponentHealth {
         ComponentHealth::of(self.critical, self.status)
@@ -96,6 +116,49 @@ pub struct Snapshot {
     pub gate_duration: Option<Duration>,
     /// The checks that failed the gate, with the message they failed it with (once it failed).
     pub gate_failing: Vec<(String, String)>,
+    /// Why the gate failed, when the failing checks alone do not say (`failed during soak`).
+    pub gate_reason: Option<String>,
+    /// While every critical check passed and they soak before READY=1.
+    pub soak: Option<Soak>,
+    /// The rollback window after READY=1, when the policy has one.
+    pub rollback: Option<RollbackWindow>,
+}
+
+/// The soak in progress: all critical checks passed once and keep being re-run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Soak {
+    pub total: Duration,
+    pub ends: SystemTime,
+}
+
+impl Soak {
+    /// Time left until READY=1, as of `now`.
+    pub fn remaining(&self, now: SystemTime) -> Duration {
+        self.ends.duration_since(now).unwrap_or_default()
+    }
+}
+
+/// The rollback window as readers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackWindow {
+    pub ends: SystemTime,
+    /// A sustained critical failure would revert this boot now (inside the window, on an
+    /// update that was unconfirmed when bootgate started, not reverted yet).
+    pub armed: bool,
+    /// Why it is not armed, or what it is doing (`reverting: api failing for 20s`).
+    pub note: String,
+}
+
+impl RollbackWindow {
+    /// Whether a sustained failure would still revert at `now` (the window closes by itself).
+    pub fn armed_at(&self, now: SystemTime) -> bool {
+        self.armed && now <= self.ends
+    }
+
+    /// Time left in the window while it is armed, as of `now`.
+    pub fn remaining(&self, now: SystemTime) -> Duration {
+        if self.armed { self.ends.duration_since(now).unwrap_or_default() } else { Duration::ZERO }
+    }
 }
 
 impl Snapshot {
@@ -106,6 +169,9 @@ impl Snapshot {
             gate_started: SystemTime::now(),
             gate_duration: None,
             gate_failing: Vec::new(),
+            gate_reason: None,
+            soak: None,
+            rollback: None,
         }
     }
 

@@ -34,23 +34,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::checks::{Observed, Status};
+    use crate::checks::Status;
 
     fn result(status: Status) -> CheckResult {
-        CheckResult {
-            name: "c".into(),
-            kind: "tcp",
-            critical: true,
-            status,
-            message: status.as_str().into(),
-            observed: Observed::new(),
-            duration: Duration::ZERO,
-            attempts: 1,
-            last_check: None,
-            consecutive_failures: u32::from(!status.passed()),
-            consecutive_successes: u32::from(status.passed()),
-            timing: Default::default(),
-        }
+        CheckResult::sample("c", true, status)
     }
 
     fn run(start: Status, seq: &[Status], failure: u32, success: u32) -> Vec<Status> {

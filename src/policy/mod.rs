@@ -42,6 +42,7 @@ pub const MAX_PROBLEMS_SHOWN: usize = 50;
 pub struct Policy {
     pub gate: Gate,
     pub runtime: Runtime,
+    pub rollback: Rollback,
     pub listen: SocketAddr,
     pub checks: Vec<CheckSpec>,
 }
@@ -53,6 +54,16 @@ pub struct Gate {
     pub settle: Duration,
     pub on_failure: OnFailure,
     pub reboot_delay: Duration,
+    /// Zero: READY=1 as soon as every critical check passed.
+    pub soak: Duration,
+    pub soak_interval: Duration,
+}
+
+/// The rollback window after READY=1; a zero `window` never reverts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rollback {
+    pub window: Duration,
+    pub failing_for: Duration,
 }
 
 /// Runtime re-check settings; thresholds are at least 1.

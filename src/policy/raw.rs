@@ -20,6 +20,8 @@ pub struct RawPolicy {
     pub runtime: RawRuntime,
     #[serde(default)]
     pub server: RawServer,
+    /// The rollback window: reverting an update whose critical checks break soon after its gate.
+    pub rollback: Option<RawRollback>,
     /// The checks; at least one.
     #[schemars(with = "Vec<super::schema::CheckSchema>", length(min = 1, max = super::MAX_CHECKS))]
     pub checks: Vec<RawCheck>,
@@ -37,6 +39,20 @@ pub struct RawGate {
     pub on_failure: Option<OnFailure>,
     /// Pause between a failed gate and the reboot, so an operator can read the status (default 10s).
     pub reboot_delay: Option<Dur>,
+    /// Once every critical check passed, how long they must keep passing before READY=1 (default 0s).
+    pub soak: Option<Dur>,
+    /// Time between the re-runs during the soak (default 5s, at least 100ms).
+    pub soak_interval: Option<Dur>,
+}
+
+/// After READY=1, a sustained critical failure still reverts the update for this long.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a mapping of rollback settings")]
+pub struct RawRollback {
+    /// How long after READY=1 a sustained critical failure reverts this update (required; 0s: never).
+    pub window: Option<Dur>,
+    /// A critical check failing without one pass for this long reverts (default 300s, at least 1s, at most `window`).
+    pub failing_for: Option<Dur>,
 }
 
 /// What to do after a failed gate.

@@ -11,16 +11,20 @@ use serde_yaml::Value;
 use super::index::Index;
 use super::locate::{self, Seg};
 use super::located::Ctx;
-use super::raw::{OnFailure, RawCheck, RawGate, RawPolicy, RawRuntime, RawServer};
-use super::{CheckSpec, Gate, MAX_POLICY_BYTES, MAX_PROBLEMS_SHOWN, Policy, Problem, Runtime};
+use super::raw::{OnFailure, RawCheck, RawGate, RawPolicy, RawRollback, RawRuntime, RawServer};
+use super::{CheckSpec, Gate, MAX_POLICY_BYTES, MAX_PROBLEMS_SHOWN, Policy, Problem, Rollback, Runtime};
 use crate::checks::{KINDS, KindError};
 
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_RETRIES: u32 = 3;
+const DEFAULT_SOAK_INTERVAL: Duration = Duration::from_secs(5);
+/// A shorter soak interval would re-run the checks in a busy loop.
+const MIN_SOAK_INTERVAL: Duration = Duration::from_millis(100);
+const DEFAULT_FAILING_FOR: Duration = Duration::from_secs(300);
 
 /// The top-level keys of a policy, in the order the schema lists them.
-const TOP_KEYS: [&str; 5] = ["version", "gate", "runtime", "server", "checks"];
+const TOP_KEYS: [&str; 6] = ["version", "gate", "runtime", "server", "rollback", "checks"];
 
 /// The sections as read: `None` when absent, `Some(None)` when present but rejected.
 #[derive(Default)]
@@ -29,6 +33,7 @@ struct Sections<'d> {
     gate: Option<Option<RawGate>>,
     runtime: Option<Option<RawRuntime>>,
     server: Option<Option<RawServer>>,
+    rollback: Option<Option<RawRollback>>,
     checks: Option<&'d Value>,
 }
 
@@ -61,11 +66,12 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
     }
     let gate = s.gate.map_or(Some(RawGate::default()), |g| g).map(|g| gate(&mut cx, &g));
     let runtime = runtime(&mut cx, &s.runtime.flatten().unwrap_or_default());
+    let rollback = rollback(&mut cx, s.rollback.as_ref().map(|r| r.as_ref()));
     let listen = listen(&mut cx, &s.server.flatten().unwrap_or_default());
     let deadline = gate.as_ref().map(|g| g.deadline);
     let checks = s.checks.map(|node| checks(&mut cx, node, deadline)).unwrap_or_default();
     match gate {
-        Some(gate) if cx.problems.is_empty() => Ok(Policy { gate, runtime, listen, checks }),
+        Some(gate) if cx.problems.is_empty() => Ok(Policy { gate, runtime, rollback, listen, checks }),
         _ => Err(sorted(cx.problems)),
     }
 }
@@ -101,6 +107,7 @@ fn sections<'d>(cx: &mut Ctx, doc: &'d Value) -> Sections<'d> {
             "gate" => s.gate = Some(cx.typed(node, &path)),
             "runtime" => s.runtime = Some(cx.typed(node, &path)),
             "server" => s.server = Some(cx.typed(node, &path)),
+            "rollback" => s.rollback = Some(cx.typed(node, &path)),
             "checks" => s.checks = Some(node),
             other => {
                 let known = TOP_KEYS.map(|k| format!("`{k}`")).join(", ");
@@ -121,12 +128,54 @@ fn gate(cx: &mut Ctx, g: &RawGate) -> Gate {
     if deadline.is_zero() {
         cx.at(&[Seg::key("gate"), Seg::key("deadline")], "the deadline must be longer than 0s");
     }
+    let soak_interval = g.soak_interval.map_or(DEFAULT_SOAK_INTERVAL, |d| d.0);
+    if soak_interval < MIN_SOAK_INTERVAL {
+        cx.at(
+            &[Seg::key("gate"), Seg::key("soak_interval")],
+            format!("the soak interval must be at least {}", humantime::format_duration(MIN_SOAK_INTERVAL)),
+        );
+    }
     Gate {
         deadline,
         settle: g.settle.map_or(Duration::ZERO, |d| d.0),
         on_failure: g.on_failure.unwrap_or(OnFailure::Reboot),
         reboot_delay: g.reboot_delay.map_or(Duration::from_secs(10), |d| d.0),
+        soak: g.soak.map_or(Duration::ZERO, |d| d.0),
+        soak_interval,
     }
+}
+
+/// The rollback window: `None` (no section) never reverts; a section must name its window.
+fn rollback(cx: &mut Ctx, r: Option<Option<&RawRollback>>) -> Rollback {
+    let never = Rollback { window: Duration::ZERO, failing_for: DEFAULT_FAILING_FOR };
+    let Some(Some(r)) = r else { return never };
+    let at = |key| [Seg::key("rollback"), Seg::key(key)];
+    let Some(window) = r.window.map(|d| d.0) else {
+        cx.at(
+            &[Seg::key("rollback")],
+            "missing field `window`: without a window nothing is ever reverted; write e.g. `window: 10m`, or remove `rollback`",
+        );
+        return never;
+    };
+    let failing_for = r.failing_for.map_or(DEFAULT_FAILING_FOR, |d| d.0);
+    if window.is_zero() {
+        if r.failing_for.is_some() {
+            cx.at(&at("failing_for"), "failing_for has no effect: `window: 0s` never reverts");
+        }
+        return never;
+    }
+    if failing_for < Duration::from_secs(1) {
+        cx.at(&at("failing_for"), "failing_for must be at least 1s");
+    } else if failing_for > window {
+        let (f, w) = (humantime::format_duration(failing_for), humantime::format_duration(window));
+        let message = if r.failing_for.is_some() {
+            format!("failing_for ({f}) is longer than the window ({w}): no failure could ever revert")
+        } else {
+            format!("the window ({w}) is shorter than failing_for (default {f}): set a shorter `failing_for`")
+        };
+        cx.at(&at(if r.failing_for.is_some() { "failing_for" } else { "window" }), message);
+    }
+    Rollback { window, failing_for }
 }
 
 fn runtime(cx: &mut Ctx, r: &RawRuntime) -> Runtime {

@@ -71,6 +71,21 @@ pub fn seed(s: &Snapshot, facts: &Facts) -> Value {
         doc["startup_failing"] =
             s.gate_failing.iter().map(|(name, message)| json!({"name": name, "message": message})).collect();
     }
+    if let Some(reason) = &s.gate_reason {
+        doc["startup_reason"] = reason.as_str().into();
+    }
+    if let Some(soak) = &s.soak {
+        let remaining = soak.remaining(facts.now).as_secs_f64().ceil();
+        doc["soak"] = json!({"seconds": soak.total.as_secs_f64(), "remaining_seconds": remaining});
+    }
+    if let Some(w) = &s.rollback {
+        doc["rollback"] = json!({
+            "window_ends": humantime::format_rfc3339_seconds(w.ends).to_string(),
+            "armed": w.armed_at(facts.now),
+            "remaining_seconds": w.remaining(facts.now).as_secs_f64().ceil(),
+            "note": w.note,
+        });
+    }
     if let Some(boot) = facts.boot {
         doc["boot"] = boot.clone();
     }

@@ -51,7 +51,14 @@ pub fn check(name: &str, kind: &'static str, critical: bool, status: Status) -> 
 
 pub fn snapshot(gate: GateState, checks: Vec<CheckResult>) -> Snapshot {
     let gate_duration = (gate != GateState::Running).then(|| Duration::from_millis(250));
-    Snapshot { gate, checks, gate_started: SystemTime::now(), gate_duration, gate_failing: Vec::new() }
+    Snapshot {
+        gate,
+        checks,
+        gate_started: SystemTime::now(),
+        gate_duration,
+        gate_failing: Vec::new(),
+        ..Snapshot::new(&[])
+    }
 }
 
 /// A router over `s`, plus the sender that publishes later snapshots.

@@ -1,0 +1,123 @@
+use super::*;
+use crate::boot::decide::FLATCAR_USR_TYPE;
+use crate::checks::Status;
+
+const MIN: Duration = Duration::from_secs(60);
+
+fn usr(index: u32, priority: u8, tries: u8, successful: bool) -> PartitionInfo {
+    PartitionInfo {
+        index,
+        label: format!("USR-{}", if index == 3 { "A" } else { "B" }),
+        uuid: format!("u{index}"),
+        type_guid: FLATCAR_USR_TYPE.into(),
+        priority,
+        tries,
+        successful,
+    }
+}
+
+/// Booted on USR-B (4) as update_engine leaves it after marking: B good at priority 2.
+fn table(a: PartitionInfo, b: PartitionInfo) -> BootStatus {
+    BootStatus { booted: Some(4), disk: Some("/dev/vda".into()), partitions: vec![a, b], note: None }
+}
+
+fn failing(name: &str, since: Instant) -> Failing {
+    Failing { name: name.into(), message: "connection refused".into(), since }
+}
+
+#[test]
+fn arming_needs_an_unconfirmed_slot_at_start() {
+    let policy = Rollback { window: 5 * MIN, failing_for: 20 * Duration::from_secs(1) };
+    let fresh = table(usr(3, 1, 0, true), usr(4, 2, 0, false));
+    assert_eq!(arm(&policy, Some(&fresh)), Ok(()));
+    let good = table(usr(3, 1, 0, true), usr(4, 2, 0, true));
+    assert!(arm(&policy, Some(&good)).unwrap_err().contains("already good before this boot"));
+    assert!(arm(&policy, None).unwrap_err().contains("not on an A/B slot"));
+    let off_ab = BootStatus { booted: None, ..fresh };
+    assert!(arm(&policy, Some(&off_ab)).is_err());
+}
+
+/// Every combination of where `now` is in the window, how the other slot stands and
+/// how long the check has failed.
+#[test]
+fn decision_over_window_slot_state_and_failure_duration() {
+    let start = Instant::now();
+    let ends = start + 5 * MIN;
+    let failing_for = Duration::from_secs(20);
+    let good_a = usr(3, 1, 0, true);
+    let slots = [
+        ("A good", table(good_a.clone(), usr(4, 2, 0, true)), true),
+        ("A not successful", table(usr(3, 1, 0, false), usr(4, 2, 0, true)), false),
+        ("A priority 0", table(usr(3, 0, 0, true), usr(4, 2, 0, true)), false),
+        (
+            "A missing",
+            BootStatus { partitions: vec![usr(4, 2, 0, true)], ..table(good_a.clone(), usr(4, 2, 0, true)) },
+            false,
+        ),
+        ("booted unknown", BootStatus { booted: None, ..table(good_a.clone(), usr(4, 2, 0, true)) }, false),
+    ];
+    let nows = [
+        ("inside", start + 2 * MIN, true),
+        ("at the end", ends, true),
+        ("after", ends + Duration::from_secs(1), false),
+    ];
+    let durations = [
+        ("never failed", None, false),
+        ("10s", Some(Duration::from_secs(10)), false),
+        ("20s", Some(failing_for), true),
+        ("4m", Some(4 * MIN), true),
+    ];
+    for (slot_name, t, good_fallback) in &slots {
+        for (when, now, inside) in nows {
+            for (how_long, failed, sustained) in durations {
+                let list: Vec<Failing> = failed.map(|d| failing("api", now - d)).into_iter().collect();
+                let got = decide(ends, now, failing_for, &list, t);
+                let case = format!("{slot_name}, {when}, failing {how_long}: {got:?}");
+                match (inside, sustained, good_fallback) {
+                    (false, _, _) => assert_eq!(got, Decision::Closed, "{case}"),
+                    (true, false, _) => assert_eq!(got, Decision::Wait, "{case}"),
+                    (true, true, false) => assert!(matches!(got, Decision::NoFallback { .. }), "{case}"),
+                    (true, true, true) => match got {
+                        Decision::Revert { booted, fallback, failing } => {
+                            assert_eq!((booted.index, fallback.index), (4, 3), "{case}");
+                            assert_eq!(failing.len(), 1, "{case}");
+                        }
+                        other => panic!("{case}: expected a revert, got {other:?}"),
+                    },
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn only_the_sustained_checks_are_named() {
+    let now = Instant::now() + 10 * MIN;
+    let t = table(usr(3, 1, 0, true), usr(4, 2, 0, true));
+    let list = [failing("api", now - 2 * MIN), failing("db", now - Duration::from_secs(5))];
+    let Decision::Revert { failing, .. } = decide(now + MIN, now, Duration::from_secs(60), &list, &t) else {
+        panic!("expected a revert")
+    };
+    assert_eq!(failing.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["api"]);
+    assert_eq!(describe(&failing, now), "api (failing for 2m: connection refused)");
+}
+
+fn raw(name: &str, critical: bool, status: Status) -> CheckResult {
+    CheckResult::sample(name, critical, status)
+}
+
+#[test]
+fn one_pass_resets_the_clock_and_optional_checks_never_count() {
+    let mut w = Watch::open(Rollback { window: 5 * MIN, failing_for: Duration::from_secs(20) });
+    w.observe(&[raw("api", true, Status::Fail), raw("docker", false, Status::Fail)]);
+    assert_eq!(w.failing.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["api"]);
+    let first = w.failing[0].since;
+    w.observe(&[raw("api", true, Status::Skipped), raw("docker", false, Status::Fail)]);
+    assert_eq!(w.failing[0].since, first, "a second failure keeps the first one's time");
+    assert_eq!(w.failing[0].message, "skipped");
+    w.observe(&[raw("api", true, Status::Warn), raw("docker", false, Status::Fail)]);
+    assert!(w.failing.is_empty(), "a warn is a pass");
+    w.observe(&[raw("api", true, Status::Fail)]);
+    w.observe(&[raw("db", true, Status::Pass)]);
+    assert!(w.failing.is_empty(), "a check no longer in the policy stops counting");
+}
