@@ -22,6 +22,7 @@ pub mod serve;
 pub mod server;
 pub mod state;
 pub mod text;
+pub mod textfile;
 
 /// Process exit codes (see the README).
 pub mod exit {
