@@ -23,6 +23,9 @@ use crate::server::Endpoint;
 
 /// Starts writing `path` from the endpoint's metrics on every change of `board` or of the boot facts.
 pub fn start(path: PathBuf, endpoint: &Endpoint, board: &watch::Sender<Arc<Snapshot>>) -> JoinHandle<()> {
+    if path.extension().is_none_or(|e| e != "prom") {
+        tracing::warn!(textfile = %path.display(), "{} does not end in .prom: node_exporter's textfile collector reads only *.prom files", path.display());
+    }
     tokio::spawn(keep_written(path, Arc::clone(&endpoint.metrics), board.subscribe(), endpoint.boot.subscribe()))
 }
 
