@@ -13,6 +13,8 @@ packages=(
   docker.io busybox-static
   # metrics tests and benchmarks
   prometheus wrk hyperfine nginx-light
+  # fleet monitoring test: alerts from the shipped rules reach a real Alertmanager
+  prometheus-alertmanager
   # boot integration: GPT tools, sysext images, unit verification
   gdisk cgpt squashfs-tools systemd
   # provisioning: the Ignition config is checked with ignition-validate

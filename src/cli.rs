@@ -39,11 +39,14 @@ struct DirArgs {
     /// Directory for the boot history.
     #[arg(long, env = "BOOTGATE_STATE_DIR", default_value = "/var/lib/bootgate")]
     state_dir: PathBuf,
+    /// Also write the metrics to this file after every round (node_exporter's textfile collector).
+    #[arg(long, value_name = "PATH")]
+    textfile: Option<PathBuf>,
 }
 
 impl DirArgs {
     fn dirs(self) -> Dirs {
-        Dirs { run: self.run_dir, state: self.state_dir }
+        Dirs { run: self.run_dir, state: self.state_dir, textfile: self.textfile }
     }
 }
 

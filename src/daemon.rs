@@ -1,6 +1,6 @@
 //! `bootgate run`: the gate at boot, then the runtime loop (shared with `bootgate serve`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ pub struct Dirs {
     pub run: PathBuf,
     /// Holds `history.jsonl` (default `/var/lib/bootgate`).
     pub state: PathBuf,
+    /// Where `--textfile` writes the metrics after every round, if anywhere.
+    pub textfile: Option<PathBuf>,
 }
 
 /// Re-reads the policy by the same lookup the daemon started with (on SIGHUP).
@@ -68,8 +70,7 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     let heartbeat = Heartbeat::new();
     // The endpoint binds in the background: it answers 503 while the gate runs, and a
     // port it cannot have never keeps the gate from judging.
-    let Some((endpoint, boot)) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier, &dirs.state).await
-    else {
+    let Some((endpoint, boot)) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier, &dirs).await else {
         return exit::SOFTWARE;
     };
 
@@ -195,14 +196,17 @@ pub(crate) async fn start_endpoint(
     heartbeat: &Heartbeat,
     signals: &Signals,
     notifier: Notifier,
-    state_dir: &Path,
+    dirs: &Dirs,
 ) -> Option<(Endpoint, BootFacts)> {
     let started =
         Endpoint::start(policy.listen, board.subscribe(), heartbeat.clone(), signals.shutdown.clone(), notifier);
     match started {
         Ok(endpoint) => {
-            let (boot, boots) = facts::gather(state_dir).await;
+            let (boot, boots) = facts::gather(&dirs.state).await;
             facts::publish(&boot, boots, &endpoint, notifier);
+            if let Some(path) = &dirs.textfile {
+                crate::textfile::start(path.clone(), &endpoint, board);
+            }
             Some((endpoint, boot))
         }
         Err(e) => {

@@ -24,6 +24,7 @@ pub mod server;
 pub mod soak;
 pub mod state;
 pub mod text;
+pub mod textfile;
 pub mod window;
 
 /// Process exit codes (see the README).

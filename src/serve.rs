@@ -46,7 +46,7 @@ pub async fn serve(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         _ => tracing::info!(verdict = %recorded.path.display(), "reporting the passed gate of this boot"),
     }
     let heartbeat = Heartbeat::new();
-    let Some((endpoint, _)) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier, &dirs.state).await else {
+    let Some((endpoint, _)) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier, &dirs).await else {
         return exit::SOFTWARE;
     };
     runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload, None).await;

@@ -1,0 +1,294 @@
+//! The fleet a monitoring test watches: a real Prometheus loading the shipped rules,
+//! a real Alertmanager it sends to, and a bootgate daemon booted on an A/B slot.
+//! Each is stopped by pid on drop, in its own temp dir, on a free loopback port.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::endpoint::{get, stop};
+use crate::support::{find_binary, free_port, run_bounded};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bootgate");
+
+/// A file under `monitoring/`.
+pub fn monitoring(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("monitoring").join(path)
+}
+
+/// A Prometheus server on a free loopback port loading the shipped rules, stopped by pid on drop.
+pub struct Prometheus {
+    pub child: Child,
+    addr: SocketAddr,
+    dir: TempDir,
+}
+
+impl Prometheus {
+    /// Scrapes `targets` every second in job `bootgate`, sending alerts to `alertmanager`.
+    pub fn start(targets: &[SocketAddr], alertmanager: SocketAddr) -> Prometheus {
+        let bin = find_binary("prometheus", "prometheus");
+        let dir = tempfile::tempdir().unwrap();
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let config = format!(
+            "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}\n\
+             rule_files: ['{}']\n\
+             alerting: {{alertmanagers: [{{static_configs: [{{targets: ['{alertmanager}']}}]}}]}}\n\
+             scrape_configs:\n  - job_name: bootgate\n    static_configs: [{{targets: [{}]}}]\n",
+            monitoring("prometheus/bootgate.rules.yml").display(),
+            targets.join(", ")
+        );
+        let config_path = dir.path().join("prometheus.yml");
+        fs::write(&config_path, config).unwrap();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+        let log = fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new(&bin)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        Prometheus { child, addr, dir }
+    }
+
+    pub fn log(&self) -> String {
+        let text = fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// `data` of an API answer; `None` while Prometheus is not up yet.
+    fn api(&self, path: &str) -> Option<Value> {
+        let reply = get(self.addr, path, &[]).ok().filter(|r| r.status == 200)?;
+        let doc = reply.json();
+        assert_eq!(doc["status"], "success", "{path}: {doc}");
+        Some(doc["data"].clone())
+    }
+
+    pub fn query(&self, promql: &str) -> Vec<Value> {
+        let data = self.api(&format!("/api/v1/query?query={}", encode(promql)));
+        data.and_then(|d| d["result"].as_array().cloned()).unwrap_or_default()
+    }
+
+    /// (alertname, instance) of every alert in `state` (firing or pending).
+    pub fn alerts(&self, state: &str) -> BTreeSet<(String, String)> {
+        let alerts = self.api("/api/v1/alerts").and_then(|d| d["alerts"].as_array().cloned()).unwrap_or_default();
+        alerts
+            .iter()
+            .filter(|a| a["state"] == state)
+            .map(|a| {
+                (a["labels"]["alertname"].as_str().unwrap().into(), a["labels"]["instance"].as_str().unwrap().into())
+            })
+            .collect()
+    }
+
+    pub fn alert(&self, name: &str) -> Value {
+        let alerts = self.api("/api/v1/alerts").unwrap()["alerts"].as_array().cloned().unwrap_or_default();
+        alerts.into_iter().find(|a| a["labels"]["alertname"] == name).unwrap_or_else(|| panic!("no {name} alert"))
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        stop(&mut self.child, Duration::from_secs(5));
+    }
+}
+
+/// An Alertmanager on a free loopback port, without a cluster or any receiver that
+/// sends anywhere, stopped by pid on drop.
+pub struct Alertmanager {
+    child: Child,
+    pub addr: SocketAddr,
+    dir: TempDir,
+}
+
+impl Alertmanager {
+    pub fn start() -> Alertmanager {
+        let bin = find_binary("prometheus-alertmanager", "prometheus-alertmanager");
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("alertmanager.yml");
+        fs::write(&config, "route: {receiver: keep, group_wait: 0s}\nreceivers: [{name: keep}]\n").unwrap();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+        let log = fs::File::create(dir.path().join("alertmanager.log")).unwrap();
+        let child = Command::new(&bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--cluster.listen-address=")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        Alertmanager { child, addr, dir }
+    }
+
+    pub fn log(&self) -> String {
+        let text = fs::read_to_string(self.dir.path().join("alertmanager.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// (alertname, instance) of every active alert it received, each with a severity and a summary.
+    pub fn alerts(&self) -> BTreeSet<(String, String)> {
+        let Some(reply) = get(self.addr, "/api/v2/alerts?active=true", &[]).ok().filter(|r| r.status == 200) else {
+            return BTreeSet::new();
+        };
+        let alerts = reply.json().as_array().cloned().unwrap_or_default();
+        for a in &alerts {
+            assert!(a["labels"]["severity"].is_string() && a["annotations"]["summary"].is_string(), "{a:#}");
+        }
+        alerts
+            .iter()
+            .map(|a| {
+                (a["labels"]["alertname"].as_str().unwrap().into(), a["labels"]["instance"].as_str().unwrap().into())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        stop(&mut self.child, Duration::from_secs(5));
+    }
+}
+
+/// Percent-encodes everything but unreserved characters.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A `bootgate run` on a booted A/B slot, stopped by pid on drop.
+///
+/// The build host's root is not on a GPT slot, so this one stand-in is needed: in a
+/// private mount namespace, `/sys/class/block` is replaced by a directory saying that
+/// the device holding `/` is partition 3 of a disk named `stdin`, and the daemon's
+/// stdin is a real GPT image, which it then reads as `/dev/stdin`. Everything else is
+/// real: the image made by sgdisk, the history file, the daemon and its fallback detection.
+pub struct OnSlot {
+    child: Child,
+    pub addr: SocketAddr,
+    dir: TempDir,
+}
+
+/// Flatcar's USR partition type.
+const USR_TYPE: &str = "5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6";
+
+impl OnSlot {
+    /// Booted from USR-A after the previous boot, on USR-B running `from_version`, failed its gate.
+    pub fn fallen_back(policy: &str, addr: SocketAddr, from_version: &str) -> OnSlot {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = dir.path().join("disk.img");
+        fs::File::create(&disk).unwrap().set_len(8 << 20).unwrap();
+        // A: priority 1, successful; B: priority 2, tries used up, never marked.
+        let sgdisk = find_binary("sgdisk", "gdisk");
+        let out = run_bounded(
+            Command::new(sgdisk)
+                .arg("-o")
+                .args(["-n", "3:2048:+2M", "-t", &format!("3:{USR_TYPE}"), "-c", "3:USR-A"])
+                .args([
+                    "-n",
+                    "4:0:+2M",
+                    "-t",
+                    &format!("4:{USR_TYPE}"),
+                    "-c",
+                    "4:USR-B",
+                    "-u",
+                    "4:e506af65-93a1-4455-a667-f7c29e89a13d",
+                    "-A",
+                    "3:set:56",
+                    "-A",
+                    "3:set:48",
+                    "-A",
+                    "4:set:49",
+                ])
+                .arg(&disk),
+            Duration::from_secs(20),
+        );
+        assert!(out.status.success(), "sgdisk: {}", String::from_utf8_lossy(&out.stderr));
+
+        let root_dev = root_device();
+        let slot = dir.path().join("sys/devices/stdin/slot3");
+        fs::create_dir_all(&slot).unwrap();
+        fs::write(slot.join("dev"), format!("{root_dev}\n")).unwrap();
+        fs::write(slot.join("partition"), "3\n").unwrap();
+        let class = dir.path().join("sys/class/block");
+        fs::create_dir_all(&class).unwrap();
+        std::os::unix::fs::symlink(&slot, class.join("slot3")).unwrap();
+
+        let state = dir.path().join("state");
+        fs::create_dir_all(&state).unwrap();
+        let previous = serde_json::json!({
+            "timestamp": "2026-01-15T10:35:00Z", "boot_id": "00000000000000000000000000000001",
+            "partition": {"label": "USR-B", "index": 4, "uuid": "e506af65-93a1-4455-a667-f7c29e89a13d"},
+            "version": from_version, "gate": "failed", "status": "unhealthy",
+            "failing": [{"name": "api", "message": "127.0.0.1:1: connection refused"}],
+            "decision": "reboot", "gate_duration_ms": 5000.0, "bootgate": env!("CARGO_PKG_VERSION"),
+        });
+        fs::write(state.join("history.jsonl"), format!("{previous}\n")).unwrap();
+        fs::write(dir.path().join("policy.yaml"), policy).unwrap();
+
+        let log = fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let child = Command::new(find_binary("unshare", "util-linux"))
+            .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg("mount --bind \"$0\" /sys/class/block && exec \"$@\"")
+            .arg(&class)
+            .arg(BIN)
+            .arg("--policy")
+            .arg(dir.path().join("policy.yaml"))
+            .args(["run", "--run-dir"])
+            .arg(dir.path().join("run"))
+            .arg("--state-dir")
+            .arg(&state)
+            .env("BOOTGATE_LOG", "info")
+            .env_remove("BOOTGATE_POLICY")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("DOCKER_HOST")
+            .stdin(fs::File::open(&disk).unwrap())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start bootgate in a mount namespace (unshare needs root)");
+        OnSlot { child, addr, dir }
+    }
+
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for OnSlot {
+    fn drop(&mut self) {
+        stop(&mut self.child, Duration::from_secs(3));
+    }
+}
+
+/// `maj:min` of the mount bootgate judges (`/usr`, else `/`), as mountinfo lists it.
+fn root_device() -> String {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let field = |point: &str| {
+        info.lines().rev().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(4) == Some(&point)).then(|| f[2].to_string())
+        })
+    };
+    let dev = field("/usr").or_else(|| field("/")).expect("no / in mountinfo");
+    assert!(!dev.starts_with("0:"), "this test needs / on a block device, not {dev}");
+    dev
+}
