@@ -230,28 +230,28 @@ async fn a_fallback_is_a_banner_a_slot_row_and_marked_boots() {
     let banner = &html[html.find("<section class=\"alert bad\"").expect("a banner")..];
     let banner = &banner[..banner.find("</section>").unwrap()];
     assert!(banner.contains("<h2 id=fallback-h>Fell back from USR-B</h2>"), "{banner}");
-    assert!(banner.contains("USR-B (version 4230.0.0) failed its boot gate (reason <code>gate_failed</code>) at 2026-12-01T10:00:00Z; the machine runs on USR-A again."), "{banner}");
+    assert!(banner.contains("USR-B (version 4230.0.0) failed its boot gate (reason <code>gate_failed</code>) at 2026-12-01 10:00:00 UTC; the machine runs on USR-A again."), "{banner}");
     assert!(banner.contains("<li><strong>api</strong>: 127.0.0.1:8443: Connection refused"), "{banner}");
     assert!(html.find("fallback-h").unwrap() < html.find("checks-h").unwrap(), "the banner comes before the checks");
     assert!(
-        html.contains("<tr class=ok><th>USR-A (#3)<td class=st>booted<td class=n>1<td class=n>0<td>yes<td>4152.2.0"),
+        html.contains("<tr class=ok><th>USR-A (#3)<td class=st>booted<td><i>priority </i>1<td><i>tries left </i>0<td><i>successful: </i>yes<td><i>OS </i>4152.2.0"),
         "{html}"
     );
-    assert!(html.contains("<tr class=bad><th>USR-B<td class=st>left: gate failed<td class=n>–"), "{html}");
+    assert!(html.contains("<tr class=bad><th>USR-B<td class=st>left: gate failed<td><i>priority </i>–"), "{html}");
     assert!(html.contains("disk /dev/vda · booted partition <code>uuid-usr-a</code>"), "{html}");
     let rows: Vec<&str> =
         html.lines().filter(|l| l.starts_with("<tr class=") && l.contains("<td>2026-12-01")).collect();
     assert_eq!(rows.len(), 2, "{html}");
     assert!(
         rows[0].starts_with(
-            "<tr class=warn><td>2026-12-01T10:02:00Z (this boot)<td>USR-A<td>4152.2.0<td class=st>gate passed"
+            "<tr class=warn><td>2026-12-01 10:02:00 UTC (this boot)<td>USR-A<td>4152.2.0<td class=st>gate passed"
         ),
         "newest first: {}",
         rows[0]
     );
     assert!(rows[0].contains("<strong>fell back</strong> from USR-B (failed its boot gate)"), "{}", rows[0]);
     assert!(
-        rows[1].starts_with("<tr class=bad><td>2026-12-01T10:00:00Z<td>USR-B<td>4230.0.0<td class=st>gate failed"),
+        rows[1].starts_with("<tr class=bad><td>2026-12-01 10:00:00 UTC<td>USR-B<td>4230.0.0<td class=st>gate failed"),
         "{}",
         rows[1]
     );

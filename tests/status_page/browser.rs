@@ -177,11 +177,82 @@ fn a_degraded_device_in_chromium() {
 }
 
 #[test]
-fn a_fallen_back_device_in_chromium() {
+fn a_fallback_in_the_history_in_chromium() {
     let service = TcpListener::bind("127.0.0.1:0").unwrap();
     let b = daemon(&healthy_checks(&service), Some(FALLEN_BACK_HISTORY));
-    let dom = look(&b, "fallen-back", &["root-disk", "local-api", "self-test"], "<strong>Healthy</strong>");
+    let dom = look(&b, "history-fallback", &["root-disk", "local-api", "self-test"], "<strong>Healthy</strong>");
     assert!(dom.contains("<strong>fell back</strong> from USR-B (failed its boot gate)"), "{dom}");
     assert!(dom.contains("<strong>rebooted into the other slot</strong>"), "{dom}");
     assert!(dom.contains("<strong>local-api</strong>: 127.0.0.1:8443: Connection refused"), "{dom}");
+}
+
+/// An older boot on USR-A, then an update on USR-B whose gate failed and rebooted.
+const FAILED_UPDATE_HISTORY: &str = concat!(
+    r#"{"timestamp":"2026-11-20T08:00:00Z","boot_id":"4a0c2e11b9d84f6e8c1a2b3c4d5e6f70","partition":{"label":"USR-A","index":3,"uuid":"e03dd35c-7c2d-4a47-b3fe-27f15780a57c"},"version":"4152.2.0","gate":"passed","status":"healthy","failing":[],"decision":null,"gate_duration_ms":790.2,"bootgate":"0.1.0"}"#,
+    "\n",
+    r#"{"timestamp":"2026-12-01T10:00:00Z","boot_id":"7c1e0a52f0b44b0c9a3f5e0c2d1b6a11","partition":{"label":"USR-B","index":4,"uuid":"7130c94a-213a-4e5a-8e26-6cce9662f132"},"version":"4230.0.0","gate":"failed","status":"unhealthy","failing":[{"name":"local-api","message":"127.0.0.1:8443: Connection refused (os error 111)"}],"decision":"reboot","gate_duration_ms":30012.5,"bootgate":"0.1.0"}"#,
+    "\n"
+);
+
+/// The build host is not booted from a GPT slot, so no daemon here can find itself in a
+/// fallback. This serves the real router on a real socket with what `run` publishes on a
+/// machine that fell back: the history is read from its file and the fallback found by
+/// the real detection; only the partition table (what the GPT read would give) and the
+/// check results (as the health route tests build them) are written here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallen_back_device_in_chromium() {
+    use std::sync::Arc;
+
+    use bootgate::boot::decide::FLATCAR_USR_TYPE;
+    use bootgate::boot::{BootStatus, PartitionInfo, fallback};
+    use bootgate::checks::Status;
+    use bootgate::engine::GateState;
+    use bootgate::facts::{BootFacts, boot_json};
+    use tokio::sync::watch;
+
+    let state_dir = tempfile::tempdir().unwrap();
+    fs::write(state_dir.path().join("history.jsonl"), FAILED_UPDATE_HISTORY).unwrap();
+    let boots = bootgate::history::read(state_dir.path()).unwrap();
+    let part = |index, label: &str, uuid: &str, priority, successful| PartitionInfo {
+        index,
+        label: label.into(),
+        uuid: uuid.into(),
+        type_guid: FLATCAR_USR_TYPE.into(),
+        priority,
+        tries: 0,
+        successful,
+    };
+    let partitions = vec![
+        part(3, "USR-A", "e03dd35c-7c2d-4a47-b3fe-27f15780a57c", 1, true),
+        part(4, "USR-B", "7130c94a-213a-4e5a-8e26-6cce9662f132", 2, false),
+    ];
+    let this_boot = bootgate::state::boot_id().unwrap_or_default();
+    let found = fallback::detect(&boots, &partitions, Some(&partitions[0]), &this_boot);
+    assert!(found.is_some(), "the history shows a fallback from USR-B");
+    let status = BootStatus { booted: Some(3), disk: Some("/dev/vda".into()), partitions, note: None };
+    let facts = BootFacts { status: Some(status), version: Some("4152.2.0".into()), fallback: found };
+    let checks = ["root-disk", "local-api", "self-test"].map(|n| crate::routes::check(n, "disk", true, Status::Pass));
+    let snapshot = crate::routes::snapshot(GateState::Passed, checks.into());
+    let metrics = Arc::new(bootgate::metrics::Metrics::new(&snapshot).unwrap());
+    let state = bootgate::server::AppState::new(
+        watch::channel(Arc::new(snapshot)).1,
+        metrics,
+        bootgate::lifecycle::Heartbeat::new(),
+    )
+    .with_boot(watch::channel(boot_json(&facts).map(Arc::new)).1)
+    .with_history(watch::channel(Arc::new(boots)).1);
+    let listener = bootgate::server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(bootgate::server::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let (dom, _) = tokio::task::spawn_blocking(move || (dom(&url), screenshots(&url, "fallen-back"))).await.unwrap();
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    let line = dom.lines().find(|l| l.contains("id=\"verdict\"")).unwrap_or_else(|| panic!("no verdict: {dom}"));
+    assert!(line.contains("<strong>Healthy</strong> · gate passed · all 3 checks pass · <strong class=\"bad\">fell back</strong> from USR-B"), "{line}");
+    assert!(dom.contains("<h2 id=\"fallback-h\">Fell back from USR-B</h2>"), "{dom}");
+    assert!(dom.contains("<li><strong>local-api</strong>: 127.0.0.1:8443: Connection refused"), "{dom}");
+    assert!(dom.contains("<td class=\"st\">left: gate failed</td>"), "{dom}");
 }

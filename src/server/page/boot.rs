@@ -51,7 +51,7 @@ pub(super) fn fallback_banner(out: &mut String, v: &View) {
         let _ = write!(out, " (reason <code>{}</code>)", Esc(reason));
     }
     if let Some(at) = str_at(f, "at") {
-        let _ = write!(out, " at {}", Esc(at));
+        let _ = write!(out, " at {}", readable_time(at));
     }
     if let Some(booted) = v.boot.and_then(|b| str_at(b, "partition")) {
         let _ = write!(out, "; the machine runs on {} again", Esc(booted));
@@ -76,16 +76,30 @@ pub(super) fn fallback_banner(out: &mut String, v: &View) {
     out.push_str("</section>\n");
 }
 
+/// An RFC 3339 time as `2026-12-01 10:02:10 UTC`; text that is no such time as it is.
+pub(super) fn readable_time(text: &str) -> String {
+    match humantime::parse_rfc3339_weak(text.trim_end_matches('Z')) {
+        Ok(t) if text.ends_with('Z') => {
+            let whole = humantime::format_rfc3339_seconds(t).to_string();
+            format!("{} UTC", whole.trim_end_matches('Z').replacen('T', " ", 1))
+        }
+        _ => Esc(text).to_string(),
+    }
+}
+
 /// The booted slot's attributes, and the slot this boot fell back from.
 pub(super) fn slots(out: &mut String, v: &View) {
     out.push_str("<section aria-labelledby=slots-h>\n<h2 id=slots-h>Boot slots</h2>\n");
+    let this_boot = v.boot_id.map(|id| format!("<p class=meta>This boot: <code>{}</code></p>\n", Esc(id)));
     let Some(boot) = v.boot.filter(|b| b.get("partition").is_some()) else {
         out.push_str(
-            "<p>No A/B slot: this system is not booted from a GPT slot, or its partition table could not be read.</p>\n</section>\n",
+            "<p>No A/B slot: this system is not booted from a GPT slot, or its partition table could not be read.</p>\n",
         );
+        out.push_str(this_boot.as_deref().unwrap_or_default());
+        out.push_str("</section>\n");
         return;
     };
-    out.push_str("<div class=wide><table id=slots>\n<thead><tr><th scope=col>Slot<th scope=col>State");
+    out.push_str("<table id=slots>\n<thead><tr><th scope=col>Slot<th scope=col>State");
     out.push_str("<th scope=col>Priority<th scope=col>Tries left<th scope=col>Successful<th scope=col>OS version</thead>\n<tbody>\n");
     let number = |key: &str| boot.get(key).and_then(Value::as_u64).map_or_else(|| "–".into(), |n| n.to_string());
     let successful = match boot.get("successful").and_then(Value::as_bool) {
@@ -97,9 +111,10 @@ pub(super) fn slots(out: &mut String, v: &View) {
     if let Some(index) = boot.get("index").and_then(Value::as_u64) {
         let _ = write!(out, " (#{index})");
     }
+    // The labels show where a phone hides the table head.
     let _ = writeln!(
         out,
-        "<td class=st>booted<td class=n>{}<td class=n>{}<td>{successful}<td>{}",
+        "<td class=st>booted<td><i>priority </i>{}<td><i>tries left </i>{}<td><i>successful: </i>{successful}<td><i>OS </i>{}",
         number("priority"),
         number("tries"),
         Esc(str_at(boot, "version").unwrap_or("–"))
@@ -107,19 +122,20 @@ pub(super) fn slots(out: &mut String, v: &View) {
     if let Some(f) = boot.get("fallback").filter(|f| f.is_object()) {
         let _ = writeln!(
             out,
-            "<tr class=bad><th>{}<td class=st>left: {}<td class=n>–<td class=n>–<td>–<td>{}",
+            "<tr class=bad><th>{}<td class=st>left: {}<td><i>priority </i>–<td><i>tries left </i>–<td><i>successful: </i>–<td><i>OS </i>{}",
             Esc(str_at(f, "from_partition").unwrap_or("?")),
             Esc(&str_at(f, "reason").unwrap_or("unknown").replace('_', " ")),
             Esc(str_at(f, "from_version").unwrap_or("–"))
         );
     }
-    out.push_str("</tbody>\n</table></div>\n");
+    out.push_str("</tbody>\n</table>\n");
     let disk = str_at(boot, "disk").map(|d| format!("disk {}", Esc(d)));
     let uuid = str_at(boot, "uuid").map(|u| format!("booted partition <code>{}</code>", Esc(u)));
     let parts: Vec<String> = [disk, uuid].into_iter().flatten().collect();
     if !parts.is_empty() {
         let _ = writeln!(out, "<p class=meta>{}</p>", parts.join(" · "));
     }
+    out.push_str(this_boot.as_deref().unwrap_or_default());
     out.push_str("</section>\n");
 }
 
@@ -166,7 +182,8 @@ pub(super) fn history(out: &mut String, v: &View) {
         } else {
             "ok"
         };
-        let _ = write!(out, "<tr class={class}><td>{}", Esc(b.timestamp.as_deref().unwrap_or("–")));
+        let _ =
+            write!(out, "<tr class={class}><td>{}", b.timestamp.as_deref().map_or_else(|| "–".into(), readable_time));
         if v.boot_id.is_some() && b.boot_id.as_deref() == v.boot_id {
             out.push_str(" (this boot)");
         }

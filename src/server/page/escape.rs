@@ -3,13 +3,16 @@
 
 use std::fmt::{self, Write as _};
 
+/// What HTML content or a quoted attribute value cannot hold as it is.
+const SPECIAL: [char; 5] = ['&', '<', '>', '"', '\''];
+
 /// Text escaped for HTML content and quoted attribute values alike.
 pub struct Esc<'a>(pub &'a str);
 
 impl fmt::Display for Esc<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut rest = self.0;
-        while let Some(at) = rest.find(|c| matches!(c, '&' | '<' | '>' | '"' | '\'')) {
+        while let Some(at) = rest.find(SPECIAL) {
             f.write_str(&rest[..at])?;
             f.write_str(entity(rest.as_bytes()[at]))?;
             rest = &rest[at + 1..];
@@ -33,10 +36,7 @@ fn entity(b: u8) -> &'static str {
 pub fn escape_within(out: &mut String, text: &str, max: usize) -> bool {
     let mut used = 0;
     for (i, c) in text.char_indices() {
-        let width = match c {
-            '&' | '<' | '>' | '"' | '\'' => entity(c as u8).len(),
-            _ => c.len_utf8(),
-        };
+        let width = if SPECIAL.contains(&c) { entity(c as u8).len() } else { c.len_utf8() };
         if used + width > max {
             let _ = write!(out, "{}…", Esc(&text[..i]));
             return true;

@@ -100,6 +100,13 @@ fn verdict_line(out: &mut String, v: &View) {
             names(out, list);
         }
     }
+    if let Some(from) = v.boot.and_then(|b| b.get("fallback")).and_then(|f| f.get("from_partition")) {
+        let _ = write!(
+            out,
+            " · <strong class=bad>fell back</strong> from {}",
+            Esc(from.as_str().unwrap_or("another slot"))
+        );
+    }
     out.push_str("</p>\n");
     if s.gate == GateState::Failed && !s.gate_failing.is_empty() {
         out.push_str("<p class=note>The gate failed on ");
@@ -129,14 +136,11 @@ fn names(out: &mut String, list: &[&CheckResult]) {
 /// Version, boot id, uptime, when the page was made and how it refreshes.
 fn meta_line(out: &mut String, v: &View) {
     let _ = write!(out, "<p class=meta>bootgate {}", env!("CARGO_PKG_VERSION"));
-    if let Some(id) = v.boot_id {
-        let _ = write!(out, " · boot <code>{}</code>", Esc(id));
-    }
     if let Some(up) = v.uptime_seconds {
         let _ = write!(out, " · up {}", span_text(up));
     }
-    let now = humantime::format_rfc3339_seconds(v.now);
-    let _ = write!(out, " · as of <time datetime={now}>{now}</time>");
+    let now = humantime::format_rfc3339_seconds(v.now).to_string();
+    let _ = write!(out, " · as of <time datetime={now}>{}</time>", super::boot::readable_time(&now));
     match v.refresh {
         Some(secs) => {
             let _ = write!(out, " · reloads every {secs} s (<a href=\"/status?refresh=0\">stop reloading</a>)");
