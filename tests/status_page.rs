@@ -305,3 +305,13 @@ async fn the_page_lists_every_route_and_every_listed_route_is_served() {
         assert_ne!(get(&app, &path).await.status, StatusCode::NOT_FOUND, "{path} is listed but not served");
     }
 }
+
+#[tokio::test]
+async fn the_page_shows_the_latest_published_snapshot() {
+    let (app, tx) = routes::router(snapshot(GateState::Running, vec![check("api", "http", true, Status::Pending)]));
+    assert!(get(&app, "/").await.body.contains("<strong>Unhealthy</strong> · gate running · pending: api"));
+    tx.send_replace(Arc::new(snapshot(GateState::Passed, vec![check("api", "http", true, Status::Pass)])));
+    let html = get(&app, "/").await.body;
+    assert!(html.contains("<strong>Healthy</strong> · gate passed · the check passes"), "{html}");
+    assert!(html.contains(">api</a><td>healthy<td>critical<td>api: pass<td>1.5 ms"), "{html}");
+}

@@ -230,3 +230,16 @@ pub(super) fn history(out: &mut String, v: &View) {
     }
     out.push_str("</tbody>\n</table>\n</section>\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::readable_time;
+
+    #[test]
+    fn history_times_read_as_utc_and_anything_else_stays_escaped() {
+        assert_eq!(readable_time("2026-12-01T10:02:10Z"), "2026-12-01 10:02:10 UTC");
+        assert_eq!(readable_time("2026-12-01T11:40:52.467Z"), "2026-12-01 11:40:52 UTC");
+        assert_eq!(readable_time("yesterday <b>"), "yesterday &lt;b&gt;");
+        assert_eq!(readable_time("2026-12-01T10:02:10+02:00"), "2026-12-01T10:02:10+02:00");
+    }
+}
