@@ -1,5 +1,6 @@
 //! Kubernetes-style probes the way kube-apiserver lists them (`[+]x excluded: ok`),
-//! one probe by name (`/readyz/{check}`, `/livez/{probe}`), and the route index at `/`.
+//! and one probe by name (`/readyz/{check}`, `/livez/{probe}`). The routes listed at `/` are
+//! tested with the status page (`tests/status_page.rs`).
 
 mod routes;
 
@@ -98,36 +99,4 @@ async fn one_liveness_probe_by_name() {
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(a.body, "[-]heartbeat failed: main loop silent for 30s (limit 10s)\n");
     assert_eq!(get(&stuck, "/livez/ping").await.status, StatusCode::OK);
-}
-
-#[tokio::test]
-async fn the_root_lists_every_route() {
-    let (app, _tx) = router(healthy());
-    let a = get(&app, "/").await;
-    assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(a.content_type(), "text/plain; charset=utf-8");
-    let routes: Vec<&str> = a.body.lines().filter_map(|l| l.strip_prefix("GET ")?.split_whitespace().next()).collect();
-    assert_eq!(
-        routes,
-        [
-            "/",
-            "/api/v1/system/health",
-            "/api/v1/system/health/{check}",
-            "/api/v1/system/boots",
-            "/livez",
-            "/livez/{probe}",
-            "/readyz",
-            "/readyz/{probe}",
-            "/metrics"
-        ]
-    );
-    // Every line says what the route is, and every listed route exists.
-    for line in a.body.lines().filter(|l| l.starts_with("GET ")) {
-        assert!(line.split_whitespace().count() > 2, "no description: {line}");
-    }
-    for route in routes {
-        let path =
-            route.replace("{check}", "storage").replace("{probe}", "ping").replace("/readyz/ping", "/readyz/gate");
-        assert_ne!(get(&app, &path).await.status, StatusCode::NOT_FOUND, "{path} is listed but not served");
-    }
 }

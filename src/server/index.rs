@@ -1,11 +1,8 @@
-//! `GET /`: the routes, one line each, for someone who points curl or a browser at the port.
-
-use axum::http::{HeaderValue, header};
-use axum::response::IntoResponse;
+//! The routes the endpoint serves, listed with links on the status page.
 
 /// Every route and what it answers; kept beside [`super::app`]'s list.
-const ROUTES: &[(&str, &str)] = &[
-    ("/", "this list"),
+pub(super) const ROUTES: &[(&str, &str)] = &[
+    ("/", "this page (also at /status); ?refresh=N seconds, 0 to stop reloading"),
     (
         "/api/v1/system/health",
         "health document (JSON; application/health+json on request); 503 unless healthy or degraded",
@@ -18,17 +15,3 @@ const ROUTES: &[(&str, &str)] = &[
     ("/readyz/{probe}", "one readiness probe: gate or a check"),
     ("/metrics", "Prometheus metrics"),
 ];
-
-/// `GET /`: plain text, one route a line.
-pub(super) async fn index() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], render())
-}
-
-fn render() -> String {
-    let width = ROUTES.iter().map(|(path, _)| path.len()).max().unwrap_or(0);
-    let mut out = format!("bootgate {}: boot health gate\n\n", env!("CARGO_PKG_VERSION"));
-    for (path, what) in ROUTES {
-        out.push_str(&format!("GET {path:<width$}  {what}\n"));
-    }
-    out
-}

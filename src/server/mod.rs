@@ -1,5 +1,5 @@
-//! The HTTP endpoint: health document, Kubernetes-style probes, Prometheus metrics and
-//! the boot history.
+//! The HTTP endpoint: status page, health document, Kubernetes-style probes, Prometheus
+//! metrics and the boot history.
 //!
 //! Every answer is built from the latest published [`Snapshot`]: a request clones the
 //! `Arc` out of the watch channel and never runs a check or waits for one, so a hung
@@ -30,6 +30,7 @@ mod document;
 mod endpoint;
 mod health;
 mod index;
+mod page;
 mod probes;
 
 pub use endpoint::Endpoint;
@@ -90,7 +91,8 @@ impl AppState {
 /// The router with every route; tests drive it without a socket.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/", get(index::index))
+        .route("/", get(page::status))
+        .route("/status", get(page::status))
         .route("/api/v1/system/health", get(health::overall))
         .route("/api/v1/system/health/{check}", get(health::component))
         .route("/api/v1/system/boots", get(boots::boots))

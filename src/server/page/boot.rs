@@ -1,0 +1,245 @@
+//! The boot parts of the page: a fallback banner, the boot slots and the last boots.
+//! Their facts come from the health document's `boot` and the history, both of which
+//! hold text from other boots (check messages among it), so all of it is escaped.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::View;
+use super::escape::{Esc, escape_within};
+use crate::history::{Decision, PastBoot};
+
+/// Boots shown; the boots route has all the history keeps.
+const SHOWN_BOOTS: usize = 10;
+/// Bytes of HTML for one failing check's message in the banner and the history.
+const FAILING_BUDGET: usize = 240;
+/// Failing checks named in the banner, and for each boot in the history, before `and N more`.
+const BANNER_FAILING: usize = 10;
+const BOOT_FAILING: usize = 3;
+
+/// What a fallback reason means, for a person.
+fn reason_text(reason: &str) -> &'static str {
+    match reason {
+        "gate_failed" => "failed its boot gate",
+        "reverted" => "was reverted after its gate passed (rollback window)",
+        "no_verdict" => "left no verdict: it crashed, hung or never reached bootgate",
+        _ => "was left",
+    }
+}
+
+fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// Shown above the checks when this boot is a fallback (`boot.fallback`).
+pub(super) fn fallback_banner(out: &mut String, v: &View) {
+    let Some(f) = v.boot.and_then(|b| b.get("fallback")).filter(|f| f.is_object()) else { return };
+    let from = str_at(f, "from_partition").unwrap_or("another slot");
+    let reason = str_at(f, "reason").unwrap_or("");
+    let _ = writeln!(
+        out,
+        "<section class=\"alert bad\" aria-labelledby=fallback-h>\n<h2 id=fallback-h>Fell back from {}</h2>",
+        Esc(from)
+    );
+    let _ = write!(out, "<p>This boot is a <strong>fallback</strong>: {}", Esc(from));
+    if let Some(version) = str_at(f, "from_version") {
+        let _ = write!(out, " (version {})", Esc(version));
+    }
+    let _ = write!(out, " {}", reason_text(reason));
+    if !reason.is_empty() {
+        let _ = write!(out, " (reason <code>{}</code>)", Esc(reason));
+    }
+    if let Some(at) = str_at(f, "at") {
+        let _ = write!(out, " at {}", readable_time(at));
+    }
+    if let Some(booted) = v.boot.and_then(|b| str_at(b, "partition")) {
+        let _ = write!(out, "; the machine runs on {} again", Esc(booted));
+    }
+    out.push_str(".</p>\n");
+    let failing = f.get("failing").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    if !failing.is_empty() {
+        out.push_str("<p>Failing there:</p>\n<ul>\n");
+        for c in failing.iter().take(BANNER_FAILING) {
+            let _ = write!(out, "<li><strong>{}</strong>", Esc(str_at(c, "name").unwrap_or("?")));
+            if let Some(message) = str_at(c, "message").filter(|m| !m.is_empty()) {
+                out.push_str(": ");
+                escape_within(out, message, FAILING_BUDGET);
+            }
+            out.push('\n');
+        }
+        if failing.len() > BANNER_FAILING {
+            let _ = writeln!(out, "<li>and {} more (see the health document)", failing.len() - BANNER_FAILING);
+        }
+        out.push_str("</ul>\n");
+    }
+    out.push_str("</section>\n");
+}
+
+/// An RFC 3339 time as `2026-12-01 10:02:10 UTC`; text that is no such time as it is.
+pub(super) fn readable_time(text: &str) -> String {
+    match humantime::parse_rfc3339_weak(text.trim_end_matches('Z')) {
+        Ok(t) if text.ends_with('Z') => {
+            let whole = humantime::format_rfc3339_seconds(t).to_string();
+            format!("{} UTC", whole.trim_end_matches('Z').replacen('T', " ", 1))
+        }
+        _ => Esc(text).to_string(),
+    }
+}
+
+/// The booted slot's attributes, and the slot this boot fell back from.
+pub(super) fn slots(out: &mut String, v: &View) {
+    out.push_str("<section aria-labelledby=slots-h>\n<h2 id=slots-h>Boot slots</h2>\n");
+    let this_boot = v.boot_id.map(|id| format!("<p class=meta>This boot: <code>{}</code></p>\n", Esc(id)));
+    let Some(boot) = v.boot.filter(|b| b.get("partition").is_some()) else {
+        out.push_str(
+            "<p>No A/B slot: this system is not booted from a GPT slot, or its partition table could not be read.</p>\n",
+        );
+        out.push_str(this_boot.as_deref().unwrap_or_default());
+        out.push_str("</section>\n");
+        return;
+    };
+    out.push_str("<table id=slots>\n<thead><tr><th scope=col>Slot<th scope=col>State");
+    out.push_str("<th scope=col>Priority<th scope=col>Tries left<th scope=col>Successful<th scope=col>OS version</thead>\n<tbody>\n");
+    let number = |key: &str| boot.get(key).and_then(Value::as_u64).map_or_else(|| "–".into(), |n| n.to_string());
+    let successful = match boot.get("successful").and_then(Value::as_bool) {
+        Some(true) => "yes",
+        Some(false) => "no, not confirmed yet",
+        None => "–",
+    };
+    let _ = write!(out, "<tr class=ok><th>{}", Esc(str_at(boot, "partition").unwrap_or("?")));
+    if let Some(index) = boot.get("index").and_then(Value::as_u64) {
+        let _ = write!(out, " (#{index})");
+    }
+    // The labels show where a phone hides the table head.
+    let _ = writeln!(
+        out,
+        "<td class=st>booted<td><i>priority </i>{}<td><i>tries left </i>{}<td><i>successful: </i>{successful}<td><i>OS </i>{}",
+        number("priority"),
+        number("tries"),
+        Esc(str_at(boot, "version").unwrap_or("–"))
+    );
+    if let Some(f) = boot.get("fallback").filter(|f| f.is_object()) {
+        let _ = writeln!(
+            out,
+            "<tr class=bad><th>{}<td class=st>left: {}<td><i>priority </i>–<td><i>tries left </i>–<td><i>successful: </i>–<td><i>OS </i>{}",
+            Esc(str_at(f, "from_partition").unwrap_or("?")),
+            Esc(&str_at(f, "reason").unwrap_or("unknown").replace('_', " ")),
+            Esc(str_at(f, "from_version").unwrap_or("–"))
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
+    let disk = str_at(boot, "disk").map(|d| format!("disk {}", Esc(d)));
+    let uuid = str_at(boot, "uuid").map(|u| format!("booted partition <code>{}</code>", Esc(u)));
+    let parts: Vec<String> = [disk, uuid].into_iter().flatten().collect();
+    if !parts.is_empty() {
+        let _ = writeln!(out, "<p class=meta>{}</p>", parts.join(" · "));
+    }
+    out.push_str(this_boot.as_deref().unwrap_or_default());
+    out.push_str("</section>\n");
+}
+
+/// What bootgate did after a boot's gate, for a person; `None` after a passed gate.
+fn decision_text(d: Decision) -> &'static str {
+    match d {
+        Decision::Reboot => "rebooted into the other slot",
+        Decision::StayConfirmed => "stayed: the slot was already confirmed",
+        Decision::StayNoFallback => "stayed: no other slot could boot",
+        Decision::NotAb => "stayed: not an A/B system",
+        Decision::Reverted => "reverted to the other slot",
+        Decision::StayPolicy => "stayed: the policy says on_failure: stay",
+    }
+}
+
+/// The label of the slot with `uuid`, as some boot in the history recorded it.
+fn label_of<'a>(history: &'a [PastBoot], uuid: &str) -> Option<&'a str> {
+    history
+        .iter()
+        .filter_map(|b| b.partition.as_ref())
+        .find(|p| p.uuid.eq_ignore_ascii_case(uuid))
+        .map(|p| p.label.as_str())
+}
+
+/// The newest boots, with the boots that left a slot and the boots that fell back marked.
+pub(super) fn history(out: &mut String, v: &View) {
+    out.push_str("<section aria-labelledby=boots-h>\n<h2 id=boots-h>Last boots</h2>\n");
+    if v.history.is_empty() {
+        out.push_str("<p>No boot recorded yet: a boot is recorded once its gate decides.</p>\n</section>\n");
+        return;
+    }
+    let shown = v.history.len().min(SHOWN_BOOTS);
+    let _ = write!(out, "<table id=boots>\n<caption>The {shown} newest of {} recorded, newest first", v.history.len());
+    out.push_str(" (<a href=\"/api/v1/system/boots\">all as JSON</a>)</caption>\n");
+    out.push_str("<thead><tr><th scope=col>Time<th scope=col>Slot<th scope=col>OS version<th scope=col>Gate");
+    out.push_str("<th scope=col>Status<th scope=col>What happened<th scope=col>Failing</thead>\n<tbody>\n");
+    for b in v.history.iter().rev().take(SHOWN_BOOTS) {
+        let left = matches!(b.decision, Some(Decision::Reboot | Decision::Reverted));
+        let failed = b.gate.as_deref() == Some("failed") || b.decision.is_some();
+        let class = if left || failed {
+            "bad"
+        } else if b.fallback.is_some() {
+            "warn"
+        } else {
+            "ok"
+        };
+        let _ =
+            write!(out, "<tr class={class}><td>{}", b.timestamp.as_deref().map_or_else(|| "–".into(), readable_time));
+        if v.boot_id.is_some() && b.boot_id.as_deref() == v.boot_id {
+            out.push_str(" (this boot)");
+        }
+        let slot = b.partition.as_ref().map_or("–", |p| p.label.as_str());
+        let _ = write!(out, "<td>{}<td>{}", Esc(slot), Esc(b.version.as_deref().unwrap_or("–")));
+        let _ = write!(out, "<td class=st>gate {}", Esc(b.gate.as_deref().unwrap_or("unknown")));
+        let _ = write!(out, "<td>{}<td>", Esc(b.status.as_deref().unwrap_or("–")));
+        let mut said = false;
+        if let Some(f) = &b.fallback {
+            let from = label_of(v.history, &f.from_uuid).unwrap_or(&f.from_uuid);
+            let _ = write!(out, "<strong>fell back</strong> from {} ({})", Esc(from), reason_text(&f.reason));
+            said = true;
+        }
+        if let Some(d) = b.decision {
+            let text = decision_text(d);
+            if said {
+                out.push_str("; ");
+            }
+            if left {
+                let _ = write!(out, "<strong>{text}</strong>");
+            } else {
+                out.push_str(text);
+            }
+            said = true;
+        }
+        if !said {
+            out.push_str(if b.gate.as_deref() == Some("passed") { "kept the slot" } else { "–" });
+        }
+        out.push_str("<td class=msg>");
+        if b.failing.is_empty() {
+            out.push('–');
+        }
+        for (i, f) in b.failing.iter().enumerate().take(BOOT_FAILING) {
+            let _ = write!(out, "{}<strong>{}</strong>", if i > 0 { "\n" } else { "" }, Esc(&f.name));
+            if !f.message.is_empty() {
+                out.push_str(": ");
+                escape_within(out, &f.message, FAILING_BUDGET);
+            }
+        }
+        if b.failing.len() > BOOT_FAILING {
+            let _ = write!(out, "\nand {} more", b.failing.len() - BOOT_FAILING);
+        }
+        out.push('\n');
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable_time;
+
+    #[test]
+    fn history_times_read_as_utc_and_anything_else_stays_escaped() {
+        assert_eq!(readable_time("2026-12-01T10:02:10Z"), "2026-12-01 10:02:10 UTC");
+        assert_eq!(readable_time("2026-12-01T11:40:52.467Z"), "2026-12-01 11:40:52 UTC");
+        assert_eq!(readable_time("yesterday <b>"), "yesterday &lt;b&gt;");
+        assert_eq!(readable_time("2026-12-01T10:02:10+02:00"), "2026-12-01T10:02:10+02:00");
+    }
+}

@@ -1,0 +1,218 @@
+//! The page's HTML: head, verdict, checks and the list of routes; the boot parts are in
+//! `boot`. Optional end tags (`</td>`, `</tr>`) are left out, as HTML allows, so a
+//! thousand checks stay well under 100 KB.
+
+use std::fmt::Write as _;
+
+use super::escape::{Esc, escape_within, path_segment};
+use super::{View, ago, duration_text, span_text};
+use crate::engine::{CheckResult, ComponentHealth, GateState, Health};
+use crate::server::index::ROUTES;
+
+const STYLE: &str = include_str!("style.css");
+
+/// The page stays under 100 KB: check messages are cut to share what room is left.
+const PAGE_TARGET: usize = 96 * 1024;
+/// The most of one message the page shows; the health document has it whole.
+const MESSAGE_MAX: usize = 600;
+/// A row's bytes besides its name and message (tags, status, role, duration, last run).
+const ROW_FIXED: usize = 82;
+/// Check names link to their JSON up to this many checks; beyond, the links cost more than they help.
+const LINKED_CHECKS: usize = 100;
+/// Names listed in the verdict line before `and N more`.
+const NAMED_IN_VERDICT: usize = 5;
+
+/// The whole page.
+pub(super) fn render(v: &View) -> String {
+    let verdict = v.snapshot.verdict();
+    let word = capitalized(verdict.health.as_str());
+    let mut head = String::with_capacity(8192);
+    head.push_str("<!doctype html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n");
+    head.push_str("<meta name=viewport content=\"width=device-width, initial-scale=1\">\n");
+    if let Some(secs) = v.refresh {
+        let _ = writeln!(head, "<meta http-equiv=refresh content={secs}>");
+    }
+    let _ = writeln!(head, "<title>{word}, gate {} · bootgate</title>", v.snapshot.gate.as_str());
+    let _ = writeln!(head, "<style>\n{STYLE}</style>\n</head>\n<body>\n<header>\n<h1>bootgate status</h1>");
+    verdict_line(&mut head, v);
+    meta_line(&mut head, v);
+    head.push_str("</header>\n<main>\n");
+    super::boot::fallback_banner(&mut head, v);
+    let mut tail = String::with_capacity(8192);
+    super::boot::slots(&mut tail, v);
+    super::boot::history(&mut tail, v);
+    routes(&mut tail);
+    tail.push_str("</main>\n</body>\n</html>\n");
+    // The checks' messages share the room the rest of the page leaves.
+    let room = PAGE_TARGET.saturating_sub(head.len() + tail.len());
+    let mut out = head;
+    out.reserve(room + tail.len());
+    checks(&mut out, v, room);
+    out.push_str(&tail);
+    out
+}
+
+/// The CSS class that colours a health word; the word itself is always written too.
+fn health_class(h: Health) -> &'static str {
+    match h {
+        Health::Healthy => "ok",
+        Health::Degraded => "warn",
+        Health::Unhealthy => "bad",
+    }
+}
+
+fn component_class(h: ComponentHealth) -> Option<&'static str> {
+    match h {
+        ComponentHealth::Healthy => None,
+        ComponentHealth::Degraded => Some("warn"),
+        ComponentHealth::Unhealthy => Some("bad"),
+        ComponentHealth::Pending => Some("wait"),
+    }
+}
+
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// `Unhealthy · gate failed · failing: api, storage`, then what failed the gate.
+fn verdict_line(out: &mut String, v: &View) {
+    let s = v.snapshot;
+    let verdict = s.verdict();
+    let class = health_class(verdict.health);
+    let _ = write!(
+        out,
+        "<p class=\"verdict {class}\" id=verdict><strong>{}</strong> · gate {}",
+        capitalized(verdict.health.as_str()),
+        // The gate as decided, not as the current results would decide it.
+        s.gate.as_str()
+    );
+    let of = |h: ComponentHealth| s.checks.iter().filter(move |c| c.health() == h).collect::<Vec<_>>();
+    let (bad, degraded, pending) =
+        (of(ComponentHealth::Unhealthy), of(ComponentHealth::Degraded), of(ComponentHealth::Pending));
+    if bad.is_empty() && degraded.is_empty() && pending.is_empty() {
+        let n = s.checks.len();
+        let _ = write!(out, " · {}", if n == 1 { "the check passes".into() } else { format!("all {n} checks pass") });
+    }
+    for (label, list) in [("failing", &bad), ("degraded", &degraded), ("pending", &pending)] {
+        if !list.is_empty() {
+            let _ = write!(out, " · {label}: ");
+            names(out, list);
+        }
+    }
+    if let Some(from) = v.boot.and_then(|b| b.get("fallback")).and_then(|f| f.get("from_partition")) {
+        let _ = write!(
+            out,
+            " · <strong class=bad>fell back</strong> from {}",
+            Esc(from.as_str().unwrap_or("another slot"))
+        );
+    }
+    out.push_str("</p>\n");
+    if s.gate == GateState::Failed && !s.gate_failing.is_empty() {
+        out.push_str("<p class=note>The gate failed on ");
+        for (i, (name, message)) in s.gate_failing.iter().enumerate().take(NAMED_IN_VERDICT) {
+            let _ = write!(out, "{}<strong>{}</strong>: ", if i > 0 { "; " } else { "" }, Esc(name));
+            escape_within(out, message, 300);
+        }
+        if s.gate_failing.len() > NAMED_IN_VERDICT {
+            let _ = write!(out, "; and {} more", s.gate_failing.len() - NAMED_IN_VERDICT);
+        }
+        out.push_str("</p>\n");
+    }
+    if let Some(line) = super::soak_and_rollback_line(s) {
+        let _ = writeln!(out, "<p class=note>{}</p>", Esc(&line));
+    }
+}
+
+fn names(out: &mut String, list: &[&CheckResult]) {
+    for (i, c) in list.iter().take(NAMED_IN_VERDICT).enumerate() {
+        let _ = write!(out, "{}{}", if i > 0 { ", " } else { "" }, Esc(&c.name));
+    }
+    if list.len() > NAMED_IN_VERDICT {
+        let _ = write!(out, " and {} more", list.len() - NAMED_IN_VERDICT);
+    }
+}
+
+/// Version, boot id, uptime, when the page was made and how it refreshes.
+fn meta_line(out: &mut String, v: &View) {
+    let _ = write!(out, "<p class=meta>bootgate {}", env!("CARGO_PKG_VERSION"));
+    if let Some(up) = v.uptime_seconds {
+        let _ = write!(out, " · up {}", span_text(up));
+    }
+    let now = humantime::format_rfc3339_seconds(v.now).to_string();
+    let _ = write!(out, " · as of <time datetime={now}>{}</time>", super::boot::readable_time(&now));
+    match v.refresh {
+        Some(secs) => {
+            let _ = write!(out, " · reloads every {secs} s (<a href=\"/status?refresh=0\">stop reloading</a>)");
+        }
+        None => out.push_str(" · not reloading (<a href=\"/status\">reload automatically</a>)"),
+    }
+    out.push_str("</p>\n");
+}
+
+/// One row a check: name, status word, critical or optional, message, duration, last run.
+/// `room` is what the table may take of the page.
+fn checks(out: &mut String, v: &View, room: usize) {
+    let list = &v.snapshot.checks;
+    let count = |h: ComponentHealth| list.iter().filter(|c| c.health() == h).count();
+    out.push_str("<section aria-labelledby=checks-h>\n<h2 id=checks-h>Checks</h2>\n<table id=checks>\n<caption>");
+    let _ = write!(out, "{} check{}", list.len(), if list.len() == 1 { "" } else { "s" });
+    let mut sep = ": ";
+    for h in [ComponentHealth::Healthy, ComponentHealth::Degraded, ComponentHealth::Unhealthy, ComponentHealth::Pending]
+    {
+        let n = count(h);
+        if n > 0 {
+            let _ = write!(out, "{sep}{n} {}", h.as_str());
+            sep = ", ";
+        }
+    }
+    out.push_str("</caption>\n<thead><tr><th scope=col>Check<th scope=col>Status<th scope=col>Role");
+    out.push_str("<th scope=col>Message<th scope=col>Duration<th scope=col>Last run</thead>\n<tbody>\n");
+    let linked = list.len() <= LINKED_CHECKS;
+    // A linked name is written twice, once percent-encoded (up to three times as long).
+    let names: usize = list.iter().map(|c| if linked { 4 * c.name.len() + 40 } else { c.name.len() }).sum();
+    let fixed = 1024 + names + list.len() * ROW_FIXED;
+    let budget = (room.saturating_sub(fixed) / list.len().max(1)).min(MESSAGE_MAX);
+    let linked = list.len() <= LINKED_CHECKS;
+    let mut cut = false;
+    for c in list {
+        match component_class(c.health()) {
+            Some(class) => {
+                let _ = write!(out, "<tr class={class}>");
+            }
+            None => out.push_str("<tr>"),
+        }
+        if linked {
+            let _ = write!(out, "<th><a href=\"/api/v1/system/health/{}\">{}</a>", path_segment(&c.name), Esc(&c.name));
+        } else {
+            let _ = write!(out, "<th>{}", Esc(&c.name));
+        }
+        let role = if c.critical { "critical" } else { "optional" };
+        let _ = write!(out, "<td>{}<td>{role}<td>", c.health().as_str());
+        cut |= escape_within(out, &c.message, budget);
+        let last = c.last_check.map_or_else(|| "not yet".into(), |t| ago(v.now, t));
+        let ran = c.last_check.is_some() || c.attempts > 0;
+        let took = if ran { duration_text(c.duration) } else { "–".into() };
+        let _ = writeln!(out, "<td>{took}<td>{last}");
+    }
+    out.push_str("</tbody>\n</table>\n");
+    if cut {
+        out.push_str("<p class=meta>Long messages are cut (…); the health document has them whole.</p>\n");
+    }
+    out.push_str("</section>\n");
+}
+
+/// The routes, as links where a route has no parameter.
+fn routes(out: &mut String) {
+    out.push_str("<section aria-labelledby=routes-h>\n<h2 id=routes-h>Endpoints</h2>\n<ul class=links>\n");
+    for (path, what) in ROUTES {
+        if path.contains('{') {
+            let _ = writeln!(out, "<li><code>GET {}</code>: {}", Esc(path), Esc(what));
+        } else {
+            // The probes' verbose form is the one a person wants to read.
+            let query = if matches!(*path, "/livez" | "/readyz") { "?verbose" } else { "" };
+            let _ = writeln!(out, "<li><a href=\"{0}{query}\"><code>GET {0}</code></a>: {1}", Esc(path), Esc(what));
+        }
+    }
+    out.push_str("</ul>\n</section>\n");
+}

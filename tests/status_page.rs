@@ -1,0 +1,317 @@
+//! The status page at `/` and `/status`: HTML from the same snapshot, boot facts and
+//! history as the JSON routes, every outside text escaped, self-contained and small.
+//! `browser` loads it from a real daemon in headless Chromium.
+
+#[path = "status_page/browser.rs"]
+mod browser;
+mod endpoint;
+mod routes;
+mod support;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use bootgate::checks::Status;
+use bootgate::engine::{GateState, Snapshot};
+use bootgate::history::{Decision, Failing, PastBoot, SeenFallback, Slot};
+use bootgate::lifecycle::Heartbeat;
+use bootgate::metrics::Metrics;
+use bootgate::server::{AppState, app};
+use routes::{check, get, healthy, snapshot};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+const HOSTILE: &str = "<script>alert(1)</script>";
+
+/// The router over `s`, with boot facts and a history as `run` publishes them.
+fn router_with(s: Snapshot, boot: Option<Value>, history: Vec<PastBoot>) -> Router {
+    let metrics = Arc::new(Metrics::new(&s).unwrap());
+    let state = AppState::new(watch::channel(Arc::new(s)).1, metrics, Heartbeat::new())
+        .with_boot(watch::channel(boot.map(Arc::new)).1)
+        .with_history(watch::channel(Arc::new(history)).1);
+    app(state)
+}
+
+fn slot(label: &str, index: u32) -> Slot {
+    Slot { label: label.into(), index, uuid: format!("uuid-{}", label.to_lowercase()) }
+}
+
+/// A boot on USR-B that failed and rebooted, then the fallback boot on USR-A.
+fn fallen_back_history(message: &str) -> Vec<PastBoot> {
+    let failing = vec![Failing { name: "api".into(), message: message.into() }];
+    vec![
+        PastBoot {
+            timestamp: Some("2026-12-01T10:00:00Z".into()),
+            boot_id: Some("b-left".into()),
+            partition: Some(slot("USR-B", 4)),
+            version: Some("4230.0.0".into()),
+            gate: Some("failed".into()),
+            status: Some("unhealthy".into()),
+            failing,
+            decision: Some(Decision::Reboot),
+            ..PastBoot::default()
+        },
+        PastBoot {
+            timestamp: Some("2026-12-01T10:02:00Z".into()),
+            boot_id: Some("b-back".into()),
+            partition: Some(slot("USR-A", 3)),
+            version: Some("4152.2.0".into()),
+            gate: Some("passed".into()),
+            status: Some("healthy".into()),
+            fallback: Some(SeenFallback { from_uuid: "uuid-usr-b".into(), reason: "gate_failed".into() }),
+            ..PastBoot::default()
+        },
+    ]
+}
+
+fn fallen_back_boot(from_partition: &str, message: &str) -> Value {
+    json!({"partition": "USR-A", "index": 3, "uuid": "uuid-usr-a", "disk": "/dev/vda", "priority": 1,
+        "tries": 0, "successful": true, "version": "4152.2.0",
+        "fallback": {"from_partition": from_partition, "from_version": "4230.0.0", "reason": "gate_failed",
+            "at": "2026-12-01T10:00:00Z", "failing": [{"name": "api", "message": message}]}})
+}
+
+/// Every value of `attr="…"` in `html`.
+fn attribute_values<'a>(html: &'a str, attr: &str) -> Vec<&'a str> {
+    let needle = format!("{attr}=\"");
+    html.match_indices(&needle)
+        .map(|(at, _)| {
+            let rest = &html[at + needle.len()..];
+            &rest[..rest.find('"').expect("attribute closes")]
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_page_is_html_with_every_check_the_verdict_and_links() {
+    let mut s = snapshot(
+        GateState::Passed,
+        vec![
+            check("storage", "disk", true, Status::Pass),
+            check("network", "tcp", false, Status::Fail),
+            check("api", "http", true, Status::Warn),
+        ],
+    );
+    s.checks[1].message = "127.0.0.1:9: Connection refused".into();
+    let app = router_with(s, None, Vec::new());
+    let a = get(&app, "/").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.content_type(), "text/html; charset=utf-8");
+    let csp = a.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert_eq!(a.headers["cache-control"], "no-store");
+    let html = &a.body;
+    assert!(html.starts_with("<!doctype html>\n<html lang=en>"), "{html}");
+    let verdict = html.lines().find(|l| l.contains("id=verdict")).unwrap();
+    assert!(verdict.contains("<strong>Degraded</strong> · gate passed · degraded: network, api"), "{verdict}");
+    assert!(html.contains("<title>Degraded, gate passed · bootgate</title>"), "{html}");
+    for (name, word, role) in
+        [("storage", "healthy", "critical"), ("network", "degraded", "optional"), ("api", "degraded", "critical")]
+    {
+        let row =
+            html.lines().find(|l| l.contains(&format!(">{name}</a>"))).unwrap_or_else(|| panic!("{name}: {html}"));
+        assert!(row.contains(&format!("<td>{word}<td>{role}<td>")), "{row}");
+        assert!(row.contains("1.5 ms") && row.contains("just now"), "{row}");
+        assert!(row.contains(&format!("href=\"/api/v1/system/health/{name}\"")), "{row}");
+    }
+    assert!(html.contains("127.0.0.1:9: Connection refused"));
+    assert!(html.contains("<caption>3 checks: 1 healthy, 2 degraded</caption>"), "{html}");
+    assert!(html.contains("<th scope=col>Check<th scope=col>Status"), "a real table head: {html}");
+    assert!(html.contains("<h2 id=checks-h>Checks</h2>") && html.contains("<h2 id=boots-h>Last boots</h2>"));
+    assert!(html.contains("No A/B slot"), "no boot facts off A/B: {html}");
+    assert!(html.contains("No boot recorded yet"), "{html}");
+    assert!(html.contains("<meta http-equiv=refresh content=15>"), "a decided gate reloads every 15 s");
+    assert_eq!(get(&app, "/status").await.body.len(), html.len(), "/status is the same page");
+}
+
+#[tokio::test]
+async fn each_verdict_reads_in_words() {
+    let bad = {
+        let mut s = snapshot(GateState::Failed, vec![check("tpm", "tpm", true, Status::Fail)]);
+        s.gate_failing = vec![("tpm".into(), "no /dev/tpmrm0".into())];
+        s
+    };
+    let running = snapshot(GateState::Running, vec![check("tpm", "tpm", true, Status::Pending)]);
+    for (s, line, class) in [
+        (healthy(), "<strong>Healthy</strong> · gate passed · all 2 checks pass", "ok"),
+        (bad, "<strong>Unhealthy</strong> · gate failed · failing: tpm", "bad"),
+        (running, "<strong>Unhealthy</strong> · gate running · pending: tpm", "bad"),
+    ] {
+        let running = s.gate == GateState::Running;
+        let failed = s.gate == GateState::Failed;
+        let html = get(&router_with(s, None, Vec::new()), "/").await.body;
+        let verdict = html.lines().find(|l| l.contains("id=verdict")).unwrap();
+        assert!(verdict.starts_with(&format!("<p class=\"verdict {class}\" id=verdict>")), "{verdict}");
+        assert!(verdict.contains(line), "{verdict}");
+        assert_eq!(html.contains("<meta http-equiv=refresh content=5>"), running, "a running gate reloads every 5 s");
+        assert_eq!(html.contains("The gate failed on <strong>tpm</strong>: no /dev/tpmrm0"), failed, "{html}");
+        if running {
+            assert!(
+                html.contains("<tr class=wait><th><a href=\"/api/v1/system/health/tpm\">tpm</a><td>pending"),
+                "{html}"
+            );
+            assert!(html.contains("<td>–<td>not yet"), "{html}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn hostile_text_from_checks_history_and_boot_facts_is_escaped() {
+    let mut s = healthy();
+    s.checks[0].message = HOSTILE.into();
+    s.checks[1].name = "api\"onmouseover=\"alert(2)".into();
+    s.checks[1].message = "it's <b>bold</b> & \"quoted\"".into();
+    let boot = fallen_back_boot("\"><script>alert(3)</script>", "<img src=x onerror=alert(4)>");
+    let app = router_with(s, Some(boot), fallen_back_history("<iframe src=//evil>"));
+    let html = get(&app, "/").await.body;
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+    assert!(html.contains("it&#39;s &lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;"), "{html}");
+    assert!(html.contains(">api&quot;onmouseover=&quot;alert(2)</a>"), "{html}");
+    assert!(html.contains("href=\"/api/v1/system/health/api%22onmouseover%3D%22alert%282%29\""), "{html}");
+    assert!(html.contains("Fell back from &quot;&gt;&lt;script&gt;alert(3)&lt;/script&gt;"), "{html}");
+    assert!(html.contains("&lt;img src=x onerror=alert(4)&gt;"), "{html}");
+    assert!(html.contains("&lt;iframe src=//evil&gt;"), "{html}");
+    for raw in ["<script", "<img", "<iframe", "<b>", "onmouseover=\"", "alert(2)\""] {
+        assert!(!html.contains(raw), "`{raw}` reached the page unescaped: {html}");
+    }
+    // A name's quote cannot close the link it is in: links hold only URL-safe characters.
+    for href in attribute_values(&html, "href") {
+        let safe = |c: char| c.is_ascii_alphanumeric() || "/%-._~?=".contains(c);
+        assert!(href.chars().all(safe), "{href}");
+    }
+}
+
+#[tokio::test]
+async fn the_page_loads_nothing_from_anywhere() {
+    let boot = fallen_back_boot("USR-B", "refused");
+    let app = router_with(healthy(), Some(boot), fallen_back_history("refused"));
+    let html = get(&app, "/").await.body;
+    for tag in ["<script", "<link", "<img", "<iframe", "<object", "<embed", "@import", "url(", "src="] {
+        assert!(!html.contains(tag), "`{tag}` in the page: {html}");
+    }
+    let links = attribute_values(&html, "href");
+    assert!(links.len() >= 8, "{links:?}");
+    for href in links {
+        assert!(href.starts_with('/') && !href.starts_with("//"), "a link off the device: {href}");
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_checks_with_long_messages_stay_under_100_kb() {
+    let checks = (0..1000)
+        .map(|i| {
+            let status = [Status::Pass, Status::Warn, Status::Fail, Status::Pending][i % 4];
+            let mut c = check(&format!("check-{i:04}"), "exec", i % 2 == 0, status);
+            c.message = format!("{HOSTILE} {}", "<&>\"".repeat(500));
+            c
+        })
+        .collect();
+    let boot = fallen_back_boot("USR-B", &"x".repeat(4000));
+    let history = (0..50).flat_map(|_| fallen_back_history(&"<".repeat(2000))).collect();
+    let app = router_with(snapshot(GateState::Failed, checks), Some(boot), history);
+    let html = get(&app, "/").await.body;
+    assert!(html.len() < 100 * 1024, "{} bytes", html.len());
+    for i in 0..1000 {
+        assert!(html.contains(&format!("<th>check-{i:04}<td>")), "check-{i:04} missing");
+    }
+    assert!(html.contains("Long messages are cut (…); the health document has them whole."));
+    assert!(html.contains("<caption>The 10 newest of 100 recorded, newest first"), "{html}");
+    assert!(!html.contains("<script"));
+}
+
+#[tokio::test]
+async fn a_fallback_is_a_banner_a_slot_row_and_marked_boots() {
+    let boot = fallen_back_boot("USR-B", "127.0.0.1:8443: Connection refused");
+    let mut history = fallen_back_history("127.0.0.1:8443: Connection refused");
+    history[1].boot_id = bootgate::state::boot_id();
+    let app = router_with(healthy(), Some(boot), history);
+    let html = get(&app, "/").await.body;
+    let banner = &html[html.find("<section class=\"alert bad\"").expect("a banner")..];
+    let banner = &banner[..banner.find("</section>").unwrap()];
+    assert!(banner.contains("<h2 id=fallback-h>Fell back from USR-B</h2>"), "{banner}");
+    assert!(banner.contains("USR-B (version 4230.0.0) failed its boot gate (reason <code>gate_failed</code>) at 2026-12-01 10:00:00 UTC; the machine runs on USR-A again."), "{banner}");
+    assert!(banner.contains("<li><strong>api</strong>: 127.0.0.1:8443: Connection refused"), "{banner}");
+    assert!(html.find("fallback-h").unwrap() < html.find("checks-h").unwrap(), "the banner comes before the checks");
+    assert!(
+        html.contains("<tr class=ok><th>USR-A (#3)<td class=st>booted<td><i>priority </i>1<td><i>tries left </i>0<td><i>successful: </i>yes<td><i>OS </i>4152.2.0"),
+        "{html}"
+    );
+    assert!(html.contains("<tr class=bad><th>USR-B<td class=st>left: gate failed<td><i>priority </i>–"), "{html}");
+    assert!(html.contains("disk /dev/vda · booted partition <code>uuid-usr-a</code>"), "{html}");
+    let rows: Vec<&str> =
+        html.lines().filter(|l| l.starts_with("<tr class=") && l.contains("<td>2026-12-01")).collect();
+    assert_eq!(rows.len(), 2, "{html}");
+    assert!(
+        rows[0].starts_with(
+            "<tr class=warn><td>2026-12-01 10:02:00 UTC (this boot)<td>USR-A<td>4152.2.0<td class=st>gate passed"
+        ),
+        "newest first: {}",
+        rows[0]
+    );
+    assert!(rows[0].contains("<strong>fell back</strong> from USR-B (failed its boot gate)"), "{}", rows[0]);
+    assert!(
+        rows[1].starts_with("<tr class=bad><td>2026-12-01 10:00:00 UTC<td>USR-B<td>4230.0.0<td class=st>gate failed"),
+        "{}",
+        rows[1]
+    );
+    assert!(
+        rows[1].contains(
+            "<strong>rebooted into the other slot</strong><td class=msg><strong>api</strong>: 127.0.0.1:8443"
+        ),
+        "{}",
+        rows[1]
+    );
+}
+
+#[tokio::test]
+async fn refresh_can_be_set_or_turned_off_and_bad_values_are_refused() {
+    let app = router_with(healthy(), None, Vec::new());
+    let html = get(&app, "/status?refresh=0").await.body;
+    assert!(!html.contains("http-equiv=refresh"), "{html}");
+    assert!(html.contains("not reloading (<a href=\"/status\">reload automatically</a>)"), "{html}");
+    assert!(get(&app, "/?refresh=60").await.body.contains("<meta http-equiv=refresh content=60>"));
+    for bad in ["x", "-1", "3601"] {
+        let a = get(&app, &format!("/?refresh={bad}")).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(a.body.contains("refresh must be a whole number of seconds from 0 to 3600"), "{}", a.body);
+    }
+}
+
+#[tokio::test]
+async fn the_page_lists_every_route_and_every_listed_route_is_served() {
+    let app = router_with(healthy(), None, Vec::new());
+    let html = get(&app, "/").await.body;
+    let listed: Vec<&str> =
+        html.lines().filter_map(|l| l.strip_prefix("<li>")?.split("<code>GET ").nth(1)?.split('<').next()).collect();
+    let want = [
+        "/",
+        "/api/v1/system/health",
+        "/api/v1/system/health/{check}",
+        "/api/v1/system/boots",
+        "/livez",
+        "/livez/{probe}",
+        "/readyz",
+        "/readyz/{probe}",
+        "/metrics",
+    ];
+    assert_eq!(listed, want, "{html}");
+    for href in attribute_values(&html, "href") {
+        assert_ne!(get(&app, href).await.status, StatusCode::NOT_FOUND, "{href} is linked but not served");
+    }
+    for route in listed {
+        let path =
+            route.replace("{check}", "storage").replace("{probe}", "ping").replace("/readyz/ping", "/readyz/gate");
+        assert_ne!(get(&app, &path).await.status, StatusCode::NOT_FOUND, "{path} is listed but not served");
+    }
+}
+
+#[tokio::test]
+async fn the_page_shows_the_latest_published_snapshot() {
+    let (app, tx) = routes::router(snapshot(GateState::Running, vec![check("api", "http", true, Status::Pending)]));
+    assert!(get(&app, "/").await.body.contains("<strong>Unhealthy</strong> · gate running · pending: api"));
+    tx.send_replace(Arc::new(snapshot(GateState::Passed, vec![check("api", "http", true, Status::Pass)])));
+    let html = get(&app, "/").await.body;
+    assert!(html.contains("<strong>Healthy</strong> · gate passed · the check passes"), "{html}");
+    assert!(html.contains(">api</a><td>healthy<td>critical<td>api: pass<td>1.5 ms"), "{html}");
+}
