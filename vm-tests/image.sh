@@ -82,9 +82,13 @@ build_disk() {
   "$ROOT/build/install.sh" "$stage" /usr "$bin"
   systemctl --root="$stage" --quiet enable bootgate.service
   # The harness's own guest side.
-  install -D -m 0755 -t "$stage/usr/local/lib/vm-tests" "$VMT_DIR/guest/mark-booted" "$VMT_DIR/guest/observe"
-  install -m 0644 -t "$stage/etc/systemd/system" "$VMT_DIR/guest/update-engine.service" "$VMT_DIR/guest/vmtests-observe.service"
-  systemctl --root="$stage" --quiet enable update-engine.service vmtests-observe.service
+  install -D -m 0755 -t "$stage/usr/local/lib/vm-tests" "$VMT_DIR/guest/mark-booted" "$VMT_DIR/guest/observe" \
+    "$VMT_DIR/guest/api" "$VMT_DIR/guest/api-dies"
+  install -m 0644 -t "$stage/etc/systemd/system" "$VMT_DIR/guest/update-engine.service" "$VMT_DIR/guest/vmtests-observe.service" \
+    "$VMT_DIR/guest/vmtests-api.socket" "$VMT_DIR/guest/vmtests-api@.service" "$VMT_DIR/guest/vmtests-api-dies.service"
+  systemctl --root="$stage" --quiet enable update-engine.service vmtests-observe.service vmtests-api.socket \
+    vmtests-api-dies.service
+  mkdir -p "$stage/etc/vm-tests"
   install -D -m 0644 "$VMT_DIR/policies/base.yaml" "$stage/etc/bootgate/policy.yaml"
 
   local missing

@@ -169,17 +169,26 @@ gptprio_next() {
 # slot_policy SLOT FILE: the slot's /etc/bootgate/policy.yaml becomes
 # vm-tests/policies/FILE (written into the slot's ext4 inside the image).
 slot_policy() {
-  local i offset policy=$VMT_DIR/policies/$2
-  i=$(slot_index "$1")
-  local out
+  local policy=$VMT_DIR/policies/$2 out
   out=$("$VMTEST_BIN" validate "$policy" 2>&1) || fail "policy $2 does not validate with this bootgate: $out"
-  offset=$(($(cgpt show -i "$i" -b "$RUN/disk.img") * 512))
-  printf 'rm /etc/bootgate/policy.yaml\nwrite %s /etc/bootgate/policy.yaml\n' "$policy" |
-    debugfs -w -f - "$RUN/disk.img?offset=$offset" >/dev/null 2>&1
-  local got
-  got=$(debugfs -R 'cat /etc/bootgate/policy.yaml' "$RUN/disk.img?offset=$offset" 2>/dev/null)
-  [ "$got" = "$(cat "$policy")" ] || fail "could not write $2 into USR-$1"
+  slot_file "$1" /etc/bootgate/policy.yaml "$(cat "$policy")"
 }
+
+# slot_file SLOT PATH TEXT: the slot's file PATH (in an existing directory)
+# holds TEXT and a newline, written into the slot's ext4 inside the image.
+slot_file() {
+  local i offset src=$RUN/slot-file
+  i=$(slot_index "$1")
+  printf '%s\n' "$3" >"$src"
+  offset=$(($(cgpt show -i "$i" -b "$RUN/disk.img") * 512))
+  printf 'rm %s\nwrite %s %s\n' "$2" "$src" "$2" | debugfs -w -f - "$RUN/disk.img?offset=$offset" >/dev/null 2>&1
+  [ "$(debugfs -R "cat $2" "$RUN/disk.img?offset=$offset" 2>/dev/null)" = "$3" ] || fail "could not write $2 into USR-$1"
+}
+
+# slot_api_dies SLOT WHEN SECONDS: the slot's device API dies SECONDS after
+# WHEN (marked: update-engine marked the slot; soaking: bootgate began its
+# soak); see vm-tests/guest/api-dies.
+slot_api_dies() { slot_file "$1" /etc/vm-tests/api-dies "$2 $3"; }
 
 # slot_crash SLOT: the slot's init exits at once (/usr/sbin/init -> /bin/false,
 # written into its ext4), so the kernel panics when it starts, before any

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Healthy update: USR-B was just written by an update (successful=0, one try,
 # priority above USR-A). It boots with a software TPM, passes a TPM-critical
-# gate, update-engine marks it, health says healthy.
+# gate and its 5s soak, update-engine marks it, health says healthy.
 # shellcheck source=SCRIPTDIR/../lib.sh
 . "$(dirname "$0")/../lib.sh"
 scenario healthy-update
@@ -15,6 +15,7 @@ boot
 [ "$BOOT_SLOT" = B ] || fail "gptprio picked '${BOOT_SLOT:-nothing}', expected the updated USR-B"
 wait_verdict
 expect_gate passed
+[ -n "$(guest_line '^bootgate .*status="soaking: ')" ] || fail "boot $BOOTS: STATUS never said the gate was soaking"
 expect_journal '' 'boot gate passed'
 expect_check tpm pass
 wait_marked
