@@ -315,3 +315,36 @@ async fn the_page_shows_the_latest_published_snapshot() {
     assert!(html.contains("<strong>Healthy</strong> · gate passed · the check passes"), "{html}");
     assert!(html.contains(">api</a><td>healthy<td>critical<td>api: pass<td>1.5 ms"), "{html}");
 }
+
+#[tokio::test]
+async fn the_soak_and_the_rollback_window_are_in_the_verdict() {
+    use bootgate::engine::{RollbackWindow, Soak};
+    use std::time::{Duration, SystemTime};
+
+    let mut soaking = snapshot(GateState::Running, vec![check("api", "http", true, Status::Pass)]);
+    soaking.soak = Some(Soak { total: Duration::from_secs(60), ends: SystemTime::now() + Duration::from_secs(40) });
+    let html = get(&router_with(soaking, None, Vec::new()), "/").await.body;
+    assert!(html.contains("<strong>Healthy</strong> · gate soaking"), "{html}");
+    assert!(html.contains("they must keep passing for 40 s more (of 1 min)"), "{html}");
+
+    let mut failed = snapshot(GateState::Failed, vec![check("api", "http", true, Status::Fail)]);
+    failed.gate_reason = Some("failed during soak".into());
+    failed.gate_failing = vec![("api".into(), "refused".into())];
+    let html = get(&router_with(failed, None, Vec::new()), "/").await.body;
+    assert!(html.contains("· gate failed during soak ·"), "{html}");
+
+    let ends = SystemTime::now() + Duration::from_secs(270);
+    let mut armed = healthy();
+    let note = "armed for 5m: a critical check failing for 20s without a pass reverts <this> update";
+    armed.rollback = Some(RollbackWindow { ends, armed: true, note: note.into() });
+    let html = get(&router_with(armed, None, Vec::new()), "/").await.body;
+    assert!(html.contains("Rollback window open until "), "{html}");
+    assert!(html.contains("(4 min 29 s left)") || html.contains("(4 min 30 s left)"), "{html}");
+    assert!(html.contains("reverts &lt;this&gt; update."), "the note is escaped: {html}");
+
+    let mut off = healthy();
+    off.rollback =
+        Some(RollbackWindow { ends, armed: false, note: "not armed: the booted slot was already good".into() });
+    let html = get(&router_with(off, None, Vec::new()), "/").await.body;
+    assert!(html.contains("): not armed: the booted slot was already good."), "{html}");
+}

@@ -80,12 +80,29 @@ pub(super) async fn status(State(state): State<AppState>, Query(query): Query<Ve
     (headers, template::render(&view)).into_response()
 }
 
-/// The line under the verdict about the gate's soak and the rollback window.
-///
-/// The one place that line is built; `None` until the snapshot carries a soak or a
-/// rollback window to show.
-pub(super) fn soak_and_rollback_line(_snapshot: &Snapshot) -> Option<String> {
-    None
+/// The line under the verdict about the gate's soak and the rollback window, if any.
+pub(super) fn soak_and_rollback_line(s: &Snapshot, now: SystemTime) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(soak) = &s.soak {
+        let left = soak.remaining(now).as_secs_f64().ceil() as u64;
+        parts.push(format!(
+            "Soaking: every critical check has passed; they must keep passing for {} more (of {}) before this boot is accepted.",
+            span_text(left),
+            span_text(soak.total.as_secs())
+        ));
+    }
+    if let Some(w) = &s.rollback {
+        let ends = boot::readable_time(&humantime::format_rfc3339_seconds(w.ends).to_string());
+        parts.push(if w.armed_at(now) {
+            let left = span_text(w.remaining(now).as_secs());
+            format!("Rollback window open until {ends} ({left} left): {}.", w.note)
+        } else if w.armed {
+            format!("Rollback window closed at {ends}: this update is kept.")
+        } else {
+            format!("Rollback window (until {ends}): {}.", w.note)
+        });
+    }
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 /// `d` for a person: `850 µs`, `1.5 ms`, `120 ms`, `2.3 s`, `3 min 5 s`.
@@ -107,11 +124,16 @@ fn duration_text(d: Duration) -> String {
 /// Whole seconds as the two largest units: `42 s`, `3 min 5 s`, `2 h 10 min`, `4 d 3 h`.
 fn span_text(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s} s"),
-        (0, 0, _) => format!("{m} min {s} s"),
-        (0, _, _) => format!("{h} h {m} min"),
-        _ => format!("{d} d {h} h"),
+    let (big, small) = match (d, h, m) {
+        (0, 0, 0) => return format!("{s} s"),
+        (0, 0, _) => ((m, "min"), (s, "s")),
+        (0, _, _) => ((h, "h"), (m, "min")),
+        _ => ((d, "d"), (h, "h")),
+    };
+    // `1 min`, not `1 min 0 s`.
+    match small {
+        (0, _) => format!("{} {}", big.0, big.1),
+        (n, unit) => format!("{} {} {n} {unit}", big.0, big.1),
     }
 }
 
@@ -136,6 +158,7 @@ mod tests {
         assert_eq!(duration_text(ms(2300)), "2.3 s");
         assert_eq!(duration_text(ms(185_000)), "3 min 5 s");
         assert_eq!(span_text(7800), "2 h 10 min");
+        assert_eq!((span_text(60), span_text(7200), span_text(86_400)), ("1 min".into(), "2 h".into(), "1 d".into()));
         assert_eq!(span_text(356_400), "4 d 3 h");
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
         assert_eq!(ago(t, t - Duration::from_secs(3)), "3 s ago");

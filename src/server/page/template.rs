@@ -85,7 +85,11 @@ fn verdict_line(out: &mut String, v: &View) {
         "<p class=\"verdict {class}\" id=verdict><strong>{}</strong> · gate {}",
         capitalized(verdict.health.as_str()),
         // The gate as decided, not as the current results would decide it.
-        s.gate.as_str()
+        Esc(match (s.gate, &s.soak, &s.gate_reason) {
+            (GateState::Running, Some(_), _) => "soaking",
+            (GateState::Failed, _, Some(reason)) => reason.as_str(),
+            (gate, _, _) => gate.as_str(),
+        })
     );
     let of = |h: ComponentHealth| s.checks.iter().filter(move |c| c.health() == h).collect::<Vec<_>>();
     let (bad, degraded, pending) =
@@ -119,7 +123,7 @@ fn verdict_line(out: &mut String, v: &View) {
         }
         out.push_str("</p>\n");
     }
-    if let Some(line) = super::soak_and_rollback_line(s) {
+    if let Some(line) = super::soak_and_rollback_line(s, v.now) {
         let _ = writeln!(out, "<p class=note>{}</p>", Esc(&line));
     }
 }
