@@ -40,7 +40,7 @@ struct DirArgs {
     #[arg(long, env = "BOOTGATE_STATE_DIR", default_value = "/var/lib/bootgate")]
     state_dir: PathBuf,
     /// Also write the metrics to this file after every round (node_exporter's textfile collector).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "BOOTGATE_TEXTFILE")]
     textfile: Option<PathBuf>,
 }
 

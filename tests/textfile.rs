@@ -128,8 +128,9 @@ fn serve_writes_the_failed_gate() {
         stdout: Stdio::null(),
         stderr: Stdio::null(),
     };
+    // As a unit drop-in sets it for bootgate-report.service: `Environment=BOOTGATE_TEXTFILE=`.
     let _serve = Stopped(launch.spawn(|cmd| {
-        cmd.arg("--textfile").arg(&path);
+        cmd.env("BOOTGATE_TEXTFILE", &path);
     }));
     let failed = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
         let text = read(&path);
