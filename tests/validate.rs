@@ -71,7 +71,7 @@ checks:
         "2:18: gate.deadline: duration `10` has no unit",
         "3:21: runtime.interval: invalid duration `soon`",
         "4:34: server.bogus: unknown field `bogus`, expected `listen`",
-        "5:1: extra: unknown field `extra`, expected one of `version`, `gate`, `runtime`, `server`, `rollback`, `checks`",
+        "5:1: extra: unknown field `extra`, expected one of `version`, `gate`, `runtime`, `server`, `rollback`, `boot`, `checks`, `checks_from`",
         "9:14: checks[0].retries: invalid type: string \"many\", expected u32",
         "13:14: checks[1].timeout: duration `5` has no unit",
         "17:5: checks[2].tragets: unknown field `tragets`, expected `targets`",
@@ -199,4 +199,23 @@ fn help_says_what_each_format_prints() {
     assert!(text(&out).contains("text: a table; json: the verdict document"), "{}", text(&out));
     let out = bootgate(&["boot-status", "--help"]);
     assert!(text(&out).contains("text: one line a partition; json: the boot status document"), "{}", text(&out));
+}
+
+#[test]
+fn every_boot_backend_validates_and_an_unknown_one_is_refused() {
+    let body = |b: &str| format!("version: 1\nboot: {{backend: {b}}}\nchecks:\n  - {{name: root, kind: disk, path: /}}\n");
+    let names = ["auto", "flatcar", "bless-boot", "rauc", "grubenv", "none"];
+    let bodies: Vec<String> = names.iter().map(|b| body(b)).collect();
+    let (_dir, paths) = files(&bodies.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut args = vec!["validate"];
+    args.extend(paths.iter().map(String::as_str));
+    let out = bootgate(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (_dir, paths) = files(&[&body("lilo")]);
+    let out = bootgate(&["validate", &paths[0]]);
+    assert_eq!(out.status.code(), Some(78));
+    assert_eq!(
+        problems(&out, &paths[0]),
+        ["2:17: boot.backend: unknown variant `lilo`, expected one of `auto`, `flatcar`, `bless-boot`, `rauc`, `grubenv`, `none`"]
+    );
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::checks::Check;
 
+mod checks_from;
 mod events;
 mod index;
 mod load;
@@ -22,7 +23,7 @@ pub mod unique;
 mod validate;
 
 pub use load::{DEFAULT_POLICY, Loaded, load, load_at, parse};
-pub use raw::OnFailure;
+pub use raw::{Backend, OnFailure};
 
 /// The longest duration a policy may name: 30 days. Longer is surely a typo, and
 /// adding it to a clock could overflow.
@@ -43,6 +44,8 @@ pub struct Policy {
     pub gate: Gate,
     pub runtime: Runtime,
     pub rollback: Rollback,
+    /// How this system's boot gets marked (`auto` until the daemon detects it).
+    pub backend: Backend,
     pub listen: SocketAddr,
     pub checks: Vec<CheckSpec>,
 }

@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::types::{Dur, Name, Text};
+use super::types::{Dur, FsPath, Name, Text};
 
 /// The whole policy file (version 1).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -22,9 +22,47 @@ pub struct RawPolicy {
     pub server: RawServer,
     /// The rollback window: reverting an update whose critical checks break soon after its gate.
     pub rollback: Option<RawRollback>,
+    #[serde(default)]
+    pub boot: RawBoot,
     /// The checks; at least one.
     #[schemars(with = "Vec<super::schema::CheckSchema>", length(min = 1, max = super::MAX_CHECKS))]
     pub checks: Vec<RawCheck>,
+    /// More `exec` checks: each executable file in these directories (greenboot's `check/required.d`, `wanted.d`).
+    pub checks_from: Option<Vec<RawChecksFrom>>,
+}
+
+/// How this system's boot gets marked.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a mapping of boot settings")]
+pub struct RawBoot {
+    /// `auto` (default), `flatcar`, `bless-boot`, `rauc`, `grubenv` or `none`.
+    pub backend: Option<Backend>,
+}
+
+/// The boot loader's way of counting and marking boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    Auto,
+    Flatcar,
+    BlessBoot,
+    Rauc,
+    Grubenv,
+    None,
+}
+
+/// A directory whose executable files become `exec` checks, named after the file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a mapping with `dir`")]
+pub struct RawChecksFrom {
+    /// The directory, e.g. `/etc/greenboot/check/required.d`.
+    pub dir: FsPath,
+    /// Whether its checks fail the gate (default true; false for greenboot's `wanted.d`).
+    pub critical: Option<bool>,
+    /// Per script (default: as for any check).
+    pub timeout: Option<Dur>,
+    /// Further attempts after a failure (default 0, as greenboot runs each script once).
+    pub retries: Option<u32>,
 }
 
 /// What the boot gate waits for and what it does on failure.

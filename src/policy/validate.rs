@@ -11,7 +11,9 @@ use serde_yaml::Value;
 use super::index::Index;
 use super::locate::{self, Seg};
 use super::located::Ctx;
-use super::raw::{OnFailure, RawCheck, RawGate, RawPolicy, RawRollback, RawRuntime, RawServer};
+use super::raw::{
+    Backend, OnFailure, RawBoot, RawCheck, RawChecksFrom, RawGate, RawPolicy, RawRollback, RawRuntime, RawServer,
+};
 use super::{CheckSpec, Gate, MAX_POLICY_BYTES, MAX_PROBLEMS_SHOWN, Policy, Problem, Rollback, Runtime};
 use crate::checks::{KINDS, KindError};
 
@@ -24,7 +26,7 @@ const MIN_SOAK_INTERVAL: Duration = Duration::from_millis(100);
 const DEFAULT_FAILING_FOR: Duration = Duration::from_secs(300);
 
 /// The top-level keys of a policy, in the order the schema lists them.
-const TOP_KEYS: [&str; 6] = ["version", "gate", "runtime", "server", "rollback", "checks"];
+const TOP_KEYS: [&str; 8] = ["version", "gate", "runtime", "server", "rollback", "boot", "checks", "checks_from"];
 
 /// The sections as read: `None` when absent, `Some(None)` when present but rejected.
 #[derive(Default)]
@@ -34,6 +36,8 @@ struct Sections<'d> {
     runtime: Option<Option<RawRuntime>>,
     server: Option<Option<RawServer>>,
     rollback: Option<Option<RawRollback>>,
+    boot: Option<Option<RawBoot>>,
+    checks_from: Option<Option<Vec<RawChecksFrom>>>,
     checks: Option<&'d Value>,
 }
 
@@ -69,9 +73,19 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
     let rollback = rollback(&mut cx, s.rollback.as_ref().map(|r| r.as_ref()));
     let listen = listen(&mut cx, &s.server.flatten().unwrap_or_default());
     let deadline = gate.as_ref().map(|g| g.deadline);
-    let checks = s.checks.map(|node| checks(&mut cx, node, deadline)).unwrap_or_default();
+    let mut checks = s.checks.map(|node| checks(&mut cx, node, deadline)).unwrap_or_default();
+    if let Some(Some(entries)) = &s.checks_from {
+        let limit = deadline.unwrap_or(DEFAULT_DEADLINE);
+        super::checks_from::add(&mut cx, entries, DEFAULT_TIMEOUT.min(limit / 2), &mut checks);
+        if checks.len() > super::MAX_CHECKS {
+            let message =
+                format!("{} checks in all; the most a policy may hold is {}", checks.len(), super::MAX_CHECKS);
+            cx.at(&[Seg::key("checks_from")], message);
+        }
+    }
+    let backend = s.boot.flatten().and_then(|b| b.backend).unwrap_or(Backend::Auto);
     match gate {
-        Some(gate) if cx.problems.is_empty() => Ok(Policy { gate, runtime, rollback, listen, checks }),
+        Some(gate) if cx.problems.is_empty() => Ok(Policy { gate, runtime, rollback, backend, listen, checks }),
         _ => Err(sorted(cx.problems)),
     }
 }
@@ -108,6 +122,8 @@ fn sections<'d>(cx: &mut Ctx, doc: &'d Value) -> Sections<'d> {
             "runtime" => s.runtime = Some(cx.typed(node, &path)),
             "server" => s.server = Some(cx.typed(node, &path)),
             "rollback" => s.rollback = Some(cx.typed(node, &path)),
+            "boot" => s.boot = Some(cx.typed(node, &path)),
+            "checks_from" => s.checks_from = Some(cx.typed(node, &path)),
             "checks" => s.checks = Some(node),
             other => {
                 let known = TOP_KEYS.map(|k| format!("`{k}`")).join(", ");
