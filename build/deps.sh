@@ -25,6 +25,8 @@ packages=(
   curl procps iproute2 python3 jq
   # policy schema tests: a real JSON Schema validator (Draft 2020-12)
   python3-jsonschema
+  # grubenv backend tests: the environment block is checked against grub-editenv
+  grub-common
   # status page tests: a real browser (headless-shell lays out at phone width) and a font
   chromium chromium-headless-shell fonts-dejavu-core
 )

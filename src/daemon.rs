@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::boot::BootStatus;
+use crate::boot::backend::{self, Chosen as Backend, choose};
 use crate::boot::decide::RebootDecision;
 use crate::engine::{Board, CheckResult, GateState, Round, Snapshot, apply_thresholds, run_round};
 use crate::facts::{self, BootFacts};
@@ -73,6 +74,18 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     let Some((endpoint, boot)) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier, &dirs).await else {
         return exit::SOFTWARE;
     };
+    let backend = match choose(policy.backend, boot.status.as_ref(), policy.grubenv.as_deref()) {
+        Ok((backend, why)) => {
+            tracing::info!(backend = backend.name(), "boot backend {}: {why}", backend.name());
+            publish_backend(&backend, &endpoint);
+            backend
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            notifier.status(&format!("gate failed closed: {e}"));
+            return exit::CONFIG;
+        }
+    };
 
     let mut window = None;
     if let Some(rec) = &recorded {
@@ -104,7 +117,7 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         // The decision is made once, recorded, then acted on.
         let failure = match snapshot.gate {
             GateState::Passed => None,
-            _ => Some(decide_failure(policy.gate.on_failure, &boot).await),
+            _ => Some(decide_failure(policy.gate.on_failure, &boot, &backend).await),
         };
         let decision = failure.as_ref().map(|(_, d)| d.map_or(Decision::StayPolicy, Decision::from));
         facts::record(&dirs.state, &doc, &boot, decision, &endpoint).await;
@@ -132,6 +145,10 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
             return exit::UNHEALTHY;
         }
         tracing::info!(message_id = GATE_VERDICT_ID, gate = "passed", "boot gate passed: {status}");
+        if let Backend::Grubenv(path) = &backend {
+            mark_grubenv(path).await;
+            publish_backend(&backend, &endpoint);
+        }
         notifier.ready(&status);
     }
     runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload, window).await;
@@ -140,10 +157,30 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
 }
 
 /// What a failed gate does: `None` when the policy says stay, else the reboot decision
-/// over the partition table (read again when it could not be read at start).
-async fn decide_failure(on_failure: OnFailure, boot: &BootFacts) -> (BootStatus, Option<RebootDecision>) {
+/// of the backend (for flatcar over the partition table, read again when it could not
+/// be read at start).
+async fn decide_failure(
+    on_failure: OnFailure,
+    boot: &BootFacts,
+    backend: &Backend,
+) -> (BootStatus, Option<RebootDecision>) {
     if on_failure == OnFailure::Stay {
         return (boot.status.clone().unwrap_or_default(), None);
+    }
+    match backend {
+        Backend::Flatcar => {}
+        Backend::None => return (BootStatus::default(), Some(RebootDecision::NotAbSystem)),
+        Backend::Grubenv(path) => {
+            let decision = match backend::grubenv_reboots(path) {
+                Ok(Some(n)) => RebootDecision::CountDown { boot_counter: n },
+                Ok(None) => RebootDecision::StayNoFallback,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    RebootDecision::StayNoFallback
+                }
+            };
+            return (BootStatus::default(), Some(decision));
+        }
     }
     let status = match &boot.status {
         Some(status) => status.clone(),
@@ -160,6 +197,35 @@ async fn decide_failure(on_failure: OnFailure, boot: &BootFacts) -> (BootStatus,
     }
     let reboot = status.reboot_decision();
     (status, Some(reboot))
+}
+
+/// Shows the backend in the health document's `boot` (the grubenv facts stand in for
+/// the GPT slot there).
+fn publish_backend(backend: &Backend, endpoint: &Endpoint) {
+    endpoint.boot.send_modify(|boot| {
+        let doc = match (backend, boot.as_deref()) {
+            (Backend::Grubenv(path), _) => backend::grubenv_json(path),
+            (_, Some(serde_json::Value::Object(doc))) => {
+                let mut doc = doc.clone();
+                doc.insert("backend".into(), backend.name().into());
+                serde_json::Value::Object(doc)
+            }
+            (_, _) => return,
+        };
+        *boot = Some(Arc::new(doc));
+    });
+}
+
+/// greenboot's "this boot is good" in the GRUB environment block, before READY=1.
+async fn mark_grubenv(path: &std::path::Path) {
+    let p = path.to_path_buf();
+    match tokio::task::spawn_blocking(move || backend::grubenv_pass(&p)).await {
+        Ok(Ok(())) => {
+            tracing::info!(grubenv = %path.display(), "marked this boot good in {}: boot_success=1, boot_counter unset", path.display())
+        }
+        Ok(Err(e)) => tracing::error!("cannot mark this boot good: {e}; GRUB will count it as failed"),
+        Err(e) => tracing::error!("marking this boot good ended abnormally: {e}"),
+    }
 }
 
 /// Installs the stop/reload handlers and the orphan sweep; `None` (already logged) when it cannot.

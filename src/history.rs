@@ -65,7 +65,7 @@ pub enum Decision {
 impl From<RebootDecision> for Decision {
     fn from(d: RebootDecision) -> Self {
         match d {
-            RebootDecision::Reboot { .. } => Decision::Reboot,
+            RebootDecision::Reboot { .. } | RebootDecision::CountDown { .. } => Decision::Reboot,
             RebootDecision::StayConfirmed => Decision::StayConfirmed,
             RebootDecision::StayNoFallback => Decision::StayNoFallback,
             RebootDecision::NotAbSystem => Decision::NotAb,

@@ -203,7 +203,8 @@ fn help_says_what_each_format_prints() {
 
 #[test]
 fn every_boot_backend_validates_and_an_unknown_one_is_refused() {
-    let body = |b: &str| format!("version: 1\nboot: {{backend: {b}}}\nchecks:\n  - {{name: root, kind: disk, path: /}}\n");
+    let body =
+        |b: &str| format!("version: 1\nboot: {{backend: {b}}}\nchecks:\n  - {{name: root, kind: disk, path: /}}\n");
     let names = ["auto", "flatcar", "bless-boot", "rauc", "grubenv", "none"];
     let bodies: Vec<String> = names.iter().map(|b| body(b)).collect();
     let (_dir, paths) = files(&bodies.iter().map(String::as_str).collect::<Vec<_>>());
@@ -216,6 +217,8 @@ fn every_boot_backend_validates_and_an_unknown_one_is_refused() {
     assert_eq!(out.status.code(), Some(78));
     assert_eq!(
         problems(&out, &paths[0]),
-        ["2:17: boot.backend: unknown variant `lilo`, expected one of `auto`, `flatcar`, `bless-boot`, `rauc`, `grubenv`, `none`"]
+        [
+            "2:17: boot.backend: unknown variant `lilo`, expected one of `auto`, `flatcar`, `bless-boot`, `rauc`, `grubenv`, `none`"
+        ]
     );
 }

@@ -29,6 +29,8 @@ pub fn gptprio_next(partitions: &[PartitionInfo], type_guid: &str) -> Option<u32
 pub enum RebootDecision {
     /// Reboot: the boot loader will pick partition `fallback` instead of the booted one.
     Reboot { fallback: u32 },
+    /// Reboot: GRUB counts this boot down (`boot_counter` > 0) and falls back when it is used up.
+    CountDown { boot_counter: i64 },
     /// Stay: the booted partition is already marked successful, a reboot would come back here.
     StayConfirmed,
     /// Stay: the boot loader would not pick a different partition, so a reboot cannot help.
@@ -43,6 +45,9 @@ impl RebootDecision {
         match self {
             Self::Reboot { fallback } => {
                 format!("gate failed; rebooting to fall back to partition {fallback}")
+            }
+            Self::CountDown { boot_counter } => {
+                format!("gate failed; rebooting: GRUB's boot_counter is {boot_counter}, it falls back when it runs out")
             }
             Self::StayConfirmed => "gate failed; booted partition is marked successful — not rebooting".into(),
             Self::StayNoFallback => "gate failed; no fallback partition — manual intervention needed".into(),

@@ -1,8 +1,10 @@
 //! Which A/B slot is booted, read from the GPT of the disk behind `/usr` (or `/`).
 
+pub mod backend;
 pub mod decide;
 pub mod fallback;
 pub mod gpt;
+pub mod grubenv;
 pub mod reboot;
 
 use std::fmt::Write as _;

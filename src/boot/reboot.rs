@@ -29,7 +29,7 @@ pub async fn on_gate_failure(
     let text = describe(&decision, boot, failing, delay).replacen("gate failed", &head, 1);
     tracing::error!(decision = ?decision, "{text}");
     notifier.status(&text);
-    if let RebootDecision::Reboot { .. } = decision {
+    if let RebootDecision::Reboot { .. } | RebootDecision::CountDown { .. } = decision {
         tokio::time::sleep(delay).await;
         if let Err(e) = request_reboot().await {
             let text =
@@ -49,6 +49,10 @@ fn describe(decision: &RebootDecision, boot: &BootStatus, failing: &str, delay: 
                 humantime::format_duration(delay)
             )
         }
+        RebootDecision::CountDown { boot_counter } => format!(
+            "gate failed (failing: {failing}); rebooting in {}: GRUB's boot_counter is {boot_counter}, it falls back when it runs out",
+            humantime::format_duration(delay)
+        ),
         other => format!("{} (failing: {failing})", other.status_text()),
     }
 }

@@ -46,6 +46,8 @@ pub struct Policy {
     pub rollback: Rollback,
     /// How this system's boot gets marked (`auto` until the daemon detects it).
     pub backend: Backend,
+    /// The `grubenv` backend's block, when the policy names one.
+    pub grubenv: Option<std::path::PathBuf>,
     pub listen: SocketAddr,
     pub checks: Vec<CheckSpec>,
 }

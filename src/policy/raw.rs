@@ -37,6 +37,8 @@ pub struct RawPolicy {
 pub struct RawBoot {
     /// `auto` (default), `flatcar`, `bless-boot`, `rauc`, `grubenv` or `none`.
     pub backend: Option<Backend>,
+    /// The GRUB environment block of the `grubenv` backend (default `/boot/grub2/grubenv`, then `/boot/grub/grubenv`).
+    pub grubenv: Option<FsPath>,
 }
 
 /// The boot loader's way of counting and marking boots.

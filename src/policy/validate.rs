@@ -83,9 +83,13 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
             cx.at(&[Seg::key("checks_from")], message);
         }
     }
-    let backend = s.boot.flatten().and_then(|b| b.backend).unwrap_or(Backend::Auto);
+    let boot = s.boot.flatten().unwrap_or_default();
+    let backend = boot.backend.unwrap_or(Backend::Auto);
+    let grubenv = boot.grubenv.map(|p| p.0);
     match gate {
-        Some(gate) if cx.problems.is_empty() => Ok(Policy { gate, runtime, rollback, backend, listen, checks }),
+        Some(gate) if cx.problems.is_empty() => {
+            Ok(Policy { gate, runtime, rollback, backend, grubenv, listen, checks })
+        }
         _ => Err(sorted(cx.problems)),
     }
 }

@@ -1,0 +1,108 @@
+//! The `grubenv` backend: the environment block writer against Debian's own
+//! `grub-editenv`, and greenboot's handshake written by a real `bootgate run`.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bootgate::boot::backend::{grubenv_pass, grubenv_reboots};
+use bootgate::boot::grubenv::Env;
+use support::{Daemon, NotifySocket, free_port};
+
+/// `grub-editenv FILE ARGS…`; a missing tool fails the test (build/deps.sh installs grub-common).
+fn editenv(file: &Path, args: &[&str]) -> String {
+    let out = Command::new("grub-editenv")
+        .arg(file)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run grub-editenv ({e}): install grub-common (build/deps.sh)"));
+    assert!(out.status.success(), "grub-editenv {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_block_is_byte_for_byte_what_grub_editenv_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = dir.path().join("theirs");
+    editenv(&theirs, &["create"]);
+    editenv(&theirs, &["set", "saved_entry=0", "boot_counter=3", "boot_success=0", "odd=a\\b"]);
+    let mut ours = Env::default();
+    for (k, v) in [("saved_entry", "0"), ("boot_counter", "3"), ("boot_success", "0"), ("odd", "a\\b")] {
+        ours.set(k, v);
+    }
+    assert_eq!(ours.render().unwrap(), std::fs::read(&theirs).unwrap(), "the same variables, the same 1024 bytes");
+    assert_eq!(Env::read(&theirs).unwrap(), ours, "grub-editenv's block reads back");
+
+    // greenboot's pass, written by us, read by grub-editenv.
+    grubenv_pass(&theirs).unwrap();
+    assert_eq!(editenv(&theirs, &["list"]), "saved_entry=0\nboot_success=1\nodd=a\\b\n");
+    assert_eq!(std::fs::metadata(&theirs).unwrap().len(), 1024);
+}
+
+#[test]
+fn a_failed_boot_reboots_only_while_grub_still_counts_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("grubenv");
+    editenv(&file, &["create"]);
+    assert_eq!(grubenv_reboots(&file).unwrap(), None, "no boot_counter: not greenboot's handshake");
+    for (counter, reboots) in [("2", Some(2)), ("1", Some(1)), ("0", None), ("-1", None)] {
+        editenv(&file, &["set", &format!("boot_counter={counter}"), "boot_success=0"]);
+        assert_eq!(grubenv_reboots(&file).unwrap(), reboots, "boot_counter={counter}");
+    }
+    std::fs::write(&file, "boot_counter=2\n").unwrap();
+    let e = grubenv_reboots(&file).unwrap_err().to_string();
+    assert!(e.contains("is not a GRUB environment block") && e.contains("not 1024"), "{e}");
+}
+
+#[test]
+fn a_passed_gate_writes_greenboots_handshake_before_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("grubenv");
+    editenv(&file, &["create"]);
+    editenv(&file, &["set", "boot_counter=2", "boot_success=0"]);
+    let notify = NotifySocket::bind(dir.path());
+    let listen = free_port();
+    let policy = format!(
+        "version: 1
+boot: {{backend: grubenv, grubenv: {}}}
+server: {{listen: '127.0.0.1:{listen}'}}
+checks:
+  - {{name: root, kind: disk, path: /, min_free_percent: 0}}
+",
+        file.display()
+    );
+    let t0 = Instant::now();
+    let _daemon = Daemon::start(dir.path(), &policy, &notify, None);
+    notify.wait_for("READY=1", t0, Duration::from_secs(10), |m| m.contains("READY=1"));
+    assert_eq!(editenv(&file, &["list"]), "boot_success=1\n", "marked good before READY=1");
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{listen}/api/v1/system/health"))
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["boot"]["backend"], "grubenv", "{doc:#}");
+    assert_eq!(doc["boot"]["boot_success"], true, "{doc:#}");
+}
+
+#[test]
+fn backends_this_version_cannot_drive_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify = NotifySocket::bind(dir.path());
+    for backend in ["rauc", "bless-boot"] {
+        let policy = format!(
+            "version: 1\nboot: {{backend: {backend}}}\nserver: {{listen: '127.0.0.1:{}'}}\nchecks:\n  - {{name: root, kind: disk, path: /}}\n",
+            free_port()
+        );
+        let mut daemon = Daemon::start(dir.path(), &policy, &notify, None);
+        assert_eq!(daemon.wait_exit(Duration::from_secs(10)), 78, "{backend}");
+        let msgs = notify.messages();
+        assert!(
+            msgs.iter().any(|(_, m)| m.contains(&format!("boot.backend `{backend}` is not available"))),
+            "{msgs:#?}"
+        );
+        assert!(!msgs.iter().any(|(_, m)| m.contains("READY=1")), "{msgs:#?}");
+    }
+}
