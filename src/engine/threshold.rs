@@ -1,6 +1,8 @@
 //! Runtime thresholds: a check's reported status changes only after enough
 //! consecutive results agree, so a single blip does not flip it.
 
+use std::time::Duration;
+
 use super::CheckResult;
 use crate::policy::Runtime;
 
@@ -21,18 +23,41 @@ pub fn apply_thresholds(prev: &CheckResult, raw: CheckResult, t: &Runtime) -> Ch
     // Hold the previous status, but say what the latest round saw.
     let (count, need, what) =
         if ok { (successes, t.success_threshold, "successes") } else { (failures, t.failure_threshold, "failures") };
+    let mut observed = prev.observed.clone();
+    observed.remove(START_PERIOD);
     CheckResult {
         status: prev.status,
-        observed: prev.observed.clone(),
+        observed,
         message: format!("holding {}: {count}/{need} {what} so far; latest: {}", prev.status.as_str(), counted.message),
         ..counted
     }
 }
 
+/// The observed key (and the component field) that marks a result inside its start period.
+pub const START_PERIOD: &str = "start_period";
+
+/// The result to report after `raw` while the check is in its start period (`left` of it
+/// remains): a failure does not count toward `failure_threshold` and holds the previous
+/// status; a pass counts as usual (and ends the period, which the caller keeps).
+pub fn apply_in_start_period(prev: &CheckResult, raw: CheckResult, t: &Runtime, left: Duration) -> CheckResult {
+    if raw.status.passed() {
+        return apply_thresholds(prev, raw, t);
+    }
+    let mut observed = prev.observed.clone();
+    observed.insert(START_PERIOD.into(), true.into());
+    let left = humantime::format_duration(Duration::from_secs(left.as_secs()));
+    CheckResult {
+        status: prev.status,
+        observed,
+        message: format!("start period ({left} left), failure not counted; latest: {}", raw.message),
+        consecutive_failures: prev.consecutive_failures,
+        consecutive_successes: 0,
+        ..raw
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::checks::Status;
 
@@ -41,7 +66,12 @@ mod tests {
     }
 
     fn run(start: Status, seq: &[Status], failure: u32, success: u32) -> Vec<Status> {
-        let t = Runtime { interval: Duration::from_secs(1), failure_threshold: failure, success_threshold: success };
+        let t = Runtime {
+            interval: Duration::from_secs(1),
+            failure_threshold: failure,
+            success_threshold: success,
+            max_concurrent: 8,
+        };
         let mut cur = result(start);
         seq.iter()
             .map(|&s| {
@@ -72,7 +102,8 @@ mod tests {
 
     #[test]
     fn held_status_explains_itself() {
-        let t = Runtime { interval: Duration::from_secs(1), failure_threshold: 3, success_threshold: 1 };
+        let t =
+            Runtime { interval: Duration::from_secs(1), failure_threshold: 3, success_threshold: 1, max_concurrent: 8 };
         let held = apply_thresholds(&result(Pass), result(Fail), &t);
         assert_eq!(held.status, Pass);
         assert_eq!(held.consecutive_failures, 1);
