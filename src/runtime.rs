@@ -356,3 +356,37 @@ async fn next_request(requests: &mut Option<mpsc::Receiver<RunNow>>) -> Option<R
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(runtime: &str) -> Policy {
+        let text = format!(
+            "version: 1\n{runtime}checks:\n  - {{name: own, kind: disk, interval: 7s}}\n  - {{name: shared, kind: disk}}\n"
+        );
+        crate::policy::parse(&text, "test.yaml").unwrap()
+    }
+
+    #[test]
+    fn a_check_interval_beats_the_environment_which_beats_the_policy_which_beats_the_default() {
+        let secs = |d: Duration| d.as_secs();
+        let p = policy("runtime: {interval: 20s}\n");
+        let env = Some(Duration::from_secs(3));
+        assert_eq!(secs(interval_of(&p.checks[0], env, &p)), 7);
+        assert_eq!(secs(interval_of(&p.checks[1], env, &p)), 3);
+        assert_eq!(secs(interval_of(&p.checks[1], None, &p)), 20);
+        let d = policy("");
+        assert_eq!(secs(interval_of(&d.checks[1], None, &d)), 60);
+    }
+
+    #[test]
+    fn the_environment_interval_must_be_a_duration_of_at_least_1s() {
+        assert_eq!(env_interval(Some(" 5s ")), Some(Duration::from_secs(5)));
+        assert_eq!(env_interval(Some("2m")), Some(Duration::from_secs(120)));
+        assert_eq!(env_interval(Some("500ms")), None);
+        assert_eq!(env_interval(Some("soon")), None);
+        assert_eq!(env_interval(Some("5")), None);
+        assert_eq!(env_interval(None), None);
+    }
+}

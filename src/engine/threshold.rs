@@ -101,6 +101,27 @@ mod tests {
     }
 
     #[test]
+    fn failures_in_the_start_period_do_not_count_and_say_so() {
+        let t =
+            Runtime { interval: Duration::from_secs(1), failure_threshold: 1, success_threshold: 1, max_concurrent: 8 };
+        let left = Duration::from_secs(4);
+        let held = apply_in_start_period(&result(Pass), result(Fail), &t, left);
+        assert_eq!((held.status, held.consecutive_failures), (Pass, 0));
+        assert_eq!(held.observed.get(START_PERIOD), Some(&true.into()));
+        assert!(held.message.starts_with("start period (4s left), failure not counted; latest: "), "{}", held.message);
+        // Past the period the next failure counts, and the mark is gone even while held.
+        let after = apply_thresholds(&held, result(Fail), &t);
+        assert_eq!((after.status, after.consecutive_failures), (Fail, 1));
+        let t3 = Runtime { failure_threshold: 3, ..t.clone() };
+        let still_held = apply_thresholds(&held, result(Fail), &t3);
+        assert_eq!(still_held.status, Pass);
+        assert_eq!(still_held.observed.get(START_PERIOD), None);
+        // A pass inside the period counts as always.
+        let passed = apply_in_start_period(&result(Fail), result(Pass), &t, left);
+        assert_eq!((passed.status, passed.consecutive_successes), (Pass, 1));
+    }
+
+    #[test]
     fn held_status_explains_itself() {
         let t =
             Runtime { interval: Duration::from_secs(1), failure_threshold: 3, success_threshold: 1, max_concurrent: 8 };

@@ -171,4 +171,29 @@ mod tests {
         assert!(matches!(&got[1], Change::Gate { from: "running", to: "passed", .. }));
         assert!(changes(&new, &new, SystemTime::UNIX_EPOCH).is_empty());
     }
+
+    #[tokio::test]
+    async fn a_client_that_falls_behind_is_dropped_not_waited_for() {
+        use tower::ServiceExt as _;
+        let (_tx, rx) = watch::channel(Arc::new(Snapshot::new(&[])));
+        let metrics = Arc::new(crate::metrics::Metrics::new(&rx.borrow()).unwrap());
+        let (events, _) = broadcast::channel(BUFFER);
+        let (_trigger, stop) = crate::lifecycle::Shutdown::manual();
+        let state = AppState::new(rx, metrics, crate::lifecycle::Heartbeat::new()).with_events(events.clone(), stop);
+        let request = axum::http::Request::get("/api/v1/system/events").body(axum::body::Body::empty()).unwrap();
+        let res = super::super::app(state).oneshot(request).await.unwrap();
+        assert_eq!(res.headers()["content-type"], "text/event-stream");
+        // The client reads nothing while more changes than its buffer holds arrive.
+        for n in 0..=BUFFER {
+            let change = Change::Gate { from: "running", to: "passed", message: format!("{n}"), time: String::new() };
+            events.send(Arc::new(change)).unwrap();
+        }
+        let body = tokio::time::timeout(Duration::from_secs(5), axum::body::to_bytes(res.into_body(), 1 << 20))
+            .await
+            .expect("a lagging stream ends instead of waiting")
+            .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.starts_with("retry: 1000\n: bootgate events\n"), "{text}");
+        assert!(!text.contains("gate_changed"), "{text}");
+    }
 }
