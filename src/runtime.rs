@@ -85,6 +85,8 @@ struct Slot {
     every: Duration,
     next: Instant,
     running: bool,
+    /// The run in progress was started on request.
+    asked: bool,
     last_on_request: Option<Instant>,
     waiters: Vec<oneshot::Sender<RunReply>>,
     dep: watch::Sender<Dep>,
@@ -134,6 +136,7 @@ impl Schedule {
                     every,
                     next: first.unwrap_or_else(|| now + every),
                     running: false,
+                    asked: false,
                     last_on_request: None,
                     waiters: Vec::new(),
                     dep: watch::channel(Dep { running: false, passed }).0,
@@ -212,6 +215,7 @@ impl Schedule {
                 return;
             }
             s.last_on_request = Some(now);
+            s.asked = true;
             self.mark_running(i);
             self.spawn(i);
         }
@@ -250,10 +254,12 @@ impl Schedule {
         });
         s.dep.send_modify(|d| *d = Dep { running: false, passed: Some(passed) });
         s.running = false;
-        // A run that outlasted its interval is followed by the next at once: delayed, not bunched.
+        // A run that outlasted its interval is followed by the next at once: delayed, not
+        // bunched. A run on request stands for a scheduled one that fell due meanwhile.
         if s.next < now {
-            s.next = now;
+            s.next = if s.asked { now + s.every } else { now };
         }
+        s.asked = false;
         if grace.is_none() {
             s.raw = Some(raw);
         }
