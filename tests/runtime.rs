@@ -1,112 +1,16 @@
 //! The runtime after the gate, through real daemons and real HTTP (curl): each check on its
-//! own interval, `BOOTGATE_INTERVAL`, `max_concurrent`, `start_period`, runs on request and
-//! the event stream.
+//! own interval, `BOOTGATE_INTERVAL`, `max_concurrent`, `start_period`, `after:` and SIGHUP.
 
+mod running;
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use running::{Running, disk, wait};
 use serde_json::Value;
-use support::{Daemon, Launch, check, free_port};
-
-/// A `bootgate run` (or `serve`) on a free port, logging to its temp dir.
-struct Running {
-    dir: tempfile::TempDir,
-    port: u16,
-    daemon: Daemon,
-}
-
-impl Running {
-    /// Starts `command` on `policy`, whose `server:` line is added here (`server` is extra keys).
-    fn start(command: &str, policy: &str, server: &str, env: &[(&str, &str)]) -> Running {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let text = format!("version: 1\nserver: {{listen: '127.0.0.1:{port}'{server}}}\n{policy}");
-        std::fs::write(dir.path().join("policy.yaml"), text).unwrap();
-        Self::spawn(dir, port, command, env)
-    }
-
-    fn spawn(dir: tempfile::TempDir, port: u16, command: &str, env: &[(&str, &str)]) -> Running {
-        let log = std::fs::File::create(dir.path().join(format!("{command}.log"))).unwrap();
-        let launch = Launch {
-            command,
-            dir: dir.path(),
-            notify: None,
-            watchdog_usec: None,
-            stdout: Stdio::null(),
-            stderr: log.into(),
-        };
-        let child = launch.spawn(|cmd| {
-            for (k, v) in env {
-                cmd.env(k, v);
-            }
-        });
-        Running { dir, port, daemon: Daemon(child) }
-    }
-
-    fn log(&self, command: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{command}.log"))).unwrap_or_default()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// `curl -X METHOD`: status, body and headers.
-    fn curl(&self, method: &str, path: &str) -> (u16, String, String) {
-        let head = self.dir.path().join("headers.txt");
-        let out = Command::new("curl")
-            .args(["-s", "--max-time", "10", "-X", method, "-D"])
-            .arg(&head)
-            .args(["-w", "\n%{http_code}", &self.url(path)])
-            .output()
-            .expect("curl runs");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.trim().parse().unwrap_or(0), body.to_string(), std::fs::read_to_string(head).unwrap_or_default())
-    }
-
-    fn health(&self) -> Value {
-        let (_, body, _) = self.curl("GET", "/api/v1/system/health");
-        serde_json::from_str(&body).unwrap_or(Value::Null)
-    }
-
-    /// Waits until the gate has passed (the endpoint says so).
-    fn wait_passed(&self, timeout: Duration) -> Value {
-        wait(timeout, "the gate to pass", || Some(self.health()).filter(|h| h["startup_health_check"] == "passed"))
-    }
-
-    /// `bootgate_check_runs_total` of `check`, over every result.
-    fn runs(&self, check: &str) -> u64 {
-        let (_, body, _) = self.curl("GET", "/metrics");
-        let prefix = format!("bootgate_check_runs_total{{check=\"{check}\"");
-        body.lines()
-            .filter(|l| l.starts_with(&prefix))
-            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, n)| n.parse::<f64>().ok()))
-            .sum::<f64>() as u64
-    }
-}
-
-/// Polls `probe` every 50 ms until it gives a value; panics after `timeout` naming `what`.
-fn wait<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out after {timeout:?} waiting for {what}");
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn disk(name: &str, extra: &str) -> String {
-    format!("  - {{name: {name}, kind: disk, path: /, min_free_percent: 0{extra}}}\n")
-}
+use support::check;
 
 #[test]
 fn each_check_keeps_its_own_interval_and_a_slow_one_delays_nobody() {
@@ -189,82 +93,6 @@ fn runtime_max_concurrent_spreads_the_checks_over_its_slots() {
 }
 
 #[test]
-fn run_now_is_forbidden_unless_the_policy_allows_it() {
-    let d = Running::start("run", &format!("checks:\n{}", disk("root", "")), "", &[]);
-    d.wait_passed(Duration::from_secs(15));
-    let (code, body, _) = d.curl("POST", "/api/v1/system/health/root/run");
-    assert_eq!(code, 403, "{body}");
-    assert!(body.contains("allow_run"), "{body}");
-    assert_eq!(d.curl("POST", "/api/v1/system/health/nope/run").0, 403, "no name is revealed either");
-    assert_eq!(d.curl("GET", "/api/v1/system/health/root/run").0, 405);
-}
-
-#[test]
-fn run_now_runs_one_check_through_the_thresholds_once_at_a_time() {
-    let service = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = service.local_addr().unwrap();
-    let checks = format!(
-        "runtime: {{interval: 1h, failure_threshold: 2}}\nchecks:\n  - {{name: api, kind: tcp, timeout: 1s, targets: ['{addr}']}}\n  - {{name: slow, kind: exec, critical: false, command: [sleep, '1']}}\n"
-    );
-    let d = Running::start("run", &checks, ", allow_run: true", &[]);
-    d.wait_passed(Duration::from_secs(15));
-    let (code, body, _) = d.curl("POST", "/api/v1/system/health/nope/run");
-    assert_eq!(code, 404, "{body}");
-
-    drop(service);
-    let (code, body, _) = d.curl("POST", "/api/v1/system/health/api/run");
-    assert_eq!(code, 200, "{body}");
-    let one: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((one["name"].as_str(), one["result"].as_str()), (Some("api"), Some("pass")), "held: {one:#}");
-    assert!(one["message"].as_str().unwrap().contains("holding pass: 1/2 failures"), "{one:#}");
-    let (code, body, headers) = d.curl("POST", "/api/v1/system/health/api/run");
-    assert_eq!(code, 429, "a second run within a second: {body}");
-    assert!(headers.to_ascii_lowercase().contains("retry-after: 1"), "{headers}");
-    thread::sleep(Duration::from_millis(1_100));
-    let (code, body, _) = d.curl("POST", "/api/v1/system/health/api/run");
-    assert_eq!(code, 200, "{body}");
-    let two: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((two["result"].as_str(), two["status"].as_str()), (Some("fail"), Some("unhealthy")), "{two:#}");
-    assert_eq!(d.health()["components"]["api"]["result"], "fail", "the snapshot shows it too");
-
-    // Two requests at once share one run.
-    let runs = d.runs("slow");
-    let url = d.url("/api/v1/system/health/slow/run");
-    let both: Vec<thread::JoinHandle<String>> = (0..2)
-        .map(|_| {
-            let url = url.clone();
-            thread::spawn(move || {
-                let out = Command::new("curl").args(["-s", "--max-time", "10", "-X", "POST", &url]).output().unwrap();
-                String::from_utf8_lossy(&out.stdout).to_string()
-            })
-        })
-        .collect();
-    let answers: Vec<Value> = both.into_iter().map(|t| serde_json::from_str(&t.join().unwrap()).unwrap()).collect();
-    assert_eq!(answers[0]["result"], "pass", "{answers:#?}");
-    assert_eq!(answers[0]["last_check"], answers[1]["last_check"], "one run, one result: {answers:#?}");
-    assert_eq!(d.runs("slow") - runs, 1, "two requests at once start one run");
-}
-
-#[test]
-fn run_now_works_in_serve_too() {
-    let closed = free_port();
-    let checks = format!(
-        "gate: {{deadline: 3s, on_failure: stay}}\nchecks:\n  - {{name: api, kind: tcp, timeout: 500ms, retries: 0, targets: ['127.0.0.1:{closed}']}}\n"
-    );
-    let mut d = Running::start("run", &checks, ", allow_run: true", &[]);
-    assert_eq!(d.daemon.wait_exit(Duration::from_secs(15)), 2, "{}", d.log("run"));
-    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
-    let serve = Running::spawn(dir, d.port, "serve", &[]);
-    let (code, body, _) = wait(Duration::from_secs(10), "serve to answer", || {
-        Some(serve.curl("POST", "/api/v1/system/health/api/run")).filter(|(code, _, _)| *code != 0)
-    });
-    assert_eq!(code, 200, "{body}\n{}", serve.log("serve"));
-    let doc: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(doc["result"], "fail", "{doc:#}");
-    assert!(doc["message"].as_str().unwrap().contains(&closed.to_string()), "{doc:#}");
-}
-
-#[test]
 fn failures_in_the_start_period_do_not_count() {
     let service = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = service.local_addr().unwrap();
@@ -289,79 +117,44 @@ fn failures_in_the_start_period_do_not_count() {
     assert!(after >= Duration::from_millis(4_500), "failed {after:?} after the gate, inside the 5s start period");
 }
 
-/// Reads an SSE stream line by line on a thread; each line with its arrival time.
-fn sse(port: u16) -> mpsc::Receiver<(Instant, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(stream, "GET /api/v1/system/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { return };
-            if tx.send((Instant::now(), line)).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// The next `data:` line of an event named `name` whose data satisfies `pred`.
-fn next_event(
-    rx: &mpsc::Receiver<(Instant, String)>,
-    name: &str,
-    timeout: Duration,
-    pred: impl Fn(&Value) -> bool,
-) -> (Instant, Value) {
-    let end = Instant::now() + timeout;
-    let mut current = String::new();
-    loop {
-        let left = end.saturating_duration_since(Instant::now());
-        let (at, line) = rx.recv_timeout(left).unwrap_or_else(|_| panic!("no `{name}` event within {timeout:?}"));
-        if let Some(e) = line.strip_prefix("event: ") {
-            current = e.to_string();
-        } else if let Some(data) = line.strip_prefix("data: ")
-            && current == name
-        {
-            let v: Value = serde_json::from_str(data).unwrap();
-            if pred(&v) {
-                return (at, v);
-            }
-        }
-    }
-}
-
 #[test]
-fn the_event_stream_tells_gate_transitions_and_status_changes() {
+fn a_check_whose_dependency_failed_last_is_skipped_at_runtime() {
     let service = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = service.local_addr().unwrap();
     let checks = format!(
-        "gate: {{settle: 2s}}\nruntime: {{interval: 1s, failure_threshold: 1}}\nchecks:\n  - {{name: api, kind: tcp, timeout: 500ms, targets: ['{addr}']}}\n"
+        "runtime: {{interval: 1s, failure_threshold: 1}}\nchecks:\n  - {{name: dep, kind: tcp, critical: false, timeout: 500ms, targets: ['{addr}']}}\n{}",
+        disk("child", ", critical: false, after: [dep]")
     );
-    let mut d = Running::start("run", &checks, "", &[]);
-    // Connected while the gate settles, so its transition is heard.
-    let rx = wait(Duration::from_secs(10), "the endpoint", || {
-        TcpStream::connect(("127.0.0.1", d.port)).ok().map(|_| sse(d.port))
-    });
-    let (_, gate) = next_event(&rx, "gate_changed", Duration::from_secs(15), |v| v["to"] == "passed");
-    assert_eq!(gate["from"], "running", "{gate}");
-
+    let d = Running::start("run", &checks, "", &[]);
+    d.wait_passed(Duration::from_secs(15));
+    assert_eq!(d.health()["components"]["child"]["result"], "pass");
     drop(service);
-    let gone = Instant::now();
-    let (at, change) = next_event(&rx, "status_changed", Duration::from_secs(10), |v| v["check"] == "api");
-    let latency = at.duration_since(gone);
-    eprintln!("pass→fail seen on the event stream {latency:?} after the target went away");
-    assert_eq!((change["from"].as_str(), change["to"].as_str()), (Some("pass"), Some("fail")), "{change}");
-    assert!(change["message"].as_str().unwrap().contains(&addr.to_string()), "{change}");
-    assert!(change["time"].as_str().unwrap().ends_with('Z'), "{change}");
-    assert!(latency < Duration::from_secs(3), "one interval is 1s; took {latency:?}");
-    let log = d.log("run");
-    assert!(log.contains("event=\"status_changed\"") && log.contains("api: pass → fail"), "{log}");
+    let child = wait(Duration::from_secs(10), "child to be skipped", || {
+        let c = d.health()["components"]["child"].clone();
+        (c["result"] == "skipped").then_some(c)
+    });
+    assert!(child["message"].as_str().unwrap().contains("`dep` did not pass"), "{child:#}");
+    let _back = TcpListener::bind(addr).unwrap();
+    wait(Duration::from_secs(10), "child to run again", || {
+        (d.health()["components"]["child"]["result"] == "pass").then_some(())
+    });
+}
 
-    // An open stream never holds up a stop.
+#[test]
+fn sighup_reschedules_the_checks() {
+    let d = Running::start("run", &format!("runtime: {{interval: 1h}}\nchecks:\n{}", disk("root", "")), "", &[]);
+    d.wait_passed(Duration::from_secs(15));
+    thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(d.runs("root"), 1, "only the gate ran it in 1.5 s at a 1h interval");
+    let port = d.port;
+    let text = format!(
+        "version: 1\nserver: {{listen: '127.0.0.1:{port}'}}\nruntime: {{interval: 1h}}\nchecks:\n{}",
+        disk("root", ", interval: 1s")
+    );
+    std::fs::write(d.dir.path().join("policy.yaml"), text).unwrap();
     let pid = nix::unistd::Pid::from_raw(d.daemon.0.id() as i32);
-    let stopping = Instant::now();
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    assert_eq!(d.daemon.wait_exit(Duration::from_secs(10)), 0);
-    assert!(stopping.elapsed() < Duration::from_secs(3), "stopped after {:?}", stopping.elapsed());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    thread::sleep(Duration::from_millis(3_500));
+    let runs = d.runs("root");
+    assert!(runs >= 4, "after the reload to a 1s interval: {runs} runs (gate included) in 3.5 s");
 }
