@@ -265,6 +265,14 @@ http {{
     return endpoint, footprint
 
 
+def bounded_concurrency():
+    """6. 64 checks of 200 ms each with `gate.max_concurrent: 8`: eight waves, so about 8 x 200 ms."""
+    execs = "".join(f"  - {{name: s{i}, kind: exec, retries: 0, command: [sleep, '0.2']}}\n" for i in range(64))
+    path = policy("exec64_max8", "version: 1\ngate: {max_concurrent: 8}\nchecks:\n" + execs)
+    t = hyperfine({"64 exec sleep 0.2, max_concurrent 8": f"{BIN} check --policy {path}"})
+    return {name: {**x, "ratio_to_1600ms": x["median"] / 1.6} for name, x in t.items()}
+
+
 def fmt_s(s):
     return f"{s['median'] * 1000:.1f} ms (min {s['min'] * 1000:.1f}, max {s['max'] * 1000:.1f})"
 
@@ -302,6 +310,9 @@ def table(r):
     b = f["baseline_nginx"]
     lines.append(f"   nginx (master+worker): RSS {b['rss_mib']['median']:.1f} MiB, idle CPU {b['idle_cpu_percent']:.3f} %, "
                  f"binary {b['binary_bytes'] / 2**20:.1f} MiB")
+    lines.append("6. Bounded concurrency (64 checks of 200 ms, 8 at a time)")
+    for name, t in r.get("bounded_concurrency", {}).items():
+        lines.append(f"   {name:38} {fmt_s(t)}  ÷1.6 s = {t['ratio_to_1600ms']:.3f}")
     return "\n".join(lines)
 
 
@@ -320,6 +331,7 @@ def main():
     results["parallel_overhead"] = parallel_overhead()
     results["hang_containment"] = hang_containment()
     results["endpoint"], results["footprint"] = endpoint_and_footprint()
+    results["bounded_concurrency"] = bounded_concurrency()
     results["seconds"] = time.monotonic() - started
     os.makedirs(OUT, exist_ok=True)
     with open(f"{OUT}/results.json", "w") as f:

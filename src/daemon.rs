@@ -2,24 +2,20 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::boot::BootStatus;
 use crate::boot::backend::{self, Chosen as Backend, choose};
 use crate::boot::decide::RebootDecision;
-use crate::engine::{Board, CheckResult, GateState, Round, Snapshot, apply_thresholds, run_round};
+use crate::engine::{Board, CheckResult, GateState, Snapshot};
 use crate::facts::{self, BootFacts};
-use crate::gate::{log_result, run_gate, summary_status, tick};
+use crate::gate::{run_gate, summary_status};
 use crate::history::Decision;
 use crate::lifecycle::{Heartbeat, Signals};
 use crate::logging::GATE_VERDICT_ID;
 use crate::notify::Notifier;
 use crate::policy::{Loaded, OnFailure, Policy, PolicyError};
+use crate::runtime::runtime;
 use crate::server::Endpoint;
-use crate::window::Window;
 use crate::{exit, reaper, report, state};
 
 /// Where the daemon keeps its files.
@@ -35,9 +31,6 @@ pub struct Dirs {
 
 /// Re-reads the policy by the same lookup the daemon started with (on SIGHUP).
 pub type Reloader = Box<dyn Fn() -> Result<Loaded, PolicyError> + Send + Sync>;
-
-/// The longest runtime interval the loop schedules; longer ones would overflow a timer.
-const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Runs the daemon and returns the process exit code.
 pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
@@ -71,7 +64,8 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     let heartbeat = Heartbeat::new();
     // The endpoint binds in the background: it answers 503 while the gate runs, and a
     // port it cannot have never keeps the gate from judging.
-    let Some((endpoint, boot)) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier, &dirs).await else {
+    let Some((mut endpoint, boot)) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier, &dirs).await
+    else {
         return exit::SOFTWARE;
     };
     let backend = match choose(policy.backend, boot.status.as_ref(), policy.grubenv.as_deref()) {
@@ -151,7 +145,8 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         }
         notifier.ready(&status);
     }
-    runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload, window).await;
+    let requests = endpoint.take_run_requests();
+    runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload, window, requests).await;
     endpoint.finish().await;
     exit::OK
 }
@@ -246,7 +241,7 @@ pub(crate) fn install_signals(notifier: Notifier) -> Option<Signals> {
 /// Hands memory freed since the last round back to the kernel. A burst of requests
 /// leaves glibc's per-thread arenas at their high-water mark; on a small device that
 /// memory belongs to the workloads, not to the health gate.
-fn release_free_memory() {
+pub(crate) fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks glibc's own heap under its locks; no pointers are passed.
     unsafe {
@@ -264,8 +259,14 @@ pub(crate) async fn start_endpoint(
     notifier: Notifier,
     dirs: &Dirs,
 ) -> Option<(Endpoint, BootFacts)> {
-    let started =
-        Endpoint::start(policy.listen, board.subscribe(), heartbeat.clone(), signals.shutdown.clone(), notifier);
+    let started = Endpoint::start(
+        policy.listen,
+        board.subscribe(),
+        heartbeat.clone(),
+        signals.shutdown.clone(),
+        notifier,
+        policy.allow_run,
+    );
     match started {
         Ok(endpoint) => {
             let (boot, boots) = facts::gather(&dirs.state).await;
@@ -282,93 +283,9 @@ pub(crate) async fn start_endpoint(
     }
 }
 
-/// Re-checks every interval until SIGTERM or SIGINT, pinging the watchdog from this
-/// same loop so a stuck scheduler stops the pings. SIGHUP re-reads the policy. The
-/// rollback `window` (`run` only) sees every round's raw results.
-pub(crate) async fn runtime(
-    mut policy: Arc<Policy>,
-    board: &Board,
-    notifier: Notifier,
-    heartbeat: &Heartbeat,
-    signals: &mut Signals,
-    reload: &Reloader,
-    mut window: Option<Window>,
-) {
-    let mut beat = tokio::time::interval(Heartbeat::PERIOD);
-    let mut every = schedule(policy.runtime.interval, policy.runtime.interval);
-    let mut ping = notifier.watchdog_period().map(tokio::time::interval);
-    let mut current: Option<JoinHandle<Vec<CheckResult>>> = None;
-    let mut last_status = String::new();
-    loop {
-        tokio::select! {
-            _ = every.tick() => {
-                if current.is_none() {
-                    let specs = policy.checks.clone();
-                    let interval = policy.runtime.interval.min(MAX_INTERVAL);
-                    let round = Round { deadline: Round::deadline_after(Instant::now(), interval), retries: false };
-                    current = Some(tokio::spawn(async move { run_round(&specs, round, None).await }));
-                }
-            }
-            joined = async { current.as_mut().expect("guarded by the if").await }, if current.is_some() => {
-                current = None;
-                let raw = match joined {
-                    Ok(raw) => raw,
-                    Err(e) => {
-                        tracing::error!(error = %e, "a runtime round ended abnormally ({e}); its results are lost, the next round runs as scheduled");
-                        continue;
-                    }
-                };
-                if let Some(w) = window.as_mut() {
-                    w.observe(&raw, board);
-                }
-                board.send_modify(|s| {
-                    let s = Arc::make_mut(s);
-                    for (prev, new) in s.checks.iter_mut().zip(raw) {
-                        log_result(&new);
-                        crate::metrics::observe(&new);
-                        *prev = apply_thresholds(prev, new, &policy.runtime);
-                    }
-                });
-                let status = summary_status(&board.borrow());
-                if status != last_status {
-                    tracing::info!(status = %status, "health changed: {status}");
-                    notifier.status(&status);
-                    last_status = status;
-                }
-                release_free_memory();
-            }
-            _ = signals.reload.requested() => {
-                if let Some(new) = reload_policy(&policy, board, reload) {
-                    // A round of the old checks would not match the new list: drop it, run anew now.
-                    if let Some(round) = current.take() {
-                        round.abort();
-                    }
-                    policy = new;
-                    every = schedule(Duration::ZERO, policy.runtime.interval);
-                }
-            }
-            _ = tick(&mut ping) => notifier.watchdog(),
-            _ = beat.tick() => heartbeat.beat(),
-            _ = signals.shutdown.requested() => break,
-        }
-    }
-    if let Some(round) = current {
-        round.abort();
-    }
-    tracing::info!("stopping");
-}
-
-/// Ticks first after `first`, then every `interval`; late ticks are delayed, not bunched.
-fn schedule(first: Duration, interval: Duration) -> tokio::time::Interval {
-    let interval = interval.clamp(Duration::from_millis(1), MAX_INTERVAL);
-    let mut every = tokio::time::interval_at(Round::deadline_after(Instant::now(), first.min(MAX_INTERVAL)), interval);
-    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    every
-}
-
 /// Re-reads the policy; on success moves the board to its checks (keeping the results of
 /// checks it still has, by name and kind) and returns it. An invalid policy keeps the old one.
-fn reload_policy(current: &Policy, board: &Board, reload: &Reloader) -> Option<Arc<Policy>> {
+pub(crate) fn reload_policy(current: &Policy, board: &Board, reload: &Reloader) -> Option<Arc<Policy>> {
     let loaded = match reload() {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -377,6 +294,13 @@ fn reload_policy(current: &Policy, board: &Board, reload: &Reloader) -> Option<A
         }
     };
     let new = loaded.policy;
+    if new.allow_run != current.allow_run {
+        tracing::warn!(
+            "server.allow_run changed to {}; the endpoint keeps {} until bootgate restarts",
+            new.allow_run,
+            current.allow_run
+        );
+    }
     if new.listen != current.listen {
         tracing::warn!(
             from = %current.listen,

@@ -27,7 +27,11 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, boot: 
     let started = Instant::now();
     let deadline = Round::deadline_after(started, policy.gate.deadline);
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let round = run_round(&policy.checks, Round { deadline, retries: true }, Some(tx));
+    let round = run_round(
+        &policy.checks,
+        Round { deadline, retries: true, max_concurrent: policy.gate.max_concurrent },
+        Some(tx),
+    );
     tokio::pin!(round);
     let mut rounds: Vec<Progress> = vec![Progress::default(); policy.checks.len()];
     let mut ping = notifier.watchdog_period().map(tokio::time::interval);

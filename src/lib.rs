@@ -19,6 +19,7 @@ pub mod reaper;
 pub mod redact;
 pub mod report;
 pub mod rollback;
+pub mod runtime;
 pub mod serve;
 pub mod server;
 pub mod soak;

@@ -3,18 +3,19 @@
 //! Run by `bootgate-report.service` after `bootgate run` ended failed, it serves the same
 //! endpoint on the same address from this boot's `verdict.json`: the health document
 //! answers 503 naming the checks that failed the gate, `/readyz` fails and `/metrics`
-//! has `bootgate_gate_passed 0`. It re-runs the checks every `runtime.interval`, so an
+//! has `bootgate_gate_passed 0`. It re-runs the checks on their runtime schedule, so an
 //! operator sees whether the problem persists, but it never runs a gate, never tells
 //! systemd anything (nothing in the update path waits for it) and never rewrites the
 //! recorded verdict.
 
 use std::sync::Arc;
 
-use crate::daemon::{Dirs, Reloader, install_signals, runtime, start_endpoint};
+use crate::daemon::{Dirs, Reloader, install_signals, start_endpoint};
 use crate::engine::GateState;
 use crate::lifecycle::Heartbeat;
 use crate::notify::Notifier;
 use crate::policy::Loaded;
+use crate::runtime::runtime;
 use crate::{exit, state};
 
 /// Serves this boot's recorded verdict until SIGTERM; returns the process exit code.
@@ -46,10 +47,11 @@ pub async fn serve(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         _ => tracing::info!(verdict = %recorded.path.display(), "reporting the passed gate of this boot"),
     }
     let heartbeat = Heartbeat::new();
-    let Some((endpoint, _)) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier, &dirs).await else {
+    let Some((mut endpoint, _)) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier, &dirs).await else {
         return exit::SOFTWARE;
     };
-    runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload, None).await;
+    let requests = endpoint.take_run_requests();
+    runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload, None, requests).await;
     endpoint.finish().await;
     exit::OK
 }

@@ -41,7 +41,11 @@ pub async fn soak(
         }
         let round = run_round(
             &policy.checks,
-            Round { deadline: Round::deadline_after(next, policy.gate.deadline), retries: false },
+            Round {
+                deadline: Round::deadline_after(next, policy.gate.deadline),
+                retries: false,
+                max_concurrent: policy.gate.max_concurrent,
+            },
             None,
         );
         tokio::pin!(round);

@@ -11,8 +11,8 @@ mod round;
 mod threshold;
 mod verdict;
 
-pub use round::{Event, Round, run_round};
-pub use threshold::apply_thresholds;
+pub use round::{Event, Round, run_alone, run_round, skipped};
+pub use threshold::{START_PERIOD, apply_in_start_period, apply_thresholds};
 pub use verdict::{ComponentHealth, GateState, Health, Verdict, blocks_gate, verdict};
 
 /// The latest known result of one check.
@@ -89,6 +89,11 @@ impl CheckResult {
     /// What this result means for its renderers.
     pub fn health(&self) -> ComponentHealth {
         ComponentHealth::of(self.critical, self.status)
+    }
+
+    /// The result of a check whose task panicked: a failed check, never a crashed daemon.
+    pub fn crashed(spec: &CheckSpec, e: &tokio::task::JoinError) -> Self {
+        Self::from_outcome(spec, Outcome::fail(format!("the check crashed: {e}")), Duration::ZERO, 1)
     }
 
     fn from_outcome(spec: &CheckSpec, o: Outcome, duration: Duration, attempts: u32) -> Self {

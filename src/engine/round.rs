@@ -1,11 +1,13 @@
 //! One round of checks: all start at once, each waits only for its `after:`
-//! dependencies; attempts are cut at their timeout and, in the boot gate, retried
-//! with exponential backoff until they pass, retries run out or the deadline comes.
+//! dependencies and then for a slot (`max_concurrent`); attempts are cut at their timeout,
+//! counted from the slot, and, in the boot gate, retried with exponential backoff until
+//! they pass, retries run out or the deadline comes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, timeout};
 
@@ -22,6 +24,8 @@ pub struct Round {
     pub deadline: Instant,
     /// Whether failed attempts are retried (the boot gate) or not (runtime rounds).
     pub retries: bool,
+    /// At most this many checks run at once; `None`: no limit.
+    pub max_concurrent: Option<usize>,
 }
 
 /// How far ahead an instant goes when the sum would overflow the clock: as tokio does.
@@ -53,6 +57,7 @@ pub async fn run_round(
     events: Option<mpsc::UnboundedSender<Event>>,
 ) -> Vec<CheckResult> {
     let (senders, receivers): (Vec<_>, Vec<_>) = specs.iter().map(|_| watch::channel(None::<bool>)).unzip();
+    let slots = round.max_concurrent.map(|n| Arc::new(Semaphore::new(n.clamp(1, Semaphore::MAX_PERMITS))));
     let mut set = JoinSet::new();
     let mut task_index = HashMap::new();
     for ((i, spec), done) in specs.iter().enumerate().zip(senders) {
@@ -60,8 +65,9 @@ pub async fn run_round(
             spec.after.iter().map(|&d| (specs[d].name.clone(), receivers[d].clone())).collect();
         let spec = spec.clone();
         let events = events.clone();
+        let slots = slots.clone();
         let handle = set.spawn(async move {
-            let result = run_check(i, &spec, deps, round, events.as_ref()).await;
+            let result = run_check(i, &spec, deps, round, events.as_ref(), slots.as_deref()).await;
             let _ = done.send(Some(result.status.passed()));
             if let Some(tx) = &events {
                 let _ = tx.send(Event::Done { index: i, result: result.clone() });
@@ -77,8 +83,7 @@ pub async fn run_round(
             // A panicking check is a failed check, never a crashed gate.
             Err(e) => {
                 if let Some(&i) = task_index.get(&e.id()) {
-                    let outcome = Outcome::fail(format!("the check crashed: {e}"));
-                    results[i] = CheckResult::from_outcome(&specs[i], outcome, Duration::ZERO, 1);
+                    results[i] = CheckResult::crashed(&specs[i], &e);
                     if let Some(tx) = &events {
                         let _ = tx.send(Event::Done { index: i, result: results[i].clone() });
                     }
@@ -89,8 +94,16 @@ pub async fn run_round(
     results
 }
 
+/// Runs one check once, without retries, after taking a slot of `slots` (if any): the
+/// runtime's per-check schedule and a run on request. Its timeout starts with the slot.
+pub async fn run_alone(spec: &CheckSpec, slots: Option<&Semaphore>) -> CheckResult {
+    let round =
+        Round { deadline: Round::deadline_after(Instant::now(), FAR_FUTURE), retries: false, max_concurrent: None };
+    run_check(0, spec, Vec::new(), round, None, slots).await
+}
+
 /// The result of a check not run because `dependency` did not pass: only the engine says so.
-fn skipped(spec: &CheckSpec, dependency: &str) -> CheckResult {
+pub fn skipped(spec: &CheckSpec, dependency: &str) -> CheckResult {
     let outcome = Outcome::fail(format!("skipped: `{dependency}` did not pass"));
     CheckResult { status: Status::Skipped, ..CheckResult::from_outcome(spec, outcome, Duration::ZERO, 0) }
 }
@@ -106,6 +119,7 @@ async fn run_check(
     deps: Vec<(String, watch::Receiver<Option<bool>>)>,
     round: Round,
     events: Option<&mpsc::UnboundedSender<Event>>,
+    slots: Option<&Semaphore>,
 ) -> CheckResult {
     for (name, mut rx) in deps {
         // A dependency whose task vanished (sender dropped) did not pass either.
@@ -114,6 +128,11 @@ async fn run_check(
             return skipped(spec, &name);
         }
     }
+    // Held until the result is in, retries included; the semaphore is never closed.
+    let _slot = match slots {
+        Some(s) => s.acquire().await.ok(),
+        None => None,
+    };
     let of = if round.retries { spec.retries.saturating_add(1) } else { 1 };
     let send = |e: Event| {
         if let Some(tx) = events {

@@ -70,6 +70,8 @@ pub fn add(cx: &mut Ctx, entries: &[RawChecksFrom], default_timeout: Duration, s
                 // greenboot runs each script once a boot; a retry would only hide a flap.
                 retries: e.retries.unwrap_or(0),
                 after: Vec::new(),
+                interval: None,
+                start_period: Duration::ZERO,
                 check: Arc::new(check),
             });
         }

@@ -28,6 +28,8 @@ pub use raw::{Backend, OnFailure};
 /// The longest duration a policy may name: 30 days. Longer is surely a typo, and
 /// adding it to a clock could overflow.
 pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The shortest runtime interval, of the policy, of a check and of `BOOTGATE_INTERVAL`.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// The largest policy file read, in bytes; a bigger one is refused unread.
 pub const MAX_POLICY_BYTES: u64 = 1 << 20;
 /// The most checks a policy may hold.
@@ -49,6 +51,8 @@ pub struct Policy {
     /// The `grubenv` backend's block, when the policy names one.
     pub grubenv: Option<std::path::PathBuf>,
     pub listen: SocketAddr,
+    /// `server.allow_run`: whether a client may run a check on request.
+    pub allow_run: bool,
     pub checks: Vec<CheckSpec>,
 }
 
@@ -62,6 +66,8 @@ pub struct Gate {
     /// Zero: READY=1 as soon as every critical check passed.
     pub soak: Duration,
     pub soak_interval: Duration,
+    /// At most this many checks at once; `None`: no limit.
+    pub max_concurrent: Option<usize>,
 }
 
 /// The rollback window after READY=1; a zero `window` never reverts.
@@ -77,6 +83,8 @@ pub struct Runtime {
     pub interval: Duration,
     pub failure_threshold: u32,
     pub success_threshold: u32,
+    /// At most this many checks run at once; at least 1.
+    pub max_concurrent: usize,
 }
 
 /// One configured check.
@@ -89,6 +97,10 @@ pub struct CheckSpec {
     pub retries: u32,
     /// Indices into [`Policy::checks`] that must pass first; acyclic.
     pub after: Vec<usize>,
+    /// Its own runtime interval, overriding the policy's and `BOOTGATE_INTERVAL`.
+    pub interval: Option<Duration>,
+    /// After the gate, failures this long do not count toward `failure_threshold`.
+    pub start_period: Duration,
     pub check: Arc<dyn Check>,
 }
 
@@ -101,6 +113,8 @@ impl fmt::Debug for CheckSpec {
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)
             .field("after", &self.after)
+            .field("interval", &self.interval)
+            .field("start_period", &self.start_period)
             .finish()
     }
 }

@@ -83,6 +83,9 @@ pub struct RawGate {
     pub soak: Option<Dur>,
     /// Time between the re-runs during the soak (default 5s, at least 100ms).
     pub soak_interval: Option<Dur>,
+    /// At most this many checks run at once in the gate (default: no limit).
+    #[schemars(range(min = 1))]
+    pub max_concurrent: Option<u32>,
 }
 
 /// After READY=1, a sustained critical failure still reverts the update for this long.
@@ -107,7 +110,8 @@ pub enum OnFailure {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, expecting = "a mapping of runtime settings")]
 pub struct RawRuntime {
-    /// Time between re-check rounds (default 60s).
+    /// Time between two runs of a check (default 60s, at least 1s); a check's own `interval` and
+    /// the `BOOTGATE_INTERVAL` environment variable take precedence.
     pub interval: Option<Dur>,
     /// Consecutive failures before a check turns failed (default 3).
     #[schemars(range(min = 1))]
@@ -115,6 +119,9 @@ pub struct RawRuntime {
     /// Consecutive successes before a failed check turns passed again (default 1).
     #[schemars(range(min = 1))]
     pub success_threshold: Option<u32>,
+    /// At most this many checks run at once after the gate (default 8).
+    #[schemars(range(min = 1))]
+    pub max_concurrent: Option<u32>,
 }
 
 /// The health and metrics endpoint.
@@ -124,6 +131,9 @@ pub struct RawServer {
     /// Address to listen on (default 127.0.0.1:8080).
     #[schemars(schema_with = "super::schema::listen")]
     pub listen: Option<Text>,
+    /// Whether `POST /api/v1/system/health/{check}/run` may run a check on request (default false:
+    /// it lets any client of the port start exec checks).
+    pub allow_run: Option<bool>,
 }
 
 /// Keys every check has; the rest of its mapping belongs to its kind.
@@ -136,7 +146,10 @@ pub struct RawCheck {
     pub timeout: Option<Dur>,
     pub retries: Option<u32>,
     pub after: Option<Vec<Name>>,
+    pub interval: Option<Dur>,
+    pub start_period: Option<Dur>,
 }
 
 /// The keys of `RawCheck`, hidden from the kind's own deserializer.
-pub const COMMON_KEYS: &[&str] = &["name", "kind", "critical", "timeout", "retries", "after"];
+pub const COMMON_KEYS: &[&str] =
+    &["name", "kind", "critical", "timeout", "retries", "after", "interval", "start_period"];

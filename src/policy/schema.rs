@@ -106,7 +106,9 @@ impl JsonSchema for CheckSchema {
                 "critical": { "type": "boolean", "description": "A failing critical check fails the gate (default true)." },
                 "timeout": g.subschema_for::<Dur>(),
                 "retries": { "type": "integer", "minimum": 0, "description": "Further attempts after a failure, with backoff 1s, 2s, 4s … 30s (default 3)." },
-                "after": { "type": "array", "items": g.subschema_for::<Name>(), "description": "Checks that must pass before this one runs; otherwise it is skipped." }
+                "after": { "type": "array", "items": g.subschema_for::<Name>(), "description": "Checks that must pass before this one runs; otherwise it is skipped." },
+                "interval": g.subschema_for::<Dur>(),
+                "start_period": g.subschema_for::<Dur>()
             },
             "oneOf": branches,
             "unevaluatedProperties": false

@@ -14,7 +14,7 @@ use super::located::Ctx;
 use super::raw::{
     Backend, OnFailure, RawBoot, RawCheck, RawChecksFrom, RawGate, RawPolicy, RawRollback, RawRuntime, RawServer,
 };
-use super::{CheckSpec, Gate, MAX_POLICY_BYTES, MAX_PROBLEMS_SHOWN, Policy, Problem, Rollback, Runtime};
+use super::{CheckSpec, Gate, MAX_POLICY_BYTES, MAX_PROBLEMS_SHOWN, MIN_INTERVAL, Policy, Problem, Rollback, Runtime};
 use crate::checks::{KINDS, KindError};
 
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
@@ -24,6 +24,8 @@ const DEFAULT_SOAK_INTERVAL: Duration = Duration::from_secs(5);
 /// A shorter soak interval would re-run the checks in a busy loop.
 const MIN_SOAK_INTERVAL: Duration = Duration::from_millis(100);
 const DEFAULT_FAILING_FOR: Duration = Duration::from_secs(300);
+/// After the gate the checks share the device with its workloads: a few at a time.
+const DEFAULT_RUNTIME_CONCURRENT: u32 = 8;
 
 /// The top-level keys of a policy, in the order the schema lists them.
 const TOP_KEYS: [&str; 8] = ["version", "gate", "runtime", "server", "rollback", "boot", "checks", "checks_from"];
@@ -71,7 +73,9 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
     let gate = s.gate.map_or(Some(RawGate::default()), |g| g).map(|g| gate(&mut cx, &g));
     let runtime = runtime(&mut cx, &s.runtime.flatten().unwrap_or_default());
     let rollback = rollback(&mut cx, s.rollback.as_ref().map(|r| r.as_ref()));
-    let listen = listen(&mut cx, &s.server.flatten().unwrap_or_default());
+    let server = s.server.flatten().unwrap_or_default();
+    let listen = listen(&mut cx, &server);
+    let allow_run = server.allow_run.unwrap_or(false);
     let deadline = gate.as_ref().map(|g| g.deadline);
     let mut checks = s.checks.map(|node| checks(&mut cx, node, deadline)).unwrap_or_default();
     if let Some(Some(entries)) = &s.checks_from {
@@ -88,7 +92,7 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
     let grubenv = boot.grubenv.map(|p| p.0);
     match gate {
         Some(gate) if cx.problems.is_empty() => {
-            Ok(Policy { gate, runtime, rollback, backend, grubenv, listen, checks })
+            Ok(Policy { gate, runtime, rollback, backend, grubenv, listen, allow_run, checks })
         }
         _ => Err(sorted(cx.problems)),
     }
@@ -162,7 +166,18 @@ fn gate(cx: &mut Ctx, g: &RawGate) -> Gate {
         reboot_delay: g.reboot_delay.map_or(Duration::from_secs(10), |d| d.0),
         soak: g.soak.map_or(Duration::ZERO, |d| d.0),
         soak_interval,
+        max_concurrent: g.max_concurrent.map(|n| at_least_one(cx, &["gate", "max_concurrent"], n) as usize),
     }
+}
+
+/// `n`, or 1 after reporting a zero at `key`: no check could ever run with no slot.
+fn at_least_one(cx: &mut Ctx, key: &[&str], n: u32) -> u32 {
+    if n == 0 {
+        let path: Vec<Seg> = key.iter().map(|k| Seg::key(k)).collect();
+        cx.at(&path, "max_concurrent must be at least 1: no check could run with 0 slots");
+        return 1;
+    }
+    n
 }
 
 /// The rollback window: `None` (no section) never reverts; a section must name its window.
@@ -200,7 +215,7 @@ fn rollback(cx: &mut Ctx, r: Option<Option<&RawRollback>>) -> Rollback {
 
 fn runtime(cx: &mut Ctx, r: &RawRuntime) -> Runtime {
     let interval = r.interval.map_or(Duration::from_secs(60), |d| d.0);
-    if interval < Duration::from_secs(1) {
+    if interval < MIN_INTERVAL {
         cx.at(&[Seg::key("runtime"), Seg::key("interval")], "the interval must be at least 1s");
     }
     let mut threshold = |key: &str, value: Option<u32>, default: u32| match value {
@@ -214,6 +229,11 @@ fn runtime(cx: &mut Ctx, r: &RawRuntime) -> Runtime {
         interval,
         failure_threshold: threshold("failure_threshold", r.failure_threshold, 3),
         success_threshold: threshold("success_threshold", r.success_threshold, 1),
+        max_concurrent: at_least_one(
+            cx,
+            &["runtime", "max_concurrent"],
+            r.max_concurrent.unwrap_or(DEFAULT_RUNTIME_CONCURRENT),
+        ) as usize,
     }
 }
 
@@ -283,8 +303,9 @@ fn checks(cx: &mut Ctx, node: &Value, deadline: Option<Duration>) -> Vec<CheckSp
             }
         };
         if let Some(Some(c)) = common {
-            let Common { name, critical, timeout, retries, after } = c;
-            specs.push(CheckSpec { name, kind: kind.name, critical, timeout, retries, after, check });
+            let Common { name, critical, timeout, retries, after, interval, start_period } = c;
+            let kind = kind.name;
+            specs.push(CheckSpec { name, kind, critical, timeout, retries, after, interval, start_period, check });
         }
     }
     if cx.problems.is_empty() {
@@ -300,6 +321,8 @@ struct Common {
     timeout: Duration,
     retries: u32,
     after: Vec<usize>,
+    interval: Option<Duration>,
+    start_period: Duration,
 }
 
 /// Validates one check's common keys; `None` when one is invalid. Without a known `deadline` (the gate was rejected), timeouts
@@ -322,6 +345,10 @@ fn common(
             .at(&path("timeout"), format!("timeout {} is not shorter than the gate deadline {}", fmt(timeout), fmt(d))),
         _ => {}
     }
+    let interval = c.interval.map(|d| d.0);
+    if interval.is_some_and(|i| i < MIN_INTERVAL) {
+        cx.at(&path("interval"), "the interval must be at least 1s");
+    }
     let mut after = Vec::new();
     for (j, dep) in c.after.iter().flatten().enumerate() {
         let at = [Seg::key("checks"), Seg::Index(i), Seg::key("after"), Seg::Index(j)];
@@ -337,6 +364,8 @@ fn common(
         timeout,
         retries: c.retries.unwrap_or(DEFAULT_RETRIES),
         after,
+        interval,
+        start_period: c.start_period.map_or(Duration::ZERO, |d| d.0),
     })
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{AppState, bind, serve};
@@ -17,6 +17,7 @@ use crate::history::PastBoot;
 use crate::lifecycle::{Heartbeat, Shutdown};
 use crate::metrics::{self, Metrics};
 use crate::notify::{self, Notifier};
+use crate::runtime::RunNow;
 
 /// How long open requests get to finish after a stop request.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -32,12 +33,17 @@ pub struct Endpoint {
     /// Publishes the boot history for `/api/v1/system/boots`.
     pub history: watch::Sender<Arc<Vec<PastBoot>>>,
     task: JoinHandle<()>,
+    /// Runs on request, for the runtime loop to take.
+    run_requests: Option<mpsc::Receiver<RunNow>>,
 }
+
+/// Requests waiting for the runtime loop at most; more wait in their handlers.
+const RUN_QUEUE: usize = 16;
 
 impl Endpoint {
     /// Serves the snapshots published on `snapshots` at `addr`, binding in the background.
     ///
-    /// Makes the metrics the sink of [`metrics::observe`]. Fails only when the metrics
+    /// Makes the metrics the sink of [`metrics::observe`] and starts the status-change feed. Fails only when the metrics
     /// cannot be registered; a listen failure is retried every [`RETRY`] until `shutdown`.
     pub fn start(
         addr: SocketAddr,
@@ -45,15 +51,26 @@ impl Endpoint {
         heartbeat: Heartbeat,
         shutdown: Shutdown,
         notifier: Notifier,
+        allow_run: bool,
     ) -> anyhow::Result<Endpoint> {
         let metrics = Arc::new(Metrics::new(&snapshots.borrow()).context("cannot register the metrics")?);
         metrics::install(Arc::clone(&metrics));
         let (boot, boot_rx) = watch::channel(None);
         let (history, history_rx) = watch::channel(Arc::default());
-        let state =
-            AppState::new(snapshots, Arc::clone(&metrics), heartbeat).with_boot(boot_rx).with_history(history_rx);
+        let events = super::events::start(snapshots.clone());
+        let (runs, run_requests) = mpsc::channel(RUN_QUEUE);
+        let state = AppState::new(snapshots, Arc::clone(&metrics), heartbeat)
+            .with_boot(boot_rx)
+            .with_history(history_rx)
+            .with_events(events, shutdown.clone())
+            .with_runs(runs, allow_run);
         let task = tokio::spawn(listen(addr, state, shutdown, notifier));
-        Ok(Endpoint { metrics, boot, history, task })
+        Ok(Endpoint { metrics, boot, history, task, run_requests: Some(run_requests) })
+    }
+
+    /// The runs on request, for the runtime loop (once).
+    pub fn take_run_requests(&mut self) -> Option<mpsc::Receiver<RunNow>> {
+        self.run_requests.take()
     }
 
     /// Waits for the server to finish after a stop request, at most [`DRAIN`].

@@ -14,24 +14,26 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::engine::Snapshot;
 use crate::history::PastBoot;
-use crate::lifecycle::Heartbeat;
+use crate::lifecycle::{Heartbeat, Shutdown};
 use crate::metrics::{self, Metrics};
 
 mod boots;
 mod conn;
 mod document;
 mod endpoint;
+pub mod events;
 mod health;
 mod index;
 mod page;
 mod probes;
+mod run;
 
 pub use endpoint::Endpoint;
 
@@ -48,6 +50,14 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Beaten by the daemon's main loop; `/livez` checks its age.
     pub heartbeat: Heartbeat,
+    /// Status changes for `/api/v1/system/events`.
+    pub events: broadcast::Sender<Arc<events::Change>>,
+    /// Ends the event streams when the daemon stops.
+    pub stop: Option<Shutdown>,
+    /// Where runs on request go (the runtime loop), if anywhere.
+    pub runs: Option<mpsc::Sender<crate::runtime::RunNow>>,
+    /// `server.allow_run`.
+    pub allow_run: bool,
     boot_id: Option<Arc<str>>,
     cache: Arc<health::Cache>,
 }
@@ -61,6 +71,10 @@ impl AppState {
             history: watch::channel(Arc::default()).1,
             metrics,
             heartbeat,
+            events: broadcast::channel(events::BUFFER).0,
+            stop: None,
+            runs: None,
+            allow_run: false,
             boot_id: crate::state::boot_id().map(Arc::from),
             cache: Arc::default(),
         }
@@ -75,6 +89,20 @@ impl AppState {
     /// Serves the history published on `history` at `/api/v1/system/boots`.
     pub fn with_history(mut self, history: watch::Receiver<Arc<Vec<PastBoot>>>) -> Self {
         self.history = history;
+        self
+    }
+
+    /// Streams the changes `events` carries (see [`events::start`]), ending them at `stop`.
+    pub fn with_events(mut self, events: broadcast::Sender<Arc<events::Change>>, stop: Shutdown) -> Self {
+        self.events = events;
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Sends runs on request to `runs`; `allow` is `server.allow_run`.
+    pub fn with_runs(mut self, runs: mpsc::Sender<crate::runtime::RunNow>, allow: bool) -> Self {
+        self.runs = Some(runs);
+        self.allow_run = allow;
         self
     }
 
@@ -95,6 +123,8 @@ pub fn app(state: AppState) -> Router {
         .route("/status", get(page::status))
         .route("/api/v1/system/health", get(health::overall))
         .route("/api/v1/system/health/{check}", get(health::component))
+        .route("/api/v1/system/health/{check}/run", post(run::run))
+        .route("/api/v1/system/events", get(events::stream))
         .route("/api/v1/system/boots", get(boots::boots))
         .route("/livez", get(probes::livez))
         .route("/livez/{probe}", get(probes::livez_one))

@@ -129,8 +129,10 @@ impl Launch<'_> {
             // An inherited $BOOTGATE_POLICY or $DOCKER_HOST would change which policy or
             // engine the daemon sees; an inherited WATCHDOG_PID names another process and
             // turns the watchdog off; JOURNAL_STREAM would send the log to the journal;
-            // BOOTGATE_TEXTFILE would make every daemon write one.
+            // BOOTGATE_TEXTFILE would make every daemon write one; BOOTGATE_INTERVAL would
+            // change every runtime schedule.
             .env_remove("BOOTGATE_POLICY")
+            .env_remove("BOOTGATE_INTERVAL")
             .env_remove("BOOTGATE_TEXTFILE")
             .env_remove("DOCKER_HOST")
             .env_remove("WATCHDOG_PID")

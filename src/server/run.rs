@@ -1,0 +1,69 @@
+//! `POST /api/v1/system/health/{check}/run`: runs one check now (once, no retries) through
+//! the runtime loop and answers its result as the snapshot now reports it.
+//!
+//! Only with `server.allow_run: true` (403 otherwise): whoever reaches the port could start
+//! exec checks. The runtime loop keeps one run in flight per check (a second request gets
+//! the same result) and starts one on request at most once a second per check (429 beyond).
+//! While the gate runs there is no runtime loop yet: 503.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use super::AppState;
+use super::document;
+use crate::engine::GateState;
+use crate::runtime::{RunNow, RunReply};
+
+/// `POST /api/v1/system/health/{check}/run`.
+pub(super) async fn run(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    if !state.allow_run {
+        return answer(
+            StatusCode::FORBIDDEN,
+            json!({"error": "running checks on request is off; set `server.allow_run: true` in the policy"}),
+        );
+    }
+    let snapshot = state.snapshot();
+    if !snapshot.checks.iter().any(|c| c.name == name) {
+        let known: Vec<&str> = snapshot.checks.iter().map(|c| c.name.as_str()).collect();
+        return answer(StatusCode::NOT_FOUND, json!({"error": format!("no check named `{name}`"), "checks": known}));
+    }
+    let (Some(runs), false) = (&state.runs, snapshot.gate == GateState::Running) else {
+        return unavailable("the boot gate is still running; checks run on request once it has decided");
+    };
+    let (reply, answered) = oneshot::channel();
+    if runs.send(RunNow { check: name.clone(), reply }).await.is_err() {
+        return unavailable("the runtime loop is not running");
+    }
+    match answered.await {
+        Ok(RunReply::Done(result)) => {
+            let mut doc = document::component(&result);
+            doc["name"] = result.name.clone().into();
+            answer(StatusCode::OK, doc)
+        }
+        Ok(RunReply::Unknown) => answer(StatusCode::NOT_FOUND, json!({"error": format!("no check named `{name}`")})),
+        Ok(RunReply::TooSoon(left)) => {
+            let secs = left.as_secs_f64().ceil().max(1.0) as u64;
+            let mut res = answer(
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"error": format!("`{name}` was run on request less than a second ago")}),
+            );
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            res
+        }
+        // The run was dropped: the policy was reloaded or the daemon is stopping.
+        Err(_) => unavailable("the run was cancelled (policy reload or shutdown); try again"),
+    }
+}
+
+fn unavailable(why: &str) -> Response {
+    let mut res = answer(StatusCode::SERVICE_UNAVAILABLE, json!({"error": why}));
+    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    res
+}
+
+fn answer(status: StatusCode, doc: Value) -> Response {
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], doc.to_string()).into_response()
+}
