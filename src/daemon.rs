@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::boot::BootStatus;
-use crate::boot::backend::{self, Chosen as Backend, choose};
+use crate::boot::backend::{Backend, choose};
 use crate::boot::decide::RebootDecision;
 use crate::engine::{Board, CheckResult, GateState, Snapshot};
 use crate::facts::{self, BootFacts};
@@ -71,7 +71,7 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     let backend = match choose(policy.backend, boot.status.as_ref(), policy.grubenv.as_deref()) {
         Ok((backend, why)) => {
             tracing::info!(backend = backend.name(), "boot backend {}: {why}", backend.name());
-            publish_backend(&backend, &endpoint);
+            publish_backend(backend.as_ref(), &endpoint).await;
             backend
         }
         Err(e) => {
@@ -111,7 +111,7 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         // The decision is made once, recorded, then acted on.
         let failure = match snapshot.gate {
             GateState::Passed => None,
-            _ => Some(decide_failure(policy.gate.on_failure, &boot, &backend).await),
+            _ => Some(decide_failure(policy.gate.on_failure, &boot, backend.as_ref()).await),
         };
         let decision = failure.as_ref().map(|(_, d)| d.map_or(Decision::StayPolicy, Decision::from));
         facts::record(&dirs.state, &doc, &boot, decision, &endpoint).await;
@@ -139,10 +139,11 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
             return exit::UNHEALTHY;
         }
         tracing::info!(message_id = GATE_VERDICT_ID, gate = "passed", "boot gate passed: {status}");
-        if let Backend::Grubenv(path) = &backend {
-            mark_grubenv(path).await;
-            publish_backend(&backend, &endpoint);
+        match backend.on_pass().await {
+            Ok(done) => tracing::info!(backend = backend.name(), "{done}"),
+            Err(e) => tracing::error!(backend = backend.name(), "{e}"),
         }
+        publish_backend(backend.as_ref(), &endpoint).await;
         notifier.ready(&status);
     }
     let requests = endpoint.take_run_requests();
@@ -151,76 +152,34 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     exit::OK
 }
 
-/// What a failed gate does: `None` when the policy says stay, else the reboot decision
-/// of the backend (for flatcar over the partition table, read again when it could not
-/// be read at start).
+/// What a failed gate does: `None` when the policy says stay, else the backend's
+/// decision (it marks the boot bad where its loader needs that). The slots returned are
+/// the GPT's, for the reboot message.
 async fn decide_failure(
     on_failure: OnFailure,
     boot: &BootFacts,
-    backend: &Backend,
+    backend: &dyn Backend,
 ) -> (BootStatus, Option<RebootDecision>) {
+    let slots = boot.status.clone().unwrap_or_default();
     if on_failure == OnFailure::Stay {
-        return (boot.status.clone().unwrap_or_default(), None);
+        return (slots, None);
     }
-    match backend {
-        Backend::Flatcar => {}
-        Backend::None => return (BootStatus::default(), Some(RebootDecision::NotAbSystem)),
-        Backend::Grubenv(path) => {
-            let decision = match backend::grubenv_reboots(path) {
-                Ok(Some(n)) => RebootDecision::CountDown { boot_counter: n },
-                Ok(None) => RebootDecision::StayNoFallback,
-                Err(e) => {
-                    tracing::error!("{e}");
-                    RebootDecision::StayNoFallback
-                }
-            };
-            return (BootStatus::default(), Some(decision));
-        }
-    }
-    let status = match &boot.status {
-        Some(status) => status.clone(),
-        None => match tokio::task::spawn_blocking(crate::boot::detect).await {
-            Ok(status) => status,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the boot partition table ({e})");
-                BootStatus::default()
-            }
-        },
-    };
-    if let Some(note) = &status.note {
-        tracing::warn!("boot partition: {note}");
-    }
-    let reboot = status.reboot_decision();
-    (status, Some(reboot))
+    (slots, Some(backend.on_failure().await))
 }
 
-/// Shows the backend in the health document's `boot` (the grubenv facts stand in for
-/// the GPT slot there).
-fn publish_backend(backend: &Backend, endpoint: &Endpoint) {
+/// Shows the backend's facts in the health document's `boot`, over the GPT slot's.
+async fn publish_backend(backend: &dyn Backend, endpoint: &Endpoint) {
+    let facts = backend.facts().await;
     endpoint.boot.send_modify(|boot| {
-        let doc = match (backend, boot.as_deref()) {
-            (Backend::Grubenv(path), _) => backend::grubenv_json(path),
-            (_, Some(serde_json::Value::Object(doc))) => {
-                let mut doc = doc.clone();
-                doc.insert("backend".into(), backend.name().into());
-                serde_json::Value::Object(doc)
-            }
-            (_, _) => return,
+        let mut doc = match boot.as_deref() {
+            Some(serde_json::Value::Object(doc)) => doc.clone(),
+            _ => serde_json::Map::new(),
         };
-        *boot = Some(Arc::new(doc));
-    });
-}
-
-/// greenboot's "this boot is good" in the GRUB environment block, before READY=1.
-async fn mark_grubenv(path: &std::path::Path) {
-    let p = path.to_path_buf();
-    match tokio::task::spawn_blocking(move || backend::grubenv_pass(&p)).await {
-        Ok(Ok(())) => {
-            tracing::info!(grubenv = %path.display(), "marked this boot good in {}: boot_success=1, boot_counter unset", path.display())
+        if let serde_json::Value::Object(extra) = facts {
+            doc.extend(extra);
         }
-        Ok(Err(e)) => tracing::error!("cannot mark this boot good: {e}; GRUB will count it as failed"),
-        Err(e) => tracing::error!("marking this boot good ended abnormally: {e}"),
-    }
+        *boot = Some(Arc::new(serde_json::Value::Object(doc)));
+    });
 }
 
 /// Installs the stop/reload handlers and the orphan sweep; `None` (already logged) when it cannot.

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bootgate::boot::backend::{grubenv_pass, grubenv_reboots};
+use bootgate::boot::backend::grubenv::{pass as grubenv_pass, reboots as grubenv_reboots};
 use bootgate::boot::grubenv::Env;
 use support::{Daemon, NotifySocket, free_port};
 

@@ -1,0 +1,89 @@
+//! `grubenv`: greenboot's GRUB handshake. The updater sets `boot_counter=N` before the
+//! new deployment's first boot; GRUB decrements it on every boot with `boot_success=0`
+//! and falls back once it is used up. A passed gate writes `boot_success=1` and unsets
+//! `boot_counter`; a failed one reboots while `boot_counter` > 0.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::{Backend, Step};
+use crate::boot::decide::RebootDecision;
+use crate::boot::grubenv::{Env, EnvError};
+
+/// The environment block at `path`.
+pub struct Grubenv {
+    path: PathBuf,
+}
+
+impl Grubenv {
+    pub fn new(path: PathBuf) -> Self {
+        Grubenv { path }
+    }
+}
+
+/// Whether the block at `path` carries greenboot's `boot_counter`.
+pub fn counting(path: &Path) -> bool {
+    Env::read(path).ok().is_some_and(|e| e.get("boot_counter").is_some())
+}
+
+/// greenboot's "this boot is good": `boot_success=1`, `boot_counter` unset.
+pub fn pass(path: &Path) -> Result<(), EnvError> {
+    let mut env = Env::read(path)?;
+    env.set("boot_success", "1");
+    env.unset("boot_counter");
+    env.write(path)
+}
+
+/// `Some(boot_counter)` while GRUB still counts this boot down (> 0), so a reboot helps.
+pub fn reboots(path: &Path) -> Result<Option<i64>, EnvError> {
+    let env = Env::read(path)?;
+    Ok(env.get("boot_counter").and_then(|v| v.parse::<i64>().ok()).filter(|&n| n > 0))
+}
+
+impl Backend for Grubenv {
+    fn name(&self) -> &'static str {
+        "grubenv"
+    }
+
+    fn facts(&self) -> Step<'_, serde_json::Value> {
+        Box::pin(async {
+            let shown = self.path.display().to_string();
+            match Env::read(&self.path) {
+                Ok(env) => json!({
+                    "backend": "grubenv",
+                    "grubenv": shown,
+                    "boot_counter": env.get("boot_counter").and_then(|v| v.parse::<i64>().ok()),
+                    "boot_success": env.get("boot_success") == Some("1"),
+                }),
+                Err(e) => json!({"backend": "grubenv", "grubenv": shown, "error": e.to_string()}),
+            }
+        })
+    }
+
+    fn on_pass(&self) -> Step<'_, Result<String, String>> {
+        Box::pin(async {
+            let path = self.path.clone();
+            match tokio::task::spawn_blocking(move || pass(&path)).await {
+                Ok(Ok(())) => {
+                    Ok(format!("marked this boot good in {}: boot_success=1, boot_counter unset", self.path.display()))
+                }
+                Ok(Err(e)) => Err(format!("cannot mark this boot good: {e}; GRUB will count it as failed")),
+                Err(e) => Err(format!("marking this boot good ended abnormally: {e}")),
+            }
+        })
+    }
+
+    fn on_failure(&self) -> Step<'_, RebootDecision> {
+        Box::pin(async {
+            match reboots(&self.path) {
+                Ok(Some(n)) => RebootDecision::CountDown { boot_counter: n },
+                Ok(None) => RebootDecision::StayNoFallback,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    RebootDecision::StayNoFallback
+                }
+            }
+        })
+    }
+}

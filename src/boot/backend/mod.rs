@@ -1,0 +1,83 @@
+//! Which boot loader marks this boot, and how (`boot.backend`): one module per
+//! backend behind [`Backend`], as one module per check kind sits behind `Check`.
+//! `run` chooses one at start ([`choose`]), logs which and why, shows its facts in the
+//! health document's `boot`, calls [`Backend::on_pass`] before READY=1 and
+//! [`Backend::on_failure`] after a failed gate. Every `on_failure` is loop-guarded: it
+//! reboots only when the boot loader will then boot something else.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use serde_json::Value;
+
+use super::BootStatus;
+use super::decide::RebootDecision;
+use crate::policy::Backend as Named;
+
+pub mod flatcar;
+pub mod grubenv;
+pub mod none;
+
+/// A boxed future of a backend step (the trait stays object-safe).
+pub type Step<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One way of marking boots.
+pub trait Backend: Send + Sync {
+    /// The policy's name for it.
+    fn name(&self) -> &'static str;
+    /// What the health document's `boot` shows of it (merged over the GPT slot's facts).
+    fn facts(&self) -> Step<'_, Value>;
+    /// The gate passed: mark this boot good where bootgate does it (before READY=1).
+    /// `Ok` says what was done, for the log.
+    fn on_pass(&self) -> Step<'_, Result<String, String>>;
+    /// The gate failed (and the policy says reboot): mark it bad where the loader needs
+    /// that, and say whether a reboot boots something else.
+    fn on_failure(&self) -> Step<'_, RebootDecision>;
+}
+
+/// Where greenboot's systems keep the GRUB environment block: Fedora first, then Debian's path.
+pub const GRUBENV_PATHS: [&str; 2] = ["/boot/grub2/grubenv", "/boot/grub/grubenv"];
+
+/// Resolves the policy's backend over what this machine has: `status` is the GPT read at
+/// start, `grubenv` the policy's block path. Returns the backend and why it was chosen;
+/// `Err` for a backend this version cannot drive, or a named one whose facts are missing.
+pub fn choose(
+    named: Named,
+    status: Option<&BootStatus>,
+    grubenv: Option<&Path>,
+) -> Result<(Box<dyn Backend>, String), String> {
+    let on_slot = status.and_then(BootStatus::booted_partition).is_some();
+    let flatcar = || Box::new(flatcar::Flatcar::new(status.cloned()));
+    let block = || -> Option<PathBuf> {
+        match grubenv {
+            Some(p) => Some(p.to_path_buf()),
+            None => GRUBENV_PATHS.iter().map(PathBuf::from).find(|p| p.exists()),
+        }
+    };
+    match named {
+        Named::Flatcar => Ok((flatcar(), "boot.backend is flatcar".into())),
+        Named::None => Ok((Box::new(none::None), "boot.backend is none".into())),
+        Named::Grubenv => match block() {
+            Some(p) => {
+                let why = format!("boot.backend is grubenv ({})", p.display());
+                Ok((Box::new(grubenv::Grubenv::new(p)), why))
+            }
+            None => Err(format!("boot.backend is grubenv, but none of {} exists", GRUBENV_PATHS.join(", "))),
+        },
+        Named::BlessBoot | Named::Rauc => {
+            let name = if named == Named::Rauc { "rauc" } else { "bless-boot" };
+            Err(format!(
+                "boot.backend `{name}` is not available in this version of bootgate; use flatcar, grubenv, none or auto"
+            ))
+        }
+        Named::Auto if on_slot => Ok((flatcar(), "auto: booted from a gptprio slot".into())),
+        Named::Auto => match block().filter(|p| grubenv::counting(p)) {
+            Some(p) => {
+                let why = format!("auto: boot_counter is set in {}", p.display());
+                Ok((Box::new(grubenv::Grubenv::new(p)), why))
+            }
+            None => Ok((Box::new(none::None), "auto: no gptprio slot and no GRUB boot_counter".into())),
+        },
+    }
+}
