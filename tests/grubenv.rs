@@ -42,12 +42,13 @@ fn the_block_is_byte_for_byte_what_grub_editenv_writes() {
 }
 
 #[test]
-fn a_failed_boot_reboots_only_while_grub_still_counts_down() {
+fn a_failed_boot_reboots_until_grub_has_fallen_back() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("grubenv");
     editenv(&file, &["create"]);
     assert_eq!(grubenv_reboots(&file).unwrap(), None, "no boot_counter: not greenboot's handshake");
-    for (counter, reboots) in [("2", Some(2)), ("1", Some(1)), ("0", None), ("-1", None)] {
+    // At 0 GRUB's script boots the previous deployment: the reboot is the fallback.
+    for (counter, reboots) in [("2", Some(2)), ("1", Some(1)), ("0", Some(0)), ("-1", None)] {
         editenv(&file, &["set", &format!("boot_counter={counter}"), "boot_success=0"]);
         assert_eq!(grubenv_reboots(&file).unwrap(), reboots, "boot_counter={counter}");
     }

@@ -166,6 +166,61 @@ gptprio_next() {
   [ "$best" = 1 ] && echo A || echo B
 }
 
+# The GRUB environment block of the grubenv scenarios: on the shared STATE
+# partition (the guest's /var), in bootgate's own state directory, where both
+# slots' policies point `boot.grubenv` and the harness reaches it with debugfs.
+GRUBENV=/lib/bootgate/grubenv
+
+# grub_init KEY=VALUE...: a fresh block with these variables (as an updater and
+# a previous healthy boot leave it), and later boots pick their slot with it.
+grub_init() {
+  local env=$RUN/grubenv
+  rm -f "$env"
+  grub-editenv "$env" create
+  grub-editenv "$env" set "$@"
+  state_write "$GRUBENV" "$env"
+  LOADER=grubenv
+}
+
+# grub_env: `grub-editenv list` of the block on the STATE partition.
+grub_env() {
+  state_file "$GRUBENV" >"$RUN/grubenv.now"
+  grub-editenv "$RUN/grubenv.now" list
+}
+
+# grub_next: plays GRUB with greenboot's 08_greenboot.cfg on the block: when
+# boot_counter is set and boot_success=0, a counter of 0 or -1 boots the
+# previous deployment (default=1) and sets it to -1, else it counts one down;
+# then boot_success=0 is saved. Entry 0 is the new deployment (USR-B), 1 the
+# previous one (USR-A).
+grub_next() {
+  local env=$RUN/grubenv counter success default=0
+  state_file "$GRUBENV" >"$env"
+  counter=$(grub-editenv "$env" list | sed -n 's/^boot_counter=//p')
+  success=$(grub-editenv "$env" list | sed -n 's/^boot_success=//p')
+  if [ -n "$counter" ] && [ "$success" = 0 ]; then
+    if [ "$counter" = 0 ] || [ "$counter" = -1 ]; then
+      default=1
+      grub-editenv "$env" set boot_counter=-1
+    else
+      grub-editenv "$env" set boot_counter=$((counter - 1))
+    fi
+  fi
+  grub-editenv "$env" set boot_success=0
+  state_write "$GRUBENV" "$env"
+  [ "$default" = 0 ] && echo B || echo A
+}
+
+# state_write PATH FILE: FILE becomes PATH on the STATE partition.
+state_write() {
+  local offset
+  offset=$(($(cgpt show -i 3 -b "$RUN/disk.img") * 512))
+  # mkdir: bootgate's state directory exists only once bootgate has run.
+  printf 'mkdir %s\nrm %s\nwrite %s %s\n' "$(dirname "$1")" "$1" "$2" "$1" |
+    debugfs -w -f - "$RUN/disk.img?offset=$offset" >/dev/null 2>&1
+  cmp -s "$2" <(state_file "$1") || fail "could not write $1 on the STATE partition"
+}
+
 # slot_policy SLOT FILE: the slot's /etc/bootgate/policy.yaml becomes
 # vm-tests/policies/FILE (written into the slot's ext4 inside the image).
 slot_policy() {
@@ -255,7 +310,7 @@ free_port() {
 boot() {
   BOOTS=$((BOOTS + 1))
   LOG=$RUN/boot-$BOOTS.log
-  BOOT_SLOT=$(gptprio_next)
+  if [ "${LOADER:-gptprio}" = grubenv ]; then BOOT_SLOT=$(grub_next); else BOOT_SLOT=$(gptprio_next); fi
   if [ -z "$BOOT_SLOT" ]; then
     log "boot $BOOTS: gptprio: no bootable slot"
     return 0
@@ -285,7 +340,11 @@ boot() {
     -append "console=ttyS0 root=PARTUUID=$uuid rw quiet systemd.show_status=1 panic=1 vmtests.mark_delay=$MARK_DELAY" \
     <"$mon" >"$RUN/qemu-$BOOTS.out" 2>&1 &
   VM_PID=$!
-  log "boot $BOOTS: gptprio picked USR-$BOOT_SLOT ($(gpt_attrs "$BOOT_SLOT") after taking its try), serial log boot-$BOOTS.log"
+  if [ "${LOADER:-gptprio}" = grubenv ]; then
+    log "boot $BOOTS: GRUB (greenboot's script) picked USR-$BOOT_SLOT, grubenv now $(grub_env | paste -sd' ' -), serial log boot-$BOOTS.log"
+  else
+    log "boot $BOOTS: gptprio picked USR-$BOOT_SLOT ($(gpt_attrs "$BOOT_SLOT") after taking its try), serial log boot-$BOOTS.log"
+  fi
 }
 
 vm_alive() {

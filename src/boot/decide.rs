@@ -29,7 +29,7 @@ pub fn gptprio_next(partitions: &[PartitionInfo], type_guid: &str) -> Option<u32
 pub enum RebootDecision {
     /// Reboot: the boot loader will pick partition `fallback` instead of the booted one.
     Reboot { fallback: u32 },
-    /// Reboot: GRUB counts this boot down (`boot_counter` > 0) and falls back when it is used up.
+    /// Reboot: GRUB counts this boot down (`boot_counter` ≥ 1) or, at 0, boots the previous deployment.
     CountDown { boot_counter: i64 },
     /// Stay: the booted partition is already marked successful, a reboot would come back here.
     StayConfirmed,
@@ -46,13 +46,19 @@ impl RebootDecision {
             Self::Reboot { fallback } => {
                 format!("gate failed; rebooting to fall back to partition {fallback}")
             }
-            Self::CountDown { boot_counter } => {
-                format!("gate failed; rebooting: GRUB's boot_counter is {boot_counter}, it falls back when it runs out")
-            }
+            Self::CountDown { boot_counter } => format!("gate failed; rebooting: {}", count_down(*boot_counter)),
             Self::StayConfirmed => "gate failed; booted partition is marked successful — not rebooting".into(),
             Self::StayNoFallback => "gate failed; no fallback partition — manual intervention needed".into(),
             Self::NotAbSystem => "gate failed; not an A/B system — not rebooting".into(),
         }
+    }
+}
+
+/// What GRUB does with greenboot's `boot_counter` on the next boot.
+pub fn count_down(boot_counter: i64) -> String {
+    match boot_counter {
+        0 => "GRUB's boot_counter is 0, so GRUB boots the previous deployment".into(),
+        n => format!("GRUB's boot_counter is {n}: GRUB tries this deployment again, and falls back once it is used up"),
     }
 }
 

@@ -50,8 +50,9 @@ fn describe(decision: &RebootDecision, boot: &BootStatus, failing: &str, delay: 
             )
         }
         RebootDecision::CountDown { boot_counter } => format!(
-            "gate failed (failing: {failing}); rebooting in {}: GRUB's boot_counter is {boot_counter}, it falls back when it runs out",
-            humantime::format_duration(delay)
+            "gate failed (failing: {failing}); rebooting in {}: {}",
+            humantime::format_duration(delay),
+            super::decide::count_down(*boot_counter)
         ),
         other => format!("{} (failing: {failing})", other.status_text()),
     }

@@ -1,7 +1,10 @@
 //! `grubenv`: greenboot's GRUB handshake. The updater sets `boot_counter=N` before the
 //! new deployment's first boot; GRUB decrements it on every boot with `boot_success=0`
 //! and falls back once it is used up. A passed gate writes `boot_success=1` and unsets
-//! `boot_counter`; a failed one reboots while `boot_counter` > 0.
+//! `boot_counter`; a failed one reboots while the reboot changes what GRUB boots:
+//! `boot_counter` ≥ 1 (GRUB tries the deployment again, one count down) and 0 (GRUB's
+//! script sees 0 and boots the previous deployment — the fallback itself needs this
+//! reboot). At -1 this boot already is the fallback, and it stays.
 
 use std::path::{Path, PathBuf};
 
@@ -35,10 +38,11 @@ pub fn pass(path: &Path) -> Result<(), EnvError> {
     env.write(path)
 }
 
-/// `Some(boot_counter)` while GRUB still counts this boot down (> 0), so a reboot helps.
+/// `Some(boot_counter)` while a reboot changes what GRUB boots (≥ 0); `None` on the
+/// fallback boot (-1) or without greenboot's counter.
 pub fn reboots(path: &Path) -> Result<Option<i64>, EnvError> {
     let env = Env::read(path)?;
-    Ok(env.get("boot_counter").and_then(|v| v.parse::<i64>().ok()).filter(|&n| n > 0))
+    Ok(env.get("boot_counter").and_then(|v| v.parse::<i64>().ok()).filter(|&n| n >= 0))
 }
 
 impl Backend for Grubenv {
