@@ -88,10 +88,10 @@ checks:
 }
 
 #[test]
-fn backends_this_version_cannot_drive_are_refused_at_start() {
+fn a_backend_this_version_cannot_drive_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let notify = NotifySocket::bind(dir.path());
-    for backend in ["rauc", "bless-boot"] {
+    for backend in ["bless-boot"] {
         let policy = format!(
             "version: 1\nboot: {{backend: {backend}}}\nserver: {{listen: '127.0.0.1:{}'}}\nchecks:\n  - {{name: root, kind: disk, path: /}}\n",
             free_port()
