@@ -171,3 +171,22 @@ fn auto_picks_rauc_when_it_is_on_the_system_bus() {
     assert!(log(&bus).contains("auto: de.pengutronix.rauc is on the system bus"), "{}", log(&bus));
     drop(daemon);
 }
+
+#[test]
+fn auto_picks_a_rauc_the_bus_starts_on_demand() {
+    // Debian's rauc.service has no [Install]: at boot RAUC runs only once someone calls it.
+    let bus = RaucBus::activatable("A", "bad", "good", "A");
+    assert_eq!(bus.owner(), None, "nothing started RAUC yet");
+    let notify = NotifySocket::bind(bus.dir());
+    let listen = free_port();
+    let _daemon = run_on(&bus, &policy("auto", listen, "{deadline: 30s}", PASSING), &notify);
+    notify.wait_for("READY=1", Instant::now() - Duration::from_secs(1), Duration::from_secs(20), |m| {
+        m.contains("READY=1")
+    });
+    let doc = health(listen);
+    assert_eq!(doc["boot"]["backend"], "rauc", "{doc:#}\n{}", log(&bus));
+    assert_eq!(doc["boot"]["booted"], "A", "{doc:#}");
+    assert_eq!(bus.state("A"), "good", "the bus started RAUC, which marked the slot");
+    assert!(bus.owner().is_some());
+    assert!(log(&bus).contains("auto: de.pengutronix.rauc is activatable on the system bus"), "{}", log(&bus));
+}

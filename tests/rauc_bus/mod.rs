@@ -10,13 +10,14 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::support::{find_binary, run_bounded, wait_until};
+use crate::support::{find_binary, mentioning, run_bounded, wait_until};
 
 const BUS_CONF: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>system</type>
   <listen>unix:path=SOCKET</listen>
+  <servicedir>SERVICES</servicedir>
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow user="*"/>
@@ -57,21 +58,45 @@ impl RaucBus {
         bus
     }
 
-    /// Only the bus: nothing owns `de.pengutronix.rauc`.
+    /// Only the bus: nothing owns `de.pengutronix.rauc`, nor can the bus start it.
     pub fn bus_only() -> RaucBus {
+        RaucBus::bus_in(tempfile::tempdir().unwrap())
+    }
+
+    /// The bus, able to start RAUC on the first call to its name (D-Bus activation, as
+    /// Debian's `rauc-service` has it), which nothing has made yet.
+    pub fn activatable(booted: &str, a: &str, b: &str, primary: &str) -> RaucBus {
         let dir = tempfile::tempdir().unwrap();
+        write_rauc_files(dir.path(), a, b, primary);
+        let services = dir.path().join("services");
+        std::fs::create_dir(&services).unwrap();
+        let rauc = find_binary("rauc", "rauc");
+        let d = dir.path().display();
+        let unit = format!(
+            "[D-BUS Service]\nName=de.pengutronix.rauc\nExec={} service --conf={d}/system.conf --override-boot-slot={booted}\n",
+            rauc.display()
+        );
+        std::fs::write(services.join("de.pengutronix.rauc.service"), unit).unwrap();
+        RaucBus::bus_in(dir)
+    }
+
+    fn bus_in(dir: tempfile::TempDir) -> RaucBus {
         let socket = dir.path().join("bus.sock");
         let conf = dir.path().join("bus.conf");
-        std::fs::write(&conf, BUS_CONF.replace("SOCKET", socket.to_str().unwrap())).unwrap();
+        let services = dir.path().join("services");
+        let text = BUS_CONF.replace("SOCKET", socket.to_str().unwrap()).replace("SERVICES", services.to_str().unwrap());
+        std::fs::write(&conf, text).unwrap();
+        let address = format!("unix:path={}", socket.display());
+        // A RAUC the bus starts inherits this, and so reaches the private bus, not the machine's.
         let bus = Command::new(find_binary("dbus-daemon", "dbus-daemon"))
             .arg(format!("--config-file={}", conf.display()))
             .arg("--nofork")
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("cannot start dbus-daemon");
-        let address = format!("unix:path={}", socket.display());
         let this = RaucBus { dir, bus, rauc: None, address };
         assert!(
             wait_until(Duration::from_secs(10), Duration::from_millis(20), || this.busctl_ok(&["list"])),
@@ -83,23 +108,8 @@ impl RaucBus {
     /// Starts `rauc service` on the bus and waits until it owns its name.
     pub fn start_rauc(&mut self, booted: &str, a: &str, b: &str, primary: &str) {
         let dir = self.dir.path();
-        std::fs::write(dir.join("state.A"), format!("{a}\n")).unwrap();
-        std::fs::write(dir.join("state.B"), format!("{b}\n")).unwrap();
-        std::fs::write(dir.join("primary"), format!("{primary}\n")).unwrap();
-        let script = dir.join("backend.sh");
-        std::fs::write(&script, BACKEND).unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        for img in ["a.img", "b.img"] {
-            std::fs::write(dir.join(img), b"").unwrap();
-        }
+        write_rauc_files(dir, a, b, primary);
         let d = dir.display();
-        let conf = format!(
-            "[system]\ncompatible=bootgate-test\nbootloader=custom\nstatusfile={d}/status.raucs\n\n\
-             [handlers]\nbootloader-custom-backend={d}/backend.sh\n\n\
-             [slot.rootfs.0]\ndevice={d}/a.img\ntype=raw\nbootname=A\n\n\
-             [slot.rootfs.1]\ndevice={d}/b.img\ntype=raw\nbootname=B\n"
-        );
-        std::fs::write(dir.join("system.conf"), conf).unwrap();
         let log = std::fs::File::create(dir.join("rauc.log")).unwrap();
         let rauc = Command::new(find_binary("rauc", "rauc"))
             .arg("service")
@@ -112,25 +122,26 @@ impl RaucBus {
             .spawn()
             .expect("cannot start rauc service");
         self.rauc = Some(rauc);
-        let owned = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
-            self.busctl(&[
-                "call",
-                "org.freedesktop.DBus",
-                "/org/freedesktop/DBus",
-                "org.freedesktop.DBus",
-                "NameHasOwner",
-                "s",
-                "de.pengutronix.rauc",
-            ])
-            .is_some_and(|out| out.trim() == "b true")
-        });
         assert!(
-            owned,
+            wait_until(Duration::from_secs(10), Duration::from_millis(50), || self.owner().is_some()),
             "rauc did not take its bus name within 10s: {}",
             std::fs::read_to_string(dir.join("rauc.log")).unwrap_or_default()
         );
     }
 
+    /// The pid owning `de.pengutronix.rauc` on the bus, if anything does.
+    pub fn owner(&self) -> Option<u32> {
+        let out = self.busctl(&[
+            "call",
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "GetConnectionUnixProcessID",
+            "s",
+            "de.pengutronix.rauc",
+        ])?;
+        out.trim().strip_prefix("u ")?.parse().ok()
+    }
     /// The custom backend's state of slot `bootname` (`good` or `bad`).
     pub fn state(&self, bootname: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("state.{bootname}"))).unwrap().trim().to_string()
@@ -175,6 +186,27 @@ impl RaucBus {
     }
 }
 
+/// RAUC's config, the boot loader script and its state (A's, B's, the primary's bootname) in `dir`.
+fn write_rauc_files(dir: &Path, a: &str, b: &str, primary: &str) {
+    std::fs::write(dir.join("state.A"), format!("{a}\n")).unwrap();
+    std::fs::write(dir.join("state.B"), format!("{b}\n")).unwrap();
+    std::fs::write(dir.join("primary"), format!("{primary}\n")).unwrap();
+    let script = dir.join("backend.sh");
+    std::fs::write(&script, BACKEND).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for img in ["a.img", "b.img"] {
+        std::fs::write(dir.join(img), b"").unwrap();
+    }
+    let d = dir.display();
+    let conf = format!(
+        "[system]\ncompatible=bootgate-test\nbootloader=custom\nstatusfile={d}/status.raucs\n\n\
+         [handlers]\nbootloader-custom-backend={d}/backend.sh\n\n\
+         [slot.rootfs.0]\ndevice={d}/a.img\ntype=raw\nbootname=A\n\n\
+         [slot.rootfs.1]\ndevice={d}/b.img\ntype=raw\nbootname=B\n"
+    );
+    std::fs::write(dir.join("system.conf"), conf).unwrap();
+}
+
 impl Drop for RaucBus {
     fn drop(&mut self) {
         if let Some(mut rauc) = self.rauc.take() {
@@ -183,6 +215,15 @@ impl Drop for RaucBus {
                 let _ = kill(Pid::from_raw(rauc.id() as i32), Signal::SIGKILL);
             }
             let _ = rauc.wait();
+        } else if let Some(pid) = self.owner() {
+            // Started by the bus: its pid comes from the bus, and it is ours only if it runs our config.
+            let needle = self.dir.path().display().to_string();
+            if mentioning(&needle).iter().any(|p| p.pid == pid) {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+                    !mentioning(&needle).iter().any(|p| p.pid == pid)
+                });
+            }
         }
         let _ = self.bus.kill();
         let _ = self.bus.wait();

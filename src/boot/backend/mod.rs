@@ -74,24 +74,34 @@ pub async fn choose(
                 .into(),
         ),
         Named::Auto if on_slot => Ok((flatcar(), "auto: booted from a gptprio slot".into())),
-        Named::Auto if rauc_on_bus().await => Ok((rauc(), format!("auto: {} is on the system bus", rauc::SERVICE))),
-        Named::Auto => match block().filter(|p| grubenv::counting(p)) {
-            Some(p) => {
-                let why = format!("auto: boot_counter is set in {}", p.display());
-                Ok((Box::new(grubenv::Grubenv::new(p)), why))
-            }
-            None => Ok((Box::new(none::None), "auto: no gptprio slot, no RAUC and no GRUB boot_counter".into())),
+        Named::Auto => match rauc_on_bus().await {
+            Some(why) => Ok((rauc(), format!("auto: {} {why}", rauc::SERVICE))),
+            None => auto_grubenv(block()),
         },
     }
 }
 
-/// Whether RAUC has the system bus name; a bus that is missing or mute counts as no.
-async fn rauc_on_bus() -> bool {
+/// `auto` past the GPT and RAUC: greenboot's counting, else nothing to mark.
+fn auto_grubenv(block: Option<PathBuf>) -> Result<(Box<dyn Backend>, String), String> {
+    match block.filter(|p| grubenv::counting(p)) {
+        Some(p) => {
+            let why = format!("auto: boot_counter is set in {}", p.display());
+            Ok((Box::new(grubenv::Grubenv::new(p)), why))
+        }
+        None => Ok((Box::new(none::None), "auto: no gptprio slot, no RAUC and no GRUB boot_counter".into())),
+    }
+}
+
+/// Why RAUC is this machine's, when it is on the system bus; a bus that is missing or
+/// mute counts as no RAUC.
+async fn rauc_on_bus() -> Option<&'static str> {
     match rauc::on_bus(&rauc::Bus::System, rauc::TIMEOUT).await {
-        Ok(owned) => owned,
+        Ok(rauc::Presence::Running) => Some("is on the system bus"),
+        Ok(rauc::Presence::Activatable) => Some("is activatable on the system bus"),
+        Ok(rauc::Presence::Absent) => None,
         Err(e) => {
             tracing::debug!("cannot ask the system D-Bus for {}: {e:#}", rauc::SERVICE);
-            false
+            None
         }
     }
 }

@@ -132,6 +132,20 @@ where
     Ok(reply.body().deserialize()?)
 }
 
+/// A call to the bus itself (`org.freedesktop.DBus`).
+async fn bus_call<B, R>(conn: &zbus::Connection, method: &str, body: &B) -> anyhow::Result<R>
+where
+    B: serde::Serialize + zbus::zvariant::DynamicType,
+    R: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
+{
+    let dbus = "org.freedesktop.DBus";
+    let reply = conn
+        .call_method(Some(dbus), "/org/freedesktop/DBus", Some(dbus), method, body)
+        .await
+        .with_context(|| format!("{method} failed"))?;
+    Ok(reply.body().deserialize()?)
+}
+
 fn slot(name: String, fields: &HashMap<String, OwnedValue>) -> Slot {
     let text = |key: &str| fields.get(key).and_then(|v| v.try_clone().ok()).and_then(|v| String::try_from(v).ok());
     Slot {
@@ -160,21 +174,26 @@ pub fn fallback(status: &Status) -> Option<&Slot> {
     candidates.iter().find(|s| status.primary.as_ref() == Some(&s.name)).or(candidates.first()).copied()
 }
 
-/// Whether `de.pengutronix.rauc` has an owner on `bus` (`NameHasOwner`, bounded by `timeout`).
-pub async fn on_bus(bus: &Bus, timeout: Duration) -> anyhow::Result<bool> {
+/// How RAUC is on a bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// `de.pengutronix.rauc` has an owner.
+    Running,
+    /// Nothing owns it yet, but the bus starts RAUC on the first call (how Debian's
+    /// `rauc.service`, which has no `[Install]`, is always started).
+    Activatable,
+    Absent,
+}
+
+/// Whether RAUC is on `bus` (`NameHasOwner`, then `ListActivatableNames`), bounded by `timeout`.
+pub async fn on_bus(bus: &Bus, timeout: Duration) -> anyhow::Result<Presence> {
     let ask = async {
         let conn = bus.connect().await.context("cannot connect to the system D-Bus")?;
-        let reply = conn
-            .call_method(
-                Some("org.freedesktop.DBus"),
-                "/org/freedesktop/DBus",
-                Some("org.freedesktop.DBus"),
-                "NameHasOwner",
-                &(SERVICE,),
-            )
-            .await
-            .context("NameHasOwner failed")?;
-        Ok(reply.body().deserialize::<bool>()?)
+        if bus_call::<_, bool>(&conn, "NameHasOwner", &(SERVICE,)).await? {
+            return Ok(Presence::Running);
+        }
+        let names: Vec<String> = bus_call(&conn, "ListActivatableNames", &()).await?;
+        Ok(if names.iter().any(|n| n == SERVICE) { Presence::Activatable } else { Presence::Absent })
     };
     match tokio::time::timeout(timeout, ask).await {
         Ok(answer) => answer,
