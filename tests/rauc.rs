@@ -80,6 +80,7 @@ fn a_passed_gate_marks_the_booted_slot_good_before_ready() {
     assert_eq!(slots[1]["name"], "rootfs.1");
     assert_eq!(slots[1]["state"], "booted");
     assert_eq!(slots[1]["boot_status"], "good", "the facts are read again after the mark: {doc:#}");
+    assert_eq!(boot["error"], serde_json::Value::Null, "{doc:#}");
     assert!(log(&bus).contains("boot backend rauc: boot.backend is rauc"), "{}", log(&bus));
 }
 
@@ -108,6 +109,8 @@ fn a_failed_gate_marks_the_slot_bad_and_asks_to_fall_back() {
     let msgs: Vec<String> = notify.messages().into_iter().map(|(_, m)| m).collect();
     assert!(msgs.iter().any(|m| m.contains("to fall back to RAUC slot rootfs.0")), "{msgs:#?}");
     assert!(msgs.iter().any(|m| m.contains("the reboot request failed")), "{msgs:#?}");
+    let history = std::fs::read_to_string(bus.dir().join("state/history.jsonl")).unwrap();
+    assert!(history.contains(r#""decision":"reboot""#), "{history}");
 }
 
 fn runtime() -> tokio::runtime::Runtime {

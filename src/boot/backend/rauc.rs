@@ -209,8 +209,13 @@ impl Backend for Rauc {
     fn facts(&self) -> Step<'_, serde_json::Value> {
         Box::pin(async {
             match self.status().await {
-                Ok(s) => json!({"backend": "rauc", "booted": s.booted, "primary": s.primary, "slots": s.slots}),
-                Err(e) => json!({"backend": "rauc", "error": format!("{e:#}")}),
+                // The same keys either way: they are merged over the ones published before.
+                Ok(s) => {
+                    json!({"backend": "rauc", "booted": s.booted, "primary": s.primary, "slots": s.slots, "error": null})
+                }
+                Err(e) => {
+                    json!({"backend": "rauc", "booted": null, "primary": null, "slots": null, "error": format!("{e:#}")})
+                }
             }
         })
     }
