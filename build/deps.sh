@@ -27,6 +27,8 @@ packages=(
   python3-jsonschema
   # grubenv backend tests: the environment block is checked against grub-editenv
   grub-common
+  # rauc backend tests: the real RAUC service on a private system bus
+  rauc dbus-daemon
   # status page tests: a real browser (headless-shell lays out at phone width) and a font
   chromium chromium-headless-shell fonts-dejavu-core
 )

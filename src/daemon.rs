@@ -68,7 +68,7 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     else {
         return exit::SOFTWARE;
     };
-    let backend = match choose(policy.backend, boot.status.as_ref(), policy.grubenv.as_deref()) {
+    let backend = match choose(policy.backend, boot.status.as_ref(), policy.grubenv.as_deref()).await {
         Ok((backend, why)) => {
             tracing::info!(backend = backend.name(), "boot backend {}: {why}", backend.name());
             publish_backend(backend.as_ref(), &endpoint).await;
@@ -113,7 +113,7 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
             GateState::Passed => None,
             _ => Some(decide_failure(policy.gate.on_failure, &boot, backend.as_ref()).await),
         };
-        let decision = failure.as_ref().map(|(_, d)| d.map_or(Decision::StayPolicy, Decision::from));
+        let decision = failure.as_ref().map(|(_, d)| d.clone().map_or(Decision::StayPolicy, Decision::from));
         facts::record(&dirs.state, &doc, &boot, decision, &endpoint).await;
         print!("{}", report::table(&snapshot));
 

@@ -24,13 +24,15 @@ pub fn gptprio_next(partitions: &[PartitionInfo], type_guid: &str) -> Option<u32
 }
 
 /// What to do about the boot after the gate has failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum RebootDecision {
     /// Reboot: the boot loader will pick partition `fallback` instead of the booted one.
     Reboot { fallback: u32 },
     /// Reboot: GRUB counts this boot down (`boot_counter` ≥ 1) or, at 0, boots the previous deployment.
     CountDown { boot_counter: i64 },
+    /// Reboot: the booted slot is marked bad, and RAUC's `slot` is still good to boot.
+    RebootTo { slot: String },
     /// Stay: the booted partition is already marked successful, a reboot would come back here.
     StayConfirmed,
     /// Stay: the boot loader would not pick a different partition, so a reboot cannot help.
@@ -47,6 +49,9 @@ impl RebootDecision {
                 format!("gate failed; rebooting to fall back to partition {fallback}")
             }
             Self::CountDown { boot_counter } => format!("gate failed; rebooting: {}", count_down(*boot_counter)),
+            Self::RebootTo { slot } => {
+                format!("gate failed; marked the booted slot bad, rebooting to fall back to {slot}")
+            }
             Self::StayConfirmed => "gate failed; booted partition is marked successful — not rebooting".into(),
             Self::StayNoFallback => "gate failed; no fallback partition — manual intervention needed".into(),
             Self::NotAbSystem => "gate failed; not an A/B system — not rebooting".into(),

@@ -29,7 +29,8 @@ pub async fn on_gate_failure(
     let text = describe(&decision, boot, failing, delay).replacen("gate failed", &head, 1);
     tracing::error!(decision = ?decision, "{text}");
     notifier.status(&text);
-    if let RebootDecision::Reboot { .. } | RebootDecision::CountDown { .. } = decision {
+    if let RebootDecision::Reboot { .. } | RebootDecision::CountDown { .. } | RebootDecision::RebootTo { .. } = decision
+    {
         tokio::time::sleep(delay).await;
         if let Err(e) = request_reboot().await {
             let text =
@@ -53,6 +54,10 @@ fn describe(decision: &RebootDecision, boot: &BootStatus, failing: &str, delay: 
             "gate failed (failing: {failing}); rebooting in {}: {}",
             humantime::format_duration(delay),
             super::decide::count_down(*boot_counter)
+        ),
+        RebootDecision::RebootTo { slot } => format!(
+            "gate failed (failing: {failing}); marked the booted slot bad, rebooting in {} to fall back to RAUC slot {slot}",
+            humantime::format_duration(delay)
         ),
         other => format!("{} (failing: {failing})", other.status_text()),
     }

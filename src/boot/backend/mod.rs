@@ -18,6 +18,7 @@ use crate::policy::Backend as Named;
 pub mod flatcar;
 pub mod grubenv;
 pub mod none;
+pub mod rauc;
 
 /// A boxed future of a backend step (the trait stays object-safe).
 pub type Step<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -40,9 +41,10 @@ pub trait Backend: Send + Sync {
 pub const GRUBENV_PATHS: [&str; 2] = ["/boot/grub2/grubenv", "/boot/grub/grubenv"];
 
 /// Resolves the policy's backend over what this machine has: `status` is the GPT read at
-/// start, `grubenv` the policy's block path. Returns the backend and why it was chosen;
-/// `Err` for a backend this version cannot drive, or a named one whose facts are missing.
-pub fn choose(
+/// start, `grubenv` the policy's block path. `auto` asks the system bus whether RAUC is
+/// on it (bounded). Returns the backend and why it was chosen; `Err` for a backend this
+/// version cannot drive, or a named one whose facts are missing.
+pub async fn choose(
     named: Named,
     status: Option<&BootStatus>,
     grubenv: Option<&Path>,
@@ -55,6 +57,7 @@ pub fn choose(
             None => GRUBENV_PATHS.iter().map(PathBuf::from).find(|p| p.exists()),
         }
     };
+    let rauc = || Box::new(rauc::Rauc::new(rauc::Bus::System, rauc::TIMEOUT));
     match named {
         Named::Flatcar => Ok((flatcar(), "boot.backend is flatcar".into())),
         Named::None => Ok((Box::new(none::None), "boot.backend is none".into())),
@@ -65,19 +68,40 @@ pub fn choose(
             }
             None => Err(format!("boot.backend is grubenv, but none of {} exists", GRUBENV_PATHS.join(", "))),
         },
-        Named::BlessBoot | Named::Rauc => {
-            let name = if named == Named::Rauc { "rauc" } else { "bless-boot" };
-            Err(format!(
-                "boot.backend `{name}` is not available in this version of bootgate; use flatcar, grubenv, none or auto"
-            ))
-        }
+        Named::Rauc => Ok((rauc(), "boot.backend is rauc".into())),
+        Named::BlessBoot => Err(
+            "boot.backend `bless-boot` is not available in this version of bootgate; use flatcar, rauc, grubenv, none or auto"
+                .into(),
+        ),
         Named::Auto if on_slot => Ok((flatcar(), "auto: booted from a gptprio slot".into())),
-        Named::Auto => match block().filter(|p| grubenv::counting(p)) {
-            Some(p) => {
-                let why = format!("auto: boot_counter is set in {}", p.display());
-                Ok((Box::new(grubenv::Grubenv::new(p)), why))
-            }
-            None => Ok((Box::new(none::None), "auto: no gptprio slot and no GRUB boot_counter".into())),
+        Named::Auto => match rauc_on_bus().await {
+            Some(why) => Ok((rauc(), format!("auto: {} {why}", rauc::SERVICE))),
+            None => auto_grubenv(block()),
         },
+    }
+}
+
+/// `auto` past the GPT and RAUC: greenboot's counting, else nothing to mark.
+fn auto_grubenv(block: Option<PathBuf>) -> Result<(Box<dyn Backend>, String), String> {
+    match block.filter(|p| grubenv::counting(p)) {
+        Some(p) => {
+            let why = format!("auto: boot_counter is set in {}", p.display());
+            Ok((Box::new(grubenv::Grubenv::new(p)), why))
+        }
+        None => Ok((Box::new(none::None), "auto: no gptprio slot, no RAUC and no GRUB boot_counter".into())),
+    }
+}
+
+/// Why RAUC is this machine's, when it is on the system bus; a bus that is missing or
+/// mute counts as no RAUC.
+async fn rauc_on_bus() -> Option<&'static str> {
+    match rauc::on_bus(&rauc::Bus::System, rauc::TIMEOUT).await {
+        Ok(rauc::Presence::Running) => Some("is on the system bus"),
+        Ok(rauc::Presence::Activatable) => Some("is activatable on the system bus"),
+        Ok(rauc::Presence::Absent) => None,
+        Err(e) => {
+            tracing::debug!("cannot ask the system D-Bus for {}: {e:#}", rauc::SERVICE);
+            None
+        }
     }
 }

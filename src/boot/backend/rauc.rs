@@ -1,0 +1,258 @@
+//! `rauc`: RAUC's D-Bus API on the system bus (`de.pengutronix.rauc`, object `/`,
+//! interface `de.pengutronix.rauc.Installer`). A passed gate marks the booted slot good
+//! (`Mark("good", "booted")`); a failed one marks it bad, and reboots only while another
+//! slot's boot status is good, so a bad update falls back and a bad fallback stays.
+//! Every step is bounded: a RAUC that hangs is a logged failure, never a hung gate.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use serde::Serialize;
+use serde_json::json;
+use zbus::zvariant::OwnedValue;
+
+use super::{Backend, Step};
+use crate::boot::decide::RebootDecision;
+
+/// RAUC's well-known name on the system bus.
+pub const SERVICE: &str = "de.pengutronix.rauc";
+/// The interface RAUC's slots and marks are on.
+pub const INTERFACE: &str = "de.pengutronix.rauc.Installer";
+/// How long one backend step (connect and every call it makes) may take.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which bus RAUC is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bus {
+    /// The system bus (`DBUS_SYSTEM_BUS_ADDRESS`, else the standard socket).
+    System,
+    /// A bus at this D-Bus address (`unix:path=…`).
+    Address(String),
+}
+
+impl Bus {
+    async fn connect(&self) -> zbus::Result<zbus::Connection> {
+        let builder = match self {
+            Bus::System => zbus::connection::Builder::system()?,
+            Bus::Address(address) => zbus::connection::Builder::address(address.as_str())?,
+        };
+        builder.build().await
+    }
+}
+
+/// One slot as `GetSlotStatus` describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Slot {
+    /// RAUC's name for it (`rootfs.0`).
+    pub name: String,
+    pub class: Option<String>,
+    /// The boot loader's name for it (`A`); a slot without one is not bootable.
+    pub bootname: Option<String>,
+    /// `booted`, `active` or `inactive`.
+    pub state: Option<String>,
+    /// The boot loader's mark: `good` or `bad`.
+    pub boot_status: Option<String>,
+}
+
+/// What RAUC says about this boot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// The booted slot's bootname (`BootSlot`).
+    pub booted: Option<String>,
+    /// The slot the boot loader tries first (`GetPrimary`), when the loader can tell.
+    pub primary: Option<String>,
+    pub slots: Vec<Slot>,
+}
+
+/// RAUC on `bus`, every step bounded by `timeout`.
+pub struct Rauc {
+    bus: Bus,
+    timeout: Duration,
+}
+
+impl Rauc {
+    pub fn new(bus: Bus, timeout: Duration) -> Self {
+        Rauc { bus, timeout }
+    }
+
+    /// Reads the booted slot, the primary and every slot's status.
+    pub async fn status(&self) -> anyhow::Result<Status> {
+        self.bounded("reading the slot status", async {
+            let conn = self.bus.connect().await.context("cannot connect to the system D-Bus")?;
+            let booted: OwnedValue = call(&conn, "org.freedesktop.DBus.Properties", "Get", &(INTERFACE, "BootSlot"))
+                .await
+                .context("cannot read RAUC's BootSlot")?;
+            let booted = String::try_from(booted).ok().filter(|b| !b.is_empty());
+            // The primary is a fact to show, not one the decision needs: some loaders cannot tell.
+            let primary = match call::<_, String>(&conn, INTERFACE, "GetPrimary", &()).await {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!("RAUC cannot tell the primary slot: {e:#}");
+                    None
+                }
+            };
+            let raw: Vec<(String, HashMap<String, OwnedValue>)> =
+                call(&conn, INTERFACE, "GetSlotStatus", &()).await.context("cannot read RAUC's slot status")?;
+            let mut slots: Vec<Slot> = raw.into_iter().map(|(name, fields)| slot(name, &fields)).collect();
+            slots.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(Status { booted, primary, slots })
+        })
+        .await
+    }
+
+    /// `Mark(state, "booted")`; returns RAUC's message (`marked slot rootfs.0 as good`).
+    pub async fn mark(&self, state: &str) -> anyhow::Result<String> {
+        self.bounded(&format!("marking the booted slot {state}"), async {
+            let conn = self.bus.connect().await.context("cannot connect to the system D-Bus")?;
+            let (_, message): (String, String) = call(&conn, INTERFACE, "Mark", &(state, "booted"))
+                .await
+                .with_context(|| format!("RAUC did not mark the booted slot {state}"))?;
+            Ok(message)
+        })
+        .await
+    }
+
+    async fn bounded<T>(&self, what: &str, step: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+        match tokio::time::timeout(self.timeout, step).await {
+            Ok(done) => done,
+            Err(_) => {
+                Err(anyhow!("RAUC did not answer within {} while {what}", humantime::format_duration(self.timeout)))
+            }
+        }
+    }
+}
+
+async fn call<B, R>(conn: &zbus::Connection, interface: &str, method: &str, body: &B) -> anyhow::Result<R>
+where
+    B: serde::Serialize + zbus::zvariant::DynamicType,
+    R: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
+{
+    let reply = conn.call_method(Some(SERVICE), "/", Some(interface), method, body).await?;
+    Ok(reply.body().deserialize()?)
+}
+
+/// A call to the bus itself (`org.freedesktop.DBus`).
+async fn bus_call<B, R>(conn: &zbus::Connection, method: &str, body: &B) -> anyhow::Result<R>
+where
+    B: serde::Serialize + zbus::zvariant::DynamicType,
+    R: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
+{
+    let dbus = "org.freedesktop.DBus";
+    let reply = conn
+        .call_method(Some(dbus), "/org/freedesktop/DBus", Some(dbus), method, body)
+        .await
+        .with_context(|| format!("{method} failed"))?;
+    Ok(reply.body().deserialize()?)
+}
+
+fn slot(name: String, fields: &HashMap<String, OwnedValue>) -> Slot {
+    let text = |key: &str| fields.get(key).and_then(|v| v.try_clone().ok()).and_then(|v| String::try_from(v).ok());
+    Slot {
+        name,
+        class: text("class"),
+        bootname: text("bootname"),
+        state: text("state"),
+        boot_status: text("boot-status"),
+    }
+}
+
+/// The slot a reboot falls back to: another bootable slot of the booted one's class whose
+/// boot status is good (the primary first). `None` when nothing else can boot, so a
+/// failed gate stays rather than loop.
+pub fn fallback(status: &Status) -> Option<&Slot> {
+    let booted = status
+        .slots
+        .iter()
+        .find(|s| s.state.as_deref() == Some("booted") || (s.bootname.is_some() && s.bootname == status.booted));
+    let candidates: Vec<&Slot> = status
+        .slots
+        .iter()
+        .filter(|s| s.bootname.is_some() && s.bootname != status.booted && s.boot_status.as_deref() == Some("good"))
+        .filter(|s| booted.is_none_or(|b| b.name != s.name && b.class == s.class))
+        .collect();
+    candidates.iter().find(|s| status.primary.as_ref() == Some(&s.name)).or(candidates.first()).copied()
+}
+
+/// How RAUC is on a bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// `de.pengutronix.rauc` has an owner.
+    Running,
+    /// Nothing owns it yet, but the bus starts RAUC on the first call (how Debian's
+    /// `rauc.service`, which has no `[Install]`, is always started).
+    Activatable,
+    Absent,
+}
+
+/// Whether RAUC is on `bus` (`NameHasOwner`, then `ListActivatableNames`), bounded by `timeout`.
+pub async fn on_bus(bus: &Bus, timeout: Duration) -> anyhow::Result<Presence> {
+    let ask = async {
+        let conn = bus.connect().await.context("cannot connect to the system D-Bus")?;
+        if bus_call::<_, bool>(&conn, "NameHasOwner", &(SERVICE,)).await? {
+            return Ok(Presence::Running);
+        }
+        let names: Vec<String> = bus_call(&conn, "ListActivatableNames", &()).await?;
+        Ok(if names.iter().any(|n| n == SERVICE) { Presence::Activatable } else { Presence::Absent })
+    };
+    match tokio::time::timeout(timeout, ask).await {
+        Ok(answer) => answer,
+        Err(_) => Err(anyhow!("the system D-Bus did not answer within {}", humantime::format_duration(timeout))),
+    }
+}
+
+impl Backend for Rauc {
+    fn name(&self) -> &'static str {
+        "rauc"
+    }
+
+    fn facts(&self) -> Step<'_, serde_json::Value> {
+        Box::pin(async {
+            match self.status().await {
+                // The same keys either way: they are merged over the ones published before.
+                Ok(s) => {
+                    json!({"backend": "rauc", "booted": s.booted, "primary": s.primary, "slots": s.slots, "error": null})
+                }
+                Err(e) => {
+                    json!({"backend": "rauc", "booted": null, "primary": null, "slots": null, "error": format!("{e:#}")})
+                }
+            }
+        })
+    }
+
+    fn on_pass(&self) -> Step<'_, Result<String, String>> {
+        Box::pin(async {
+            match self.mark("good").await {
+                Ok(message) => Ok(format!("RAUC: {message}")),
+                Err(e) => Err(format!("cannot mark the booted slot good: {e:#}")),
+            }
+        })
+    }
+
+    fn on_failure(&self) -> Step<'_, RebootDecision> {
+        Box::pin(async {
+            // Unmarked, the slot stays the one the loader boots: a reboot would only loop.
+            match self.mark("bad").await {
+                Ok(message) => tracing::info!("RAUC: {message}"),
+                Err(e) => {
+                    tracing::error!("cannot mark the booted slot bad: {e:#}; not rebooting (it would boot again)");
+                    return RebootDecision::StayNoFallback;
+                }
+            }
+            match self.status().await {
+                Ok(status) => match fallback(&status) {
+                    Some(slot) => RebootDecision::RebootTo { slot: slot.name.clone() },
+                    None => RebootDecision::StayNoFallback,
+                },
+                Err(e) => {
+                    tracing::error!("cannot tell whether another slot can boot: {e:#}; not rebooting");
+                    RebootDecision::StayNoFallback
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "rauc_tests.rs"]
+mod tests;

@@ -1,0 +1,195 @@
+//! The `rauc` backend against the real RAUC service (Debian's `rauc`) on a private
+//! system bus: marks written by a real `bootgate run`, the fallback decision of a failed
+//! gate, a hung RAUC, and `auto` finding RAUC on the bus.
+
+mod rauc_bus;
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bootgate::boot::backend::Backend;
+use bootgate::boot::backend::rauc::{Bus, Rauc};
+use bootgate::boot::decide::RebootDecision;
+use rauc_bus::RaucBus;
+use support::{Daemon, Launch, NotifySocket, free_port};
+
+/// `bootgate run` on `policy` with its system bus being `bus`'s private one, never the machine's;
+/// `_bound` is the notify socket the caller bound in `bus.dir()`, where the daemon reports.
+fn run_on(bus: &RaucBus, policy: &str, _bound: &NotifySocket) -> Daemon {
+    assert!(bus.address.starts_with("unix:path=") && bus.socket().starts_with(bus.dir()), "{}", bus.address);
+    std::fs::write(bus.dir().join("policy.yaml"), policy).unwrap();
+    let log = std::fs::File::create(bus.dir().join("bootgate.log")).unwrap();
+    let launch = Launch {
+        command: "run",
+        dir: bus.dir(),
+        notify: Some(&bus.dir().join("notify.sock")),
+        watchdog_usec: None,
+        stdout: Stdio::null(),
+        stderr: Stdio::from(log),
+    };
+    Daemon(launch.spawn(|cmd| {
+        cmd.env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address);
+    }))
+}
+
+fn health(port: u16) -> serde_json::Value {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{port}/api/v1/system/health"))
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no health document ({e}): {out:?}"))
+}
+
+fn policy(backend: &str, listen: u16, gate: &str, check: &str) -> String {
+    format!(
+        "version: 1\nboot: {{backend: {backend}}}\nserver: {{listen: '127.0.0.1:{listen}'}}\ngate: {gate}\nchecks:\n  - {check}\n"
+    )
+}
+
+const PASSING: &str = "{name: root, kind: disk, path: /, min_free_percent: 0}";
+const FAILING: &str = "{name: broken, kind: exec, command: ['/bin/false'], retries: 0}";
+
+fn log(bus: &RaucBus) -> String {
+    std::fs::read_to_string(bus.dir().join("bootgate.log")).unwrap_or_default()
+}
+
+#[test]
+fn a_passed_gate_marks_the_booted_slot_good_before_ready() {
+    // Booted from B after an update, which the loader still holds bad until it is proven.
+    let bus = RaucBus::start("B", "good", "bad", "B");
+    let notify = NotifySocket::bind(bus.dir());
+    let listen = free_port();
+    let _daemon = run_on(&bus, &policy("rauc", listen, "{deadline: 30s}", PASSING), &notify);
+    let t0 = Instant::now();
+    notify.wait_for("READY=1", t0 - Duration::from_secs(1), Duration::from_secs(20), |m| m.contains("READY=1"));
+    assert_eq!(bus.state("B"), "good", "marked good before READY=1; calls: {}", bus.calls());
+    assert!(bus.calls().lines().any(|l| l == "set-state B good"), "{}", bus.calls());
+    assert_eq!(bus.state("A"), "good");
+
+    let doc = health(listen);
+    let boot = &doc["boot"];
+    assert_eq!(boot["backend"], "rauc", "{doc:#}");
+    assert_eq!(boot["booted"], "B", "{doc:#}");
+    assert_eq!(boot["primary"], "rootfs.1", "{doc:#}");
+    let slots = boot["slots"].as_array().unwrap_or_else(|| panic!("{doc:#}"));
+    assert_eq!(slots.len(), 2, "{doc:#}");
+    assert_eq!(slots[0]["name"], "rootfs.0");
+    assert_eq!(slots[0]["bootname"], "A");
+    assert_eq!(slots[1]["name"], "rootfs.1");
+    assert_eq!(slots[1]["state"], "booted");
+    assert_eq!(slots[1]["boot_status"], "good", "the facts are read again after the mark: {doc:#}");
+    assert_eq!(boot["error"], serde_json::Value::Null, "{doc:#}");
+    assert!(log(&bus).contains("boot backend rauc: boot.backend is rauc"), "{}", log(&bus));
+}
+
+#[test]
+fn a_failed_gate_with_on_failure_stay_marks_nothing() {
+    let bus = RaucBus::start("B", "good", "good", "B");
+    let notify = NotifySocket::bind(bus.dir());
+    let mut daemon = run_on(&bus, &policy("rauc", free_port(), "{deadline: 10s, on_failure: stay}", FAILING), &notify);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)), 2, "{}", log(&bus));
+    assert_eq!(bus.state("B"), "good", "calls: {}", bus.calls());
+    assert!(!bus.calls().contains("set-state"), "{}", bus.calls());
+    assert!(!notify.messages().iter().any(|(_, m)| m.contains("READY=1")));
+}
+
+#[test]
+fn a_failed_gate_marks_the_slot_bad_and_asks_to_fall_back() {
+    // The reboot request goes to the private bus too (zbus honours DBUS_SYSTEM_BUS_ADDRESS,
+    // and run_on sets it): no logind answers there, so it fails and nothing reboots.
+    let bus = RaucBus::start("B", "good", "good", "B");
+    let notify = NotifySocket::bind(bus.dir());
+    let gate = "{deadline: 10s, on_failure: reboot, reboot_delay: 0s}";
+    let mut daemon = run_on(&bus, &policy("rauc", free_port(), gate, FAILING), &notify);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)), 2, "{}", log(&bus));
+    assert_eq!(bus.state("B"), "bad", "calls: {}", bus.calls());
+    assert_eq!(bus.state("A"), "good");
+    let msgs: Vec<String> = notify.messages().into_iter().map(|(_, m)| m).collect();
+    assert!(msgs.iter().any(|m| m.contains("to fall back to RAUC slot rootfs.0")), "{msgs:#?}");
+    assert!(msgs.iter().any(|m| m.contains("the reboot request failed")), "{msgs:#?}");
+    let history = std::fs::read_to_string(bus.dir().join("state/history.jsonl")).unwrap();
+    assert!(history.contains(r#""decision":"reboot""#), "{history}");
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn on_failure_reboots_only_while_the_other_slot_is_good() {
+    for (other, expected) in
+        [("good", RebootDecision::RebootTo { slot: "rootfs.1".into() }), ("bad", RebootDecision::StayNoFallback)]
+    {
+        let bus = RaucBus::start("A", "good", other, "A");
+        let rauc = Rauc::new(Bus::Address(bus.address.clone()), Duration::from_secs(10));
+        let decision = runtime().block_on(rauc.on_failure());
+        assert_eq!(decision, expected, "B is {other}; calls: {}", bus.calls());
+        assert_eq!(bus.state("A"), "bad", "marked bad either way");
+        assert_eq!(bus.state("B"), other, "the other slot is left alone");
+    }
+}
+
+#[test]
+fn a_hung_rauc_is_a_bounded_failure_and_a_failed_gate_stays() {
+    let bus = RaucBus::start("B", "good", "good", "B");
+    bus.freeze();
+    let rauc = Rauc::new(Bus::Address(bus.address.clone()), Duration::from_secs(1));
+    let rt = runtime();
+    let t0 = Instant::now();
+    let decision = rt.block_on(rauc.on_failure());
+    let took = t0.elapsed();
+    assert_eq!(decision, RebootDecision::StayNoFallback);
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    let facts = rt.block_on(rauc.facts());
+    assert!(facts["error"].as_str().unwrap_or_default().contains("did not answer within 1s"), "{facts:#}");
+    let passed = rt.block_on(rauc.on_pass());
+    assert!(passed.as_ref().is_err_and(|e| e.contains("did not answer")), "{passed:?}");
+    assert_eq!(bus.state("B"), "good", "nothing was marked");
+}
+
+#[test]
+fn auto_picks_rauc_when_it_is_on_the_system_bus() {
+    let mut bus = RaucBus::bus_only();
+    let notify = NotifySocket::bind(bus.dir());
+    // First without RAUC on the bus: auto must not pick it.
+    let listen = free_port();
+    let mut daemon = run_on(&bus, &policy("auto", listen, "{deadline: 30s}", PASSING), &notify);
+    notify.wait_for("READY=1", Instant::now() - Duration::from_secs(1), Duration::from_secs(20), |m| {
+        m.contains("READY=1")
+    });
+    assert_ne!(health(listen)["boot"]["backend"], "rauc");
+    drop(daemon);
+
+    bus.start_rauc("A", "bad", "good", "A");
+    std::fs::remove_dir_all(bus.dir().join("run")).unwrap();
+    let listen = free_port();
+    let since = Instant::now();
+    daemon = run_on(&bus, &policy("auto", listen, "{deadline: 30s}", PASSING), &notify);
+    notify.wait_for("READY=1", since, Duration::from_secs(20), |m| m.contains("READY=1"));
+    let doc = health(listen);
+    assert_eq!(doc["boot"]["backend"], "rauc", "{doc:#}");
+    assert_eq!(bus.state("A"), "good", "marked by the backend auto chose");
+    assert!(log(&bus).contains("auto: de.pengutronix.rauc is on the system bus"), "{}", log(&bus));
+    drop(daemon);
+}
+
+#[test]
+fn auto_picks_a_rauc_the_bus_starts_on_demand() {
+    // Debian's rauc.service has no [Install]: at boot RAUC runs only once someone calls it.
+    let bus = RaucBus::activatable("A", "bad", "good", "A");
+    assert_eq!(bus.owner(), None, "nothing started RAUC yet");
+    let notify = NotifySocket::bind(bus.dir());
+    let listen = free_port();
+    let _daemon = run_on(&bus, &policy("auto", listen, "{deadline: 30s}", PASSING), &notify);
+    notify.wait_for("READY=1", Instant::now() - Duration::from_secs(1), Duration::from_secs(20), |m| {
+        m.contains("READY=1")
+    });
+    let doc = health(listen);
+    assert_eq!(doc["boot"]["backend"], "rauc", "{doc:#}\n{}", log(&bus));
+    assert_eq!(doc["boot"]["booted"], "A", "{doc:#}");
+    assert_eq!(bus.state("A"), "good", "the bus started RAUC, which marked the slot");
+    assert!(bus.owner().is_some());
+    assert!(log(&bus).contains("auto: de.pengutronix.rauc is activatable on the system bus"), "{}", log(&bus));
+}
