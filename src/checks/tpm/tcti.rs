@@ -1,13 +1,14 @@
 //! TCTI strings from the policy. tss-esapi's own parser compiles up to six regular
 //! expressions per call, about 2 ms of CPU before the first check could start; so the
 //! policy is checked here by the same grammar without them, and the library parses the
-//! string once, on the TPM thread of the first attempt.
+//! configuration part (two expressions for a network TCTI, none for a device) once, on
+//! the TPM thread of the first attempt.
 
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use tss_esapi::tcti_ldr::TctiNameConf;
+use tss_esapi::tcti_ldr::{DeviceConfig, NetworkTPMConfig, TabrmdConfig, TctiNameConf};
 
 /// A TCTI string that tss-esapi accepts, parsed by it when first needed.
 #[derive(Debug)]
@@ -33,7 +34,14 @@ impl Tcti {
         if let Some(conf) = self.conf.get() {
             return Ok(conf.clone());
         }
-        let conf = TctiNameConf::from_str(&self.text).map_err(|e| format!("TCTI `{}`: {e}", self.text))?;
+        let (name, config) = self.text.split_once(':').unwrap_or((&self.text, ""));
+        let conf = match name {
+            "device" => DeviceConfig::from_str(config).map(TctiNameConf::Device),
+            "mssim" => NetworkTPMConfig::from_str(config).map(TctiNameConf::Mssim),
+            "swtpm" => NetworkTPMConfig::from_str(config).map(TctiNameConf::Swtpm),
+            _ => TabrmdConfig::from_str(config).map(TctiNameConf::Tabrmd),
+        };
+        let conf = conf.map_err(|e| format!("TCTI `{}`: {e}", self.text))?;
         Ok(self.conf.get_or_init(|| conf).clone())
     }
 }
@@ -147,6 +155,9 @@ mod tests {
 
     #[test]
     fn the_library_parses_once_and_agrees() {
+        for text in ["device", "device:/dev/tpmrm0", "mssim:port=1", "swtpm:host=::1", "tabrmd:bus_type=session"] {
+            assert_eq!(Tcti::new(text).unwrap().conf().unwrap(), TctiNameConf::from_str(text).unwrap(), "{text}");
+        }
         let tcti = Tcti::new("swtpm:host=127.0.0.1,port=2321").unwrap();
         assert_eq!(tcti.conf().unwrap(), TctiNameConf::from_str("swtpm:host=127.0.0.1,port=2321").unwrap());
         assert!(tcti.conf.get().is_some());
