@@ -183,17 +183,14 @@ pub fn main() -> i32 {
         Command::Validate { policy, files } => validate(policy.policy, files),
         Command::BootStatus { disk, format } => boot_status(disk, format),
         Command::History { state_dir, format, limit } => history(&state_dir, format, limit),
-        // One thread: a one-shot gate waits on I/O, and a second worker only costs start-up.
-        Command::Check { policy: PolicyArg { policy: path }, format } => {
-            with_runtime(Flavor::CurrentThread, async move {
-                let loaded = match policy::load(path.as_deref()) {
-                    Ok(l) => l,
-                    Err(e) => return bad_policy(&e),
-                };
-                check(loaded, format).await
-            })
-        }
-        Command::Run { policy: PolicyArg { policy: path }, dirs } => with_runtime(Flavor::MultiThread, async move {
+        Command::Check { policy: PolicyArg { policy: path }, format } => with_runtime(async move {
+            let loaded = match policy::load(path.as_deref()) {
+                Ok(l) => l,
+                Err(e) => return bad_policy(&e),
+            };
+            check(loaded, format).await
+        }),
+        Command::Run { policy: PolicyArg { policy: path }, dirs } => with_runtime(async move {
             let loaded = match policy::load(path.as_deref()) {
                 Ok(l) => l,
                 Err(e) => {
@@ -207,7 +204,7 @@ pub fn main() -> i32 {
             crate::reaper::finish(std::time::Duration::from_secs(1));
             code
         }),
-        Command::Serve { policy: PolicyArg { policy: path }, dirs } => with_runtime(Flavor::MultiThread, async move {
+        Command::Serve { policy: PolicyArg { policy: path }, dirs } => with_runtime(async move {
             let loaded = match policy::load(path.as_deref()) {
                 Ok(l) => l,
                 Err(e) => return bad_policy(&e),
@@ -224,18 +221,8 @@ fn reloader(explicit: Option<PathBuf>) -> daemon::Reloader {
     Box::new(move || policy::load(explicit.as_deref()))
 }
 
-/// Which tokio runtime a command runs on.
-enum Flavor {
-    CurrentThread,
-    MultiThread,
-}
-
-fn with_runtime(flavor: Flavor, fut: impl std::future::Future<Output = i32>) -> i32 {
-    let mut builder = match flavor {
-        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
-        Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread(),
-    };
-    match builder.enable_all().build() {
+fn with_runtime(fut: impl std::future::Future<Output = i32>) -> i32 {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => {
             let code = rt.block_on(fut);
             // A check cut off at its timeout may leave a blocking call behind (a hung
