@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
@@ -24,6 +24,9 @@ struct Registry {
     ours: BTreeSet<i32>,
     guard: Option<Guard>,
 }
+
+/// Held shared by each spawn until its child is registered, exclusively by a sweep.
+static SPAWNING: RwLock<()> = RwLock::new(());
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry { ours: BTreeSet::new(), guard: None });
 
@@ -66,15 +69,18 @@ pub fn become_subreaper() {
 /// Spawns `cmd` as a known child: the sweep leaves it alone until [`forget`] is called.
 /// `cmd` must put the child in a process group of its own (`process_group(0)`).
 ///
-/// The registry is locked across the spawn, so a concurrent sweep never sees the new
-/// child before it is registered. The guard kills the child's group if bootgate dies.
-/// No hook runs between fork and exec, so the standard library can use `posix_spawn`.
+/// A sweep waits for spawns in flight, so it never sees a new child before it is
+/// registered; spawns do not wait for each other. The guard kills the child's group if
+/// bootgate dies. No hook runs between fork and exec, so the standard library can use
+/// `posix_spawn`, whose parent waits until the child has exec'd: spawns from two
+/// threads overlap those waits.
 pub fn spawn(cmd: &mut Command) -> io::Result<Child> {
-    let mut reg = registry();
-    let watched = reg.guard().is_some();
+    let _spawning = SPAWNING.read().unwrap_or_else(|e| e.into_inner());
+    let watched = registry().guard().is_some();
     let child = cmd.spawn()?;
     if let Some(pid) = child.id() {
         let pid = pid as i32;
+        let mut reg = registry();
         reg.ours.insert(pid);
         if watched && !reg.guard.as_ref().is_some_and(|g| g.watch(pid)) {
             reg.lost_guard();
@@ -97,6 +103,7 @@ pub fn forget(pid: u32) {
 /// Kills and reaps every direct child that bootgate did not start itself: orphans of
 /// checks, reparented here. Returns how many it found.
 pub fn sweep() -> usize {
+    let _no_spawn = SPAWNING.write().unwrap_or_else(|e| e.into_inner());
     let reg = registry();
     let strays: Vec<i32> = children().into_iter().filter(|pid| !reg.ours.contains(pid)).collect();
     for &pid in &strays {
