@@ -122,6 +122,7 @@ pub fn sweep() -> usize {
 /// So this waits (at most `limit`) for the last child to go, killing each as it appears.
 pub fn finish(limit: std::time::Duration) {
     let end = std::time::Instant::now() + limit;
+    stop_guard();
     loop {
         let left = children();
         if left.is_empty() {
@@ -135,6 +136,25 @@ pub fn finish(limit: std::time::Duration) {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Ends the guard the way bootgate's death would (end of file: it kills the groups
+/// still watched, then exits) and reaps it, so the loop of [`finish`] does not poll for it.
+fn stop_guard() {
+    let guard = {
+        let mut reg = registry();
+        let guard = reg.guard.take();
+        if let Some(g) = &guard {
+            reg.ours.remove(&g.pid);
+        }
+        guard
+    };
+    if let Some(guard) = guard {
+        let pid = Pid::from_raw(guard.pid);
+        drop(guard);
+        // It only has kill(2) calls left; a sweep may reap it first (then ECHILD).
+        let _ = waitpid(pid, None);
     }
 }
 
