@@ -315,7 +315,11 @@ async fn check(loaded: policy::Loaded, format: Format) -> i32 {
     crate::reaper::finish(std::time::Duration::from_secs(1));
     match format {
         Format::Text => print!("{}", report::table(&snapshot)),
-        Format::Json => println!("{:#}", report::verdict_json(&snapshot, &loaded.source)),
+        // Rendered first: stdout is line-buffered, streamed JSON would cost a write per line.
+        Format::Json => {
+            let doc = format!("{:#}\n", report::verdict_json(&snapshot, &loaded.source));
+            print!("{doc}");
+        }
     }
     match snapshot.verdict().health {
         Health::Healthy => exit::OK,

@@ -2,19 +2,62 @@
 //! killed whole when the attempt ends (see `checks::exec`); a command that leaves its
 //! group (`setsid`) escapes that. bootgate is therefore a child subreaper: an orphan of
 //! a check is reparented to bootgate, which kills and reaps every child it did not
-//! start itself, on each SIGCHLD and when a one-shot command ends.
+//! start itself, on each SIGCHLD and when a one-shot command ends. Should bootgate die
+//! without a word (SIGKILL), a guard process kills the groups of the checks still
+//! running (see `guard`).
 
 use std::collections::BTreeSet;
 use std::io;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-/// Children started by bootgate's own checks, by pid, while they run.
-static OURS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+use self::guard::Guard;
+
+mod guard;
+
+/// bootgate's own children: those of checks while they run, and the guard.
+struct Registry {
+    ours: BTreeSet<i32>,
+    guard: Option<Guard>,
+}
+
+/// Held shared by each spawn until its child is registered, exclusively by a sweep.
+static SPAWNING: RwLock<()> = RwLock::new(());
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry { ours: BTreeSet::new(), guard: None });
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Registry {
+    /// The running guard, started on first use; `None` when it cannot be.
+    fn guard(&mut self) -> Option<&Guard> {
+        if self.guard.is_none() {
+            match Guard::start() {
+                Ok(guard) => {
+                    self.ours.insert(guard.pid);
+                    self.guard = Some(guard);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start the guard ({e}); exec checks may outlive a killed bootgate")
+                }
+            }
+        }
+        self.guard.as_ref()
+    }
+
+    /// A guard that no longer reads is dropped (the sweep reaps it); the next spawn starts another.
+    fn lost_guard(&mut self) {
+        if let Some(guard) = self.guard.take() {
+            self.ours.remove(&guard.pid);
+        }
+    }
+}
 
 /// Makes this process the reaper of its descendants' orphans.
 pub fn become_subreaper() {
@@ -24,41 +67,45 @@ pub fn become_subreaper() {
 }
 
 /// Spawns `cmd` as a known child: the sweep leaves it alone until [`forget`] is called.
+/// `cmd` must put the child in a process group of its own (`process_group(0)`).
 ///
-/// The registry is locked across the spawn, so a concurrent sweep never sees the new
-/// child before it is registered. The child also gets SIGKILL if bootgate dies.
+/// A sweep waits for spawns in flight, so it never sees a new child before it is
+/// registered; spawns do not wait for each other. The guard kills the child's group if
+/// bootgate dies. No hook runs between fork and exec, so the standard library can use
+/// `posix_spawn`, whose parent waits until the child has exec'd: spawns from two
+/// threads overlap those waits.
 pub fn spawn(cmd: &mut Command) -> io::Result<Child> {
-    let parent = std::process::id();
-    // SAFETY: the closure runs between fork and exec and only calls async-signal-safe
-    // functions (prctl, getppid, _exit).
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
-            // The parent may have died before the prctl: then nobody will send the signal.
-            if nix::unistd::getppid().as_raw() as u32 != parent {
-                nix::libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
-    let mut ours = OURS.lock().unwrap_or_else(|e| e.into_inner());
+    let _spawning = SPAWNING.read().unwrap_or_else(|e| e.into_inner());
+    let watched = registry().guard().is_some();
     let child = cmd.spawn()?;
     if let Some(pid) = child.id() {
-        ours.insert(pid as i32);
+        let pid = pid as i32;
+        let mut reg = registry();
+        reg.ours.insert(pid);
+        if watched && !reg.guard.as_ref().is_some_and(|g| g.watch(pid)) {
+            reg.lost_guard();
+        }
     }
     Ok(child)
 }
 
-/// Ends the protection of a child started with [`spawn`] once it has been waited for.
+/// Ends the protection of a child started with [`spawn`] once it has been waited for
+/// and its group killed.
 pub fn forget(pid: u32) {
-    OURS.lock().unwrap_or_else(|e| e.into_inner()).remove(&(pid as i32));
+    let mut reg = registry();
+    let pid = pid as i32;
+    reg.ours.remove(&pid);
+    if reg.guard.as_ref().is_some_and(|g| !g.unwatch(pid)) {
+        reg.lost_guard();
+    }
 }
 
 /// Kills and reaps every direct child that bootgate did not start itself: orphans of
 /// checks, reparented here. Returns how many it found.
 pub fn sweep() -> usize {
-    let ours = OURS.lock().unwrap_or_else(|e| e.into_inner());
-    let strays: Vec<i32> = children().into_iter().filter(|pid| !ours.contains(pid)).collect();
+    let _no_spawn = SPAWNING.write().unwrap_or_else(|e| e.into_inner());
+    let reg = registry();
+    let strays: Vec<i32> = children().into_iter().filter(|pid| !reg.ours.contains(pid)).collect();
     for &pid in &strays {
         kill_and_reap(pid);
     }
@@ -75,6 +122,7 @@ pub fn sweep() -> usize {
 /// So this waits (at most `limit`) for the last child to go, killing each as it appears.
 pub fn finish(limit: std::time::Duration) {
     let end = std::time::Instant::now() + limit;
+    stop_guard();
     loop {
         let left = children();
         if left.is_empty() {
@@ -88,6 +136,25 @@ pub fn finish(limit: std::time::Duration) {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Ends the guard the way bootgate's death would (end of file: it kills the groups
+/// still watched, then exits) and reaps it, so the loop of [`finish`] does not poll for it.
+fn stop_guard() {
+    let guard = {
+        let mut reg = registry();
+        let guard = reg.guard.take();
+        if let Some(g) = &guard {
+            reg.ours.remove(&g.pid);
+        }
+        guard
+    };
+    if let Some(guard) = guard {
+        let pid = Pid::from_raw(guard.pid);
+        drop(guard);
+        // It only has kill(2) calls left; a sweep may reap it first (then ECHILD).
+        let _ = waitpid(pid, None);
     }
 }
 

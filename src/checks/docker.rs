@@ -1,10 +1,10 @@
-//! `docker`: the engine answers ping and version on its unix socket.
+//! `docker`: the engine answers a ping (which names its version) and lists its containers.
 
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::docker_conn::{Engine, call};
+use super::docker_conn::{Engine, call, ping_version};
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
 use crate::policy::types::FsPath;
 
@@ -36,16 +36,13 @@ impl Docker {
         let (docker, socket) = self.engine.connect(ctx)?;
         let running = ListContainersOptionsBuilder::new().all(false).build();
         // Independent requests: asked at once so the check costs one round trip.
-        let (ping, version, containers) = tokio::join!(
-            call(ctx, socket, "ping", docker.ping()),
-            call(ctx, socket, "version", docker.version()),
+        let (version, containers) = tokio::join!(
+            ping_version(ctx, &docker, socket),
             call(ctx, socket, "the container list", docker.list_containers(Some(running))),
         );
-        ping?;
         let version = version?;
         let running = containers?.len();
-        let engine = version.version.unwrap_or_else(|| "unknown".into());
-        let api = version.api_version.unwrap_or_else(|| "unknown".into());
+        let (engine, api) = (version.version, version.api);
         let word = if running == 1 { "container" } else { "containers" };
         let out = Outcome::pass(format!("engine {engine} (API {api}), {running} {word} running"));
         Ok(out.with("version", engine).with("api_version", api).with("containers_running", running))

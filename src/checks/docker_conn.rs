@@ -1,10 +1,14 @@
 //! The Docker engine connection shared by the `docker` and `containers` kinds:
-//! which socket to use, and engine calls bounded by the attempt's time.
+//! which socket to use, one client (and its kept-alive connections) per socket, the
+//! engine's version from its ping, and engine calls bounded by the attempt's time.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use bollard::{API_DEFAULT_VERSION, Docker};
+use hyper_util::rt::TokioIo;
 use tokio::time::timeout;
 
 use super::{KeyError, RunCtx};
@@ -64,13 +68,73 @@ impl Engine {
         if !path.exists() {
             return Err(format!("docker socket not found: {}{}", path.display(), origin.note()));
         }
-        let text = path.to_str().ok_or_else(|| format!("docker socket path {} is not UTF-8", path.display()))?;
         // bollard's own timeout is a backstop; `call` enforces the attempt's limit.
-        let secs = ctx.limit.as_secs().saturating_add(1);
-        let docker = Docker::connect_with_unix(text, secs, API_DEFAULT_VERSION)
-            .map_err(|e| format!("cannot use docker socket {}: {}", path.display(), chain(&e)))?;
-        Ok((docker, path))
+        let backstop = Duration::from_secs(ctx.limit.as_secs().saturating_add(1));
+        Ok((client(path)?.with_timeout(backstop), path))
     }
+}
+
+/// The clients made so far, one a socket: every check of an engine (and every round)
+/// reuses the connections the others left open instead of connecting again.
+static CLIENTS: Mutex<Vec<(PathBuf, Docker)>> = Mutex::new(Vec::new());
+
+fn client(path: &Path) -> Result<Docker, String> {
+    let mut clients = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, docker)) = clients.iter().find(|(p, _)| p == path) {
+        return Ok(docker.clone());
+    }
+    let text = path.to_str().ok_or_else(|| format!("docker socket path {} is not UTF-8", path.display()))?;
+    let docker = Docker::connect_with_unix(text, 120, API_DEFAULT_VERSION)
+        .map_err(|e| format!("cannot use docker socket {}: {}", path.display(), chain(&e)))?;
+    clients.push((path.to_path_buf(), docker.clone()));
+    Ok(docker)
+}
+
+/// The engine's version and API version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineVersion {
+    pub version: String,
+    pub api: String,
+}
+
+impl EngineVersion {
+    /// From a ping's `Server: Docker/20.10.24 (linux)` and `Api-Version: 1.41` headers.
+    fn from_ping(server: Option<&str>, api: Option<&str>) -> Option<Self> {
+        let version = server?.strip_prefix("Docker/")?.split_whitespace().next()?;
+        let api = api?.trim();
+        (!version.is_empty() && !api.is_empty()).then(|| EngineVersion { version: version.into(), api: api.into() })
+    }
+}
+
+/// Pings the engine and reads its version from the answer's headers: `GET /version`
+/// takes dockerd 6–10 ms (it asks containerd and runs `runc --version`), a ping under
+/// one. An engine whose ping does not say (another implementation of the API) is asked
+/// `/version` after all.
+pub async fn ping_version(ctx: &RunCtx, docker: &Docker, socket: &Path) -> Result<EngineVersion, String> {
+    let (server, api) = within(ctx, socket, "ping", ping(socket))
+        .await?
+        .map_err(|e| format!("docker at {}: ping: {}", socket.display(), chain(e.as_ref())))?;
+    if let Some(v) = EngineVersion::from_ping(server.as_deref(), api.as_deref()) {
+        return Ok(v);
+    }
+    let v = call(ctx, socket, "version", docker.version()).await?;
+    let unknown = || "unknown".to_string();
+    Ok(EngineVersion { version: v.version.unwrap_or_else(unknown), api: v.api_version.unwrap_or_else(unknown) })
+}
+
+/// `GET /_ping` on a connection of its own (bollard hands back no headers): the
+/// `Server` and `Api-Version` headers of a 200 answer.
+async fn ping(socket: &Path) -> anyhow::Result<(Option<String>, Option<String>)> {
+    let stream = tokio::net::UnixStream::connect(socket).await?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let request = hyper::Request::get("/_ping").header(hyper::header::HOST, "docker").body(String::new())?;
+    let response = send.send_request(request).await?;
+    if !response.status().is_success() {
+        anyhow::bail!("the engine answered {}", response.status());
+    }
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    Ok((header("server"), header("api-version")))
 }
 
 /// The socket from the policy, else a `unix://` `DOCKER_HOST`, else [`DEFAULT_SOCKET`].
@@ -108,7 +172,12 @@ pub async fn bounded<T>(
     what: &str,
     request: impl Future<Output = Result<T, bollard::errors::Error>>,
 ) -> Result<Result<T, bollard::errors::Error>, String> {
-    timeout(ctx.remaining(), request).await.map_err(|_| {
+    within(ctx, socket, what, request).await
+}
+
+/// Runs `work` within what is left of the attempt; the error is the timeout.
+async fn within<T>(ctx: &RunCtx, socket: &Path, what: &str, work: impl Future<Output = T>) -> Result<T, String> {
+    timeout(ctx.remaining(), work).await.map_err(|_| {
         format!(
             "docker at {} did not answer {what}: timed out after {}",
             socket.display(),
@@ -137,6 +206,16 @@ mod tests {
         assert_eq!(resolve(None, Some("  ")), found(DEFAULT_SOCKET, Origin::Default));
         let err = resolve(None, Some("tcp://127.0.0.1:2375")).unwrap_err();
         assert!(err.contains("DOCKER_HOST=tcp://127.0.0.1:2375") && err.contains("socket:"), "{err}");
+    }
+
+    #[test]
+    fn the_version_comes_from_the_ping_headers_when_they_say_it() {
+        let v = EngineVersion::from_ping(Some("Docker/20.10.24+dfsg1 (linux)"), Some("1.41"));
+        assert_eq!(v, Some(EngineVersion { version: "20.10.24+dfsg1".into(), api: "1.41".into() }));
+        assert_eq!(EngineVersion::from_ping(Some("Libpod/4.3 (linux)"), Some("1.41")), None);
+        assert_eq!(EngineVersion::from_ping(Some("Docker/24.0.7 (linux)"), None), None);
+        assert_eq!(EngineVersion::from_ping(None, Some("1.41")), None);
+        assert_eq!(EngineVersion::from_ping(Some("Docker/"), Some("1.41")), None);
     }
 
     #[test]

@@ -13,6 +13,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tss_esapi::tcti_ldr::{DeviceConfig, TctiNameConf};
 
+use self::read::Conf;
+use self::tcti::Tcti;
+
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
 use crate::policy::locate::Seg;
 use crate::policy::types::{FsPath, NonEmpty, Text};
@@ -20,6 +23,7 @@ use crate::policy::unique::UniqueMap;
 use crate::redact::quote;
 
 mod read;
+mod tcti;
 
 use read::{Job, Reading};
 
@@ -83,8 +87,8 @@ pub enum Absent {
 enum Target {
     /// The first of these device nodes that exists.
     Devices(Vec<PathBuf>),
-    /// A TCTI from the policy, with its text for messages.
-    Tcti(TctiNameConf, String),
+    /// A TCTI from the policy.
+    Tcti(Arc<Tcti>),
 }
 
 /// A validated `tpm` check.
@@ -115,7 +119,7 @@ impl Kind for Tpm {
                 ));
             }
             (Some(device), None) => Target::Devices(vec![device]),
-            (None, Some(tcti)) => Target::Tcti(parse_tcti(&tcti.0)?, tcti.0),
+            (None, Some(tcti)) => Target::Tcti(Arc::new(parse_tcti(&tcti.0)?)),
             (None, None) => Target::Devices(DEFAULT_DEVICES.iter().map(PathBuf::from).collect()),
         };
         let absent = k.absent.unwrap_or(Absent::Fail);
@@ -154,22 +158,17 @@ impl Kind for Tpm {
     }
 }
 
-/// Parses a TCTI as tss-esapi will, so a typo is a policy error rather than a boot failure.
-fn parse_tcti(text: &str) -> Result<TctiNameConf, KeyError> {
-    let bad = |why: String| {
+/// Checks a TCTI as tss-esapi will parse it, so a typo is a policy error rather than a boot failure.
+fn parse_tcti(text: &str) -> Result<Tcti, KeyError> {
+    Tcti::new(text).map_err(|why| {
         KeyError::at(
             "tcti",
             format!(
-                "`{}` is not a usable TCTI ({}); write e.g. `swtpm:host=127.0.0.1,port=2321` or `device:/dev/tpmrm0`",
-                quote(text),
-                quote(&why)
+                "`{}` is not a usable TCTI ({why}); write e.g. `swtpm:host=127.0.0.1,port=2321` or `device:/dev/tpmrm0`",
+                quote(text)
             ),
         )
-    };
-    let conf = TctiNameConf::from_str(text).map_err(|e| bad(e.to_string()))?;
-    // Host names are only checked when the TCTI string is rendered for the loader.
-    std::ffi::CString::try_from(conf.clone()).map_err(|e| bad(e.to_string()))?;
-    Ok(conf)
+    })
 }
 
 /// The blocking TPM call of a check that has not returned yet, if any.
@@ -202,10 +201,10 @@ impl Drop for Claim {
 impl Tpm {
     async fn attempt(&self, ctx: &RunCtx) -> Outcome {
         let (conf, label, device) = match &self.target {
-            Target::Tcti(conf, text) => (conf.clone(), text.clone(), None),
+            Target::Tcti(tcti) => (Conf::Policy(tcti.clone()), tcti.text().to_string(), None),
             Target::Devices(paths) => match usable_device(paths) {
                 Ok(path) => match device_conf(path) {
-                    Ok(conf) => (conf, path.display().to_string(), Some(path.clone())),
+                    Ok(conf) => (Conf::Ready(conf), path.display().to_string(), Some(path.clone())),
                     Err(message) => return Outcome::fail(message),
                 },
                 Err(refused) if refused.is_empty() && self.absent == Absent::Pass => {

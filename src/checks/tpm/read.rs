@@ -3,6 +3,7 @@
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tss_esapi::Context;
@@ -13,13 +14,29 @@ use tss_esapi::structures::{CapabilityData, PcrSelectionListBuilder, PcrSlot};
 use tss_esapi::tcti_ldr::TctiNameConf;
 
 use super::Bank;
+use super::tcti::Tcti;
 
 /// FAMILY_INDICATOR (0x100) up to FIRMWARE_VERSION_2 (0x10C), in one request.
 const FIXED_PROPERTIES: u32 = 13;
 
+/// The TCTI of a job: ready, or the policy's, parsed on this thread when first used.
+pub(super) enum Conf {
+    Ready(TctiNameConf),
+    Policy(Arc<Tcti>),
+}
+
+impl Conf {
+    fn get(&self) -> Result<TctiNameConf, String> {
+        match self {
+            Conf::Ready(conf) => Ok(conf.clone()),
+            Conf::Policy(tcti) => tcti.conf(),
+        }
+    }
+}
+
 /// What to read, moved onto the blocking thread.
 pub(super) struct Job {
-    pub conf: TctiNameConf,
+    pub conf: Conf,
     pub label: String,
     /// The device node, when `conf` opens one: asked again for the OS error on failure.
     pub device: Option<PathBuf>,
@@ -40,7 +57,7 @@ pub(super) struct Reading {
 impl Job {
     pub fn run(self) -> Result<Reading, String> {
         let label = &self.label;
-        let mut ctx = Context::new(self.conf.clone()).map_err(|e| connect_error(self.device.as_deref(), label, &e))?;
+        let mut ctx = Context::new(self.conf.get()?).map_err(|e| connect_error(self.device.as_deref(), label, &e))?;
         let (caps, _) = ctx
             .get_capability(CapabilityType::TpmProperties, PropertyTag::FamilyIndicator.into(), FIXED_PROPERTIES)
             .map_err(|e| format!("TPM at {label}: cannot read its properties: {e}"))?;
