@@ -33,7 +33,7 @@ expect_fallback() {
       fail "boot $BOOTS: boot.fallback does not name $3 with its message: $(jq -c '.boot.fallback' "$body")"
   fi
   curl -sS --max-time 10 "$url/metrics" 2>/dev/null |
-    grep -E "^bootgate_boot_fallback\{" | grep -F "from_partition=\"USR-$1\"" | grep -F "reason=\"$2\"" | grep -qE ' 1$' ||
+    grep -E "^bootgate_boot_fallback\{" | grep -F "from_partition=\"USR-$1\"" | grep -F "reason=\"$2\"" | grep -E ' 1$' >/dev/null ||
     fail "boot $BOOTS: /metrics has no bootgate_boot_fallback{from_partition=\"USR-$1\",reason=\"$2\"} 1"
   log "boot $BOOTS: fallback reported: $(jq -c '.boot.fallback' "$body" | head -c 400)"
 }
@@ -47,7 +47,7 @@ expect_history_command() {
   state_file /lib/bootgate/history.jsonl >"$dir/history.jsonl"
   out=$("$VMTEST_BIN" history --format json --state-dir "$dir") || fail "bootgate history failed: $out"
   local got
-  got=$(jq -r '.[].gate' <<<"$out" | head -n $# | paste -sd' ' -)
+  got=$(jq -r '.[].gate' <<<"$out" | sed -n "1,${#}p" | paste -sd' ' -)
   [ "$got" = "$*" ] || fail "bootgate history lists '$got' newest first, expected '$*': $out"
   jq -e 'all(.[]; (.partition.label | startswith("USR-")) and (.version | length > 0))' <<<"$out" >/dev/null ||
     fail "bootgate history lacks partition or version: $out"
@@ -182,8 +182,10 @@ expect_unit_failed() {
 
 # expect_console REGEX WHY: the serial log of this boot (bootgate's own log
 # is there too) has a line matching REGEX.
+# Never `grep -q` at the end of a pipe here: under pipefail, the writer it stops
+# early dies of SIGPIPE and the pipe fails although grep found the line.
 expect_console() {
-  tr -d '\r' <"$LOG" | grep -qE -- "$1" ||
+  tr -d '\r' <"$LOG" | grep -E -- "$1" >/dev/null ||
     fail "boot $BOOTS (USR-$BOOT_SLOT): nothing on the console matches /$1/ ($2)"
 }
 

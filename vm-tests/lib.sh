@@ -255,7 +255,7 @@ slot_crash() {
   offset=$(($(cgpt show -i "$i" -b "$RUN/disk.img") * 512))
   printf 'rm /usr/sbin/init\nsymlink /usr/sbin/init /bin/false\n' |
     debugfs -w -f - "$RUN/disk.img?offset=$offset" >/dev/null 2>&1
-  debugfs -R "stat /usr/sbin/init" "$RUN/disk.img?offset=$offset" 2>/dev/null | grep -q 'Fast link dest: "/bin/false"' ||
+  debugfs -R "stat /usr/sbin/init" "$RUN/disk.img?offset=$offset" 2>/dev/null | grep 'Fast link dest: "/bin/false"' >/dev/null ||
     fail "could not break init in USR-$1"
 }
 
@@ -384,7 +384,7 @@ vm_poweroff() {
     log "the guest ignored the power button for 60s; stopping QEMU"
     vm_kill
   fi
-  if [ "${STAYS_UP:-}" = "$BOOTS" ] && tr -d '\r' <"$LOG" | grep -qa 'reboot: Restarting system'; then
+  if [ "${STAYS_UP:-}" = "$BOOTS" ] && tr -d '\r' <"$LOG" | grep -a 'reboot: Restarting system' >/dev/null; then
     fail "boot $BOOTS (USR-$BOOT_SLOT): the guest rebooted although bootgate must stay down"
   fi
 }

@@ -41,6 +41,6 @@ vm_poweroff
 
 expect_gpt A "priority=1 tries=0 successful=1" "the fallback slot stays good"
 expect_history passed passed
-state_file /lib/bootgate/history.jsonl | tail -2 | head -1 | jq -e '.decision == "reverted" and (.failing | any(.name == "api")) and (.reason | startswith("reverted: api"))' >/dev/null ||
-  fail "USR-B's history line does not record the revert: $(state_file /lib/bootgate/history.jsonl | tail -2 | head -1)"
+state_file /lib/bootgate/history.jsonl | tail -2 | sed -n 1p | jq -e '.decision == "reverted" and (.failing | any(.name == "api")) and (.reason | startswith("reverted: api"))' >/dev/null ||
+  fail "USR-B's history line does not record the revert: $(state_file /lib/bootgate/history.jsonl | tail -2 | sed -n 1p)"
 pass "USR-B passed its gate and was marked, its API died, bootgate reverted it, USR-A booted and reports the revert"

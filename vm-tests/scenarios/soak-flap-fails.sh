@@ -36,6 +36,6 @@ vm_poweroff
 
 expect_gpt A "priority=1 tries=0 successful=1" "the fallback slot stays good"
 expect_history failed passed
-state_file /lib/bootgate/history.jsonl | tail -2 | head -1 | jq -e '.reason == "failed during soak"' >/dev/null ||
-  fail "USR-B's history line does not say the soak failed: $(state_file /lib/bootgate/history.jsonl | tail -2 | head -1)"
+state_file /lib/bootgate/history.jsonl | tail -2 | sed -n 1p | jq -e '.reason == "failed during soak"' >/dev/null ||
+  fail "USR-B's history line does not say the soak failed: $(state_file /lib/bootgate/history.jsonl | tail -2 | sed -n 1p)"
 pass "USR-B passed its first round, its API died during the soak, the gate failed unmarked, USR-A booted"
