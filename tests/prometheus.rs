@@ -6,13 +6,10 @@
 //! with that name, nothing is skipped.
 
 mod endpoint;
+mod prom;
 mod support;
 
-use std::fs;
-use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -23,32 +20,12 @@ use bootgate::engine::{CheckResult, GateState, Snapshot};
 use bootgate::lifecycle::Heartbeat;
 use bootgate::metrics::Metrics;
 use bootgate::server::{AppState, app};
-use serde_json::{Value, json};
-use tempfile::TempDir;
+use serde_json::json;
 use tokio::sync::watch;
 use tower::ServiceExt as _;
 
-use endpoint::{Bootgate, get, stop};
-use support::{find_binary, free_port};
-
-/// Runs `promtool check metrics` on `body` and fails with whatever it reports.
-fn promtool_check(body: &str) {
-    let promtool = find_binary("promtool", "prometheus");
-    let mut child = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", promtool.display()));
-    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool check metrics reports:\n{report}\nbody:\n{body}"
-    );
-}
+use endpoint::{Bootgate, stop};
+use prom::{Prometheus, promtool_check};
 
 /// Checks of a local policy: a disk check and a TCP connect to `tcp`, which the test holds.
 fn local_checks(tcp: SocketAddr) -> String {
@@ -136,73 +113,13 @@ async fn promtool_accepts_boot_facts_and_failures() {
     promtool_check(&body);
 }
 
-/// A Prometheus server on a free loopback port with its own config and TSDB dir,
-/// stopped by pid on drop.
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    dir: TempDir,
-}
-
-impl Prometheus {
-    /// Scrapes `target` every second.
-    fn start(target: SocketAddr) -> Prometheus {
-        let bin = find_binary("prometheus", "prometheus");
-        let dir = tempfile::tempdir().unwrap();
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: bootgate\n    scrape_interval: 1s\n    scrape_timeout: 1s\n\
-             \x20   static_configs:\n      - targets: ['{target}']\n"
-        );
-        let config_path = dir.path().join("prometheus.yml");
-        fs::write(&config_path, config).unwrap();
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-        let log = fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new(&bin)
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        Prometheus { child, addr, dir }
-    }
-
-    fn log(&self) -> String {
-        let path: PathBuf = self.dir.path().join("prometheus.log");
-        let text = fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// An instant query through the HTTP API; `None` while Prometheus is not up yet.
-    fn query(&self, promql: &str) -> Option<Vec<Value>> {
-        let reply = get(self.addr, &format!("/api/v1/query?query={}", encode(promql)), &[]).ok()?;
-        if reply.status != 200 {
-            return None;
-        }
-        let doc = reply.json();
-        assert_eq!(doc["status"], "success", "{doc}");
-        Some(doc["data"]["result"].as_array().cloned().unwrap_or_default())
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        stop(&mut self.child, Duration::from_secs(5));
-    }
-}
-
-/// Percent-encodes everything but unreserved characters.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// A Prometheus server scraping `target` every second.
+fn scraping(target: SocketAddr) -> Prometheus {
+    Prometheus::start(&format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+         scrape_configs:\n  - job_name: bootgate\n    scrape_interval: 1s\n    scrape_timeout: 1s\n\
+         \x20   static_configs:\n      - targets: ['{target}']\n"
+    ))
 }
 
 #[test]
@@ -210,7 +127,7 @@ fn prometheus_scrapes_a_running_bootgate() {
     let peer = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let mut bg = Bootgate::start("{deadline: 20s, on_failure: stay}", &local_checks(peer.local_addr().unwrap()));
     bg.wait_listening(Duration::from_secs(15));
-    let mut prom = Prometheus::start(bg.addr);
+    let mut prom = scraping(bg.addr);
 
     let bound = Duration::from_secs(45);
     let end = Instant::now() + bound;

@@ -3,31 +3,19 @@
 //! failed gate; a directory that does not exist is logged once and never stops the daemon.
 
 mod endpoint;
+mod prom;
 mod support;
 
-use std::io::Write as _;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use endpoint::Bootgate;
-use support::{Launch, find_binary, free_port, wait_until};
+use support::{Launch, free_port, wait_until};
 
 fn promtool_check(path: &Path) {
-    let body = std::fs::read_to_string(path).unwrap();
-    let promtool = find_binary("promtool", "prometheus");
-    let mut child = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", promtool.display()));
-    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics reports:\n{report}\n{body}");
+    prom::promtool_check(&std::fs::read_to_string(path).unwrap());
 }
 
 fn read(path: &Path) -> String {

@@ -13,6 +13,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::endpoint::{get, stop};
+pub use crate::prom::Prometheus;
 use crate::support::{find_binary, free_port, run_bounded};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bootgate");
@@ -22,64 +23,29 @@ pub fn monitoring(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("monitoring").join(path)
 }
 
-/// A Prometheus server on a free loopback port loading the shipped rules, stopped by pid on drop.
-pub struct Prometheus {
-    pub child: Child,
-    addr: SocketAddr,
-    dir: TempDir,
+/// A Prometheus server loading the shipped rules, scraping `targets` every second in
+/// job `bootgate` and sending alerts to `alertmanager`.
+pub fn prometheus(targets: &[SocketAddr], alertmanager: SocketAddr) -> Prometheus {
+    let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    Prometheus::start(&format!(
+        "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}\n\
+         rule_files: ['{}']\n\
+         alerting: {{alertmanagers: [{{static_configs: [{{targets: ['{alertmanager}']}}]}}]}}\n\
+         scrape_configs:\n  - job_name: bootgate\n    static_configs: [{{targets: [{}]}}]\n",
+        monitoring("prometheus/bootgate.rules.yml").display(),
+        targets.join(", ")
+    ))
 }
 
-impl Prometheus {
-    /// Scrapes `targets` every second in job `bootgate`, sending alerts to `alertmanager`.
-    pub fn start(targets: &[SocketAddr], alertmanager: SocketAddr) -> Prometheus {
-        let bin = find_binary("prometheus", "prometheus");
-        let dir = tempfile::tempdir().unwrap();
-        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
-        let config = format!(
-            "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}\n\
-             rule_files: ['{}']\n\
-             alerting: {{alertmanagers: [{{static_configs: [{{targets: ['{alertmanager}']}}]}}]}}\n\
-             scrape_configs:\n  - job_name: bootgate\n    static_configs: [{{targets: [{}]}}]\n",
-            monitoring("prometheus/bootgate.rules.yml").display(),
-            targets.join(", ")
-        );
-        let config_path = dir.path().join("prometheus.yml");
-        fs::write(&config_path, config).unwrap();
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-        let log = fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new(&bin)
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        Prometheus { child, addr, dir }
-    }
-
-    pub fn log(&self) -> String {
-        let text = fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// `data` of an API answer; `None` while Prometheus is not up yet.
-    fn api(&self, path: &str) -> Option<Value> {
-        let reply = get(self.addr, path, &[]).ok().filter(|r| r.status == 200)?;
-        let doc = reply.json();
-        assert_eq!(doc["status"], "success", "{path}: {doc}");
-        Some(doc["data"].clone())
-    }
-
-    pub fn query(&self, promql: &str) -> Vec<Value> {
-        let data = self.api(&format!("/api/v1/query?query={}", encode(promql)));
-        data.and_then(|d| d["result"].as_array().cloned()).unwrap_or_default()
-    }
-
+/// What the shipped rules make of the fleet, through Prometheus's API.
+pub trait Alerts {
     /// (alertname, instance) of every alert in `state` (firing or pending).
-    pub fn alerts(&self, state: &str) -> BTreeSet<(String, String)> {
+    fn alerts(&self, state: &str) -> BTreeSet<(String, String)>;
+    fn alert(&self, name: &str) -> Value;
+}
+
+impl Alerts for Prometheus {
+    fn alerts(&self, state: &str) -> BTreeSet<(String, String)> {
         let alerts = self.api("/api/v1/alerts").and_then(|d| d["alerts"].as_array().cloned()).unwrap_or_default();
         alerts
             .iter()
@@ -90,15 +56,9 @@ impl Prometheus {
             .collect()
     }
 
-    pub fn alert(&self, name: &str) -> Value {
+    fn alert(&self, name: &str) -> Value {
         let alerts = self.api("/api/v1/alerts").unwrap()["alerts"].as_array().cloned().unwrap_or_default();
         alerts.into_iter().find(|a| a["labels"]["alertname"] == name).unwrap_or_else(|| panic!("no {name} alert"))
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        stop(&mut self.child, Duration::from_secs(5));
     }
 }
 
@@ -159,16 +119,6 @@ impl Drop for Alertmanager {
     fn drop(&mut self) {
         stop(&mut self.child, Duration::from_secs(5));
     }
-}
-
-/// Percent-encodes everything but unreserved characters.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A `bootgate run` on a booted A/B slot, stopped by pid on drop.
