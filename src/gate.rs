@@ -233,23 +233,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::checks::Observed;
 
     fn result(name: &str, critical: bool, status: Status) -> CheckResult {
-        CheckResult {
-            name: name.into(),
-            kind: "tcp",
-            critical,
-            status,
-            message: "pending: not run yet".into(),
-            observed: Observed::new(),
-            duration: Duration::ZERO,
-            attempts: 0,
-            last_check: None,
-            consecutive_failures: 0,
-            consecutive_successes: 0,
-            timing: Timing::default(),
-        }
+        CheckResult { attempts: 0, ..CheckResult::sample(name, critical, status) }
     }
 
     fn snapshot(gate: GateState, checks: Vec<CheckResult>) -> Snapshot {

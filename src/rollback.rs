@@ -21,14 +21,13 @@ const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
 /// Whether this boot can be reverted at all, judged once when the gate passes: the slot
 /// bootgate found at start must have been unconfirmed (update_engine marks it right
 /// after READY=1, so it is confirmed by the time anything fails).
-pub fn arm(policy: &Rollback, started: Option<&BootStatus>) -> Result<(), &'static str> {
+pub fn arm(started: Option<&BootStatus>) -> Result<(), &'static str> {
     let Some(booted) = started.and_then(BootStatus::booted_partition) else {
         return Err("not armed: this boot is not on an A/B slot bootgate could read at start");
     };
     if booted.successful {
         return Err("not armed: the booted slot was already good before this boot");
     }
-    debug_assert!(!policy.window.is_zero(), "callers arm only a policy with a window");
     Ok(())
 }
 

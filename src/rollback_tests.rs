@@ -27,14 +27,13 @@ fn failing(name: &str, since: Instant) -> Failing {
 
 #[test]
 fn arming_needs_an_unconfirmed_slot_at_start() {
-    let policy = Rollback { window: 5 * MIN, failing_for: 20 * Duration::from_secs(1) };
     let fresh = table(usr(3, 1, 0, true), usr(4, 2, 0, false));
-    assert_eq!(arm(&policy, Some(&fresh)), Ok(()));
+    assert_eq!(arm(Some(&fresh)), Ok(()));
     let good = table(usr(3, 1, 0, true), usr(4, 2, 0, true));
-    assert!(arm(&policy, Some(&good)).unwrap_err().contains("already good before this boot"));
-    assert!(arm(&policy, None).unwrap_err().contains("not on an A/B slot"));
+    assert!(arm(Some(&good)).unwrap_err().contains("already good before this boot"));
+    assert!(arm(None).unwrap_err().contains("not on an A/B slot"));
     let off_ab = BootStatus { booted: None, ..fresh };
-    assert!(arm(&policy, Some(&off_ab)).is_err());
+    assert!(arm(Some(&off_ab)).is_err());
 }
 
 /// Every combination of where `now` is in the window, how the other slot stands and

@@ -38,7 +38,7 @@ pub fn open(
     if policy.rollback.window.is_zero() {
         return None;
     }
-    let (armed, note) = match rollback::arm(&policy.rollback, boot.status.as_ref()) {
+    let (armed, note) = match rollback::arm(boot.status.as_ref()) {
         Ok(()) => {
             let (w, f) = (policy.rollback.window, policy.rollback.failing_for);
             let (w, f) = (humantime::format_duration(w), humantime::format_duration(f));
