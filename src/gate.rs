@@ -14,6 +14,7 @@ use crate::engine::{
 use crate::notify::Notifier;
 use crate::policy::Policy;
 use crate::soak::{FAILED_DURING_SOAK, soak};
+use crate::text::one_line;
 
 /// Runs the gate and publishes every step on `board`; returns the final snapshot. `boot`
 /// is the boot's own gate, with the policy's settle before and soak after the round
@@ -147,10 +148,6 @@ fn apply(rounds: &mut [Progress], s: &mut Snapshot, event: Event) {
             s.checks[index] = result;
         }
     }
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Waits for the next watchdog tick, or forever when there is no watchdog.

@@ -79,12 +79,15 @@ pub(super) fn fallback_banner(out: &mut String, v: &View) {
 /// An RFC 3339 time as `2026-12-01 10:02:10 UTC`; text that is no such time as it is.
 pub(super) fn readable_time(text: &str) -> String {
     match humantime::parse_rfc3339_weak(text.trim_end_matches('Z')) {
-        Ok(t) if text.ends_with('Z') => {
-            let whole = humantime::format_rfc3339_seconds(t).to_string();
-            format!("{} UTC", whole.trim_end_matches('Z').replacen('T', " ", 1))
-        }
+        Ok(t) if text.ends_with('Z') => readable(t),
         _ => Esc(text).to_string(),
     }
+}
+
+/// `t` as `2026-12-01 10:02:10 UTC`.
+pub(super) fn readable(t: std::time::SystemTime) -> String {
+    let whole = humantime::format_rfc3339_seconds(t).to_string();
+    format!("{} UTC", whole.trim_end_matches('Z').replacen('T', " ", 1))
 }
 
 /// The booted slot's attributes, and the slot this boot fell back from.

@@ -92,7 +92,7 @@ pub(super) fn soak_and_rollback_line(s: &Snapshot, now: SystemTime) -> Option<St
         ));
     }
     if let Some(w) = &s.rollback {
-        let ends = boot::readable_time(&humantime::format_rfc3339_seconds(w.ends).to_string());
+        let ends = boot::readable(w.ends);
         parts.push(if w.armed_at(now) {
             let left = span_text(w.remaining(now).as_secs());
             format!("Rollback window open until {ends} ({left} left): {}.", w.note)

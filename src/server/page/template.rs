@@ -144,7 +144,7 @@ fn meta_line(out: &mut String, v: &View) {
         let _ = write!(out, " · up {}", span_text(up));
     }
     let now = humantime::format_rfc3339_seconds(v.now).to_string();
-    let _ = write!(out, " · as of <time datetime={now}>{}</time>", super::boot::readable_time(&now));
+    let _ = write!(out, " · as of <time datetime={now}>{}</time>", super::boot::readable(v.now));
     match v.refresh {
         Some(secs) => {
             let _ = write!(out, " · reloads every {secs} s (<a href=\"/status?refresh=0\">stop reloading</a>)");
