@@ -324,3 +324,11 @@ expect_rauc_calls() {
   done
   log "RAUC boot loader calls: $(grep -v '^get-' <<<"$calls" | paste -sd, -) (and $(grep -c '^get-' <<<"$calls" || true) get-… calls)"
 }
+
+# expect_rauc_activated: in this boot the system bus started RAUC (rauc.service,
+# which nothing else starts) on bootgate's call to its name.
+expect_rauc_activated() {
+  wait_line '^rauc ' 60 || true
+  expect_console "Activating via systemd: service name='de\.pengutronix\.rauc' unit='rauc\.service' requested by .*comm=\"/usr/bin/bootgate run\"" \
+    "the system bus starts RAUC on bootgate's call (D-Bus activation)"
+}

@@ -22,6 +22,7 @@ rauc_init B good good
 boot
 [ "$BOOT_SLOT" = B ] || fail "the RAUC boot loader picked '${BOOT_SLOT:-nothing}', expected the primary USR-B"
 wait_verdict
+expect_rauc_activated
 expect_gate failed
 expect_verdict unhealthy api
 wait_rauc_call "set-state B bad"

@@ -18,6 +18,7 @@ rauc_init B good good
 boot
 [ "$BOOT_SLOT" = B ] || fail "the RAUC boot loader picked '${BOOT_SLOT:-nothing}', expected the primary USR-B"
 wait_verdict
+expect_rauc_activated
 expect_gate passed
 expect_console 'boot backend rauc: boot.backend is rauc' "bootgate says which backend it uses"
 wait_rauc_call "set-state B good"
