@@ -71,7 +71,6 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     let backend = match choose(policy.backend, boot.status.as_ref(), policy.grubenv.as_deref()).await {
         Ok((backend, why)) => {
             tracing::info!(backend = backend.name(), "boot backend {}: {why}", backend.name());
-            publish_backend(backend.as_ref(), &endpoint).await;
             backend
         }
         Err(e) => {
@@ -83,6 +82,7 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
 
     let mut window = None;
     if let Some(rec) = &recorded {
+        publish_backend(backend.as_ref(), &endpoint).await;
         window = crate::window::reopen(&policy, &rec.doc, &board, notifier, dirs.state.clone());
         let status = format!("{} (gate passed earlier in this boot; not run again)", summary_status(&board.borrow()));
         let path = rec.path.display();
@@ -90,7 +90,11 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         notifier.ready(&status);
     } else {
         let gate = heartbeat.keep(run_gate(&policy, &board, notifier, true));
-        let Some(snapshot) = signals.shutdown.until(gate).await else {
+        // The backend's facts alongside the gate: the first call may have to start the
+        // boot loader's service (D-Bus activation of RAUC takes seconds), which the
+        // checks need not wait for.
+        let (outcome, ()) = tokio::join!(signals.shutdown.until(gate), publish_backend(backend.as_ref(), &endpoint));
+        let Some(snapshot) = outcome else {
             tracing::info!("stopped before the gate reached a verdict");
             endpoint.finish().await;
             return exit::OK;
