@@ -65,9 +65,10 @@ pub enum Decision {
 impl From<RebootDecision> for Decision {
     fn from(d: RebootDecision) -> Self {
         match d {
-            RebootDecision::Reboot { .. } | RebootDecision::CountDown { .. } | RebootDecision::RebootTo { .. } => {
-                Decision::Reboot
-            }
+            RebootDecision::Reboot { .. }
+            | RebootDecision::CountDown { .. }
+            | RebootDecision::RebootTo { .. }
+            | RebootDecision::RebootToEntry { .. } => Decision::Reboot,
             RebootDecision::StayConfirmed => Decision::StayConfirmed,
             RebootDecision::StayNoFallback => Decision::StayNoFallback,
             RebootDecision::NotAbSystem => Decision::NotAb,

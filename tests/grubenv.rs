@@ -87,18 +87,3 @@ checks:
     assert_eq!(doc["boot"]["backend"], "grubenv", "{doc:#}");
     assert_eq!(doc["boot"]["boot_success"], true, "{doc:#}");
 }
-
-#[test]
-fn a_backend_this_version_cannot_drive_is_refused_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let notify = NotifySocket::bind(dir.path());
-    let policy = format!(
-        "version: 1\nboot: {{backend: bless-boot}}\nserver: {{listen: '127.0.0.1:{}'}}\nchecks:\n  - {{name: root, kind: disk, path: /}}\n",
-        free_port()
-    );
-    let mut daemon = Daemon::start(dir.path(), &policy, &notify, None);
-    assert_eq!(daemon.wait_exit(Duration::from_secs(10)), 78);
-    let msgs = notify.messages();
-    assert!(msgs.iter().any(|(_, m)| m.contains("boot.backend `bless-boot` is not available")), "{msgs:#?}");
-    assert!(!msgs.iter().any(|(_, m)| m.contains("READY=1")), "{msgs:#?}");
-}

@@ -5,14 +5,14 @@
 mod rauc_bus;
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bootgate::boot::backend::Backend;
 use bootgate::boot::backend::rauc::{Bus, Rauc};
 use bootgate::boot::decide::RebootDecision;
 use rauc_bus::RaucBus;
-use support::{Daemon, Launch, NotifySocket, free_port};
+use support::{Daemon, Launch, NotifySocket, free_port, health_at};
 
 /// `bootgate run` on `policy` with its system bus being `bus`'s private one, never the machine's;
 /// `_bound` is the notify socket the caller bound in `bus.dir()`, where the daemon reports.
@@ -31,15 +31,6 @@ fn run_on(bus: &RaucBus, policy: &str, _bound: &NotifySocket) -> Daemon {
     Daemon(launch.spawn(|cmd| {
         cmd.env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address);
     }))
-}
-
-fn health(port: u16) -> serde_json::Value {
-    let out = Command::new("curl")
-        .args(["-s", "--max-time", "5"])
-        .arg(format!("http://127.0.0.1:{port}/api/v1/system/health"))
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no health document ({e}): {out:?}"))
 }
 
 fn policy(backend: &str, listen: u16, gate: &str, check: &str) -> String {
@@ -68,7 +59,7 @@ fn a_passed_gate_marks_the_booted_slot_good_before_ready() {
     assert!(bus.calls().lines().any(|l| l == "set-state B good"), "{}", bus.calls());
     assert_eq!(bus.state("A"), "good");
 
-    let doc = health(listen);
+    let doc = health_at(listen);
     let boot = &doc["boot"];
     assert_eq!(boot["backend"], "rauc", "{doc:#}");
     assert_eq!(boot["booted"], "B", "{doc:#}");
@@ -159,7 +150,7 @@ fn auto_picks_rauc_when_it_is_on_the_system_bus() {
     notify.wait_for("READY=1", Instant::now() - Duration::from_secs(1), Duration::from_secs(20), |m| {
         m.contains("READY=1")
     });
-    assert_ne!(health(listen)["boot"]["backend"], "rauc");
+    assert_ne!(health_at(listen)["boot"]["backend"], "rauc");
     drop(daemon);
 
     bus.start_rauc("A", "bad", "good", "A");
@@ -168,7 +159,7 @@ fn auto_picks_rauc_when_it_is_on_the_system_bus() {
     let since = Instant::now();
     daemon = run_on(&bus, &policy("auto", listen, "{deadline: 30s}", PASSING), &notify);
     notify.wait_for("READY=1", since, Duration::from_secs(20), |m| m.contains("READY=1"));
-    let doc = health(listen);
+    let doc = health_at(listen);
     assert_eq!(doc["boot"]["backend"], "rauc", "{doc:#}");
     assert_eq!(bus.state("A"), "good", "marked by the backend auto chose");
     assert!(log(&bus).contains("auto: de.pengutronix.rauc is on the system bus"), "{}", log(&bus));
@@ -186,7 +177,7 @@ fn auto_picks_a_rauc_the_bus_starts_on_demand() {
     notify.wait_for("READY=1", Instant::now() - Duration::from_secs(1), Duration::from_secs(20), |m| {
         m.contains("READY=1")
     });
-    let doc = health(listen);
+    let doc = health_at(listen);
     assert_eq!(doc["boot"]["backend"], "rauc", "{doc:#}\n{}", log(&bus));
     assert_eq!(doc["boot"]["booted"], "A", "{doc:#}");
     assert_eq!(bus.state("A"), "good", "the bus started RAUC, which marked the slot");

@@ -300,3 +300,35 @@ expect_reboot() {
   [ -z "$t" ] || TIMINGS+=("verdict→reboot $(secs "$t - $VERDICT_T")")
   log "boot $BOOTS: the guest rebooted by itself${t:+ at ${t}s}"
 }
+
+# wait_rauc_call CALL: waits for RAUC's custom boot loader backend to be called
+# with CALL in this boot (its "rauc CALL t=..." console line, e.g. CALL
+# "set-state B good"), and records the time from the verdict to it.
+wait_rauc_call() {
+  wait_line "^rauc $1 t=" 60 || fail "boot $BOOTS (USR-$BOOT_SLOT): RAUC never called its boot loader backend with '$1'"
+  local line
+  line=$(guest_line "^rauc $1 t=")
+  TIMINGS+=("verdict→RAUC $1 $(secs "$(field "$line" t) - $VERDICT_T")")
+  log "boot $BOOTS: $line"
+}
+
+# expect_rauc_calls REGEX...: the backend's call log on the STATE partition
+# has a line matching each REGEX (whole line), in this order.
+expect_rauc_calls() {
+  local calls re rest
+  calls=$(rauc_calls) || true
+  rest=$calls
+  for re in "$@"; do
+    grep -xE -- "$re" <<<"$rest" >/dev/null || fail "the RAUC boot loader's call log lacks /$re/ (in order): $(paste -sd, - <<<"$calls")"
+    rest=$(sed -n "/^$re\$/,\$p" <<<"$rest" | sed 1d)
+  done
+  log "RAUC boot loader calls: $(grep -v '^get-' <<<"$calls" | paste -sd, -) (and $(grep -c '^get-' <<<"$calls" || true) get-… calls)"
+}
+
+# expect_rauc_activated: in this boot the system bus started RAUC (rauc.service,
+# which nothing else starts) on bootgate's call to its name.
+expect_rauc_activated() {
+  wait_line '^rauc ' 60 || true
+  expect_console "Activating via systemd: service name='de\.pengutronix\.rauc' unit='rauc\.service' requested by .*comm=\"/usr/bin/bootgate run\"" \
+    "the system bus starts RAUC on bootgate's call (D-Bus activation)"
+}

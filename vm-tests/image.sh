@@ -91,6 +91,11 @@ build_disk() {
     vmtests-api-dies.service
   mkdir -p "$stage/etc/vm-tests"
   install -D -m 0644 "$VMT_DIR/policies/base.yaml" "$stage/etc/bootgate/policy.yaml"
+  # RAUC (the rauc scenarios): its config and the harness's custom boot loader
+  # backend, whose state directory is on the STATE partition (/var).
+  install -D -m 0644 "$VMT_DIR/guest/rauc-system.conf" "$stage/etc/rauc/system.conf"
+  install -m 0755 -t "$stage/usr/local/lib/vm-tests" "$VMT_DIR/guest/rauc-bootloader"
+  mkdir -p "$stage/var/lib/vm-tests/rauc"
 
   local missing
   missing=$(chroot "$stage" ldd /usr/bin/bootgate | grep 'not found' || true)

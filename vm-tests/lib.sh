@@ -224,6 +224,46 @@ grub_next() {
   [ "$default" = 0 ] && echo B || echo A
 }
 
+# The rauc scenarios' boot loader: the state RAUC's custom backend in the guest
+# (guest/rauc-bootloader) keeps on the STATE partition, one word a file:
+# primary (A or B), state.A and state.B (good or bad), and calls, its call log.
+RAUC_DIR=/lib/vm-tests/rauc
+
+# rauc_init PRIMARY STATE_A STATE_B: the boot loader's state as an update left
+# it (e.g. B good good after RAUC installed B), and later boots pick their slot
+# with it.
+rauc_init() {
+  local name value
+  for name in primary state.A state.B; do
+    case $name in primary) value=$1 ;; state.A) value=$2 ;; state.B) value=$3 ;; esac
+    echo "$value" >"$RUN/rauc-$name"
+    state_write "$RAUC_DIR/$name" "$RUN/rauc-$name"
+  done
+  LOADER=rauc
+}
+
+# rauc_states: "primary=P A=STATE B=STATE" from the STATE partition.
+rauc_states() {
+  echo "primary=$(state_file "$RAUC_DIR/primary") A=$(state_file "$RAUC_DIR/state.A") B=$(state_file "$RAUC_DIR/state.B")"
+}
+
+# rauc_calls: the custom backend's call log, one call a line ("set-state B good").
+rauc_calls() { state_file "$RAUC_DIR/calls"; }
+
+# rauc_next: plays the boot loader over the backend's state: the primary if it
+# is good, else the other slot if that is good; prints nothing when neither is.
+# Nothing is counted down: a slot stays good until RAUC marks it bad.
+rauc_next() {
+  local primary other
+  primary=$(state_file "$RAUC_DIR/primary")
+  case $primary in A) other=B ;; B) other=A ;; *) return 0 ;; esac
+  if [ "$(state_file "$RAUC_DIR/state.$primary")" = good ]; then
+    echo "$primary"
+  elif [ "$(state_file "$RAUC_DIR/state.$other")" = good ]; then
+    echo "$other"
+  fi
+}
+
 # state_write PATH FILE: FILE becomes PATH on the STATE partition.
 state_write() {
   local offset
@@ -373,7 +413,10 @@ kernel_cmdline() {
   local uuid
   uuid=$(cgpt show -i "$(slot_index "$1")" -u "$RUN/disk.img")
   # cgpt prints upper case; /dev/disk/by-partuuid is lower case
-  echo "console=ttyS0 root=PARTUUID=${uuid,,} rw quiet systemd.show_status=1 panic=1 vmtests.mark_delay=$MARK_DELAY"
+  local args="console=ttyS0 root=PARTUUID=${uuid,,} rw quiet systemd.show_status=1 panic=1 vmtests.mark_delay=$MARK_DELAY"
+  # RAUC finds the booted slot from rauc.slot= on the kernel command line.
+  [ "${LOADER:-}" != rauc ] || args+=" rauc.slot=$1"
+  echo "$args"
 }
 
 # boot: runs the harness's boot loader and starts QEMU on the slot it picks.
@@ -389,6 +432,7 @@ boot() {
   local -a loader
   case ${LOADER:-gptprio} in
     grubenv) BOOT_SLOT=$(grub_next) ;;
+    rauc) BOOT_SLOT=$(rauc_next) ;;
     bless-boot) BOOT_SLOT=UEFI ;;
     *) BOOT_SLOT=$(gptprio_next) ;;
   esac
@@ -427,6 +471,7 @@ boot() {
   VM_PID=$!
   case ${LOADER:-gptprio} in
     grubenv) log "boot $BOOTS: GRUB (greenboot's script) picked USR-$BOOT_SLOT, grubenv now $(grub_env | paste -sd' ' -), serial log boot-$BOOTS.log" ;;
+    rauc) log "boot $BOOTS: the RAUC boot loader picked USR-$BOOT_SLOT ($(rauc_states)), rauc.slot=$BOOT_SLOT, serial log boot-$BOOTS.log" ;;
     bless-boot) uefi_booted ;;
     *) log "boot $BOOTS: gptprio picked USR-$BOOT_SLOT ($(gpt_attrs "$BOOT_SLOT") after taking its try), serial log boot-$BOOTS.log" ;;
   esac

@@ -21,6 +21,7 @@ packages=(
   iproute2 curl                 # curl: the guest can query its own health endpoint
   cgpt                          # the stand-in update-engine marks the booted slot with it
   jq                            # the observer reads bootgate's verdict.json with it
+  rauc rauc-service             # the rauc scenarios: RAUC's service, D-Bus-activated on the system bus
   "$@"
 )
 

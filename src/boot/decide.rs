@@ -33,6 +33,8 @@ pub enum RebootDecision {
     CountDown { boot_counter: i64 },
     /// Reboot: the booted slot is marked bad, and RAUC's `slot` is still good to boot.
     RebootTo { slot: String },
+    /// Reboot: systemd-boot's entry `bad` is marked bad, and entry `next` can still boot.
+    RebootToEntry { bad: String, next: String },
     /// Stay: the booted partition is already marked successful, a reboot would come back here.
     StayConfirmed,
     /// Stay: the boot loader would not pick a different partition, so a reboot cannot help.
@@ -42,6 +44,14 @@ pub enum RebootDecision {
 }
 
 impl RebootDecision {
+    /// Whether the decision is to reboot.
+    pub fn reboots(&self) -> bool {
+        matches!(
+            self,
+            Self::Reboot { .. } | Self::CountDown { .. } | Self::RebootTo { .. } | Self::RebootToEntry { .. }
+        )
+    }
+
     /// One line for `STATUS=`, logs and operators.
     pub fn status_text(&self) -> String {
         match self {
@@ -51,6 +61,9 @@ impl RebootDecision {
             Self::CountDown { boot_counter } => format!("gate failed; rebooting: {}", count_down(*boot_counter)),
             Self::RebootTo { slot } => {
                 format!("gate failed; marked the booted slot bad, rebooting to fall back to {slot}")
+            }
+            Self::RebootToEntry { bad, next } => {
+                format!("gate failed; marked boot entry {bad} bad, rebooting to fall back to {next}")
             }
             Self::StayConfirmed => "gate failed; booted partition is marked successful — not rebooting".into(),
             Self::StayNoFallback => "gate failed; no fallback partition — manual intervention needed".into(),

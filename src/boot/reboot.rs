@@ -29,8 +29,7 @@ pub async fn on_gate_failure(
     let text = describe(&decision, boot, failing, delay).replacen("gate failed", &head, 1);
     tracing::error!(decision = ?decision, "{text}");
     notifier.status(&text);
-    if let RebootDecision::Reboot { .. } | RebootDecision::CountDown { .. } | RebootDecision::RebootTo { .. } = decision
-    {
+    if decision.reboots() {
         tokio::time::sleep(delay).await;
         if let Err(e) = request_reboot().await {
             let text =
@@ -57,6 +56,10 @@ fn describe(decision: &RebootDecision, boot: &BootStatus, failing: &str, delay: 
         ),
         RebootDecision::RebootTo { slot } => format!(
             "gate failed (failing: {failing}); marked the booted slot bad, rebooting in {} to fall back to RAUC slot {slot}",
+            humantime::format_duration(delay)
+        ),
+        RebootDecision::RebootToEntry { bad, next } => format!(
+            "gate failed (failing: {failing}); marked boot entry {bad} bad, rebooting in {} to fall back to {next}",
             humantime::format_duration(delay)
         ),
         other => format!("{} (failing: {failing})", other.status_text()),

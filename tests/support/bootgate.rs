@@ -58,6 +58,16 @@ pub fn message(v: &Value, name: &str) -> String {
     result(v, name)["message"].as_str().unwrap_or_default().to_string()
 }
 
+/// The health document of a daemon listening on 127.0.0.1:`port`, fetched with curl.
+pub fn health_at(port: u16) -> Value {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{port}/api/v1/system/health"))
+        .output()
+        .expect("cannot run curl");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no health document ({e}): {out:?}"))
+}
+
 /// Messages received on a private notify socket, with their arrival time.
 pub struct NotifySocket {
     path: PathBuf,
@@ -80,6 +90,11 @@ impl NotifySocket {
             }
         });
         NotifySocket { path, seen }
+    }
+
+    /// The socket's path, for `NOTIFY_SOCKET`.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Every message received so far, oldest first.
@@ -117,6 +132,13 @@ pub struct Launch<'a> {
 impl Launch<'_> {
     /// Spawns the daemon; `configure` may adjust the command last (limits, extra environment).
     pub fn spawn(self, configure: impl FnOnce(&mut Command)) -> Child {
+        let mut cmd = self.command();
+        configure(&mut cmd);
+        cmd.spawn().expect("cannot start bootgate")
+    }
+
+    /// The daemon's command, not yet started.
+    pub fn command(self) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.arg("--policy")
             .arg(self.dir.join("policy.yaml"))
@@ -148,8 +170,7 @@ impl Launch<'_> {
             Some(usec) => cmd.env("WATCHDOG_USEC", usec.to_string()),
             None => cmd.env_remove("WATCHDOG_USEC"),
         };
-        configure(&mut cmd);
-        cmd.spawn().expect("cannot start bootgate")
+        cmd
     }
 }
 

@@ -21,7 +21,7 @@ mod sys;
 
 use std::net::{Ipv4Addr, TcpListener};
 
-pub use bootgate::{Daemon, Launch, NotifySocket, bootgate, check, check_with_output, message, result};
+pub use bootgate::{Daemon, Launch, NotifySocket, bootgate, check, check_with_output, health_at, message, result};
 pub use docker::{BUSYBOX_IMAGE, Health};
 pub use dockerd::Dockerd;
 pub use hang::{BlackholePort, HangingListener};

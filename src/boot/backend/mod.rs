@@ -15,6 +15,7 @@ use super::BootStatus;
 use super::decide::RebootDecision;
 use crate::policy::Backend as Named;
 
+pub mod bless_boot;
 pub mod flatcar;
 pub mod grubenv;
 pub mod none;
@@ -69,15 +70,32 @@ pub async fn choose(
             None => Err(format!("boot.backend is grubenv, but none of {} exists", GRUBENV_PATHS.join(", "))),
         },
         Named::Rauc => Ok((rauc(), "boot.backend is rauc".into())),
-        Named::BlessBoot => Err(
-            "boot.backend `bless-boot` is not available in this version of bootgate; use flatcar, rauc, grubenv, none or auto"
-                .into(),
-        ),
-        Named::Auto if on_slot => Ok((flatcar(), "auto: booted from a gptprio slot".into())),
-        Named::Auto => match rauc_on_bus().await {
-            Some(why) => Ok((rauc(), format!("auto: {} {why}", rauc::SERVICE))),
-            None => auto_grubenv(block()),
+        Named::BlessBoot => match bless_boot::BlessBoot::system() {
+            Ok(b) if b.counting() => Ok((Box::new(b), "boot.backend is bless-boot".into())),
+            Ok(b) => {
+                let why = "boot.backend is bless-boot; systemd-boot did not count this boot (no LoaderBootCountPath)";
+                Ok((Box::new(b), why.into()))
+            }
+            Err(e) => Err(format!("boot.backend is bless-boot, but {e}")),
         },
+        Named::Auto if on_slot => Ok((flatcar(), "auto: booted from a gptprio slot".into())),
+        Named::Auto => match bless_boot::BlessBoot::system() {
+            Ok(b) if b.counting() => {
+                Ok((Box::new(b), "auto: systemd-boot counts this boot (LoaderBootCountPath is set)".into()))
+            }
+            _ => auto_past_uefi(block(), rauc).await,
+        },
+    }
+}
+
+/// `auto` past the GPT and systemd-boot: RAUC, then greenboot's counting, else nothing.
+async fn auto_past_uefi(
+    block: Option<PathBuf>,
+    rauc: impl FnOnce() -> Box<rauc::Rauc>,
+) -> Result<(Box<dyn Backend>, String), String> {
+    match rauc_on_bus().await {
+        Some(why) => Ok((rauc(), format!("auto: {} {why}", rauc::SERVICE))),
+        None => auto_grubenv(block),
     }
 }
 
@@ -88,7 +106,10 @@ fn auto_grubenv(block: Option<PathBuf>) -> Result<(Box<dyn Backend>, String), St
             let why = format!("auto: boot_counter is set in {}", p.display());
             Ok((Box::new(grubenv::Grubenv::new(p)), why))
         }
-        None => Ok((Box::new(none::None), "auto: no gptprio slot, no RAUC and no GRUB boot_counter".into())),
+        None => Ok((
+            Box::new(none::None),
+            "auto: no gptprio slot, no systemd-boot counting, no RAUC and no GRUB boot_counter".into(),
+        )),
     }
 }
 
