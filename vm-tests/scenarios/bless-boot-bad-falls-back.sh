@@ -26,7 +26,7 @@ wait_verdict
 expect_gate failed
 expect_verdict unhealthy api
 expect_reboot 90
-expect_console "gate failed; marked boot entry bootgate-2.conf bad, rebooting to fall back to bootgate-1.conf" \
+expect_console 'gate failed \(failing: api\); marked boot entry bootgate-2\.conf bad, rebooting in 1s to fall back to bootgate-1\.conf' \
   "bootgate says what it marked and what systemd-boot will boot"
 expect_entries bootgate-1.conf bootgate-2+0-1.conf "bootgate marked B's entry bad with systemd-bless-boot"
 
@@ -37,7 +37,7 @@ if [ "$BOOT_ENTRY" != bootgate-1.conf ] || [ "$BOOT_COUNTING" != none ]; then
 fi
 wait_verdict
 expect_gate passed
-expect_health 200 healthy '.boot.backend == "bless-boot"'
+expect_health 200 healthy '.boot.backend == "bless-boot"' '.boot.counting == false' '.boot.entry == "bootgate-1.conf"'
 expect_fallback B gate_failed api
 vm_poweroff
 

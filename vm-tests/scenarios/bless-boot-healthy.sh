@@ -21,7 +21,10 @@ boot
   fail "LoaderBootCountPath is '$BOOT_COUNTING', expected systemd-boot to count B's first try as bootgate-2+2-1.conf"
 wait_verdict
 expect_gate passed
-expect_health 200 healthy '.boot.backend == "none"'
+expect_console 'READY=1: systemd-bless-boot.service marks bootgate-2.conf good once boot-complete.target is reached' \
+  "bootgate leaves the blessing to systemd"
+expect_health 200 healthy '.boot.backend == "bless-boot"' '.boot.counting == true' '.boot.esp == "/efi"' \
+  '.boot.entry == "bootgate-2.conf"' '.boot.tries_left == 2' '.boot.tries_done == 1'
 wait_blessed
 vm_poweroff
 
