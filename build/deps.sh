@@ -21,6 +21,9 @@ packages=(
   ignition
   # vm-tests
   qemu-system-x86 mmdebstrap e2fsprogs
+  # vm-tests' UEFI boots: the firmware, and the ESP built and read back without
+  # loop mounts (systemd-boot itself comes from the guest's own packages)
+  ovmf mtools dosfstools
   # test helpers
   curl procps iproute2 python3 jq
   # policy schema tests: a real JSON Schema validator (Draft 2020-12)

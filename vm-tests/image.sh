@@ -51,7 +51,8 @@ image_ready() {
   # Everything that goes into the disk besides the root file system, and how.
   local dkey disk
   dkey=$({
-    echo "$rkey $SLOT_MB $STATE_MB"
+    echo "$rkey $SLOT_MB $STATE_MB $ESP_MB"
+    declare -f build_esp
     declare -f build_disk
     cat "$bin" "$ROOT/build/install.sh" "$ROOT/policy/default.yaml" "$VMT_DIR/policies/base.yaml"
     find "$VMT_DIR/guest" "$ROOT/systemd" -type f | sort | xargs cat
@@ -102,18 +103,39 @@ build_disk() {
 
   mkfs.ext4 -q -F -d "$stage" "$CACHE/slot.img" "${SLOT_MB}M" >/dev/null
   mkfs.ext4 -q -F -d "$stage/var" "$CACHE/state.img" "${STATE_MB}M" >/dev/null
-  truncate -s $((SLOT_MB * 2 + STATE_MB + 2))M "$out"
+  build_esp "$rootfs" "$CACHE/esp.img"
+  truncate -s $((SLOT_MB * 2 + STATE_MB + ESP_MB + 2))M "$out"
   # (sgdisk -q does not write the table: keep it talkative and discard that.)
   sgdisk -o \
     -n "1:2048:+${SLOT_MB}M" -t "1:$USR_TYPE" -c 1:USR-A -u "1:$USR_A_UUID" \
     -n "2:0:+${SLOT_MB}M" -t "2:$USR_TYPE" -c 2:USR-B -u "2:$USR_B_UUID" \
     -n "3:0:+${STATE_MB}M" -t 3:8300 -c 3:STATE -u "3:$STATE_UUID" \
+    -n "4:0:+${ESP_MB}M" -t "4:$ESP_TYPE" -c 4:ESP -u "4:$ESP_UUID" \
     "$out" >/dev/null
-  local n
-  for n in 1 2 3; do
-    local img=$CACHE/slot.img
-    [ $n = 3 ] && img=$CACHE/state.img
+  local n img
+  for n in 1 2 3 4; do
+    case $n in 3) img=$CACHE/state.img ;; 4) img=$CACHE/esp.img ;; *) img=$CACHE/slot.img ;; esac
     dd if="$img" of="$out" bs=1M seek=$(($(cgpt show -i $n -b "$out") / 2048)) conv=notrunc,sparse status=none
   done
-  rm -rf "$stage" "$CACHE"/slot.img "$CACHE"/state.img
+  rm -rf "$stage" "$CACHE"/slot.img "$CACHE"/state.img "$CACHE"/esp.img
+}
+
+# build_esp ROOTFS OUT: the EFI system partition the UEFI boots start from (FAT32,
+# written with mtools, no loop mount): the guest's own systemd-boot as the removable
+# media loader EFI/BOOT/BOOTX64.EFI, the kernel and initramfs, and loader.conf with
+# `timeout 0` and no `default`, so systemd-boot's own ordering of the entries decides.
+# The entries themselves are each scenario's (esp_entries_init in lib.sh); boots with
+# QEMU's -kernel never look at this partition.
+build_esp() {
+  local rootfs=$1 out=$2 efi=$1/usr/lib/systemd/boot/efi/systemd-bootx64.efi
+  [ -f "$efi" ] || die "the guest has no $efi (rootfs.sh installs systemd-boot)"
+  rm -f "$out"
+  mkfs.vfat -F 32 -n ESP -C "$out" $((ESP_MB * 1024)) >/dev/null
+  mmd -i "$out" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries
+  mcopy -i "$out" "$efi" ::/EFI/BOOT/BOOTX64.EFI
+  mcopy -i "$out" "$rootfs"/boot/vmlinuz-* ::/vmlinuz
+  mcopy -i "$out" "$rootfs"/boot/initrd.img-* ::/initrd.img
+  printf 'timeout 0\n' >"$out.conf"
+  mcopy -i "$out" "$out.conf" ::/loader/loader.conf
+  rm -f "$out.conf"
 }

@@ -6,7 +6,8 @@
 # partition for /var, and plays the boot loader: before every boot it applies
 # GRUB's gptprio.next rules to the image with cgpt, then boots the chosen slot
 # with QEMU's -kernel/-initrd and -no-reboot, so a reboot in the guest hands
-# control back to it. Guest-side helpers (vm-tests/guest/) report bootgate's
+# control back to it. UEFI boots (bless_init) are the exception: OVMF starts
+# the real systemd-boot from the ESP, which picks the entry and counts its tries. Guest-side helpers (vm-tests/guest/) report bootgate's
 # verdict and STATUS on the serial console as "vmtests: ..." lines.
 #
 # Environment:
@@ -27,9 +28,21 @@ USR_TYPE=5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6
 USR_A_UUID=7130c94a-213a-4e5a-8e26-6cce9662f132
 USR_B_UUID=e03dd35c-7c2d-4a47-b3fe-27f15780a57c
 STATE_UUID=3884dd41-8582-4404-b9a8-e9b84f2df50e
+# The EFI system partition the UEFI boots start from (systemd-boot, the kernel,
+# the entries); the other boots never look at it.
+ESP_TYPE=c12a7328-f81f-11d2-ba4b-00a0c93ec93b
+ESP_UUID=9d1b7a2e-53c4-4f0e-a6b8-2c7e1f04d935
 SLOT_MB=1024
 STATE_MB=256
-PARTITIONS=3 # 1 USR-A, 2 USR-B, 3 STATE
+ESP_MB=64
+PARTITIONS=4 # 1 USR-A, 2 USR-B, 3 STATE, 4 ESP
+
+# The UEFI firmware: code read-only, each scenario boots with its own copy of the
+# variable store (a fresh one: no boot entries, no LoaderEntryDefault).
+OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
+OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
+# What OVMF prints on the serial console as it starts the boot loader.
+UEFI_LOADER_LINE='BdsDxe: starting Boot'
 
 # The health document's route, asked from the host through QEMU's forwarded
 # port (PORT below); every health assertion is enforced.
@@ -299,6 +312,56 @@ slot_crash() {
     fail "could not break init in USR-$1"
 }
 
+# systemd-boot's boot counting (the bless-boot scenarios): OVMF and systemd-boot
+# are real, so the harness only writes the entries before the first boot and
+# reads the ESP back while the guest is down (mtools on the image, no mount).
+
+# esp_image: the scenario's ESP, as mtools' IMAGE@@OFFSET.
+esp_image() { echo "$RUN/disk.img@@$(($(cgpt show -i 4 -b "$RUN/disk.img") * 512))"; }
+
+# bless_init FILE=SLOT...: later boots go through OVMF and systemd-boot, with these
+# Type #1 entries on the ESP (FILE with its counter, e.g. bootgate-2+3.conf=B:
+# USR-B with 3 tries; bootgate-1.conf=A: USR-A, no counting).
+bless_init() {
+  local spec file slot img
+  img=$(esp_image)
+  for spec; do
+    file=${spec%=*} slot=${spec##*=}
+    printf 'title bootgate USR-%s\nlinux /vmlinuz\ninitrd /initrd.img\noptions %s\n' \
+      "$slot" "$(kernel_cmdline "$slot")" >"$RUN/entry"
+    mcopy -o -i "$img" "$RUN/entry" "::/loader/entries/$file" || fail "could not write $file on the ESP"
+  done
+  rm -f "$RUN/entry"
+  cp "$OVMF_VARS" "$RUN/ovmf-vars.fd"
+  LOADER=bless-boot
+}
+
+# esp_entries: the entries on the scenario's ESP, sorted, on one line.
+esp_entries() {
+  mdir -b -i "$(esp_image)" ::/loader/entries 2>/dev/null | sed 's|.*/||' | grep -v '^$' | sort | paste -sd' ' - || true
+}
+
+# expect_entries FILE... WHY: the ESP holds exactly these entries (sorted).
+expect_entries() {
+  local want got
+  want=$(printf '%s\n' "${@:1:$#-1}" | sort | paste -sd' ' -)
+  got=$(esp_entries)
+  [ "$got" = "$want" ] || fail "the ESP holds '$got', expected '$want' (${*: -1})"
+  log "ESP entries: $got"
+}
+
+# wait_blessed: waits for systemd's own systemd-bless-boot.service to finish (it
+# runs after boot-complete.target, so only after a passed gate). Its journal, relayed
+# by the observer, names it in full; the status lines on the console are shortened.
+wait_blessed() {
+  local end=$((SECONDS + 60))
+  until tr -d '\r' <"$LOG" | grep -a 'Finished systemd-bless-boot.service' >/dev/null; do
+    if ! vm_alive || ((SECONDS >= end)); then fail "boot $BOOTS (USR-$BOOT_SLOT): systemd-bless-boot.service never finished"; fi
+    sleep 0.2
+  done
+  log "boot $BOOTS: systemd-bless-boot.service finished"
+}
+
 # state_file PATH: a file from the STATE partition (the guest's /var).
 state_file() {
   local offset
@@ -344,23 +407,46 @@ free_port() {
   die "no free port found"
 }
 
+# kernel_cmdline SLOT: the kernel command line that boots SLOT (QEMU's -append, or
+# the options of a systemd-boot entry).
+kernel_cmdline() {
+  local uuid
+  uuid=$(cgpt show -i "$(slot_index "$1")" -u "$RUN/disk.img")
+  # cgpt prints upper case; /dev/disk/by-partuuid is lower case
+  local args="console=ttyS0 root=PARTUUID=${uuid,,} rw quiet systemd.show_status=1 panic=1 vmtests.mark_delay=$MARK_DELAY"
+  # RAUC finds the booted slot from rauc.slot= on the kernel command line.
+  [ "${LOADER:-}" != rauc ] || args+=" rauc.slot=$1"
+  echo "$args"
+}
+
 # boot: runs the harness's boot loader and starts QEMU on the slot it picks.
 # Sets BOOT_SLOT (A, B, or empty when no slot is bootable), LOG (the serial
-# log), PORT (host port forwarded to the guest's 8080) and VM_PID.
+# log), PORT (host port forwarded to the guest's 8080) and VM_PID. UEFI boots
+# (LOADER=bless-boot) leave the choice to systemd-boot: boot waits for the
+# guest to come up and takes BOOT_SLOT from the root it mounted, BOOT_ENTRY
+# from the entry systemd-boot says it started, BOOT_COUNTING from its
+# LoaderBootCountPath (the entry file as renamed for this try, or none).
 boot() {
   BOOTS=$((BOOTS + 1))
   LOG=$RUN/boot-$BOOTS.log
-  case ${LOADER:-gptprio} in grubenv) BOOT_SLOT=$(grub_next) ;; rauc) BOOT_SLOT=$(rauc_next) ;; *) BOOT_SLOT=$(gptprio_next) ;; esac
+  local -a loader
+  case ${LOADER:-gptprio} in
+    grubenv) BOOT_SLOT=$(grub_next) ;;
+    rauc) BOOT_SLOT=$(rauc_next) ;;
+    bless-boot) BOOT_SLOT=UEFI ;;
+    *) BOOT_SLOT=$(gptprio_next) ;;
+  esac
   if [ -z "$BOOT_SLOT" ]; then
     log "boot $BOOTS: gptprio: no bootable slot"
     return 0
   fi
-  # RAUC finds the booted slot from rauc.slot= on the kernel command line.
-  local loader_args=
-  [ "${LOADER:-}" != rauc ] || loader_args=rauc.slot=$BOOT_SLOT
-  local uuid
-  uuid=$(cgpt show -i "$(slot_index "$BOOT_SLOT")" -u "$RUN/disk.img")
-  uuid=${uuid,,} # cgpt prints upper case; /dev/disk/by-partuuid is lower case
+  if [ "$BOOT_SLOT" = UEFI ]; then
+    log "boot $BOOTS: OVMF and systemd-boot, ESP entries $(esp_entries), serial log boot-$BOOTS.log"
+    # shellcheck disable=SC2054 # commas belong to QEMU's option syntax
+    loader=(-drive if=pflash,format=raw,readonly=on,file="$OVMF_CODE" -drive if=pflash,format=raw,file="$RUN/ovmf-vars.fd")
+  else
+    loader=(-kernel "$VMTEST_KERNEL" -initrd "$VMTEST_INITRD" -append "$(kernel_cmdline "$BOOT_SLOT")")
+  fi
   local -a tpm=()
   if [ "$TPM" = 1 ]; then
     tpm_start
@@ -372,24 +458,47 @@ boot() {
   mkfifo "$mon"
   # Held open read-write so QEMU's monitor never sees end-of-file.
   exec {MON_FD}<>"$mon"
+  BOOT_T0=$EPOCHREALTIME
   # -nodefaults: no VGA, CD-ROM or parallel port for the guest to probe
   # (seconds under TCG); virtio-rng: the kernel's random pool is ready at once.
   qemu-system-x86_64 -accel tcg -machine q35 -m 1024 -smp 2 -nodefaults -display none -no-reboot \
     -serial file:"$LOG" -monitor stdio -device virtio-rng-pci \
-    -kernel "$VMTEST_KERNEL" -initrd "$VMTEST_INITRD" \
+    "${loader[@]}" \
     -drive file="$RUN/disk.img",if=virtio,format=raw \
     -netdev user,id=net0,hostfwd=tcp:127.0.0.1:"$PORT"-:8080 -device virtio-net-pci,netdev=net0,romfile= \
     "${tpm[@]}" \
-    -append "console=ttyS0 root=PARTUUID=$uuid rw quiet systemd.show_status=1 panic=1 vmtests.mark_delay=$MARK_DELAY${loader_args:+ $loader_args}" \
     <"$mon" >"$RUN/qemu-$BOOTS.out" 2>&1 &
   VM_PID=$!
-  if [ "${LOADER:-gptprio}" = grubenv ]; then
-    log "boot $BOOTS: GRUB (greenboot's script) picked USR-$BOOT_SLOT, grubenv now $(grub_env | paste -sd' ' -), serial log boot-$BOOTS.log"
-  elif [ "${LOADER:-}" = rauc ]; then
-    log "boot $BOOTS: the RAUC boot loader picked USR-$BOOT_SLOT ($(rauc_states)), rauc.slot=$BOOT_SLOT, serial log boot-$BOOTS.log"
-  else
-    log "boot $BOOTS: gptprio picked USR-$BOOT_SLOT ($(gpt_attrs "$BOOT_SLOT") after taking its try), serial log boot-$BOOTS.log"
-  fi
+  case ${LOADER:-gptprio} in
+    grubenv) log "boot $BOOTS: GRUB (greenboot's script) picked USR-$BOOT_SLOT, grubenv now $(grub_env | paste -sd' ' -), serial log boot-$BOOTS.log" ;;
+    rauc) log "boot $BOOTS: the RAUC boot loader picked USR-$BOOT_SLOT ($(rauc_states)), rauc.slot=$BOOT_SLOT, serial log boot-$BOOTS.log" ;;
+    bless-boot) uefi_booted ;;
+    *) log "boot $BOOTS: gptprio picked USR-$BOOT_SLOT ($(gpt_attrs "$BOOT_SLOT") after taking its try), serial log boot-$BOOTS.log" ;;
+  esac
+}
+
+# uefi_booted: waits for a UEFI boot to reach the guest's observer, then sets
+# BOOT_SLOT from the root it mounted (/dev/vda1: A, /dev/vda2: B) and BOOT_ENTRY,
+# and records when the firmware started systemd-boot and when the kernel started
+# (the guest's uptime at its "booted" line, back from when the host saw it).
+uefi_booted() {
+  local rc=0 loader_t='' line root
+  local end=$((SECONDS + BOOT_TIMEOUT))
+  while [ -z "$loader_t" ] && vm_alive && ((SECONDS < end)); do
+    tr -d '\r' 2>/dev/null <"$LOG" | grep -a "$UEFI_LOADER_LINE" >/dev/null && loader_t=$(calc "$EPOCHREALTIME - $BOOT_T0")
+    sleep 0.2
+  done
+  wait_line '^booted ' $((end - SECONDS)) || rc=$?
+  [ $rc = 0 ] || fail "boot $BOOTS (UEFI): the guest never reached its observer (firmware started systemd-boot: ${loader_t:-never})$(qemu_said)"
+  line=$(guest_line '^booted ')
+  local kernel_t
+  kernel_t=$(calc "$EPOCHREALTIME - $BOOT_T0 - $(field "$line" t)")
+  root=$(field "$line" root)
+  case $root in /dev/vda1) BOOT_SLOT=A ;; /dev/vda2) BOOT_SLOT=B ;; *) fail "boot $BOOTS (UEFI): the guest's root is '$root', neither slot" ;; esac
+  BOOT_ENTRY=$(field "$line" entry)
+  BOOT_COUNTING=$(field "$line" counting)
+  TIMINGS+=("UEFI QEMU→systemd-boot ${loader_t:-?}s →kernel ${kernel_t}s")
+  log "boot $BOOTS: systemd-boot started entry $BOOT_ENTRY (counting: $BOOT_COUNTING), USR-$BOOT_SLOT is root; QEMU start → systemd-boot ${loader_t:-?}s, → kernel ${kernel_t}s"
 }
 
 vm_alive() {

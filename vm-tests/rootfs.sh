@@ -17,6 +17,7 @@ shift
 packages=(
   systemd-sysv udev kmod dbus   # init, device nodes, logind and the system bus for the reboot request
   linux-image-amd64 initramfs-tools
+  systemd-boot                  # the UEFI boots: systemd-boot for the ESP, systemd-bless-boot and its generator
   iproute2 curl                 # curl: the guest can query its own health endpoint
   cgpt                          # the stand-in update-engine marks the booted slot with it
   jq                            # the observer reads bootgate's verdict.json with it
@@ -46,6 +47,12 @@ echo bootgate-vm >"$dir/etc/hostname"
 # /var is the shared state partition (label STATE) that both slots mount, as on
 # Flatcar, so bootgate's boot history survives a fallback from B to A.
 echo 'PARTLABEL=STATE /var ext4 defaults 0 0' >"$dir/etc/fstab"
+# The ESP (partition 4, on every scenario's disk) at /efi, where systemd-bless-boot
+# and bootgate look for the boot loader entries. No nofail: that would stop ordering
+# the mount before local-fs.target, and so before both of them. No fsck pass: the
+# guest has no fsck.vfat, and the host writes the ESP only while the guest is down.
+mkdir -p "$dir/efi"
+echo 'PARTLABEL=ESP /efi vfat umask=0077 0 0' >>"$dir/etc/fstab"
 
 # Static address on QEMU's user-mode network: no DHCP wait before
 # network-online.target, which bootgate.service orders after. The host reaches

@@ -13,7 +13,7 @@
 set -euo pipefail
 
 dir=$(cd "$(dirname "$0")" && pwd)
-all=(healthy-update degraded bad-update-rolls-back crash-falls-back no-tpm no-fallback late-failure-reverts soak-flap-fails grubenv-healthy grubenv-bad-falls-back rauc-healthy rauc-bad-falls-back)
+all=(healthy-update degraded bad-update-rolls-back crash-falls-back no-tpm no-fallback late-failure-reverts soak-flap-fails grubenv-healthy grubenv-bad-falls-back rauc-healthy rauc-bad-falls-back bless-boot-healthy bless-boot-bad-falls-back)
 scenarios=("${@:-${all[@]}}")
 for s in "${scenarios[@]}"; do
   [ -f "$dir/scenarios/$s.sh" ] || { echo "vm-tests: no scenario '$s' (have: ${all[*]})" >&2; exit 64; }
@@ -34,9 +34,11 @@ trap summary EXIT
 . "$dir/lib.sh"
 
 missing=()
-for tool in qemu-system-x86_64 mmdebstrap cgpt sgdisk mkfs.ext4 debugfs swtpm objcopy curl jq ss flock grub-editenv; do
+for tool in qemu-system-x86_64 mmdebstrap cgpt sgdisk mkfs.ext4 debugfs swtpm objcopy curl jq ss flock grub-editenv \
+  mkfs.vfat mmd mcopy mdir mtype; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
+[ -f "$OVMF_CODE" ] && [ -f "$OVMF_VARS" ] || missing+=("$OVMF_CODE and $OVMF_VARS (ovmf)")
 [ ${#missing[@]} -eq 0 ] || die "missing tools: ${missing[*]} (make deps installs them)"
 [ "$(id -u)" = 0 ] || die "needs root (mmdebstrap, chroot and ownership in the guest image)"
 
