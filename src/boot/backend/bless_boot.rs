@@ -109,9 +109,13 @@ pub fn entries(roots: &[PathBuf]) -> Vec<(PathBuf, Entry)> {
     found
 }
 
-/// Another entry than `booted` that systemd-boot would boot before any bad one.
-pub fn fallback<'a>(entries: &'a [(PathBuf, Entry)], booted: &str) -> Option<&'a Entry> {
-    entries.iter().map(|(_, e)| e).find(|e| e.name != booted && e.bootable())
+/// The entries other than `booted` that systemd-boot would boot before any bad one, by
+/// name. Which of them it picks is its own ordering (sort keys, versions, `default`).
+pub fn fallbacks<'a>(entries: &'a [(PathBuf, Entry)], booted: &str) -> Vec<&'a str> {
+    let mut names: Vec<&str> =
+        entries.iter().map(|(_, e)| e).filter(|e| e.name != booted && e.bootable()).map(|e| e.name.as_str()).collect();
+    names.dedup();
+    names
 }
 
 /// What systemd-boot said about this boot, read once at start.
@@ -262,9 +266,9 @@ impl Backend for BlessBoot {
             }
             let roots = self.search_roots();
             let all = tokio::task::spawn_blocking(move || entries(&roots)).await.unwrap_or_default();
-            match fallback(&all, &booted.name) {
-                Some(next) => RebootDecision::RebootToEntry { bad: booted.name.clone(), next: next.name.clone() },
-                None => RebootDecision::StayNoFallback,
+            match fallbacks(&all, &booted.name) {
+                next if next.is_empty() => RebootDecision::StayNoFallback,
+                next => RebootDecision::RebootToEntry { bad: booted.name.clone(), next: next.join(" or ") },
             }
         })
     }

@@ -114,7 +114,7 @@ fn no_efivars_is_not_a_uefi_boot() {
 }
 
 #[test]
-fn the_fallback_is_another_entry_systemd_boot_would_still_boot() {
+fn the_fallbacks_are_the_other_entries_systemd_boot_would_still_boot() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     touch(&root, "loader/entries/bootgate-2+0-1.conf");
@@ -122,14 +122,16 @@ fn the_fallback_is_another_entry_systemd_boot_would_still_boot() {
     touch(&root, "loader/entries/notes.txt");
     let all = entries(std::slice::from_ref(&root));
     assert_eq!(all.len(), 2, "only .conf files count: {all:?}");
-    assert_eq!(fallback(&all, "bootgate-2.conf"), None, "every other entry is bad");
+    assert!(fallbacks(&all, "bootgate-2.conf").is_empty(), "every other entry is bad");
 
     touch(&root, "EFI/Linux/uki+1-2.efi");
     let all = entries(&[root.clone(), PathBuf::from("/nonexistent")]);
-    assert_eq!(fallback(&all, "bootgate-2.conf").map(|e| e.name.as_str()), Some("uki.efi"));
+    assert_eq!(fallbacks(&all, "bootgate-2.conf"), ["uki.efi"]);
     // The booted entry itself, even with tries left, is never its own fallback.
     touch(&root, "loader/entries/bootgate-2+1-1.conf");
-    assert_eq!(fallback(&entries(&[root]), "bootgate-2.conf").map(|e| e.name.as_str()), Some("uki.efi"));
+    assert_eq!(fallbacks(&entries(std::slice::from_ref(&root)), "bootgate-2.conf"), ["uki.efi"]);
+    touch(&root, "loader/entries/bootgate-1.conf");
+    assert_eq!(fallbacks(&entries(&[root]), "bootgate-2.conf"), ["uki.efi", "bootgate-1.conf"], "in path order");
 }
 
 #[tokio::test]
@@ -138,6 +140,13 @@ async fn a_failed_gate_reboots_only_while_another_entry_can_boot() {
     assert_eq!(
         b.on_failure().await,
         RebootDecision::RebootToEntry { bad: "bootgate-2.conf".into(), next: "bootgate-1.conf".into() }
+    );
+    let (_dir, b) =
+        machine(Some("bootgate-2+2-1.conf"), &["loader/entries/bootgate-1.conf", "loader/entries/old+1.conf"]);
+    assert_eq!(
+        b.on_failure().await,
+        RebootDecision::RebootToEntry { bad: "bootgate-2.conf".into(), next: "bootgate-1.conf or old.conf".into() },
+        "systemd-boot chooses among them"
     );
     let (_dir, b) = machine(Some("bootgate-2+2-1.conf"), &["loader/entries/bootgate-1+0-3.conf"]);
     assert_eq!(b.on_failure().await, RebootDecision::StayNoFallback);
