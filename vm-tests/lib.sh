@@ -362,6 +362,17 @@ wait_blessed() {
   log "boot $BOOTS: systemd-bless-boot.service finished"
 }
 
+# slot_mask SLOT UNIT: `systemctl mask UNIT` in the slot (a /dev/null symlink
+# in its /etc/systemd/system, written into its ext4).
+slot_mask() {
+  local i offset
+  i=$(slot_index "$1")
+  offset=$(($(cgpt show -i "$i" -b "$RUN/disk.img") * 512))
+  printf 'symlink /etc/systemd/system/%s /dev/null\n' "$2" | debugfs -w -f - "$RUN/disk.img?offset=$offset" >/dev/null 2>&1
+  debugfs -R "stat /etc/systemd/system/$2" "$RUN/disk.img?offset=$offset" 2>/dev/null | grep 'Fast link dest: "/dev/null"' >/dev/null ||
+    fail "could not mask $2 in USR-$1"
+}
+
 # state_file PATH: a file from the STATE partition (the guest's /var).
 state_file() {
   local offset
