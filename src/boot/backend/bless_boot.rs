@@ -112,9 +112,13 @@ pub fn entries(roots: &[PathBuf]) -> Vec<(PathBuf, Entry)> {
 /// The entries other than `booted` that systemd-boot would boot before any bad one, by
 /// name. Which of them it picks is its own ordering (sort keys, versions, `default`).
 pub fn fallbacks<'a>(entries: &'a [(PathBuf, Entry)], booted: &str) -> Vec<&'a str> {
-    let mut names: Vec<&str> =
-        entries.iter().map(|(_, e)| e).filter(|e| e.name != booted && e.bootable()).map(|e| e.name.as_str()).collect();
-    names.dedup();
+    let mut names: Vec<&str> = Vec::new();
+    // The same name on the ESP and on XBOOTLDR is one entry to systemd-boot.
+    for e in entries.iter().map(|(_, e)| e).filter(|e| e.name != booted && e.bootable()) {
+        if !names.contains(&e.name.as_str()) {
+            names.push(&e.name);
+        }
+    }
     names
 }
 

@@ -131,7 +131,19 @@ fn the_fallbacks_are_the_other_entries_systemd_boot_would_still_boot() {
     touch(&root, "loader/entries/bootgate-2+1-1.conf");
     assert_eq!(fallbacks(&entries(std::slice::from_ref(&root)), "bootgate-2.conf"), ["uki.efi"]);
     touch(&root, "loader/entries/bootgate-1.conf");
-    assert_eq!(fallbacks(&entries(&[root]), "bootgate-2.conf"), ["uki.efi", "bootgate-1.conf"], "in path order");
+    assert_eq!(
+        fallbacks(&entries(std::slice::from_ref(&root)), "bootgate-2.conf"),
+        ["uki.efi", "bootgate-1.conf"],
+        "in path order"
+    );
+    let xbootldr = dir.path().join("xbootldr");
+    touch(&root, "loader/entries/zz.conf");
+    touch(&xbootldr, "loader/entries/bootgate-1.conf");
+    assert_eq!(
+        fallbacks(&entries(&[root, xbootldr]), "bootgate-2.conf"),
+        ["uki.efi", "bootgate-1.conf", "zz.conf"],
+        "one name, one entry"
+    );
 }
 
 #[tokio::test]
