@@ -52,22 +52,32 @@ impl RebootDecision {
         )
     }
 
+    /// For a reboot, what is said around "rebooting": what was marked before the word and
+    /// where the reboot leads after it. `None` for a stay.
+    pub fn reboot_clauses(&self) -> Option<(String, String)> {
+        match self {
+            Self::Reboot { fallback } => Some((String::new(), format!(" to fall back to partition {fallback}"))),
+            Self::CountDown { boot_counter } => Some((String::new(), format!(": {}", count_down(*boot_counter)))),
+            Self::RebootTo { slot } => {
+                Some(("marked the booted slot bad, ".into(), format!(" to fall back to RAUC slot {slot}")))
+            }
+            Self::RebootToEntry { bad, next } => {
+                Some((format!("marked boot entry {bad} bad, "), format!(" to fall back to {next}")))
+            }
+            Self::StayConfirmed | Self::StayNoFallback | Self::NotAbSystem => None,
+        }
+    }
+
     /// One line for `STATUS=`, logs and operators.
     pub fn status_text(&self) -> String {
         match self {
-            Self::Reboot { fallback } => {
-                format!("gate failed; rebooting to fall back to partition {fallback}")
-            }
-            Self::CountDown { boot_counter } => format!("gate failed; rebooting: {}", count_down(*boot_counter)),
-            Self::RebootTo { slot } => {
-                format!("gate failed; marked the booted slot bad, rebooting to fall back to {slot}")
-            }
-            Self::RebootToEntry { bad, next } => {
-                format!("gate failed; marked boot entry {bad} bad, rebooting to fall back to {next}")
-            }
             Self::StayConfirmed => "gate failed; booted partition is marked successful — not rebooting".into(),
             Self::StayNoFallback => "gate failed; no fallback partition — manual intervention needed".into(),
             Self::NotAbSystem => "gate failed; not an A/B system — not rebooting".into(),
+            reboot => {
+                let (before, after) = reboot.reboot_clauses().unwrap_or_default();
+                format!("gate failed; {before}rebooting{after}")
+            }
         }
     }
 }

@@ -41,29 +41,21 @@ pub async fn on_gate_failure(
 }
 
 fn describe(decision: &RebootDecision, boot: &BootStatus, failing: &str, delay: Duration) -> String {
-    match decision {
+    let Some((before, after)) = decision.reboot_clauses() else {
+        return format!("{} (failing: {failing})", decision.status_text());
+    };
+    // A gptprio fallback is also named by its label.
+    let label = match decision {
         RebootDecision::Reboot { fallback } => {
-            let label = boot.partitions.iter().find(|p| p.index == *fallback).map(|p| p.label.as_str()).unwrap_or("");
-            format!(
-                "gate failed (failing: {failing}); rebooting in {} to fall back to partition {fallback} {label}",
-                humantime::format_duration(delay)
-            )
+            let label = boot.partitions.iter().find(|p| p.index == *fallback).map(|p| p.label.as_str());
+            format!(" {}", label.unwrap_or(""))
         }
-        RebootDecision::CountDown { boot_counter } => format!(
-            "gate failed (failing: {failing}); rebooting in {}: {}",
-            humantime::format_duration(delay),
-            super::decide::count_down(*boot_counter)
-        ),
-        RebootDecision::RebootTo { slot } => format!(
-            "gate failed (failing: {failing}); marked the booted slot bad, rebooting in {} to fall back to RAUC slot {slot}",
-            humantime::format_duration(delay)
-        ),
-        RebootDecision::RebootToEntry { bad, next } => format!(
-            "gate failed (failing: {failing}); marked boot entry {bad} bad, rebooting in {} to fall back to {next}",
-            humantime::format_duration(delay)
-        ),
-        other => format!("{} (failing: {failing})", other.status_text()),
-    }
+        _ => String::new(),
+    };
+    format!(
+        "gate failed (failing: {failing}); {before}rebooting in {}{after}{label}",
+        humantime::format_duration(delay)
+    )
 }
 
 /// Asks logind to reboot; falls back to starting `reboot.target` like `systemctl reboot`.
@@ -90,4 +82,45 @@ pub async fn request_reboot() -> Result<(), String> {
     .await
     .map(|_| ())
     .map_err(|e| format!("logind: {logind_error}; systemd: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::PartitionInfo;
+
+    #[test]
+    fn each_reboot_says_what_was_marked_when_and_where_it_leads() {
+        let usr_a = PartitionInfo {
+            index: 1,
+            label: "USR-A".into(),
+            uuid: String::new(),
+            type_guid: String::new(),
+            priority: 1,
+            tries: 0,
+            successful: true,
+        };
+        let boot = BootStatus { partitions: vec![usr_a], ..BootStatus::default() };
+        let said = |d: RebootDecision| describe(&d, &boot, "api", Duration::from_secs(1));
+        assert_eq!(
+            said(RebootDecision::Reboot { fallback: 1 }),
+            "gate failed (failing: api); rebooting in 1s to fall back to partition 1 USR-A"
+        );
+        assert_eq!(
+            said(RebootDecision::CountDown { boot_counter: 0 }),
+            "gate failed (failing: api); rebooting in 1s: GRUB's boot_counter is 0, so GRUB boots the previous deployment"
+        );
+        assert_eq!(
+            said(RebootDecision::RebootTo { slot: "rootfs.0".into() }),
+            "gate failed (failing: api); marked the booted slot bad, rebooting in 1s to fall back to RAUC slot rootfs.0"
+        );
+        assert_eq!(
+            said(RebootDecision::RebootToEntry { bad: "b.conf".into(), next: "a.conf".into() }),
+            "gate failed (failing: api); marked boot entry b.conf bad, rebooting in 1s to fall back to a.conf"
+        );
+        assert_eq!(
+            said(RebootDecision::StayNoFallback),
+            "gate failed; no fallback partition — manual intervention needed (failing: api)"
+        );
+    }
 }
