@@ -13,9 +13,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Launch, NotifySocket, find_binary, free_port, health_at};
-
-const LOADER_GUID: &str = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
+use bootgate::boot::backend::bless_boot::LOADER_GUID;
+use support::{Daemon, Launch, NotifySocket, find_binary, free_port, health_at};
 
 /// `name` as an efivarfs file: attributes, then UTF-16LE with its NUL.
 fn efivar(dir: &Path, name: &str, value: &str) {
@@ -27,56 +26,32 @@ fn efivar(dir: &Path, name: &str, value: &str) {
 
 /// A `bootgate run` on `policy` in a mount namespace whose /sys/firmware is `firmware`
 /// (copied into a tmpfs), with `esp` as `SYSTEMD_ESP_PATH`.
-struct Booted {
-    child: std::process::Child,
-}
-
-impl Booted {
-    fn start(dir: &Path, policy: &str, notify: &NotifySocket, firmware: &Path, esp: &Path) -> Booted {
-        fs::write(dir.join("policy.yaml"), policy).unwrap();
-        let inner = Launch {
-            command: "run",
-            dir,
-            notify: Some(notify.path()),
-            watchdog_usec: None,
-            stdout: Stdio::null(),
-            stderr: Stdio::null(),
-        }
-        .command();
-        let mut cmd = Command::new(find_binary("unshare", "util-linux"));
-        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-            .arg("mount -t tmpfs firmware /sys/firmware && cp -a \"$0\"/. /sys/firmware/ && exec \"$@\"")
-            .arg(firmware)
-            .arg(inner.get_program())
-            .args(inner.get_args());
-        for (key, value) in inner.get_envs() {
-            match value {
-                Some(v) => cmd.env(key, v),
-                None => cmd.env_remove(key),
-            };
-        }
-        let log = fs::File::create(dir.join("stderr.log")).unwrap();
-        cmd.env("SYSTEMD_ESP_PATH", esp).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
-        Booted { child: cmd.spawn().expect("cannot start bootgate in a mount namespace (unshare needs root)") }
+fn start_booted(dir: &Path, policy: &str, notify: &NotifySocket, firmware: &Path, esp: &Path) -> Daemon {
+    fs::write(dir.join("policy.yaml"), policy).unwrap();
+    let inner = Launch {
+        command: "run",
+        dir,
+        notify: Some(notify.path()),
+        watchdog_usec: None,
+        stdout: Stdio::null(),
+        stderr: Stdio::null(),
     }
-
-    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+    .command();
+    let mut cmd = Command::new(find_binary("unshare", "util-linux"));
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg("mount -t tmpfs firmware /sys/firmware && cp -a \"$0\"/. /sys/firmware/ && exec \"$@\"")
+        .arg(firmware)
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
     }
-}
-
-impl Drop for Booted {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    let log = fs::File::create(dir.join("stderr.log")).unwrap();
+    cmd.env("SYSTEMD_ESP_PATH", esp).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+    Daemon(cmd.spawn().expect("cannot start bootgate in a mount namespace (unshare needs root)"))
 }
 
 fn policy(backend: &str, port: u16) -> String {
@@ -100,7 +75,7 @@ fn a_counted_boot_passes_and_leaves_the_blessing_to_systemd() {
         let notify = NotifySocket::bind(dir.path());
         let port = free_port();
         let start = Instant::now();
-        let mut daemon = Booted::start(dir.path(), &policy(backend, port), &notify, &firmware, &esp);
+        let mut daemon = start_booted(dir.path(), &policy(backend, port), &notify, &firmware, &esp);
         notify.wait_for("READY=1", start, Duration::from_secs(20), |m| m.contains("READY=1"));
 
         let doc = health_at(port);
@@ -118,7 +93,8 @@ fn a_counted_boot_passes_and_leaves_the_blessing_to_systemd() {
         let log = fs::read_to_string(dir.path().join("stderr.log")).unwrap();
         let why = if backend == "auto" { "auto: systemd-boot counts this boot" } else { "boot.backend is bless-boot" };
         assert!(log.contains(&format!("boot backend bless-boot: {why}")), "{log}");
-        assert_eq!(daemon.wait_exit(Duration::from_millis(200)), None, "still running after READY=1");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(daemon.0.try_wait().unwrap().is_none(), "still running after READY=1");
     }
 }
 
@@ -129,8 +105,8 @@ fn bless_boot_without_uefi_is_refused_at_start() {
     fs::create_dir_all(firmware.join("acpi")).unwrap();
     let notify = NotifySocket::bind(dir.path());
     let mut daemon =
-        Booted::start(dir.path(), &policy("bless-boot", free_port()), &notify, &firmware, &dir.path().join("esp"));
-    assert_eq!(daemon.wait_exit(Duration::from_secs(10)), Some(78));
+        start_booted(dir.path(), &policy("bless-boot", free_port()), &notify, &firmware, &dir.path().join("esp"));
+    assert_eq!(daemon.wait_exit(Duration::from_secs(10)), 78);
     let msgs = notify.messages();
     assert!(
         msgs.iter().any(|(_, m)| m.contains("boot.backend is bless-boot, but this machine did not boot through UEFI")),

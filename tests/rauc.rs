@@ -15,15 +15,15 @@ use rauc_bus::RaucBus;
 use support::{Daemon, Launch, NotifySocket, free_port, health_at};
 
 /// `bootgate run` on `policy` with its system bus being `bus`'s private one, never the machine's;
-/// `_bound` is the notify socket the caller bound in `bus.dir()`, where the daemon reports.
-fn run_on(bus: &RaucBus, policy: &str, _bound: &NotifySocket) -> Daemon {
+/// `notify` is the socket the caller bound, where the daemon reports.
+fn run_on(bus: &RaucBus, policy: &str, notify: &NotifySocket) -> Daemon {
     assert!(bus.address.starts_with("unix:path=") && bus.socket().starts_with(bus.dir()), "{}", bus.address);
     std::fs::write(bus.dir().join("policy.yaml"), policy).unwrap();
     let log = std::fs::File::create(bus.dir().join("bootgate.log")).unwrap();
     let launch = Launch {
         command: "run",
         dir: bus.dir(),
-        notify: Some(&bus.dir().join("notify.sock")),
+        notify: Some(notify.path()),
         watchdog_usec: None,
         stdout: Stdio::null(),
         stderr: Stdio::from(log),
