@@ -124,7 +124,7 @@ build_disk() {
 # written with mtools, no loop mount): the guest's own systemd-boot as the removable
 # media loader EFI/BOOT/BOOTX64.EFI, the kernel and initramfs, and loader.conf with
 # `timeout 0` and no `default`, so systemd-boot's own ordering of the entries decides.
-# The entries themselves are each scenario's (esp_entries_init in lib.sh); boots with
+# The entries themselves are each scenario's (bless_init in lib.sh); boots with
 # QEMU's -kernel never look at this partition.
 build_esp() {
   local rootfs=$1 out=$2 efi=$1/usr/lib/systemd/boot/efi/systemd-bootx64.efi

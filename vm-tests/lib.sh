@@ -209,8 +209,10 @@ grub_env() {
 grub_next() {
   local env=$RUN/grubenv counter success default=0
   state_file "$GRUBENV" >"$env"
-  counter=$(grub-editenv "$env" list | sed -n 's/^boot_counter=//p')
-  success=$(grub-editenv "$env" list | sed -n 's/^boot_success=//p')
+  local vars
+  vars=$(grub-editenv "$env" list)
+  counter=$(sed -n 's/^boot_counter=//p' <<<"$vars")
+  success=$(sed -n 's/^boot_success=//p' <<<"$vars")
   if [ -n "$counter" ] && [ "$success" = 0 ]; then
     if [ "$counter" = 0 ] || [ "$counter" = -1 ]; then
       default=1
@@ -302,14 +304,19 @@ slot_api_dies() { slot_file "$1" /etc/vm-tests/api-dies "$2 $3"; }
 # written into its ext4), so the kernel panics when it starts, before any
 # service runs: a boot that crashes before bootgate can reach a verdict.
 # panic=1 on the kernel command line turns that into a reboot, which ends QEMU.
-slot_crash() {
+slot_crash() { slot_symlink "$1" /usr/sbin/init /bin/false "break init" rm; }
+
+# slot_symlink SLOT LINK TARGET WHAT [rm]: LINK in the slot's ext4 becomes a
+# symlink to TARGET (with rm: after removing what is there); WHAT names it in
+# the failure.
+slot_symlink() {
   local i offset
   i=$(slot_index "$1")
   offset=$(($(cgpt show -i "$i" -b "$RUN/disk.img") * 512))
-  printf 'rm /usr/sbin/init\nsymlink /usr/sbin/init /bin/false\n' |
+  { [ "${5:-}" != rm ] || printf 'rm %s\n' "$2"; printf 'symlink %s %s\n' "$2" "$3"; } |
     debugfs -w -f - "$RUN/disk.img?offset=$offset" >/dev/null 2>&1
-  debugfs -R "stat /usr/sbin/init" "$RUN/disk.img?offset=$offset" 2>/dev/null | grep 'Fast link dest: "/bin/false"' >/dev/null ||
-    fail "could not break init in USR-$1"
+  debugfs -R "stat $2" "$RUN/disk.img?offset=$offset" 2>/dev/null | grep "Fast link dest: \"$3\"" >/dev/null ||
+    fail "could not $4 in USR-$1"
 }
 
 # systemd-boot's boot counting (the bless-boot scenarios): OVMF and systemd-boot
@@ -364,14 +371,7 @@ wait_blessed() {
 
 # slot_mask SLOT UNIT: `systemctl mask UNIT` in the slot (a /dev/null symlink
 # in its /etc/systemd/system, written into its ext4).
-slot_mask() {
-  local i offset
-  i=$(slot_index "$1")
-  offset=$(($(cgpt show -i "$i" -b "$RUN/disk.img") * 512))
-  printf 'symlink /etc/systemd/system/%s /dev/null\n' "$2" | debugfs -w -f - "$RUN/disk.img?offset=$offset" >/dev/null 2>&1
-  debugfs -R "stat /etc/systemd/system/$2" "$RUN/disk.img?offset=$offset" 2>/dev/null | grep 'Fast link dest: "/dev/null"' >/dev/null ||
-    fail "could not mask $2 in USR-$1"
-}
+slot_mask() { slot_symlink "$1" "/etc/systemd/system/$2" /dev/null "mask $2"; }
 
 # state_file PATH: a file from the STATE partition (the guest's /var).
 state_file() {
@@ -448,7 +448,7 @@ boot() {
     *) BOOT_SLOT=$(gptprio_next) ;;
   esac
   if [ -z "$BOOT_SLOT" ]; then
-    log "boot $BOOTS: gptprio: no bootable slot"
+    log "boot $BOOTS: ${LOADER:-gptprio}: no bootable slot"
     return 0
   fi
   if [ "$BOOT_SLOT" = UEFI ]; then
