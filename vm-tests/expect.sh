@@ -10,6 +10,14 @@ expect_gpt() {
   [ "$got" = "$2" ] || fail "USR-$1 is $got on the disk image, expected $2 ($3)"
 }
 
+# expect_uefi_boot SLOT COUNTING [ENTRY]: systemd-boot started USR-SLOT, with
+# LoaderBootCountPath COUNTING (none: not counted) and, when given, entry ENTRY.
+expect_uefi_boot() {
+  [ "$BOOT_SLOT" = "$1" ] || fail "boot $BOOTS: systemd-boot booted USR-$BOOT_SLOT (entry $BOOT_ENTRY), expected USR-$1"
+  [ "$BOOT_COUNTING" = "$2" ] || fail "boot $BOOTS: LoaderBootCountPath is '$BOOT_COUNTING', expected '$2'"
+  [ -z "${3:-}" ] || [ "$BOOT_ENTRY" = "$3" ] || fail "boot $BOOTS: systemd-boot started entry $BOOT_ENTRY, expected $3"
+}
+
 # expect_history GATE...: the last boots in bootgate's boot history on the
 # STATE partition (/var/lib/bootgate/history.jsonl), oldest first, by gate
 # result, e.g. expect_history failed passed.
