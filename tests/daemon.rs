@@ -6,7 +6,7 @@ mod support;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use support::{Daemon, NotifySocket, free_port};
+use support::{ClosedPort, Daemon, NotifySocket, free_port};
 
 #[test]
 fn a_passing_gate_signals_ready_pings_the_watchdog_and_holds_blips() {
@@ -61,7 +61,7 @@ checks:
 fn a_failing_gate_never_signals_ready_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let notify = NotifySocket::bind(dir.path());
-    let closed = free_port();
+    let closed = ClosedPort::new();
     let listen = free_port();
     let policy = format!(
         "version: 1

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use endpoint::Bootgate;
 use serde_json::Value;
-use support::{bootgate, free_port};
+use support::{ClosedPort, bootgate};
 
 /// `VERSION=` of the build host's os-release, read the plain way.
 fn host_version() -> Value {
@@ -26,7 +26,7 @@ fn host_version() -> Value {
 
 #[test]
 fn a_failed_gate_is_in_the_history_the_cli_and_the_boots_route() {
-    let closed = free_port();
+    let closed = ClosedPort::new();
     let checks = format!(
         "  - {{name: root, kind: disk, path: /, min_free_percent: 0}}\n  - {{name: api, kind: tcp, timeout: 500ms, retries: 0, targets: ['127.0.0.1:{closed}']}}\n"
     );

@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 use serde_json::Value;
 
 use endpoint::Bootgate;
-use support::{Daemon, NotifySocket, free_port, mentioning, wait_until};
+use support::{ClosedPort, Daemon, NotifySocket, free_port, mentioning, wait_until};
 
 fn read_json(path: &std::path::Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -60,7 +60,7 @@ fn a_taken_address_never_blocks_a_passing_gate() {
 
 #[test]
 fn serve_keeps_a_failed_gate_observable_and_never_decides_again() {
-    let closed = free_port();
+    let closed = ClosedPort::new();
     let checks = format!(
         "  - {{name: root, kind: disk, path: /, min_free_percent: 0}}\n  - {{name: api, kind: tcp, timeout: 500ms, retries: 0, targets: ['127.0.0.1:{closed}']}}\n"
     );
@@ -148,7 +148,7 @@ fn a_restart_after_a_passed_gate_resumes_without_judging_again() {
     daemon.0.wait().unwrap();
 
     // The policy now fails: judging again would reboot a device whose update was accepted.
-    let closed = free_port();
+    let closed = ClosedPort::new();
     let failing = format!(
         "{}  - {{name: api, kind: tcp, timeout: 500ms, retries: 0, targets: ['127.0.0.1:{closed}']}}\n",
         passing(listen)

@@ -8,7 +8,7 @@ mod support;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use support::{Daemon, NotifySocket, free_port};
+use support::{ClosedPort, Daemon, NotifySocket, free_port};
 
 /// A retrying message: `retrying: attempt N/7 failed: …; next attempt in Ns`.
 fn is_retrying(message: &str) -> bool {
@@ -22,7 +22,7 @@ fn is_retrying(message: &str) -> bool {
 fn a_retrying_check_shows_the_failed_attempt_while_the_gate_runs() {
     let dir = tempfile::tempdir().unwrap();
     let notify = NotifySocket::bind(dir.path());
-    let closed = free_port();
+    let closed = ClosedPort::new();
     let listen = free_port();
     let policy = format!(
         "version: 1

@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use endpoint::{Bootgate, stop};
 use fleet::{Alertmanager, Alerts as _, OnSlot, monitoring};
-use support::{find_binary, free_port, run_bounded};
+use support::{ClosedPort, find_binary, free_port, run_bounded};
 
 fn promtool(args: &[&str]) -> String {
     let bin = find_binary("promtool", "prometheus");
@@ -91,7 +91,7 @@ fn a_real_prometheus_sees_the_fleet_through_the_shipped_rules_and_dashboard() {
     let started = Instant::now();
     let peer = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let peer = peer.local_addr().unwrap();
-    let closed = free_port();
+    let closed = ClosedPort::new();
     let tmp = std::env::temp_dir();
     let storage = format!("  - {{name: storage, kind: disk, path: '{}', min_free_percent: 0}}\n", tmp.display());
     let api = format!("  - {{name: api, kind: tcp, targets: ['{peer}']}}\n");

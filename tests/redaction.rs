@@ -14,7 +14,7 @@ use std::thread;
 use std::time::Duration;
 
 use endpoint::Bootgate;
-use support::{bootgate, free_port};
+use support::{ClosedPort, bootgate};
 
 const USER: &str = "gatekeeper";
 const PASSWORD: &str = "pw-Zq8vK3hunter2";
@@ -108,10 +108,11 @@ fn output(o: &std::process::Output) -> String {
 #[test]
 fn url_secrets_are_shown_nowhere() {
     let (port, accepted) = auth_server();
-    let closed = free_port();
+    let closed = ClosedPort::new();
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, format!("version: 1\ngate: {{deadline: 20s}}\nchecks:\n{}", checks(port, closed))).unwrap();
+    std::fs::write(&policy, format!("version: 1\ngate: {{deadline: 20s}}\nchecks:\n{}", checks(port, closed.port())))
+        .unwrap();
     let policy = policy.to_str().unwrap();
 
     let text = bootgate(&["check", "--format", "text", "--policy", policy]);
@@ -149,7 +150,7 @@ fn url_secrets_are_shown_nowhere() {
         assert_clean("bootgate validate", &output(&out));
     }
 
-    let mut bg = Bootgate::start("{deadline: 20s, on_failure: stay}", &checks(port, closed));
+    let mut bg = Bootgate::start("{deadline: 20s, on_failure: stay}", &checks(port, closed.port()));
     bg.wait_status("/readyz", 200, Duration::from_secs(20));
     let mut shown = Vec::new();
     for (path, accept) in [

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use running::{Running, disk, next_event, sse, wait};
 use serde_json::Value;
-use support::free_port;
+use support::ClosedPort;
 
 #[test]
 fn run_now_is_forbidden_unless_the_policy_allows_it() {
@@ -72,7 +72,7 @@ fn run_now_runs_one_check_through_the_thresholds_once_at_a_time() {
 
 #[test]
 fn run_now_works_in_serve_too() {
-    let closed = free_port();
+    let closed = ClosedPort::new();
     let checks = format!(
         "gate: {{deadline: 3s, on_failure: stay}}\nchecks:\n  - {{name: api, kind: tcp, timeout: 500ms, retries: 0, targets: ['127.0.0.1:{closed}']}}\n"
     );

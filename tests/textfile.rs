@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use endpoint::Bootgate;
-use support::{Launch, free_port, wait_until};
+use support::{ClosedPort, Launch, free_port, wait_until};
 
 fn promtool_check(path: &Path) {
     prom::promtool_check(&std::fs::read_to_string(path).unwrap());
@@ -103,7 +103,7 @@ impl Drop for Stopped {
 fn serve_writes_the_failed_gate() {
     let out = tempfile::tempdir().unwrap();
     let path = out.path().join("bootgate.prom");
-    let closed = free_port();
+    let closed = ClosedPort::new();
     let checks = format!("  - {{name: api, kind: tcp, timeout: 300ms, retries: 0, targets: ['127.0.0.1:{closed}']}}\n");
     let mut run = Bootgate::start("{deadline: 3s, on_failure: stay}", &checks);
     assert_eq!(run.wait_exit(Duration::from_secs(15)).code(), Some(2), "{}", run.stderr());

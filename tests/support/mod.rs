@@ -28,6 +28,38 @@ pub use hang::{BlackholePort, HangingListener};
 pub use procs::{Proc, find_binary, mentioning, processes, run_bounded, wait_until};
 pub use swtpm::Swtpm;
 
+/// A 127.0.0.1 port that refuses connections for as long as this value lives: bound
+/// but never listening, so no other test can take it meanwhile (a port that was merely
+/// free a moment ago can be, and then a check meant to fail passes). Displays as the
+/// port number.
+pub struct ClosedPort {
+    port: u16,
+    _socket: std::os::fd::OwnedFd,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let (socket, port) =
+            sys::bound_not_listening().unwrap_or_else(|e| panic!("cannot bind a socket to 127.0.0.1:0: {e}"));
+        // Proven, as BlackholePort proves itself: a connect is refused at once.
+        match std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            other => panic!("127.0.0.1:{port}, bound and not listening, was not refused: {other:?}"),
+        }
+        ClosedPort { port, _socket: socket }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl std::fmt::Display for ClosedPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.port)
+    }
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
