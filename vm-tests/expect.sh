@@ -10,10 +10,31 @@ expect_gpt() {
   [ "$got" = "$2" ] || fail "USR-$1 is $got on the disk image, expected $2 ($3)"
 }
 
+# boot_loader: who picked this boot's slot, as boot ran it (see LOADER).
+boot_loader() {
+  case ${LOADER:-gptprio} in
+    grubenv) echo "GRUB with greenboot's script" ;;
+    rauc) echo "the RAUC boot loader" ;;
+    # systemd-boot picks an entry; the slot is the root that entry mounted.
+    bless-boot) echo "systemd-boot (entry ${BOOT_ENTRY:-?})" ;;
+    *) echo gptprio ;;
+  esac
+}
+
+# expect_boot_slot SLOT [WHY]: the boot loader picked USR-SLOT for this boot
+# (none: no slot was bootable); WHY says what that slot is to the scenario,
+# e.g. "the fallback after the failed USR-B".
+expect_boot_slot() {
+  local want=USR-$1
+  [ "$1" != none ] || want="no bootable slot"
+  [ "${BOOT_SLOT:-none}" = "$1" ] ||
+    fail "boot $BOOTS: $(boot_loader) picked ${BOOT_SLOT:+USR-}${BOOT_SLOT:-nothing}, expected $want${2:+ ($2)}"
+}
+
 # expect_uefi_boot SLOT COUNTING [ENTRY]: systemd-boot started USR-SLOT, with
 # LoaderBootCountPath COUNTING (none: not counted) and, when given, entry ENTRY.
 expect_uefi_boot() {
-  [ "$BOOT_SLOT" = "$1" ] || fail "boot $BOOTS: systemd-boot booted USR-$BOOT_SLOT (entry $BOOT_ENTRY), expected USR-$1"
+  expect_boot_slot "$1"
   [ "$BOOT_COUNTING" = "$2" ] || fail "boot $BOOTS: LoaderBootCountPath is '$BOOT_COUNTING', expected '$2'"
   [ -z "${3:-}" ] || [ "$BOOT_ENTRY" = "$3" ] || fail "boot $BOOTS: systemd-boot started entry $BOOT_ENTRY, expected $3"
 }

@@ -12,7 +12,7 @@ gpt_set A -S1 -T0 -P1
 gpt_set B -S0 -T1 -P2
 
 boot
-[ "$BOOT_SLOT" = B ] || fail "gptprio picked '${BOOT_SLOT:-nothing}', expected the updated USR-B"
+expect_boot_slot B "the update"
 wait_verdict
 expect_gate failed
 expect_report api
@@ -24,7 +24,7 @@ expect_console 'rebooting in 5s to fall back to partition 1 USR-A' "bootgate ann
 expect_gpt B "priority=2 tries=0 successful=0" "the bad slot spent its one try and was never marked"
 
 boot
-[ "$BOOT_SLOT" = A ] || fail "after the failed USR-B gptprio picked '${BOOT_SLOT:-nothing}', expected the fallback USR-A"
+expect_boot_slot A "the fallback after the failed USR-B"
 wait_verdict
 expect_gate passed
 expect_verdict healthy ""

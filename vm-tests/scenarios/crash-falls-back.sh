@@ -13,7 +13,7 @@ gpt_set A -S1 -T0 -P1
 gpt_set B -S0 -T1 -P2
 
 boot
-[ "$BOOT_SLOT" = B ] || fail "gptprio picked '${BOOT_SLOT:-nothing}', expected the updated USR-B"
+expect_boot_slot B "the update"
 vm_wait_exit 90 || fail "boot $BOOTS (USR-B): the crashing slot did not end by itself within 90s"
 tr -d '\r' <"$LOG" | grep -a 'Attempted to kill init' >/dev/null || fail "boot $BOOTS: USR-B ended, but not by the init crash"
 [ -z "$(guest_line '^(verdict|booted) ')" ] || fail "boot $BOOTS: USR-B got as far as userspace"
@@ -21,7 +21,7 @@ log "boot $BOOTS: USR-B crashed before any service ran (kernel panic, reboot)"
 expect_gpt B "priority=2 tries=0 successful=0" "the crashed slot spent its one try and was never marked"
 
 boot
-[ "$BOOT_SLOT" = A ] || fail "after the crashed USR-B gptprio picked '${BOOT_SLOT:-nothing}', expected USR-A"
+expect_boot_slot A "the fallback after the crashed USR-B"
 wait_verdict
 expect_gate passed
 expect_health 200 healthy

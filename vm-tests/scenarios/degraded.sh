@@ -11,7 +11,7 @@ gpt_set A -S1 -T0 -P1
 gpt_set B -S0 -T1 -P2
 
 boot
-[ "$BOOT_SLOT" = B ] || fail "gptprio picked '${BOOT_SLOT:-nothing}', expected the updated USR-B"
+expect_boot_slot B "the update"
 wait_verdict
 expect_gate passed
 expect_verdict degraded ""

@@ -17,7 +17,7 @@ grub_init boot_counter=1 boot_success=1
 
 for n in 1 0; do
   boot
-  [ "$BOOT_SLOT" = B ] || fail "GRUB picked '${BOOT_SLOT:-nothing}' with boot_counter $n, expected USR-B"
+  expect_boot_slot B "the new deployment, with boot_counter $n"
   wait_verdict
   expect_gate failed
   expect_verdict unhealthy api
@@ -26,7 +26,7 @@ for n in 1 0; do
 done
 
 boot
-[ "$BOOT_SLOT" = A ] || fail "with boot_counter 0 GRUB picked '${BOOT_SLOT:-nothing}', expected the previous deployment USR-A"
+expect_boot_slot A "the previous deployment, with boot_counter 0"
 [ "$(grub_env | paste -sd' ' -)" = "boot_counter=-1 boot_success=0" ] || fail "GRUB left $(grub_env | paste -sd' ' -)"
 wait_verdict
 expect_gate passed

@@ -13,7 +13,7 @@ gpt_set B -S0 -T1 -P2
 grub_init boot_counter=3 boot_success=1
 
 boot
-[ "$BOOT_SLOT" = B ] || fail "GRUB picked '${BOOT_SLOT:-nothing}', expected the new deployment USR-B"
+expect_boot_slot B "the new deployment"
 [ "$(grub_env | paste -sd' ' -)" = "boot_counter=3 boot_success=0" ] || fail "GRUB left $(grub_env | paste -sd' ' -)"
 wait_verdict
 expect_gate passed

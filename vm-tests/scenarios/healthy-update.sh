@@ -12,7 +12,7 @@ gpt_set B -S0 -T1 -P2
 with_tpm
 
 boot
-[ "$BOOT_SLOT" = B ] || fail "gptprio picked '${BOOT_SLOT:-nothing}', expected the updated USR-B"
+expect_boot_slot B "the update"
 wait_verdict
 expect_gate passed
 [ -n "$(guest_line '^bootgate .*status="soaking: ')" ] || fail "boot $BOOTS: STATUS never said the gate was soaking"

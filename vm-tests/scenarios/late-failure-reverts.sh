@@ -14,7 +14,7 @@ gpt_set A -S1 -T0 -P1
 gpt_set B -S0 -T1 -P2
 
 boot
-[ "$BOOT_SLOT" = B ] || fail "gptprio picked '${BOOT_SLOT:-nothing}', expected the updated USR-B"
+expect_boot_slot B "the update"
 wait_verdict
 expect_gate passed
 wait_marked
@@ -31,7 +31,7 @@ rebooted_at=$EPOCHREALTIME
 expect_gpt B "priority=0 tries=0 successful=0" "the reverted slot is marked bad, below USR-A"
 
 boot
-[ "$BOOT_SLOT" = A ] || fail "after the revert gptprio picked '${BOOT_SLOT:-nothing}', expected USR-A"
+expect_boot_slot A "the fallback after USR-B was reverted"
 wait_verdict
 TIMINGS+=("reboot→USR-A verdict $(secs "$EPOCHREALTIME - $rebooted_at") (host clock)")
 expect_gate passed

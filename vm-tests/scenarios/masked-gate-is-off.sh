@@ -14,7 +14,7 @@ gpt_set B -S0 -T1 -P2
 slot_mask B bootgate.service
 
 boot
-[ "$BOOT_SLOT" = B ] || fail "gptprio picked '${BOOT_SLOT:-nothing}', expected USR-B"
+expect_boot_slot B
 rc=0
 wait_line '^marked ' "$BOOT_TIMEOUT" || rc=$?
 [ $rc = 0 ] || fail "with bootgate.service masked, update-engine never marked USR-B (wait_line $rc)"

@@ -11,7 +11,7 @@ gpt_set A -S0 -T0 -P1
 gpt_set B -S0 -T1 -P2
 
 boot
-[ "$BOOT_SLOT" = B ] || fail "gptprio picked '${BOOT_SLOT:-nothing}', expected USR-B"
+expect_boot_slot B
 wait_verdict
 expect_gate failed
 expect_report api
@@ -26,5 +26,5 @@ vm_poweroff
 expect_gpt B "priority=2 tries=0 successful=0" "the failed slot is never marked"
 expect_gpt A "priority=1 tries=0 successful=0" "the unbootable slot is untouched"
 boot
-[ -z "$BOOT_SLOT" ] || fail "gptprio would boot USR-$BOOT_SLOT next; expected no bootable slot"
+expect_boot_slot none "the failed USR-B is spent and USR-A was never bootable"
 pass "USR-B failed with no fallback: bootgate stayed down (manual intervention needed), one boot only"

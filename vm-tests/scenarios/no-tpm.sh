@@ -12,7 +12,7 @@ gpt_set A -S1 -T0 -P1
 gpt_set B -S0 -T0 -P0
 
 boot
-[ "$BOOT_SLOT" = A ] || fail "gptprio picked '${BOOT_SLOT:-nothing}', expected USR-A"
+expect_boot_slot A
 expect_booted_tpm none
 wait_verdict
 expect_gate failed

@@ -20,7 +20,7 @@ slot_policy A rauc.yaml
 rauc_init B good good
 
 boot
-[ "$BOOT_SLOT" = B ] || fail "the RAUC boot loader picked '${BOOT_SLOT:-nothing}', expected the primary USR-B"
+expect_boot_slot B "the primary"
 wait_verdict
 expect_rauc_activated
 expect_gate failed
@@ -31,7 +31,7 @@ expect_console 'marked the booted slot bad, rebooting in 1s to fall back to RAUC
   "bootgate says it marked B bad and which slot RAUC falls back to"
 
 boot
-[ "$BOOT_SLOT" = A ] || fail "with B bad the RAUC boot loader picked '${BOOT_SLOT:-nothing}', expected USR-A"
+expect_boot_slot A "the fallback, with USR-B bad"
 wait_verdict
 expect_gate passed
 wait_rauc_call "set-state A good"

@@ -16,7 +16,7 @@ slot_policy B rauc.yaml
 rauc_init B good good
 
 boot
-[ "$BOOT_SLOT" = B ] || fail "the RAUC boot loader picked '${BOOT_SLOT:-nothing}', expected the primary USR-B"
+expect_boot_slot B "the primary"
 wait_verdict
 expect_rauc_activated
 expect_gate passed

@@ -13,7 +13,7 @@ gpt_set A -S1 -T0 -P1
 gpt_set B -S0 -T1 -P2
 
 boot
-[ "$BOOT_SLOT" = B ] || fail "gptprio picked '${BOOT_SLOT:-nothing}', expected the updated USR-B"
+expect_boot_slot B "the update"
 wait_verdict
 expect_gate failed
 expect_verdict unhealthy api
@@ -28,7 +28,7 @@ expect_console 'gate failed during soak' "bootgate says the soak failed"
 expect_gpt B "priority=2 tries=0 successful=0" "the flapping slot was never marked"
 
 boot
-[ "$BOOT_SLOT" = A ] || fail "after the failed soak gptprio picked '${BOOT_SLOT:-nothing}', expected USR-A"
+expect_boot_slot A "the fallback after the failed soak"
 wait_verdict
 expect_gate passed
 expect_fallback B gate_failed api
