@@ -1,32 +1,27 @@
 //! bootgate: decides whether a freshly booted A/B operating system is healthy
 //! enough to keep, and keeps watching it afterwards.
+//!
+//! The rooms, from the top floor down (a room imports only from rooms below it):
+//! `cli` parses the command line; `daemon` runs `run` and `serve` in the order things
+//! happen; `server` is the HTTP endpoint; `metrics` the Prometheus registry and its
+//! textfile; `render` the words and tables people read; `boot` the boot loaders, the
+//! booted slot and the pure boot decisions; `record` the documents bootgate writes and
+//! reads back; `engine` the rounds, the verdict and the thresholds; `checks` and
+//! `policy` the check kinds and the validated policy; `process` the daemon's life with
+//! systemd; `util` bounded reads, atomic writes, bounded tool runs, text and redaction.
 
 pub mod boot;
 pub mod checks;
 pub mod cli;
 pub mod daemon;
 pub mod engine;
-pub mod facts;
-pub mod fsread;
-pub mod gate;
-pub mod history;
-pub mod lifecycle;
-pub mod logging;
 pub mod metrics;
-pub mod notify;
 pub mod policy;
-pub mod reaper;
-pub mod redact;
-pub mod report;
-pub mod rollback;
-pub mod runtime;
-pub mod serve;
+pub mod process;
+pub mod record;
+pub mod render;
 pub mod server;
-pub mod soak;
-pub mod state;
-pub mod text;
-pub mod textfile;
-pub mod window;
+pub mod util;
 
 /// Process exit codes (see the README).
 pub mod exit {

@@ -31,12 +31,21 @@ fn bootgate(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null()).output().expect("the command runs")
 }
 
-/// Seconds in a `7.0s` / `12.3ms` cell.
+/// Seconds in a `7.0 s` / `12.3 ms` / `850 µs` cell.
 fn seconds(cell: &str) -> f64 {
-    match cell.strip_suffix("ms") {
-        Some(ms) => ms.parse::<f64>().unwrap() / 1000.0,
-        None => cell.strip_suffix('s').unwrap_or_else(|| panic!("not a time: {cell}")).parse().unwrap(),
+    let (number, unit) = cell.split_once(' ').unwrap_or_else(|| panic!("not a time: {cell}"));
+    let number: f64 = number.parse().unwrap_or_else(|e| panic!("not a time: {cell}: {e}"));
+    match unit {
+        "s" => number,
+        "ms" => number / 1000.0,
+        "µs" => number / 1_000_000.0,
+        other => panic!("not a unit of a time: {other} in {cell}"),
     }
+}
+
+/// The cells of a table row: columns are two or more spaces apart, a cell holds single ones.
+fn cells(line: &str) -> Vec<&str> {
+    line.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect()
 }
 
 #[test]
@@ -53,7 +62,7 @@ fn on_a_pipe_the_table_adds_up_and_no_progress_is_drawn() {
         lines[0].split_whitespace().collect::<Vec<_>>()[..5],
         ["CHECK", "CRITICAL", "RESULT", "ATTEMPTS", "TIME"]
     );
-    let row: Vec<&str> = lines.iter().find(|l| l.starts_with("net ")).unwrap().split_whitespace().collect();
+    let row = cells(lines.iter().find(|l| l.starts_with("net ")).unwrap());
     assert_eq!(row[1..4], ["yes", "fail", "2"], "{table}");
     let net = seconds(row[4]);
     // Two refused connects around a 1 s backoff: the wait is in the check's time.
@@ -65,7 +74,7 @@ fn on_a_pipe_the_table_adds_up_and_no_progress_is_drawn() {
         .and_then(|rest| rest.split_once("; slowest: net "))
         .unwrap_or_else(|| panic!("footer: {footer}"));
     assert!(seconds(gate) >= net, "the gate ({gate}) cannot be shorter than a check in it ({net}s)");
-    assert_eq!(slowest, format!("{} over 2 attempts (1.0s waiting to retry)", row[4]), "{footer}");
+    assert_eq!(slowest, format!("{} over 2 attempts (1.0 s waiting to retry)", row[4]), "{footer}");
 }
 
 #[test]

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use bootgate::checks::Status;
 use bootgate::engine::GateState;
-use bootgate::lifecycle::Heartbeat;
 use bootgate::metrics::Metrics;
+use bootgate::process::Heartbeat;
 use bootgate::server::AppState;
 use tokio::sync::watch;
 

@@ -17,8 +17,8 @@ use axum::body::Body;
 use axum::http::Request;
 use bootgate::checks::{Observed, Status};
 use bootgate::engine::{CheckResult, GateState, Snapshot};
-use bootgate::lifecycle::Heartbeat;
 use bootgate::metrics::Metrics;
+use bootgate::process::Heartbeat;
 use bootgate::server::{AppState, app};
 use serde_json::json;
 use tokio::sync::watch;
@@ -92,8 +92,9 @@ async fn promtool_accepts_boot_facts_and_failures() {
     }
     metrics.set_boot_info("USR-A", "7130c94a-213a-4e5a-8e26-6cce9662f132", "4152.2.0 \"beta\"");
     metrics.set_fallback("USR-B", "4230.0.0", "gate_failed");
-    let boot = json!({"partition": "USR-B", "priority": 1, "tries": 1, "successful": false});
-    let (_boot_tx, boot_rx) = watch::channel(Some(Arc::new(boot)));
+    let boot = json!({"partition": "USR-B", "index": 4, "uuid": "7130c94a-213a-4e5a-8e26-6cce9662f132",
+        "disk": "/dev/vda", "priority": 1, "tries": 1, "successful": false});
+    let (_boot_tx, boot_rx) = watch::channel(Some(Arc::new(serde_json::from_value(boot).expect("boot facts"))));
     let (_tx, rx) = watch::channel(Arc::new(s));
     let router = app(AppState::new(rx, metrics, Heartbeat::new()).with_boot(boot_rx));
     let res = router.oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();

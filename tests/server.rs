@@ -14,8 +14,8 @@ use axum::Router;
 use axum::http::{Method, StatusCode, header};
 use bootgate::checks::Status;
 use bootgate::engine::{GateState, Snapshot};
-use bootgate::lifecycle::Heartbeat;
 use bootgate::metrics::Metrics;
+use bootgate::process::Heartbeat;
 use bootgate::server::{AppState, app};
 use serde_json::json;
 use tokio::sync::watch;
@@ -199,8 +199,9 @@ async fn boot_facts_appear_when_published() {
     assert!(get(&app, "/api/v1/system/health").await.json().get("boot").is_none());
     assert!(!get(&app, "/metrics").await.body.contains("bootgate_boot_partition"));
 
-    let boot = json!({"partition": "USR-B", "priority": 2, "tries": 0, "successful": false});
-    boot_tx.send(Some(Arc::new(boot.clone()))).unwrap();
+    let boot = json!({"partition": "USR-B", "index": 4, "uuid": "u4", "disk": "/dev/vda", "priority": 2, "tries": 0,
+        "successful": false, "version": "4230.0.0", "backend": "flatcar"});
+    boot_tx.send(Some(Arc::new(serde_json::from_value(boot.clone()).expect("boot facts")))).unwrap();
     assert_eq!(get(&app, "/api/v1/system/health").await.json()["boot"], boot);
     let metrics = get(&app, "/metrics").await.body;
     assert!(metrics.contains("\nbootgate_boot_partition_successful 0\n"), "{metrics}");

@@ -14,9 +14,9 @@ use axum::Router;
 use axum::http::StatusCode;
 use bootgate::checks::Status;
 use bootgate::engine::{GateState, Snapshot};
-use bootgate::history::{Decision, Failing, PastBoot, SeenFallback, Slot};
-use bootgate::lifecycle::Heartbeat;
 use bootgate::metrics::Metrics;
+use bootgate::process::Heartbeat;
+use bootgate::record::history::{Decision, Failing, PastBoot, SeenFallback, Slot};
 use bootgate::server::{AppState, app};
 use routes::{check, get, healthy, snapshot};
 use serde_json::{Value, json};
@@ -28,7 +28,7 @@ const HOSTILE: &str = "<script>alert(1)</script>";
 fn router_with(s: Snapshot, boot: Option<Value>, history: Vec<PastBoot>) -> Router {
     let metrics = Arc::new(Metrics::new(&s).unwrap());
     let state = AppState::new(watch::channel(Arc::new(s)).1, metrics, Heartbeat::new())
-        .with_boot(watch::channel(boot.map(Arc::new)).1)
+        .with_boot(watch::channel(boot.map(|v| Arc::new(serde_json::from_value(v).expect("boot facts")))).1)
         .with_history(watch::channel(Arc::new(history)).1);
     app(state)
 }
@@ -59,7 +59,10 @@ fn fallen_back_history(message: &str) -> Vec<PastBoot> {
             version: Some("4152.2.0".into()),
             gate: Some("passed".into()),
             status: Some("healthy".into()),
-            fallback: Some(SeenFallback { from_uuid: "uuid-usr-b".into(), reason: "gate_failed".into() }),
+            fallback: Some(SeenFallback {
+                from_uuid: "uuid-usr-b".into(),
+                reason: bootgate::record::boot::Reason::GateFailed.into(),
+            }),
             ..PastBoot::default()
         },
     ]
@@ -129,7 +132,7 @@ async fn the_page_is_html_with_every_check_the_verdict_and_links() {
 async fn each_verdict_reads_in_words() {
     let bad = {
         let mut s = snapshot(GateState::Failed, vec![check("tpm", "tpm", true, Status::Fail)]);
-        s.gate_failing = vec![("tpm".into(), "no /dev/tpmrm0".into())];
+        s.gate_failing = vec![Failing { name: "tpm".into(), message: "no /dev/tpmrm0".into() }];
         s
     };
     let running = snapshot(GateState::Running, vec![check("tpm", "tpm", true, Status::Pending)]);
@@ -224,7 +227,7 @@ async fn a_thousand_checks_with_long_messages_stay_under_100_kb() {
 async fn a_fallback_is_a_banner_a_slot_row_and_marked_boots() {
     let boot = fallen_back_boot("USR-B", "127.0.0.1:8443: Connection refused");
     let mut history = fallen_back_history("127.0.0.1:8443: Connection refused");
-    history[1].boot_id = bootgate::state::boot_id();
+    history[1].boot_id = bootgate::boot::identity::boot_id();
     let app = router_with(healthy(), Some(boot), history);
     let html = get(&app, "/").await.body;
     let banner = &html[html.find("<section class=\"alert bad\"").expect("a banner")..];
@@ -329,7 +332,7 @@ async fn the_soak_and_the_rollback_window_are_in_the_verdict() {
 
     let mut failed = snapshot(GateState::Failed, vec![check("api", "http", true, Status::Fail)]);
     failed.gate_reason = Some("failed during soak".into());
-    failed.gate_failing = vec![("api".into(), "refused".into())];
+    failed.gate_failing = vec![Failing { name: "api".into(), message: "refused".into() }];
     let html = get(&router_with(failed, None, Vec::new()), "/").await.body;
     assert!(html.contains("· gate failed during soak ·"), "{html}");
 

@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use crate::fsread::read_regular;
+use crate::util::read::read_regular;
 
 /// The size of every environment block.
 pub const SIZE: usize = 1024;

@@ -1,10 +1,13 @@
-//! Which A/B slot is booted, read from the GPT of the disk behind `/usr` (or `/`).
+//! The boot: which A/B slot is booted (read from the GPT of the disk behind `/usr` or
+//! `/`), this boot's identity, the boot loaders that mark a boot good or bad
+//! ([`backend`]), the pure decisions about a failed gate, a fallback and a revert
+//! ([`decide`]), and the reboot that acts on them ([`reboot`]).
 
 pub mod backend;
 pub mod decide;
-pub mod fallback;
 pub mod gpt;
 pub mod grubenv;
+pub mod identity;
 pub mod reboot;
 
 use std::fmt::Write as _;
@@ -15,6 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use decide::RebootDecision;
 use gpt::{Gpt, GptError};
+
+use crate::record::boot::SlotFacts;
+use crate::record::history::Slot;
 
 /// Device-mapper stacks deeper than this are not followed (verity over a partition is 1).
 const MAX_STACK: usize = 8;
@@ -53,6 +59,12 @@ impl From<&gpt::Partition> for PartitionInfo {
     }
 }
 
+impl From<&PartitionInfo> for Slot {
+    fn from(p: &PartitionInfo) -> Self {
+        Slot { label: p.label.clone(), index: p.index, uuid: p.uuid.clone() }
+    }
+}
+
 /// The booted slot and its disk's partition table, or a note saying why there is none.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootStatus {
@@ -88,18 +100,18 @@ impl BootStatus {
         self.partitions.iter().find(|p| p.index == booted)
     }
 
-    /// The health document's `boot` object: the booted slot's attributes, if known.
-    pub fn health_json(&self) -> Option<serde_json::Value> {
+    /// The booted slot's attributes as the boot facts show them, if known.
+    pub fn slot_facts(&self) -> Option<SlotFacts> {
         let p = self.booted_partition()?;
-        Some(serde_json::json!({
-            "partition": p.label,
-            "index": p.index,
-            "uuid": p.uuid,
-            "disk": self.disk,
-            "priority": p.priority,
-            "tries": p.tries,
-            "successful": p.successful,
-        }))
+        Some(SlotFacts {
+            partition: p.label.clone(),
+            index: p.index,
+            uuid: p.uuid.clone(),
+            disk: self.disk.clone(),
+            priority: p.priority,
+            tries: p.tries,
+            successful: p.successful,
+        })
     }
 
     /// What a failed gate should do on this system (see [`decide::reboot_decision`]).
@@ -158,7 +170,7 @@ pub fn detect_at(mountinfo: &Path, sys_class_block: &Path, dev_dir: &Path) -> Bo
             return BootStatus::without_slot(why);
         }
         Err(e) => {
-            let why = format!("cannot read the partition table: {}", crate::text::chain(&e));
+            let why = format!("cannot read the partition table: {}", crate::util::text::chain(&e));
             return BootStatus::without_slot(why);
         }
     };

@@ -4,39 +4,44 @@
 
 use std::time::Duration;
 
+use tracing::Level;
+
 use super::BootStatus;
 use super::decide::RebootDecision;
-use crate::notify::Notifier;
+use crate::engine::GateWord;
+use crate::process::Notifier;
+use crate::util::time::spelled;
 
 /// Acts on a failed gate's decision, made once before it was recorded: `None` is the
-/// policy's `on_failure: stay`. `failing` names the checks for STATUS, `reason` says
-/// why when they alone do not (`failed during soak`).
+/// policy's `on_failure: stay`. `failing` names the checks for STATUS, `gate` says how the
+/// gate failed (`failed`, `failed during soak`).
 pub async fn on_gate_failure(
     boot: &BootStatus,
     decision: Option<RebootDecision>,
     delay: Duration,
     failing: &str,
-    reason: Option<&str>,
+    gate: GateWord<'_>,
     notifier: Notifier,
 ) {
-    let head = reason.map_or_else(|| "gate failed".to_string(), |r| format!("gate {r}"));
+    let head = format!("gate {gate}");
     let Some(decision) = decision else {
-        let text = format!("{head} (failing: {failing}); on_failure is stay — not rebooting");
-        tracing::error!("{text}");
-        notifier.status(&text);
+        notifier.say(Level::ERROR, &format!("{head} (failing: {failing}); on_failure is stay — not rebooting"));
         return;
     };
     let text = describe(&decision, boot, failing, delay).replacen("gate failed", &head, 1);
     tracing::error!(decision = ?decision, "{text}");
     notifier.status(&text);
     if decision.reboots() {
-        tokio::time::sleep(delay).await;
-        if let Err(e) = request_reboot().await {
-            let text =
-                format!("{head} (failing: {failing}); the reboot request failed: {e} — manual intervention needed");
-            tracing::error!("{text}");
-            notifier.status(&text);
-        }
+        reboot_after(delay, &format!("{head} (failing: {failing})"), notifier).await;
+    }
+}
+
+/// Waits `delay`, then asks for the reboot; a refused request is said after `what`, as
+/// needing manual intervention.
+pub async fn reboot_after(delay: Duration, what: &str, notifier: Notifier) {
+    tokio::time::sleep(delay).await;
+    if let Err(e) = request_reboot().await {
+        notifier.say(Level::ERROR, &format!("{what}; the reboot request failed: {e} — manual intervention needed"));
     }
 }
 
@@ -52,10 +57,7 @@ fn describe(decision: &RebootDecision, boot: &BootStatus, failing: &str, delay: 
         }
         _ => String::new(),
     };
-    format!(
-        "gate failed (failing: {failing}); {before}rebooting in {}{after}{label}",
-        humantime::format_duration(delay)
-    )
+    format!("gate failed (failing: {failing}); {before}rebooting in {}{after}{label}", spelled(delay))
 }
 
 /// Asks logind to reboot; falls back to starting `reboot.target` like `systemctl reboot`.

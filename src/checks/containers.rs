@@ -13,9 +13,9 @@ use tokio::task::JoinSet;
 
 use super::docker_conn::{Engine, bounded, call, failed};
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
-use crate::policy::locate::Seg;
 use crate::policy::types::{FsPath, NonEmpty, Text};
-use crate::redact::quote;
+use crate::policy::yaml::Seg;
+use crate::util::redact::quote;
 
 /// Keys of a `containers` check.
 #[derive(Debug, Deserialize, JsonSchema)]

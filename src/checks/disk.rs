@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
 use crate::policy::types::{FsPath, Percent};
-use crate::redact::quote;
+use crate::util::redact::quote;
 
 /// Keys of a `disk` check.
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
 use crate::policy::types::Text;
-use crate::redact::quote;
+use crate::util::redact::quote;
 
 /// Keys of a `dns` check.
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -12,8 +12,8 @@ use hyper_util::rt::TokioIo;
 use tokio::time::timeout;
 
 use super::{KeyError, RunCtx};
-use crate::redact::quote;
-use crate::text::chain;
+use crate::util::redact::quote;
+use crate::util::text::chain;
 
 /// Where dockerd listens unless the policy or `DOCKER_HOST` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";

@@ -14,9 +14,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx, tail};
-use crate::policy::locate::Seg;
 use crate::policy::types::{NonEmpty, Str};
-use crate::redact::quote;
+use crate::policy::yaml::Seg;
+use crate::util::redact::quote;
 
 /// Bytes of output kept for the message.
 const KEEP: usize = 400;
@@ -62,7 +62,7 @@ struct Known(u32);
 
 impl Drop for Known {
     fn drop(&mut self) {
-        crate::reaper::forget(self.0);
+        crate::process::reaper::forget(self.0);
     }
 }
 
@@ -100,7 +100,7 @@ impl Exec {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = match crate::reaper::spawn(&mut cmd) {
+        let mut child = match crate::process::reaper::spawn(&mut cmd) {
             Ok(child) => child,
             Err(e) => return Outcome::fail(format!("cannot start `{}`: {e}", quote(&self.argv[0]))),
         };

@@ -13,11 +13,11 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx, tail};
-use crate::policy::locate::Seg;
 use crate::policy::types::{FsPath, Str, Text};
 use crate::policy::unique::UniqueMap;
-use crate::redact::{self, quote};
-use crate::text;
+use crate::policy::yaml::Seg;
+use crate::util::redact::{self, quote};
+use crate::util::text;
 
 /// How much of a body is searched for `expect_body`.
 const BODY_LIMIT: usize = 1 << 20;

@@ -27,8 +27,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
-use crate::policy::locate::{self, Seg};
 use crate::policy::raw::COMMON_KEYS;
+use crate::policy::yaml::{Seg, locate};
 
 pub mod containers;
 pub mod disk;

@@ -7,8 +7,8 @@ use zbus::zvariant::OwnedObjectPath;
 
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
 use crate::policy::types::Text;
-use crate::redact::quote;
-use crate::text::chain;
+use crate::util::redact::quote;
+use crate::util::text::chain;
 
 /// The system bus unless `DBUS_SYSTEM_BUS_ADDRESS` names another: systemd's own
 /// default, under `/run`, which exists at boot before `/var` may be mounted.

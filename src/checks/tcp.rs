@@ -9,9 +9,9 @@ use tokio::task::JoinSet;
 use tokio::time::timeout;
 
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
-use crate::policy::locate::Seg;
 use crate::policy::types::{NonEmpty, Text};
-use crate::redact::quote;
+use crate::policy::yaml::Seg;
+use crate::util::redact::quote;
 
 /// Keys of a `tcp` check.
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -1,18 +1,19 @@
 //! What `run` and `serve` learn about this boot at start (the booted slot, the OS
-//! version, the history, whether this boot is a fallback), how they report it, and
-//! how `run` records this boot's line in the history.
+//! version, the history, whether this boot is a fallback), how they publish it, and how
+//! `run` records this boot's line in the history.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::boot::BootStatus;
-use crate::boot::fallback::{self, Fallback};
-use crate::history::{self, Decision, PastBoot, Slot};
-use crate::logging::BOOT_FALLBACK_ID;
-use crate::notify::{self, Notifier};
+use crate::boot::backend::Backend;
+use crate::boot::decide::fallback;
+use crate::boot::{BootStatus, identity};
+use crate::process::logging::BOOT_FALLBACK_ID;
+use crate::process::notify::{self, Notifier};
+use crate::record::boot::{BootFacts, Fallback};
+use crate::record::history::{self, Decision, PastBoot, SeenFallback, Slot};
+use crate::record::verdict::VerdictRecord;
 use crate::server::Endpoint;
 
 /// A disk that does not answer must not hold up the gate.
@@ -20,7 +21,7 @@ const DETECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// This boot as the daemon found it at start.
 #[derive(Debug, Clone, Default)]
-pub struct BootFacts {
+pub struct ThisBoot {
     /// The partition table and booted slot; `None` when it could not be read in time.
     pub status: Option<BootStatus>,
     /// `VERSION` of the booted OS.
@@ -28,15 +29,27 @@ pub struct BootFacts {
     pub fallback: Option<Fallback>,
 }
 
-impl BootFacts {
+impl ThisBoot {
     /// The booted slot, if on A/B.
     pub fn slot(&self) -> Option<Slot> {
         self.status.as_ref().and_then(BootStatus::booted_partition).map(Slot::from)
     }
+
+    /// The boot facts before the backend has answered: the slot, the OS version and any
+    /// fallback; `None` off A/B, where only the backend has something to show.
+    pub fn facts(&self) -> Option<BootFacts> {
+        let slot = self.status.as_ref().and_then(BootStatus::slot_facts)?;
+        Some(BootFacts {
+            slot: Some(slot),
+            version: self.version.clone(),
+            fallback: self.fallback.clone(),
+            backend: None,
+        })
+    }
 }
 
 /// Reads the slot (bounded), the OS version and the history, and works out the fallback.
-pub async fn gather(state_dir: &Path) -> (BootFacts, Vec<PastBoot>) {
+pub async fn gather(state_dir: &Path) -> (ThisBoot, Vec<PastBoot>) {
     let status = match tokio::time::timeout(DETECT_TIMEOUT, tokio::task::spawn_blocking(crate::boot::detect)).await {
         Ok(Ok(status)) => {
             match &status.note {
@@ -58,25 +71,25 @@ pub async fn gather(state_dir: &Path) -> (BootFacts, Vec<PastBoot>) {
     };
     let dir = state_dir.to_path_buf();
     let boots = tokio::task::spawn_blocking(move || history::read_or_warn(&dir)).await.unwrap_or_default();
-    let version = history::os_version();
-    let this_boot = crate::state::boot_id().unwrap_or_default();
+    let version = identity::os_version();
+    let this_boot = identity::boot_id().unwrap_or_default();
     let fallback =
         status.as_ref().and_then(|s| fallback::detect(&boots, &s.partitions, s.booted_partition(), &this_boot));
-    (BootFacts { status, version, fallback }, boots)
+    (ThisBoot { status, version, fallback }, boots)
 }
 
 /// Publishes the facts: the health document's `boot`, the boot metrics, the history
 /// for `/api/v1/system/boots`, and a fallback in the journal and `STATUS=`.
-pub fn publish(facts: &BootFacts, boots: Vec<PastBoot>, endpoint: &Endpoint, notifier: Notifier) {
-    let _ = endpoint.boot.send(boot_json(facts).map(Arc::new));
-    let slot = facts.slot();
+pub fn publish(boot: &ThisBoot, boots: Vec<PastBoot>, endpoint: &Endpoint, notifier: Notifier) {
+    let _ = endpoint.boot.send(boot.facts().map(Arc::new));
+    let slot = boot.slot();
     endpoint.metrics.set_boot_info(
         slot.as_ref().map_or("", |s| s.label.as_str()),
         slot.as_ref().map_or("", |s| s.uuid.as_str()),
-        facts.version.as_deref().unwrap_or(""),
+        boot.version.as_deref().unwrap_or(""),
     );
     let _ = endpoint.history.send(Arc::new(boots));
-    if let Some(f) = &facts.fallback {
+    if let Some(f) = &boot.fallback {
         endpoint.metrics.set_fallback(&f.from_partition, f.from_version.as_deref().unwrap_or(""), f.reason.as_str());
         let text = f.text();
         let failing: Vec<&str> = f.failing.iter().map(|c| c.name.as_str()).collect();
@@ -93,22 +106,26 @@ pub fn publish(facts: &BootFacts, boots: Vec<PastBoot>, endpoint: &Endpoint, not
     }
 }
 
-/// The health document's `boot`: the slot's attributes, the OS `version` and any `fallback`.
-pub fn boot_json(facts: &BootFacts) -> Option<Value> {
-    let mut boot = facts.status.as_ref().and_then(BootStatus::health_json)?;
-    if let Value::Object(doc) = &mut boot {
-        doc.insert("version".into(), facts.version.clone().into());
-        if let Some(f) = &facts.fallback {
-            doc.insert("fallback".into(), serde_json::to_value(f).unwrap_or_default());
-        }
-    }
-    Some(boot)
+/// Shows the backend's facts in the boot facts, beside the GPT slot's.
+pub async fn publish_backend(backend: &dyn Backend, endpoint: &Endpoint) {
+    let facts = backend.facts().await;
+    endpoint.boot.send_modify(|boot| {
+        let mut shown = boot.as_deref().cloned().unwrap_or_default();
+        shown.backend = Some(facts);
+        *boot = Some(Arc::new(shown));
+    });
 }
 
 /// Appends this boot's line and publishes the new history.
-pub async fn record(state_dir: &Path, doc: &Value, facts: &BootFacts, decision: Option<Decision>, endpoint: &Endpoint) {
-    let mut line = history::PastBoot::from_verdict(doc, facts.slot(), facts.version.clone(), decision);
-    line.fallback = facts.fallback.as_ref().map(Fallback::seen);
+pub async fn record(
+    state_dir: &Path,
+    verdict: &VerdictRecord,
+    boot: &ThisBoot,
+    decision: Option<Decision>,
+    endpoint: &Endpoint,
+) {
+    let mut line = PastBoot::from_verdict(verdict, boot.slot(), boot.version.clone(), decision);
+    line.fallback = boot.fallback.as_ref().map(SeenFallback::from);
     let dir = state_dir.to_path_buf();
     let written = tokio::task::spawn_blocking(move || {
         let result = history::append(&dir, &line);
@@ -134,11 +151,9 @@ mod tests {
     use super::*;
     use crate::boot::PartitionInfo;
     use crate::boot::decide::FLATCAR_USR_TYPE;
-    use crate::boot::fallback::Reason;
-    use crate::history::Failing;
 
     #[test]
-    fn the_boot_document_carries_version_and_fallback() {
+    fn the_boot_facts_carry_version_and_fallback() {
         let part = |index: u32, label: &str| PartitionInfo {
             index,
             label: label.into(),
@@ -154,25 +169,18 @@ mod tests {
             partitions: vec![part(3, "USR-A"), part(4, "USR-B")],
             note: None,
         };
-        let fallback = Fallback {
-            from_partition: "USR-B".into(),
-            from_uuid: "u4".into(),
-            from_version: Some("4230.0.0".into()),
-            reason: Reason::GateFailed,
-            at: Some("2026-12-01T10:00:00Z".into()),
-            failing: vec![Failing { name: "api".into(), message: "refused".into() }],
-        };
-        let mut facts = BootFacts { status: Some(status), version: Some("4152.2.0".into()), fallback: None };
-        let doc = boot_json(&facts).unwrap();
+        let fallback = Fallback::sample();
+        let mut boot = ThisBoot { status: Some(status), version: Some("4152.2.0".into()), fallback: None };
+        let doc = serde_json::to_value(boot.facts().unwrap()).unwrap();
         assert_eq!((doc["partition"].clone(), doc["version"].clone()), (json!("USR-A"), json!("4152.2.0")));
         assert!(doc.get("fallback").is_none(), "{doc:#}");
-        assert_eq!(facts.slot().map(|s| s.uuid), Some("u3".into()));
-        facts.fallback = Some(fallback);
+        assert_eq!(boot.slot().map(|s| s.uuid), Some("u3".into()));
+        boot.fallback = Some(fallback);
         assert_eq!(
-            boot_json(&facts).unwrap()["fallback"],
+            serde_json::to_value(boot.facts().unwrap()).unwrap()["fallback"],
             json!({"from_partition": "USR-B", "from_version": "4230.0.0", "reason": "gate_failed",
                 "at": "2026-12-01T10:00:00Z", "failing": [{"name": "api", "message": "refused"}]})
         );
-        assert_eq!(boot_json(&BootFacts::default()), None, "off A/B there is no boot object");
+        assert_eq!(ThisBoot::default().facts(), None, "off A/B there are no boot facts until the backend's");
     }
 }

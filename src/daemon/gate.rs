@@ -7,14 +7,15 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep};
 
-use crate::checks::Status;
-use crate::engine::{
-    Board, CheckResult, ComponentHealth, Event, GateState, Round, Snapshot, Timing, blocks_gate, run_round, verdict,
-};
-use crate::notify::Notifier;
+use super::observe;
+use super::soak::{FAILED_DURING_SOAK, soak};
+use crate::engine::Board;
+use crate::engine::{Event, GateState, Round, Snapshot, Timing, run_round, verdict};
 use crate::policy::Policy;
-use crate::soak::{FAILED_DURING_SOAK, soak};
-use crate::text::one_line;
+use crate::process::Notifier;
+use crate::render::status;
+use crate::util::text::one_line;
+use crate::util::time::spelled;
 
 /// Runs the gate and publishes every step on `board`; returns the final snapshot. `boot`
 /// is the boot's own gate, with the policy's settle before and soak after the round
@@ -35,34 +36,32 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, boot: 
     );
     tokio::pin!(round);
     let mut rounds: Vec<Progress> = vec![Progress::default(); policy.checks.len()];
-    let mut ping = notifier.watchdog_period().map(tokio::time::interval);
+    let mut pings = notifier.pings();
     let mut results = loop {
         tokio::select! {
             results = &mut round => break results,
             Some(event) = rx.recv() => {
                 if let Event::Retry { index, attempt, backoff, message } = &event {
                     let name = &policy.checks[*index].name;
-                    let retry_in = humantime::format_duration(*backoff);
+                    let retry_in = spelled(*backoff);
                     tracing::info!(check = %name, attempt, retry_in_ms = backoff.as_millis() as u64, "{name}: attempt {attempt} failed, retrying in {retry_in}: {message}");
                     // The gate ends by its own deadline; keep systemd from ending it sooner.
                     notifier.extend_start(deadline.saturating_duration_since(Instant::now()).saturating_add(Duration::from_secs(30)));
                 }
                 if let Event::Done { result, .. } = &event {
-                    log_result(result);
-                    crate::metrics::observe(result);
+                    observe::result(result);
                 }
                 board.send_modify(|s| apply(&mut rounds, Arc::make_mut(s), event));
-                notifier.status(&running_status(&board.borrow(), &rounds));
+                notifier.status(&status::running(&board.borrow(), &attempts(&rounds)));
             }
-            _ = tick(&mut ping) => notifier.watchdog(),
+            () = pings.due() => notifier.watchdog(),
         }
     };
     // The round can finish while its last results still wait in the channel: they
     // get their log line, metrics and timing too (the board takes them from `results`).
     while let Ok(event) = rx.try_recv() {
         if let Event::Done { result, .. } = &event {
-            log_result(result);
-            crate::metrics::observe(result);
+            observe::result(result);
         }
         board.send_modify(|s| apply(&mut rounds, Arc::make_mut(s), event));
     }
@@ -77,7 +76,7 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, boot: 
     });
     let mut reason = None;
     if passed && boot && !policy.gate.soak.is_zero() {
-        if let Err(failed) = soak(policy, board, notifier, &mut ping).await {
+        if let Err(failed) = soak(policy, board, notifier, &mut pings).await {
             tracing::warn!(failing = %failed.join(", "), "{FAILED_DURING_SOAK}: {}", failed.join(", "));
             reason = Some(FAILED_DURING_SOAK.to_string());
         }
@@ -103,6 +102,11 @@ struct Progress {
     first_start: Option<Instant>,
     last_failure: String,
     timing: Timing,
+}
+
+/// Each check's attempt and how many it may have, for STATUS.
+fn attempts(rounds: &[Progress]) -> Vec<(u32, u32)> {
+    rounds.iter().map(|p| (p.attempt, p.of)).collect()
 }
 
 /// Puts one round event on the live snapshot: the attempt that runs, the failure a
@@ -137,7 +141,7 @@ fn apply(rounds: &mut [Progress], s: &mut Snapshot, event: Event) {
                 "retrying: attempt {attempt}/{} failed: {}; next attempt in {}",
                 p.of.max(attempt),
                 p.last_failure,
-                humantime::format_duration(backoff)
+                spelled(backoff)
             );
         }
         Event::Done { index, mut result } => {
@@ -150,86 +154,13 @@ fn apply(rounds: &mut [Progress], s: &mut Snapshot, event: Event) {
     }
 }
 
-/// Waits for the next watchdog tick, or forever when there is no watchdog.
-pub async fn tick(ping: &mut Option<tokio::time::Interval>) {
-    match ping {
-        Some(i) => {
-            i.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-/// One structured event per check result.
-pub fn log_result(r: &CheckResult) {
-    // Two decimals: a log line is read by people, and 0.6985480000000001 helps nobody.
-    let duration_ms = (r.duration.as_secs_f64() * 100_000.0).round() / 100.0;
-    let (check, result, attempt, detail) = (r.name.as_str(), r.status.as_str(), r.attempts, r.message.as_str());
-    let text = format!("{check}: {result} in {duration_ms} ms (attempt {attempt}): {detail}");
-    match r.status {
-        Status::Pass => tracing::info!(check, result, duration_ms, attempt, "{text}"),
-        _ => tracing::warn!(check, result, duration_ms, attempt, "{text}"),
-    }
-}
-
-/// STATUS while the gate runs: what it still waits for, and why a retrying check failed.
-fn running_status(s: &Snapshot, rounds: &[Progress]) -> String {
-    let waiting: Vec<String> = s
-        .checks
-        .iter()
-        .zip(rounds)
-        .filter(|(c, _)| c.status == Status::Pending)
-        .map(|(c, p)| match (c.timing.next_attempt, p.attempt) {
-            (Some(_), _) => format!("{} ({})", c.name, one_line(&c.message)),
-            (None, n) if n > 1 => format!("{} (attempt {n}/{})", c.name, p.of),
-            _ => c.name.clone(),
-        })
-        .collect();
-    let done = s.checks.len() - waiting.len();
-    format!("gate running: {done}/{} checks done; waiting for {}", s.checks.len(), waiting.join(", "))
-}
-
-/// STATUS after the gate or a runtime round, e.g. `gate passed: 3/3 critical, docker degraded`.
-pub fn summary_status(s: &Snapshot) -> String {
-    let critical = s.checks.iter().filter(|c| c.critical).count();
-    let critical_ok = s.checks.iter().filter(|c| c.critical && !blocks_gate(c.critical, c.status)).count();
-    let problems: Vec<String> = s
-        .checks
-        .iter()
-        .filter_map(|c| {
-            let word = match (c.health(), c.status) {
-                (ComponentHealth::Healthy, _) => return None,
-                (ComponentHealth::Unhealthy, Status::Skipped) => "skipped",
-                (ComponentHealth::Unhealthy, _) => "failed",
-                (ComponentHealth::Pending, _) => "pending",
-                (ComponentHealth::Degraded, Status::Warn) => "warning",
-                (ComponentHealth::Degraded, _) => "degraded",
-            };
-            Some(format!("{} {word}", c.name))
-        })
-        .collect();
-    let head = match s.gate {
-        GateState::Running if s.soak.is_some() => "gate soaking".to_string(),
-        GateState::Running => "gate running".to_string(),
-        GateState::Passed => format!("gate passed, now {}", s.verdict().health.as_str()),
-        GateState::Failed => match &s.gate_reason {
-            Some(reason) => format!("gate {reason}"),
-            None => "gate failed".to_string(),
-        },
-    };
-    let mut text = format!("{head}: {critical_ok}/{critical} critical");
-    if !problems.is_empty() {
-        text.push_str(", ");
-        text.push_str(&problems.join(", "));
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::checks::Status;
+    use crate::engine::CheckResult;
 
     fn result(name: &str, critical: bool, status: Status) -> CheckResult {
         CheckResult { attempts: 0, ..CheckResult::sample(name, critical, status) }
@@ -260,7 +191,10 @@ mod tests {
         assert_eq!((net.status, net.attempts), (Status::Pending, 1));
         assert!(net.timing.next_attempt.is_some() && net.last_check.is_some());
         assert_eq!(net.timing.waited, Duration::from_secs(2));
-        assert_eq!(running_status(&s, &rounds), format!("gate running: 1/2 checks done; waiting for net ({want})"));
+        assert_eq!(
+            status::running(&s, &attempts(&rounds)),
+            format!("gate running: 1/2 checks done; waiting for net ({want})")
+        );
 
         apply(&mut rounds, &mut s, Event::Attempt { index: 1, attempt: 2, of: 7 });
         let net = &s.checks[1];
@@ -269,28 +203,15 @@ mod tests {
             "retrying: attempt 2/7 running; attempt 1 failed: 127.0.0.1:9: Connection refused (os error 111)"
         );
         assert_eq!(net.timing.next_attempt, None);
-        assert_eq!(running_status(&s, &rounds), "gate running: 1/2 checks done; waiting for net (attempt 2/7)");
+        assert_eq!(
+            status::running(&s, &attempts(&rounds)),
+            "gate running: 1/2 checks done; waiting for net (attempt 2/7)"
+        );
 
         let done = CheckResult { status: Status::Pass, attempts: 2, ..result("net", true, Status::Pass) };
         apply(&mut rounds, &mut s, Event::Done { index: 1, result: done });
         assert_eq!(s.checks[1].status, Status::Pass);
         assert_eq!(s.checks[1].timing.waited, Duration::from_secs(2), "the result keeps its round's waits");
         assert_eq!(s.checks[1].timing.next_attempt, None);
-    }
-
-    #[test]
-    fn summary_words_follow_component_health() {
-        let s = snapshot(
-            GateState::Passed,
-            vec![
-                result("a", true, Status::Pass),
-                result("b", true, Status::Warn),
-                result("c", false, Status::Fail),
-                result("d", true, Status::Pending),
-            ],
-        );
-        assert_eq!(summary_status(&s), "gate passed, now unhealthy: 2/3 critical, b warning, c degraded, d pending");
-        let s = snapshot(GateState::Failed, vec![result("e", true, Status::Fail), result("f", true, Status::Skipped)]);
-        assert_eq!(summary_status(&s), "gate failed: 0/2 critical, e failed, f skipped");
     }
 }

@@ -1,283 +1,23 @@
 //! The runtime loop after the gate, shared by `bootgate run` and `bootgate serve`: every
-//! check on its own schedule (its `interval`, else `BOOTGATE_INTERVAL`, else
-//! `runtime.interval`), at most `runtime.max_concurrent` at once, runs on request
-//! (`POST …/{check}/run`), and SIGHUP reloads and reschedules.
-//!
-//! A slow check delays only itself: a run that outlasts its interval is followed by the
-//! next one at once, never by a burst of the missed ones. A check whose `after:`
-//! dependency is running waits for that result; one whose dependency's latest result did
-//! not pass is reported skipped.
+//! check on its own schedule (see [`super::schedule`]), runs on request
+//! (`POST …/{check}/run`), SIGHUP reloads and reschedules, and the watchdog and the
+//! heartbeat are kept from this same loop, so a stuck scheduler stops them.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
-use tokio::task::JoinSet;
+use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use crate::engine::{Board, CheckResult, apply_in_start_period, apply_thresholds, run_alone, skipped};
-use crate::gate::{log_result, summary_status, tick};
-use crate::lifecycle::{Heartbeat, Signals};
-use crate::notify::Notifier;
-use crate::policy::{CheckSpec, Policy};
-use crate::window::Window;
-
-/// The environment variable that sets the runtime interval of checks without their own.
-pub const INTERVAL_ENV: &str = "BOOTGATE_INTERVAL";
-
-/// The longest interval scheduled; longer ones would overflow a timer.
-const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 3600);
-
-/// A check started on request starts again no sooner than this.
-pub const RUN_NOW_SPACING: Duration = Duration::from_secs(1);
-
-/// A request to run one check now, answered on `reply`.
-#[derive(Debug)]
-pub struct RunNow {
-    pub check: String,
-    pub reply: oneshot::Sender<RunReply>,
-}
-
-/// What a run on request came to.
-#[derive(Debug)]
-pub enum RunReply {
-    /// The check ran (or was already running); its result as now reported.
-    Done(Box<CheckResult>),
-    /// No check has this name.
-    Unknown,
-    /// It was started on request too recently; try again after this long.
-    TooSoon(Duration),
-}
-
-/// The interval a check runs at: its own, else the environment's, else the policy's.
-pub fn interval_of(spec: &CheckSpec, env: Option<Duration>, policy: &Policy) -> Duration {
-    spec.interval.or(env).unwrap_or(policy.runtime.interval).clamp(crate::policy::MIN_INTERVAL, MAX_INTERVAL)
-}
-
-/// Reads [`INTERVAL_ENV`]: `None` when unset; an invalid value is logged and ignored.
-pub fn env_interval(value: Option<&str>) -> Option<Duration> {
-    let text = value?.trim();
-    match humantime::parse_duration(text) {
-        Ok(d) if d >= crate::policy::MIN_INTERVAL => Some(d),
-        Ok(_) => {
-            tracing::error!("{INTERVAL_ENV}={text:?} is shorter than 1s; using the policy's runtime.interval");
-            None
-        }
-        Err(e) => {
-            tracing::error!("{INTERVAL_ENV}={text:?} is not a duration ({e}); using the policy's runtime.interval");
-            None
-        }
-    }
-}
-
-/// What dependents see of a check.
-#[derive(Debug, Clone, Copy)]
-struct Dep {
-    running: bool,
-    /// Whether its latest result passed; `None` before its first.
-    passed: Option<bool>,
-}
-
-/// One check's schedule and latest results.
-struct Slot {
-    spec: CheckSpec,
-    every: Duration,
-    next: Instant,
-    running: bool,
-    /// The run in progress was started on request.
-    asked: bool,
-    last_on_request: Option<Instant>,
-    waiters: Vec<oneshot::Sender<RunReply>>,
-    dep: watch::Sender<Dep>,
-    /// The latest result that counts, for the rollback window.
-    raw: Option<CheckResult>,
-    /// Until when failures do not count; `None` once over (or never).
-    grace_until: Option<Instant>,
-}
-
-/// Every check's slot, for one policy.
-struct Schedule {
-    slots: Vec<Slot>,
-    runs: JoinSet<(usize, CheckResult)>,
-    /// Which check each run is, for a run that panicked.
-    ids: HashMap<tokio::task::Id, usize>,
-    limit: Arc<Semaphore>,
-}
-
-impl Schedule {
-    /// Slots for `policy`, first due at `first`, seeded from the board; the start periods
-    /// count from `since` (the gate's end) unless a check's ended in `old` already.
-    fn new(
-        policy: &Policy,
-        board: &Board,
-        env: Option<Duration>,
-        first: Option<Instant>,
-        since: Instant,
-        old: Option<&Schedule>,
-    ) -> Schedule {
-        let now = Instant::now();
-        let shown = board.borrow().clone();
-        let slots = policy
-            .checks
-            .iter()
-            .enumerate()
-            .map(|(i, spec)| {
-                let every = interval_of(spec, env, policy);
-                let latest = shown.checks.get(i).filter(|c| c.name == spec.name && c.last_check.is_some());
-                let passed = latest.map(|c| c.status.passed());
-                let kept = old.and_then(|o| o.slots.iter().find(|s| s.spec.name == spec.name));
-                let grace_until = match kept {
-                    Some(k) => k.grace_until,
-                    None => (!spec.start_period.is_zero()).then(|| since + spec.start_period),
-                };
-                Slot {
-                    spec: spec.clone(),
-                    every,
-                    next: first.unwrap_or_else(|| now + every),
-                    running: false,
-                    asked: false,
-                    last_on_request: None,
-                    waiters: Vec::new(),
-                    dep: watch::channel(Dep { running: false, passed }).0,
-                    raw: latest.cloned(),
-                    grace_until,
-                }
-            })
-            .collect();
-        let limit = Arc::new(Semaphore::new(policy.runtime.max_concurrent.clamp(1, Semaphore::MAX_PERMITS)));
-        Schedule { slots, runs: JoinSet::new(), ids: HashMap::new(), limit }
-    }
-
-    /// The next moment a check not running is due.
-    fn next_due(&self) -> Option<Instant> {
-        self.slots.iter().filter(|s| !s.running).map(|s| s.next).min()
-    }
-
-    /// Starts every check due by now. All are marked running first, so a dependent due at
-    /// the same moment waits for its dependency's new result instead of reading the old one.
-    fn start_due(&mut self) {
-        let now = Instant::now();
-        let due: Vec<usize> =
-            (0..self.slots.len()).filter(|&i| !self.slots[i].running && self.slots[i].next <= now).collect();
-        for &i in &due {
-            self.mark_running(i);
-            // The next run is planned from this one's plan, so the rhythm holds.
-            let s = &mut self.slots[i];
-            s.next += s.every;
-        }
-        for i in due {
-            self.spawn(i);
-        }
-    }
-
-    fn mark_running(&mut self, i: usize) {
-        self.slots[i].running = true;
-        self.slots[i].dep.send_modify(|d| d.running = true);
-    }
-
-    fn spawn(&mut self, i: usize) {
-        let spec = self.slots[i].spec.clone();
-        let deps: Vec<(String, watch::Receiver<Dep>)> =
-            spec.after.iter().map(|&d| (self.slots[d].spec.name.clone(), self.slots[d].dep.subscribe())).collect();
-        let limit = Arc::clone(&self.limit);
-        let handle = self.runs.spawn(async move {
-            for (name, mut rx) in deps {
-                // A dependency gone (a reload dropped it) did not pass either.
-                let passed = rx
-                    .wait_for(|d| !d.running && d.passed.is_some())
-                    .await
-                    .map(|d| d.passed == Some(true))
-                    .unwrap_or(false);
-                if !passed {
-                    return (i, skipped(&spec, &name));
-                }
-            }
-            (i, run_alone(&spec, Some(&limit)).await)
-        });
-        self.ids.insert(handle.id(), i);
-    }
-
-    /// A request to run `name` now: joins a run in progress, else starts one unless the
-    /// last one on request started less than [`RUN_NOW_SPACING`] ago.
-    fn request(&mut self, req: RunNow) {
-        let Some(i) = self.slots.iter().position(|s| s.spec.name == req.check) else {
-            let _ = req.reply.send(RunReply::Unknown);
-            return;
-        };
-        let now = Instant::now();
-        let s = &mut self.slots[i];
-        if !s.running {
-            if let Some(left) = s.last_on_request.map(|at| (at + RUN_NOW_SPACING).saturating_duration_since(now))
-                && !left.is_zero()
-            {
-                let _ = req.reply.send(RunReply::TooSoon(left));
-                return;
-            }
-            s.last_on_request = Some(now);
-            s.asked = true;
-            self.mark_running(i);
-            self.spawn(i);
-        }
-        self.slots[i].waiters.push(req.reply);
-    }
-
-    /// Takes a finished result: thresholds (or the start period), metrics, the board, the
-    /// dependents, the window and whoever asked for it; plans the next run.
-    fn finish(&mut self, i: usize, raw: CheckResult, policy: &Policy, board: &Board, window: Option<&mut Window>) {
-        let now = Instant::now();
-        self.ids.retain(|_, &mut j| j != i);
-        log_result(&raw);
-        crate::metrics::observe(&raw);
-        let s = &mut self.slots[i];
-        let passed = raw.status.passed();
-        if passed {
-            // As in Docker: the first pass ends the start period.
-            s.grace_until = None;
-        }
-        let grace = s.grace_until.filter(|t| now < *t);
-        if grace.is_none() {
-            s.grace_until = None;
-        }
-        let mut reported = None;
-        board.send_modify(|snap| {
-            let snap = std::sync::Arc::make_mut(snap);
-            if let Some(prev) = snap.checks.get_mut(i).filter(|c| c.name == s.spec.name) {
-                *prev = match grace {
-                    Some(until) => {
-                        apply_in_start_period(prev, raw.clone(), &policy.runtime, until.saturating_duration_since(now))
-                    }
-                    None => apply_thresholds(prev, raw.clone(), &policy.runtime),
-                };
-                reported = Some(prev.clone());
-            }
-        });
-        s.dep.send_modify(|d| *d = Dep { running: false, passed: Some(passed) });
-        s.running = false;
-        // A run that outlasted its interval is followed by the next at once: delayed, not
-        // bunched. A run on request stands for a scheduled one that fell due meanwhile.
-        if s.next < now {
-            s.next = if s.asked { now + s.every } else { now };
-        }
-        s.asked = false;
-        if grace.is_none() {
-            s.raw = Some(raw);
-        }
-        let reported = reported.unwrap_or_else(|| s.raw.clone().unwrap_or_else(|| CheckResult::pending(&s.spec)));
-        for w in s.waiters.drain(..) {
-            let _ = w.send(RunReply::Done(Box::new(reported.clone())));
-        }
-        if let Some(w) = window {
-            // The window sees the latest counted result of every check, so each call shows it all.
-            let latest: Vec<CheckResult> = self.slots.iter().filter_map(|s| s.raw.clone()).collect();
-            w.observe(&latest, board);
-        }
-    }
-
-    fn idle(&self) -> bool {
-        self.slots.iter().all(|s| !s.running)
-    }
-}
+use super::reload::{Reloader, reload_policy};
+use super::schedule::{INTERVAL_ENV, MAX_INTERVAL, Schedule, env_interval};
+use super::window::Window;
+use crate::engine::{Board, CheckResult};
+use crate::policy::Policy;
+use crate::process::{Heartbeat, Notifier, Signals, release_free_memory};
+use crate::render::status;
+use crate::server::RunNow;
+use crate::util::time::spelled;
 
 /// Runs the checks on their schedules until SIGTERM or SIGINT, pinging the watchdog from this
 /// same loop so a stuck scheduler stops the pings. SIGHUP re-reads the policy and reschedules.
@@ -289,21 +29,18 @@ pub(crate) async fn runtime(
     notifier: Notifier,
     heartbeat: &Heartbeat,
     signals: &mut Signals,
-    reload: &crate::daemon::Reloader,
+    reload: &Reloader,
     mut window: Option<Window>,
     mut requests: Option<mpsc::Receiver<RunNow>>,
 ) {
     let env = env_interval(std::env::var(INTERVAL_ENV).ok().as_deref());
     if let Some(d) = env {
-        tracing::info!(
-            "runtime interval {} from {INTERVAL_ENV} (checks with their own interval keep it)",
-            humantime::format_duration(d)
-        );
+        tracing::info!("runtime interval {} from {INTERVAL_ENV} (checks with their own interval keep it)", spelled(d));
     }
     let since = Instant::now();
     let mut schedule = Schedule::new(&policy, board, env, None, since, None);
     let mut beat = tokio::time::interval(Heartbeat::PERIOD);
-    let mut ping = notifier.watchdog_period().map(tokio::time::interval);
+    let mut pings = notifier.pings();
     let mut last_status = String::new();
     let mut last_trim = Instant::now();
     loop {
@@ -320,27 +57,27 @@ pub(crate) async fn runtime(
                     },
                 };
                 schedule.finish(i, raw, &policy, board, window.as_mut());
-                let status = summary_status(&board.borrow());
+                let status = status::summary(&board.borrow());
                 if status != last_status {
                     tracing::info!(status = %status, "health changed: {status}");
                     notifier.status(&status);
                     last_status = status;
                 }
                 if schedule.idle() && last_trim.elapsed() >= Duration::from_secs(1) {
-                    crate::daemon::release_free_memory();
+                    release_free_memory();
                     last_trim = Instant::now();
                 }
             }
             Some(req) = next_request(&mut requests) => schedule.request(req),
             _ = signals.reload.requested() => {
-                if let Some(new) = crate::daemon::reload_policy(&policy, board, reload) {
+                if let Some(new) = reload_policy(&policy, board, reload) {
                     // Runs of the old checks would not match the new list: drop them, run anew now.
                     schedule.runs.abort_all();
                     policy = new;
                     schedule = Schedule::new(&policy, board, env, Some(Instant::now()), since, Some(&schedule));
                 }
             }
-            _ = tick(&mut ping) => notifier.watchdog(),
+            () = pings.due() => notifier.watchdog(),
             _ = beat.tick() => heartbeat.beat(),
             _ = signals.shutdown.requested() => break,
         }
@@ -360,39 +97,5 @@ async fn next_request(requests: &mut Option<mpsc::Receiver<RunNow>>) -> Option<R
             }
         },
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn policy(runtime: &str) -> Policy {
-        let text = format!(
-            "version: 1\n{runtime}checks:\n  - {{name: own, kind: disk, interval: 7s}}\n  - {{name: shared, kind: disk}}\n"
-        );
-        crate::policy::parse(&text, "test.yaml").unwrap()
-    }
-
-    #[test]
-    fn a_check_interval_beats_the_environment_which_beats_the_policy_which_beats_the_default() {
-        let secs = |d: Duration| d.as_secs();
-        let p = policy("runtime: {interval: 20s}\n");
-        let env = Some(Duration::from_secs(3));
-        assert_eq!(secs(interval_of(&p.checks[0], env, &p)), 7);
-        assert_eq!(secs(interval_of(&p.checks[1], env, &p)), 3);
-        assert_eq!(secs(interval_of(&p.checks[1], None, &p)), 20);
-        let d = policy("");
-        assert_eq!(secs(interval_of(&d.checks[1], None, &d)), 60);
-    }
-
-    #[test]
-    fn the_environment_interval_must_be_a_duration_of_at_least_1s() {
-        assert_eq!(env_interval(Some(" 5s ")), Some(Duration::from_secs(5)));
-        assert_eq!(env_interval(Some("2m")), Some(Duration::from_secs(120)));
-        assert_eq!(env_interval(Some("500ms")), None);
-        assert_eq!(env_interval(Some("soon")), None);
-        assert_eq!(env_interval(Some("5")), None);
-        assert_eq!(env_interval(None), None);
     }
 }

@@ -10,24 +10,26 @@
 
 use std::sync::Arc;
 
-use crate::daemon::{Dirs, Reloader, install_signals, start_endpoint};
+use super::reload::Reloader;
+use super::runtime::runtime;
+use super::start::{Dirs, install_signals, start_endpoint};
+use crate::boot::identity::boot_id;
 use crate::engine::GateState;
-use crate::lifecycle::Heartbeat;
-use crate::notify::Notifier;
+use crate::exit;
 use crate::policy::Loaded;
-use crate::runtime::runtime;
-use crate::{exit, state};
+use crate::process::{Heartbeat, Notifier};
+use crate::record::verdict;
 
 /// Serves this boot's recorded verdict until SIGTERM; returns the process exit code.
 pub async fn serve(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     let notifier = Notifier::silent();
-    let recorded = match state::this_boot(&dirs.run) {
+    let recorded = match verdict::this_boot(&dirs.run, boot_id().as_deref()) {
         Ok(Some(recorded)) => recorded,
         Ok(None) => {
             eprintln!(
                 "bootgate serve: no verdict for this boot in {}: serve only reports a gate that `bootgate run` \
                  already decided, and never runs one of its own",
-                dirs.run.join("verdict.json").display()
+                dirs.run.join(verdict::FILE).display()
             );
             return exit::NO_INPUT;
         }
@@ -40,7 +42,7 @@ pub async fn serve(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     let policy = Arc::new(loaded.policy);
     let (board, _) = tokio::sync::watch::channel(Arc::new(recorded.snapshot(&policy.checks)));
     let failing = recorded.failing().join(", ");
-    match recorded.gate {
+    match recorded.gate() {
         GateState::Failed => {
             tracing::warn!(verdict = %recorded.path.display(), failing = %failing, "reporting the failed gate of this boot (failing: {failing})")
         }

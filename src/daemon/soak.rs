@@ -7,26 +7,22 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::{Instant, sleep_until};
 
+use super::observe;
 use crate::engine::{Board, CheckResult, Round, Snapshot, Soak, apply_thresholds, run_round};
-use crate::gate::{log_result, tick};
-use crate::notify::Notifier;
 use crate::policy::Policy;
+use crate::process::notify::{Notifier, Pings};
+use crate::render::status;
 
 /// Why the gate fails when a soak does.
 pub const FAILED_DURING_SOAK: &str = "failed during soak";
 
 /// Soaks the checks on `board` for `policy.gate.soak`; `Err` names the critical checks
 /// that failed `runtime.failure_threshold` times in a row (the board then shows them failed).
-pub async fn soak(
-    policy: &Policy,
-    board: &Board,
-    notifier: Notifier,
-    ping: &mut Option<tokio::time::Interval>,
-) -> Result<(), Vec<String>> {
+pub async fn soak(policy: &Policy, board: &Board, notifier: Notifier, pings: &mut Pings) -> Result<(), Vec<String>> {
     let total = policy.gate.soak;
     let ends = Round::deadline_after(Instant::now(), total);
     board.send_modify(|s| Arc::make_mut(s).soak = Some(Soak { total, ends: SystemTime::now() + total }));
-    notifier.status(&soak_status(&board.borrow()));
+    notifier.status(&status::soaking(&board.borrow(), SystemTime::now()));
     let mut next = Instant::now();
     let outcome = loop {
         next = Round::deadline_after(next, policy.gate.soak_interval).min(ends);
@@ -36,7 +32,7 @@ pub async fn soak(
         loop {
             tokio::select! {
                 _ = sleep_until(next) => break,
-                _ = tick(ping) => notifier.watchdog(),
+                () = pings.due() => notifier.watchdog(),
             }
         }
         let round = run_round(
@@ -52,7 +48,7 @@ pub async fn soak(
         let raw = loop {
             tokio::select! {
                 raw = &mut round => break raw,
-                _ = tick(ping) => notifier.watchdog(),
+                () = pings.due() => notifier.watchdog(),
             }
         };
         board.send_modify(|s| fold(Arc::make_mut(s), raw, policy));
@@ -60,7 +56,7 @@ pub async fn soak(
         if !failed.is_empty() {
             break Err(failed);
         }
-        notifier.status(&soak_status(&board.borrow()));
+        notifier.status(&status::soaking(&board.borrow(), SystemTime::now()));
         if next >= ends {
             break Ok(());
         }
@@ -73,8 +69,7 @@ pub async fn soak(
 /// blip shows as `holding pass` and only a run of failures turns a check failed.
 fn fold(s: &mut Snapshot, raw: Vec<CheckResult>, policy: &Policy) {
     for (prev, new) in s.checks.iter_mut().zip(raw) {
-        log_result(&new);
-        crate::metrics::observe(&new);
+        observe::result(&new);
         let timing = prev.timing;
         *prev = CheckResult { timing, ..apply_thresholds(prev, new, &policy.runtime) };
     }
@@ -83,25 +78,6 @@ fn fold(s: &mut Snapshot, raw: Vec<CheckResult>, policy: &Policy) {
 /// The critical checks that failed `threshold` times in a row.
 fn failed(checks: &[CheckResult], threshold: u32) -> Vec<String> {
     checks.iter().filter(|c| c.critical && c.consecutive_failures >= threshold).map(|c| c.name.clone()).collect()
-}
-
-/// STATUS during the soak, e.g. `soaking: 40s of 1m left; api failed 1 time in a row`.
-pub fn soak_status(s: &Snapshot) -> String {
-    let Some(soak) = &s.soak else { return String::new() };
-    let left = Duration::from_secs(soak.remaining(SystemTime::now()).as_secs_f64().ceil() as u64);
-    let mut text =
-        format!("soaking: {} of {} left", humantime::format_duration(left), humantime::format_duration(soak.total));
-    let wobbling: Vec<String> = s
-        .checks
-        .iter()
-        .filter(|c| c.critical && c.consecutive_failures > 0)
-        .map(|c| format!("{} failed {} in a row", c.name, c.consecutive_failures))
-        .collect();
-    if !wobbling.is_empty() {
-        text.push_str("; ");
-        text.push_str(&wobbling.join(", "));
-    }
-    text
 }
 
 #[cfg(test)]
@@ -119,13 +95,5 @@ mod tests {
         let checks = [result("api", true, 2), result("db", true, 3), result("docker", false, 9)];
         assert_eq!(failed(&checks, 3), ["db"]);
         assert!(failed(&checks, 4).is_empty());
-    }
-
-    #[test]
-    fn soak_status_says_what_is_left_and_what_wobbles() {
-        let mut s = Snapshot::new(&[]);
-        s.checks = vec![result("api", true, 1), result("docker", false, 2)];
-        s.soak = Some(Soak { total: Duration::from_secs(60), ends: SystemTime::now() + Duration::from_millis(39_500) });
-        assert_eq!(soak_status(&s), "soaking: 40s of 1m left; api failed 1 in a row");
     }
 }

@@ -13,7 +13,7 @@ mod verdict;
 
 pub use round::{Event, Round, run_alone, run_round, skipped};
 pub use threshold::{START_PERIOD, apply_in_start_period, apply_thresholds};
-pub use verdict::{ComponentHealth, GateState, Health, Verdict, blocks_gate, verdict};
+pub use verdict::{ComponentHealth, GateState, GateWord, Health, Verdict, blocks_gate, verdict};
 
 /// The latest known result of one check.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +33,22 @@ pub struct CheckResult {
     pub consecutive_successes: u32,
     /// How the gate round went for this check; zero outside the gate.
     pub timing: Timing,
+}
+
+/// A check that keeps the gate from passing, and what it said: the one shape in which a
+/// failing check travels (the snapshot, the verdict file, the history, a fallback, a revert).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Failing {
+    pub name: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+impl Failing {
+    /// `result` as a failing check.
+    pub fn of(result: &CheckResult) -> Self {
+        Failing { name: result.name.clone(), message: result.message.clone() }
+    }
 }
 
 /// A check's round in the boot gate beyond its last attempt, kept by the gate from round events.
@@ -120,7 +136,7 @@ pub struct Snapshot {
     pub gate_started: SystemTime,
     pub gate_duration: Option<Duration>,
     /// The checks that failed the gate, with the message they failed it with (once it failed).
-    pub gate_failing: Vec<(String, String)>,
+    pub gate_failing: Vec<Failing>,
     /// Why the gate failed, when the failing checks alone do not say (`failed during soak`).
     pub gate_reason: Option<String>,
     /// While every critical check passed and they soak before READY=1.
@@ -181,12 +197,13 @@ impl Snapshot {
     }
 
     /// The critical checks that are not passing now, with their messages.
-    pub fn critical_failures(&self) -> Vec<(String, String)> {
-        self.checks
-            .iter()
-            .filter(|c| blocks_gate(c.critical, c.status))
-            .map(|c| (c.name.clone(), c.message.clone()))
-            .collect()
+    pub fn critical_failures(&self) -> Vec<Failing> {
+        self.checks.iter().filter(|c| blocks_gate(c.critical, c.status)).map(Failing::of).collect()
+    }
+
+    /// The gate as people are told it (see [`GateWord`]).
+    pub fn gate_word(&self) -> GateWord<'_> {
+        GateWord::of(self.gate, self.soak.is_some(), self.gate_reason.as_deref())
     }
 
     /// The verdict over the current results.

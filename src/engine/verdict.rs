@@ -1,11 +1,11 @@
 //! The verdict: a pure function of check results and criticality.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::checks::Status;
 
 /// Overall health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     Healthy,
@@ -83,7 +83,7 @@ pub fn blocks_gate(critical: bool, status: Status) -> bool {
 }
 
 /// Where the boot gate stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GateState {
     Running,
@@ -98,6 +98,47 @@ impl GateState {
             GateState::Passed => "passed",
             GateState::Failed => "failed",
         }
+    }
+}
+
+/// The gate as people are told it, the one wording every renderer uses (STATUS, the
+/// page, events, reboot texts, probes): its state, `soaking` while the soak runs, and
+/// the reason it failed when the failing checks alone do not say (`failed during soak`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateWord<'a> {
+    Running,
+    Soaking,
+    Passed,
+    /// Failed, with the reason when there is one.
+    Failed(Option<&'a str>),
+}
+
+impl<'a> GateWord<'a> {
+    /// The word for a gate in `state`, soaking or not, failed for `reason`.
+    pub fn of(state: GateState, soaking: bool, reason: Option<&'a str>) -> Self {
+        match state {
+            GateState::Running if soaking => GateWord::Soaking,
+            GateState::Running => GateWord::Running,
+            GateState::Passed => GateWord::Passed,
+            GateState::Failed => GateWord::Failed(reason),
+        }
+    }
+
+    /// Whether the gate has not decided yet.
+    pub fn undecided(self) -> bool {
+        matches!(self, GateWord::Running | GateWord::Soaking)
+    }
+}
+
+impl std::fmt::Display for GateWord<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(match self {
+            GateWord::Running => "running",
+            GateWord::Soaking => "soaking",
+            GateWord::Passed => "passed",
+            GateWord::Failed(None) => "failed",
+            GateWord::Failed(Some(reason)) => reason,
+        })
     }
 }
 
@@ -238,6 +279,17 @@ mod tests {
                 assert_eq!(verdict([(critical, s)]).health == Health::Unhealthy, blocks, "{at}");
             }
         }
+    }
+
+    #[test]
+    fn the_gate_word_says_soaking_and_the_reason() {
+        let word = |state, soaking, reason| GateWord::of(state, soaking, reason).to_string();
+        assert_eq!(word(GateState::Running, false, None), "running");
+        assert_eq!(word(GateState::Running, true, None), "soaking");
+        assert_eq!(word(GateState::Passed, false, Some("ignored")), "passed");
+        assert_eq!(word(GateState::Failed, false, None), "failed");
+        assert_eq!(word(GateState::Failed, true, Some("failed during soak")), "failed during soak");
+        assert!(GateWord::Soaking.undecided() && !GateWord::Failed(None).undecided());
     }
 
     #[test]

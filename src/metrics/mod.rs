@@ -5,15 +5,16 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
+use crate::checks::Status;
+use crate::engine::{CheckResult, GateState, Health, Snapshot};
+use crate::record::boot::BootFacts;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use serde_json::Value;
 
-use crate::checks::Status;
-use crate::engine::{CheckResult, GateState, Health, Snapshot};
+pub mod textfile;
 
 /// Content type of the text exposition format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -205,7 +206,7 @@ impl Metrics {
     }
 
     /// The text exposition of every metric, gauges refreshed from `snapshot` and `boot`.
-    pub fn render(&self, snapshot: &Snapshot, boot: Option<&Value>) -> Result<Vec<u8>, prometheus::Error> {
+    pub fn render(&self, snapshot: &Snapshot, boot: Option<&BootFacts>) -> Result<Vec<u8>, prometheus::Error> {
         // A poisoned lock only means another scrape panicked; the metrics are still whole.
         let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         self.refresh(snapshot, boot);
@@ -214,7 +215,7 @@ impl Metrics {
         Ok(body)
     }
 
-    fn refresh(&self, s: &Snapshot, boot: Option<&Value>) {
+    fn refresh(&self, s: &Snapshot, boot: Option<&BootFacts>) {
         for c in &s.checks {
             let critical = if c.critical { "true" } else { "false" };
             self.up.with_label_values(&[c.name.as_str(), critical]).set(i64::from(c.status.passed()));
@@ -250,11 +251,15 @@ impl Metrics {
         self.refresh_boot(boot);
     }
 
-    fn refresh_boot(&self, boot: Option<&Value>) {
-        let gauges =
-            [(&self.boot_successful, "successful"), (&self.boot_tries, "tries"), (&self.boot_priority, "priority")];
-        for (gauge, key) in gauges {
-            match boot.and_then(|b| number(&b[key])) {
+    fn refresh_boot(&self, boot: Option<&BootFacts>) {
+        let slot = boot.and_then(|b| b.slot.as_ref());
+        let gauges = [
+            (&self.boot_successful, slot.map(|s| i64::from(s.successful))),
+            (&self.boot_tries, slot.map(|s| i64::from(s.tries))),
+            (&self.boot_priority, slot.map(|s| i64::from(s.priority))),
+        ];
+        for (gauge, value) in gauges {
+            match value {
                 Some(v) => gauge.with_label_values(&[] as &[&str]).set(v),
                 None => gauge.reset(),
             }
@@ -264,14 +269,6 @@ impl Metrics {
 
 fn unix_seconds(t: SystemTime) -> Option<f64> {
     t.duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_secs_f64())
-}
-
-/// A boot fact as a gauge value: numbers as they are, booleans as 0/1.
-fn number(v: &Value) -> Option<i64> {
-    match v {
-        Value::Bool(b) => Some(i64::from(*b)),
-        other => other.as_i64(),
-    }
 }
 
 /// The daemon's metrics, which [`observe`] records into.
@@ -292,8 +289,6 @@ pub fn observe(r: &CheckResult) {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
-
-    use serde_json::json;
 
     use super::*;
     use crate::checks::Observed;
@@ -326,7 +321,7 @@ mod tests {
         }
     }
 
-    fn text(m: &Metrics, s: &Snapshot, boot: Option<&Value>) -> String {
+    fn text(m: &Metrics, s: &Snapshot, boot: Option<&BootFacts>) -> String {
         String::from_utf8(m.render(s, boot).unwrap()).unwrap()
     }
 
@@ -373,8 +368,18 @@ mod tests {
     fn boot_gauges_appear_and_vanish_with_boot_facts() {
         let s = snapshot(GateState::Passed, vec![result("storage", true, Status::Pass)]);
         let m = Metrics::new(&s).unwrap();
-        let boot = json!({"partition": "USR-B", "priority": 2, "tries": 0, "successful": true});
+        let slot = crate::record::boot::SlotFacts {
+            partition: "USR-B".into(),
+            index: 4,
+            uuid: "u4".into(),
+            disk: None,
+            priority: 2,
+            tries: 0,
+            successful: true,
+        };
+        let boot = BootFacts { slot: Some(slot), ..BootFacts::default() };
         let t = text(&m, &s, Some(&boot));
+        assert!(!text(&m, &s, Some(&BootFacts::default())).contains("bootgate_boot_partition"), "no slot, no gauges");
         assert!(t.contains("bootgate_boot_partition_successful 1\n"), "{t}");
         assert!(t.contains("bootgate_boot_partition_tries 0\n"), "{t}");
         assert!(t.contains("bootgate_boot_partition_priority 2\n"), "{t}");

@@ -7,26 +7,27 @@
 //! the collector never picks it up. A write that fails is logged once for each distinct
 //! error and retried on the next change; it never touches the gate or the endpoint.
 
-use std::fs::OpenOptions;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::Metrics;
 use crate::engine::Snapshot;
-use crate::metrics::Metrics;
-use crate::server::Endpoint;
+use crate::record::boot::BootFacts;
 
-/// Starts writing `path` from the endpoint's metrics on every change of `board` or of the boot facts.
-pub fn start(path: PathBuf, endpoint: &Endpoint, board: &watch::Sender<Arc<Snapshot>>) -> JoinHandle<()> {
+/// Starts writing `path` from `metrics` on every change of the snapshots or of the boot facts.
+pub fn start(
+    path: PathBuf,
+    metrics: Arc<Metrics>,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    boot: watch::Receiver<Option<Arc<BootFacts>>>,
+) -> JoinHandle<()> {
     if path.extension().is_none_or(|e| e != "prom") {
         tracing::warn!(textfile = %path.display(), "{} does not end in .prom: node_exporter's textfile collector reads only *.prom files", path.display());
     }
-    tokio::spawn(keep_written(path, Arc::clone(&endpoint.metrics), board.subscribe(), endpoint.boot.subscribe()))
+    tokio::spawn(keep_written(path, metrics, snapshots, boot))
 }
 
 /// Writes now and after each change until the board's sender is gone.
@@ -34,7 +35,7 @@ pub async fn keep_written(
     path: PathBuf,
     metrics: Arc<Metrics>,
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
-    mut boot: watch::Receiver<Option<Arc<Value>>>,
+    mut boot: watch::Receiver<Option<Arc<BootFacts>>>,
 ) {
     let mut last_error: Option<String> = None;
     loop {
@@ -88,20 +89,10 @@ fn without_process_metrics(text: &str) -> String {
     out
 }
 
-/// Writes `text` to a temp file beside `path` (readable by all: node_exporter runs as
-/// its own user), then renames it over `path`.
+/// Replaces `path` with `text` (readable by all: node_exporter runs as its own user).
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let name = path.file_name().ok_or_else(|| std::io::Error::other(format!("{} names no file", path.display())))?;
-    let tmp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    crate::util::atomic::write(path, text.as_bytes(), 0o644)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]

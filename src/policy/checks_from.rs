@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::CheckSpec;
-use super::locate::Seg;
 use super::located::Ctx;
 use super::raw::RawChecksFrom;
 use super::types::{NonEmpty, Str};
+use super::yaml::Seg;
 use crate::checks::Kind;
 use crate::checks::exec::{Exec, Keys};
-use crate::redact::quote;
+use crate::util::redact::quote;
 
 /// The most files one directory may add (the policy's own check limit bounds the total).
 const MAX_FILES: usize = super::MAX_CHECKS;

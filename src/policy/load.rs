@@ -46,7 +46,7 @@ pub fn load_at(explicit: Option<&Path>, env: Option<&Path>, system: &[PathBuf]) 
 
 fn read(path: &Path) -> Result<Loaded, PolicyError> {
     let label = path.display().to_string();
-    let bytes = crate::fsread::read_regular(path, MAX_POLICY_BYTES)
+    let bytes = crate::util::read::read_regular(path, MAX_POLICY_BYTES)
         .map_err(|source| PolicyError::Read { path: label.clone(), source })?;
     let text = String::from_utf8(bytes).map_err(|e| not_utf8(e.as_bytes(), e.utf8_error().valid_up_to(), &label))?;
     let policy = parse(&text, &label)?;

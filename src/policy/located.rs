@@ -5,9 +5,9 @@
 use serde::de::DeserializeOwned;
 
 use super::Problem;
-use super::index::Index;
-use super::locate::{self, Seg};
-use crate::redact;
+use super::yaml::index::Index;
+use super::yaml::path::{self, Seg};
+use crate::util::redact;
 
 /// The problems found so far, and where to locate new ones.
 pub struct Ctx<'a> {
@@ -20,13 +20,13 @@ impl Ctx<'_> {
     /// A problem at the node at `path` (or its deepest existing parent).
     pub fn at(&mut self, path: &[Seg], message: impl Into<String>) {
         let at = self.index.position(path);
-        self.push(at, locate::render(path), message.into());
+        self.push(at, path::render(path), message.into());
     }
 
     /// A problem at the key that ends `path`, where it is written (an unknown key).
     pub fn at_key(&mut self, path: &[Seg], message: impl Into<String>) {
         let at = self.index.key_position(path);
-        self.push(at, locate::render(path), message.into());
+        self.push(at, path::render(path), message.into());
     }
 
     fn push(&mut self, at: Option<(usize, usize)>, key: String, message: String) {
@@ -55,7 +55,7 @@ impl Ctx<'_> {
         let full = err.to_string();
         let (rel, message, field) = split(&full);
         let mut path = base.to_vec();
-        path.extend(locate::parse_path(rel));
+        path.extend(path::parse_path(rel));
         let message = hint(&redact::message(message));
         match field {
             Some(Field::Unknown(key)) => {

@@ -11,19 +11,18 @@ use serde::Serialize;
 use crate::checks::Check;
 
 mod checks_from;
-mod events;
-mod index;
 mod load;
-pub mod locate;
 mod located;
 pub mod raw;
 pub mod schema;
 pub mod types;
 pub mod unique;
 mod validate;
+pub mod yaml;
 
 pub use load::{DEFAULT_POLICY, Loaded, load, load_at, parse};
 pub use raw::{Backend, OnFailure};
+pub use yaml::index::{MAX_ALIASED_NODES, MAX_CHECKS, MAX_DEPTH};
 
 /// The longest duration a policy may name: 30 days. Longer is surely a typo, and
 /// adding it to a clock could overflow.
@@ -32,12 +31,6 @@ pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// The largest policy file read, in bytes; a bigger one is refused unread.
 pub const MAX_POLICY_BYTES: u64 = 1 << 20;
-/// The most checks a policy may hold.
-pub const MAX_CHECKS: usize = 1000;
-/// The deepest nesting of lists and mappings a policy may have.
-pub const MAX_DEPTH: usize = 64;
-/// The most nodes all aliases (`*name`) of a policy may stand for together.
-pub const MAX_ALIASED_NODES: usize = 100_000;
 /// How many problems an invalid policy lists before it only counts the rest.
 pub const MAX_PROBLEMS_SHOWN: usize = 50;
 

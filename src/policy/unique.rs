@@ -11,7 +11,7 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::types::strict;
-use crate::redact::quote;
+use crate::util::redact::quote;
 
 /// A map from the policy whose keys are strings, each written once.
 #[derive(Debug, Clone, PartialEq)]

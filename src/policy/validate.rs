@@ -8,12 +8,12 @@ use std::time::Duration;
 use serde::de::IgnoredAny;
 use serde_yaml::Value;
 
-use super::index::Index;
-use super::locate::{self, Seg};
 use super::located::Ctx;
 use super::raw::{
     Backend, OnFailure, RawBoot, RawCheck, RawChecksFrom, RawGate, RawPolicy, RawRollback, RawRuntime, RawServer,
 };
+use super::yaml::index::Index;
+use super::yaml::path::{self, Seg};
 use super::{CheckSpec, Gate, MAX_POLICY_BYTES, MAX_PROBLEMS_SHOWN, MIN_INTERVAL, Policy, Problem, Rollback, Runtime};
 use crate::checks::{KINDS, KindError};
 
@@ -135,7 +135,10 @@ fn sections<'d>(cx: &mut Ctx, doc: &'d Value) -> Sections<'d> {
             "checks" => s.checks = Some(node),
             other => {
                 let known = TOP_KEYS.map(|k| format!("`{k}`")).join(", ");
-                cx.at_key(&path, format!("unknown field `{}`, expected one of {known}", crate::redact::quote(other)));
+                cx.at_key(
+                    &path,
+                    format!("unknown field `{}`, expected one of {known}", crate::util::redact::quote(other)),
+                );
             }
         }
     }
@@ -245,7 +248,7 @@ fn listen(cx: &mut Ctx, server: &RawServer) -> SocketAddr {
     text.0.parse().unwrap_or_else(|e| {
         cx.at(
             &[Seg::key("server"), Seg::key("listen")],
-            format!("`{}` is not an address:port ({e})", crate::redact::quote(&text.0)),
+            format!("`{}` is not an address:port ({e})", crate::util::redact::quote(&text.0)),
         );
         fallback
     })
@@ -279,7 +282,7 @@ fn checks(cx: &mut Ctx, node: &Value, deadline: Option<Duration>) -> Vec<CheckSp
         let common = raw.map(|c| common(cx, i, c, deadline, &index));
         let kind_name = n.get("kind").and_then(Value::as_str);
         let Some(kind) = kind_name.and_then(|k| KINDS.iter().find(|e| e.name == k)) else {
-            let kind_key = locate::render(&path(i, "kind"));
+            let kind_key = path::render(&path(i, "kind"));
             let flagged = cx.problems[before..].iter().any(|p| p.key == kind_key);
             if let (Some(k), false) = (kind_name, flagged) {
                 let known: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
@@ -425,7 +428,7 @@ fn report_cycles(cx: &mut Ctx, specs: &[CheckSpec]) {
 }
 
 fn quote(s: &str) -> String {
-    crate::redact::quote(s)
+    crate::util::redact::quote(s)
 }
 
 fn fmt(d: Duration) -> String {

@@ -59,6 +59,16 @@ impl Notifier {
         self.watchdog.map(|w| (w / 2).max(Duration::from_millis(100)))
     }
 
+    /// Says `text` twice, the way an operator looks: one journal entry at `level`, and `STATUS=`.
+    pub fn say(&self, level: tracing::Level, text: &str) {
+        match level {
+            tracing::Level::ERROR => tracing::error!("{text}"),
+            tracing::Level::WARN => tracing::warn!("{text}"),
+            _ => tracing::info!("{text}"),
+        }
+        self.status(text);
+    }
+
     pub fn status(&self, text: &str) {
         tracing::debug!(status = text, "status");
         let text = with_note(text);
@@ -86,12 +96,32 @@ impl Notifier {
         self.send(&[NotifyState::Watchdog]);
     }
 
+    /// The watchdog's rhythm, for a loop that selects on [`Pings::due`] and then calls [`Self::watchdog`].
+    pub fn pings(&self) -> Pings {
+        Pings(self.watchdog_period().map(tokio::time::interval))
+    }
+
     fn send(&self, states: &[NotifyState]) {
         if !self.enabled {
             return;
         }
         if let Err(e) = sd_notify::notify(states) {
             tracing::warn!(error = %e, "cannot notify systemd: {e}");
+        }
+    }
+}
+
+/// When the next watchdog ping is due: every half watchdog interval, never without a watchdog.
+pub struct Pings(Option<tokio::time::Interval>);
+
+impl Pings {
+    /// Resolves at the next ping (at once for the first), or never when there is no watchdog.
+    pub async fn due(&mut self) {
+        match &mut self.0 {
+            Some(every) => {
+                every.tick().await;
+            }
+            None => std::future::pending().await,
         }
     }
 }

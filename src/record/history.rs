@@ -1,19 +1,17 @@
 //! The boot history, `history.jsonl` in the state dir: one JSON line a boot, the last
-//! [`KEEP`] boots. Writes are atomic (temp file + rename); reads go through
+//! [`KEEP`] boots, each a [`PastBoot`]. Writes are atomic; reads go through
 //! [`read_regular`] with a cap, and a line that does not parse is skipped with a
 //! warning, never fatal: a history is for people and for fallback detection, never a
 //! reason to fail a boot.
 
-use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::boot::PartitionInfo;
-use crate::boot::decide::RebootDecision;
-use crate::fsread::read_regular;
+use super::Lenient;
+use super::boot::{Fallback, Reason};
+use super::verdict::VerdictRecord;
+use crate::util::read::read_regular;
 
 /// Keeps this many boots in `history.jsonl`.
 pub const KEEP: usize = 50;
@@ -30,19 +28,7 @@ pub struct Slot {
     pub uuid: String,
 }
 
-impl From<&PartitionInfo> for Slot {
-    fn from(p: &PartitionInfo) -> Self {
-        Slot { label: p.label.clone(), index: p.index, uuid: p.uuid.clone() }
-    }
-}
-
-/// A check that failed a past gate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Failing {
-    pub name: String,
-    #[serde(default)]
-    pub message: String,
-}
+pub use crate::engine::Failing;
 
 /// What bootgate did about a failed gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,18 +46,22 @@ pub enum Decision {
     Reverted,
     /// Stayed because the policy says `on_failure: stay`.
     StayPolicy,
+    /// A decision a newer bootgate recorded, which this version does not know.
+    #[serde(other)]
+    Other,
 }
 
-impl From<RebootDecision> for Decision {
-    fn from(d: RebootDecision) -> Self {
-        match d {
-            RebootDecision::Reboot { .. }
-            | RebootDecision::CountDown { .. }
-            | RebootDecision::RebootTo { .. }
-            | RebootDecision::RebootToEntry { .. } => Decision::Reboot,
-            RebootDecision::StayConfirmed => Decision::StayConfirmed,
-            RebootDecision::StayNoFallback => Decision::StayNoFallback,
-            RebootDecision::NotAbSystem => Decision::NotAb,
+impl Decision {
+    /// The word the history line has.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Reboot => "reboot",
+            Decision::StayConfirmed => "stay_confirmed",
+            Decision::StayNoFallback => "stay_no_fallback",
+            Decision::NotAb => "not_ab",
+            Decision::Reverted => "reverted",
+            Decision::StayPolicy => "stay_policy",
+            Decision::Other => "other",
         }
     }
 }
@@ -81,7 +71,15 @@ impl From<RebootDecision> for Decision {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeenFallback {
     pub from_uuid: String,
-    pub reason: String,
+    #[serde(default)]
+    pub reason: Lenient<Reason>,
+}
+
+impl From<&Fallback> for SeenFallback {
+    /// What this boot's history line records of its fallback, so the next boot does not report it again.
+    fn from(f: &Fallback) -> Self {
+        SeenFallback { from_uuid: f.from_uuid.clone(), reason: Lenient::Known(f.reason) }
+    }
 }
 
 /// One line of the history. Not `deny_unknown_fields`: a line a newer bootgate wrote
@@ -131,31 +129,24 @@ fn failing_any<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Failing>, D
 }
 
 impl PastBoot {
-    /// This boot's line from its verdict document, slot, OS version and decision.
-    pub fn from_verdict(doc: &Value, slot: Option<Slot>, version: Option<String>, decision: Option<Decision>) -> Self {
-        let checks = doc["checks"].as_array().cloned().unwrap_or_default();
-        let failing = doc["failing"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(|name| {
-                let entry = checks.iter().find(|c| c["name"] == name);
-                let message = entry.and_then(|c| c["message"].as_str()).unwrap_or_default().to_string();
-                Failing { name: name.into(), message }
-            })
-            .collect();
+    /// This boot's line from its verdict, slot, OS version and decision.
+    pub fn from_verdict(
+        v: &VerdictRecord,
+        slot: Option<Slot>,
+        version: Option<String>,
+        decision: Option<Decision>,
+    ) -> Self {
         PastBoot {
-            timestamp: doc["timestamp"].as_str().map(String::from),
-            boot_id: doc["boot_id"].as_str().map(String::from),
+            timestamp: v.timestamp.map(|t| crate::util::time::timestamp(t.0)),
+            boot_id: v.boot_id.clone(),
             partition: slot,
             version,
-            gate: doc["gate"].as_str().map(String::from),
-            status: doc["status"].as_str().map(String::from),
-            failing,
+            gate: Some(v.gate.as_str().to_string()),
+            status: v.status.known().map(|h| h.as_str().to_string()),
+            failing: v.failing(),
             decision,
-            reason: doc["reason"].as_str().map(String::from),
-            gate_duration_ms: doc["gate_duration_ms"].as_f64(),
+            reason: v.reason.clone(),
+            gate_duration_ms: v.gate_duration_ms,
             bootgate: Some(env!("CARGO_PKG_VERSION").into()),
             fallback: None,
         }
@@ -165,21 +156,6 @@ impl PastBoot {
     pub fn failing_names(&self) -> String {
         self.failing.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
     }
-}
-
-/// `VERSION` from `/usr/lib/os-release`.
-pub fn os_version() -> Option<String> {
-    os_version_at(Path::new("/usr/lib/os-release"))
-}
-
-/// [`os_version`] from the os-release file at `path`.
-pub fn os_version_at(path: &Path) -> Option<String> {
-    let bytes = read_regular(path, 64 << 10).ok()?;
-    String::from_utf8_lossy(&bytes).lines().find_map(|l| {
-        let v = l.trim().strip_prefix("VERSION=")?;
-        let v = v.trim_matches(|c| c == '"' || c == '\'');
-        (!v.is_empty()).then(|| v.to_string())
-    })
 }
 
 /// The history file in `dir`.
@@ -267,65 +243,19 @@ fn read_lines(dir: &Path) -> String {
     }
 }
 
-/// Replaces the history with `lines`, atomically (temp file, fsync, rename).
+/// Replaces the history with `lines`, atomically.
 fn write_lines(dir: &Path, lines: &[&str]) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{FILE}.tmp"));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+    let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
     for l in lines {
-        writeln!(f, "{l}")?;
+        text.push_str(l);
+        text.push('\n');
     }
-    f.sync_all()?;
-    std::fs::rename(&tmp, path(dir))
+    crate::util::atomic::write(&path(dir), text.as_bytes(), 0o644)
 }
 
 /// The newest `limit` boots first.
 pub fn newest(boots: &[PastBoot], limit: usize) -> Vec<&PastBoot> {
     boots.iter().rev().take(limit).collect()
-}
-
-/// `bootgate history`: the newest `limit` boots in `dir`, as JSON or a table.
-pub fn render(dir: &Path, json: bool, limit: usize) -> std::io::Result<String> {
-    let boots = read(dir)?;
-    let shown = newest(&boots, limit);
-    Ok(if json {
-        format!("{}\n", serde_json::to_string_pretty(&shown).map_err(std::io::Error::other)?)
-    } else {
-        table(&shown)
-    })
-}
-
-/// A readable table of `boots` (already in the order to show).
-pub fn table(boots: &[&PastBoot]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<24} {:<36} {:<10} {:<14} {:<7} {:<10} {:<17} failing",
-        "time", "boot", "slot", "version", "gate", "status", "decision"
-    );
-    for b in boots {
-        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-        // Whole: it is what `journalctl -b` takes.
-        let boot = b.boot_id.as_deref().unwrap_or("-");
-        let slot = b.partition.as_ref().map_or("-".into(), |p| p.label.clone());
-        let decision = b.decision.and_then(|d| serde_json::to_value(d).ok());
-        let decision = decision.as_ref().and_then(Value::as_str).unwrap_or("-");
-        let failing: Vec<String> = b
-            .failing
-            .iter()
-            .map(|f| if f.message.is_empty() { f.name.clone() } else { format!("{} ({})", f.name, f.message) })
-            .collect();
-        let _ = writeln!(
-            out,
-            "{:<24} {boot:<36} {slot:<10} {:<14} {:<7} {:<10} {decision:<17} {}",
-            dash(&b.timestamp),
-            dash(&b.version),
-            dash(&b.gate),
-            dash(&b.status),
-            if failing.is_empty() { "-".into() } else { failing.join("; ") }
-        );
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,168 +1,350 @@
-//! This boot's `verdict.json` in the run dir (the history is [`crate::history`]). Writes are atomic (temp file + rename). Reads go through
-//! [`read_regular`]: regular files only, opened without blocking (a FIFO in their place
-//! must not hold up the gate or its stop), and at most a bounded size.
+//! This boot's `verdict.json` in the run dir, the document `check --format json` prints
+//! too: one serde type, [`VerdictRecord`], that writes the file and reads it back, so a
+//! restart in the same boot (Restart=, Upholds=) finds the verdict instead of judging
+//! the boot again. Writes are atomic; reads go through [`read_regular`]: regular files
+//! only, opened without blocking (a FIFO in their place must not hold up the gate or its
+//! stop), and at most a bounded size.
+//!
+//! Fields are declared in alphabetical order: that is the order the file has had since
+//! its first version (written from a sorted JSON map), pinned by the golden files in
+//! `tests/golden/`.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
-use crate::engine::{CheckResult, GateState, Snapshot};
-use crate::fsread::read_regular;
+use super::Lenient;
+use crate::checks::{Observed, Status};
+use crate::engine::{CheckResult, Failing, GateState, Health, Snapshot};
 use crate::policy::CheckSpec;
+use crate::util::read::read_regular;
+use crate::util::time::{millis, parse_timestamp, timestamp};
 
+/// The file in the run dir.
+pub const FILE: &str = "verdict.json";
 /// The largest verdict file read back (a verdict of 1,000 checks is well under this).
 const VERDICT_CAP: u64 = 4 << 20;
 
-/// This boot's id from the kernel, if readable.
-pub fn boot_id() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_string())
+/// A time in a record: RFC 3339 UTC with milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp(pub SystemTime);
+
+impl Serialize for Stamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&timestamp(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Stamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_timestamp(&text).map(Stamp).ok_or_else(|| serde::de::Error::custom(format!("not a time: {text}")))
+    }
+}
+
+/// The verdict document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerdictRecord {
+    #[serde(default)]
+    pub boot_id: Option<String>,
+    #[serde(default)]
+    pub checks: Vec<CheckRecord>,
+    /// The checks that keep the gate from passing (critical, not passed).
+    #[serde(default)]
+    pub failing: Vec<String>,
+    pub gate: GateState,
+    #[serde(default)]
+    pub gate_duration_ms: Option<f64>,
+    #[serde(default, with = "lenient_stamp")]
+    pub gate_started: Option<Stamp>,
+    /// Where the policy came from.
+    #[serde(default)]
+    pub policy: String,
+    /// Why the gate failed, when the failing checks alone do not say (`failed during soak`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The rollback window a passed gate opened (written by `run` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<WindowRecord>,
+    #[serde(default)]
+    pub status: Lenient<Health>,
+    #[serde(default, with = "lenient_stamp")]
+    pub timestamp: Option<Stamp>,
+}
+
+/// One check of the verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    #[serde(default)]
+    pub critical: bool,
+    #[serde(default)]
+    pub duration_ms: f64,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default, with = "lenient_stamp")]
+    pub last_check: Option<Stamp>,
+    #[serde(default)]
+    pub message: String,
+    pub name: String,
+    #[serde(default)]
+    pub observed: Observed,
+    /// A result this version does not know (a newer one wrote it) reads as pending.
+    #[serde(default)]
+    pub result: Lenient<Status>,
+}
+
+/// The rollback window a passed gate opened, so a restart in the same boot re-opens it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowRecord {
+    pub armed: bool,
+    #[serde(with = "stamp")]
+    pub window_ends: SystemTime,
+}
+
+mod stamp {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        Stamp(*t).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        Stamp::deserialize(d).map(|s| s.0)
+    }
+}
+
+/// An optional time that reads as `None` when it is not one (`null`, or text of a format
+/// this version does not know): a record is never refused for a time it only shows.
+mod lenient_stamp {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(t: &Option<Stamp>, s: S) -> Result<S::Ok, S::Error> {
+        t.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Stamp>, D::Error> {
+        Ok(Lenient::<Stamp>::deserialize(d)?.known())
+    }
+}
+
+impl CheckRecord {
+    /// `c` as the verdict records it.
+    pub fn of(c: &CheckResult) -> Self {
+        CheckRecord {
+            attempts: c.attempts,
+            consecutive_failures: c.consecutive_failures,
+            critical: c.critical,
+            duration_ms: millis(c.duration),
+            kind: c.kind.to_string(),
+            last_check: c.last_check.map(Stamp),
+            message: c.message.clone(),
+            name: c.name.clone(),
+            observed: c.observed.clone(),
+            result: Lenient::Known(c.status),
+        }
+    }
+
+    /// Puts the recorded result on `c` (a check of the same name in the policy now).
+    fn restore(&self, c: &mut CheckResult) {
+        c.status = self.result.known().unwrap_or(Status::Pending);
+        c.message = self.message.clone();
+        c.observed = self.observed.clone();
+        c.duration = duration_of(self.duration_ms);
+        c.attempts = self.attempts;
+        c.last_check = self.last_check.map(|s| s.0);
+        c.consecutive_failures = self.consecutive_failures;
+        c.consecutive_successes = u32::from(c.status.passed());
+    }
+}
+
+/// Milliseconds from a record as a duration; a negative, huge or not-a-number value is zero.
+fn duration_of(ms: f64) -> Duration {
+    Duration::try_from_secs_f64(ms / 1000.0).unwrap_or_default()
+}
+
+impl VerdictRecord {
+    /// The verdict over `s`, from the policy at `policy`, at `now`, in boot `boot_id`.
+    pub fn of(s: &Snapshot, policy: &str, boot_id: Option<String>, now: SystemTime) -> Self {
+        let v = s.verdict();
+        VerdictRecord {
+            boot_id,
+            checks: s.checks.iter().map(CheckRecord::of).collect(),
+            failing: s.critical_failures().into_iter().map(|f| f.name).collect(),
+            gate: v.gate,
+            gate_duration_ms: s.gate_duration.map(millis),
+            gate_started: Some(Stamp(s.gate_started)),
+            policy: policy.to_string(),
+            reason: s.gate_reason.clone(),
+            rollback: None,
+            status: Lenient::Known(v.health),
+            timestamp: Some(Stamp(now)),
+        }
+    }
+
+    /// The checks that failed the gate, each with the message it failed with.
+    pub fn failing(&self) -> Vec<Failing> {
+        self.failing
+            .iter()
+            .map(|name| {
+                let message = self.checks.iter().find(|c| &c.name == name).map(|c| c.message.clone());
+                Failing { name: name.clone(), message: message.unwrap_or_default() }
+            })
+            .collect()
+    }
+
+    /// The file's bytes: pretty JSON, as operators read it.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a verdict record is JSON")
+    }
 }
 
 /// A verdict this boot already reached, read back from `verdict.json`.
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub path: PathBuf,
-    pub gate: GateState,
-    pub doc: Value,
+    pub record: VerdictRecord,
 }
 
 impl Recorded {
+    /// The recorded gate: passed or failed.
+    pub fn gate(&self) -> GateState {
+        self.record.gate
+    }
+
     /// Names of the checks that failed the recorded gate.
     pub fn failing(&self) -> Vec<String> {
-        self.doc["failing"].as_array().into_iter().flatten().filter_map(|n| n.as_str().map(String::from)).collect()
+        self.record.failing.clone()
     }
 
     /// The recorded results as a snapshot over `specs` (the policy's checks, in its order).
     ///
     /// A check the verdict has no entry for is pending; the gate state is the recorded one.
     pub fn snapshot(&self, specs: &[CheckSpec]) -> Snapshot {
+        let r = &self.record;
         let mut s = Snapshot::new(specs);
-        let entries: Vec<&Value> = self.doc["checks"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
         for c in &mut s.checks {
-            if let Some(e) = entries.iter().find(|e| e["name"] == c.name.as_str()) {
-                restore(c, e);
-            } else {
-                c.message = "not in this boot's recorded verdict (added to the policy since?)".into();
+            match r.checks.iter().find(|e| e.name == c.name) {
+                Some(e) => e.restore(c),
+                None => c.message = "not in this boot's recorded verdict (added to the policy since?)".into(),
             }
         }
-        for name in self.failing() {
-            if !specs.iter().any(|spec| spec.name == name) {
+        for name in &r.failing {
+            if !specs.iter().any(|spec| &spec.name == name) {
                 tracing::warn!(check = %name, "the recorded gate failed on `{name}`, which the policy no longer has");
             }
         }
-        s.gate = self.gate;
-        s.gate_failing = self
-            .failing()
-            .into_iter()
-            .map(|name| {
-                let entry = entries.iter().find(|e| e["name"] == name.as_str());
-                let message = entry.and_then(|e| e["message"].as_str()).unwrap_or_default().to_string();
-                (name, message)
-            })
-            .collect();
-        s.gate_duration = self.doc["gate_duration_ms"].as_f64().map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0));
-        if let Some(t) = self.doc["gate_started"].as_str().and_then(|t| humantime::parse_rfc3339(t).ok()) {
-            s.gate_started = t;
+        s.gate = r.gate;
+        s.gate_failing = r.failing();
+        s.gate_duration = r.gate_duration_ms.map(duration_of);
+        if let Some(t) = r.gate_started {
+            s.gate_started = t.0;
         }
         s
     }
 }
 
-fn restore(c: &mut CheckResult, e: &Value) {
-    if let Ok(status) = serde_json::from_value(e["result"].clone()) {
-        c.status = status;
-    }
-    c.message = e["message"].as_str().unwrap_or_default().to_string();
-    c.observed = e["observed"].as_object().cloned().unwrap_or_default();
-    c.duration = Duration::from_secs_f64(e["duration_ms"].as_f64().unwrap_or(0.0).max(0.0) / 1000.0);
-    c.attempts = e["attempts"].as_u64().unwrap_or(0).try_into().unwrap_or(u32::MAX);
-    c.last_check = e["last_check"].as_str().and_then(|t| humantime::parse_rfc3339(t).ok());
-    c.consecutive_failures = e["consecutive_failures"].as_u64().unwrap_or(0).try_into().unwrap_or(u32::MAX);
-    c.consecutive_successes = u32::from(c.status.passed());
+/// Why this boot's verdict file cannot be used. The caller fails closed on every one: a
+/// boot is judged once, and a verdict it cannot read may be a failed one.
+#[derive(Debug, thiserror::Error)]
+pub enum VerdictError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path} is not a verdict: {why}")]
+    Malformed { path: String, why: String },
+    #[error("{path} records no decided gate (gate: {gate})")]
+    Undecided { path: String, gate: &'static str },
 }
 
-/// The verdict this boot already reached, if any.
-///
-/// `Ok(None)` when there is none (or only one from another boot). An unreadable or
-/// malformed file is an error naming it: the caller fails closed, since a boot is
-/// judged once and a verdict it cannot read may be a failed one.
-pub fn this_boot(run_dir: &Path) -> Result<Option<Recorded>, String> {
-    this_boot_as(run_dir, boot_id().as_deref())
-}
-
-/// [`this_boot`] for a given boot id (`None`: unknown, so any verdict counts as this boot's).
-pub fn this_boot_as(run_dir: &Path, boot: Option<&str>) -> Result<Option<Recorded>, String> {
-    let path = run_dir.join("verdict.json");
-    let shown = path.display();
+/// The verdict this boot (`boot`; `None`: unknown, so any verdict counts as this boot's)
+/// already reached in `run_dir`, if any. `Ok(None)` when there is none, or only one of
+/// another boot.
+pub fn this_boot(run_dir: &Path, boot: Option<&str>) -> Result<Option<Recorded>, VerdictError> {
+    let path = run_dir.join(FILE);
+    let shown = path.display().to_string();
     let bytes = match read_regular(&path, VERDICT_CAP) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {shown}: {e}")),
+        Err(source) => return Err(VerdictError::Read { path: shown, source }),
     };
-    let doc: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{shown} is not a verdict: {e}"))?;
-    if !doc.is_object() {
-        return Err(format!("{shown} is not a verdict: not a JSON object"));
-    }
-    if let (Some(theirs), Some(ours)) = (doc["boot_id"].as_str(), boot)
+    let record: VerdictRecord = serde_json::from_slice(&bytes)
+        .map_err(|e| VerdictError::Malformed { path: shown.clone(), why: e.to_string() })?;
+    if let (Some(theirs), Some(ours)) = (record.boot_id.as_deref(), boot)
         && theirs != ours
     {
         tracing::info!(file = %shown, boot_id = theirs, "ignoring {shown}: it is the verdict of boot {theirs}");
         return Ok(None);
     }
-    let gate = match doc["gate"].as_str() {
-        Some("passed") => GateState::Passed,
-        Some("failed") => GateState::Failed,
-        other => return Err(format!("{shown} records no decided gate (gate: {})", other.unwrap_or("missing"))),
-    };
-    Ok(Some(Recorded { path, gate, doc }))
+    if record.gate == GateState::Running {
+        return Err(VerdictError::Undecided { path: shown, gate: GateState::Running.as_str() });
+    }
+    Ok(Some(Recorded { path, record }))
 }
 
-/// Writes `doc` to `dir/verdict.json` atomically (temp file + rename), readable by all:
-/// it holds no secrets and operators read it without root.
-pub fn write_verdict(dir: &Path, doc: &Value) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+/// Writes `record` to `dir/verdict.json` atomically, readable by all: it holds no secrets
+/// and operators read it without root.
+pub fn write(dir: &Path, record: &VerdictRecord) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(".verdict.json.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp)?;
-    f.write_all(&serde_json::to_vec_pretty(doc).map_err(std::io::Error::other)?)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join("verdict.json"))
+    crate::util::atomic::write(&dir.join(FILE), &record.to_bytes(), 0o644)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn write_text(dir: &Path, text: &str) {
+        std::fs::write(dir.join(FILE), text).unwrap();
+    }
 
     #[test]
     fn a_verdict_is_this_boots_unless_it_names_another() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(this_boot_as(dir.path(), Some("b1")).unwrap().is_none());
-        write_verdict(dir.path(), &json!({"boot_id": "b0", "gate": "failed", "failing": ["a"]})).unwrap();
-        assert!(this_boot_as(dir.path(), Some("b1")).unwrap().is_none(), "another boot's verdict");
-        let rec = this_boot_as(dir.path(), Some("b0")).unwrap().unwrap();
-        assert_eq!((rec.gate, rec.failing()), (GateState::Failed, vec!["a".to_string()]));
+        assert!(this_boot(dir.path(), Some("b1")).unwrap().is_none());
+        write_text(dir.path(), r#"{"boot_id": "b0", "gate": "failed", "failing": ["a"]}"#);
+        assert!(this_boot(dir.path(), Some("b1")).unwrap().is_none(), "another boot's verdict");
+        let rec = this_boot(dir.path(), Some("b0")).unwrap().unwrap();
+        assert_eq!((rec.gate(), rec.failing()), (GateState::Failed, vec!["a".to_string()]));
         // Without a boot id to compare, the verdict counts: fail closed.
-        assert!(this_boot_as(dir.path(), None).unwrap().is_some());
+        assert!(this_boot(dir.path(), None).unwrap().is_some());
     }
 
     #[test]
     fn an_unreadable_verdict_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("verdict.json");
-        for bad in ["{\"gate\": \"pass", "[1]", "{\"boot_id\": \"b0\", \"gate\": \"running\"}"] {
-            std::fs::write(&path, bad).unwrap();
-            let err = this_boot_as(dir.path(), Some("b0")).unwrap_err();
-            assert!(err.contains(&path.display().to_string()), "{err}");
+        let path = dir.path().join(FILE);
+        for bad in [
+            "{\"gate\": \"pass",
+            "[1]",
+            "{\"boot_id\": \"b0\", \"gate\": \"running\"}",
+            "{\"boot_id\": \"b0\", \"gate\": \"postponed\"}",
+            "{\"boot_id\": \"b0\"}",
+        ] {
+            write_text(dir.path(), bad);
+            let err = this_boot(dir.path(), Some("b0")).unwrap_err().to_string();
+            assert!(err.contains(&path.display().to_string()), "{bad}: {err}");
         }
         std::fs::remove_file(&path).unwrap();
         nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let err = this_boot_as(dir.path(), Some("b0")).unwrap_err();
+        let err = this_boot(dir.path(), Some("b0")).unwrap_err().to_string();
         assert!(err.contains("FIFO"), "{err}");
+    }
+
+    #[test]
+    fn what_a_newer_version_adds_or_names_differently_is_read_as_far_as_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = r#"{"gate": "passed", "status": "splendid", "timestamp": "last tuesday", "new_key": {"x": 1},
+            "checks": [{"name": "a", "result": "postponed", "duration_ms": 1e300, "last_check": null, "extra": true}]}"#;
+        write_text(dir.path(), text);
+        let rec = this_boot(dir.path(), None).unwrap().unwrap().record;
+        assert_eq!((rec.status.known(), rec.timestamp), (None, None));
+        assert_eq!(rec.checks[0].result.known(), None);
+        let spec = crate::policy::parse("version: 1\nchecks:\n  - {name: a, kind: disk}\n", "p.yaml").unwrap();
+        let recorded = Recorded { path: PathBuf::new(), record: rec };
+        let s = recorded.snapshot(&spec.checks);
+        assert_eq!((s.checks[0].status, s.checks[0].duration), (Status::Pending, Duration::ZERO));
     }
 }

@@ -1,62 +1,13 @@
-//! Renders results: the `check` table, verdict JSON, the verdict file and boot history.
+//! Tables for a terminal: the `check` table (also printed by `run` after the gate) and
+//! the boot history of `bootgate history`.
 
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use serde_json::{Value, json};
-
-use crate::engine::{CheckResult, Snapshot, blocks_gate};
-
-/// RFC 3339 UTC time with milliseconds.
-pub fn timestamp(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-pub fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
-}
-
-/// One check as JSON: result, message, timing and its observed values.
-pub fn check_json(c: &CheckResult) -> Value {
-    let mut v = json!({
-        "name": c.name,
-        "kind": c.kind,
-        "critical": c.critical,
-        "result": c.status,
-        "message": c.message,
-        "duration_ms": millis(c.duration),
-        "attempts": c.attempts,
-        "last_check": c.last_check.map(timestamp),
-        "consecutive_failures": c.consecutive_failures,
-    });
-    v["observed"] = Value::Object(c.observed.clone());
-    v
-}
-
-/// The verdict document of `check --format json` and the verdict file.
-pub fn verdict_json(s: &Snapshot, policy_source: &str) -> Value {
-    let v = s.verdict();
-    let mut doc = json!({
-        "status": v.health,
-        "gate": v.gate,
-        "boot_id": crate::state::boot_id(),
-        "policy": policy_source,
-        "timestamp": timestamp(SystemTime::now()),
-        "gate_started": timestamp(s.gate_started),
-        "gate_duration_ms": s.gate_duration.map(millis),
-        "failing": failing(s),
-        "checks": s.checks.iter().map(check_json).collect::<Vec<_>>(),
-    });
-    if let Some(reason) = &s.gate_reason {
-        doc["reason"] = reason.as_str().into();
-    }
-    doc
-}
-
-/// Names of the checks that keep the gate from passing (critical, not passed).
-pub fn failing(s: &Snapshot) -> Vec<&str> {
-    s.checks.iter().filter(|c| blocks_gate(c.critical, c.status)).map(|c| c.name.as_str()).collect()
-}
+use crate::engine::{CheckResult, Snapshot};
+use crate::record::history::PastBoot;
+use crate::util::text::one_line;
+use crate::util::time::readable;
 
 /// The time a check took in its round: first attempt to result, retry waits included
 /// (the last attempt alone outside the gate, which keeps no round timing).
@@ -64,14 +15,9 @@ fn spent(c: &CheckResult) -> Duration {
     c.timing.spent.max(c.duration)
 }
 
-/// `12.3ms` under a second, `7.0s` above.
-fn short(d: Duration) -> String {
-    if d < Duration::from_secs(1) { format!("{:.1}ms", millis(d)) } else { format!("{:.1}s", d.as_secs_f64()) }
-}
-
 /// The readable table of `check --format text`: per check its attempts and the time
 /// it took, and a footer with the gate's time and where it went.
-pub fn table(s: &Snapshot) -> String {
+pub fn checks(s: &Snapshot) -> String {
     let rows: Vec<[String; 6]> = s
         .checks
         .iter()
@@ -81,8 +27,8 @@ pub fn table(s: &Snapshot) -> String {
                 if c.critical { "yes" } else { "no" }.into(),
                 c.status.as_str().into(),
                 c.attempts.to_string(),
-                short(spent(c)),
-                crate::text::one_line(&c.message),
+                readable(spent(c)),
+                one_line(&c.message),
             ]
         })
         .collect();
@@ -99,18 +45,50 @@ pub fn table(s: &Snapshot) -> String {
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
     let v = s.verdict();
-    let took = s.gate_duration.map(|d| format!(" in {}", short(d))).unwrap_or_default();
+    let took = s.gate_duration.map(|d| format!(" in {}", readable(d))).unwrap_or_default();
     let _ = write!(out, "verdict: {} (gate {}){took}", v.health.as_str(), v.gate.as_str());
     if let Some(c) = s.checks.iter().max_by_key(|c| spent(c)) {
-        let _ = write!(out, "; slowest: {} {}", c.name, short(spent(c)));
+        let _ = write!(out, "; slowest: {} {}", c.name, readable(spent(c)));
         if c.attempts > 1 {
             let _ = write!(out, " over {} attempts", c.attempts);
         }
         if !c.timing.waited.is_zero() {
-            let _ = write!(out, " ({} waiting to retry)", short(c.timing.waited));
+            let _ = write!(out, " ({} waiting to retry)", readable(c.timing.waited));
         }
     }
     out.push('\n');
+    out
+}
+
+/// A readable table of `boots` (already in the order to show).
+pub fn history(boots: &[&PastBoot]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24} {:<36} {:<10} {:<14} {:<7} {:<10} {:<17} failing",
+        "time", "boot", "slot", "version", "gate", "status", "decision"
+    );
+    for b in boots {
+        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        // Whole: it is what `journalctl -b` takes.
+        let boot = b.boot_id.as_deref().unwrap_or("-");
+        let slot = b.partition.as_ref().map_or("-".into(), |p| p.label.clone());
+        let decision = b.decision.map_or("-", |d| d.as_str());
+        let failing: Vec<String> = b
+            .failing
+            .iter()
+            .map(|f| if f.message.is_empty() { f.name.clone() } else { format!("{} ({})", f.name, f.message) })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<24} {boot:<36} {slot:<10} {:<14} {:<7} {:<10} {decision:<17} {}",
+            dash(&b.timestamp),
+            dash(&b.version),
+            dash(&b.gate),
+            dash(&b.status),
+            if failing.is_empty() { "-".into() } else { failing.join("; ") }
+        );
+    }
     out
 }
 
@@ -151,14 +129,14 @@ mod tests {
             gate_failing: Vec::new(),
             ..Snapshot::new(&[])
         };
-        let t = table(&s);
+        let t = checks(&s);
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[0], "CHECK  CRITICAL  RESULT  ATTEMPTS  TIME   MESSAGE");
-        assert_eq!(lines[1], "root   yes       pass    1         2.0ms  root pass");
-        assert_eq!(lines[2], "api    yes       fail    3         7.0s   api fail");
+        assert_eq!(lines[0], "CHECK  CRITICAL  RESULT  ATTEMPTS  TIME    MESSAGE");
+        assert_eq!(lines[1], "root   yes       pass    1         2.0 ms  root pass");
+        assert_eq!(lines[2], "api    yes       fail    3         7.0 s   api fail");
         assert_eq!(
             lines[3],
-            "verdict: unhealthy (gate failed) in 7.0s; slowest: api 7.0s over 3 attempts (6.0s waiting to retry)"
+            "verdict: unhealthy (gate failed) in 7.0 s; slowest: api 7.0 s over 3 attempts (6.0 s waiting to retry)"
         );
         assert_eq!(lines.len(), 4);
     }
@@ -173,6 +151,10 @@ mod tests {
             gate_failing: Vec::new(),
             ..Snapshot::new(&[])
         };
-        assert!(table(&s).ends_with("verdict: healthy (gate passed) in 4.0ms; slowest: root 3.0ms\n"), "{}", table(&s));
+        assert!(
+            checks(&s).ends_with("verdict: healthy (gate passed) in 4.0 ms; slowest: root 3.0 ms\n"),
+            "{}",
+            checks(&s)
+        );
     }
 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
-use crate::history;
+use crate::record::history;
 
 /// `GET /api/v1/system/boots`: `{"boots": [...]}`, at most `limit` (default all kept).
 pub(super) async fn boots(State(state): State<AppState>, Query(query): Query<Vec<(String, String)>>) -> Response {
@@ -39,9 +39,9 @@ mod tests {
     use tower::ServiceExt as _;
 
     use crate::engine::Snapshot;
-    use crate::history::PastBoot;
-    use crate::lifecycle::Heartbeat;
     use crate::metrics::Metrics;
+    use crate::process::Heartbeat;
+    use crate::record::history::PastBoot;
     use crate::server::{AppState, app};
 
     async fn get(history: &watch::Receiver<Arc<Vec<PastBoot>>>, uri: &str) -> (u16, String) {

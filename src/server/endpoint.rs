@@ -7,17 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::{AppState, bind, serve};
+use super::{AppState, RunNow, bind, serve};
 use crate::engine::Snapshot;
-use crate::history::PastBoot;
-use crate::lifecycle::{Heartbeat, Shutdown};
 use crate::metrics::{self, Metrics};
-use crate::notify::{self, Notifier};
-use crate::runtime::RunNow;
+use crate::process::notify::{self, Notifier};
+use crate::process::{Heartbeat, Shutdown};
+use crate::record::boot::BootFacts;
+use crate::record::history::PastBoot;
 
 /// How long open requests get to finish after a stop request.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -29,7 +28,7 @@ const RETRY: Duration = Duration::from_secs(5);
 pub struct Endpoint {
     pub metrics: Arc<Metrics>,
     /// Publishes boot facts (the booted partition) into the health document and metrics.
-    pub boot: watch::Sender<Option<Arc<Value>>>,
+    pub boot: watch::Sender<Option<Arc<BootFacts>>>,
     /// Publishes the boot history for `/api/v1/system/boots`.
     pub history: watch::Sender<Arc<Vec<PastBoot>>>,
     task: JoinHandle<()>,

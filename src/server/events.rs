@@ -54,7 +54,7 @@ impl Change {
 
 /// The changes from `old` to `new`: each check (by name) whose status changed, then the gate.
 pub fn changes(old: &Snapshot, new: &Snapshot, now: SystemTime) -> Vec<Change> {
-    let time = crate::report::timestamp(now);
+    let time = crate::util::time::timestamp(now);
     let mut out: Vec<Change> = new
         .checks
         .iter()
@@ -70,10 +70,7 @@ pub fn changes(old: &Snapshot, new: &Snapshot, now: SystemTime) -> Vec<Change> {
         })
         .collect();
     if old.gate != new.gate {
-        let message = match &new.gate_reason {
-            Some(reason) => reason.clone(),
-            None => format!("gate {}", new.gate.as_str()),
-        };
+        let message = format!("gate {}", new.gate_word());
         out.push(Change::Gate { from: old.gate.as_str(), to: new.gate.as_str(), message, time });
     }
     out
@@ -178,8 +175,8 @@ mod tests {
         let (_tx, rx) = watch::channel(Arc::new(Snapshot::new(&[])));
         let metrics = Arc::new(crate::metrics::Metrics::new(&rx.borrow()).unwrap());
         let (events, _) = broadcast::channel(BUFFER);
-        let (_trigger, stop) = crate::lifecycle::Shutdown::manual();
-        let state = AppState::new(rx, metrics, crate::lifecycle::Heartbeat::new()).with_events(events.clone(), stop);
+        let (_trigger, stop) = crate::process::Shutdown::manual();
+        let state = AppState::new(rx, metrics, crate::process::Heartbeat::new()).with_events(events.clone(), stop);
         let request = axum::http::Request::get("/api/v1/system/events").body(axum::body::Body::empty()).unwrap();
         let res = super::super::app(state).oneshot(request).await.unwrap();
         assert_eq!(res.headers()["content-type"], "text/event-stream");

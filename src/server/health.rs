@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::document::{self, Facts};
 use crate::engine::Snapshot;
+use crate::record::boot::BootFacts;
 
 const JSON: &str = "application/json";
 const HEALTH_JSON: &str = "application/health+json";
@@ -34,7 +35,7 @@ struct Slot(RwLock<Option<Rendered>>);
 /// their addresses from being reused, so pointer equality is identity.
 struct Rendered {
     snapshot: Arc<Snapshot>,
-    boot: Option<Arc<Value>>,
+    boot: Option<Arc<BootFacts>>,
     second: u64,
     status: StatusCode,
     body: Bytes,
@@ -44,7 +45,7 @@ impl Slot {
     fn get_or_render(
         &self,
         snapshot: &Arc<Snapshot>,
-        boot: &Option<Arc<Value>>,
+        boot: &Option<Arc<BootFacts>>,
         second: u64,
         render: impl FnOnce() -> (StatusCode, Bytes),
     ) -> (StatusCode, Bytes) {

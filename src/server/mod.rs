@@ -15,14 +15,14 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::engine::Snapshot;
-use crate::history::PastBoot;
-use crate::lifecycle::{Heartbeat, Shutdown};
 use crate::metrics::{self, Metrics};
+use crate::process::{Heartbeat, Shutdown};
+use crate::record::boot::BootFacts;
+use crate::record::history::PastBoot;
 
 mod boots;
 mod conn;
@@ -30,12 +30,13 @@ mod document;
 mod endpoint;
 pub mod events;
 mod health;
-mod index;
 mod page;
 mod probes;
+mod routes;
 mod run;
 
 pub use endpoint::Endpoint;
+pub use run::{RunNow, RunReply};
 
 /// What the handlers read. Cheap to clone: every field is shared.
 #[derive(Clone)]
@@ -43,7 +44,7 @@ pub struct AppState {
     /// The latest snapshot, published by the gate and the runtime loop.
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     /// Facts about the booted partition (`partition`, `priority`, `tries`, `successful`) once read.
-    pub boot: watch::Receiver<Option<Arc<Value>>>,
+    pub boot: watch::Receiver<Option<Arc<BootFacts>>>,
     /// The boot history, oldest first, as last read from the state dir.
     pub history: watch::Receiver<Arc<Vec<PastBoot>>>,
     /// Metrics on their own registry.
@@ -55,7 +56,7 @@ pub struct AppState {
     /// Ends the event streams when the daemon stops.
     pub stop: Option<Shutdown>,
     /// Where runs on request go (the runtime loop), if anywhere.
-    pub runs: Option<mpsc::Sender<crate::runtime::RunNow>>,
+    pub runs: Option<mpsc::Sender<RunNow>>,
     /// `server.allow_run`.
     pub allow_run: bool,
     boot_id: Option<Arc<str>>,
@@ -75,13 +76,13 @@ impl AppState {
             stop: None,
             runs: None,
             allow_run: false,
-            boot_id: crate::state::boot_id().map(Arc::from),
+            boot_id: crate::boot::identity::boot_id().map(Arc::from),
             cache: Arc::default(),
         }
     }
 
     /// Reports boot facts published on `boot` (`boot` appears in the health document when `Some`).
-    pub fn with_boot(mut self, boot: watch::Receiver<Option<Arc<Value>>>) -> Self {
+    pub fn with_boot(mut self, boot: watch::Receiver<Option<Arc<BootFacts>>>) -> Self {
         self.boot = boot;
         self
     }
@@ -100,7 +101,7 @@ impl AppState {
     }
 
     /// Sends runs on request to `runs`; `allow` is `server.allow_run`.
-    pub fn with_runs(mut self, runs: mpsc::Sender<crate::runtime::RunNow>, allow: bool) -> Self {
+    pub fn with_runs(mut self, runs: mpsc::Sender<RunNow>, allow: bool) -> Self {
         self.runs = Some(runs);
         self.allow_run = allow;
         self
@@ -111,7 +112,7 @@ impl AppState {
         self.snapshots.borrow().clone()
     }
 
-    fn boot(&self) -> Option<Arc<Value>> {
+    fn boot(&self) -> Option<Arc<BootFacts>> {
         self.boot.borrow().clone()
     }
 }

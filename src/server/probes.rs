@@ -16,8 +16,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::engine::{GateState, Snapshot, blocks_gate};
-use crate::lifecycle::Heartbeat;
+use crate::engine::{GateWord, Snapshot, blocks_gate};
+use crate::process::Heartbeat;
+use crate::util::text::one_line;
 
 /// One line of a probe answer.
 struct Probe {
@@ -42,9 +43,9 @@ impl Probe {
         match &self.failure {
             None => format!("[+]{} ok\n", self.name),
             Some(why) if self.advisory => {
-                format!("[-]{} failed: {} (optional)\n", self.name, crate::text::one_line(why))
+                format!("[-]{} failed: {} (optional)\n", self.name, one_line(why))
             }
-            Some(why) => format!("[-]{} failed: {}\n", self.name, crate::text::one_line(why)),
+            Some(why) => format!("[-]{} failed: {}\n", self.name, one_line(why)),
         }
     }
 }
@@ -77,10 +78,11 @@ pub(super) async fn readyz(State(state): State<AppState>, Query(params): Query<V
 }
 
 fn readiness(s: &Snapshot) -> Vec<Probe> {
-    let gate = match s.gate {
-        GateState::Passed => None,
-        GateState::Running => Some("boot gate still running".to_string()),
-        GateState::Failed => Some("boot gate failed".to_string()),
+    let word = s.gate_word();
+    let gate = match word {
+        GateWord::Passed => None,
+        undecided if undecided.undecided() => Some(format!("boot gate still {word}")),
+        _ => Some(format!("boot gate {word}")),
     };
     let mut probes = vec![Probe::new("gate", gate)];
     for c in &s.checks {

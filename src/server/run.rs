@@ -10,12 +10,31 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use std::time::Duration;
+
 use tokio::sync::oneshot;
 
 use super::AppState;
 use super::document;
-use crate::engine::GateState;
-use crate::runtime::{RunNow, RunReply};
+use crate::engine::{CheckResult, GateState};
+
+/// A request to run one check now, answered on `reply`.
+#[derive(Debug)]
+pub struct RunNow {
+    pub check: String,
+    pub reply: oneshot::Sender<RunReply>,
+}
+
+/// What a run on request came to.
+#[derive(Debug)]
+pub enum RunReply {
+    /// The check ran (or was already running); its result as now reported.
+    Done(Box<CheckResult>),
+    /// No check has this name.
+    Unknown,
+    /// It was started on request too recently; try again after this long.
+    TooSoon(Duration),
+}
 
 /// `POST /api/v1/system/health/{check}/run`.
 pub(super) async fn run(State(state): State<AppState>, Path(name): Path<String>) -> Response {

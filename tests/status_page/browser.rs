@@ -204,15 +204,16 @@ async fn a_fallen_back_device_in_chromium() {
     use std::sync::Arc;
 
     use bootgate::boot::decide::FLATCAR_USR_TYPE;
-    use bootgate::boot::{BootStatus, PartitionInfo, fallback};
+    use bootgate::boot::decide::fallback;
+    use bootgate::boot::{BootStatus, PartitionInfo};
     use bootgate::checks::Status;
+    use bootgate::daemon::facts::ThisBoot;
     use bootgate::engine::GateState;
-    use bootgate::facts::{BootFacts, boot_json};
     use tokio::sync::watch;
 
     let state_dir = tempfile::tempdir().unwrap();
     fs::write(state_dir.path().join("history.jsonl"), FAILED_UPDATE_HISTORY).unwrap();
-    let boots = bootgate::history::read(state_dir.path()).unwrap();
+    let boots = bootgate::record::history::read(state_dir.path()).unwrap();
     let part = |index, label: &str, uuid: &str, priority, successful| PartitionInfo {
         index,
         label: label.into(),
@@ -226,20 +227,20 @@ async fn a_fallen_back_device_in_chromium() {
         part(3, "USR-A", "e03dd35c-7c2d-4a47-b3fe-27f15780a57c", 1, true),
         part(4, "USR-B", "7130c94a-213a-4e5a-8e26-6cce9662f132", 2, false),
     ];
-    let this_boot = bootgate::state::boot_id().unwrap_or_default();
+    let this_boot = bootgate::boot::identity::boot_id().unwrap_or_default();
     let found = fallback::detect(&boots, &partitions, Some(&partitions[0]), &this_boot);
     assert!(found.is_some(), "the history shows a fallback from USR-B");
     let status = BootStatus { booted: Some(3), disk: Some("/dev/vda".into()), partitions, note: None };
-    let facts = BootFacts { status: Some(status), version: Some("4152.2.0".into()), fallback: found };
+    let boot = ThisBoot { status: Some(status), version: Some("4152.2.0".into()), fallback: found };
     let checks = ["root-disk", "local-api", "self-test"].map(|n| crate::routes::check(n, "disk", true, Status::Pass));
     let snapshot = crate::routes::snapshot(GateState::Passed, checks.into());
     let metrics = Arc::new(bootgate::metrics::Metrics::new(&snapshot).unwrap());
     let state = bootgate::server::AppState::new(
         watch::channel(Arc::new(snapshot)).1,
         metrics,
-        bootgate::lifecycle::Heartbeat::new(),
+        bootgate::process::Heartbeat::new(),
     )
-    .with_boot(watch::channel(boot_json(&facts).map(Arc::new)).1)
+    .with_boot(watch::channel(boot.facts().map(Arc::new)).1)
     .with_history(watch::channel(Arc::new(boots)).1);
     let listener = bootgate::server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());

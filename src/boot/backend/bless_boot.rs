@@ -10,10 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::json;
-
 use super::{Backend, Step};
 use crate::boot::decide::RebootDecision;
+use crate::record::boot::BackendFacts;
 
 /// Where the kernel shows EFI variables.
 pub const EFIVARS: &str = "/sys/firmware/efi/efivars";
@@ -192,24 +191,13 @@ impl BlessBoot {
             return Err(format!("systemd-bless-boot is not installed (looked for {})", tried.join(", ")));
         };
         let mut command = tokio::process::Command::new(tool);
-        command.arg("bad").kill_on_drop(true).stdin(std::process::Stdio::null());
+        command.arg("bad");
         if let Some(esp) = &self.counted.esp {
             // The ESP bootgate found the entry on, so both agree on which file to rename.
             command.env("SYSTEMD_ESP_PATH", esp);
         }
-        match tokio::time::timeout(TIMEOUT, command.output()).await {
-            Err(_) => {
-                Err(format!("{} bad did not finish within {}", tool.display(), humantime::format_duration(TIMEOUT)))
-            }
-            Ok(Err(e)) => Err(format!("cannot run {}: {e}", tool.display())),
-            Ok(Ok(out)) if out.status.success() => Ok(()),
-            Ok(Ok(out)) => Err(format!(
-                "{} bad failed ({}): {}",
-                tool.display(),
-                out.status,
-                crate::text::one_line(String::from_utf8_lossy(&out.stderr).trim())
-            )),
-        }
+        let shown = format!("{} bad", tool.display());
+        crate::util::tool::run(command, shown, TIMEOUT).await.map(drop).map_err(|e| e.to_string())
     }
 }
 
@@ -218,25 +206,23 @@ impl Backend for BlessBoot {
         "bless-boot"
     }
 
-    fn facts(&self) -> Step<'_, serde_json::Value> {
+    fn facts(&self) -> Step<'_, BackendFacts> {
         Box::pin(async {
             let booted = self.booted();
             let esp = self.counted.esp.as_ref().map(|p| p.display().to_string());
-            let count_path = self.counted.path.as_ref().map(|p| format!("/{}", p.display()));
-            let mut facts = json!({
-                "backend": "bless-boot",
-                "counting": self.counting(),
-                "esp": esp,
-                "entry": booted.as_ref().map(|e| e.name.clone()).or_else(|| self.counted.selected.clone()),
-                "boot_count_path": count_path,
-                "tries_left": booted.as_ref().and_then(|e| e.left),
-                "tries_done": booted.as_ref().and_then(|e| e.done),
-            });
-            if self.counting() && esp.is_none() {
+            let error = (self.counting() && esp.is_none()).then(|| {
                 let roots: Vec<String> = self.roots.iter().map(|r| r.display().to_string()).collect();
-                facts["error"] = format!("the counted entry is on none of {}", roots.join(", ")).into();
+                format!("the counted entry is on none of {}", roots.join(", "))
+            });
+            BackendFacts::BlessBoot {
+                counting: self.counting(),
+                esp,
+                entry: booted.as_ref().map(|e| e.name.clone()).or_else(|| self.counted.selected.clone()),
+                boot_count_path: self.counted.path.as_ref().map(|p| format!("/{}", p.display())),
+                tries_left: booted.as_ref().and_then(|e| e.left),
+                tries_done: booted.as_ref().and_then(|e| e.done),
+                error,
             }
-            facts
         })
     }
 

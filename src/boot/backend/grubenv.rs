@@ -8,11 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::json;
-
 use super::{Backend, Step};
 use crate::boot::decide::RebootDecision;
 use crate::boot::grubenv::{Env, EnvError};
+use crate::record::boot::BackendFacts;
 
 /// The environment block at `path`.
 pub struct Grubenv {
@@ -50,17 +49,22 @@ impl Backend for Grubenv {
         "grubenv"
     }
 
-    fn facts(&self) -> Step<'_, serde_json::Value> {
+    fn facts(&self) -> Step<'_, BackendFacts> {
         Box::pin(async {
-            let shown = self.path.display().to_string();
+            let grubenv = self.path.display().to_string();
             match Env::read(&self.path) {
-                Ok(env) => json!({
-                    "backend": "grubenv",
-                    "grubenv": shown,
-                    "boot_counter": env.get("boot_counter").and_then(|v| v.parse::<i64>().ok()),
-                    "boot_success": env.get("boot_success") == Some("1"),
-                }),
-                Err(e) => json!({"backend": "grubenv", "grubenv": shown, "error": e.to_string()}),
+                Ok(env) => BackendFacts::Grubenv {
+                    grubenv,
+                    boot_counter: env.get("boot_counter").and_then(|v| v.parse::<i64>().ok()),
+                    boot_success: Some(env.get("boot_success") == Some("1")),
+                    error: None,
+                },
+                Err(e) => BackendFacts::Grubenv {
+                    grubenv,
+                    boot_counter: None,
+                    boot_success: None,
+                    error: Some(e.to_string()),
+                },
             }
         })
     }

@@ -1,19 +1,20 @@
 //! Which boot loader marks this boot, and how (`boot.backend`): one module per
 //! backend behind [`Backend`], as one module per check kind sits behind `Check`.
 //! `run` chooses one at start ([`choose`]), logs which and why, shows its facts in the
-//! health document's `boot`, calls [`Backend::on_pass`] before READY=1 and
-//! [`Backend::on_failure`] after a failed gate. Every `on_failure` is loop-guarded: it
-//! reboots only when the boot loader will then boot something else.
+//! health document's `boot`, calls [`Backend::on_pass`] before READY=1,
+//! [`Backend::on_failure`] after a failed gate and [`Backend::revert`] when the rollback
+//! window reverts the update. Every `on_failure` is loop-guarded: it reboots only when
+//! the boot loader will then boot something else; every `revert` only when there is a
+//! good fallback.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
-use serde_json::Value;
-
 use super::BootStatus;
 use super::decide::RebootDecision;
 use crate::policy::Backend as Named;
+use crate::record::boot::BackendFacts;
 
 pub mod bless_boot;
 pub mod flatcar;
@@ -28,14 +29,44 @@ pub type Step<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Backend: Send + Sync {
     /// The policy's name for it.
     fn name(&self) -> &'static str;
-    /// What the health document's `boot` shows of it (merged over the GPT slot's facts).
-    fn facts(&self) -> Step<'_, Value>;
+    /// What the health document's `boot` shows of it (beside the GPT slot's facts).
+    fn facts(&self) -> Step<'_, BackendFacts>;
     /// The gate passed: mark this boot good where bootgate does it (before READY=1).
     /// `Ok` says what was done, for the log.
     fn on_pass(&self) -> Step<'_, Result<String, String>>;
     /// The gate failed (and the policy says reboot): mark it bad where the loader needs
     /// that, and say whether a reboot boots something else.
     fn on_failure(&self) -> Step<'_, RebootDecision>;
+    /// Whether the rollback window can revert this boot, judged once when the gate
+    /// passes; `Err` says why not (shown in the health document).
+    fn revertible(&self) -> Result<(), String> {
+        Err(format!("not armed: the {} backend cannot revert an update yet", self.name()))
+    }
+    /// The rollback window's revert: mark this boot bad so the boot loader falls back.
+    /// `Ok` names the boot left and the one the reboot leads to.
+    fn revert(&self) -> Step<'_, Result<Reverted, RevertError>> {
+        Box::pin(async { Err(RevertError::NotSupported(self.name())) })
+    }
+}
+
+/// What a revert did, for the log, STATUS and the history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reverted {
+    /// The boot marked bad (a slot's label).
+    pub booted: String,
+    /// What the boot loader picks next.
+    pub fallback: String,
+}
+
+/// Why a revert did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RevertError {
+    #[error("the {0} backend cannot revert an update")]
+    NotSupported(&'static str),
+    #[error("no other slot is bootable and good")]
+    NoFallback,
+    #[error("revert of {booted} failed: {why}")]
+    Failed { booted: String, why: String },
 }
 
 /// Where greenboot's systems keep the GRUB environment block: Fedora first, then Debian's path.

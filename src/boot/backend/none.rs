@@ -1,9 +1,8 @@
 //! `none`: READY=1 only; a failed gate stays (there is no other boot to fall back to).
 
-use serde_json::json;
-
 use super::{Backend, Step};
 use crate::boot::decide::RebootDecision;
+use crate::record::boot::BackendFacts;
 
 /// No boot loader bootgate knows of.
 pub struct None;
@@ -13,8 +12,8 @@ impl Backend for None {
         "none"
     }
 
-    fn facts(&self) -> Step<'_, serde_json::Value> {
-        Box::pin(async { json!({"backend": "none"}) })
+    fn facts(&self) -> Step<'_, BackendFacts> {
+        Box::pin(async { BackendFacts::None })
     }
 
     fn on_pass(&self) -> Step<'_, Result<String, String>> {

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use serde::Serialize;
-use serde_json::json;
 use zbus::zvariant::OwnedValue;
 
 use super::{Backend, Step};
 use crate::boot::decide::RebootDecision;
+use crate::record::boot::BackendFacts;
+pub use crate::record::boot::RaucSlot as Slot;
 
 /// RAUC's well-known name on the system bus.
 pub const SERVICE: &str = "de.pengutronix.rauc";
@@ -39,20 +40,6 @@ impl Bus {
         };
         builder.build().await
     }
-}
-
-/// One slot as `GetSlotStatus` describes it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Slot {
-    /// RAUC's name for it (`rootfs.0`).
-    pub name: String,
-    pub class: Option<String>,
-    /// The boot loader's name for it (`A`); a slot without one is not bootable.
-    pub bootname: Option<String>,
-    /// `booted`, `active` or `inactive`.
-    pub state: Option<String>,
-    /// The boot loader's mark: `good` or `bad`.
-    pub boot_status: Option<String>,
 }
 
 /// What RAUC says about this boot.
@@ -206,15 +193,12 @@ impl Backend for Rauc {
         "rauc"
     }
 
-    fn facts(&self) -> Step<'_, serde_json::Value> {
+    fn facts(&self) -> Step<'_, BackendFacts> {
         Box::pin(async {
             match self.status().await {
-                // The same keys either way: they are merged over the ones published before.
-                Ok(s) => {
-                    json!({"backend": "rauc", "booted": s.booted, "primary": s.primary, "slots": s.slots, "error": null})
-                }
+                Ok(s) => BackendFacts::Rauc { booted: s.booted, primary: s.primary, slots: Some(s.slots), error: None },
                 Err(e) => {
-                    json!({"backend": "rauc", "booted": null, "primary": null, "slots": null, "error": format!("{e:#}")})
+                    BackendFacts::Rauc { booted: None, primary: None, slots: None, error: Some(format!("{e:#}")) }
                 }
             }
         })

@@ -1,70 +1,12 @@
 //! Whether this boot is a fallback from another slot: a pure function of the boot
-//! history and the partition table, no I/O.
+//! history and the partition table, no I/O. The fallback itself is a record
+//! ([`crate::record::boot::Fallback`]): the health document shows it and the history keeps it.
 
-use serde::Serialize;
+use crate::boot::PartitionInfo;
+pub use crate::record::boot::{Fallback, Reason};
+use crate::record::history::{Decision, PastBoot};
 
-use super::PartitionInfo;
-use crate::history::{Decision, Failing, PastBoot, SeenFallback};
-
-/// Why this boot is on the slot it is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// The previous boot, on another slot, failed its gate.
-    GateFailed,
-    /// The previous boot, on another slot, was reverted after its gate.
-    Reverted,
-    /// Another slot was tried and left no verdict (it crashed, hung or never reached bootgate).
-    NoVerdict,
-}
-
-impl Reason {
-    /// The label value and JSON string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::GateFailed => "gate_failed",
-            Reason::Reverted => "reverted",
-            Reason::NoVerdict => "no_verdict",
-        }
-    }
-}
-
-/// A fallback from another slot, as the health document's `boot.fallback` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Fallback {
-    /// The label of the slot that was left.
-    pub from_partition: String,
-    #[serde(skip)]
-    pub from_uuid: String,
-    /// Its OS version, when its boot recorded one.
-    pub from_version: Option<String>,
-    pub reason: Reason,
-    /// When the left boot recorded its verdict.
-    pub at: Option<String>,
-    pub failing: Vec<Failing>,
-}
-
-impl Fallback {
-    /// What this boot's history line records, so the next boot does not report it again.
-    pub fn seen(&self) -> SeenFallback {
-        SeenFallback { from_uuid: self.from_uuid.clone(), reason: self.reason.as_str().into() }
-    }
-
-    /// One line for the journal and `STATUS=`.
-    pub fn text(&self) -> String {
-        let version = self.from_version.as_deref().unwrap_or("unknown version");
-        let what = match self.reason {
-            Reason::GateFailed => "its gate failed",
-            Reason::Reverted => "it was reverted",
-            Reason::NoVerdict => "it left no verdict",
-        };
-        let names: Vec<&str> = self.failing.iter().map(|f| f.name.as_str()).collect();
-        let failing = if names.is_empty() { String::new() } else { format!(" (failing: {})", names.join(", ")) };
-        format!("fell back from {} ({version}): {what}{failing}", self.from_partition)
-    }
-}
-
-fn same_slot(a: &crate::history::Slot, b: &PartitionInfo) -> bool {
+fn same_slot(a: &crate::record::history::Slot, b: &PartitionInfo) -> bool {
     if a.uuid.is_empty() || b.uuid.is_empty() { a.index == b.index } else { a.uuid.eq_ignore_ascii_case(&b.uuid) }
 }
 

@@ -1,6 +1,7 @@
 use super::*;
 use crate::boot::decide::FLATCAR_USR_TYPE;
-use crate::history::Slot;
+use crate::engine::Failing;
+use crate::record::history::{SeenFallback, Slot};
 
 fn usr(index: u32, priority: u8, tries: u8, successful: bool) -> PartitionInfo {
     PartitionInfo {
@@ -84,14 +85,14 @@ fn a_second_boot_on_the_same_slot_after_a_fallback_reports_nothing() {
     let parts = fell_back();
     // gate_failed: the boot that reported it recorded its line on this slot.
     let mut reported = line("b3", &parts[0], "passed", None);
-    reported.fallback = Some(SeenFallback { from_uuid: "uuid-4".into(), reason: "gate_failed".into() });
+    reported.fallback = Some(SeenFallback { from_uuid: "uuid-4".into(), reason: Reason::GateFailed.into() });
     let history = [line("b2", &parts[1], "failed", Some(Decision::Reboot)), reported.clone()];
     assert_eq!(detect(&history, &parts, Some(&parts[0]), "b4"), None);
     // ... and any later boot on it, while the table still shows B's failed try.
     let later = [history.to_vec(), vec![line("b4", &parts[0], "passed", None)]].concat();
     assert_eq!(detect(&later, &parts, Some(&parts[0]), "b5"), None);
     // no_verdict: the same.
-    reported.fallback = Some(SeenFallback { from_uuid: "uuid-4".into(), reason: "no_verdict".into() });
+    reported.fallback = Some(SeenFallback { from_uuid: "uuid-4".into(), reason: Reason::NoVerdict.into() });
     let history = [line("b1", &parts[0], "passed", None), reported, line("b4", &parts[0], "failed", None)];
     assert_eq!(detect(&history, &parts, Some(&parts[0]), "b5"), None);
 }

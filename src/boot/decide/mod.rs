@@ -1,10 +1,16 @@
-//! Pure boot decisions over the gptprio attributes of a partition table: no I/O.
+//! Pure boot decisions, no I/O: what gptprio boots next and what a failed gate does
+//! about it (here), whether this boot is a fallback ([`fallback`]), and whether the
+//! rollback window reverts this update ([`revert`]).
 
 use std::cmp::Reverse;
 
 use serde::Serialize;
 
 use super::PartitionInfo;
+use crate::record::history::Decision;
+
+pub mod fallback;
+pub mod revert;
 
 /// Partition type GUID of Flatcar's USR-A/USR-B slots, the type GRUB's `gptprio.next` picks from.
 pub const FLATCAR_USR_TYPE: &str = "5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6";
@@ -78,6 +84,20 @@ impl RebootDecision {
                 let (before, after) = reboot.reboot_clauses().unwrap_or_default();
                 format!("gate failed; {before}rebooting{after}")
             }
+        }
+    }
+}
+
+impl From<RebootDecision> for Decision {
+    fn from(d: RebootDecision) -> Self {
+        match d {
+            RebootDecision::Reboot { .. }
+            | RebootDecision::CountDown { .. }
+            | RebootDecision::RebootTo { .. }
+            | RebootDecision::RebootToEntry { .. } => Decision::Reboot,
+            RebootDecision::StayConfirmed => Decision::StayConfirmed,
+            RebootDecision::StayNoFallback => Decision::StayNoFallback,
+            RebootDecision::NotAbSystem => Decision::NotAb,
         }
     }
 }

@@ -1,25 +1,22 @@
-//! The rollback window: after READY=1, a critical check that keeps failing without one
-//! pass for `failing_for` reverts the update that was booted — but only inside the
-//! window, only when this boot started on an unconfirmed slot, and only when another
-//! slot is bootable and known good. The decision is [`decide`], a pure function; the
-//! act is [`revert`], through the platform's own tool.
+//! The rollback window's decisions, pure: whether a critical check has failed without a
+//! pass for `failing_for` inside the window ([`Watch`], [`decide`]), and, on gptprio
+//! slots, whether this boot can be reverted at all ([`arm`]) and which slot a revert
+//! falls back to ([`gptprio_target`]). The act is the backend's
+//! ([`crate::boot::backend::Backend::revert`]).
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::boot::decide::gptprio_next;
+use super::gptprio_next;
 use crate::boot::{BootStatus, PartitionInfo};
-use crate::engine::{CheckResult, RollbackWindow};
+use crate::engine::{CheckResult, Failing, RollbackWindow};
 use crate::policy::Rollback;
+use crate::util::text::one_line;
+use crate::util::time::spelled;
 
-/// How long `cgpt` may take on a local disk before the revert is given up.
-const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Whether this boot can be reverted at all, judged once when the gate passes: the slot
-/// bootgate found at start must have been unconfirmed (update_engine marks it right
+/// Whether a gptprio boot can be reverted at all, judged once when the gate passes: the
+/// slot bootgate found at start must have been unconfirmed (update_engine marks it right
 /// after READY=1, so it is confirmed by the time anything fails).
 pub fn arm(started: Option<&BootStatus>) -> Result<(), &'static str> {
     let Some(booted) = started.and_then(BootStatus::booted_partition) else {
@@ -31,11 +28,10 @@ pub fn arm(started: Option<&BootStatus>) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// A critical check that has failed since `since` without a pass.
+/// A critical check failing without a pass since `since`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failing {
-    pub name: String,
-    pub message: String,
+pub struct Since {
+    pub check: Failing,
     pub since: Instant,
 }
 
@@ -46,39 +42,43 @@ pub enum Decision {
     Wait,
     /// The window has ended: failures are a runtime health matter now.
     Closed,
-    /// A sustained failure, but no other slot is bootable and good: reverting would
-    /// leave nothing to boot.
-    NoFallback { failing: Vec<Failing> },
-    /// Revert: mark `booted` bad so the boot loader picks `fallback`.
-    Revert { booted: PartitionInfo, fallback: PartitionInfo, failing: Vec<Failing> },
+    /// These critical checks have failed for `failing_for`: revert this update.
+    Revert { failing: Vec<Since> },
 }
 
-/// The pure revert decision at `now`, for a window (armed at READY=1) that ends at
-/// `ends`, over the critical checks failing without a pass and the partition table as
-/// it is now.
-pub fn decide(ends: Instant, now: Instant, failing_for: Duration, failing: &[Failing], table: &BootStatus) -> Decision {
+/// The pure decision at `now`, for a window (armed at READY=1) that ends at `ends`, over
+/// the critical checks failing without a pass.
+pub fn decide(ends: Instant, now: Instant, failing_for: Duration, failing: &[Since]) -> Decision {
     if now > ends {
         return Decision::Closed;
     }
-    let sustained: Vec<Failing> =
+    let sustained: Vec<Since> =
         failing.iter().filter(|f| now.saturating_duration_since(f.since) >= failing_for).cloned().collect();
-    if sustained.is_empty() {
-        return Decision::Wait;
-    }
-    let Some(booted) = table.booted_partition() else {
-        return Decision::NoFallback { failing: sustained };
-    };
-    let same_type = |p: &&PartitionInfo| p.type_guid.eq_ignore_ascii_case(&booted.type_guid);
+    if sustained.is_empty() { Decision::Wait } else { Decision::Revert { failing: sustained } }
+}
+
+/// On gptprio slots, the booted slot and the slot a revert falls back to: another slot
+/// of its type, bootable (priority above 0) and known good; `None` when there is none
+/// (reverting would leave nothing to boot) or the booted slot is unknown.
+pub fn gptprio_target(table: &BootStatus) -> Option<(PartitionInfo, PartitionInfo)> {
+    let booted = table.booted_partition()?;
     let fallback = table
         .partitions
         .iter()
-        .filter(same_type)
+        .filter(|p| p.type_guid.eq_ignore_ascii_case(&booted.type_guid))
         .filter(|p| p.index != booted.index && p.successful && p.priority > 0)
-        .max_by_key(|p| (p.priority, std::cmp::Reverse(p.index)));
-    match fallback {
-        Some(f) => Decision::Revert { booted: booted.clone(), fallback: f.clone(), failing: sustained },
-        None => Decision::NoFallback { failing: sustained },
-    }
+        .max_by_key(|p| (p.priority, std::cmp::Reverse(p.index)))?;
+    Some((booted.clone(), fallback.clone()))
+}
+
+/// The priority that puts `booted` below `fallback`, as a revert writes it.
+pub fn demoted_priority(booted: &PartitionInfo, fallback: &PartitionInfo) -> u8 {
+    fallback.priority.saturating_sub(1).min(booted.priority)
+}
+
+/// Whether gptprio picks `fallback` from `table` (read after the revert).
+pub fn falls_back(table: &BootStatus, fallback: &PartitionInfo) -> bool {
+    gptprio_next(&table.partitions, &fallback.type_guid) == Some(fallback.index)
 }
 
 /// Follows the critical checks of the runtime rounds: when each began failing without a pass.
@@ -88,8 +88,8 @@ pub struct Watch {
     /// The window's end on the monotonic clock, and as readers are shown it.
     pub ends: Instant,
     pub ends_wall: SystemTime,
-    failing: Vec<Failing>,
-    /// Set once a revert started (or was refused for want of a fallback): never twice.
+    failing: Vec<Since>,
+    /// Set once a revert started (or was refused): never twice.
     pub done: bool,
 }
 
@@ -110,32 +110,23 @@ impl Watch {
     pub fn observe(&mut self, raw: &[CheckResult]) {
         let now = Instant::now();
         for r in raw.iter().filter(|r| r.critical) {
-            let known = self.failing.iter().position(|f| f.name == r.name);
+            let known = self.failing.iter().position(|f| f.check.name == r.name);
             match (r.status.passed(), known) {
                 (true, Some(i)) => {
                     self.failing.remove(i);
                 }
-                (false, Some(i)) => self.failing[i].message = r.message.clone(),
-                (false, None) => {
-                    self.failing.push(Failing { name: r.name.clone(), message: r.message.clone(), since: now })
-                }
+                (false, Some(i)) => self.failing[i].check.message = r.message.clone(),
+                (false, None) => self.failing.push(Since { check: Failing::of(r), since: now }),
                 (true, None) => {}
             }
         }
         // A check the policy no longer has (after a reload) cannot keep failing.
-        self.failing.retain(|f| raw.iter().any(|r| r.name == f.name));
+        self.failing.retain(|f| raw.iter().any(|r| r.name == f.check.name));
     }
 
-    /// The decision now, over `table` (read anew by the caller).
-    pub fn decide(&self, table: &BootStatus) -> Decision {
-        decide(self.ends, Instant::now(), self.policy.failing_for, &self.failing, table)
-    }
-
-    /// Whether any critical check has failed for `failing_for` already (so the caller reads the table).
-    pub fn sustained(&self) -> bool {
-        let now = Instant::now();
-        now <= self.ends
-            && self.failing.iter().any(|f| now.saturating_duration_since(f.since) >= self.policy.failing_for)
+    /// The decision now.
+    pub fn decide(&self) -> Decision {
+        decide(self.ends, Instant::now(), self.policy.failing_for, &self.failing)
     }
 
     /// The health document's `rollback`, with `note` saying what the window does.
@@ -144,59 +135,18 @@ impl Watch {
     }
 }
 
-/// `name (for 20s: message)` for each failing check, for logs, STATUS and the history.
-pub fn describe(failing: &[Failing], now: Instant) -> String {
+/// `name (failing for 20s: message)` for each failing check, for logs, STATUS and the history.
+pub fn describe(failing: &[Since], now: Instant) -> String {
     failing
         .iter()
         .map(|f| {
             let secs = Duration::from_secs(now.saturating_duration_since(f.since).as_secs());
-            format!(
-                "{} (failing for {}: {})",
-                f.name,
-                humantime::format_duration(secs),
-                crate::text::one_line(&f.message)
-            )
+            format!("{} (failing for {}: {})", f.check.name, spelled(secs), one_line(&f.check.message))
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// Marks `booted` bad on `disk` the way Flatcar's own tools write gptprio attributes:
-/// `cgpt add` with successful 0, tries 0 and a priority below `fallback`'s.
-pub async fn revert(disk: &Path, booted: &PartitionInfo, fallback: &PartitionInfo) -> Result<(), String> {
-    let priority = fallback.priority.saturating_sub(1).min(booted.priority);
-    let args = [
-        "add".to_string(),
-        "-i".into(),
-        booted.index.to_string(),
-        "-S".into(),
-        "0".into(),
-        "-T".into(),
-        "0".into(),
-        "-P".into(),
-        priority.to_string(),
-    ];
-    let mut cmd = tokio::process::Command::new("cgpt");
-    cmd.args(&args).arg(disk).stdin(Stdio::null()).kill_on_drop(true);
-    let shown = format!("cgpt {} {}", args.join(" "), disk.display());
-    let out = match tokio::time::timeout(TOOL_TIMEOUT, cmd.output()).await {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => return Err(format!("cannot run `{shown}`: {e}")),
-        Err(_) => return Err(format!("`{shown}` did not finish within {}", humantime::format_duration(TOOL_TIMEOUT))),
-    };
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(format!("`{shown}` failed ({}): {}", out.status, crate::text::one_line(&stderr)));
-    }
-    tracing::info!(command = %shown, "marked partition {} {} bad: {shown}", booted.index, booted.label);
-    Ok(())
-}
-
-/// Whether the boot loader picks `fallback` from `table` (read after the revert).
-pub fn falls_back(table: &BootStatus, fallback: &PartitionInfo) -> bool {
-    gptprio_next(&table.partitions, &fallback.type_guid) == Some(fallback.index)
-}
-
 #[cfg(test)]
-#[path = "rollback_tests.rs"]
+#[path = "revert_tests.rs"]
 mod tests;

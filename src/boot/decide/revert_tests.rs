@@ -21,8 +21,8 @@ fn table(a: PartitionInfo, b: PartitionInfo) -> BootStatus {
     BootStatus { booted: Some(4), disk: Some("/dev/vda".into()), partitions: vec![a, b], note: None }
 }
 
-fn failing(name: &str, since: Instant) -> Failing {
-    Failing { name: name.into(), message: "connection refused".into(), since }
+fn failing(name: &str, since: Instant) -> Since {
+    Since { check: Failing { name: name.into(), message: "connection refused".into() }, since }
 }
 
 #[test]
@@ -37,7 +37,7 @@ fn arming_needs_an_unconfirmed_slot_at_start() {
 }
 
 /// Every combination of where `now` is in the window, how the other slot stands and
-/// how long the check has failed.
+/// how long the check has failed: the window's decision, then the gptprio target.
 #[test]
 fn decision_over_window_slot_state_and_failure_duration() {
     let start = Instant::now();
@@ -67,20 +67,22 @@ fn decision_over_window_slot_state_and_failure_duration() {
         ("4m", Some(4 * MIN), true),
     ];
     for (slot_name, t, good_fallback) in &slots {
+        let target = gptprio_target(t);
+        match (good_fallback, &target) {
+            (true, Some((booted, fallback))) => assert_eq!((booted.index, fallback.index), (4, 3), "{slot_name}"),
+            (false, None) => {}
+            (_, other) => panic!("{slot_name}: target {other:?}"),
+        }
         for (when, now, inside) in nows {
             for (how_long, failed, sustained) in durations {
-                let list: Vec<Failing> = failed.map(|d| failing("api", now - d)).into_iter().collect();
-                let got = decide(ends, now, failing_for, &list, t);
+                let list: Vec<Since> = failed.map(|d| failing("api", now - d)).into_iter().collect();
+                let got = decide(ends, now, failing_for, &list);
                 let case = format!("{slot_name}, {when}, failing {how_long}: {got:?}");
-                match (inside, sustained, good_fallback) {
-                    (false, _, _) => assert_eq!(got, Decision::Closed, "{case}"),
-                    (true, false, _) => assert_eq!(got, Decision::Wait, "{case}"),
-                    (true, true, false) => assert!(matches!(got, Decision::NoFallback { .. }), "{case}"),
-                    (true, true, true) => match got {
-                        Decision::Revert { booted, fallback, failing } => {
-                            assert_eq!((booted.index, fallback.index), (4, 3), "{case}");
-                            assert_eq!(failing.len(), 1, "{case}");
-                        }
+                match (inside, sustained) {
+                    (false, _) => assert_eq!(got, Decision::Closed, "{case}"),
+                    (true, false) => assert_eq!(got, Decision::Wait, "{case}"),
+                    (true, true) => match got {
+                        Decision::Revert { failing } => assert_eq!(failing.len(), 1, "{case}"),
                         other => panic!("{case}: expected a revert, got {other:?}"),
                     },
                 }
@@ -90,14 +92,23 @@ fn decision_over_window_slot_state_and_failure_duration() {
 }
 
 #[test]
+fn a_revert_puts_the_booted_slot_below_its_fallback_and_gptprio_then_picks_the_fallback() {
+    let (booted, fallback) = gptprio_target(&table(usr(3, 1, 0, true), usr(4, 2, 0, true))).unwrap();
+    let priority = demoted_priority(&booted, &fallback);
+    assert_eq!(priority, 0);
+    let after = table(usr(3, 1, 0, true), usr(4, priority, 0, false));
+    assert!(falls_back(&after, &fallback));
+    assert!(!falls_back(&table(usr(3, 1, 0, true), usr(4, 2, 1, false)), &fallback));
+}
+
+#[test]
 fn only_the_sustained_checks_are_named() {
     let now = Instant::now() + 10 * MIN;
-    let t = table(usr(3, 1, 0, true), usr(4, 2, 0, true));
     let list = [failing("api", now - 2 * MIN), failing("db", now - Duration::from_secs(5))];
-    let Decision::Revert { failing, .. } = decide(now + MIN, now, Duration::from_secs(60), &list, &t) else {
+    let Decision::Revert { failing } = decide(now + MIN, now, Duration::from_secs(60), &list) else {
         panic!("expected a revert")
     };
-    assert_eq!(failing.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["api"]);
+    assert_eq!(failing.iter().map(|f| f.check.name.as_str()).collect::<Vec<_>>(), ["api"]);
     assert_eq!(describe(&failing, now), "api (failing for 2m: connection refused)");
 }
 
@@ -109,11 +120,11 @@ fn raw(name: &str, critical: bool, status: Status) -> CheckResult {
 fn one_pass_resets_the_clock_and_optional_checks_never_count() {
     let mut w = Watch::open(Rollback { window: 5 * MIN, failing_for: Duration::from_secs(20) });
     w.observe(&[raw("api", true, Status::Fail), raw("docker", false, Status::Fail)]);
-    assert_eq!(w.failing.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["api"]);
+    assert_eq!(w.failing.iter().map(|f| f.check.name.as_str()).collect::<Vec<_>>(), ["api"]);
     let first = w.failing[0].since;
     w.observe(&[raw("api", true, Status::Skipped), raw("docker", false, Status::Fail)]);
     assert_eq!(w.failing[0].since, first, "a second failure keeps the first one's time");
-    assert_eq!(w.failing[0].message, "skipped");
+    assert_eq!(w.failing[0].check.message, "skipped");
     w.observe(&[raw("api", true, Status::Warn), raw("docker", false, Status::Fail)]);
     assert!(w.failing.is_empty(), "a warn is a pass");
     w.observe(&[raw("api", true, Status::Fail)]);

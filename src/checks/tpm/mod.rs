@@ -17,10 +17,10 @@ use self::read::Conf;
 use self::tcti::Tcti;
 
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
-use crate::policy::locate::Seg;
 use crate::policy::types::{FsPath, NonEmpty, Text};
 use crate::policy::unique::UniqueMap;
-use crate::redact::quote;
+use crate::policy::yaml::Seg;
+use crate::util::redact::quote;
 
 mod read;
 mod tcti;

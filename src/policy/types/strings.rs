@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, de};
 
-use crate::redact::quote;
+use crate::util::redact::quote;
 
 /// Deserializes a YAML string and nothing else, checking it inside the visitor so
 /// the parser stamps the value's position on a rejection. YAML would otherwise turn

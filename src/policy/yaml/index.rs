@@ -5,8 +5,14 @@
 use std::collections::HashMap;
 
 use super::events::{Event, Events, Mark};
-use super::locate::{Seg, render};
-use super::{MAX_ALIASED_NODES, MAX_CHECKS, MAX_DEPTH};
+use super::path::{Seg, render};
+
+/// The most checks a policy may hold.
+pub const MAX_CHECKS: usize = 1000;
+/// The deepest nesting of lists and mappings a policy may have.
+pub const MAX_DEPTH: usize = 64;
+/// The most nodes all aliases (`*name`) of a policy may stand for together.
+pub const MAX_ALIASED_NODES: usize = 100_000;
 
 /// Positions of the nodes of a document, found by path.
 #[derive(Debug, Default)]
@@ -244,6 +250,68 @@ fn over(mark: Mark, path: &[Seg], parent: Option<&Frame>, message: String) -> Ov
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LOCATED: &str = "version: 1\nchecks:\n  - name: a\n    kind: tcp\n    targets: [\"x:1\", \"y:2\"]\n";
+
+    #[test]
+    fn finds_nested_nodes() {
+        let p = |segs: &[Seg]| Index::build(LOCATED).unwrap().position(segs);
+        assert_eq!(p(&[Seg::key("version")]), Some((1, 10)));
+        assert_eq!(p(&[Seg::key("checks"), Seg::Index(0), Seg::key("kind")]), Some((4, 11)));
+        assert_eq!(p(&[Seg::key("checks"), Seg::Index(0), Seg::key("targets"), Seg::Index(1)]), Some((5, 22)));
+    }
+
+    #[test]
+    fn missing_key_points_at_parent() {
+        let index = Index::build(LOCATED).unwrap();
+        let at = index.position(&[Seg::key("checks"), Seg::Index(0), Seg::key("timeout")]);
+        assert_eq!(at, index.position(&[Seg::key("checks"), Seg::Index(0)]));
+        assert!(at.is_some());
+    }
+
+    /// Every path into `v` whose keys are strings, each with the path of its parent.
+    fn paths(v: &serde_yaml::Value, at: &mut Vec<Seg>, out: &mut Vec<Vec<Seg>>) {
+        out.push(at.clone());
+        let kids: Vec<(Seg, &serde_yaml::Value)> = match v {
+            serde_yaml::Value::Mapping(m) => m.iter().filter_map(|(k, v)| Some((Seg::key(k.as_str()?), v))).collect(),
+            serde_yaml::Value::Sequence(s) => s.iter().enumerate().map(|(i, v)| (Seg::Index(i), v)).collect(),
+            _ => Vec::new(),
+        };
+        for (seg, kid) in kids {
+            at.push(seg);
+            paths(kid, at, out);
+            at.pop();
+        }
+    }
+
+    #[test]
+    fn the_index_agrees_with_the_parser_on_every_node_of_every_fixture() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files: Vec<std::path::PathBuf> = Vec::new();
+        for dir in ["tests/fixtures/invalid", "policy"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                files.push(entry.unwrap().path());
+            }
+        }
+        let mut compared = 0;
+        for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
+            let text = std::fs::read_to_string(file).unwrap();
+            let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(&text) else { continue };
+            // Over a limit (too deep, alias bombs): no index, by design.
+            let Ok(index) = Index::build(&text) else { continue };
+            let mut all = Vec::new();
+            paths(&doc, &mut Vec::new(), &mut all);
+            // Missing keys and indices too: both fall back to the deepest existing node.
+            all.push(vec![Seg::key("checks"), Seg::Index(0), Seg::key("no_such_key")]);
+            all.push(vec![Seg::key("checks"), Seg::Index(999)]);
+            for path in all {
+                let want = super::super::locate::oracle::reparse_position(&text, &path);
+                assert_eq!(index.position(&path), want, "{}: {}", file.display(), render(&path));
+                compared += 1;
+            }
+        }
+        assert!(compared > 200, "only {compared} nodes compared");
+    }
 
     const DOC: &str = "version: 1\nchecks:\n  - name: a\n    kind: tcp\n    targets: [\"x:1\", \"y:2\"]\n";
 

@@ -8,60 +8,7 @@ use serde::Deserializer;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 
-/// One step of a path into the document.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-impl Seg {
-    pub fn key(k: &str) -> Self {
-        Seg::Key(k.to_string())
-    }
-}
-
-/// Renders a path the way yaml_serde does in its own messages: `checks[2].timeout`.
-pub fn render(path: &[Seg]) -> String {
-    let mut out = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) if out.is_empty() => out.push_str(k),
-            Seg::Key(k) => {
-                out.push('.');
-                out.push_str(k);
-            }
-            Seg::Index(i) => out.push_str(&format!("[{i}]")),
-        }
-    }
-    out
-}
-
-/// Parses a path as yaml_serde renders it (`targets[1].user`) back into its steps.
-/// A key that itself holds `.` or `[` comes back split; lookups then stop at its parent.
-pub fn parse_path(rendered: &str) -> Vec<Seg> {
-    let mut out = Vec::new();
-    for part in rendered.split('.').filter(|p| !p.is_empty()) {
-        let (key, mut rest) = part.find('[').map_or((part, ""), |i| part.split_at(i));
-        if !key.is_empty() {
-            out.push(Seg::key(key));
-        }
-        while let Some(close) = rest.find(']') {
-            match rest[1..close].parse() {
-                Ok(i) => out.push(Seg::Index(i)),
-                Err(_) => return out,
-            }
-            rest = &rest[close + 1..];
-        }
-    }
-    out
-}
-
-/// Line and column (1-based) of the node at `path`, or of the deepest node that exists.
-/// Reads the whole text: to locate many nodes, build one [`super::index::Index`].
-pub fn position(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
-    super::index::Index::build(text).ok()?.position(path)
-}
+use super::path::{Seg, render};
 
 /// Deserializes the mapping at `path` as `T`, skipping the keys in `skip` (they belong
 /// to a different layer of the schema). Locations and key paths of errors stay exact.
@@ -197,7 +144,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipKeys<A> {
 /// The old way to locate a node, one parse per lookup: a seed that fails on the node so
 /// yaml_serde stamps its position. Kept as the reference the index is checked against.
 #[cfg(test)]
-mod oracle {
+pub(super) mod oracle {
     use super::*;
 
     const MARKER: &str = "\u{0}bootgate-locate";
@@ -272,74 +219,6 @@ mod tests {
     use super::*;
 
     const DOC: &str = "version: 1\nchecks:\n  - name: a\n    kind: tcp\n    targets: [\"x:1\", \"y:2\"]\n";
-
-    #[test]
-    fn finds_nested_nodes() {
-        let p = |segs: &[Seg]| position(DOC, segs);
-        assert_eq!(p(&[Seg::key("version")]), Some((1, 10)));
-        assert_eq!(p(&[Seg::key("checks"), Seg::Index(0), Seg::key("kind")]), Some((4, 11)));
-        assert_eq!(p(&[Seg::key("checks"), Seg::Index(0), Seg::key("targets"), Seg::Index(1)]), Some((5, 22)));
-    }
-
-    #[test]
-    fn missing_key_points_at_parent() {
-        let at = position(DOC, &[Seg::key("checks"), Seg::Index(0), Seg::key("timeout")]);
-        assert_eq!(at, position(DOC, &[Seg::key("checks"), Seg::Index(0)]));
-        assert!(at.is_some());
-    }
-
-    /// Every path into `v` whose keys are strings, each with the path of its parent.
-    fn paths(v: &serde_yaml::Value, at: &mut Vec<Seg>, out: &mut Vec<Vec<Seg>>) {
-        out.push(at.clone());
-        let kids: Vec<(Seg, &serde_yaml::Value)> = match v {
-            serde_yaml::Value::Mapping(m) => m.iter().filter_map(|(k, v)| Some((Seg::key(k.as_str()?), v))).collect(),
-            serde_yaml::Value::Sequence(s) => s.iter().enumerate().map(|(i, v)| (Seg::Index(i), v)).collect(),
-            _ => Vec::new(),
-        };
-        for (seg, kid) in kids {
-            at.push(seg);
-            paths(kid, at, out);
-            at.pop();
-        }
-    }
-
-    #[test]
-    fn the_index_agrees_with_the_parser_on_every_node_of_every_fixture() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut files: Vec<std::path::PathBuf> = Vec::new();
-        for dir in ["tests/fixtures/invalid", "policy"] {
-            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
-                files.push(entry.unwrap().path());
-            }
-        }
-        let mut compared = 0;
-        for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
-            let text = std::fs::read_to_string(file).unwrap();
-            let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(&text) else { continue };
-            // Over a limit (too deep, alias bombs): no index, by design.
-            let Ok(index) = super::super::index::Index::build(&text) else { continue };
-            let mut all = Vec::new();
-            paths(&doc, &mut Vec::new(), &mut all);
-            // Missing keys and indices too: both fall back to the deepest existing node.
-            all.push(vec![Seg::key("checks"), Seg::Index(0), Seg::key("no_such_key")]);
-            all.push(vec![Seg::key("checks"), Seg::Index(999)]);
-            for path in all {
-                let want = oracle::reparse_position(&text, &path);
-                assert_eq!(index.position(&path), want, "{}: {}", file.display(), render(&path));
-                compared += 1;
-            }
-        }
-        assert!(compared > 200, "only {compared} nodes compared");
-    }
-
-    #[test]
-    fn rendered_paths_parse_back() {
-        let path = [Seg::key("checks"), Seg::Index(2), Seg::key("pcrs"), Seg::key("sha256"), Seg::Index(0)];
-        assert_eq!(parse_path(&render(&path)), path);
-        assert_eq!(parse_path("a[1][2]"), [Seg::key("a"), Seg::Index(1), Seg::Index(2)]);
-        assert_eq!(parse_path(""), []);
-        assert_eq!(parse_path("a[x].b"), [Seg::key("a")]);
-    }
 
     #[derive(serde::Deserialize, Debug)]
     #[serde(deny_unknown_fields)]

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::checks::{Observed, Status};
 use crate::engine::{CheckResult, Health, Snapshot};
-use crate::report::timestamp;
+use crate::util::time::timestamp;
 
 /// The public version of the health API; changes only with an incompatible `/api/vN`.
 pub const API_VERSION: &str = "1";

@@ -6,7 +6,8 @@ use std::time::SystemTime;
 use serde_json::{Map, Value, json};
 
 use crate::engine::{CheckResult, GateState, Health, Snapshot};
-use crate::report::{millis, timestamp};
+use crate::record::boot::BootFacts;
+use crate::util::time::{millis, timestamp, timestamp_seconds};
 
 mod ietf;
 mod uptime;
@@ -22,7 +23,7 @@ pub struct Facts<'a> {
     pub uptime_seconds: Option<u64>,
     /// This daemon's.
     pub process_uptime_seconds: Option<u64>,
-    pub boot: Option<&'a Value>,
+    pub boot: Option<&'a BootFacts>,
 }
 
 /// Whether the overall answer is good news: the gate passed and nothing critical fails.
@@ -59,7 +60,7 @@ pub fn seed(s: &Snapshot, facts: &Facts) -> Value {
     let components: Map<String, Value> = s.checks.iter().map(|c| (c.name.clone(), component(c))).collect();
     let mut doc = json!({
         "status": s.verdict().health,
-        "timestamp": humantime::format_rfc3339_seconds(facts.now).to_string(),
+        "timestamp": timestamp_seconds(facts.now),
         "version": env!("CARGO_PKG_VERSION"),
         "boot_id": facts.boot_id,
         "uptime_seconds": facts.uptime_seconds,
@@ -68,8 +69,7 @@ pub fn seed(s: &Snapshot, facts: &Facts) -> Value {
         "components": components,
     });
     if !s.gate_failing.is_empty() {
-        doc["startup_failing"] =
-            s.gate_failing.iter().map(|(name, message)| json!({"name": name, "message": message})).collect();
+        doc["startup_failing"] = serde_json::to_value(&s.gate_failing).unwrap_or_default();
     }
     if let Some(reason) = &s.gate_reason {
         doc["startup_reason"] = reason.as_str().into();
@@ -80,14 +80,14 @@ pub fn seed(s: &Snapshot, facts: &Facts) -> Value {
     }
     if let Some(w) = &s.rollback {
         doc["rollback"] = json!({
-            "window_ends": humantime::format_rfc3339_seconds(w.ends).to_string(),
+            "window_ends": timestamp_seconds(w.ends),
             "armed": w.armed_at(facts.now),
             "remaining_seconds": w.remaining(facts.now).as_secs_f64().ceil(),
             "note": w.note,
         });
     }
     if let Some(boot) = facts.boot {
-        doc["boot"] = boot.clone();
+        doc["boot"] = serde_json::to_value(boot).unwrap_or_default();
     }
     doc
 }

@@ -4,11 +4,10 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
-
 use super::View;
 use super::escape::{Esc, escape_within};
-use crate::history::{Decision, PastBoot};
+use crate::record::boot::Reason;
+use crate::record::history::{Decision, PastBoot};
 
 /// Boots shown; the boots route has all the history keeps.
 const SHOWN_BOOTS: usize = 10;
@@ -19,50 +18,41 @@ const BANNER_FAILING: usize = 10;
 const BOOT_FAILING: usize = 3;
 
 /// What a fallback reason means, for a person.
-fn reason_text(reason: &str) -> &'static str {
+fn reason_text(reason: Reason) -> &'static str {
     match reason {
-        "gate_failed" => "failed its boot gate",
-        "reverted" => "was reverted after its gate passed (rollback window)",
-        "no_verdict" => "left no verdict: it crashed, hung or never reached bootgate",
-        _ => "was left",
+        Reason::GateFailed => "failed its boot gate",
+        Reason::Reverted => "was reverted after its gate passed (rollback window)",
+        Reason::NoVerdict => "left no verdict: it crashed, hung or never reached bootgate",
     }
-}
-
-fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
 }
 
 /// Shown above the checks when this boot is a fallback (`boot.fallback`).
 pub(super) fn fallback_banner(out: &mut String, v: &View) {
-    let Some(f) = v.boot.and_then(|b| b.get("fallback")).filter(|f| f.is_object()) else { return };
-    let from = str_at(f, "from_partition").unwrap_or("another slot");
-    let reason = str_at(f, "reason").unwrap_or("");
+    let Some(f) = v.boot.and_then(|b| b.fallback.as_ref()) else { return };
+    let from = f.from_partition.as_str();
     let _ = writeln!(
         out,
         "<section class=\"alert bad\" aria-labelledby=fallback-h>\n<h2 id=fallback-h>Fell back from {}</h2>",
         Esc(from)
     );
     let _ = write!(out, "<p>This boot is a <strong>fallback</strong>: {}", Esc(from));
-    if let Some(version) = str_at(f, "from_version") {
+    if let Some(version) = &f.from_version {
         let _ = write!(out, " (version {})", Esc(version));
     }
-    let _ = write!(out, " {}", reason_text(reason));
-    if !reason.is_empty() {
-        let _ = write!(out, " (reason <code>{}</code>)", Esc(reason));
-    }
-    if let Some(at) = str_at(f, "at") {
+    let _ = write!(out, " {} (reason <code>{}</code>)", reason_text(f.reason), f.reason.as_str());
+    if let Some(at) = &f.at {
         let _ = write!(out, " at {}", readable_time(at));
     }
-    if let Some(booted) = v.boot.and_then(|b| str_at(b, "partition")) {
-        let _ = write!(out, "; the machine runs on {} again", Esc(booted));
+    if let Some(booted) = v.boot.and_then(|b| b.slot.as_ref()) {
+        let _ = write!(out, "; the machine runs on {} again", Esc(&booted.partition));
     }
     out.push_str(".</p>\n");
-    let failing = f.get("failing").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let failing = &f.failing;
     if !failing.is_empty() {
         out.push_str("<p>Failing there:</p>\n<ul>\n");
         for c in failing.iter().take(BANNER_FAILING) {
-            let _ = write!(out, "<li><strong>{}</strong>", Esc(str_at(c, "name").unwrap_or("?")));
-            if let Some(message) = str_at(c, "message").filter(|m| !m.is_empty()) {
+            let _ = write!(out, "<li><strong>{}</strong>", Esc(&c.name));
+            if let Some(message) = Some(c.message.as_str()).filter(|m| !m.is_empty()) {
                 out.push_str(": ");
                 escape_within(out, message, FAILING_BUDGET);
             }
@@ -79,22 +69,16 @@ pub(super) fn fallback_banner(out: &mut String, v: &View) {
 /// An RFC 3339 time as `2026-12-01 10:02:10 UTC`; text that is no such time as it is.
 pub(super) fn readable_time(text: &str) -> String {
     match humantime::parse_rfc3339_weak(text.trim_end_matches('Z')) {
-        Ok(t) if text.ends_with('Z') => readable(t),
+        Ok(t) if text.ends_with('Z') => crate::util::time::readable_time(t),
         _ => Esc(text).to_string(),
     }
-}
-
-/// `t` as `2026-12-01 10:02:10 UTC`.
-pub(super) fn readable(t: std::time::SystemTime) -> String {
-    let whole = humantime::format_rfc3339_seconds(t).to_string();
-    format!("{} UTC", whole.trim_end_matches('Z').replacen('T', " ", 1))
 }
 
 /// The booted slot's attributes, and the slot this boot fell back from.
 pub(super) fn slots(out: &mut String, v: &View) {
     out.push_str("<section aria-labelledby=slots-h>\n<h2 id=slots-h>Boot slots</h2>\n");
     let this_boot = v.boot_id.map(|id| format!("<p class=meta>This boot: <code>{}</code></p>\n", Esc(id)));
-    let Some(boot) = v.boot.filter(|b| b.get("partition").is_some()) else {
+    let Some((boot, slot)) = v.boot.and_then(|b| Some((b, b.slot.as_ref()?))) else {
         out.push_str(
             "<p>No A/B slot: this system is not booted from a GPT slot, or its partition table could not be read.</p>\n",
         );
@@ -104,40 +88,30 @@ pub(super) fn slots(out: &mut String, v: &View) {
     };
     out.push_str("<table id=slots>\n<thead><tr><th scope=col>Slot<th scope=col>State");
     out.push_str("<th scope=col>Priority<th scope=col>Tries left<th scope=col>Successful<th scope=col>OS version</thead>\n<tbody>\n");
-    let number = |key: &str| boot.get(key).and_then(Value::as_u64).map_or_else(|| "–".into(), |n| n.to_string());
-    let successful = match boot.get("successful").and_then(Value::as_bool) {
-        Some(true) => "yes",
-        Some(false) => "no, not confirmed yet",
-        None => "–",
-    };
-    let _ = write!(out, "<tr class=ok><th>{}", Esc(str_at(boot, "partition").unwrap_or("?")));
-    if let Some(index) = boot.get("index").and_then(Value::as_u64) {
-        let _ = write!(out, " (#{index})");
-    }
+    let successful = if slot.successful { "yes" } else { "no, not confirmed yet" };
+    let _ = write!(out, "<tr class=ok><th>{} (#{})", Esc(&slot.partition), slot.index);
     // The labels show where a phone hides the table head.
     let _ = writeln!(
         out,
         "<td class=st>booted<td><i>priority </i>{}<td><i>tries left </i>{}<td><i>successful: </i>{successful}<td><i>OS </i>{}",
-        number("priority"),
-        number("tries"),
-        Esc(str_at(boot, "version").unwrap_or("–"))
+        slot.priority,
+        slot.tries,
+        Esc(boot.version.as_deref().unwrap_or("–"))
     );
-    if let Some(f) = boot.get("fallback").filter(|f| f.is_object()) {
+    if let Some(f) = &boot.fallback {
         let _ = writeln!(
             out,
             "<tr class=bad><th>{}<td class=st>left: {}<td><i>priority </i>–<td><i>tries left </i>–<td><i>successful: </i>–<td><i>OS </i>{}",
-            Esc(str_at(f, "from_partition").unwrap_or("?")),
-            Esc(&str_at(f, "reason").unwrap_or("unknown").replace('_', " ")),
-            Esc(str_at(f, "from_version").unwrap_or("–"))
+            Esc(&f.from_partition),
+            f.reason.as_str().replace('_', " "),
+            Esc(f.from_version.as_deref().unwrap_or("–"))
         );
     }
     out.push_str("</tbody>\n</table>\n");
-    let disk = str_at(boot, "disk").map(|d| format!("disk {}", Esc(d)));
-    let uuid = str_at(boot, "uuid").map(|u| format!("booted partition <code>{}</code>", Esc(u)));
-    let parts: Vec<String> = [disk, uuid].into_iter().flatten().collect();
-    if !parts.is_empty() {
-        let _ = writeln!(out, "<p class=meta>{}</p>", parts.join(" · "));
-    }
+    let disk = slot.disk.as_ref().map(|d| format!("disk {}", Esc(d)));
+    let uuid = format!("booted partition <code>{}</code>", Esc(&slot.uuid));
+    let parts: Vec<String> = disk.into_iter().chain([uuid]).collect();
+    let _ = writeln!(out, "<p class=meta>{}</p>", parts.join(" · "));
     out.push_str(this_boot.as_deref().unwrap_or_default());
     out.push_str("</section>\n");
 }
@@ -151,6 +125,7 @@ fn decision_text(d: Decision) -> &'static str {
         Decision::NotAb => "stayed: not an A/B system",
         Decision::Reverted => "reverted to the other slot",
         Decision::StayPolicy => "stayed: the policy says on_failure: stay",
+        Decision::Other => "a decision this version of bootgate does not know",
     }
 }
 
@@ -197,7 +172,12 @@ pub(super) fn history(out: &mut String, v: &View) {
         let mut said = false;
         if let Some(f) = &b.fallback {
             let from = label_of(v.history, &f.from_uuid).unwrap_or(&f.from_uuid);
-            let _ = write!(out, "<strong>fell back</strong> from {} ({})", Esc(from), reason_text(&f.reason));
+            let _ = write!(
+                out,
+                "<strong>fell back</strong> from {} ({})",
+                Esc(from),
+                f.reason.known().map_or("was left", reason_text)
+            );
             said = true;
         }
         if let Some(d) = b.decision {

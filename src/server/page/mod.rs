@@ -3,16 +3,17 @@
 //! asset), rendered from the same snapshot, boot facts and history the JSON routes read.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 
 use super::AppState;
 use crate::engine::{GateState, Snapshot};
-use crate::history::PastBoot;
+use crate::record::boot::BootFacts;
+use crate::record::history::PastBoot;
+use crate::util::time::{readable_secs, readable_time};
 
 mod boot;
 mod escape;
@@ -34,7 +35,7 @@ const CSP: &str =
 pub(super) struct View<'a> {
     pub snapshot: &'a Snapshot,
     /// The health document's `boot` (slot attributes, OS version, any `fallback`).
-    pub boot: Option<&'a Value>,
+    pub boot: Option<&'a BootFacts>,
     /// Oldest first, as the daemon keeps it.
     pub history: &'a [PastBoot],
     pub boot_id: Option<&'a str>,
@@ -87,14 +88,14 @@ pub(super) fn soak_and_rollback_line(s: &Snapshot, now: SystemTime) -> Option<St
         let left = soak.remaining(now).as_secs_f64().ceil() as u64;
         parts.push(format!(
             "Soaking: every critical check has passed; they must keep passing for {} more (of {}) before this boot is accepted.",
-            span_text(left),
-            span_text(soak.total.as_secs())
+            readable_secs(left),
+            readable_secs(soak.total.as_secs())
         ));
     }
     if let Some(w) = &s.rollback {
-        let ends = boot::readable(w.ends);
+        let ends = readable_time(w.ends);
         parts.push(if w.armed_at(now) {
-            let left = span_text(w.remaining(now).as_secs());
+            let left = readable_secs(w.remaining(now).as_secs());
             format!("Rollback window open until {ends} ({left} left): {}.", w.note)
         } else if w.armed {
             format!("Rollback window closed at {ends}: this update is kept.")
@@ -103,66 +104,4 @@ pub(super) fn soak_and_rollback_line(s: &Snapshot, now: SystemTime) -> Option<St
         });
     }
     (!parts.is_empty()).then(|| parts.join(" "))
-}
-
-/// `d` for a person: `850 µs`, `1.5 ms`, `120 ms`, `2.3 s`, `3 min 5 s`.
-fn duration_text(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms < 1.0 {
-        format!("{} µs", d.as_micros())
-    } else if ms < 10.0 {
-        format!("{ms:.1} ms")
-    } else if ms < 1000.0 {
-        format!("{ms:.0} ms")
-    } else if ms < 60_000.0 {
-        format!("{:.1} s", ms / 1000.0)
-    } else {
-        span_text(d.as_secs())
-    }
-}
-
-/// Whole seconds as the two largest units: `42 s`, `3 min 5 s`, `2 h 10 min`, `4 d 3 h`.
-fn span_text(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    let (big, small) = match (d, h, m) {
-        (0, 0, 0) => return format!("{s} s"),
-        (0, 0, _) => ((m, "min"), (s, "s")),
-        (0, _, _) => ((h, "h"), (m, "min")),
-        _ => ((d, "d"), (h, "h")),
-    };
-    // `1 min`, not `1 min 0 s`.
-    match small {
-        (0, _) => format!("{} {}", big.0, big.1),
-        (n, unit) => format!("{} {} {n} {unit}", big.0, big.1),
-    }
-}
-
-/// How long before `now` `then` was: `3 s ago`; a time ahead of the clock is `just now`.
-fn ago(now: SystemTime, then: SystemTime) -> String {
-    match now.duration_since(then) {
-        Ok(d) if d.as_secs() > 0 => format!("{} ago", span_text(d.as_secs())),
-        _ => "just now".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_and_ages_read_like_a_person_writes_them() {
-        let ms = Duration::from_millis;
-        assert_eq!(duration_text(Duration::from_micros(850)), "850 µs");
-        assert_eq!(duration_text(Duration::from_micros(1500)), "1.5 ms");
-        assert_eq!(duration_text(ms(120)), "120 ms");
-        assert_eq!(duration_text(ms(2300)), "2.3 s");
-        assert_eq!(duration_text(ms(185_000)), "3 min 5 s");
-        assert_eq!(span_text(7800), "2 h 10 min");
-        assert_eq!((span_text(60), span_text(7200), span_text(86_400)), ("1 min".into(), "2 h".into(), "1 d".into()));
-        assert_eq!(span_text(356_400), "4 d 3 h");
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
-        assert_eq!(ago(t, t - Duration::from_secs(3)), "3 s ago");
-        assert_eq!(ago(t, t + Duration::from_secs(3)), "just now");
-        assert_eq!(ago(t, t), "just now");
-    }
 }

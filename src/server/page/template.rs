@@ -4,10 +4,11 @@
 
 use std::fmt::Write as _;
 
+use super::View;
 use super::escape::{Esc, escape_within, path_segment};
-use super::{View, ago, duration_text, span_text};
-use crate::engine::{CheckResult, ComponentHealth, GateState, Health};
-use crate::server::index::ROUTES;
+use crate::engine::{CheckResult, ComponentHealth, Failing, GateState, Health};
+use crate::server::routes::ROUTES;
+use crate::util::time::{ago, readable, readable_secs, readable_time, timestamp_seconds};
 
 const STYLE: &str = include_str!("style.css");
 
@@ -85,11 +86,7 @@ fn verdict_line(out: &mut String, v: &View) {
         "<p class=\"verdict {class}\" id=verdict><strong>{}</strong> · gate {}",
         capitalized(verdict.health.as_str()),
         // The gate as decided, not as the current results would decide it.
-        Esc(match (s.gate, &s.soak, &s.gate_reason) {
-            (GateState::Running, Some(_), _) => "soaking",
-            (GateState::Failed, _, Some(reason)) => reason.as_str(),
-            (gate, _, _) => gate.as_str(),
-        })
+        Esc(&s.gate_word().to_string())
     );
     let of = |h: ComponentHealth| s.checks.iter().filter(move |c| c.health() == h).collect::<Vec<_>>();
     let (bad, degraded, pending) =
@@ -104,17 +101,13 @@ fn verdict_line(out: &mut String, v: &View) {
             names(out, list);
         }
     }
-    if let Some(from) = v.boot.and_then(|b| b.get("fallback")).and_then(|f| f.get("from_partition")) {
-        let _ = write!(
-            out,
-            " · <strong class=bad>fell back</strong> from {}",
-            Esc(from.as_str().unwrap_or("another slot"))
-        );
+    if let Some(f) = v.boot.and_then(|b| b.fallback.as_ref()) {
+        let _ = write!(out, " · <strong class=bad>fell back</strong> from {}", Esc(&f.from_partition));
     }
     out.push_str("</p>\n");
     if s.gate == GateState::Failed && !s.gate_failing.is_empty() {
         out.push_str("<p class=note>The gate failed on ");
-        for (i, (name, message)) in s.gate_failing.iter().enumerate().take(NAMED_IN_VERDICT) {
+        for (i, Failing { name, message }) in s.gate_failing.iter().enumerate().take(NAMED_IN_VERDICT) {
             let _ = write!(out, "{}<strong>{}</strong>: ", if i > 0 { "; " } else { "" }, Esc(name));
             escape_within(out, message, 300);
         }
@@ -141,10 +134,10 @@ fn names(out: &mut String, list: &[&CheckResult]) {
 fn meta_line(out: &mut String, v: &View) {
     let _ = write!(out, "<p class=meta>bootgate {}", env!("CARGO_PKG_VERSION"));
     if let Some(up) = v.uptime_seconds {
-        let _ = write!(out, " · up {}", span_text(up));
+        let _ = write!(out, " · up {}", readable_secs(up));
     }
-    let now = humantime::format_rfc3339_seconds(v.now).to_string();
-    let _ = write!(out, " · as of <time datetime={now}>{}</time>", super::boot::readable(v.now));
+    let now = timestamp_seconds(v.now);
+    let _ = write!(out, " · as of <time datetime={now}>{}</time>", readable_time(v.now));
     match v.refresh {
         Some(secs) => {
             let _ = write!(out, " · reloads every {secs} s (<a href=\"/status?refresh=0\">stop reloading</a>)");
@@ -196,7 +189,7 @@ fn checks(out: &mut String, v: &View, room: usize) {
         cut |= escape_within(out, &c.message, budget);
         let last = c.last_check.map_or_else(|| "not yet".into(), |t| ago(v.now, t));
         let ran = c.last_check.is_some() || c.attempts > 0;
-        let took = if ran { duration_text(c.duration) } else { "–".into() };
+        let took = if ran { readable(c.duration) } else { "–".into() };
         let _ = writeln!(out, "<td>{took}<td>{last}");
     }
     out.push_str("</tbody>\n</table>\n");

@@ -1,0 +1,58 @@
+//! The commands that read and print: `validate`, `boot-status` and `history`.
+
+use std::path::PathBuf;
+
+use super::Format;
+use crate::exit;
+use crate::policy;
+use crate::record::history;
+use crate::render::table;
+
+/// Validates each file on its own (or the policy the lookup order finds when none is
+/// named), so one invalid file does not hide the verdict on the others.
+pub(super) fn validate(policy: Option<PathBuf>, files: Vec<PathBuf>) -> i32 {
+    let targets: Vec<Option<PathBuf>> =
+        if files.is_empty() { vec![policy] } else { files.into_iter().map(Some).collect() };
+    let mut code = exit::OK;
+    for target in targets {
+        match policy::load(target.as_deref()) {
+            Ok(loaded) => println!("{}: ok ({} checks)", loaded.source, loaded.policy.checks.len()),
+            Err(e) => code = super::bad_policy(&e),
+        }
+    }
+    code
+}
+
+pub(super) fn boot_status(disk: Option<PathBuf>, format: Format) -> i32 {
+    let status = match &disk {
+        Some(path) => match crate::boot::read_image(path) {
+            Ok(status) => status,
+            Err(e) => {
+                eprintln!("bootgate: {}: {e}", path.display());
+                return exit::NO_INPUT;
+            }
+        },
+        None => crate::boot::detect(),
+    };
+    match format {
+        Format::Text => print!("{}", status.text()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&status).expect("boot status is JSON")),
+    }
+    exit::OK
+}
+
+pub(super) fn history(dir: &std::path::Path, format: Format, limit: usize) -> i32 {
+    let boots = match history::read(dir) {
+        Ok(boots) => boots,
+        Err(e) => {
+            eprintln!("bootgate: cannot read {}: {e}", history::path(dir).display());
+            return exit::NO_INPUT;
+        }
+    };
+    let shown = history::newest(&boots, limit);
+    match format {
+        Format::Text => print!("{}", table::history(&shown)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&shown).expect("boots are JSON")),
+    }
+    exit::OK
+}

@@ -1,0 +1,214 @@
+//! The boot facts: what the health document's `boot`, the boot metrics and the status
+//! page show of this boot — the booted GPT slot, the OS version, a fallback from another
+//! slot, and what the boot backend knows ([`BackendFacts`]). One type, published by the
+//! daemon and read by every renderer, so none of them reads keys back out of JSON.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Failing;
+
+/// This boot's facts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BootFacts {
+    /// The booted GPT slot, when this is an A/B system bootgate could read.
+    #[serde(flatten)]
+    pub slot: Option<SlotFacts>,
+    /// `VERSION` of the booted OS (shown beside the slot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
+    /// What the boot backend shows, once it has answered.
+    #[serde(flatten)]
+    pub backend: Option<BackendFacts>,
+}
+
+/// The booted GPT slot's attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotFacts {
+    pub partition: String,
+    pub index: u32,
+    pub uuid: String,
+    pub disk: Option<String>,
+    pub priority: u8,
+    pub tries: u8,
+    pub successful: bool,
+}
+
+/// Why this boot is on the slot it is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The previous boot, on another slot, failed its gate.
+    GateFailed,
+    /// The previous boot, on another slot, was reverted after its gate.
+    Reverted,
+    /// Another slot was tried and left no verdict (it crashed, hung or never reached bootgate).
+    NoVerdict,
+}
+
+impl Reason {
+    /// The label value and JSON string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::GateFailed => "gate_failed",
+            Reason::Reverted => "reverted",
+            Reason::NoVerdict => "no_verdict",
+        }
+    }
+}
+
+/// A fallback from another slot, as the health document's `boot.fallback` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fallback {
+    /// The label of the slot that was left.
+    pub from_partition: String,
+    #[serde(skip)]
+    pub from_uuid: String,
+    /// Its OS version, when its boot recorded one.
+    pub from_version: Option<String>,
+    pub reason: Reason,
+    /// When the left boot recorded its verdict.
+    pub at: Option<String>,
+    pub failing: Vec<Failing>,
+}
+
+impl Fallback {
+    /// A fallback from USR-B (4230.0.0), whose gate failed on `api`, for unit tests.
+    #[cfg(test)]
+    pub fn sample() -> Self {
+        Fallback {
+            from_partition: "USR-B".into(),
+            from_uuid: "u4".into(),
+            from_version: Some("4230.0.0".into()),
+            reason: Reason::GateFailed,
+            at: Some("2026-12-01T10:00:00Z".into()),
+            failing: vec![Failing { name: "api".into(), message: "refused".into() }],
+        }
+    }
+
+    /// One line for the journal and `STATUS=`.
+    pub fn text(&self) -> String {
+        let version = self.from_version.as_deref().unwrap_or("unknown version");
+        let what = match self.reason {
+            Reason::GateFailed => "its gate failed",
+            Reason::Reverted => "it was reverted",
+            Reason::NoVerdict => "it left no verdict",
+        };
+        let names: Vec<&str> = self.failing.iter().map(|f| f.name.as_str()).collect();
+        let failing = if names.is_empty() { String::new() } else { format!(" (failing: {})", names.join(", ")) };
+        format!("fell back from {} ({version}): {what}{failing}", self.from_partition)
+    }
+}
+
+/// What each boot backend shows in `boot`, tagged by `backend`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "backend", rename_all = "kebab-case")]
+pub enum BackendFacts {
+    Flatcar,
+    None,
+    Grubenv {
+        /// The environment block's path.
+        grubenv: String,
+        /// greenboot's counter; `None` when unset.
+        boot_counter: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        boot_success: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    Rauc {
+        /// RAUC's `BootSlot`: the booted slot's bootname.
+        booted: Option<String>,
+        primary: Option<String>,
+        slots: Option<Vec<RaucSlot>>,
+        error: Option<String>,
+    },
+    BlessBoot {
+        /// Whether systemd-boot counted this boot (`LoaderBootCountPath` is set).
+        counting: bool,
+        esp: Option<String>,
+        /// The booted entry, without its counter.
+        entry: Option<String>,
+        boot_count_path: Option<String>,
+        tries_left: Option<u32>,
+        tries_done: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}
+
+/// One RAUC slot as `GetSlotStatus` describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaucSlot {
+    /// RAUC's name for it (`rootfs.0`).
+    pub name: String,
+    pub class: Option<String>,
+    /// The boot loader's name for it (`A`); a slot without one is not bootable.
+    pub bootname: Option<String>,
+    /// `booted`, `active` or `inactive`.
+    pub state: Option<String>,
+    /// The boot loader's mark: `good` or `bad`.
+    pub boot_status: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn slot() -> SlotFacts {
+        SlotFacts {
+            partition: "USR-A".into(),
+            index: 3,
+            uuid: "u3".into(),
+            disk: Some("/dev/vda".into()),
+            priority: 1,
+            tries: 0,
+            successful: true,
+        }
+    }
+
+    #[test]
+    fn the_facts_are_one_flat_object_that_reads_back_as_it_was() {
+        let facts = BootFacts {
+            slot: Some(slot()),
+            version: Some("4152.2.0".into()),
+            fallback: Some(Fallback::sample()),
+            backend: Some(BackendFacts::Flatcar),
+        };
+        let v = serde_json::to_value(&facts).unwrap();
+        assert_eq!(
+            v,
+            json!({"partition": "USR-A", "index": 3, "uuid": "u3", "disk": "/dev/vda", "priority": 1, "tries": 0,
+                "successful": true, "version": "4152.2.0", "backend": "flatcar",
+                "fallback": {"from_partition": "USR-B", "from_version": "4230.0.0", "reason": "gate_failed",
+                    "at": "2026-12-01T10:00:00Z", "failing": [{"name": "api", "message": "refused"}]}})
+        );
+        let back: BootFacts = serde_json::from_value(v).unwrap();
+        assert_eq!(back.slot, facts.slot);
+        assert_eq!(back.backend, facts.backend);
+        assert_eq!(back.fallback.map(|f| f.from_partition), Some("USR-B".into()));
+    }
+
+    #[test]
+    fn off_a_b_only_the_backend_shows() {
+        let facts = BootFacts {
+            backend: Some(BackendFacts::Grubenv {
+                grubenv: "/boot/grub/grubenv".into(),
+                boot_counter: Some(2),
+                boot_success: Some(false),
+                error: None,
+            }),
+            ..BootFacts::default()
+        };
+        let v = serde_json::to_value(&facts).unwrap();
+        assert_eq!(
+            v,
+            json!({"backend": "grubenv", "grubenv": "/boot/grub/grubenv", "boot_counter": 2, "boot_success": false})
+        );
+        assert_eq!(serde_json::from_value::<BootFacts>(v).unwrap(), facts);
+        assert_eq!(serde_json::to_value(BootFacts::default()).unwrap(), json!({}));
+    }
+}

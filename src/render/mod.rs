@@ -1,0 +1,5 @@
+//! Words and tables for people: systemd's `STATUS=` lines, the `check` table and the
+//! history table.
+
+pub mod status;
+pub mod table;

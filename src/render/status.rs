@@ -1,0 +1,124 @@
+//! What systemd's `STATUS=` says about the checks, in words: while the gate runs, while
+//! it soaks, and after it decided. The gate's own word comes from [`GateWord`].
+
+use std::time::SystemTime;
+
+use crate::checks::Status;
+use crate::engine::{ComponentHealth, GateWord, Snapshot, blocks_gate};
+use crate::util::text::one_line;
+use crate::util::time::{spelled, spelled_secs_up};
+
+/// STATUS while the gate runs: what it still waits for, and why a retrying check
+/// failed. `attempts` holds each check's attempt and how many it may have.
+pub fn running(s: &Snapshot, attempts: &[(u32, u32)]) -> String {
+    let waiting: Vec<String> = s
+        .checks
+        .iter()
+        .zip(attempts)
+        .filter(|(c, _)| c.status == Status::Pending)
+        .map(|(c, &(attempt, of))| match (c.timing.next_attempt, attempt) {
+            (Some(_), _) => format!("{} ({})", c.name, one_line(&c.message)),
+            (None, n) if n > 1 => format!("{} (attempt {n}/{of})", c.name),
+            _ => c.name.clone(),
+        })
+        .collect();
+    let done = s.checks.len() - waiting.len();
+    format!("gate running: {done}/{} checks done; waiting for {}", s.checks.len(), waiting.join(", "))
+}
+
+/// STATUS after the gate or a runtime round, e.g. `gate passed, now degraded: 3/3 critical, docker degraded`.
+pub fn summary(s: &Snapshot) -> String {
+    let critical = s.checks.iter().filter(|c| c.critical).count();
+    let critical_ok = s.checks.iter().filter(|c| c.critical && !blocks_gate(c.critical, c.status)).count();
+    let problems: Vec<String> = s
+        .checks
+        .iter()
+        .filter_map(|c| {
+            let word = match (c.health(), c.status) {
+                (ComponentHealth::Healthy, _) => return None,
+                (ComponentHealth::Unhealthy, Status::Skipped) => "skipped",
+                (ComponentHealth::Unhealthy, _) => "failed",
+                (ComponentHealth::Pending, _) => "pending",
+                (ComponentHealth::Degraded, Status::Warn) => "warning",
+                (ComponentHealth::Degraded, _) => "degraded",
+            };
+            Some(format!("{} {word}", c.name))
+        })
+        .collect();
+    let word = s.gate_word();
+    let head = match word {
+        GateWord::Passed => format!("gate {word}, now {}", s.verdict().health.as_str()),
+        _ => format!("gate {word}"),
+    };
+    let mut text = format!("{head}: {critical_ok}/{critical} critical");
+    if !problems.is_empty() {
+        text.push_str(", ");
+        text.push_str(&problems.join(", "));
+    }
+    text
+}
+
+/// STATUS during the soak, e.g. `soaking: 40s of 1m left; api failed 1 in a row`.
+pub fn soaking(s: &Snapshot, now: SystemTime) -> String {
+    let Some(soak) = &s.soak else { return String::new() };
+    let mut text = format!("soaking: {} of {} left", spelled_secs_up(soak.remaining(now)), spelled(soak.total));
+    let wobbling: Vec<String> = s
+        .checks
+        .iter()
+        .filter(|c| c.critical && c.consecutive_failures > 0)
+        .map(|c| format!("{} failed {} in a row", c.name, c.consecutive_failures))
+        .collect();
+    if !wobbling.is_empty() {
+        text.push_str("; ");
+        text.push_str(&wobbling.join(", "));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::engine::{CheckResult, GateState, Soak};
+
+    fn result(name: &str, critical: bool, status: Status) -> CheckResult {
+        CheckResult { attempts: 0, ..CheckResult::sample(name, critical, status) }
+    }
+
+    fn snapshot(gate: GateState, checks: Vec<CheckResult>) -> Snapshot {
+        Snapshot { gate, checks, ..Snapshot::new(&[]) }
+    }
+
+    #[test]
+    fn summary_words_follow_component_health() {
+        let s = snapshot(
+            GateState::Passed,
+            vec![
+                result("a", true, Status::Pass),
+                result("b", true, Status::Warn),
+                result("c", false, Status::Fail),
+                result("d", true, Status::Pending),
+            ],
+        );
+        assert_eq!(summary(&s), "gate passed, now unhealthy: 2/3 critical, b warning, c degraded, d pending");
+        let mut s =
+            snapshot(GateState::Failed, vec![result("e", true, Status::Fail), result("f", true, Status::Skipped)]);
+        assert_eq!(summary(&s), "gate failed: 0/2 critical, e failed, f skipped");
+        s.gate_reason = Some("failed during soak".into());
+        assert_eq!(summary(&s), "gate failed during soak: 0/2 critical, e failed, f skipped");
+    }
+
+    #[test]
+    fn soak_status_says_what_is_left_and_what_wobbles() {
+        let now = SystemTime::now();
+        let mut s = Snapshot::new(&[]);
+        let failed = |name: &str, critical: bool, n: u32| CheckResult {
+            consecutive_failures: n,
+            ..CheckResult::sample(name, critical, Status::Fail)
+        };
+        s.checks = vec![failed("api", true, 1), failed("docker", false, 2)];
+        s.soak = Some(Soak { total: Duration::from_secs(60), ends: now + Duration::from_millis(39_500) });
+        assert_eq!(soaking(&s, now), "soaking: 40s of 1m left; api failed 1 in a row");
+    }
+}
