@@ -45,6 +45,38 @@ pub struct PartitionInfo {
     pub successful: bool,
 }
 
+impl PartitionInfo {
+    /// A slot of Flatcar's USR type with these gptprio attributes, labelled `USR-{index}`
+    /// with the unique GUID `u{index}`: with the `with_*` methods, the partition tables
+    /// that tests and examples need.
+    pub fn usr(index: u32, priority: u8, tries: u8, successful: bool) -> Self {
+        PartitionInfo {
+            index,
+            label: format!("USR-{index}"),
+            uuid: format!("u{index}"),
+            type_guid: decide::FLATCAR_USR_TYPE.into(),
+            priority,
+            tries,
+            successful,
+        }
+    }
+
+    /// This partition named `label`.
+    pub fn with_label(self, label: &str) -> Self {
+        PartitionInfo { label: label.into(), ..self }
+    }
+
+    /// This partition with the unique GUID `uuid`.
+    pub fn with_uuid(self, uuid: &str) -> Self {
+        PartitionInfo { uuid: uuid.into(), ..self }
+    }
+
+    /// This partition of type `type_guid`.
+    pub fn with_type(self, type_guid: &str) -> Self {
+        PartitionInfo { type_guid: type_guid.into(), ..self }
+    }
+}
+
 impl From<&gpt::Partition> for PartitionInfo {
     fn from(p: &gpt::Partition) -> Self {
         Self {

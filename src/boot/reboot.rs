@@ -93,15 +93,7 @@ mod tests {
 
     #[test]
     fn each_reboot_says_what_was_marked_when_and_where_it_leads() {
-        let usr_a = PartitionInfo {
-            index: 1,
-            label: "USR-A".into(),
-            uuid: String::new(),
-            type_guid: String::new(),
-            priority: 1,
-            tries: 0,
-            successful: true,
-        };
+        let usr_a = PartitionInfo::usr(1, 1, 0, true).with_label("USR-A");
         let boot = BootStatus { partitions: vec![usr_a], ..BootStatus::default() };
         let said = |d: RebootDecision| describe(&d, &boot, "api", Duration::from_secs(1));
         assert_eq!(

@@ -109,18 +109,8 @@ mod tests {
 
     fn result(name: &str, status: Status, attempts: u32, next: Option<SystemTime>) -> CheckResult {
         CheckResult {
-            name: name.into(),
-            kind: "tcp",
-            critical: true,
-            status,
-            message: String::new(),
-            observed: Default::default(),
-            duration: Duration::ZERO,
-            attempts,
-            last_check: None,
-            consecutive_failures: 0,
-            consecutive_successes: 0,
             timing: Timing { next_attempt: next, ..Timing::default() },
+            ..CheckResult::finished(name, true, status).with_attempts(attempts, Duration::ZERO)
         }
     }
 

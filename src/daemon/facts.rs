@@ -150,19 +150,10 @@ mod tests {
 
     use super::*;
     use crate::boot::PartitionInfo;
-    use crate::boot::decide::FLATCAR_USR_TYPE;
 
     #[test]
     fn the_boot_facts_carry_version_and_fallback() {
-        let part = |index: u32, label: &str| PartitionInfo {
-            index,
-            label: label.into(),
-            uuid: format!("u{index}"),
-            type_guid: FLATCAR_USR_TYPE.into(),
-            priority: 1,
-            tries: 0,
-            successful: true,
-        };
+        let part = |index: u32, label: &str| PartitionInfo::usr(index, 1, 0, true).with_label(label);
         let status = BootStatus {
             booted: Some(3),
             disk: Some("/dev/vda".into()),

@@ -163,7 +163,7 @@ mod tests {
     use crate::engine::CheckResult;
 
     fn result(name: &str, critical: bool, status: Status) -> CheckResult {
-        CheckResult { attempts: 0, ..CheckResult::sample(name, critical, status) }
+        CheckResult { attempts: 0, ..CheckResult::finished(name, critical, status) }
     }
 
     fn snapshot(gate: GateState, checks: Vec<CheckResult>) -> Snapshot {

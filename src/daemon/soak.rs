@@ -87,7 +87,7 @@ mod tests {
 
     fn result(name: &str, critical: bool, failures: u32) -> CheckResult {
         let status = if failures == 0 { Status::Pass } else { Status::Fail };
-        CheckResult { consecutive_failures: failures, ..CheckResult::sample(name, critical, status) }
+        CheckResult { consecutive_failures: failures, ..CheckResult::finished(name, critical, status) }
     }
 
     #[test]

@@ -82,9 +82,10 @@ impl CheckResult {
         }
     }
 
-    /// A finished result for unit tests: `status` with one attempt and nothing observed.
-    #[cfg(test)]
-    pub fn sample(name: &str, critical: bool, status: Status) -> Self {
+    /// A finished result of `status` after one attempt, its status word as the message and
+    /// nothing observed. With the `with_*` methods it builds the results that tests and
+    /// examples need, without spelling out every field.
+    pub fn finished(name: &str, critical: bool, status: Status) -> Self {
         let passed = status.passed();
         CheckResult {
             name: name.into(),
@@ -100,6 +101,37 @@ impl CheckResult {
             consecutive_successes: u32::from(passed),
             timing: Timing::default(),
         }
+    }
+
+    /// This result of a check of `kind`.
+    pub fn with_kind(self, kind: &'static str) -> Self {
+        CheckResult { kind, ..self }
+    }
+
+    /// This result saying `message`.
+    pub fn with_message(self, message: impl Into<String>) -> Self {
+        CheckResult { message: message.into(), ..self }
+    }
+
+    /// This result having observed `key`: `value`.
+    pub fn with_observed(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.observed.insert(key.into(), value.into());
+        self
+    }
+
+    /// This result after `attempts` attempts, the last taking `duration`.
+    pub fn with_attempts(self, attempts: u32, duration: Duration) -> Self {
+        CheckResult { attempts, duration, ..self }
+    }
+
+    /// This result, checked last at `at`.
+    pub fn with_last_check(self, at: SystemTime) -> Self {
+        CheckResult { last_check: Some(at), ..self }
+    }
+
+    /// This result after `n` failures in a row.
+    pub fn with_failures(self, n: u32) -> Self {
+        CheckResult { consecutive_failures: n, ..self }
     }
 
     /// What this result means for its renderers.

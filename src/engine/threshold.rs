@@ -62,7 +62,7 @@ mod tests {
     use crate::checks::Status;
 
     fn result(status: Status) -> CheckResult {
-        CheckResult::sample("c", true, status)
+        CheckResult::finished("c", true, status)
     }
 
     fn run(start: Status, seq: &[Status], failure: u32, success: u32) -> Vec<Status> {

@@ -291,23 +291,13 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::checks::Observed;
 
     fn result(name: &str, critical: bool, status: Status) -> CheckResult {
-        CheckResult {
-            name: name.into(),
-            kind: "disk",
-            critical,
-            status,
-            message: String::new(),
-            observed: Observed::new(),
-            duration: Duration::from_millis(3),
-            attempts: 1,
-            last_check: Some(SystemTime::now()),
-            consecutive_failures: u32::from(!status.passed()),
-            consecutive_successes: u32::from(status.passed()),
-            timing: Default::default(),
-        }
+        CheckResult::finished(name, critical, status)
+            .with_kind("disk")
+            .with_message("")
+            .with_attempts(1, Duration::from_millis(3))
+            .with_last_check(SystemTime::now())
     }
 
     fn snapshot(gate: GateState, checks: Vec<CheckResult>) -> Snapshot {

@@ -83,7 +83,7 @@ mod tests {
     use crate::engine::{CheckResult, GateState, Soak};
 
     fn result(name: &str, critical: bool, status: Status) -> CheckResult {
-        CheckResult { attempts: 0, ..CheckResult::sample(name, critical, status) }
+        CheckResult { attempts: 0, ..CheckResult::finished(name, critical, status) }
     }
 
     fn snapshot(gate: GateState, checks: Vec<CheckResult>) -> Snapshot {
@@ -115,7 +115,7 @@ mod tests {
         let mut s = Snapshot::new(&[]);
         let failed = |name: &str, critical: bool, n: u32| CheckResult {
             consecutive_failures: n,
-            ..CheckResult::sample(name, critical, Status::Fail)
+            ..CheckResult::finished(name, critical, Status::Fail)
         };
         s.checks = vec![failed("api", true, 1), failed("docker", false, 2)];
         s.soak = Some(Soak { total: Duration::from_secs(60), ends: now + Duration::from_millis(39_500) });

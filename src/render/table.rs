@@ -95,27 +95,16 @@ pub fn history(boots: &[&PastBoot]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::{Observed, Status};
+    use crate::checks::Status;
     use crate::engine::{GateState, Timing};
 
     fn result(name: &str, status: Status, attempts: u32, last: u64, spent: u64, waited: u64) -> CheckResult {
+        let (spent, waited) = (Duration::from_millis(spent), Duration::from_millis(waited));
         CheckResult {
-            name: name.into(),
-            kind: "tcp",
-            critical: true,
-            status,
-            message: format!("{name} {}", status.as_str()),
-            observed: Observed::new(),
-            duration: Duration::from_millis(last),
-            attempts,
-            last_check: None,
-            consecutive_failures: 0,
-            consecutive_successes: 0,
-            timing: Timing {
-                spent: Duration::from_millis(spent),
-                waited: Duration::from_millis(waited),
-                next_attempt: None,
-            },
+            timing: Timing { spent, waited, next_attempt: None },
+            ..CheckResult::finished(name, true, status)
+                .with_message(format!("{name} {}", status.as_str()))
+                .with_attempts(attempts, Duration::from_millis(last))
         }
     }
 

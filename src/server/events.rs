@@ -154,7 +154,7 @@ mod tests {
     fn snap(gate: GateState, statuses: &[(&str, Status)]) -> Snapshot {
         let mut s = Snapshot::new(&[]);
         s.gate = gate;
-        s.checks = statuses.iter().map(|&(n, st)| CheckResult::sample(n, true, st)).collect();
+        s.checks = statuses.iter().map(|&(n, st)| CheckResult::finished(n, true, st)).collect();
         s
     }
 

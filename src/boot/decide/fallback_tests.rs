@@ -1,18 +1,11 @@
 use super::*;
-use crate::boot::decide::FLATCAR_USR_TYPE;
 use crate::engine::Failing;
 use crate::record::history::{SeenFallback, Slot};
 
 fn usr(index: u32, priority: u8, tries: u8, successful: bool) -> PartitionInfo {
-    PartitionInfo {
-        index,
-        label: if index == 3 { "USR-A".into() } else { "USR-B".into() },
-        uuid: format!("uuid-{index}"),
-        type_guid: FLATCAR_USR_TYPE.into(),
-        priority,
-        tries,
-        successful,
-    }
+    PartitionInfo::usr(index, priority, tries, successful)
+        .with_label(if index == 3 { "USR-A" } else { "USR-B" })
+        .with_uuid(&format!("uuid-{index}"))
 }
 
 fn line(boot_id: &str, on: &PartitionInfo, gate: &str, decision: Option<Decision>) -> PastBoot {
@@ -73,7 +66,7 @@ fn a_tried_slot_without_a_verdict_is_no_verdict() {
 
 #[test]
 fn no_verdict_needs_same_type_no_tries_unmarked_and_a_higher_priority() {
-    let other_type = PartitionInfo { type_guid: "0fc63daf-8483-4772-8e79-3d69d8477de4".into(), ..usr(4, 2, 0, false) };
+    let other_type = usr(4, 2, 0, false).with_type("0fc63daf-8483-4772-8e79-3d69d8477de4");
     for b in [usr(4, 2, 1, false), usr(4, 2, 0, true), usr(4, 1, 0, false), usr(4, 0, 0, false), other_type] {
         let parts = [usr(3, 1, 0, true), b];
         assert_eq!(detect(&[], &parts, Some(&parts[0]), "b3"), None, "{parts:?}");

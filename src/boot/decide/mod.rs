@@ -140,19 +140,11 @@ mod tests {
     use super::*;
 
     fn usr(index: u32, priority: u8, tries: u8, successful: bool) -> PartitionInfo {
-        PartitionInfo {
-            index,
-            label: format!("USR-{index}"),
-            uuid: format!("00000000-0000-0000-0000-{index:012}"),
-            type_guid: FLATCAR_USR_TYPE.into(),
-            priority,
-            tries,
-            successful,
-        }
+        PartitionInfo::usr(index, priority, tries, successful)
     }
 
     fn other(index: u32, priority: u8, tries: u8) -> PartitionInfo {
-        PartitionInfo { type_guid: "0fc63daf-8483-4772-8e79-3d69d8477de4".into(), ..usr(index, priority, tries, true) }
+        usr(index, priority, tries, true).with_type("0fc63daf-8483-4772-8e79-3d69d8477de4")
     }
 
     fn next(parts: &[PartitionInfo]) -> Option<u32> {

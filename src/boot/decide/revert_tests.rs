@@ -1,19 +1,10 @@
 use super::*;
-use crate::boot::decide::FLATCAR_USR_TYPE;
 use crate::checks::Status;
 
 const MIN: Duration = Duration::from_secs(60);
 
 fn usr(index: u32, priority: u8, tries: u8, successful: bool) -> PartitionInfo {
-    PartitionInfo {
-        index,
-        label: format!("USR-{}", if index == 3 { "A" } else { "B" }),
-        uuid: format!("u{index}"),
-        type_guid: FLATCAR_USR_TYPE.into(),
-        priority,
-        tries,
-        successful,
-    }
+    PartitionInfo::usr(index, priority, tries, successful).with_label(if index == 3 { "USR-A" } else { "USR-B" })
 }
 
 /// Booted on USR-B (4) as update_engine leaves it after marking: B good at priority 2.
@@ -113,7 +104,7 @@ fn only_the_sustained_checks_are_named() {
 }
 
 fn raw(name: &str, critical: bool, status: Status) -> CheckResult {
-    CheckResult::sample(name, critical, status)
+    CheckResult::finished(name, critical, status)
 }
 
 #[test]

@@ -112,26 +112,15 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::checks::{Observed, Status};
-    use crate::engine::Timing;
+    use crate::checks::Status;
 
     fn check(name: &str, status: Status) -> CheckResult {
-        let mut observed = Observed::new();
-        observed.insert("free_space_percent".into(), json!(65.2));
-        CheckResult {
-            name: name.into(),
-            kind: "disk",
-            critical: true,
-            status,
-            message: format!("{name} says {}", status.as_str()),
-            observed,
-            duration: Duration::from_micros(1200),
-            attempts: 1,
-            last_check: (status != Status::Pending).then(SystemTime::now),
-            consecutive_failures: 0,
-            consecutive_successes: 1,
-            timing: Timing::default(),
-        }
+        let c = CheckResult::finished(name, true, status)
+            .with_kind("disk")
+            .with_message(format!("{name} says {}", status.as_str()))
+            .with_observed("free_space_percent", 65.2)
+            .with_attempts(1, Duration::from_micros(1200));
+        if status == Status::Pending { c } else { c.with_last_check(SystemTime::now()) }
     }
 
     #[test]
