@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -32,10 +32,11 @@ pub mod events;
 mod health;
 mod page;
 mod probes;
-mod routes;
+pub mod routes;
 mod run;
 
 pub use endpoint::Endpoint;
+pub use routes::{Handler, Method, ROUTES, Route};
 pub use run::{RunNow, RunReply};
 
 /// What the handlers read. Cheap to clone: every field is shared.
@@ -117,23 +118,37 @@ impl AppState {
     }
 }
 
-/// The router with every route; tests drive it without a socket.
+/// The router with every route of [`ROUTES`]; tests drive it without a socket.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(page::status))
-        .route("/status", get(page::status))
-        .route("/api/v1/system/health", get(health::overall))
-        .route("/api/v1/system/health/{check}", get(health::component))
-        .route("/api/v1/system/health/{check}/run", post(run::run))
-        .route("/api/v1/system/events", get(events::stream))
-        .route("/api/v1/system/boots", get(boots::boots))
-        .route("/livez", get(probes::livez))
-        .route("/livez/{probe}", get(probes::livez_one))
-        .route("/readyz", get(probes::readyz))
-        .route("/readyz/{probe}", get(probes::readyz_one))
-        .route("/metrics", get(scrape))
+    ROUTES
+        .iter()
+        .fold(Router::new(), |router, r| router.route(r.path, handler_of(r)))
         .layer(axum::middleware::map_response(no_store))
         .with_state(state)
+}
+
+/// The handler of `route`, for its method.
+fn handler_of(route: &Route) -> MethodRouter<AppState> {
+    let handler: MethodRouter<AppState> = match route.handler {
+        Handler::Page => get(page::status),
+        Handler::Health => get(health::overall),
+        Handler::Component => get(health::component),
+        Handler::Run => post(run::run),
+        Handler::Events => get(events::stream),
+        Handler::Boots => get(boots::boots),
+        Handler::Livez => get(probes::livez),
+        Handler::LivezOne => get(probes::livez_one),
+        Handler::Readyz => get(probes::readyz),
+        Handler::ReadyzOne => get(probes::readyz_one),
+        Handler::Metrics => get(scrape),
+    };
+    debug_assert!(
+        matches!((route.method, route.handler), (Method::Post, Handler::Run) | (Method::Get, _)),
+        "{} {} is not the method its handler answers",
+        route.method.as_str(),
+        route.path
+    );
+    handler
 }
 
 /// Binds the endpoint's address; the error names it.

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::View;
 use super::escape::{Esc, escape_within, path_segment};
 use crate::engine::{CheckResult, ComponentHealth, Failing, GateState, Health};
-use crate::server::routes::ROUTES;
+use crate::server::routes::{Method, ROUTES};
 use crate::util::time::{ago, readable, readable_secs, readable_time, timestamp_seconds};
 
 const STYLE: &str = include_str!("style.css");
@@ -202,13 +202,15 @@ fn checks(out: &mut String, v: &View, room: usize) {
 /// The routes, as links where a route has no parameter.
 fn routes(out: &mut String) {
     out.push_str("<section aria-labelledby=routes-h>\n<h2 id=routes-h>Endpoints</h2>\n<ul class=links>\n");
-    for (path, what) in ROUTES {
-        if path.contains('{') {
-            let _ = writeln!(out, "<li><code>GET {}</code>: {}", Esc(path), Esc(what));
+    for r in ROUTES {
+        let (method, path, what) = (r.method.as_str(), r.path, r.about);
+        if r.method != Method::Get || path.contains('{') {
+            let _ = writeln!(out, "<li><code>{method} {}</code>: {}", Esc(path), Esc(what));
         } else {
             // The probes' verbose form is the one a person wants to read.
-            let query = if matches!(*path, "/livez" | "/readyz") { "?verbose" } else { "" };
-            let _ = writeln!(out, "<li><a href=\"{0}{query}\"><code>GET {0}</code></a>: {1}", Esc(path), Esc(what));
+            let query = if matches!(path, "/livez" | "/readyz") { "?verbose" } else { "" };
+            let _ =
+                writeln!(out, "<li><a href=\"{0}{query}\"><code>{method} {0}</code></a>: {1}", Esc(path), Esc(what));
         }
     }
     out.push_str("</ul>\n</section>\n");
