@@ -1,3 +1,4 @@
+//! The `bootgate` binary: the command line of [`bootgate::cli`].
 fn main() {
     std::process::exit(bootgate::cli::main());
 }

@@ -2,7 +2,7 @@
 //! `name=value` lines (`\` and newline escaped with a backslash), then `#` padding.
 //! Read and rewritten whole, as `grub-editenv` does, and replaced atomically.
 
-use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use crate::util::read::read_regular;
@@ -117,21 +117,15 @@ impl Env {
         Env::parse(&bytes).map_err(|why| EnvError::Invalid { path: shown, why })
     }
 
-    /// Replaces the block at `path`: a temp file beside it, fsync, rename, fsync of the directory.
+    /// Replaces the block at `path` atomically, keeping its mode. A symlink is written
+    /// through, as `grub-editenv` does: on Fedora `/boot/grub2/grubenv` links to the ESP's
+    /// copy, the one GRUB reads, and replacing the link would leave GRUB the old block.
     pub fn write(&self, path: &Path) -> Result<(), EnvError> {
         let bytes = self.render()?;
         let err = |source| EnvError::Write { path: path.display().to_string(), source };
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.bootgate.tmp"));
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(err)?;
-        f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        let target = std::fs::canonicalize(path).map_err(err)?;
+        let mode = std::fs::metadata(&target).map_err(err)?.permissions().mode() & 0o7777;
+        crate::util::atomic::write(&target, &bytes, mode).map_err(err)
     }
 }
 
@@ -153,6 +147,25 @@ mod tests {
         env.set("boot_counter", "2");
         env.unset("odd");
         assert_eq!(env.vars, [("boot_counter".to_string(), "2".to_string())]);
+    }
+
+    #[test]
+    fn a_symlinked_block_is_written_through_and_keeps_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("efi")).unwrap();
+        let target = dir.path().join("efi/grubenv");
+        let mut env = Env::default();
+        env.set("boot_counter", "3");
+        std::fs::write(&target, env.render().unwrap()).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("grubenv");
+        std::os::unix::fs::symlink("efi/grubenv", &link).unwrap();
+        env.set("boot_success", "1");
+        env.unset("boot_counter");
+        env.write(&link).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+        assert_eq!(Env::read(&target).unwrap(), env, "the block GRUB reads has the change");
+        assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

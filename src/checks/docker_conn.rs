@@ -181,7 +181,7 @@ async fn within<T>(ctx: &RunCtx, socket: &Path, what: &str, work: impl Future<Ou
         format!(
             "docker at {} did not answer {what}: timed out after {}",
             socket.display(),
-            humantime::format_duration(ctx.limit)
+            crate::util::time::spelled(ctx.limit)
         )
     })
 }

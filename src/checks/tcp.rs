@@ -75,7 +75,7 @@ impl Check for Tcp {
                     let result = match timeout(limit, TcpStream::connect(&target)).await {
                         Ok(Ok(_)) => Ok(()),
                         Ok(Err(e)) => Err(format!("{target}: {e}")),
-                        Err(_) => Err(format!("{target}: timed out after {}", humantime::format_duration(said))),
+                        Err(_) => Err(format!("{target}: timed out after {}", crate::util::time::spelled(said))),
                     };
                     (i, result)
                 });

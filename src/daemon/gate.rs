@@ -23,7 +23,7 @@ use crate::util::time::spelled;
 pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, boot: bool) -> Arc<Snapshot> {
     let started_wall = SystemTime::now();
     if boot && !policy.gate.settle.is_zero() {
-        notifier.status(&format!("settling for {}", humantime::format_duration(policy.gate.settle)));
+        notifier.status(&format!("settling for {}", spelled(policy.gate.settle)));
         sleep(policy.gate.settle).await;
     }
     let started = Instant::now();

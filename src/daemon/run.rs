@@ -68,8 +68,7 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
             Arc::from(backend)
         }
         Err(e) => {
-            tracing::error!("{e}");
-            notifier.status(&format!("gate failed closed: {e}"));
+            notifier.say(Level::ERROR, &format!("gate failed closed: {e}"));
             return exit::CONFIG;
         }
     };

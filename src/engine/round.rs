@@ -14,6 +14,7 @@ use tokio::time::{Instant, sleep, timeout};
 use super::CheckResult;
 use crate::checks::{Outcome, RunCtx, Status};
 use crate::policy::CheckSpec;
+use crate::util::time::spelled;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -154,9 +155,9 @@ async fn run_check(
         let mut outcome = match timeout(limit, spec.check.run(&ctx)).await {
             Ok(outcome) => outcome,
             Err(_) if limit < spec.timeout => {
-                Outcome::fail(format!("cut off by the gate deadline after {}", fmt(limit)))
+                Outcome::fail(format!("cut off by the gate deadline after {}", spelled(limit)))
             }
-            Err(_) => Outcome::fail(format!("timed out after {}", fmt(limit))),
+            Err(_) => Outcome::fail(format!("timed out after {}", spelled(limit))),
         };
         let took = started.elapsed();
         if outcome.status.passed() || attempt >= of {
@@ -173,10 +174,6 @@ async fn run_check(
         send(Event::Retry { index, attempt, backoff: pause, message: outcome.message.clone() });
         sleep(pause).await;
     }
-}
-
-fn fmt(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
 }
 
 #[cfg(test)]

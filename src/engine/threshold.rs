@@ -45,7 +45,7 @@ pub fn apply_in_start_period(prev: &CheckResult, raw: CheckResult, t: &Runtime, 
     }
     let mut observed = prev.observed.clone();
     observed.insert(START_PERIOD.into(), true.into());
-    let left = humantime::format_duration(Duration::from_secs(left.as_secs()));
+    let left = crate::util::time::spelled(Duration::from_secs(left.as_secs()));
     CheckResult {
         status: prev.status,
         observed,

@@ -25,7 +25,7 @@ impl Dur {
 
 impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        fmt::Display::fmt(&humantime::format_duration(self.0), f)
+        fmt::Display::fmt(&crate::util::time::spelled(self.0), f)
     }
 }
 
@@ -50,7 +50,7 @@ impl<'de> Deserialize<'de> for Dur {
                     return Err(E::custom(format!(
                         "duration `{}` is longer than the maximum of {}",
                         quote(s),
-                        humantime::format_duration(super::MAX_DURATION)
+                        crate::util::time::spelled(super::MAX_DURATION)
                     )));
                 }
                 Ok(Dur(d))

@@ -16,6 +16,7 @@ use super::yaml::index::Index;
 use super::yaml::path::{self, Seg};
 use super::{CheckSpec, Gate, MAX_POLICY_BYTES, MAX_PROBLEMS_SHOWN, MIN_INTERVAL, Policy, Problem, Rollback, Runtime};
 use crate::checks::{KINDS, KindError};
+use crate::util::time::spelled;
 
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -159,7 +160,7 @@ fn gate(cx: &mut Ctx, g: &RawGate) -> Gate {
     if soak_interval < MIN_SOAK_INTERVAL {
         cx.at(
             &[Seg::key("gate"), Seg::key("soak_interval")],
-            format!("the soak interval must be at least {}", humantime::format_duration(MIN_SOAK_INTERVAL)),
+            format!("the soak interval must be at least {}", spelled(MIN_SOAK_INTERVAL)),
         );
     }
     Gate {
@@ -205,7 +206,7 @@ fn rollback(cx: &mut Ctx, r: Option<Option<&RawRollback>>) -> Rollback {
     if failing_for < Duration::from_secs(1) {
         cx.at(&at("failing_for"), "failing_for must be at least 1s");
     } else if failing_for > window {
-        let (f, w) = (humantime::format_duration(failing_for), humantime::format_duration(window));
+        let (f, w) = (spelled(failing_for), spelled(window));
         let message = if r.failing_for.is_some() {
             format!("failing_for ({f}) is longer than the window ({w}): no failure could ever revert")
         } else {
@@ -344,8 +345,10 @@ fn common(
     let timeout = c.timeout.map_or(DEFAULT_TIMEOUT.min(limit / 2), |d| d.0);
     match deadline {
         _ if timeout.is_zero() => cx.at(&path("timeout"), "the timeout must be longer than 0s"),
-        Some(d) if timeout >= d && !d.is_zero() => cx
-            .at(&path("timeout"), format!("timeout {} is not shorter than the gate deadline {}", fmt(timeout), fmt(d))),
+        Some(d) if timeout >= d && !d.is_zero() => cx.at(
+            &path("timeout"),
+            format!("timeout {} is not shorter than the gate deadline {}", spelled(timeout), spelled(d)),
+        ),
         _ => {}
     }
     let interval = c.interval.map(|d| d.0);
@@ -429,8 +432,4 @@ fn report_cycles(cx: &mut Ctx, specs: &[CheckSpec]) {
 
 fn quote(s: &str) -> String {
     crate::util::redact::quote(s)
-}
-
-fn fmt(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
 }

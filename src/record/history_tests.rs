@@ -1,3 +1,5 @@
+//! The history file: kept bounded, old and newer lines read, corrupt ones skipped, a revert amended.
+
 use serde_json::json;
 
 use super::*;

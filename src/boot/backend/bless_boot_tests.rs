@@ -1,3 +1,5 @@
+//! bless-boot against entries on a temporary ESP and EFI variables in a temporary directory.
+
 use std::fs;
 use std::path::{Path, PathBuf};
 

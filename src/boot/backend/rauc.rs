@@ -104,7 +104,7 @@ impl Rauc {
         match tokio::time::timeout(self.timeout, step).await {
             Ok(done) => done,
             Err(_) => {
-                Err(anyhow!("RAUC did not answer within {} while {what}", humantime::format_duration(self.timeout)))
+                Err(anyhow!("RAUC did not answer within {} while {what}", crate::util::time::spelled(self.timeout)))
             }
         }
     }
@@ -184,7 +184,7 @@ pub async fn on_bus(bus: &Bus, timeout: Duration) -> anyhow::Result<Presence> {
     };
     match tokio::time::timeout(timeout, ask).await {
         Ok(answer) => answer,
-        Err(_) => Err(anyhow!("the system D-Bus did not answer within {}", humantime::format_duration(timeout))),
+        Err(_) => Err(anyhow!("the system D-Bus did not answer within {}", crate::util::time::spelled(timeout))),
     }
 }
 

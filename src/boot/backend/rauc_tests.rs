@@ -1,3 +1,5 @@
+//! Which RAUC slot a failed gate falls back to, over slot tables as `GetSlotStatus` gives them.
+
 use super::*;
 
 fn slot(name: &str, bootname: &str, state: &str, boot_status: &str) -> Slot {

@@ -1,3 +1,5 @@
+//! Fallback detection over histories and partition tables, every reason and every way it is not one.
+
 use super::*;
 use crate::engine::Failing;
 use crate::record::history::{SeenFallback, Slot};

@@ -1,3 +1,5 @@
+//! The rollback window's decisions over where `now` is, how the slots stand and how long a check failed.
+
 use super::*;
 use crate::checks::Status;
 

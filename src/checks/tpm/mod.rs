@@ -247,7 +247,7 @@ impl Tpm {
             Ok(Err(_)) => Outcome::fail(format!("the TPM call to {label} crashed without an answer")),
             Err(_) => Outcome::fail(format!(
                 "TPM at {label} did not answer: timed out after {}",
-                humantime::format_duration(ctx.limit)
+                crate::util::time::spelled(ctx.limit)
             )),
         }
     }

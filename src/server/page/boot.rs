@@ -68,9 +68,9 @@ pub(super) fn fallback_banner(out: &mut String, v: &View) {
 
 /// An RFC 3339 time as `2026-12-01 10:02:10 UTC`; text that is no such time as it is.
 pub(super) fn readable_time(text: &str) -> String {
-    match humantime::parse_rfc3339_weak(text.trim_end_matches('Z')) {
-        Ok(t) if text.ends_with('Z') => crate::util::time::readable_time(t),
-        _ => Esc(text).to_string(),
+    match crate::util::time::parse_timestamp(text) {
+        Some(t) => crate::util::time::readable_time(t),
+        None => Esc(text).to_string(),
     }
 }
 
