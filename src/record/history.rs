@@ -1,8 +1,11 @@
 //! The boot history, `history.jsonl` in the state dir: one JSON line a boot, the last
-//! [`KEEP`] boots, each a [`PastBoot`]. Writes are atomic; reads go through
-//! [`read_regular`] with a cap, and a line that does not parse is skipped with a
-//! warning, never fatal: a history is for people and for fallback detection, never a
-//! reason to fail a boot.
+//! [`KEEP`] boots, each a [`PastBoot`]. Every line is bounded when written
+//! ([`LINE_CAP`]), so [`KEEP`] of them stay well under what is read ([`CAP`]); a
+//! larger file (written by hand, or by something else) is read from its end, its newest
+//! lines, never refused. Writes are atomic and one at a time (a lock file beside the
+//! history); reads go through [`read_regular_tail`], and lines that do not parse are
+//! skipped with one warning, never fatal: a history is for people and for fallback
+//! detection, never a reason to fail a boot.
 
 use std::path::{Path, PathBuf};
 
@@ -11,12 +14,18 @@ use serde::{Deserialize, Serialize};
 use super::Lenient;
 use super::boot::{Fallback, Reason};
 use super::verdict::VerdictRecord;
-use crate::util::read::read_regular;
+use crate::util::read::read_regular_tail;
 
 /// Keeps this many boots in `history.jsonl`.
 pub const KEEP: usize = 50;
-/// The largest history file read (50 boots of a few KiB each).
+/// The most of the history file read: its last 4 MiB.
 pub const CAP: u64 = 4 << 20;
+/// The longest line written: [`KEEP`] of them are a fraction of [`CAP`].
+pub const LINE_CAP: usize = 16 << 10;
+/// The longest failing check's message a line keeps.
+const MESSAGE_CAP: usize = 400;
+/// The lock file beside the history that serializes its writers.
+const LOCK: &str = ".history.jsonl.lock";
 /// The file in the state dir.
 pub const FILE: &str = "history.jsonl";
 
@@ -107,6 +116,9 @@ pub struct PastBoot {
     pub bootgate: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback: Option<SeenFallback>,
+    /// How many more checks failed than `failing` names (a line is bounded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing_more: Option<usize>,
 }
 
 /// `failing` as objects, or as the plain names that older lines hold.
@@ -149,7 +161,37 @@ impl PastBoot {
             gate_duration_ms: v.gate_duration_ms,
             bootgate: Some(env!("CARGO_PKG_VERSION").into()),
             fallback: None,
+            failing_more: None,
         }
+    }
+
+    /// This line as written: at most [`LINE_CAP`] bytes. Long messages are cut first, then
+    /// messages dropped, then the failing checks past the ones that fit are counted in
+    /// `failing_more` instead of named; a long reason is cut too.
+    pub fn to_line(&self) -> String {
+        let line = self.json();
+        if line.len() <= LINE_CAP {
+            return line;
+        }
+        let mut b = self.clone();
+        b.reason = b.reason.map(|r| cut(&r, MESSAGE_CAP));
+        b.failing.iter_mut().for_each(|f| f.message = cut(&f.message, MESSAGE_CAP));
+        if b.json().len() > LINE_CAP {
+            b.failing.iter_mut().for_each(|f| f.message.clear());
+        }
+        let mut dropped = 0;
+        while b.json().len() > LINE_CAP && !b.failing.is_empty() {
+            // Halving keeps this quick for a thousand failing checks.
+            let keep = b.failing.len() / 2;
+            dropped += b.failing.len() - keep;
+            b.failing.truncate(keep);
+            b.failing_more = Some(self.failing_more.unwrap_or(0) + dropped);
+        }
+        b.json()
+    }
+
+    fn json(&self) -> String {
+        serde_json::to_string(self).expect("a history line is JSON")
     }
 
     /// Names of the failing checks, joined for one line.
@@ -163,30 +205,57 @@ pub fn path(dir: &Path) -> PathBuf {
     dir.join(FILE)
 }
 
-/// The lines of `text` that parse, oldest first; each bad one is skipped with a warning.
+/// `text` cut to at most `max` characters, `…` marking the cut.
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// The lines of `text` that parse, oldest first; bad ones are skipped with one warning.
 pub fn parse(text: &str, source: &Path) -> Vec<PastBoot> {
     good_lines(text, source).into_iter().map(|(_, b)| b).collect()
 }
 
 fn good_lines<'a>(text: &'a str, source: &Path) -> Vec<(&'a str, PastBoot)> {
-    text.lines()
+    let mut skipped = 0usize;
+    let mut first = None;
+    let good = text
+        .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .filter_map(|(n, l)| match serde_json::from_str::<PastBoot>(l) {
             Ok(b) => Some((l, b)),
             Err(e) => {
-                let file = source.display();
-                tracing::warn!(file = %file, line = n + 1, error = %e, "skipping line {} of {file}: {e}", n + 1);
+                skipped += 1;
+                first.get_or_insert((n + 1, e));
                 None
             }
         })
-        .collect()
+        .collect();
+    if let Some((line, e)) = first {
+        let file = source.display();
+        // One warning, however many lines: a file of garbage must not flood the journal.
+        tracing::warn!(file = %file, skipped, line, error = %e, "skipped {skipped} line(s) of {file} that are no boot record (the first, line {line}: {e})");
+    }
+    good
+}
+
+/// The history's text: the whole file, or its newest lines when it is larger than [`CAP`].
+fn read_text(dir: &Path) -> std::io::Result<String> {
+    let (bytes, cut) = read_regular_tail(&path(dir), CAP)?;
+    if cut {
+        let file = path(dir);
+        tracing::warn!(file = %file.display(), "{} is larger than {CAP} bytes; reading its newest lines", file.display());
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The boots recorded in `dir`, oldest first; no file is an empty history.
 pub fn read(dir: &Path) -> std::io::Result<Vec<PastBoot>> {
-    match read_regular(&path(dir), CAP) {
-        Ok(bytes) => Ok(parse(&String::from_utf8_lossy(&bytes), &path(dir))),
+    match read_text(dir) {
+        Ok(text) => Ok(parse(&text, &path(dir))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e),
     }
@@ -206,10 +275,11 @@ pub fn read_or_warn(dir: &Path) -> Vec<PastBoot> {
 /// are kept as written; bad ones are dropped; a history that cannot be read is replaced.
 pub fn append(dir: &Path, boot: &PastBoot) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
+    let _one_writer = lock(dir)?;
     let old = read_lines(dir);
     let mut lines: Vec<&str> = good_lines(&old, &path(dir)).into_iter().map(|(l, _)| l).collect();
     lines.drain(..lines.len().saturating_sub(KEEP - 1));
-    let new = serde_json::to_string(boot).map_err(std::io::Error::other)?;
+    let new = boot.to_line();
     lines.push(&new);
     write_lines(dir, &lines)
 }
@@ -217,6 +287,7 @@ pub fn append(dir: &Path, boot: &PastBoot) -> std::io::Result<()> {
 /// Changes the newest line of boot `boot_id` with `change` (a revert after the gate
 /// passed); `Ok(false)` when the history has no line of that boot.
 pub fn amend(dir: &Path, boot_id: &str, change: impl FnOnce(&mut PastBoot)) -> std::io::Result<bool> {
+    let _one_writer = lock(dir)?;
     let old = read_lines(dir);
     let mut lines: Vec<(String, PastBoot)> =
         good_lines(&old, &path(dir)).into_iter().map(|(l, b)| (l.to_string(), b)).collect();
@@ -224,16 +295,30 @@ pub fn amend(dir: &Path, boot_id: &str, change: impl FnOnce(&mut PastBoot)) -> s
         return Ok(false);
     };
     change(boot);
-    *line = serde_json::to_string(boot).map_err(std::io::Error::other)?;
+    *line = boot.to_line();
     write_lines(dir, &lines.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>())?;
     Ok(true)
+}
+
+/// Holds the history's lock until dropped: one writer at a time, so two boots' records
+/// (a revert's amend beside a run by hand) never lose each other's line.
+fn lock(dir: &Path) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(dir.join(LOCK))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| std::io::Error::from(e))
 }
 
 /// The history's text, or nothing (with a warning when it exists but cannot be read).
 fn read_lines(dir: &Path) -> String {
     let file = path(dir);
-    match read_regular(&file, CAP) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+    match read_text(dir) {
+        Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => {
             let shown = file.display();

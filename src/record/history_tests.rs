@@ -114,3 +114,65 @@ fn a_revert_amends_the_newest_line_of_its_boot_only() {
     assert_eq!((&boots[0], &boots[2]), (&boot(1), &boot(3)), "other lines are kept as they were");
     assert!(!amend(dir.path(), "b9", |_| unreachable!("no line of b9")).unwrap());
 }
+
+fn failed_everywhere(checks: usize, message_len: usize) -> PastBoot {
+    let failing =
+        (0..checks).map(|i| Failing { name: format!("check-{i:04}"), message: "x".repeat(message_len) }).collect();
+    PastBoot { failing, reason: Some("r".repeat(100_000)), ..boot(1) }
+}
+
+#[test]
+fn a_line_is_bounded_and_says_how_many_failing_checks_it_leaves_out() {
+    let b = failed_everywhere(1000, 2000);
+    let line = b.to_line();
+    assert!(line.len() <= LINE_CAP, "{} bytes", line.len());
+    let back: PastBoot = serde_json::from_str(&line).unwrap();
+    assert!(!back.failing.is_empty(), "the first failing checks are still named");
+    assert_eq!(back.failing.len() + back.failing_more.unwrap(), 1000, "every failing check is named or counted");
+    assert!(back.reason.unwrap().chars().count() <= MESSAGE_CAP + 1);
+    // A line that fits is written whole.
+    let small = PastBoot { reason: None, ..failed_everywhere(3, 50) };
+    assert!(small.to_line() == serde_json::to_string(&small).unwrap(), "a small line is written whole");
+}
+
+#[test]
+fn a_large_history_keeps_its_newest_lines_instead_of_starting_anew() {
+    let dir = tempfile::tempdir().unwrap();
+    // Lines of about 1 MiB each, as an older version could write: five are past the cap.
+    let huge: Vec<String> = (0..5)
+        .map(|i| {
+            let mut b = failed_everywhere(1, 0);
+            b.boot_id = Some(format!("old{i}"));
+            b.failing[0].message = "y".repeat(1 << 20);
+            serde_json::to_string(&b).unwrap()
+        })
+        .collect();
+    std::fs::write(path(dir.path()), huge.join("\n") + "\n").unwrap();
+    assert!(std::fs::metadata(path(dir.path())).unwrap().len() > CAP);
+    let read = read(dir.path()).unwrap();
+    assert_eq!(read.last().unwrap().boot_id.as_deref(), Some("old4"), "the newest line is read");
+    append(dir.path(), &boot(9)).unwrap();
+    let ids: Vec<String> = super::read(dir.path()).unwrap().into_iter().filter_map(|b| b.boot_id).collect();
+    assert!(ids.len() >= 3 && ids.ends_with(&["old4".to_string(), "b9".to_string()]), "{ids:?}");
+}
+
+#[test]
+fn concurrent_writers_lose_no_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let dir = dir.path().to_path_buf();
+            std::thread::spawn(move || {
+                for j in 0..5 {
+                    append(&dir, &boot(i * 10 + j)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert_eq!(read(dir.path()).unwrap().len(), 40);
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{names:?}");
+}

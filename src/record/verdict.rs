@@ -23,8 +23,11 @@ use crate::util::time::{millis, parse_timestamp, timestamp};
 
 /// The file in the run dir.
 pub const FILE: &str = "verdict.json";
-/// The largest verdict file read back (a verdict of 1,000 checks is well under this).
+/// The largest verdict file read back.
 const VERDICT_CAP: u64 = 4 << 20;
+/// The largest verdict file written: well under what is read back, so a restart in the
+/// same boot can always read the verdict its gate wrote.
+pub const WRITE_CAP: usize = 1 << 20;
 
 /// A time in a record: RFC 3339 UTC with milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +74,9 @@ pub struct VerdictRecord {
     pub status: Lenient<Health>,
     #[serde(default, with = "lenient_stamp")]
     pub timestamp: Option<Stamp>,
+    /// Set when messages or observed values were shortened to keep the file bounded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<bool>,
 }
 
 /// One check of the verdict.
@@ -183,6 +189,7 @@ impl VerdictRecord {
             rollback: None,
             status: Lenient::Known(v.health),
             timestamp: Some(Stamp(now)),
+            truncated: None,
         }
     }
 
@@ -197,8 +204,32 @@ impl VerdictRecord {
             .collect()
     }
 
-    /// The file's bytes: pretty JSON, as operators read it.
+    /// The file's bytes: pretty JSON, as operators read it, at most [`WRITE_CAP`]. A larger
+    /// verdict (a thousand checks with long messages) has its messages cut to a share of
+    /// the room, then its observed values dropped, and says so in `truncated`.
     pub fn to_bytes(&self) -> Vec<u8> {
+        let whole = self.json();
+        if whole.len() <= WRITE_CAP {
+            return whole;
+        }
+        let mut cut = self.clone();
+        cut.truncated = Some(true);
+        let share = WRITE_CAP / 2 / cut.checks.len().max(1);
+        for c in &mut cut.checks {
+            if let Some((at, _)) = c.message.char_indices().nth(share / 4) {
+                c.message.truncate(at);
+                c.message.push('…');
+            }
+        }
+        let bytes = cut.json();
+        if bytes.len() <= WRITE_CAP {
+            return bytes;
+        }
+        cut.checks.iter_mut().for_each(|c| c.observed.clear());
+        cut.json()
+    }
+
+    fn json(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).expect("a verdict record is JSON")
     }
 }
@@ -331,6 +362,27 @@ mod tests {
         nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let err = this_boot(dir.path(), Some("b0")).unwrap_err().to_string();
         assert!(err.contains("FIFO"), "{err}");
+    }
+
+    #[test]
+    fn a_verdict_of_a_thousand_long_messages_is_written_small_enough_to_read_back() {
+        let mut s = Snapshot::new(&[]);
+        s.gate = GateState::Passed;
+        s.checks = (0..1000)
+            .map(|i| {
+                CheckResult::finished(&format!("check-{i:04}"), true, Status::Pass)
+                    .with_message("m".repeat(5000))
+                    .with_observed("output", "o".repeat(5000))
+            })
+            .collect();
+        let record = VerdictRecord::of(&s, "p.yaml", Some("b0".into()), SystemTime::now());
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &record).unwrap();
+        let len = std::fs::metadata(dir.path().join(FILE)).unwrap().len();
+        assert!(len <= WRITE_CAP as u64, "{len} bytes");
+        let read = this_boot(dir.path(), Some("b0")).unwrap().expect("the verdict reads back").record;
+        assert_eq!((read.checks.len(), read.truncated, read.gate), (1000, Some(true), GateState::Passed));
+        assert!(read.checks[999].message.starts_with("mmm"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! never more than a cap, so a FIFO cannot block us and `/dev/zero` cannot fill memory.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -11,6 +11,28 @@ use std::path::Path;
 /// The error never names the path (the caller does, in its own words): it says what
 /// the file is (`is a FIFO, not a regular file`) or that it is larger than the cap.
 pub fn read_regular(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
+    read_capped(open_regular(path)?, cap)
+}
+
+/// The last `cap` bytes of the regular file at `path`, from the first line that starts
+/// within them, and whether anything before was left out: for a log of lines, whose
+/// newest lines matter most and which must never be refused for its size.
+pub fn read_regular_tail(path: &Path, cap: u64) -> io::Result<(Vec<u8>, bool)> {
+    let mut file = open_regular(path)?;
+    let len = file.metadata()?.len();
+    if len <= cap {
+        return Ok((read_capped(file, cap)?, false));
+    }
+    // One byte before the window tells whether the window starts on a line.
+    file.seek(SeekFrom::Start(len - cap - 1))?;
+    let mut bytes = read_capped(file, cap + 1)?;
+    let start = bytes.iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| i + 1);
+    bytes.drain(..start);
+    Ok((bytes, true))
+}
+
+/// Opens the regular file at `path` for reading, refusing every other kind.
+fn open_regular(path: &Path) -> io::Result<File> {
     // O_NONBLOCK: opening a FIFO with no writer would otherwise wait for one forever.
     // It changes nothing for a regular file, the only kind read past the fstat below.
     let file = OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path)?;
@@ -31,7 +53,7 @@ pub fn read_regular(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
         };
         return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("is {what}, not a regular file")));
     }
-    read_capped(file, cap)
+    Ok(file)
 }
 
 fn read_capped(file: File, cap: u64) -> io::Result<Vec<u8>> {
@@ -57,6 +79,19 @@ mod tests {
         assert_eq!(read_regular(&path, 5).unwrap(), b"12345");
         let err = read_regular(&path, 4).unwrap_err();
         assert_eq!(err.to_string(), "is larger than the limit of 4 bytes");
+    }
+
+    #[test]
+    fn the_tail_of_a_large_file_starts_on_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, b"one\ntwo\nthree\n").unwrap();
+        assert_eq!(read_regular_tail(&path, 100).unwrap(), (b"one\ntwo\nthree\n".to_vec(), false));
+        // A window that starts exactly on a line keeps it; one that starts inside a line drops its rest.
+        assert_eq!(read_regular_tail(&path, 10).unwrap(), (b"two\nthree\n".to_vec(), true));
+        assert_eq!(read_regular_tail(&path, 13).unwrap(), (b"two\nthree\n".to_vec(), true));
+        assert_eq!(read_regular_tail(&path, 9).unwrap(), (b"three\n".to_vec(), true));
+        assert_eq!(read_regular_tail(&path, 3).unwrap(), (Vec::new(), true));
     }
 
     #[test]
