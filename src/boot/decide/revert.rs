@@ -120,8 +120,9 @@ impl Watch {
                 (true, None) => {}
             }
         }
-        // A check the policy no longer has (after a reload) cannot keep failing.
-        self.failing.retain(|f| raw.iter().any(|r| r.name == f.check.name));
+        // A check the policy no longer has, or no longer holds critical (after a
+        // reload), cannot keep failing: only what is critical now reverts an update.
+        self.failing.retain(|f| raw.iter().any(|r| r.name == f.check.name && r.critical));
     }
 
     /// The decision now.

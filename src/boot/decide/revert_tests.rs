@@ -124,3 +124,13 @@ fn one_pass_resets_the_clock_and_optional_checks_never_count() {
     w.observe(&[raw("db", true, Status::Pass)]);
     assert!(w.failing.is_empty(), "a check no longer in the policy stops counting");
 }
+
+#[test]
+fn a_check_made_optional_while_failing_stops_counting() {
+    let mut w = Watch::open(Rollback { window: 5 * MIN, failing_for: Duration::ZERO });
+    w.observe(&[raw("api", true, Status::Fail)]);
+    assert!(matches!(w.decide(), Decision::Revert { .. }), "critical and failing: it would revert");
+    // SIGHUP made it optional; it still fails.
+    w.observe(&[raw("api", false, Status::Fail)]);
+    assert_eq!(w.decide(), Decision::Wait, "only checks critical now revert an update");
+}
