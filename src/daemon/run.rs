@@ -159,7 +159,7 @@ impl Run {
                 self.notifier,
                 self.dirs.state.clone(),
             );
-            record.rollback = window::record(&self.board);
+            record.rollback = window::record(&self.board, window.as_ref());
         }
         if let Err(e) = verdict::write(&self.dirs.run, &record) {
             let dir = self.dirs.run.display();

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tracing::Level;
 
 use crate::boot::backend::{Backend, RevertError};
-use crate::boot::decide::revert::{Decision, Since, Watch, describe};
+use crate::boot::decide::revert::{Decision, Since, Watch, describe, reopened_left};
 use crate::boot::reboot::reboot_after;
 use crate::engine::{Board, CheckResult, Failing};
 use crate::policy::Policy;
@@ -21,7 +21,7 @@ use crate::process::Notifier;
 use crate::process::logging::GATE_VERDICT_ID;
 use crate::record::history::{self, Decision as Recorded};
 use crate::record::verdict::WindowRecord;
-use crate::util::time::spelled;
+use crate::util::time::{since_boot, spelled};
 
 /// The window of this boot and what the revert needs.
 pub struct Window {
@@ -57,11 +57,14 @@ pub fn open(
     Window::start(policy, watch, backend, armed, note, board, notifier, state_dir)
 }
 
-/// What the verdict file records of the window, so a restart in the same boot re-opens it.
-pub fn record(board: &Board) -> Option<WindowRecord> {
+/// What the verdict file records of the window, so a restart in the same boot re-opens
+/// it: its end on the wall clock (for readers) and on the boot clock (which no one steps).
+pub fn record(board: &Board, window: Option<&Window>) -> Option<WindowRecord> {
     let s = board.borrow();
     let w = s.rollback.as_ref()?;
-    Some(WindowRecord { window_ends: w.ends, armed: w.armed })
+    let left = window.map(|w| w.watch.ends.saturating_duration_since(Instant::now()));
+    let ends_since_boot_ms = left.zip(since_boot()).and_then(|(left, now)| (now + left).as_millis().try_into().ok());
+    Some(WindowRecord { armed: w.armed, ends_since_boot_ms, window_ends: w.ends })
 }
 
 /// Re-opens the window a passed gate recorded earlier in this boot, if still armed and open.
@@ -74,12 +77,12 @@ pub fn reopen(
     state_dir: PathBuf,
 ) -> Option<Window> {
     let recorded = recorded.filter(|w| w.armed)?;
-    let left = recorded.window_ends.duration_since(SystemTime::now()).ok()?;
     if policy.rollback.window.is_zero() {
         return None;
     }
+    let left = reopened_left(recorded, SystemTime::now(), since_boot(), policy.rollback.window)?;
     let mut watch = Watch::open(policy.rollback);
-    (watch.ends, watch.ends_wall) = (Instant::now() + left, recorded.window_ends);
+    (watch.ends, watch.ends_wall) = (Instant::now() + left, SystemTime::now() + left);
     tracing::info!("rollback window re-opened after a restart: {}s left", left.as_secs());
     let note = "armed (re-opened after bootgate restarted in this boot)".to_string();
     Window::start(policy, watch, backend, true, note, board, notifier, state_dir)

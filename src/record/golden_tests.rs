@@ -122,7 +122,7 @@ fn passed_record() -> VerdictRecord {
     s.gate_reason = None;
     s.checks.truncate(1);
     let mut record = VerdictRecord::of(&s, "built-in default policy", None, at(1_764_583_331_000));
-    record.rollback = Some(WindowRecord { armed: true, window_ends: at(1_764_583_630_000) });
+    record.rollback = Some(WindowRecord { armed: true, ends_since_boot_ms: None, window_ends: at(1_764_583_630_000) });
     record
 }
 

@@ -108,6 +108,9 @@ pub struct CheckRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowRecord {
     pub armed: bool,
+    /// The end as time since this boot began: it holds when the wall clock is stepped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_since_boot_ms: Option<u64>,
     #[serde(with = "stamp")]
     pub window_ends: SystemTime,
 }
@@ -202,6 +205,18 @@ impl VerdictRecord {
                 Failing { name: name.clone(), message: message.unwrap_or_default() }
             })
             .collect()
+    }
+
+    /// Why a duration of the record cannot be one bootgate wrote, if one cannot: no gate
+    /// or check takes longer than the longest duration a policy may name.
+    fn out_of_range(&self) -> Option<String> {
+        let max = crate::policy::MAX_DURATION.as_secs_f64() * 1000.0;
+        let bad = |ms: f64| !(0.0..=max).contains(&ms);
+        if let Some(ms) = self.gate_duration_ms.filter(|&ms| bad(ms)) {
+            return Some(format!("gate_duration_ms {ms} is out of range"));
+        }
+        let c = self.checks.iter().find(|c| bad(c.duration_ms))?;
+        Some(format!("duration_ms {} of check `{}` is out of range", c.duration_ms, c.name))
     }
 
     /// The file's bytes: pretty JSON, as operators read it, at most [`WRITE_CAP`]. A larger
@@ -313,6 +328,9 @@ pub fn this_boot(run_dir: &Path, boot: Option<&str>) -> Result<Option<Recorded>,
     if record.gate == GateState::Running {
         return Err(VerdictError::Undecided { path: shown, gate: GateState::Running.as_str() });
     }
+    if let Some(why) = record.out_of_range() {
+        return Err(VerdictError::Malformed { path: shown, why });
+    }
     Ok(Some(Recorded { path, record }))
 }
 
@@ -353,6 +371,8 @@ mod tests {
             "{\"boot_id\": \"b0\", \"gate\": \"running\"}",
             "{\"boot_id\": \"b0\", \"gate\": \"postponed\"}",
             "{\"boot_id\": \"b0\"}",
+            "{\"boot_id\": \"b0\", \"gate\": \"passed\", \"gate_duration_ms\": 1e300}",
+            "{\"boot_id\": \"b0\", \"gate\": \"failed\", \"checks\": [{\"name\": \"a\", \"duration_ms\": -1}]}",
         ] {
             write_text(dir.path(), bad);
             let err = this_boot(dir.path(), Some("b0")).unwrap_err().to_string();
@@ -389,7 +409,7 @@ mod tests {
     fn what_a_newer_version_adds_or_names_differently_is_read_as_far_as_known() {
         let dir = tempfile::tempdir().unwrap();
         let text = r#"{"gate": "passed", "status": "splendid", "timestamp": "last tuesday", "new_key": {"x": 1},
-            "checks": [{"name": "a", "result": "postponed", "duration_ms": 1e300, "last_check": null, "extra": true}]}"#;
+            "checks": [{"name": "a", "result": "postponed", "duration_ms": 2.5, "last_check": null, "extra": true}]}"#;
         write_text(dir.path(), text);
         let rec = this_boot(dir.path(), None).unwrap().unwrap().record;
         assert_eq!((rec.status.known(), rec.timestamp), (None, None));
@@ -397,6 +417,6 @@ mod tests {
         let spec = crate::policy::parse("version: 1\nchecks:\n  - {name: a, kind: disk}\n", "p.yaml").unwrap();
         let recorded = Recorded { path: PathBuf::new(), record: rec };
         let s = recorded.snapshot(&spec.checks);
-        assert_eq!((s.checks[0].status, s.checks[0].duration), (Status::Pending, Duration::ZERO));
+        assert_eq!((s.checks[0].status, s.checks[0].duration), (Status::Pending, Duration::from_micros(2500)));
     }
 }

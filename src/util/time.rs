@@ -66,6 +66,13 @@ pub fn ago(now: SystemTime, then: SystemTime) -> String {
     }
 }
 
+/// Time since this boot began, suspend included (`CLOCK_BOOTTIME`): a clock no one can
+/// set, so a deadline kept against it survives a step of the wall clock.
+pub fn since_boot() -> Option<Duration> {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).ok()?;
+    Some(Duration::new(t.tv_sec().try_into().ok()?, t.tv_nsec().try_into().ok()?))
+}
+
 /// A time in a document bootgate writes and reads back: RFC 3339 UTC with milliseconds.
 pub fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()

@@ -12,6 +12,7 @@ use super::gptprio_next;
 use crate::boot::{BootStatus, PartitionInfo};
 use crate::engine::{CheckResult, Failing, RollbackWindow};
 use crate::policy::Rollback;
+use crate::record::verdict::WindowRecord;
 use crate::util::text::one_line;
 use crate::util::time::spelled;
 
@@ -79,6 +80,24 @@ pub fn demoted_priority(booted: &PartitionInfo, fallback: &PartitionInfo) -> u8 
 /// Whether gptprio picks `fallback` from `table` (read after the revert).
 pub fn falls_back(table: &BootStatus, fallback: &PartitionInfo) -> bool {
     gptprio_next(&table.partitions, &fallback.type_guid) == Some(fallback.index)
+}
+
+/// How long a window recorded earlier in this boot still has, as a restart re-opens it:
+/// what the boot clock says is left when the record has it (the wall clock may have been
+/// stepped since), never more than the wall clock says, and never more than `window`
+/// (the policy's, which a corrupt or stepped record must not stretch). `None` once over.
+pub fn reopened_left(
+    recorded: &WindowRecord,
+    now: SystemTime,
+    since_boot: Option<Duration>,
+    window: Duration,
+) -> Option<Duration> {
+    let wall = recorded.window_ends.duration_since(now).ok()?;
+    let boot = match (recorded.ends_since_boot_ms, since_boot) {
+        (Some(ends), Some(at)) => Duration::from_millis(ends).checked_sub(at)?,
+        _ => wall,
+    };
+    Some(wall.min(boot).min(window)).filter(|left| !left.is_zero())
 }
 
 /// Follows the critical checks of the runtime rounds: when each began failing without a pass.

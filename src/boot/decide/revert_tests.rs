@@ -126,6 +126,26 @@ fn one_pass_resets_the_clock_and_optional_checks_never_count() {
 }
 
 #[test]
+fn a_reopened_window_is_clamped_to_the_policy_and_kept_by_the_boot_clock() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    let at = |secs: u64, boot_ms: Option<u64>| WindowRecord {
+        armed: true,
+        ends_since_boot_ms: boot_ms,
+        window_ends: now + Duration::from_secs(secs),
+    };
+    let boot = Some(Duration::from_secs(100));
+    // The clock was stepped back a year after the window opened: the boot clock says 30 s.
+    assert_eq!(reopened_left(&at(365 * 24 * 3600, Some(130_000)), now, boot, MIN), Some(Duration::from_secs(30)));
+    // No boot-clock end (an older record): the wall clock, clamped to the policy's window.
+    assert_eq!(reopened_left(&at(365 * 24 * 3600, None), now, boot, MIN), Some(MIN));
+    assert_eq!(reopened_left(&at(20, None), now, boot, MIN), Some(Duration::from_secs(20)));
+    // Over by either clock: not re-opened.
+    assert_eq!(reopened_left(&at(20, Some(90_000)), now, boot, MIN), None);
+    let past = WindowRecord { window_ends: now - Duration::from_secs(1), ..at(0, None) };
+    assert_eq!(reopened_left(&past, now, boot, MIN), None);
+}
+
+#[test]
 fn a_check_made_optional_while_failing_stops_counting() {
     let mut w = Watch::open(Rollback { window: 5 * MIN, failing_for: Duration::ZERO });
     w.observe(&[raw("api", true, Status::Fail)]);
