@@ -17,17 +17,38 @@ use crate::render::status;
 use crate::util::text::one_line;
 use crate::util::time::spelled;
 
+/// How long past the gate's own deadline systemd's start timeout is extended.
+const START_MARGIN: Duration = Duration::from_secs(30);
+/// How often the extension is sent again while the gate runs.
+const EXTEND_EVERY: Duration = Duration::from_secs(10);
+
 /// Runs the gate and publishes every step on `board`; returns the final snapshot. `boot`
 /// is the boot's own gate, with the policy's settle before and soak after the round
 /// (`bootgate check` runs the round alone).
 pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, boot: bool) -> Arc<Snapshot> {
     let started_wall = SystemTime::now();
+    let mut pings = notifier.pings();
     if boot && !policy.gate.settle.is_zero() {
+        // systemd's start timeout must not end the settle or the gate after it.
+        notifier.extend_start(policy.gate.settle.saturating_add(policy.gate.deadline).saturating_add(START_MARGIN));
         notifier.status(&format!("settling for {}", spelled(policy.gate.settle)));
-        sleep(policy.gate.settle).await;
+        let settled = sleep(policy.gate.settle);
+        tokio::pin!(settled);
+        loop {
+            tokio::select! {
+                () = &mut settled => break,
+                () = pings.due() => notifier.watchdog(),
+            }
+        }
     }
     let started = Instant::now();
     let deadline = Round::deadline_after(started, policy.gate.deadline);
+    let extend =
+        || notifier.extend_start(deadline.saturating_duration_since(Instant::now()).saturating_add(START_MARGIN));
+    if boot {
+        extend();
+    }
+    let mut refresh = tokio::time::interval_at(started + EXTEND_EVERY, EXTEND_EVERY);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let round = run_round(
         &policy.checks,
@@ -36,7 +57,6 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, boot: 
     );
     tokio::pin!(round);
     let mut rounds: Vec<Progress> = vec![Progress::default(); policy.checks.len()];
-    let mut pings = notifier.pings();
     let mut results = loop {
         tokio::select! {
             results = &mut round => break results,
@@ -46,7 +66,7 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, boot: 
                     let retry_in = spelled(*backoff);
                     tracing::info!(check = %name, attempt, retry_in_ms = backoff.as_millis() as u64, "{name}: attempt {attempt} failed, retrying in {retry_in}: {message}");
                     // The gate ends by its own deadline; keep systemd from ending it sooner.
-                    notifier.extend_start(deadline.saturating_duration_since(Instant::now()).saturating_add(Duration::from_secs(30)));
+                    extend();
                 }
                 if let Event::Done { result, .. } = &event {
                     observe::result(result);
@@ -55,6 +75,7 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, boot: 
                 notifier.status(&status::running(&board.borrow(), &attempts(&rounds)));
             }
             () = pings.due() => notifier.watchdog(),
+            _ = refresh.tick(), if boot => extend(),
         }
     };
     // The round can finish while its last results still wait in the channel: they

@@ -33,7 +33,31 @@ fn with_note(text: &str) -> String {
             out = format!("{out}; {note}");
         }
     }
-    out
+    bounded(out)
+}
+
+/// The longest `STATUS=` text sent. systemd drops a notification datagram of 4,096 bytes
+/// or more whole, so a longer STATUS (120 degraded checks reach it) would be lost, and
+/// READY=1 with it were they sent together.
+pub const STATUS_MAX: usize = 3000;
+
+/// `text` within [`STATUS_MAX`] bytes: cut on a character boundary, saying how much was left out.
+pub fn bounded(text: String) -> String {
+    if text.len() <= STATUS_MAX {
+        return text;
+    }
+    let left_out = |at: usize| format!("… ({} more bytes)", text.len() - at);
+    let mut at = STATUS_MAX - left_out(STATUS_MAX).len();
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    format!("{}{}", &text[..at], left_out(at))
+}
+
+/// `EXTEND_TIMEOUT_USEC=` for `by`, in the microseconds systemd reads as a 64-bit number
+/// (the sd-notify crate's own state holds only 32 bits, about 71 minutes).
+fn extend_message(by: Duration) -> String {
+    format!("EXTEND_TIMEOUT_USEC={}", u64::try_from(by.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// Sends READY, STATUS, EXTEND_TIMEOUT_USEC and WATCHDOG to the service manager.
@@ -81,15 +105,16 @@ impl Notifier {
         self.status(&last);
     }
 
+    /// The STATUS, then READY=1 alone in a datagram of its own: nothing sent beside it
+    /// can make systemd drop it.
     pub fn ready(&self, text: &str) {
-        let text = with_note(text);
-        self.send(&[NotifyState::Ready, NotifyState::Status(&text)]);
+        self.status(text);
+        self.send(&[NotifyState::Ready]);
     }
 
     /// Asks systemd not to time the start out for another `by`.
     pub fn extend_start(&self, by: Duration) {
-        let usec = u32::try_from(by.as_micros()).unwrap_or(u32::MAX);
-        self.send(&[NotifyState::ExtendTimeoutUsec(usec)]);
+        self.send(&[NotifyState::Custom(&extend_message(by))]);
     }
 
     pub fn watchdog(&self) {
@@ -142,5 +167,21 @@ mod tests {
         set_note(None);
         set_boot_note(None);
         assert_eq!(with_note("healthy"), "healthy");
+    }
+
+    #[test]
+    fn a_long_status_is_cut_under_the_datagram_limit_and_says_so() {
+        let long = "é".repeat(4000);
+        let cut = bounded(long.clone());
+        assert!(cut.len() <= STATUS_MAX, "{}", cut.len());
+        let said: usize = cut.rsplit_once("… (").unwrap().1.trim_end_matches(" more bytes)").parse().unwrap();
+        assert_eq!(cut.rsplit_once("… (").unwrap().0.len() + said, long.len(), "the count is what was left out");
+        assert_eq!(bounded("short".into()), "short");
+    }
+
+    #[test]
+    fn the_start_timeout_extends_past_32_bits_of_microseconds() {
+        assert_eq!(extend_message(Duration::from_secs(2 * 3600)), "EXTEND_TIMEOUT_USEC=7200000000");
+        assert_eq!(extend_message(Duration::MAX), format!("EXTEND_TIMEOUT_USEC={}", u64::MAX));
     }
 }

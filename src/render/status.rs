@@ -23,8 +23,27 @@ pub fn running(s: &Snapshot, attempts: &[(u32, u32)]) -> String {
         })
         .collect();
     let done = s.checks.len() - waiting.len();
-    format!("gate running: {done}/{} checks done; waiting for {}", s.checks.len(), waiting.join(", "))
+    let mut text = format!("gate running: {done}/{} checks done", s.checks.len());
+    if !waiting.is_empty() {
+        text.push_str("; waiting for ");
+        text.push_str(&listed(waiting));
+    }
+    text
 }
+
+/// Names or phrases listed in a STATUS: the first [`LISTED`], then how many more, so one
+/// STATUS stays readable (and within what systemd accepts) with a thousand checks.
+fn listed(items: Vec<String>) -> String {
+    let more = items.len().saturating_sub(LISTED);
+    let mut text = items.into_iter().take(LISTED).collect::<Vec<_>>().join(", ");
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
+}
+
+/// Items a STATUS lists before `and N more`.
+const LISTED: usize = 10;
 
 /// STATUS after the gate or a runtime round, e.g. `gate passed, now degraded: 3/3 critical, docker degraded`.
 pub fn summary(s: &Snapshot) -> String {
@@ -53,7 +72,7 @@ pub fn summary(s: &Snapshot) -> String {
     let mut text = format!("{head}: {critical_ok}/{critical} critical");
     if !problems.is_empty() {
         text.push_str(", ");
-        text.push_str(&problems.join(", "));
+        text.push_str(&listed(problems));
     }
     text
 }
@@ -70,7 +89,7 @@ pub fn soaking(s: &Snapshot, now: SystemTime) -> String {
         .collect();
     if !wobbling.is_empty() {
         text.push_str("; ");
-        text.push_str(&wobbling.join(", "));
+        text.push_str(&listed(wobbling));
     }
     text
 }
@@ -107,6 +126,16 @@ mod tests {
         assert_eq!(summary(&s), "gate failed: 0/2 critical, e failed, f skipped");
         s.gate_reason = Some("failed during soak".into());
         assert_eq!(summary(&s), "gate failed during soak: 0/2 critical, e failed, f skipped");
+    }
+
+    #[test]
+    fn a_long_list_names_the_first_and_counts_the_rest() {
+        let s = snapshot(GateState::Passed, (0..120).map(|i| result(&format!("c{i}"), false, Status::Fail)).collect());
+        let text = summary(&s);
+        assert!(text.ends_with("c8 degraded, c9 degraded and 110 more"), "{text}");
+        assert!(text.len() < 300, "{text}");
+        let running = running(&snapshot(GateState::Running, vec![result("a", true, Status::Pass)]), &[(1, 1)]);
+        assert_eq!(running, "gate running: 1/1 checks done", "nothing left to wait for says nothing");
     }
 
     #[test]
