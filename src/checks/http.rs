@@ -16,6 +16,7 @@ use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx, tail};
 use crate::policy::types::{FsPath, Str, Text};
 use crate::policy::unique::UniqueMap;
 use crate::policy::yaml::Seg;
+use crate::util::read::read_regular;
 use crate::util::redact::{self, quote};
 use crate::util::text;
 
@@ -183,8 +184,8 @@ impl Http {
             .timeout(ctx.remaining());
         if let Some(auth) = &self.auth {
             let file = &auth.password_file.0;
-            let password =
-                tokio::fs::read_to_string(file).await.map_err(|e| format!("password_file {}: {e}", file.display()))?;
+            let bytes = read_small(file).await.map_err(|e| format!("password_file {}: {e}", file.display()))?;
+            let password = String::from_utf8_lossy(&bytes);
             req = req.basic_auth(&auth.user.0, Some(password.trim_end_matches(['\n', '\r'])));
         }
         let started = tokio::time::Instant::now();
@@ -230,19 +231,48 @@ fn describe(shown: &str, e: reqwest::Error) -> String {
     }
 }
 
+/// The largest password or CA file read: both are a few KiB at most.
+const SMALL_FILE: u64 = 256 << 10;
+
+/// A password or CA file: a regular file only, at most [`SMALL_FILE`], read off the async
+/// threads. A FIFO or a device in its place fails the attempt at once instead of holding
+/// a thread (or filling memory) until the pool is gone.
+async fn read_small(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || read_regular(&path, SMALL_FILE))
+        .await
+        .map_err(|e| format!("the read ended abnormally: {e}"))?
+        .map_err(|e| e.to_string())
+}
+
 /// TLS settings that make two clients different.
 type ClientKey = (bool, bool, Option<PathBuf>);
 
 /// One client per TLS setting, shared by every check that uses it: loading the system's
-/// CA roots costs milliseconds, and a policy may hold dozens of http checks.
+/// CA roots costs milliseconds, and a policy may hold dozens of http checks. Each setting
+/// is built once, by the first check that needs it; the list is locked only to find or
+/// add its cell, never while a file is read, so a CA file that hangs holds up only the
+/// checks that name it.
 async fn shared_client(https: bool, tls_verify: bool, ca_file: &Option<PathBuf>) -> Result<Client, String> {
-    // Held across the build, so checks starting together build each client once.
-    static CLIENTS: tokio::sync::Mutex<Vec<(ClientKey, Client)>> = tokio::sync::Mutex::const_new(Vec::new());
-    let mut clients = CLIENTS.lock().await;
+    type Cells = Vec<(ClientKey, std::sync::Arc<OnceCell<Client>>)>;
+    static CLIENTS: std::sync::Mutex<Cells> = std::sync::Mutex::new(Vec::new());
     let key: ClientKey = (https, tls_verify, ca_file.clone());
-    if let Some((_, client)) = clients.iter().find(|(k, _)| *k == key) {
-        return Ok(client.clone());
-    }
+    let cell = {
+        let mut clients = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+        match clients.iter().find(|(k, _)| *k == key) {
+            Some((_, cell)) => std::sync::Arc::clone(cell),
+            None => {
+                let cell = std::sync::Arc::new(OnceCell::new());
+                clients.push((key, std::sync::Arc::clone(&cell)));
+                cell
+            }
+        }
+    };
+    cell.get_or_try_init(|| build_client(https, tls_verify, ca_file)).await.cloned()
+}
+
+/// A client for one TLS setting.
+async fn build_client(https: bool, tls_verify: bool, ca_file: &Option<PathBuf>) -> Result<Client, String> {
     // No proxy: the check proves the direct path. No redirects: a redirect to a login
     // page is an answer worth seeing. No idle pool: each probe opens a fresh connection,
     // as a new client of the service would. Plain http needs no CA roots at all.
@@ -253,13 +283,11 @@ async fn shared_client(https: bool, tls_verify: bool, ca_file: &Option<PathBuf>)
         .tls_built_in_root_certs(https)
         .danger_accept_invalid_certs(!tls_verify);
     if let Some(path) = ca_file {
-        let pem = tokio::fs::read(path).await.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        let pem = read_small(path).await.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
         let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
         b = b.add_root_certificate(cert);
     }
-    let client = b.build().map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
-    clients.push((key, client.clone()));
-    Ok(client)
+    b.build().map_err(|e| format!("cannot set up the HTTP client: {e}"))
 }
 
 /// Parses an http(s) URL that names its host in the text itself: the WHATWG parser
@@ -286,6 +314,71 @@ impl Check for Http {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loopback server answering every request `200 OK`, until the test ends.
+    async fn answering() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+                    let mut buf = [0u8; 4096];
+                    let _ = conn.read(&mut buf).await;
+                    let _ =
+                        conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+                });
+            }
+        });
+        addr
+    }
+
+    fn checks(policy: &str) -> Vec<crate::policy::CheckSpec> {
+        crate::policy::parse(policy, "p.yaml").unwrap_or_else(|e| panic!("{e}")).checks
+    }
+
+    fn ctx() -> RunCtx {
+        let limit = std::time::Duration::from_secs(20);
+        RunCtx { deadline: tokio::time::Instant::now() + limit, limit }
+    }
+
+    #[tokio::test]
+    async fn a_fifo_as_ca_file_fails_its_own_check_and_holds_up_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("ca.pem");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let addr = answering().await;
+        let specs = checks(&format!(
+            "version: 1\nchecks:\n  - {{name: pinned, kind: http, url: \"https://127.0.0.1:9/\", ca_file: {}}}\n  \
+             - {{name: api, kind: http, url: \"http://{addr}/\"}}\n",
+            fifo.display()
+        ));
+        let ctx = ctx();
+        let started = std::time::Instant::now();
+        let (pinned, api) = tokio::join!(specs[0].check.run(&ctx), specs[1].check.run(&ctx));
+        assert_eq!(api.status, super::super::Found::Pass, "{}", api.message);
+        assert_eq!(pinned.status, super::super::Found::Fail);
+        assert!(pinned.message.contains("is a FIFO"), "{}", pinned.message);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "neither waited on the FIFO");
+    }
+
+    #[tokio::test]
+    async fn a_password_file_that_is_no_regular_file_fails_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("password");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let addr = answering().await;
+        for (file, why) in [(fifo.display().to_string(), "is a FIFO"), ("/dev/zero".into(), "character device")] {
+            let specs = checks(&format!(
+                "version: 1\nchecks:\n  - name: api\n    kind: http\n    url: \"http://{addr}/\"\n    \
+                 basic_auth: {{user: u, password_file: {file}}}\n"
+            ));
+            let out = tokio::time::timeout(std::time::Duration::from_secs(10), specs[0].check.run(&ctx())).await;
+            let out = out.expect("the attempt ends by itself");
+            assert_eq!(out.status, super::super::Found::Fail, "{file}");
+            assert!(out.message.contains(why), "{file}: {}", out.message);
+        }
+    }
 
     #[test]
     fn status_ranges() {
