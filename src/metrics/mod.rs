@@ -50,8 +50,9 @@ pub struct Metrics {
     last_run: GaugeVec,
     soak: Gauge,
     rollback_remaining: Gauge,
-    /// Refresh and gather as one step, so concurrent scrapes each see a whole state.
-    scrape: Mutex<()>,
+    /// Refresh and gather as one step, so concurrent scrapes each see a whole state; holds
+    /// the `(check, critical)` pairs the last refresh exported.
+    scrape: Mutex<Vec<(String, bool)>>,
 }
 
 impl Metrics {
@@ -173,7 +174,7 @@ impl Metrics {
             last_run,
             soak,
             rollback_remaining,
-            scrape: Mutex::new(()),
+            scrape: Mutex::new(Vec::new()),
         };
         metrics.refresh(snapshot, None);
         Ok(metrics)
@@ -208,11 +209,40 @@ impl Metrics {
     /// The text exposition of every metric, gauges refreshed from `snapshot` and `boot`.
     pub fn render(&self, snapshot: &Snapshot, boot: Option<&BootFacts>) -> Result<Vec<u8>, prometheus::Error> {
         // A poisoned lock only means another scrape panicked; the metrics are still whole.
-        let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        let mut exported = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        self.forget_gone(snapshot, &mut exported);
         self.refresh(snapshot, boot);
         let mut body = Vec::with_capacity(8 * 1024);
         TextEncoder::new().encode(&self.registry.gather(), &mut body)?;
         Ok(body)
+    }
+
+    /// Drops the series of checks a reload removed, and the `up` series of a check whose
+    /// `critical` changed, so no alert fires for a check that is gone or now healthy
+    /// under its new label; gives a new check its zero run counters.
+    fn forget_gone(&self, s: &Snapshot, exported: &mut Vec<(String, bool)>) {
+        let now: Vec<(String, bool)> = s.checks.iter().map(|c| (c.name.clone(), c.critical)).collect();
+        if *exported == now {
+            return;
+        }
+        for (name, critical) in exported.iter().filter(|e| !now.contains(e)) {
+            let _ = self.up.remove_label_values(&[name.as_str(), if *critical { "true" } else { "false" }]);
+            if now.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            for r in RESULTS {
+                let _ = self.runs.remove_label_values(&[name.as_str(), r.as_str()]);
+            }
+            let _ = self.durations.remove_label_values(&[name.as_str()]);
+            let _ = self.consecutive_failures.remove_label_values(&[name.as_str()]);
+            let _ = self.last_run.remove_label_values(&[name.as_str()]);
+        }
+        for (name, _) in now.iter().filter(|(n, _)| !exported.iter().any(|(e, _)| e == n)) {
+            for r in RESULTS {
+                self.runs.with_label_values(&[name.as_str(), r.as_str()]);
+            }
+        }
+        *exported = now;
     }
 
     fn refresh(&self, s: &Snapshot, boot: Option<&BootFacts>) {
@@ -334,6 +364,23 @@ mod tests {
         assert!(t.contains("bootgate_check_runs_total{check=\"docker\",result=\"skipped\"} 0\n"), "{t}");
         assert!(t.contains("process_resident_memory_bytes"), "{t}");
         assert!(!t.contains("bootgate_boot_partition"), "no boot facts yet: {t}");
+    }
+
+    #[test]
+    fn a_reload_takes_away_the_series_of_removed_checks_and_of_a_changed_criticality() {
+        let s =
+            snapshot(GateState::Passed, vec![result("api", true, Status::Fail), result("gone", true, Status::Fail)]);
+        let m = Metrics::new(&s).unwrap();
+        m.observe(&s.checks[1]);
+        let t = text(&m, &s, None);
+        assert!(t.contains("bootgate_check_up{check=\"gone\",critical=\"true\"} 0"), "{t}");
+        let after =
+            snapshot(GateState::Passed, vec![result("api", false, Status::Fail), result("new", true, Status::Pass)]);
+        let t = text(&m, &after, None);
+        assert!(!t.contains("check=\"gone\""), "{t}");
+        assert!(!t.contains("bootgate_check_up{check=\"api\",critical=\"true\"}"), "{t}");
+        assert!(t.contains("bootgate_check_up{check=\"api\",critical=\"false\"} 0"), "{t}");
+        assert!(t.contains("bootgate_check_runs_total{check=\"new\",result=\"fail\"} 0"), "{t}");
     }
 
     #[test]

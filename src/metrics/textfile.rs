@@ -1,14 +1,16 @@
 //! `--textfile PATH`: the metrics of `/metrics`, written for node_exporter's textfile
-//! collector after every change of the board (every round), for fleets that scrape
+//! collector after changes of the board (at most once a second), for fleets that scrape
 //! only node_exporter.
 //!
-//! Each write goes to a temp file in the same directory, then is renamed over PATH, so
-//! node_exporter never reads half a file. The temp name does not end in `.prom`, so
-//! the collector never picks it up. A write that fails is logged once for each distinct
-//! error and retried on the next change; it never touches the gate or the endpoint.
+//! Each write goes through the one atomic write (a temp file of a unique name, never a
+//! planted one, renamed over PATH), so node_exporter never reads half a file. The temp
+//! name does not end in `.prom`, so the collector never picks it up. A write that fails
+//! is logged once for each distinct error and retried on the next change; it never
+//! touches the gate or the endpoint.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -30,7 +32,12 @@ pub fn start(
     tokio::spawn(keep_written(path, metrics, snapshots, boot))
 }
 
-/// Writes now and after each change until the board's sender is gone.
+/// The least time between two writes: a thousand checks finishing one by one would
+/// otherwise re-render and re-write a megabyte per result.
+pub const MIN_GAP: Duration = Duration::from_secs(1);
+
+/// Writes now and after changes, at most once every [`MIN_GAP`] (changes meanwhile are
+/// written together, the latest state always last), until the board's sender is gone.
 pub async fn keep_written(
     path: PathBuf,
     metrics: Arc<Metrics>,
@@ -39,6 +46,7 @@ pub async fn keep_written(
 ) {
     let mut last_error: Option<String> = None;
     loop {
+        let started = tokio::time::Instant::now();
         let snapshot = snapshots.borrow_and_update().clone();
         let facts = boot.borrow_and_update().clone();
         let (metrics, target) = (Arc::clone(&metrics), path.clone());
@@ -51,6 +59,7 @@ pub async fn keep_written(
         .await
         .unwrap_or_else(|e| Err(format!("the write task ended abnormally: {e}")));
         note(&path, written, &mut last_error);
+        tokio::time::sleep_until(started + MIN_GAP).await;
         tokio::select! {
             changed = snapshots.changed() => if changed.is_err() { return },
             changed = boot.changed() => if changed.is_err() { return },
@@ -120,6 +129,49 @@ mod tests {
         assert_eq!(names, ["bootgate.prom"]);
         let err = write_atomically(&dir.path().join("missing/bootgate.prom"), "a 1\n").unwrap_err();
         assert!(err.to_string().contains("missing/bootgate.prom"), "{err}");
+    }
+
+    #[test]
+    fn a_symlink_planted_at_the_temp_name_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("grubenv");
+        std::fs::write(&victim, "keep").unwrap();
+        let path = dir.path().join("bootgate.prom");
+        let planted = dir.path().join(format!(".bootgate.prom.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        write_atomically(&path, "a 1\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a 1\n");
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_changes_is_written_at_most_once_a_second_and_the_last_one_last() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bootgate.prom");
+        let spec = crate::policy::parse("version: 1\nchecks:\n  - {name: a, kind: disk}\n", "p.yaml").unwrap();
+        let (board, rx) = watch::channel(Arc::new(Snapshot::new(&spec.checks)));
+        let metrics = Arc::new(Metrics::new(&board.borrow()).unwrap());
+        let (_boot, boot_rx) = watch::channel(None);
+        let writer = tokio::spawn(keep_written(path.clone(), metrics, rx, boot_rx));
+        let mut inodes = std::collections::BTreeSet::new();
+        let started = tokio::time::Instant::now();
+        // A change every 10 ms for 1.5 s: 150 changes, each a new file if written at once.
+        for n in 0..150u32 {
+            board.send_modify(|s| Arc::make_mut(s).checks[0].consecutive_failures = n);
+            if let Ok(meta) = std::fs::metadata(&path) {
+                // The inode alone may be reused by the next file; with its change time it is one file.
+                inodes.insert((meta.ino(), meta.ctime(), meta.ctime_nsec()));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        assert!(inodes.len() as f64 <= elapsed.ceil() + 1.0, "{} writes in {elapsed:.1} s", inodes.len());
+        tokio::time::sleep(MIN_GAP * 3).await;
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("bootgate_check_consecutive_failures{check=\"a\"} 149"), "{text}");
+        drop(board);
+        tokio::time::timeout(Duration::from_secs(10), writer).await.expect("the writer ends with the board").unwrap();
     }
 
     #[test]
