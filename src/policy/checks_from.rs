@@ -17,18 +17,35 @@ use crate::checks::Kind;
 use crate::checks::exec::{Exec, Keys};
 use crate::util::redact::quote;
 
-/// The most files one directory may add (the policy's own check limit bounds the total).
-const MAX_FILES: usize = super::MAX_CHECKS;
+/// The most entries one directory may hold: every entry counts, run or not, so no
+/// required check can hide past the limit.
+const MAX_ENTRIES: usize = super::MAX_CHECKS;
 
 /// Appends the checks of each `checks_from` entry to `specs`; every problem is located
 /// at the entry. A missing directory is a problem (a required check that vanished must
-/// not pass the gate); a file that is not executable is skipped with a log line.
-pub fn add(cx: &mut Ctx, entries: &[RawChecksFrom], default_timeout: Duration, specs: &mut Vec<CheckSpec>) {
+/// not pass the gate), and so is one with more than [`MAX_ENTRIES`] entries. Executable
+/// files become checks; in a critical directory so does an entry that cannot even be
+/// looked at (a dangling symlink), whose check fails saying why, as greenboot would fail
+/// running it, instead of vanishing. A file without the executable bit is skipped with a
+/// log line, as greenboot skips it.
+pub fn add(
+    cx: &mut Ctx,
+    entries: &[RawChecksFrom],
+    default_timeout: Duration,
+    deadline: Option<Duration>,
+    specs: &mut Vec<CheckSpec>,
+) {
     let mut names: HashSet<String> = specs.iter().map(|s| s.name.clone()).collect();
     for (i, e) in entries.iter().enumerate() {
         let at = |key: &str| [Seg::key("checks_from"), Seg::Index(i), Seg::key(key)];
         let dir = &e.dir.0;
-        let files = match executables(dir) {
+        let critical = e.critical.unwrap_or(true);
+        let timeout = e.timeout.map_or(default_timeout, |d| d.0);
+        if let Some(why) = super::validate::timeout_problem(timeout, deadline) {
+            cx.at(&at("timeout"), why);
+            continue;
+        }
+        let files = match entries_of(dir, critical) {
             Ok(files) => files,
             Err(why) => {
                 cx.at(&at("dir"), why);
@@ -65,8 +82,8 @@ pub fn add(cx: &mut Ctx, entries: &[RawChecksFrom], default_timeout: Duration, s
             specs.push(CheckSpec {
                 name,
                 kind: Exec::NAME,
-                critical: e.critical.unwrap_or(true),
-                timeout: e.timeout.map_or(default_timeout, |d| d.0),
+                critical,
+                timeout,
                 // greenboot runs each script once a boot; a retry would only hide a flap.
                 retries: e.retries.unwrap_or(0),
                 after: Vec::new(),
@@ -78,16 +95,28 @@ pub fn add(cx: &mut Ctx, entries: &[RawChecksFrom], default_timeout: Duration, s
     }
 }
 
-/// The names of the executable regular files in `dir`, sorted; others are logged and skipped.
-fn executables(dir: &Path) -> Result<Vec<String>, String> {
+/// The names of the entries of `dir` that become checks, sorted: every executable
+/// regular file, and in a `critical` directory every entry that cannot be looked at (its
+/// check fails, saying why it cannot run). Every entry counts toward the limit.
+fn entries_of(dir: &Path, critical: bool) -> Result<Vec<String>, String> {
     let read = std::fs::read_dir(dir).map_err(|e| format!("cannot read the directory {}: {e}", dir.display()))?;
     let mut names = Vec::new();
-    for entry in read.take(MAX_FILES + 1) {
+    for (n, entry) in read.enumerate() {
+        if n >= MAX_ENTRIES {
+            return Err(format!(
+                "{} holds more than {MAX_ENTRIES} entries; a required check past them would not run",
+                dir.display()
+            ));
+        }
         let entry = entry.map_err(|e| format!("cannot read the directory {}: {e}", dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         // Following a symlink, as greenboot's run-parts does.
         match std::fs::metadata(entry.path()) {
             Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => names.push(name),
+            Err(e) if critical => {
+                tracing::warn!(file = %entry.path().display(), "checks_from: {} cannot run ({e}); as a required check it fails the gate", entry.path().display());
+                names.push(name);
+            }
             Ok(_) => {
                 tracing::warn!(file = %entry.path().display(), "checks_from: skipping {}: not an executable file", entry.path().display())
             }
@@ -96,9 +125,72 @@ fn executables(dir: &Path) -> Result<Vec<String>, String> {
             }
         }
     }
-    if names.len() > MAX_FILES {
-        return Err(format!("{} holds more than {MAX_FILES} files", dir.display()));
-    }
     names.sort();
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use crate::checks::{Found, RunCtx};
+
+    fn policy(dir: &Path, extra: &str) -> String {
+        format!(
+            "version: 1\ngate: {{deadline: 60s}}\nchecks:\n  - {{name: root, kind: disk, path: /}}\n\
+             checks_from:\n  - {{dir: {}{extra}}}\n",
+            dir.display()
+        )
+    }
+
+    fn script(dir: &Path, name: &str, body: &str, mode: u32) {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    use super::*;
+
+    #[test]
+    fn every_entry_counts_and_a_directory_past_the_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..MAX_ENTRIES {
+            std::fs::write(dir.path().join(format!("notes-{i:04}.txt")), "").unwrap();
+        }
+        script(dir.path(), "zz_required.sh", "exit 1", 0o755);
+        let err = crate::policy::parse(&policy(dir.path(), ""), "p.yaml").err().expect("refused").to_string();
+        assert!(err.contains("holds more than 1000 entries"), "{err}");
+        // At the limit, the late failing script is read and is a check.
+        std::fs::remove_file(dir.path().join("notes-0000.txt")).unwrap();
+        let p = crate::policy::parse(&policy(dir.path(), ""), "p.yaml").unwrap();
+        assert_eq!(p.checks.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["root", "zz_required.sh"]);
+    }
+
+    #[tokio::test]
+    async fn a_dangling_symlink_in_a_required_directory_is_a_failing_check() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(dir.path().join("gone.sh"), dir.path().join("10_check.sh")).unwrap();
+        let p = crate::policy::parse(&policy(dir.path(), ""), "p.yaml").unwrap();
+        assert_eq!((p.checks.len(), p.checks[1].critical), (2, true));
+        let limit = std::time::Duration::from_secs(10);
+        let ctx = RunCtx { deadline: tokio::time::Instant::now() + limit, limit };
+        let out = p.checks[1].check.run(&ctx).await;
+        assert_eq!(out.status, Found::Fail, "{}", out.message);
+        // Optional, it is skipped: a wanted check that cannot run only degrades greenboot too.
+        let p = crate::policy::parse(&policy(dir.path(), ", critical: false"), "p.yaml");
+        assert!(p.map(|p| p.checks.len() == 1).unwrap_or(false));
+    }
+
+    #[test]
+    fn a_directory_timeout_follows_the_rules_of_a_check_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        script(dir.path(), "ok.sh", "exit 0", 0o755);
+        for (timeout, why) in [("0s", "longer than 0s"), ("60s", "not shorter than the gate deadline 1m")] {
+            let err = crate::policy::parse(&policy(dir.path(), &format!(", timeout: {timeout}")), "p.yaml")
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(err.contains("checks_from[0].timeout") && err.contains(why), "{timeout}: {err}");
+        }
+    }
 }

@@ -81,7 +81,7 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
     let mut checks = s.checks.map(|node| checks(&mut cx, node, deadline)).unwrap_or_default();
     if let Some(Some(entries)) = &s.checks_from {
         let limit = deadline.unwrap_or(DEFAULT_DEADLINE);
-        super::checks_from::add(&mut cx, entries, DEFAULT_TIMEOUT.min(limit / 2), &mut checks);
+        super::checks_from::add(&mut cx, entries, DEFAULT_TIMEOUT.min(limit / 2), deadline, &mut checks);
         if checks.len() > super::MAX_CHECKS {
             let message =
                 format!("{} checks in all; the most a policy may hold is {}", checks.len(), super::MAX_CHECKS);
@@ -329,6 +329,18 @@ struct Common {
     start_period: Duration,
 }
 
+/// What is wrong with a check's `timeout` under the gate's `deadline`, if anything: the
+/// one rule for `checks:` and `checks_from:` alike.
+pub(super) fn timeout_problem(timeout: Duration, deadline: Option<Duration>) -> Option<String> {
+    match deadline {
+        _ if timeout.is_zero() => Some("the timeout must be longer than 0s".into()),
+        Some(d) if timeout >= d && !d.is_zero() => {
+            Some(format!("timeout {} is not shorter than the gate deadline {}", spelled(timeout), spelled(d)))
+        }
+        _ => None,
+    }
+}
+
 /// Validates one check's common keys; `None` when one is invalid. Without a known `deadline` (the gate was rejected), timeouts
 /// are not compared with it.
 fn common(
@@ -343,13 +355,8 @@ fn common(
     // A default timeout always leaves room for a retry inside the deadline.
     let limit = deadline.unwrap_or(DEFAULT_DEADLINE);
     let timeout = c.timeout.map_or(DEFAULT_TIMEOUT.min(limit / 2), |d| d.0);
-    match deadline {
-        _ if timeout.is_zero() => cx.at(&path("timeout"), "the timeout must be longer than 0s"),
-        Some(d) if timeout >= d && !d.is_zero() => cx.at(
-            &path("timeout"),
-            format!("timeout {} is not shorter than the gate deadline {}", spelled(timeout), spelled(d)),
-        ),
-        _ => {}
+    if let Some(why) = timeout_problem(timeout, deadline) {
+        cx.at(&path("timeout"), why);
     }
     let interval = c.interval.map(|d| d.0);
     if interval.is_some_and(|i| i < MIN_INTERVAL) {

@@ -15,8 +15,11 @@ use crate::record::history;
 pub(super) async fn boots(State(state): State<AppState>, Query(query): Query<Vec<(String, String)>>) -> Response {
     let mut limit = history::KEEP;
     for (key, value) in &query {
+        // A whole number past what fits asks for everything there is: saturate.
+        let whole = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
         match (key.as_str(), value.parse::<usize>()) {
             ("limit", Ok(n)) => limit = n,
+            ("limit", Err(_)) if whole => limit = usize::MAX,
             ("limit", Err(_)) => {
                 let text = format!("limit must be a whole number, not `{value}`\n");
                 return (StatusCode::BAD_REQUEST, text).into_response();
@@ -72,6 +75,8 @@ mod tests {
         tx.send_replace(Arc::new(vec![boot("b4")]));
         let (_, body) = get(&rx, "/api/v1/system/boots?limit=9").await;
         assert_eq!(ids(&body), ["b4"]);
+        let (status, body) = get(&rx, "/api/v1/system/boots?limit=99999999999999999999999999").await;
+        assert_eq!((status, ids(&body)), (200, vec!["b4".to_string()]), "a limit past u64 saturates");
         let (status, body) = get(&rx, "/api/v1/system/boots?limit=-1").await;
         assert_eq!(status, 400);
         assert!(body.contains("whole number"), "{body}");
