@@ -24,6 +24,7 @@ pub async fn soak(policy: &Policy, board: &Board, notifier: Notifier, pings: &mu
     board.send_modify(|s| Arc::make_mut(s).soak = Some(Soak { total, ends: SystemTime::now() + total }));
     notifier.status(&status::soaking(&board.borrow(), SystemTime::now()));
     let mut next = Instant::now();
+    let mut rounds = 0u32;
     let outcome = loop {
         next = Round::deadline_after(next, policy.gate.soak_interval).min(ends);
         // The soak's last round may start just before its end and run to the gate deadline.
@@ -52,8 +53,14 @@ pub async fn soak(policy: &Policy, board: &Board, notifier: Notifier, pings: &mu
             }
         };
         board.send_modify(|s| fold(Arc::make_mut(s), raw, policy));
-        let failed = failed(&board.borrow().checks, policy.runtime.failure_threshold);
+        rounds += 1;
+        // The last round judges what the soak saw: a soak shorter than the threshold's
+        // rounds must still fail a critical check that failed every round it ran.
+        let last = next >= ends;
+        let needed = if last { policy.runtime.failure_threshold.min(rounds) } else { policy.runtime.failure_threshold };
+        let failed = failed(&board.borrow().checks, needed);
         if !failed.is_empty() {
+            board.send_modify(|s| show_failed(Arc::make_mut(s), &failed));
             break Err(failed);
         }
         notifier.status(&status::soaking(&board.borrow(), SystemTime::now()));
@@ -72,6 +79,15 @@ fn fold(s: &mut Snapshot, raw: Vec<CheckResult>, policy: &Policy) {
         observe::result(&new);
         let timing = prev.timing;
         *prev = CheckResult { timing, ..apply_thresholds(prev, new, &policy.runtime) };
+    }
+}
+
+/// Shows the checks that failed the soak as failed, where the thresholds still held a
+/// pass: the verdict and its `failing` name them.
+fn show_failed(s: &mut Snapshot, failed: &[String]) {
+    for c in s.checks.iter_mut().filter(|c| failed.contains(&c.name) && c.status.passed()) {
+        c.status = crate::checks::Status::Fail;
+        c.message = format!("failed {} soak round(s) in a row; {}", c.consecutive_failures, c.message);
     }
 }
 

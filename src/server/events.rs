@@ -4,8 +4,9 @@
 //!
 //! The changes come from the snapshots themselves, so whoever changes a status (the gate,
 //! the soak, the runtime schedule, a run on request) is heard. Every client reads from one
-//! bounded broadcast buffer: a client that falls [`BUFFER`] changes behind is dropped,
-//! never waited for. A stream ends by itself before the endpoint's connection lifetime
+//! bounded broadcast buffer of [`Batch`]es, one per new snapshot however many checks it
+//! changed: a burst (a round that changes a thousand checks) is one step, and only a
+//! client that falls [`BUFFER`] steps behind is dropped, never waited for. A stream ends by itself before the endpoint's connection lifetime
 //! (`conn::MAX_LIFETIME`) would cut it, and asks the client (`retry:`) to reconnect at once,
 //! as EventSource does by itself: a long-lived stream must not hold a connection slot forever.
 
@@ -23,8 +24,11 @@ use tokio::time::Instant;
 use super::AppState;
 use crate::engine::Snapshot;
 
-/// Changes a client may fall behind before it is dropped.
+/// Batches of changes a client may fall behind before it is dropped.
 pub const BUFFER: usize = 64;
+
+/// The changes of one new snapshot, sent to the streams as one step.
+pub type Batch = Arc<Vec<Change>>;
 /// A comment this often keeps proxies and idle timeouts from closing a quiet stream.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// A stream ends after this long, before the connection lifetime closes it.
@@ -76,18 +80,20 @@ pub fn changes(old: &Snapshot, new: &Snapshot, now: SystemTime) -> Vec<Change> {
     out
 }
 
-/// Starts the feed over `snapshots`: logs each change and broadcasts it to the streams.
-pub fn start(mut snapshots: watch::Receiver<Arc<Snapshot>>) -> broadcast::Sender<Arc<Change>> {
+/// Starts the feed over `snapshots`: logs each change and broadcasts each snapshot's
+/// changes to the streams as one batch.
+pub fn start(mut snapshots: watch::Receiver<Arc<Snapshot>>) -> broadcast::Sender<Batch> {
     let (tx, _) = broadcast::channel(BUFFER);
     let feed = tx.clone();
     tokio::spawn(async move {
         let mut prev = snapshots.borrow_and_update().clone();
         while snapshots.changed().await.is_ok() {
             let cur = snapshots.borrow_and_update().clone();
-            for change in changes(&prev, &cur, SystemTime::now()) {
-                log(&change);
-                // No subscriber is no error: the journal entry is written either way.
-                let _ = feed.send(Arc::new(change));
+            let batch = changes(&prev, &cur, SystemTime::now());
+            batch.iter().for_each(log);
+            if !batch.is_empty() {
+                // No subscriber is no error: the journal entries are written either way.
+                let _ = feed.send(Arc::new(batch));
             }
             prev = cur;
         }
@@ -118,7 +124,7 @@ pub(super) async fn stream(State(state): State<AppState>) -> Response {
         async move {
             let next = async {
                 match rx.recv().await {
-                    Ok(change) => Some(event(&change)),
+                    Ok(batch) => Some(futures_util::stream::iter(batch.iter().map(event).map(Ok).collect::<Vec<_>>())),
                     // Lagged: this client reads too slowly; dropped, never waited for. Closed: stopping.
                     Err(_) => None,
                 }
@@ -130,13 +136,14 @@ pub(super) async fn stream(State(state): State<AppState>) -> Response {
                 }
             };
             tokio::select! {
-                e = next => e.map(|e| (Ok::<_, Infallible>(e), rx)),
+                events = next => events.map(|events| (events, rx)),
                 () = tokio::time::sleep_until(ends) => None,
                 () = stopped => None,
             }
         }
     });
     use futures_util::StreamExt as _;
+    let changes = changes.flatten().map(|e: Result<Event, Infallible>| e);
     Sse::new(first.chain(changes)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response()
 }
 
@@ -170,6 +177,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_burst_of_changes_in_one_round_drops_no_reader() {
+        let mut s = snap(GateState::Passed, &[]);
+        s.checks = (0..500).map(|i| CheckResult::finished(&format!("c{i}"), true, Status::Pass)).collect();
+        let (board, rx) = watch::channel(Arc::new(s.clone()));
+        let feed = start(rx);
+        let mut reader = feed.subscribe();
+        // The feed takes its first snapshot before the round changes it (one thread here).
+        tokio::task::yield_now().await;
+        let mut failed = s.clone();
+        failed.checks.iter_mut().for_each(|c| c.status = Status::Fail);
+        board.send(Arc::new(failed)).unwrap();
+        let batch = tokio::time::timeout(Duration::from_secs(10), reader.recv()).await.unwrap().expect("not dropped");
+        assert_eq!(batch.len(), 500, "every change of the round, in one step");
+    }
+
+    #[tokio::test]
     async fn a_client_that_falls_behind_is_dropped_not_waited_for() {
         use tower::ServiceExt as _;
         let (_tx, rx) = watch::channel(Arc::new(Snapshot::new(&[])));
@@ -180,10 +203,10 @@ mod tests {
         let request = axum::http::Request::get("/api/v1/system/events").body(axum::body::Body::empty()).unwrap();
         let res = super::super::app(state).oneshot(request).await.unwrap();
         assert_eq!(res.headers()["content-type"], "text/event-stream");
-        // The client reads nothing while more changes than its buffer holds arrive.
+        // The client reads nothing while more batches than its buffer holds arrive.
         for n in 0..=BUFFER {
             let change = Change::Gate { from: "running", to: "passed", message: format!("{n}"), time: String::new() };
-            events.send(Arc::new(change)).unwrap();
+            events.send(Arc::new(vec![change])).unwrap();
         }
         let body = tokio::time::timeout(Duration::from_secs(5), axum::body::to_bytes(res.into_body(), 1 << 20))
             .await

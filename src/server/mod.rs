@@ -53,7 +53,7 @@ pub struct AppState {
     /// Beaten by the daemon's main loop; `/livez` checks its age.
     pub heartbeat: Heartbeat,
     /// Status changes for `/api/v1/system/events`.
-    pub events: broadcast::Sender<Arc<events::Change>>,
+    pub events: broadcast::Sender<events::Batch>,
     /// Ends the event streams when the daemon stops.
     pub stop: Option<Shutdown>,
     /// Where runs on request go (the runtime loop), if anywhere.
@@ -95,7 +95,7 @@ impl AppState {
     }
 
     /// Streams the changes `events` carries (see [`events::start`]), ending them at `stop`.
-    pub fn with_events(mut self, events: broadcast::Sender<Arc<events::Change>>, stop: Shutdown) -> Self {
+    pub fn with_events(mut self, events: broadcast::Sender<events::Batch>, stop: Shutdown) -> Self {
         self.events = events;
         self.stop = Some(stop);
         self
