@@ -41,7 +41,7 @@ pub fn init(verbose: bool) {
             Err(_) => {
                 // The stream is the journal but its socket is not there: systemd's level prefixes.
                 let fmt = tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
+                    .with_writer(|| OneLine(std::io::stderr()))
                     .with_ansi(false)
                     .event_format(Prefixed(Format::default().without_time().with_target(false)));
                 Registry::default().with(filter()).with(fmt).init();
@@ -50,7 +50,7 @@ pub fn init(verbose: bool) {
         return;
     }
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(|| OneLine(std::io::stderr()))
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     Registry::default().with(filter()).with(fmt).init();
@@ -62,6 +62,44 @@ fn stderr_is_journal() -> bool {
     let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else { return false };
     let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else { return false };
     dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
+}
+
+/// Keeps each event on one line: a check's output or a value from outside holding a
+/// newline would otherwise start a line of its own, which the journal's stream reads as
+/// another record (with a `<N>` priority of the writer's choosing). The formatter writes
+/// each event whole in one call; control characters within it are escaped, and its own
+/// colours (ESC) and final newline kept (escape sequences inside values are already
+/// sanitized by the formatter).
+struct OneLine<W>(W);
+
+impl<W: std::io::Write> std::io::Write for OneLine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(one_line(&String::from_utf8_lossy(buf)).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// `event` (a formatted log line) with every control character but ESC escaped, and
+/// its final newline kept.
+fn one_line(event: &str) -> String {
+    let (body, end) = match event.strip_suffix('\n') {
+        Some(body) => (body, "\n"),
+        None => (event, ""),
+    };
+    let mut out = String::with_capacity(event.len());
+    for c in body.chars() {
+        if c.is_control() && c != '\x1b' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push_str(end);
+    out
 }
 
 /// The syslog priority systemd reads from a `<N>` line prefix.
@@ -91,6 +129,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_newline_in_an_event_cannot_start_a_record_of_its_own() {
+        let forged = "<6>api: fail in 1.0 ms (attempt 1): exit 1: x\n<2>bootgate: gate passed\r\n";
+        let line = one_line(forged);
+        assert_eq!(line, "<6>api: fail in 1.0 ms (attempt 1): exit 1: x\\n<2>bootgate: gate passed\\r\n");
+        assert_eq!(line.matches('\n').count(), 1, "one record");
+        assert_eq!(one_line("\x1b[32mINFO\x1b[0m ok\n"), "\x1b[32mINFO\x1b[0m ok\n", "colours stay");
+    }
 
     #[test]
     fn priorities_follow_syslog() {

@@ -31,16 +31,41 @@ pub const SECRET_PARAMS: &[&str] = &[
     "credential",
     "x_amz_credential",
     "x_amz_signature",
+    "x_goog_credential",
+    "x_goog_signature",
 ];
 
-const SECRET_SUFFIXES: &[&str] = &["_token", "_secret", "_password", "_key"];
+const SECRET_SUFFIXES: &[&str] = &["_token", "_secret", "_password", "_key", "_signature", "_credential"];
 
 fn secret_param(name: &str) -> bool {
-    let name = name.to_ascii_lowercase().replace('-', "_");
+    // A name written percent-encoded (`%74oken`) is the same name to the server.
+    let name = percent_decoded(name).to_ascii_lowercase().replace('-', "_");
     SECRET_PARAMS.contains(&name.as_str()) || SECRET_SUFFIXES.iter().any(|s| name.ends_with(s))
 }
 
-/// A URL as it may be shown: the password of its userinfo and the values of secret
+/// `text` with its `%XX` escapes decoded (invalid ones left as they are).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A URL as it may be shown: the password of its userinfo (or, without a password, the
+/// whole userinfo: a token is often given as the user name) and the values of secret
 /// parameters replaced by [`MASK`]. Works on text that is not a valid URL too, since
 /// a rejected URL is quoted in the rejection.
 pub fn url(text: &str) -> String {
@@ -62,10 +87,15 @@ pub fn url(text: &str) -> String {
                 out.push_str(user);
                 out.push(':');
                 out.push_str(MASK);
+                hier = &hier[at..];
             }
-            None => out.push_str(userinfo),
+            // A user name alone never holds a `/`: past one, the `@` is in the path.
+            None if !userinfo.contains('/') => {
+                out.push_str(MASK);
+                hier = &hier[at..];
+            }
+            None => {}
         }
-        hier = &hier[at..];
     }
     out.push_str(hier);
     let mut tail = &rest[tail_start..];
@@ -157,7 +187,13 @@ mod tests {
     fn urls_lose_their_secrets() {
         let cases = [
             ("http://127.0.0.1:8080/healthz", "http://127.0.0.1:8080/healthz"),
-            ("http://user@host/", "http://user@host/"),
+            ("http://user@host/", "http://***@host/"),
+            ("https://ghp_0123456789abcdef@github.example/x", "https://***@github.example/x"),
+            (
+                "https://s.example/o?X-Goog-Algorithm=GOOG4&X-Goog-Credential=c%2F1&X-Goog-Signature=ab12",
+                "https://s.example/o?X-Goog-Algorithm=GOOG4&X-Goog-Credential=***&X-Goog-Signature=***",
+            ),
+            ("http://h/?%74oken=t0k&%61pi%5Fkey=k&a=%74oken", "http://h/?%74oken=***&%61pi%5Fkey=***&a=%74oken"),
             ("http://user:pw@host/", "http://user:***@host/"),
             ("https://u:p%40ss@host:1/x", "https://u:***@host:1/x"),
             ("http://u:p@ss@host/", "http://u:***@host/"),
