@@ -32,9 +32,11 @@ impl Guard {
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
         // A stuck guard must never block a check from starting: a full pipe drops a record.
         nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        // Found before the fork: the child may not allocate to find it.
+        let args = arg_area();
         // SAFETY: the child calls only async-signal-safe functions, then `_exit`s.
         match unsafe { nix::unistd::fork() }? {
-            nix::unistd::ForkResult::Child => guard_main(read.as_raw_fd()),
+            nix::unistd::ForkResult::Child => guard_main(read.as_raw_fd(), args),
             nix::unistd::ForkResult::Parent { child } => {
                 drop(read);
                 Ok(Guard { pipe: write, pid: child.as_raw() })
@@ -63,11 +65,35 @@ impl Guard {
     }
 }
 
+/// What the guard calls itself in `ps` and `top`, so no one mistakes it for the daemon.
+pub const NAME: &[u8] = b"bootgate-guard";
+
+/// Where this process's command line lives (`arg_start`, `arg_end` of `/proc/self/stat`),
+/// the memory `ps` shows; `None` when it cannot be told.
+fn arg_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which may hold spaces: the 3rd field is the first.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let (start, end) = (fields.get(48 - 3)?.parse().ok()?, fields.get(49 - 3)?.parse().ok()?);
+    (end > start).then_some((start, end))
+}
+
 /// The guard's whole life, in the forked child. No allocation, no locks: only raw
 /// system calls, as after a fork of a multi-thread process nothing else is safe.
-fn guard_main(read: i32) -> ! {
-    // SAFETY: plain system calls on values owned by this fresh process.
+fn guard_main(read: i32, args: Option<(usize, usize)>) -> ! {
+    // SAFETY: plain system calls on values owned by this fresh process; the command line
+    // is this process's own copy of the parent's memory, written within its bounds.
     unsafe {
+        // Its own name, in `comm` and in the command line `ps` shows.
+        let mut comm = [0u8; 16];
+        comm[..NAME.len()].copy_from_slice(NAME);
+        libc::prctl(libc::PR_SET_NAME, comm.as_ptr() as libc::c_ulong, 0, 0, 0);
+        if let Some((start, end)) = args {
+            let area = std::slice::from_raw_parts_mut(start as *mut u8, end - start);
+            let n = NAME.len().min(area.len() - 1);
+            area[..n].copy_from_slice(&NAME[..n]);
+            area[n..].fill(0);
+        }
         // Keep only the pipe (as fd 3) and stdio: sockets and listeners of the daemon
         // must close when the daemon dies, not live on in the guard.
         if read != 3 && libc::dup2(read, 3) < 0 {
@@ -149,6 +175,27 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    #[test]
+    fn the_guard_goes_by_its_own_name() {
+        let guard = Guard::start().unwrap();
+        let pid = guard.pid;
+        // The child names itself as it starts: wait for it (wide margin, a busy machine).
+        let end = Instant::now() + Duration::from_secs(10);
+        let comm = loop {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+            if comm.trim_end() == "bootgate-guard" || Instant::now() > end {
+                break comm;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        drop(guard);
+        waitpid(Pid::from_raw(pid), None).unwrap();
+        assert_eq!(comm.trim_end(), "bootgate-guard");
+        let shown: Vec<&[u8]> = cmdline.split(|&b| b == 0).filter(|a| !a.is_empty()).collect();
+        assert_eq!(shown, [NAME], "ps shows {:?}", String::from_utf8_lossy(&cmdline));
     }
 
     #[test]

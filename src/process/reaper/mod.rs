@@ -23,12 +23,15 @@ mod guard;
 struct Registry {
     ours: BTreeSet<i32>,
     guard: Option<Guard>,
+    /// Guards that ended, until reaped: bootgate's own, never a check's leftover.
+    old_guards: BTreeSet<i32>,
 }
 
 /// Held shared by each spawn until its child is registered, exclusively by a sweep.
 static SPAWNING: RwLock<()> = RwLock::new(());
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry { ours: BTreeSet::new(), guard: None });
+static REGISTRY: Mutex<Registry> =
+    Mutex::new(Registry { ours: BTreeSet::new(), guard: None, old_guards: BTreeSet::new() });
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
@@ -51,10 +54,12 @@ impl Registry {
         self.guard.as_ref()
     }
 
-    /// A guard that no longer reads is dropped (the sweep reaps it); the next spawn starts another.
+    /// A guard that no longer reads is dropped (the sweep reaps it quietly: it is
+    /// bootgate's own, not a check's); the next spawn starts another.
     fn lost_guard(&mut self) {
         if let Some(guard) = self.guard.take() {
             self.ours.remove(&guard.pid);
+            self.old_guards.insert(guard.pid);
         }
     }
 }
@@ -104,8 +109,15 @@ pub fn forget(pid: u32) {
 /// checks, reparented here. Returns how many it found.
 pub fn sweep() -> usize {
     let _no_spawn = SPAWNING.write().unwrap_or_else(|e| e.into_inner());
-    let reg = registry();
-    let strays: Vec<i32> = children().into_iter().filter(|pid| !reg.ours.contains(pid)).collect();
+    let mut reg = registry();
+    let children = children();
+    let old_guards: Vec<i32> = reg.old_guards.iter().copied().filter(|pid| children.contains(pid)).collect();
+    reg.old_guards.retain(|pid| old_guards.contains(pid));
+    for &pid in &old_guards {
+        kill_and_reap(pid);
+    }
+    let strays: Vec<i32> =
+        children.into_iter().filter(|pid| !reg.ours.contains(pid) && !old_guards.contains(pid)).collect();
     for &pid in &strays {
         kill_and_reap(pid);
     }
@@ -142,19 +154,15 @@ pub fn finish(limit: std::time::Duration) {
 /// Ends the guard the way bootgate's death would (end of file: it kills the groups
 /// still watched, then exits) and reaps it, so the loop of [`finish`] does not poll for it.
 fn stop_guard() {
-    let guard = {
-        let mut reg = registry();
-        let guard = reg.guard.take();
-        if let Some(g) = &guard {
-            reg.ours.remove(&g.pid);
-        }
-        guard
-    };
+    // Its pid stays among bootgate's own until it is reaped: a sweep on its SIGCHLD
+    // must not take it for a check's leftover.
+    let guard = registry().guard.take();
     if let Some(guard) = guard {
-        let pid = Pid::from_raw(guard.pid);
+        let pid = guard.pid;
         drop(guard);
-        // It only has kill(2) calls left; a sweep may reap it first (then ECHILD).
-        let _ = waitpid(pid, None);
+        // It only has kill(2) calls left.
+        let _ = waitpid(Pid::from_raw(pid), None);
+        registry().ours.remove(&pid);
     }
 }
 
@@ -195,4 +203,40 @@ fn children() -> Vec<i32> {
     pids.sort_unstable();
     pids.dedup();
     pids
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// The guard's end at `finish` is bootgate's own doing: a sweep running beside it
+    /// (as one does on every SIGCHLD) never reports it as a process a check left behind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_guard_ending_is_no_leftover_of_a_check() {
+        let done = Arc::new(AtomicBool::new(false));
+        let found = Arc::new(AtomicUsize::new(0));
+        let sweeper = {
+            let (done, found) = (Arc::clone(&done), Arc::clone(&found));
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    found.fetch_add(sweep(), Ordering::Relaxed);
+                }
+            })
+        };
+        for _ in 0..20 {
+            let mut cmd = Command::new("/bin/true");
+            cmd.process_group(0);
+            let mut child = spawn(&mut cmd).unwrap();
+            let pid = child.id().unwrap();
+            child.wait().await.unwrap();
+            forget(pid);
+            finish(std::time::Duration::from_secs(5));
+        }
+        done.store(true, Ordering::Relaxed);
+        sweeper.join().unwrap();
+        assert_eq!(found.load(Ordering::Relaxed), 0, "a sweep took bootgate's own guard for a check's leftover");
+    }
 }
