@@ -60,36 +60,80 @@ fn describe(decision: &RebootDecision, boot: &BootStatus, failing: &str, delay: 
     format!("gate failed (failing: {failing}); {before}rebooting in {}{after}{label}", spelled(delay))
 }
 
+/// How long each step of the reboot request (connecting, each call) may take: a bus
+/// that accepts and never answers must end in "manual intervention needed", not in a
+/// STATUS that says "rebooting" forever.
+pub const BUS_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Asks logind to reboot; falls back to starting `reboot.target` like `systemctl reboot`.
 pub async fn request_reboot() -> Result<(), String> {
-    let conn = zbus::Connection::system().await.map_err(|e| format!("cannot connect to the system D-Bus: {e}"))?;
-    let logind = conn
-        .call_method(
-            Some("org.freedesktop.login1"),
-            "/org/freedesktop/login1",
-            Some("org.freedesktop.login1.Manager"),
-            "Reboot",
-            &(false,),
-        )
-        .await;
-    let Err(logind_error) = logind else { return Ok(()) };
+    request_reboot_on(None, BUS_TIMEOUT).await
+}
+
+/// [`request_reboot`] on the bus at `address` (`None`: the system bus), each step within `limit`.
+pub async fn request_reboot_on(address: Option<&str>, limit: Duration) -> Result<(), String> {
+    let within =
+        |what: &'static str| move |_| format!("the system D-Bus did not answer within {} ({what})", spelled(limit));
+    let connect = async {
+        match address {
+            Some(a) => zbus::connection::Builder::address(a)?.build().await,
+            None => zbus::Connection::system().await,
+        }
+    };
+    let conn = tokio::time::timeout(limit, connect)
+        .await
+        .map_err(within("connecting"))?
+        .map_err(|e| format!("cannot connect to the system D-Bus: {e}"))?;
+    let logind = conn.call_method(
+        Some("org.freedesktop.login1"),
+        "/org/freedesktop/login1",
+        Some("org.freedesktop.login1.Manager"),
+        "Reboot",
+        &(false,),
+    );
+    let logind_error = match tokio::time::timeout(limit, logind).await.map_err(within("logind's Reboot"))? {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
     tracing::warn!(error = %logind_error, "logind refused the reboot ({logind_error}); asking systemd");
-    conn.call_method(
+    let systemd = conn.call_method(
         Some("org.freedesktop.systemd1"),
         "/org/freedesktop/systemd1",
         Some("org.freedesktop.systemd1.Manager"),
         "StartUnit",
         &("reboot.target", "replace-irreversibly"),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| format!("logind: {logind_error}; systemd: {e}"))
+    );
+    tokio::time::timeout(limit, systemd)
+        .await
+        .map_err(within("systemd's StartUnit"))?
+        .map(|_| ())
+        .map_err(|e| format!("logind: {logind_error}; systemd: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::boot::PartitionInfo;
+
+    /// A stand-in for a wedged bus (the real one cannot be made to hang here): a socket
+    /// that accepts every connection and never says a word.
+    #[tokio::test]
+    async fn a_bus_that_never_answers_ends_the_request_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bus");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                open.push(conn);
+            }
+        });
+        let address = format!("unix:path={}", path.display());
+        let asked = request_reboot_on(Some(&address), Duration::from_millis(500));
+        let err = tokio::time::timeout(Duration::from_secs(20), asked).await.expect("the request ends").unwrap_err();
+        assert!(err.contains("did not answer within 500ms"), "{err}");
+        held.abort();
+    }
 
     #[test]
     fn each_reboot_says_what_was_marked_when_and_where_it_leads() {
