@@ -55,6 +55,8 @@ pub enum Decision {
     Reverted,
     /// Stayed because the policy says `on_failure: stay`.
     StayPolicy,
+    /// Stayed: the boot loader's state could not be read or changed.
+    StayBackendError,
     /// A decision a newer bootgate recorded, which this version does not know.
     #[serde(other)]
     Other,
@@ -70,6 +72,7 @@ impl Decision {
             Decision::NotAb => "not_ab",
             Decision::Reverted => "reverted",
             Decision::StayPolicy => "stay_policy",
+            Decision::StayBackendError => "stay_backend_error",
             Decision::Other => "other",
         }
     }

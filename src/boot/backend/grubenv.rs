@@ -89,9 +89,29 @@ impl Backend for Grubenv {
                 Ok(None) => RebootDecision::StayNoFallback,
                 Err(e) => {
                     tracing::error!("{e}");
-                    RebootDecision::StayNoFallback
+                    RebootDecision::StayBackendError { why: e.to_string() }
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_block_that_cannot_be_read_is_said_as_such_not_as_no_fallback() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Grubenv::new(dir.path().join("grubenv"));
+        match backend.on_failure().await {
+            RebootDecision::StayBackendError { why } => assert!(why.contains("cannot read"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let said = RebootDecision::StayBackendError { why: "cannot read /boot/grub/grubenv".into() }.status_text();
+        assert_eq!(
+            said,
+            "gate failed; cannot read /boot/grub/grubenv, so a reboot may not fall back — manual intervention needed"
+        );
     }
 }

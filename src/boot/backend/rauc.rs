@@ -15,6 +15,7 @@ use super::{Backend, Step};
 use crate::boot::decide::RebootDecision;
 use crate::record::boot::BackendFacts;
 pub use crate::record::boot::RaucSlot as Slot;
+use crate::util::text::chain;
 
 /// RAUC's well-known name on the system bus.
 pub const SERVICE: &str = "de.pengutronix.rauc";
@@ -220,7 +221,9 @@ impl Backend for Rauc {
                 Ok(message) => tracing::info!("RAUC: {message}"),
                 Err(e) => {
                     tracing::error!("cannot mark the booted slot bad: {e:#}; not rebooting (it would boot again)");
-                    return RebootDecision::StayNoFallback;
+                    return RebootDecision::StayBackendError {
+                        why: format!("RAUC did not mark the booted slot bad ({})", chain(e.as_ref())),
+                    };
                 }
             }
             match self.status().await {
@@ -230,7 +233,9 @@ impl Backend for Rauc {
                 },
                 Err(e) => {
                     tracing::error!("cannot tell whether another slot can boot: {e:#}; not rebooting");
-                    RebootDecision::StayNoFallback
+                    RebootDecision::StayBackendError {
+                        why: format!("RAUC's slot status cannot be read ({})", chain(e.as_ref())),
+                    }
                 }
             }
         })

@@ -47,6 +47,9 @@ pub enum RebootDecision {
     StayNoFallback,
     /// Stay: the booted system is not an A/B partition (or it is unknown).
     NotAbSystem,
+    /// Stay: the boot loader's state could not be read or changed (`why`), so bootgate
+    /// cannot tell what a reboot would boot; rebooting blind could loop.
+    StayBackendError { why: String },
 }
 
 impl RebootDecision {
@@ -70,7 +73,7 @@ impl RebootDecision {
             Self::RebootToEntry { bad, next } => {
                 Some((format!("marked boot entry {bad} bad, "), format!(" to fall back to {next}")))
             }
-            Self::StayConfirmed | Self::StayNoFallback | Self::NotAbSystem => None,
+            Self::StayConfirmed | Self::StayNoFallback | Self::NotAbSystem | Self::StayBackendError { .. } => None,
         }
     }
 
@@ -80,6 +83,9 @@ impl RebootDecision {
             Self::StayConfirmed => "gate failed; booted partition is marked successful — not rebooting".into(),
             Self::StayNoFallback => "gate failed; no fallback partition — manual intervention needed".into(),
             Self::NotAbSystem => "gate failed; not an A/B system — not rebooting".into(),
+            Self::StayBackendError { why } => {
+                format!("gate failed; {why}, so a reboot may not fall back — manual intervention needed")
+            }
             reboot => {
                 let (before, after) = reboot.reboot_clauses().unwrap_or_default();
                 format!("gate failed; {before}rebooting{after}")
@@ -98,6 +104,7 @@ impl From<RebootDecision> for Decision {
             RebootDecision::StayConfirmed => Decision::StayConfirmed,
             RebootDecision::StayNoFallback => Decision::StayNoFallback,
             RebootDecision::NotAbSystem => Decision::NotAb,
+            RebootDecision::StayBackendError { .. } => Decision::StayBackendError,
         }
     }
 }

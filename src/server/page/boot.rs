@@ -125,6 +125,7 @@ fn decision_text(d: Decision) -> &'static str {
         Decision::NotAb => "stayed: not an A/B system",
         Decision::Reverted => "reverted to the other slot",
         Decision::StayPolicy => "stayed: the policy says on_failure: stay",
+        Decision::StayBackendError => "stayed: the boot loader's state could not be read or changed",
         Decision::Other => "a decision this version of bootgate does not know",
     }
 }
