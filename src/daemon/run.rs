@@ -61,36 +61,36 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     else {
         return exit::SOFTWARE;
     };
-    let backend: Arc<dyn Backend> = match choose(policy.backend, boot.status.as_ref(), policy.grubenv.as_deref()).await
-    {
-        Ok((backend, why)) => {
-            tracing::info!(backend = backend.name(), "boot backend {}: {why}", backend.name());
-            Arc::from(backend)
-        }
-        Err(e) => {
-            notifier.say(Level::ERROR, &format!("gate failed closed: {e}"));
-            return exit::CONFIG;
-        }
+    // The backend is chosen, and its facts read, alongside the gate: `auto` may ask the
+    // system bus about RAUC, and the first call may have to start the boot loader's
+    // service (D-Bus activation of RAUC takes seconds), neither of which the checks need
+    // wait for.
+    let chosen = async {
+        let backend = choose_backend(&policy, &boot).await?;
+        publish_backend(backend.as_ref(), &endpoint).await;
+        Ok::<_, String>(backend)
     };
-    let daemon = Run { policy: Arc::clone(&policy), board: board.clone(), notifier, dirs, backend, boot };
-
-    let window = match &recorded {
-        Some(rec) => daemon.resume(rec, &endpoint).await,
+    let (window, daemon) = match &recorded {
+        Some(rec) => {
+            let Some(daemon) = Run::new(&policy, &board, notifier, &dirs, &boot, chosen.await) else {
+                return exit::CONFIG;
+            };
+            (daemon.resume(rec).await, daemon)
+        }
         None => {
             let gate = heartbeat.keep(run_gate(&policy, &board, notifier, true));
-            // The backend's facts alongside the gate: the first call may have to start the
-            // boot loader's service (D-Bus activation of RAUC takes seconds), which the
-            // checks need not wait for.
-            let backend = Arc::clone(&daemon.backend);
-            let (outcome, ()) =
-                tokio::join!(signals.shutdown.until(gate), publish_backend(backend.as_ref(), &endpoint));
+            let (outcome, chosen) = tokio::join!(signals.shutdown.until(gate), chosen);
             let Some(snapshot) = outcome else {
                 tracing::info!("stopped before the gate reached a verdict");
                 endpoint.finish().await;
                 return exit::OK;
             };
+            // A backend named but not there fails the gate closed, whatever the checks said.
+            let Some(daemon) = Run::new(&policy, &board, notifier, &dirs, &boot, chosen) else {
+                return exit::CONFIG;
+            };
             match daemon.judged(&snapshot, source, &endpoint).await {
-                Judged::Passed(window) => window,
+                Judged::Passed(window) => (window, daemon),
                 Judged::Failed(failure) => {
                     daemon.act_on_failure(&snapshot, failure, &heartbeat, &mut signals).await;
                     // No drain: the endpoint was never asked to stop, and exiting hands the port
@@ -101,6 +101,7 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
             }
         }
     };
+    drop(daemon);
     let requests = endpoint.take_run_requests();
     runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload, window, requests).await;
     endpoint.finish().await;
@@ -124,10 +125,42 @@ enum Judged {
     Failed(Option<RebootDecision>),
 }
 
+/// The policy's boot backend over what this machine has, said in the log.
+async fn choose_backend(policy: &Policy, boot: &ThisBoot) -> Result<Arc<dyn Backend>, String> {
+    let (backend, why) = choose(policy.backend, boot.status.as_ref(), policy.grubenv.as_deref()).await?;
+    tracing::info!(backend = backend.name(), "boot backend {}: {why}", backend.name());
+    Ok(Arc::from(backend))
+}
+
 impl Run {
+    /// What `run` works with, once the backend is chosen; `None` (said) when it could
+    /// not be: the gate fails closed.
+    fn new(
+        policy: &Arc<Policy>,
+        board: &crate::engine::Board,
+        notifier: Notifier,
+        dirs: &Dirs,
+        boot: &ThisBoot,
+        chosen: Result<Arc<dyn Backend>, String>,
+    ) -> Option<Run> {
+        match chosen {
+            Ok(backend) => Some(Run {
+                policy: Arc::clone(policy),
+                board: board.clone(),
+                notifier,
+                dirs: dirs.clone(),
+                backend,
+                boot: boot.clone(),
+            }),
+            Err(e) => {
+                notifier.say(Level::ERROR, &format!("gate failed closed: {e}"));
+                None
+            }
+        }
+    }
+
     /// A restart after a passed gate in this boot: READY=1 again, the window re-opened.
-    async fn resume(&self, rec: &Recorded, endpoint: &Endpoint) -> Option<Window> {
-        publish_backend(self.backend.as_ref(), endpoint).await;
+    async fn resume(&self, rec: &Recorded) -> Option<Window> {
         let window = window::reopen(
             &self.policy,
             rec.record.rollback.as_ref(),
