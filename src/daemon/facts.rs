@@ -48,8 +48,9 @@ impl ThisBoot {
     }
 }
 
-/// Reads the slot (bounded), the OS version and the history, and works out the fallback.
-pub async fn gather(state_dir: &Path) -> (ThisBoot, Vec<PastBoot>) {
+/// Reads the slot (bounded) and the OS version: what the gate's start needs. The history
+/// and the fallback it shows come later, beside the gate ([`learn_fallback`]).
+pub async fn gather() -> ThisBoot {
     let status = match tokio::time::timeout(DETECT_TIMEOUT, tokio::task::spawn_blocking(crate::boot::detect)).await {
         Ok(Ok(status)) => {
             match &status.note {
@@ -69,18 +70,11 @@ pub async fn gather(state_dir: &Path) -> (ThisBoot, Vec<PastBoot>) {
             None
         }
     };
-    let dir = state_dir.to_path_buf();
-    let boots = tokio::task::spawn_blocking(move || history::read_or_warn(&dir)).await.unwrap_or_default();
-    let version = identity::os_version();
-    let this_boot = identity::boot_id().unwrap_or_default();
-    let fallback =
-        status.as_ref().and_then(|s| fallback::detect(&boots, &s.partitions, s.booted_partition(), &this_boot));
-    (ThisBoot { status, version, fallback }, boots)
+    ThisBoot { status, version: identity::os_version(), fallback: None }
 }
 
-/// Publishes the facts: the health document's `boot`, the boot metrics, the history
-/// for `/api/v1/system/boots`, and a fallback in the journal and `STATUS=`.
-pub fn publish(boot: &ThisBoot, boots: Vec<PastBoot>, endpoint: &Endpoint, notifier: Notifier) {
+/// Publishes what [`gather`] found: the health document's `boot` and the boot metrics.
+pub fn publish(boot: &ThisBoot, endpoint: &Endpoint) {
     let _ = endpoint.boot.send(boot.facts().map(Arc::new));
     let slot = boot.slot();
     endpoint.metrics.set_boot_info(
@@ -88,22 +82,44 @@ pub fn publish(boot: &ThisBoot, boots: Vec<PastBoot>, endpoint: &Endpoint, notif
         slot.as_ref().map_or("", |s| s.uuid.as_str()),
         boot.version.as_deref().unwrap_or(""),
     );
+}
+
+/// Reads the history (off the gate's path: a large or garbled one must not delay the
+/// checks), publishes it for `/api/v1/system/boots`, works out whether this boot is a
+/// fallback and, if so, says it in the boot facts, the metrics, the journal and
+/// `STATUS=`. Returns the fallback, for this boot's history line.
+pub async fn learn_fallback(
+    state_dir: &Path,
+    boot: &ThisBoot,
+    endpoint: &Endpoint,
+    notifier: Notifier,
+) -> Option<Fallback> {
+    let dir = state_dir.to_path_buf();
+    let boots = tokio::task::spawn_blocking(move || history::read_or_warn(&dir)).await.unwrap_or_default();
+    let this_boot = identity::boot_id().unwrap_or_default();
+    let fallback =
+        boot.status.as_ref().and_then(|s| fallback::detect(&boots, &s.partitions, s.booted_partition(), &this_boot));
     let _ = endpoint.history.send(Arc::new(boots));
-    if let Some(f) = &boot.fallback {
-        endpoint.metrics.set_fallback(&f.from_partition, f.from_version.as_deref().unwrap_or(""), f.reason.as_str());
-        let text = f.text();
-        let failing: Vec<&str> = f.failing.iter().map(|c| c.name.as_str()).collect();
-        tracing::warn!(
-            message_id = BOOT_FALLBACK_ID,
-            from_partition = %f.from_partition,
-            from_version = f.from_version.as_deref().unwrap_or(""),
-            reason = f.reason.as_str(),
-            failing = %failing.join(", "),
-            "this boot is a fallback: {text}"
-        );
-        notify::set_boot_note(Some(text));
-        notifier.refresh_status();
-    }
+    let f = fallback.as_ref()?;
+    endpoint.boot.send_modify(|facts| {
+        if let Some(facts) = facts {
+            Arc::make_mut(facts).fallback = Some(f.clone());
+        }
+    });
+    endpoint.metrics.set_fallback(&f.from_partition, f.from_version.as_deref().unwrap_or(""), f.reason.as_str());
+    let text = f.text();
+    let failing: Vec<&str> = f.failing.iter().map(|c| c.name.as_str()).collect();
+    tracing::warn!(
+        message_id = BOOT_FALLBACK_ID,
+        from_partition = %f.from_partition,
+        from_version = f.from_version.as_deref().unwrap_or(""),
+        reason = f.reason.as_str(),
+        failing = %failing.join(", "),
+        "this boot is a fallback: {text}"
+    );
+    notify::set_boot_note(Some(text));
+    notifier.refresh_status();
+    fallback
 }
 
 /// Shows the backend's facts in the boot facts, beside the GPT slot's.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tracing::Level;
 
-use super::facts::{self, ThisBoot, publish_backend};
+use super::facts::{self, ThisBoot, learn_fallback, publish_backend};
 use super::gate::run_gate;
 use super::reload::Reloader;
 use super::runtime::runtime;
@@ -57,7 +57,7 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     let heartbeat = Heartbeat::new();
     // The endpoint binds in the background: it answers 503 while the gate runs, and a
     // port it cannot have never keeps the gate from judging.
-    let Some((mut endpoint, boot)) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier, &dirs).await
+    let Some((mut endpoint, mut boot)) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier, &dirs).await
     else {
         return exit::SOFTWARE;
     };
@@ -70,16 +70,20 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         publish_backend(backend.as_ref(), &endpoint).await;
         Ok::<_, String>(backend)
     };
+    let learnt = learn_fallback(&dirs.state, &boot, &endpoint, notifier);
     let (window, daemon) = match &recorded {
         Some(rec) => {
-            let Some(daemon) = Run::new(&policy, &board, notifier, &dirs, &boot, chosen.await) else {
+            let (chosen, fallback) = tokio::join!(chosen, learnt);
+            boot.fallback = fallback;
+            let Some(daemon) = Run::new(&policy, &board, notifier, &dirs, &boot, chosen) else {
                 return exit::CONFIG;
             };
             (daemon.resume(rec).await, daemon)
         }
         None => {
             let gate = heartbeat.keep(run_gate(&policy, &board, notifier, true));
-            let (outcome, chosen) = tokio::join!(signals.shutdown.until(gate), chosen);
+            let (outcome, chosen, fallback) = tokio::join!(signals.shutdown.until(gate), chosen, learnt);
+            boot.fallback = fallback;
             let Some(snapshot) = outcome else {
                 tracing::info!("stopped before the gate reached a verdict");
                 endpoint.finish().await;

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use super::facts::learn_fallback;
 use super::reload::Reloader;
 use super::runtime::runtime;
 use super::start::{Dirs, install_signals, start_endpoint};
@@ -49,9 +50,11 @@ pub async fn serve(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         _ => tracing::info!(verdict = %recorded.path.display(), "reporting the passed gate of this boot"),
     }
     let heartbeat = Heartbeat::new();
-    let Some((mut endpoint, _)) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier, &dirs).await else {
+    let Some((mut endpoint, boot)) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier, &dirs).await
+    else {
         return exit::SOFTWARE;
     };
+    learn_fallback(&dirs.state, &boot, &endpoint, notifier).await;
     let requests = endpoint.take_run_requests();
     runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload, None, requests).await;
     endpoint.finish().await;

@@ -37,8 +37,9 @@ pub fn install_signals(notifier: Notifier) -> Option<Signals> {
     }
 }
 
-/// Starts the endpoint over `board`, publishes the boot facts (see [`facts`]) and starts
-/// the textfile writer; `None` (logged) when the metrics cannot be set up.
+/// Starts the endpoint over `board`, publishes the boot slot's facts (see [`facts`]) and
+/// starts the textfile writer; `None` (logged) when the metrics cannot be set up. The
+/// history and a fallback are learnt beside the gate ([`facts::learn_fallback`]).
 pub async fn start_endpoint(
     policy: &Policy,
     board: &Board,
@@ -57,8 +58,8 @@ pub async fn start_endpoint(
     );
     match started {
         Ok(endpoint) => {
-            let (boot, boots) = facts::gather(&dirs.state).await;
-            facts::publish(&boot, boots, &endpoint, notifier);
+            let boot = facts::gather().await;
+            facts::publish(&boot, &endpoint);
             if let Some(path) = &dirs.textfile {
                 textfile::start(
                     path.clone(),
