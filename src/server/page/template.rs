@@ -17,7 +17,7 @@ const PAGE_TARGET: usize = 96 * 1024;
 /// The most of one message the page shows; the health document has it whole.
 const MESSAGE_MAX: usize = 600;
 /// A row's bytes besides its name and message (tags, status, role, duration, last run).
-const ROW_FIXED: usize = 82;
+const ROW_FIXED: usize = 72;
 /// Check names link to their JSON up to this many checks; beyond, the links cost more than they help.
 const LINKED_CHECKS: usize = 100;
 /// Names listed in the verdict line before `and N more`.
@@ -167,36 +167,80 @@ fn checks(out: &mut String, v: &View, room: usize) {
     out.push_str("<th scope=col>Message<th scope=col>Duration<th scope=col>Last run</thead>\n<tbody>\n");
     let linked = list.len() <= LINKED_CHECKS;
     // A linked name is written twice, once percent-encoded (up to three times as long).
-    let names: usize = list.iter().map(|c| if linked { 4 * c.name.len() + 40 } else { c.name.len() }).sum();
-    let fixed = 1024 + names + list.len() * ROW_FIXED;
-    let budget = (room.saturating_sub(fixed) / list.len().max(1)).min(MESSAGE_MAX);
-    let linked = list.len() <= LINKED_CHECKS;
-    let mut cut = false;
-    for c in list {
+    let row = |c: &CheckResult| ROW_FIXED + if linked { 4 * c.name.len() + 40 } else { c.name.len() };
+    let rows_room = room.saturating_sub(1024);
+    // Every check a row, when every row fits (messages then share what is left). Else (a
+    // thousand long names) the passing checks are named in one line below the table, and
+    // rows past the room are counted: the health document has every check whole.
+    let (rows, passing): (Vec<&CheckResult>, Vec<&CheckResult>) =
+        if list.iter().map(row).sum::<usize>() <= rows_room {
+            (list.iter().collect(), Vec::new())
+        } else {
+            list.iter().partition(|c| c.health() != ComponentHealth::Healthy)
+        };
+    let passing_line = passing_line(&passing, rows_room / 3);
+    let rows_room = rows_room.saturating_sub(passing_line.len());
+    let fixed: usize = rows.iter().map(|c| row(c)).sum();
+    let budget = (rows_room.saturating_sub(fixed) / rows.len().max(1)).min(MESSAGE_MAX);
+    let (start, mut cut, mut shown) = (out.len(), false, 0);
+    let mut line = String::new();
+    for c in &rows {
+        line.clear();
         match component_class(c.health()) {
             Some(class) => {
-                let _ = write!(out, "<tr class={class}>");
+                let _ = write!(line, "<tr class={class}>");
             }
-            None => out.push_str("<tr>"),
+            None => line.push_str("<tr>"),
         }
         if linked {
-            let _ = write!(out, "<th><a href=\"/api/v1/system/health/{}\">{}</a>", path_segment(&c.name), Esc(&c.name));
+            let _ = write!(line, "<th><a href=\"/api/v1/system/health/{}\">{}</a>", path_segment(&c.name), Esc(&c.name));
         } else {
-            let _ = write!(out, "<th>{}", Esc(&c.name));
+            let _ = write!(line, "<th>{}", Esc(&c.name));
         }
         let role = if c.critical { "critical" } else { "optional" };
-        let _ = write!(out, "<td>{}<td>{role}<td>", c.health().as_str());
-        cut |= escape_within(out, &c.message, budget);
+        let _ = write!(line, "<td>{}<td>{role}<td>", c.health().as_str());
+        let this_cut = escape_within(&mut line, &c.message, budget);
         let last = c.last_check.map_or_else(|| "not yet".into(), |t| ago(v.now, t));
         let ran = c.last_check.is_some() || c.attempts > 0;
         let took = if ran { readable(c.duration) } else { "–".into() };
-        let _ = writeln!(out, "<td>{took}<td>{last}");
+        let _ = writeln!(line, "<td>{took}<td>{last}");
+        if out.len() - start + line.len() > rows_room {
+            break;
+        }
+        out.push_str(&line);
+        cut |= this_cut;
+        shown += 1;
     }
     out.push_str("</tbody>\n</table>\n");
+    if shown < rows.len() {
+        let _ = writeln!(
+            out,
+            "<p class=meta>And {} more checks that do not pass: the health document lists every check.</p>",
+            rows.len() - shown
+        );
+    }
+    out.push_str(&passing_line);
     if cut {
         out.push_str("<p class=meta>Long messages are cut (…); the health document has them whole.</p>\n");
     }
     out.push_str("</section>\n");
+}
+
+/// The passing checks that have no row, named in one line of at most about `room` bytes.
+fn passing_line(passing: &[&CheckResult], room: usize) -> String {
+    if passing.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("<p class=meta>{} more checks pass: ", passing.len());
+    for (i, c) in passing.iter().enumerate() {
+        if out.len() + c.name.len() + 2 > room {
+            let _ = write!(out, " and {} more", passing.len() - i);
+            break;
+        }
+        let _ = write!(out, "{}{}", if i > 0 { ", " } else { "" }, Esc(&c.name));
+    }
+    out.push_str(".</p>\n");
+    out
 }
 
 /// The routes, as links where a route has no parameter.
@@ -214,4 +258,44 @@ fn routes(out: &mut String) {
         }
     }
     out.push_str("</ul>\n</section>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::checks::Status;
+    use crate::engine::{GateState, Snapshot};
+
+    fn view(checks: Vec<CheckResult>) -> String {
+        let mut s = Snapshot::new(&[]);
+        s.gate = GateState::Passed;
+        s.checks = checks;
+        let v = View {
+            snapshot: &s,
+            boot: None,
+            history: &[],
+            boot_id: None,
+            now: SystemTime::now(),
+            uptime_seconds: Some(10),
+            refresh: Some(15),
+        };
+        render(&v)
+    }
+
+    fn long(i: usize, status: Status) -> CheckResult {
+        CheckResult::finished(&format!("{i:04}-{}", "n".repeat(58)), true, status).with_message("m".repeat(500))
+    }
+
+    #[test]
+    fn a_thousand_checks_of_long_names_stay_under_100_kb() {
+        for mix in [[Status::Pass, Status::Pass, Status::Pass, Status::Fail], [Status::Fail; 4]] {
+            let page = view((0..1000).map(|i| long(i, mix[i % 4])).collect());
+            assert!(page.len() < 100 * 1024, "{} bytes", page.len());
+            assert!(page.contains("<th>0003-nnn"), "the first failing check has its row");
+            let counted = page.contains("more checks that do not pass") || page.contains("more checks pass: ");
+            assert!(counted, "the checks without a row are named or counted");
+        }
+    }
 }
