@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
-use support::{BlackholePort, check, check_with_output, free_port, processes, result};
+use support::{BlackholePort, check, check_with, free_port, processes, result};
 
 #[test]
 fn fifty_slow_checks_run_concurrently() {
@@ -196,7 +196,7 @@ checks:
         good.display(),
         bad.display()
     );
-    let (code, v, _, out) = check_with_output(&policy);
+    let (code, v, _, out) = check_with(&policy, &[]);
     assert_eq!(code, 1, "{v:#}");
     for (name, want) in [
         ("ok", "pass"),
@@ -225,5 +225,5 @@ fn a_closed_loopback_port_fails_fast_with_a_reason() {
     assert_eq!(code, 2);
     assert!(result(&v, "web")["message"].as_str().unwrap().contains("refused"), "{v:#}");
     assert!(took < Duration::from_secs(3));
-    assert!(Path::new(env!("CARGO_BIN_EXE_bootgate")).exists());
+    assert!(Path::new(support::BIN).exists());
 }

@@ -5,14 +5,14 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bootgate::engine::{GateState, Snapshot};
 use bootgate::policy::PolicyError;
 use bootgate::process::notify::Notifier;
-use support::bootgate;
+use support::{Launch, bootgate};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -94,11 +94,7 @@ fn a_bad_policy_fails_closed_in_every_command() {
     let out = bootgate(&["check", "--policy", missing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     assert!(text(&out).contains("cannot read policy"), "{}", text(&out));
-    let out = Command::new(env!("CARGO_BIN_EXE_bootgate"))
-        .args(["validate"])
-        .env("BOOTGATE_POLICY", &missing)
-        .output()
-        .unwrap();
+    let out = Launch::command(&["validate"]).env("BOOTGATE_POLICY", &missing).output();
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
 }
 

@@ -12,11 +12,12 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::endpoint::{get, stop};
-pub use crate::prom::Prometheus;
-use crate::support::{find_binary, free_port, run_bounded};
-
-const BIN: &str = env!("CARGO_BIN_EXE_bootgate");
+use super::bootgate::Launch;
+use super::daemon::Daemon;
+use super::free_port;
+use super::http::get;
+use super::procs::{find_binary, run_bounded, stop};
+use super::prom::Prometheus;
 
 /// A file under `monitoring/`.
 pub fn monitoring(path: &str) -> PathBuf {
@@ -99,7 +100,7 @@ impl Alertmanager {
 
     /// (alertname, instance) of every active alert it received, each with a severity and a summary.
     pub fn alerts(&self) -> BTreeSet<(String, String)> {
-        let Some(reply) = get(self.addr, "/api/v2/alerts?active=true", &[]).ok().filter(|r| r.status == 200) else {
+        let Some(reply) = get(self.addr, "/api/v2/alerts?active=true").ok().filter(|r| r.status == 200) else {
             return BTreeSet::new();
         };
         let alerts = reply.json().as_array().cloned().unwrap_or_default();
@@ -121,112 +122,81 @@ impl Drop for Alertmanager {
     }
 }
 
-/// A `bootgate run` on a booted A/B slot, stopped by pid on drop.
+/// Flatcar's USR partition type.
+const USR_TYPE: &str = "5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6";
+
+/// A `bootgate run` with `gate` and `checks` ([`Launch::gate`]) on a booted A/B slot:
+/// booted from USR-A after the previous boot, on USR-B running `from_version`, failed its gate.
 ///
 /// The build host's root is not on a GPT slot, so this one stand-in is needed: in a
 /// private mount namespace, `/sys/class/block` is replaced by a directory saying that
 /// the device holding `/` is partition 3 of a disk named `stdin`, and the daemon's
 /// stdin is a real GPT image, which it then reads as `/dev/stdin`. Everything else is
 /// real: the image made by sgdisk, the history file, the daemon and its fallback detection.
-pub struct OnSlot {
-    child: Child,
-    pub addr: SocketAddr,
-    dir: TempDir,
-}
+pub fn fallen_back(gate: &str, checks: &str, from_version: &str) -> Daemon {
+    let mut launch = Launch::gate(gate, checks);
+    let dir = launch.dir().to_path_buf();
+    let disk = dir.join("disk.img");
+    fs::File::create(&disk).unwrap().set_len(8 << 20).unwrap();
+    // A: priority 1, successful; B: priority 2, tries used up, never marked.
+    let sgdisk = find_binary("sgdisk", "gdisk");
+    let out = run_bounded(
+        Command::new(sgdisk)
+            .arg("-o")
+            .args(["-n", "3:2048:+2M", "-t", &format!("3:{USR_TYPE}"), "-c", "3:USR-A"])
+            .args([
+                "-n",
+                "4:0:+2M",
+                "-t",
+                &format!("4:{USR_TYPE}"),
+                "-c",
+                "4:USR-B",
+                "-u",
+                "4:e506af65-93a1-4455-a667-f7c29e89a13d",
+                "-A",
+                "3:set:56",
+                "-A",
+                "3:set:48",
+                "-A",
+                "4:set:49",
+            ])
+            .arg(&disk),
+        Duration::from_secs(20),
+    );
+    assert!(out.status.success(), "sgdisk: {}", String::from_utf8_lossy(&out.stderr));
 
-/// Flatcar's USR partition type.
-const USR_TYPE: &str = "5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6";
+    let root_dev = root_device();
+    let slot = dir.join("sys/devices/stdin/slot3");
+    fs::create_dir_all(&slot).unwrap();
+    fs::write(slot.join("dev"), format!("{root_dev}\n")).unwrap();
+    fs::write(slot.join("partition"), "3\n").unwrap();
+    let class = dir.join("sys/class/block");
+    fs::create_dir_all(&class).unwrap();
+    std::os::unix::fs::symlink(&slot, class.join("slot3")).unwrap();
 
-impl OnSlot {
-    /// Booted from USR-A after the previous boot, on USR-B running `from_version`, failed its gate.
-    pub fn fallen_back(policy: &str, addr: SocketAddr, from_version: &str) -> OnSlot {
-        let dir = tempfile::tempdir().unwrap();
-        let disk = dir.path().join("disk.img");
-        fs::File::create(&disk).unwrap().set_len(8 << 20).unwrap();
-        // A: priority 1, successful; B: priority 2, tries used up, never marked.
-        let sgdisk = find_binary("sgdisk", "gdisk");
-        let out = run_bounded(
-            Command::new(sgdisk)
-                .arg("-o")
-                .args(["-n", "3:2048:+2M", "-t", &format!("3:{USR_TYPE}"), "-c", "3:USR-A"])
-                .args([
-                    "-n",
-                    "4:0:+2M",
-                    "-t",
-                    &format!("4:{USR_TYPE}"),
-                    "-c",
-                    "4:USR-B",
-                    "-u",
-                    "4:e506af65-93a1-4455-a667-f7c29e89a13d",
-                    "-A",
-                    "3:set:56",
-                    "-A",
-                    "3:set:48",
-                    "-A",
-                    "4:set:49",
-                ])
-                .arg(&disk),
-            Duration::from_secs(20),
-        );
-        assert!(out.status.success(), "sgdisk: {}", String::from_utf8_lossy(&out.stderr));
+    let state = dir.join("state");
+    fs::create_dir_all(&state).unwrap();
+    let previous = serde_json::json!({
+        "timestamp": "2026-01-15T10:35:00Z", "boot_id": "00000000000000000000000000000001",
+        "partition": {"label": "USR-B", "index": 4, "uuid": "e506af65-93a1-4455-a667-f7c29e89a13d"},
+        "version": from_version, "gate": "failed", "status": "unhealthy",
+        "failing": [{"name": "api", "message": "127.0.0.1:1: connection refused"}],
+        "decision": "reboot", "gate_duration_ms": 5000.0, "bootgate": env!("CARGO_PKG_VERSION"),
+    });
+    fs::write(state.join("history.jsonl"), format!("{previous}\n")).unwrap();
 
-        let root_dev = root_device();
-        let slot = dir.path().join("sys/devices/stdin/slot3");
-        fs::create_dir_all(&slot).unwrap();
-        fs::write(slot.join("dev"), format!("{root_dev}\n")).unwrap();
-        fs::write(slot.join("partition"), "3\n").unwrap();
-        let class = dir.path().join("sys/class/block");
-        fs::create_dir_all(&class).unwrap();
-        std::os::unix::fs::symlink(&slot, class.join("slot3")).unwrap();
-
-        let state = dir.path().join("state");
-        fs::create_dir_all(&state).unwrap();
-        let previous = serde_json::json!({
-            "timestamp": "2026-01-15T10:35:00Z", "boot_id": "00000000000000000000000000000001",
-            "partition": {"label": "USR-B", "index": 4, "uuid": "e506af65-93a1-4455-a667-f7c29e89a13d"},
-            "version": from_version, "gate": "failed", "status": "unhealthy",
-            "failing": [{"name": "api", "message": "127.0.0.1:1: connection refused"}],
-            "decision": "reboot", "gate_duration_ms": 5000.0, "bootgate": env!("CARGO_PKG_VERSION"),
-        });
-        fs::write(state.join("history.jsonl"), format!("{previous}\n")).unwrap();
-        fs::write(dir.path().join("policy.yaml"), policy).unwrap();
-
-        let log = fs::File::create(dir.path().join("stderr.log")).unwrap();
-        let child = Command::new(find_binary("unshare", "util-linux"))
-            .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-            .arg("mount --bind \"$0\" /sys/class/block && exec \"$@\"")
-            .arg(&class)
-            .arg(BIN)
-            .arg("--policy")
-            .arg(dir.path().join("policy.yaml"))
-            .args(["run", "--run-dir"])
-            .arg(dir.path().join("run"))
-            .arg("--state-dir")
-            .arg(&state)
-            .env("BOOTGATE_LOG", "info")
-            .env_remove("BOOTGATE_POLICY")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID")
-            .env_remove("JOURNAL_STREAM")
-            .env_remove("DOCKER_HOST")
-            .stdin(fs::File::open(&disk).unwrap())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("cannot start bootgate in a mount namespace (unshare needs root)");
-        OnSlot { child, addr, dir }
-    }
-
-    pub fn stderr(&self) -> String {
-        fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for OnSlot {
-    fn drop(&mut self) {
-        stop(&mut self.child, Duration::from_secs(3));
-    }
+    let unshare = find_binary("unshare", "util-linux");
+    launch
+        .stdin(fs::File::open(&disk).unwrap())
+        .through(move |bootgate| {
+            let mut cmd = Command::new(unshare);
+            cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+                .arg("mount --bind \"$0\" /sys/class/block && exec \"$@\"")
+                .arg(&class)
+                .args(bootgate);
+            cmd
+        })
+        .start()
 }
 
 /// `maj:min` of the mount bootgate judges (`/usr`, else `/`), as mountinfo lists it.

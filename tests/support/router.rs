@@ -1,14 +1,12 @@
 //! The router without a socket (`tower::ServiceExt::oneshot`): check results and
-//! snapshots to serve, and a small client. Shared by the endpoint test files, each of
-//! which uses part of it.
-#![allow(dead_code)]
+//! snapshots to serve, the state `run` would publish, and the one client for it.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use bootgate::checks::{Observed, Status};
 use bootgate::engine::{CheckResult, GateState, Snapshot};
 use bootgate::metrics::Metrics;
@@ -20,6 +18,8 @@ use tower::ServiceExt as _;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// A result of check `name` of `kind` as the engine reports it: one attempt of 1.5 ms
+/// just now, with the values a `disk` or `http` check observes; none while pending.
 pub fn check(name: &str, kind: &'static str, critical: bool, status: Status) -> CheckResult {
     let mut observed = Observed::new();
     match kind {
@@ -49,6 +49,7 @@ pub fn check(name: &str, kind: &'static str, critical: bool, status: Status) -> 
     }
 }
 
+/// A snapshot of `checks` with the gate in state `gate` (decided in 250 ms unless running).
 pub fn snapshot(gate: GateState, checks: Vec<CheckResult>) -> Snapshot {
     let gate_duration = (gate != GateState::Running).then(|| Duration::from_millis(250));
     Snapshot {
@@ -61,13 +62,7 @@ pub fn snapshot(gate: GateState, checks: Vec<CheckResult>) -> Snapshot {
     }
 }
 
-/// A router over `s`, plus the sender that publishes later snapshots.
-pub fn router(s: Snapshot) -> (Router, watch::Sender<Arc<Snapshot>>) {
-    let metrics = Arc::new(Metrics::new(&s).unwrap());
-    let (tx, rx) = watch::channel(Arc::new(s));
-    (app(AppState::new(rx, metrics, Heartbeat::new())), tx)
-}
-
+/// A passed gate: a critical disk check and an optional http check, both passing.
 pub fn healthy() -> Snapshot {
     snapshot(
         GateState::Passed,
@@ -75,9 +70,28 @@ pub fn healthy() -> Snapshot {
     )
 }
 
+/// The state serving `s` for good, with `metrics` and `heartbeat`.
+pub fn state_with(s: Snapshot, metrics: Arc<Metrics>, heartbeat: Heartbeat) -> AppState {
+    // The receiver keeps the last value after the sender is gone.
+    AppState::new(watch::channel(Arc::new(s)).1, metrics, heartbeat)
+}
+
+/// The state serving `s` for good, with its metrics and a main loop that beats.
+pub fn state(s: Snapshot) -> AppState {
+    let metrics = Arc::new(Metrics::new(&s).unwrap());
+    state_with(s, metrics, Heartbeat::new())
+}
+
+/// A router over `s`, plus the sender that publishes later snapshots.
+pub fn router(s: Snapshot) -> (Router, watch::Sender<Arc<Snapshot>>) {
+    let metrics = Arc::new(Metrics::new(&s).unwrap());
+    let (tx, rx) = watch::channel(Arc::new(s));
+    (app(AppState::new(rx, metrics, Heartbeat::new())), tx)
+}
+
 pub struct Answer {
     pub status: StatusCode,
-    pub headers: axum::http::HeaderMap,
+    pub headers: HeaderMap,
     pub body: String,
 }
 
@@ -85,17 +99,20 @@ impl Answer {
     pub fn content_type(&self) -> &str {
         self.headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap()).unwrap_or("")
     }
+
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
 
+/// Only the status of `METHOD uri`, its body left unread (a stream never ends).
+pub async fn status(app: &Router, method: Method, uri: &str) -> StatusCode {
+    app.clone().oneshot(request(method, uri, None)).await.unwrap().status()
+}
+
+/// `METHOD uri`, with `Accept: accept` if given, read whole.
 pub async fn call(app: &Router, method: Method, uri: &str, accept: Option<&str>) -> Answer {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(accept) = accept {
-        req = req.header(header::ACCEPT, accept);
-    }
-    let res = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let res = app.clone().oneshot(request(method, uri, accept)).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();
     let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
@@ -104,4 +121,12 @@ pub async fn call(app: &Router, method: Method, uri: &str, accept: Option<&str>)
 
 pub async fn get(app: &Router, uri: &str) -> Answer {
     call(app, Method::GET, uri, None).await
+}
+
+fn request(method: Method, uri: &str, accept: Option<&str>) -> Request<Body> {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(accept) = accept {
+        req = req.header(header::ACCEPT, accept);
+    }
+    req.body(Body::empty()).unwrap()
 }

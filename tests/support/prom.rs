@@ -1,8 +1,5 @@
 //! Debian's Prometheus tooling for the tests: `promtool check metrics`, and a real
 //! Prometheus server on a free loopback port in its own temp dir, stopped by pid on drop.
-//!
-//! Each test file that uses it compiles it on its own and uses only part of it.
-#![allow(dead_code)]
 
 use std::fs;
 use std::io::Write as _;
@@ -13,8 +10,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::endpoint::{get, stop};
-use crate::support::{find_binary, free_port};
+use super::free_port;
+use super::http::get;
+use super::procs::{find_binary, stop};
 
 /// Runs `promtool check metrics` on `body` and fails with whatever it reports.
 pub fn promtool_check(body: &str) {
@@ -37,7 +35,7 @@ pub fn promtool_check(body: &str) {
 
 /// A Prometheus server running `config` (its `prometheus.yml`).
 pub struct Prometheus {
-    pub child: Child,
+    child: Child,
     pub addr: SocketAddr,
     dir: TempDir,
 }
@@ -62,6 +60,13 @@ impl Prometheus {
         Prometheus { child, addr, dir }
     }
 
+    /// Fails the test, with its log, if it has exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("prometheus exited ({status}):\n{}", self.log());
+        }
+    }
+
     /// The last 30 lines of its log.
     pub fn log(&self) -> String {
         let text = fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default();
@@ -71,7 +76,7 @@ impl Prometheus {
 
     /// `data` of an API answer; `None` while Prometheus is not up yet.
     pub fn api(&self, path: &str) -> Option<Value> {
-        let reply = get(self.addr, path, &[]).ok().filter(|r| r.status == 200)?;
+        let reply = get(self.addr, path).ok().filter(|r| r.status == 200)?;
         let doc = reply.json();
         assert_eq!(doc["status"], "success", "{path}: {doc}");
         Some(doc["data"].clone())
