@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bootgate::checks::{Observed, Status};
+use bootgate::checks::Status;
 use bootgate::engine::{CheckResult, GateState, Snapshot};
 use bootgate::metrics::Metrics;
 use bootgate::process::Heartbeat;
@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use support::Launch;
 use support::prom::{Prometheus, promtool_check};
-use support::router::{get, state_with};
+use support::router::{get, snapshot, state_with};
 
 /// Checks of a local policy: a disk check and a TCP connect to `tcp`, which the test holds.
 fn local_checks(tcp: SocketAddr) -> String {
@@ -55,33 +55,21 @@ fn promtool_accepts_a_real_metrics_body() {
 /// The metrics a real daemon cannot show here: boot facts and every kind of result.
 #[tokio::test]
 async fn promtool_accepts_boot_facts_and_failures() {
-    let check = |name: &str, critical: bool, status: Status| CheckResult {
-        name: name.into(),
-        kind: "disk",
-        critical,
-        status,
-        message: "a \"quoted\"\nmessage".into(),
-        observed: Observed::new(),
-        duration: Duration::from_millis(40),
-        attempts: 3,
-        last_check: Some(SystemTime::now()),
-        consecutive_failures: 2,
-        consecutive_successes: 0,
-        timing: Default::default(),
+    let check = |name: &str, critical: bool, status: Status| {
+        CheckResult::finished(name, critical, status)
+            .with_kind("disk")
+            .with_message("a \"quoted\"\nmessage")
+            .with_attempts(3, Duration::from_millis(40))
+            .with_last_check(SystemTime::now())
+            .with_failures(2)
     };
-    let s = Snapshot {
-        gate: GateState::Failed,
-        checks: vec![
-            check("root", true, Status::Fail),
-            check("var", true, Status::Skipped),
-            check("opt", false, Status::Warn),
-            check("tpm", true, Status::Pending),
-        ],
-        gate_started: SystemTime::now(),
-        gate_duration: Some(Duration::from_secs(120)),
-        gate_failing: Vec::new(),
-        ..Snapshot::new(&[])
-    };
+    let checks = vec![
+        check("root", true, Status::Fail),
+        check("var", true, Status::Skipped),
+        check("opt", false, Status::Warn),
+        check("tpm", true, Status::Pending),
+    ];
+    let s = Snapshot { gate_duration: Some(Duration::from_secs(120)), ..snapshot(GateState::Failed, checks) };
     let metrics = Arc::new(Metrics::new(&s).unwrap());
     for c in &s.checks {
         metrics.observe(c);

@@ -446,7 +446,6 @@ const FAILED_UPDATE_HISTORY: &str = concat!(
 /// check results (as the health route tests build them) are written here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fallen_back_device_in_chromium() {
-    use bootgate::boot::decide::FLATCAR_USR_TYPE;
     use bootgate::boot::decide::fallback;
     use bootgate::boot::{BootStatus, PartitionInfo};
     use bootgate::daemon::facts::ThisBoot;
@@ -454,14 +453,8 @@ async fn a_fallen_back_device_in_chromium() {
     let state_dir = tempfile::tempdir().unwrap();
     fs::write(state_dir.path().join("history.jsonl"), FAILED_UPDATE_HISTORY).unwrap();
     let boots = bootgate::record::history::read(state_dir.path()).unwrap();
-    let part = |index, label: &str, uuid: &str, priority, successful| PartitionInfo {
-        index,
-        label: label.into(),
-        uuid: uuid.into(),
-        type_guid: FLATCAR_USR_TYPE.into(),
-        priority,
-        tries: 0,
-        successful,
+    let part = |index, label: &str, uuid: &str, priority, successful| {
+        PartitionInfo::usr(index, priority, 0, successful).with_label(label).with_uuid(uuid)
     };
     let partitions = vec![
         part(3, "USR-A", "e03dd35c-7c2d-4a47-b3fe-27f15780a57c", 1, true),

@@ -7,12 +7,12 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use bootgate::checks::{Observed, Status};
+use bootgate::checks::Status;
 use bootgate::engine::{CheckResult, GateState, Snapshot};
 use bootgate::metrics::Metrics;
 use bootgate::process::Heartbeat;
 use bootgate::server::{AppState, app};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::watch;
 use tower::ServiceExt as _;
 
@@ -21,31 +21,19 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// A result of check `name` of `kind` as the engine reports it: one attempt of 1.5 ms
 /// just now, with the values a `disk` or `http` check observes; none while pending.
 pub fn check(name: &str, kind: &'static str, critical: bool, status: Status) -> CheckResult {
-    let mut observed = Observed::new();
-    match kind {
-        "disk" => {
-            observed.insert("free_space_percent".into(), json!(65.2));
-            observed.insert("io_errors".into(), json!(0));
-        }
-        "http" => {
-            observed.insert("response_ms".into(), json!(12.5));
-        }
-        _ => {}
+    let took = Duration::from_micros(1500);
+    let result = CheckResult::finished(name, critical, status).with_kind(kind);
+    if status == Status::Pending {
+        return result.with_message("pending: not run yet").with_attempts(0, took).with_failures(0);
     }
-    let ran = status != Status::Pending;
-    CheckResult {
-        name: name.into(),
-        kind,
-        critical,
-        status,
-        message: if ran { format!("{name}: {}", status.as_str()) } else { "pending: not run yet".into() },
-        observed: if ran { observed } else { Observed::new() },
-        duration: Duration::from_micros(1500),
-        attempts: u32::from(ran),
-        last_check: ran.then(SystemTime::now),
-        consecutive_failures: u32::from(ran && !status.passed()),
-        consecutive_successes: u32::from(status.passed()),
-        timing: Default::default(),
+    let result = result
+        .with_message(format!("{name}: {}", status.as_str()))
+        .with_attempts(1, took)
+        .with_last_check(SystemTime::now());
+    match kind {
+        "disk" => result.with_observed("free_space_percent", 65.2).with_observed("io_errors", 0),
+        "http" => result.with_observed("response_ms", 12.5),
+        _ => result,
     }
 }
 
