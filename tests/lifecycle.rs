@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use support::{ClosedPort, Daemon, Launch, NotifySocket, bootgate, free_port, mentioning, wait_until};
+use support::{ClosedPort, Daemon, Launch, NotifySocket, Proc, bootgate, free_port, mentioning, wait, wait_until};
 
 fn read_json(path: &std::path::Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -263,16 +263,31 @@ fn the_daemon_kills_orphans_of_its_checks_while_it_runs() {
     let dir = tempfile::tempdir().unwrap();
     let notify = NotifySocket::bind(dir.path());
     let marker = format!("{}.{}", 3000 + std::process::id() % 1000, 27182);
+    let born = dir.path().join("orphans");
+    // Each run starts a `sleep` in a session of its own, out of reach of the kill of the
+    // check's process group, which writes down its pid; once it has, the run ends and
+    // leaves it an orphan of the daemon.
+    let script = format!(
+        "setsid sh -c 'echo $$ >> {born}; exec sleep {marker}' & while ! grep -qx $! {born}; do sleep 0.01; done",
+        born = born.display()
+    );
     let policy = format!(
-        "{}  - {{name: fork, kind: exec, critical: false, command: [setsid, -f, sleep, '{marker}']}}\n",
+        "{}  - {{name: fork, kind: exec, critical: false, timeout: 10s, command: [sh, -c, \"{script}\"]}}\n",
         passing(free_port())
     );
-    let _daemon = start(dir.path(), &policy, &notify);
+    let mut daemon = start(dir.path(), &policy, &notify);
     notify.wait_for("READY=1", Instant::now(), Duration::from_secs(10), |m| m.contains("READY=1"));
-    // Runtime rounds (interval 1s) start it again and again: none may accumulate.
-    std::thread::sleep(Duration::from_millis(2500));
-    let gone = wait_until(Duration::from_secs(3), Duration::from_millis(50), || mentioning(&marker).len() <= 1);
-    assert!(gone, "orphans of the check pile up: {:?}", mentioning(&marker));
+    // The gate ran it once, and runtime rounds (interval 1s) run it again and again.
+    let orphans = wait(Duration::from_secs(20), "three runs of the check, each leaving an orphan", || {
+        let text = std::fs::read_to_string(&born).unwrap_or_default();
+        let pids: Vec<u32> = text.lines().map(|l| l.parse().expect("a pid")).collect();
+        (pids.len() >= 3).then_some(pids)
+    });
+    let outliving = || -> Vec<Proc> { mentioning(&marker).into_iter().filter(|p| orphans.contains(&p.pid)).collect() };
+    // A sleep of an hour or so ends this early only when it is killed: the daemon killed each.
+    let gone = wait_until(Duration::from_secs(5), Duration::from_millis(50), || outliving().is_empty());
+    assert!(gone, "orphans of the check outlived it: {:?} of {orphans:?}", outliving());
+    assert!(daemon.is_running(), "the daemon stopped:\n{}", daemon.stderr());
 }
 
 #[test]
