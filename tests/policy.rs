@@ -44,14 +44,27 @@ fn every_invalid_fixture_is_rejected_at_its_location() {
     }
 }
 
+/// The policies shipped under `policy/` that this test knows of; any other there is checked too.
+const SHIPPED: [&str; 2] = ["default.yaml", "piccolo.yaml"];
+
 #[test]
 fn shipped_policies_are_valid() {
-    for entry in std::fs::read_dir(repo("policy")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            let out = bootgate(&["validate", path.to_str().unwrap()]);
-            assert_eq!(out.status.code(), Some(0), "{}: {}", path.display(), text(&out));
-        }
+    let mut policies: Vec<PathBuf> = std::fs::read_dir(repo("policy"))
+        .expect("policy/ holds the shipped policies")
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    policies.sort();
+    let names: Vec<&str> = policies.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect();
+    assert!(!names.is_empty(), "no policy (*.yaml) in {}", repo("policy").display());
+    for known in SHIPPED {
+        assert!(names.contains(&known), "policy/{known} is not among the shipped policies {names:?}");
+    }
+    for path in &policies {
+        let out = bootgate(&["validate", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}: {}", path.display(), text(&out));
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.starts_with(&format!("{}: ok (", path.display())), "{}: {}", path.display(), text(&out));
     }
 }
 
