@@ -4,20 +4,19 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use tempfile::TempDir;
 
 use super::bootgate::Launch;
 use super::daemon::Daemon;
-use super::free_port;
 use super::http::get;
-use super::procs::{find_binary, run_bounded, stop};
-use super::prom::Prometheus;
+use super::procs::{find_binary, run_bounded};
+use super::prom::{Prometheus, Server};
 
 /// A file under `monitoring/`.
 pub fn monitoring(path: &str) -> PathBuf {
@@ -63,39 +62,22 @@ impl Alerts for Prometheus {
     }
 }
 
-/// An Alertmanager on a free loopback port, without a cluster or any receiver that
-/// sends anywhere, stopped by pid on drop.
-pub struct Alertmanager {
-    child: Child,
-    pub addr: SocketAddr,
-    dir: TempDir,
+/// An Alertmanager without a cluster or any receiver that sends anywhere.
+pub struct Alertmanager(Server);
+
+impl Deref for Alertmanager {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.0
+    }
 }
 
 impl Alertmanager {
     pub fn start() -> Alertmanager {
-        let bin = find_binary("prometheus-alertmanager", "prometheus-alertmanager");
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("alertmanager.yml");
-        fs::write(&config, "route: {receiver: keep, group_wait: 0s}\nreceivers: [{name: keep}]\n").unwrap();
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-        let log = fs::File::create(dir.path().join("alertmanager.log")).unwrap();
-        let child = Command::new(&bin)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--cluster.listen-address=")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        Alertmanager { child, addr, dir }
-    }
-
-    pub fn log(&self) -> String {
-        let text = fs::read_to_string(self.dir.path().join("alertmanager.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        let config = "route: {receiver: keep, group_wait: 0s}\nreceivers: [{name: keep}]\n";
+        let args = ["--cluster.listen-address="];
+        Alertmanager(Server::start("prometheus-alertmanager", "prometheus-alertmanager", config, "storage.path", &args))
     }
 
     /// (alertname, instance) of every active alert it received, each with a severity and a summary.
@@ -113,12 +95,6 @@ impl Alertmanager {
                 (a["labels"]["alertname"].as_str().unwrap().into(), a["labels"]["instance"].as_str().unwrap().into())
             })
             .collect()
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        stop(&mut self.child, Duration::from_secs(5));
     }
 }
 
