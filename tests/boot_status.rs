@@ -46,7 +46,7 @@ fn ab_image(dir: &Path) -> String {
 }
 
 fn boot_status(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bootgate")).arg("boot-status").args(args).output().unwrap()
+    support::bootgate(&[&["boot-status"], args].concat())
 }
 
 #[test]

@@ -3,10 +3,13 @@
 //! progress line on a terminal (a real pty from util-linux `script`), and nothing
 //! but the table on a pipe.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_bootgate");
+use std::path::Path;
+use std::process::Command;
+
+use support::{Launch, bootgate};
+
 const ERASE: &str = "\r\x1b[2K";
 
 /// A passing disk check and a tcp check on a closed loopback port that fails twice,
@@ -24,11 +27,6 @@ checks:
     );
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn bootgate(cmd: &mut Command) -> Output {
-    cmd.env_remove("BOOTGATE_POLICY").env_remove("DOCKER_HOST").env_remove("BOOTGATE_LOG");
-    cmd.stdin(Stdio::null()).output().expect("the command runs")
 }
 
 /// Seconds in a `7.0 s` / `12.3 ms` / `850 µs` cell.
@@ -52,7 +50,7 @@ fn cells(line: &str) -> Vec<&str> {
 fn on_a_pipe_the_table_adds_up_and_no_progress_is_drawn() {
     let dir = tempfile::tempdir().unwrap();
     let path = policy(dir.path());
-    let out = bootgate(Command::new(BIN).args(["check", "--format", "text", "--policy"]).arg(&path));
+    let out = bootgate(&["check", "--format", "text", "--policy", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains('\r') && !stderr.contains('\x1b') && !stderr.contains("checking:"), "{stderr:?}");
@@ -81,9 +79,15 @@ fn on_a_pipe_the_table_adds_up_and_no_progress_is_drawn() {
 fn on_a_terminal_progress_is_drawn_in_place_and_cleared_before_the_table() {
     let dir = tempfile::tempdir().unwrap();
     let path = policy(dir.path());
-    let command = format!("{BIN} check --format text --policy {}", path.display());
     // `script` gives the command a real pty for stdout and stderr and copies what it wrote.
-    let out = bootgate(Command::new("script").args(["-qfec", &command, "/dev/null"]));
+    let out = Launch::command(&["check", "--format", "text", "--policy", path.to_str().unwrap()])
+        .through(|bootgate| {
+            let line: Vec<String> = bootgate.iter().map(|a| a.to_str().unwrap().to_string()).collect();
+            let mut cmd = Command::new("script");
+            cmd.args(["-qfec", &line.join(" "), "/dev/null"]);
+            cmd
+        })
+        .output();
     let screen = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{screen}\n{}", String::from_utf8_lossy(&out.stderr));
     let first = screen.find(&format!("{ERASE}checking: ")).unwrap_or_else(|| panic!("no progress line: {screen:?}"));

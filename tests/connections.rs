@@ -2,20 +2,17 @@
 //! larger than the daemon's open-file limit leaves the gate, its checks and its verdict file
 //! untouched, and connections that never send a whole request head are closed.
 
-mod endpoint;
 mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
-use endpoint::{Bootgate, get};
-use support::{HangingListener, free_port};
+use support::{Daemon, HangingListener, Launch};
 
 /// systemd's default soft open-file limit, which the daemon gets here as its hard limit too,
 /// so it cannot raise it away.
@@ -33,15 +30,8 @@ fn raise_own_fd_limit() {
     setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("cannot raise the open-file limit");
 }
 
-fn start_limited(gate: &str, checks: &str) -> Bootgate {
-    Bootgate::start_with(free_port(), gate, checks, |command| {
-        // SAFETY: setrlimit is async-signal-safe and touches nothing of the parent's.
-        unsafe {
-            command.pre_exec(|| {
-                setrlimit(Resource::RLIMIT_NOFILE, DAEMON_FD_LIMIT, DAEMON_FD_LIMIT).map_err(std::io::Error::from)
-            });
-        }
-    })
+fn start_limited(gate: &str, checks: &str) -> Daemon {
+    Launch::gate(gate, checks).fd_limit(DAEMON_FD_LIMIT).start()
 }
 
 /// The soft "Max open files" of `pid`.
@@ -81,7 +71,7 @@ fn still_open(tcp: &TcpStream) -> bool {
     open
 }
 
-fn wait_for_file(path: &Path, bg: &Bootgate, timeout: Duration) -> serde_json::Value {
+fn wait_for_file(path: &Path, bg: &Daemon, timeout: Duration) -> serde_json::Value {
     let end = Instant::now() + timeout;
     loop {
         if let Ok(text) = std::fs::read_to_string(path)
@@ -117,7 +107,7 @@ fn an_idle_flood_beyond_the_fd_limit_does_not_fail_the_gate() {
     bg.wait_listening(Duration::from_secs(15));
     assert_eq!(fd_limit_of(bg.pid()), DAEMON_FD_LIMIT, "the daemon must run under systemd's default limit");
 
-    let flood = open_flood(bg.addr);
+    let flood = open_flood(bg.addr());
     let flooded = started.elapsed();
     assert!(flooded < settle, "the flood took {flooded:?}, longer than the settle: the gate ran before it");
 
@@ -131,7 +121,7 @@ fn an_idle_flood_beyond_the_fd_limit_does_not_fail_the_gate() {
 
     // Full: a new client is turned away at once, not left hanging in the backlog.
     let asked = Instant::now();
-    assert!(get(bg.addr, "/api/v1/system/health", &[]).is_err(), "a request past the cap was answered");
+    assert!(bg.request("GET", "/api/v1/system/health", &[]).is_err(), "a request past the cap was answered");
     assert!(asked.elapsed() < Duration::from_secs(3), "refused only after {:?}", asked.elapsed());
 
     drop(flood);
@@ -152,11 +142,12 @@ fn an_idle_flood_beyond_the_fd_limit_does_not_fail_the_gate() {
 }
 
 /// A daemon whose gate passes at once.
-fn start_plain() -> Bootgate {
-    let mut bg = Bootgate::start(
+fn start_plain() -> Daemon {
+    let mut bg = Launch::gate(
         "{deadline: 30s, on_failure: stay}",
         "  - {name: root, kind: disk, path: /, min_free_percent: 0}\n",
-    );
+    )
+    .start();
     bg.wait_status("/api/v1/system/health", 200, Duration::from_secs(15));
     bg
 }
@@ -172,10 +163,10 @@ fn assert_closed_at_header_timeout(took: Duration, what: &str) {
 #[test]
 fn a_slowloris_connection_is_closed_at_the_header_timeout() {
     let bg = start_plain();
-    let head = format!("GET /api/v1/system/health HTTP/1.1\r\nHost: {}\r\nX-Slow: {}", bg.addr, "a".repeat(64));
+    let head = format!("GET /api/v1/system/health HTTP/1.1\r\nHost: {}\r\nX-Slow: {}", bg.addr(), "a".repeat(64));
     let mut clients: Vec<(TcpStream, Instant, Option<Duration>)> = (0..5)
         .map(|_| {
-            let tcp = TcpStream::connect(bg.addr).expect("cannot connect");
+            let tcp = TcpStream::connect(bg.addr()).expect("cannot connect");
             tcp.set_nonblocking(true).expect("cannot make a socket non-blocking");
             (tcp, Instant::now(), None)
         })
@@ -209,7 +200,7 @@ fn a_slowloris_connection_is_closed_at_the_header_timeout() {
 #[test]
 fn an_idle_connection_is_closed_at_the_header_timeout() {
     let bg = start_plain();
-    let mut tcp = TcpStream::connect(bg.addr).expect("cannot connect");
+    let mut tcp = TcpStream::connect(bg.addr()).expect("cannot connect");
     let since = Instant::now();
     tcp.set_read_timeout(Some(HEADER_TIMEOUT + Duration::from_secs(5))).expect("cannot set a read timeout");
     let mut buf = [0; 512];

@@ -6,7 +6,7 @@ mod support;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use support::{ClosedPort, Daemon, NotifySocket, free_port};
+use support::{ClosedPort, Launch, NotifySocket, free_port};
 
 #[test]
 fn a_passing_gate_signals_ready_pings_the_watchdog_and_holds_blips() {
@@ -24,7 +24,8 @@ checks:
   - {{name: service, kind: tcp, timeout: 500ms, targets: ['{addr}']}}
 "
     );
-    let mut daemon = Daemon::start(dir.path(), &policy, &notify, Some(400_000));
+    let mut daemon =
+        Launch::run(policy).in_dir(dir.path()).notify(&notify).watchdog(Duration::from_millis(400)).start();
     let t0 = Instant::now();
     let ready = notify.wait_for("READY=1", t0, Duration::from_secs(10), |m| m.contains("READY=1"));
     let msgs = notify.messages();
@@ -52,9 +53,8 @@ checks:
     let _back = TcpListener::bind(addr).unwrap();
     notify.wait_for("recovery", Instant::now(), Duration::from_secs(10), |m| m.contains("now healthy"));
 
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon.0.id() as i32), nix::sys::signal::Signal::SIGTERM)
-        .unwrap();
-    assert_eq!(daemon.wait_exit(Duration::from_secs(5)), 0);
+    daemon.terminate();
+    assert_eq!(daemon.wait_exit(Duration::from_secs(5)).code(), Some(0), "{}", daemon.stderr());
 }
 
 #[test]
@@ -73,9 +73,9 @@ checks:
   - {{name: extra, kind: tcp, critical: false, retries: 0, targets: ['127.0.0.1:{closed}']}}
 "
     );
-    let mut daemon = Daemon::start(dir.path(), &policy, &notify, None);
-    assert_eq!(daemon.wait_exit(Duration::from_secs(10)), 2);
-    let msgs: Vec<String> = notify.messages().into_iter().map(|(_, m)| m).collect();
+    let mut daemon = Launch::run(&policy).in_dir(dir.path()).notify(&notify).start();
+    assert_eq!(daemon.wait_exit(Duration::from_secs(10)).code(), Some(2), "{}", daemon.stderr());
+    let msgs = notify.texts();
     assert!(!msgs.iter().any(|m| m.contains("READY=1")), "{msgs:#?}");
     assert!(
         msgs.iter().any(|m| m.contains("EXTEND_TIMEOUT_USEC=")),
@@ -94,9 +94,9 @@ checks:
     // Restarted in the same boot (Upholds=, Restart=), it does not get a second try.
     let again = NotifySocket::bind(&dir.path().join("run"));
     let started = Instant::now();
-    let mut daemon = Daemon::start(dir.path(), &policy, &again, None);
-    assert_eq!(daemon.wait_exit(Duration::from_secs(5)), 2);
+    let mut daemon = Launch::run(policy).in_dir(dir.path()).notify(&again).start();
+    assert_eq!(daemon.wait_exit(Duration::from_secs(5)).code(), Some(2), "{}", daemon.stderr());
     assert!(started.elapsed() < Duration::from_secs(2));
-    let msgs: Vec<String> = again.messages().into_iter().map(|(_, m)| m).collect();
+    let msgs = again.texts();
     assert!(msgs.iter().any(|m| m.contains("not run again") && m.contains("api")), "{msgs:#?}");
 }

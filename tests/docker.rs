@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use support::{Daemon, Dockerd, HangingListener, Health, NotifySocket, Swtpm, check, free_port, message, result};
+use support::{Dockerd, HangingListener, Health, Launch, NotifySocket, Swtpm, check, free_port, message, result};
 
 #[test]
 fn docker_and_containers_against_a_real_engine() {
@@ -127,7 +127,7 @@ checks:
         free_port(),
         engine.socket_path().display()
     );
-    let _daemon = Daemon::start(dir.path(), &policy, &notify, None);
+    let _daemon = Launch::run(policy).in_dir(dir.path()).notify(&notify).start();
     let start = Instant::now();
     notify.wait_for("READY=1", start, Duration::from_secs(15), |m| m.contains("READY=1"));
 

@@ -4,10 +4,9 @@
 mod support;
 
 use std::net::TcpListener;
-use std::path::Path;
 use std::time::Duration;
 
-use support::{BlackholePort, check, check_with_output, free_port, processes, result};
+use support::{BlackholePort, ClosedPort, check, check_with, free_port, processes, result};
 
 #[test]
 fn fifty_slow_checks_run_concurrently() {
@@ -196,7 +195,7 @@ checks:
         good.display(),
         bad.display()
     );
-    let (code, v, _, out) = check_with_output(&policy);
+    let (code, v, _, out) = check_with(&policy, &[]);
     assert_eq!(code, 1, "{v:#}");
     for (name, want) in [
         ("ok", "pass"),
@@ -218,12 +217,16 @@ checks:
 
 #[test]
 fn a_closed_loopback_port_fails_fast_with_a_reason() {
-    let port = free_port();
+    let closed = ClosedPort::new();
     let (code, v, took) = check(&format!(
-        "version: 1\nchecks:\n  - {{name: web, kind: tcp, retries: 0, targets: [\"127.0.0.1:{port}\"]}}\n"
+        "version: 1\nchecks:\n  - {{name: web, kind: tcp, retries: 0, targets: [\"127.0.0.1:{closed}\"]}}\n"
     ));
-    assert_eq!(code, 2);
-    assert!(result(&v, "web")["message"].as_str().unwrap().contains("refused"), "{v:#}");
-    assert!(took < Duration::from_secs(3));
-    assert!(Path::new(env!("CARGO_BIN_EXE_bootgate")).exists());
+    assert_eq!(code, 2, "{v:#}");
+    assert_eq!((v["gate"].as_str(), v["failing"].clone()), (Some("failed"), serde_json::json!(["web"])), "{v:#}");
+    let web = result(&v, "web");
+    // One refused connect, no retry: failed at once, saying where and why.
+    assert_eq!((web["result"].as_str(), web["attempts"].as_u64()), (Some("fail"), Some(1)), "{web:#}");
+    let message = web["message"].as_str().unwrap();
+    assert!(message.contains(&format!("127.0.0.1:{closed}")) && message.contains("refused"), "{message}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
 }

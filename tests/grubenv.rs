@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bootgate::boot::backend::grubenv::{pass as grubenv_pass, reboots as grubenv_reboots};
 use bootgate::boot::grubenv::Env;
-use support::{Daemon, NotifySocket, free_port};
+use support::{Launch, NotifySocket};
 
 /// `grub-editenv FILE ARGS…`; a missing tool fails the test (build/deps.sh installs grub-common).
 fn editenv(file: &Path, args: &[&str]) -> String {
@@ -64,26 +64,15 @@ fn a_passed_gate_writes_greenboots_handshake_before_ready() {
     editenv(&file, &["create"]);
     editenv(&file, &["set", "boot_counter=2", "boot_success=0"]);
     let notify = NotifySocket::bind(dir.path());
-    let listen = free_port();
     let policy = format!(
-        "version: 1
-boot: {{backend: grubenv, grubenv: {}}}
-server: {{listen: '127.0.0.1:{listen}'}}
-checks:
-  - {{name: root, kind: disk, path: /, min_free_percent: 0}}
-",
+        "boot: {{backend: grubenv, grubenv: {}}}\nchecks:\n  - {{name: root, kind: disk, path: /, min_free_percent: 0}}\n",
         file.display()
     );
     let t0 = Instant::now();
-    let _daemon = Daemon::start(dir.path(), &policy, &notify, None);
+    let daemon = Launch::listening(policy).in_dir(dir.path()).notify(&notify).start();
     notify.wait_for("READY=1", t0, Duration::from_secs(10), |m| m.contains("READY=1"));
     assert_eq!(editenv(&file, &["list"]), "boot_success=1\n", "marked good before READY=1");
-    let out = Command::new("curl")
-        .args(["-s", "--max-time", "5"])
-        .arg(format!("http://127.0.0.1:{listen}/api/v1/system/health"))
-        .output()
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = daemon.get("/api/v1/system/health").json();
     assert_eq!(doc["boot"]["backend"], "grubenv", "{doc:#}");
     assert_eq!(doc["boot"]["boot_success"], true, "{doc:#}");
 }

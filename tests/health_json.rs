@@ -2,14 +2,14 @@
 //! check kind with the observed keys that kind really reports (the `.with(…)` calls
 //! in `src/checks/`), the one-check route under that media type, and both uptimes.
 
-mod routes;
+mod support;
 
 use axum::http::{Method, StatusCode};
 use bootgate::checks::Status;
 use bootgate::engine::GateState;
 use serde_json::{Value, json};
 
-use routes::{VERSION, call, check, get, healthy, router, snapshot};
+use support::router::{VERSION, call, check, get, healthy, router, snapshot};
 
 const HEALTH_JSON: &str = "application/health+json";
 

@@ -5,14 +5,12 @@
 //! The build host's root is not on a GPT slot, so `partition` is null here and no
 //! fallback can be seen; fallback detection is unit-tested in `boot::fallback`.
 
-mod endpoint;
 mod support;
 
 use std::time::Duration;
 
-use endpoint::Bootgate;
 use serde_json::Value;
-use support::{ClosedPort, bootgate};
+use support::{ClosedPort, Launch, bootgate};
 
 /// `VERSION=` of the build host's os-release, read the plain way.
 fn host_version() -> Value {
@@ -30,7 +28,7 @@ fn a_failed_gate_is_in_the_history_the_cli_and_the_boots_route() {
     let checks = format!(
         "  - {{name: root, kind: disk, path: /, min_free_percent: 0}}\n  - {{name: api, kind: tcp, timeout: 500ms, retries: 0, targets: ['127.0.0.1:{closed}']}}\n"
     );
-    let mut run = Bootgate::start("{deadline: 5s, on_failure: stay}", &checks);
+    let mut run = Launch::gate("{deadline: 5s, on_failure: stay}", &checks).start();
     assert_eq!(run.wait_exit(Duration::from_secs(10)).code(), Some(2), "{}", run.stderr());
     let verdict: Value = serde_json::from_slice(&std::fs::read(run.run_dir().join("verdict.json")).unwrap()).unwrap();
 
@@ -81,7 +79,7 @@ fn a_failed_gate_is_in_the_history_the_cli_and_the_boots_route() {
     let none = bootgate(&["history", "--format", "json", "--limit", "0", "--state-dir", state.to_str().unwrap()]);
     assert_eq!(serde_json::from_slice::<Value>(&none.stdout).unwrap(), serde_json::json!([]));
 
-    let mut serve = run.then("serve");
+    let mut serve = run.then("serve").start();
     let reply = serve.wait_status("/api/v1/system/boots?limit=5", 200, Duration::from_secs(10));
     assert_eq!(reply.header("content-type"), Some("application/json"));
     assert_eq!(reply.json()["boots"], Value::Array(boots.clone()));

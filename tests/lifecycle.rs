@@ -3,7 +3,6 @@
 //! keeps a failed boot observable, SIGHUP reloads the policy, and nothing a check starts
 //! outlives it (detached children, a killed daemon), all against the real binary.
 
-mod endpoint;
 mod support;
 
 use std::net::TcpListener;
@@ -12,8 +11,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use endpoint::Bootgate;
-use support::{ClosedPort, Daemon, NotifySocket, free_port, mentioning, wait_until};
+use support::{ClosedPort, Daemon, Launch, NotifySocket, Proc, bootgate, free_port, mentioning, wait, wait_until};
 
 fn read_json(path: &std::path::Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -25,8 +23,9 @@ fn passing(listen: u16) -> String {
     )
 }
 
-fn statuses(notify: &NotifySocket) -> Vec<String> {
-    notify.messages().into_iter().map(|(_, m)| m).collect()
+/// `bootgate run` on `policy` in `dir`, reporting to `notify`.
+fn start(dir: &std::path::Path, policy: &str, notify: &NotifySocket) -> Daemon {
+    Launch::run(policy).in_dir(dir).notify(notify).start()
 }
 
 #[test]
@@ -35,9 +34,9 @@ fn a_taken_address_never_blocks_a_passing_gate() {
     let notify = NotifySocket::bind(dir.path());
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let mut daemon = Daemon::start(dir.path(), &passing(port), &notify, None);
+    let mut daemon = start(dir.path(), &passing(port), &notify);
     notify.wait_for("READY=1", Instant::now(), Duration::from_secs(10), |m| m.contains("READY=1"));
-    let msgs = statuses(&notify);
+    let msgs = notify.texts();
     let ready = msgs.iter().find(|m| m.contains("READY=1")).unwrap();
     assert!(ready.contains("gate passed"), "{ready}");
     assert!(
@@ -48,14 +47,13 @@ fn a_taken_address_never_blocks_a_passing_gate() {
 
     // Once the port is free the endpoint comes up by itself (retried every 5 s).
     drop(taken);
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     assert!(
         wait_until(Duration::from_secs(15), Duration::from_millis(100), || {
-            endpoint::get(addr, "/readyz", &[]).is_ok_and(|r| r.status == 200)
+            support::http::get(([127, 0, 0, 1], port).into(), "/readyz").is_ok_and(|r| r.status == 200)
         }),
         "the endpoint never came up after its port was freed"
     );
-    assert!(daemon.0.try_wait().unwrap().is_none());
+    assert!(daemon.is_running());
 }
 
 #[test]
@@ -64,13 +62,13 @@ fn serve_keeps_a_failed_gate_observable_and_never_decides_again() {
     let checks = format!(
         "  - {{name: root, kind: disk, path: /, min_free_percent: 0}}\n  - {{name: api, kind: tcp, timeout: 500ms, retries: 0, targets: ['127.0.0.1:{closed}']}}\n"
     );
-    let mut run = Bootgate::start("{deadline: 5s, on_failure: stay}", &checks);
+    let mut run = Launch::gate("{deadline: 5s, on_failure: stay}", &checks).start();
     assert_eq!(run.wait_exit(Duration::from_secs(10)).code(), Some(2), "{}", run.stderr());
     let verdict_path = run.run_dir().join("verdict.json");
     let verdict = std::fs::read(&verdict_path).unwrap();
 
     let started = Instant::now();
-    let mut serve = run.then("serve");
+    let mut serve = run.then("serve").start();
     let health = serve.wait_status("/api/v1/system/health", 503, Duration::from_secs(10));
     let took = started.elapsed();
     let doc = health.json();
@@ -105,7 +103,7 @@ fn serve_keeps_a_failed_gate_observable_and_never_decides_again() {
 
     // A second `run` in the same boot still exits 2 at once, whatever serve does.
     let t = Instant::now();
-    let mut again = run.then("run");
+    let mut again = run.then("run").start();
     assert_eq!(again.wait_exit(Duration::from_secs(5)).code(), Some(2), "{}", again.stderr());
     assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
     assert!(again.stderr().contains("not run again"), "{}", again.stderr());
@@ -116,19 +114,19 @@ fn serve_keeps_a_failed_gate_observable_and_never_decides_again() {
 
 #[test]
 fn serve_without_a_verdict_says_so_and_runs_no_gate() {
-    let bg = Bootgate::start_on(free_port(), "{deadline: 5s}", "  - {name: root, kind: disk, path: /}\n");
+    let bg = Launch::gate("{deadline: 5s}", "  - {name: root, kind: disk, path: /}\n").start();
     // The run above writes a verdict soon: ask another, empty run dir.
     let empty = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bootgate"))
-        .arg("--policy")
-        .arg(bg.policy_path())
-        .arg("serve")
-        .arg("--run-dir")
-        .arg(empty.path())
-        .arg("--state-dir")
-        .arg(empty.path().join("state"))
-        .output()
-        .unwrap();
+    let state = empty.path().join("state");
+    let out = bootgate(&[
+        "--policy",
+        bg.policy_path().to_str().unwrap(),
+        "serve",
+        "--run-dir",
+        empty.path().to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(66));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no verdict for this boot") && err.contains("never runs one"), "{err}");
@@ -141,11 +139,10 @@ fn a_restart_after_a_passed_gate_resumes_without_judging_again() {
     let dir = tempfile::tempdir().unwrap();
     let listen = free_port();
     let notify = NotifySocket::bind(dir.path());
-    let mut daemon = Daemon::start(dir.path(), &passing(listen), &notify, None);
+    let mut daemon = start(dir.path(), &passing(listen), &notify);
     notify.wait_for("READY=1", Instant::now(), Duration::from_secs(10), |m| m.contains("READY=1"));
     let verdict = std::fs::read(dir.path().join("run/verdict.json")).unwrap();
-    daemon.0.kill().unwrap();
-    daemon.0.wait().unwrap();
+    daemon.kill();
 
     // The policy now fails: judging again would reboot a device whose update was accepted.
     let closed = ClosedPort::new();
@@ -155,15 +152,15 @@ fn a_restart_after_a_passed_gate_resumes_without_judging_again() {
     );
     let again = NotifySocket::bind(&dir.path().join("run"));
     let t = Instant::now();
-    let mut daemon = Daemon::start(dir.path(), &failing, &again, None);
+    let mut daemon = start(dir.path(), &failing, &again);
     let ready = again.wait_for("READY=1", t, Duration::from_secs(5), |m| m.contains("READY=1"));
     assert!(ready.duration_since(t) < Duration::from_secs(3), "READY after {:?}", ready.duration_since(t));
-    let msgs = statuses(&again);
+    let msgs = again.texts();
     assert!(msgs.iter().any(|m| m.contains("READY=1") && m.contains("gate passed earlier in this boot")), "{msgs:#?}");
     assert_eq!(std::fs::read(dir.path().join("run/verdict.json")).unwrap(), verdict);
     let history = std::fs::read_to_string(dir.path().join("state/history.jsonl")).unwrap();
     assert_eq!(history.lines().count(), 1, "one boot, one record: {history}");
-    assert!(daemon.0.try_wait().unwrap().is_none(), "the resumed daemon keeps running");
+    assert!(daemon.is_running(), "the resumed daemon keeps running");
 }
 
 #[test]
@@ -178,12 +175,12 @@ fn an_unreadable_verdict_of_this_boot_fails_closed() {
         let verdict = dir.path().join("run/verdict.json");
         prepare(&verdict);
         let t = Instant::now();
-        let mut daemon = Daemon::start(dir.path(), &passing(free_port()), &notify, None);
+        let mut daemon = start(dir.path(), &passing(free_port()), &notify);
         // Nothing here waits on a timeout, so any bound proves that a FIFO is never
         // opened for a blocking read; a wide one keeps a loaded machine from failing it.
-        assert_eq!(daemon.wait_exit(Duration::from_secs(15)), 2, "{what}");
+        assert_eq!(daemon.wait_exit(Duration::from_secs(15)).code(), Some(2), "{what}: {}", daemon.stderr());
         assert!(t.elapsed() < Duration::from_secs(10), "{what}: took {:?}", t.elapsed());
-        let msgs = statuses(&notify);
+        let msgs = notify.texts();
         assert!(!msgs.iter().any(|m| m.contains("READY=1")), "{what}: {msgs:#?}");
         assert!(
             msgs.iter().any(|m| m.contains("gate failed closed") && m.contains(&verdict.display().to_string())),
@@ -199,11 +196,11 @@ fn a_fifo_as_history_never_holds_up_the_gate_or_its_stop() {
     std::fs::create_dir_all(dir.path().join("state")).unwrap();
     let history = dir.path().join("state/history.jsonl");
     nix::unistd::mkfifo(&history, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    let mut daemon = Daemon::start(dir.path(), &passing(free_port()), &notify, None);
+    let mut daemon = start(dir.path(), &passing(free_port()), &notify);
     notify.wait_for("READY=1", Instant::now(), Duration::from_secs(10), |m| m.contains("READY=1"));
     let t = Instant::now();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon.0.id() as i32), Signal::SIGTERM).unwrap();
-    assert_eq!(daemon.wait_exit(Duration::from_secs(5)), 0);
+    daemon.terminate();
+    assert_eq!(daemon.wait_exit(Duration::from_secs(5)).code(), Some(0), "{}", daemon.stderr());
     assert!(t.elapsed() < Duration::from_secs(3), "stop took {:?}", t.elapsed());
     // The FIFO was replaced by a real history with this boot's line.
     assert!(std::fs::metadata(&history).unwrap().is_file());
@@ -212,9 +209,9 @@ fn a_fifo_as_history_never_holds_up_the_gate_or_its_stop() {
 
 #[test]
 fn sighup_reloads_the_policy_and_keeps_it_when_the_new_one_is_invalid() {
-    let mut bg = Bootgate::start("{deadline: 5s}", "  - {name: root, kind: disk, path: /, min_free_percent: 0}\n");
+    let mut bg = Launch::gate("{deadline: 5s}", "  - {name: root, kind: disk, path: /, min_free_percent: 0}\n").start();
     bg.wait_status("/readyz", 200, Duration::from_secs(10));
-    let port = bg.addr.port();
+    let port = bg.port();
     let policy = |checks: &str| {
         format!("version: 1\nruntime: {{interval: 1s}}\nserver: {{listen: '127.0.0.1:{port}'}}\nchecks:\n{checks}")
     };
@@ -266,16 +263,31 @@ fn the_daemon_kills_orphans_of_its_checks_while_it_runs() {
     let dir = tempfile::tempdir().unwrap();
     let notify = NotifySocket::bind(dir.path());
     let marker = format!("{}.{}", 3000 + std::process::id() % 1000, 27182);
+    let born = dir.path().join("orphans");
+    // Each run starts a `sleep` in a session of its own, out of reach of the kill of the
+    // check's process group, which writes down its pid; once it has, the run ends and
+    // leaves it an orphan of the daemon.
+    let script = format!(
+        "setsid sh -c 'echo $$ >> {born}; exec sleep {marker}' & while ! grep -qx $! {born}; do sleep 0.01; done",
+        born = born.display()
+    );
     let policy = format!(
-        "{}  - {{name: fork, kind: exec, critical: false, command: [setsid, -f, sleep, '{marker}']}}\n",
+        "{}  - {{name: fork, kind: exec, critical: false, timeout: 10s, command: [sh, -c, \"{script}\"]}}\n",
         passing(free_port())
     );
-    let _daemon = Daemon::start(dir.path(), &policy, &notify, None);
+    let mut daemon = start(dir.path(), &policy, &notify);
     notify.wait_for("READY=1", Instant::now(), Duration::from_secs(10), |m| m.contains("READY=1"));
-    // Runtime rounds (interval 1s) start it again and again: none may accumulate.
-    std::thread::sleep(Duration::from_millis(2500));
-    let gone = wait_until(Duration::from_secs(3), Duration::from_millis(50), || mentioning(&marker).len() <= 1);
-    assert!(gone, "orphans of the check pile up: {:?}", mentioning(&marker));
+    // The gate ran it once, and runtime rounds (interval 1s) run it again and again.
+    let orphans = wait(Duration::from_secs(20), "three runs of the check, each leaving an orphan", || {
+        let text = std::fs::read_to_string(&born).unwrap_or_default();
+        let pids: Vec<u32> = text.lines().map(|l| l.parse().expect("a pid")).collect();
+        (pids.len() >= 3).then_some(pids)
+    });
+    let outliving = || -> Vec<Proc> { mentioning(&marker).into_iter().filter(|p| orphans.contains(&p.pid)).collect() };
+    // A sleep of an hour or so ends this early only when it is killed: the daemon killed each.
+    let gone = wait_until(Duration::from_secs(5), Duration::from_millis(50), || outliving().is_empty());
+    assert!(gone, "orphans of the check outlived it: {:?} of {orphans:?}", outliving());
+    assert!(daemon.is_running(), "the daemon stopped:\n{}", daemon.stderr());
 }
 
 #[test]
@@ -287,13 +299,12 @@ fn exec_children_die_with_a_killed_daemon() {
         "version: 1\ngate: {{deadline: 60s}}\nserver: {{listen: '127.0.0.1:{}'}}\nchecks:\n  - {{name: slow, kind: exec, timeout: 30s, command: [sleep, '{marker}']}}\n",
         free_port()
     );
-    let mut daemon = Daemon::start(dir.path(), &policy, &notify, None);
+    let mut daemon = start(dir.path(), &policy, &notify);
     assert!(
         wait_until(Duration::from_secs(5), Duration::from_millis(50), || !mentioning(&marker).is_empty()),
         "the check never started"
     );
-    daemon.0.kill().unwrap();
-    daemon.0.wait().unwrap();
+    daemon.kill();
     let gone = wait_until(Duration::from_secs(3), Duration::from_millis(50), || mentioning(&marker).is_empty());
     assert!(gone, "the check's process outlived the daemon: {:?}", mentioning(&marker));
 }

@@ -2,13 +2,11 @@
 //! gate runs: in systemd's STATUS=, the health document and `/readyz?verbose`, not
 //! `pending: not run yet`. A real `bootgate run`, a tcp check on a closed loopback port.
 
-mod endpoint;
 mod support;
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use support::{ClosedPort, Daemon, NotifySocket, free_port};
+use support::{ClosedPort, Launch, NotifySocket};
 
 /// A retrying message: `retrying: attempt N/7 failed: …; next attempt in Ns`.
 fn is_retrying(message: &str) -> bool {
@@ -23,26 +21,22 @@ fn a_retrying_check_shows_the_failed_attempt_while_the_gate_runs() {
     let dir = tempfile::tempdir().unwrap();
     let notify = NotifySocket::bind(dir.path());
     let closed = ClosedPort::new();
-    let listen = free_port();
     let policy = format!(
-        "version: 1
-gate: {{deadline: 60s, on_failure: stay}}
-server: {{listen: '127.0.0.1:{listen}'}}
+        "gate: {{deadline: 60s, on_failure: stay}}
 checks:
   - {{name: root, kind: disk, path: /, min_free_percent: 0}}
   - {{name: net, kind: tcp, timeout: 1s, retries: 6, targets: ['127.0.0.1:{closed}']}}
 "
     );
-    let _daemon = Daemon::start(dir.path(), &policy, &notify, None);
+    let daemon = Launch::listening(policy).in_dir(dir.path()).notify(&notify).start();
     let t0 = Instant::now();
     notify.wait_for("a STATUS= naming the failed attempt", t0, Duration::from_secs(10), |m| {
         m.lines().any(|l| l.strip_prefix("STATUS=").is_some_and(|s| s.contains("net (retrying: attempt 1/7 failed: ")))
     });
 
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, listen));
     let end = Instant::now() + Duration::from_secs(10);
     let doc = loop {
-        let reply = endpoint::get(addr, "/api/v1/system/health", &[]);
+        let reply = daemon.request("GET", "/api/v1/system/health", &[]);
         if let Ok(reply) = reply {
             let doc = reply.json();
             let message = doc["components"]["net"]["message"].as_str().unwrap_or_default().to_string();
@@ -63,7 +57,7 @@ checks:
     // Probes tell the same story, whichever attempt the check is at now.
     let end = Instant::now() + Duration::from_secs(10);
     loop {
-        let body = endpoint::get(addr, "/readyz?verbose", &[]).map(|r| r.body).unwrap_or_default();
+        let body = daemon.request("GET", "/readyz?verbose", &[]).map(|r| r.body).unwrap_or_default();
         let line = body.lines().find(|l| l.starts_with("[-]net failed: ")).unwrap_or_default();
         if is_retrying(line.trim_start_matches("[-]net failed: ")) {
             break;

@@ -6,9 +6,8 @@ mod support;
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use support::free_port;
+use support::{Launch, free_port};
 
 /// A policy whose one check fails at once (a closed loopback port): a warning is logged.
 fn failing_policy(dir: &Path) -> std::path::PathBuf {
@@ -28,13 +27,12 @@ fn check_logging_to_file(journal_stream: bool) -> String {
     let log = dir.path().join("stderr.log");
     let file = std::fs::File::create(&log).unwrap();
     let meta = file.metadata().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootgate"));
-    cmd.arg("--policy").arg(&policy).arg("check").env_remove("JOURNAL_STREAM").env_remove("BOOTGATE_LOG");
+    let mut launch = Launch::command(&["--policy", policy.to_str().unwrap(), "check"]).stderr(file);
     if journal_stream {
-        cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+        launch = launch.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
     }
-    let status = cmd.stdout(Stdio::null()).stderr(file).status().unwrap();
-    assert_eq!(status.code(), Some(2));
+    let out = launch.output();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
     std::fs::read_to_string(&log).unwrap()
 }
 

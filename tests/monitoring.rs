@@ -9,9 +9,6 @@
 //! minutes (degraded for 30m) are asserted pending, which proves their expression
 //! matches the device it should and no other, without waiting or rewriting the rules.
 
-mod endpoint;
-mod fleet;
-mod prom;
 mod support;
 
 use std::collections::BTreeSet;
@@ -22,9 +19,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use endpoint::{Bootgate, stop};
-use fleet::{Alertmanager, Alerts as _, OnSlot, monitoring};
-use support::{ClosedPort, find_binary, free_port, run_bounded};
+use support::fleet::{self, Alertmanager, Alerts as _, monitoring};
+use support::{ClosedPort, Launch, find_binary, run_bounded};
 
 fn promtool(args: &[&str]) -> String {
     let bin = find_binary("promtool", "prometheus");
@@ -80,12 +76,6 @@ fn collect(v: &Value, title: &str, out: &mut Vec<(String, String)>) {
     }
 }
 
-fn policy(port: u16, gate: &str, checks: &str) -> String {
-    format!(
-        "version: 1\ngate: {gate}\nruntime: {{interval: 1s}}\nserver: {{listen: '127.0.0.1:{port}'}}\nchecks:\n{checks}"
-    )
-}
-
 #[test]
 fn a_real_prometheus_sees_the_fleet_through_the_shipped_rules_and_dashboard() {
     let started = Instant::now();
@@ -101,37 +91,32 @@ fn a_real_prometheus_sees_the_fleet_through_the_shipped_rules_and_dashboard() {
     let down = format!("  - {{name: api, kind: tcp, timeout: 300ms, retries: 0, targets: ['127.0.0.1:{closed}']}}\n");
     let gate = "{deadline: 10s, on_failure: stay}";
 
-    let mut healthy = Bootgate::start(gate, &format!("{storage}{api}"));
-    let mut degraded = Bootgate::start(gate, &format!("{storage}{api}{net}"));
-    let mut failed_run = Bootgate::start("{deadline: 3s, on_failure: stay}", &format!("{storage}{down}"));
-    let slot_port = free_port();
-    let fallback = OnSlot::fallen_back(
-        &policy(slot_port, gate, &format!("{storage}{api}")),
-        SocketAddr::from((Ipv4Addr::LOCALHOST, slot_port)),
-        "9999.0.0",
-    );
+    let mut healthy = Launch::gate(gate, &format!("{storage}{api}")).start();
+    let mut degraded = Launch::gate(gate, &format!("{storage}{api}{net}")).start();
+    let mut failed_run = Launch::gate("{deadline: 3s, on_failure: stay}", &format!("{storage}{down}")).start();
+    let fallback = fleet::fallen_back(gate, &format!("{storage}{api}"), "9999.0.0");
     assert_eq!(failed_run.wait_exit(Duration::from_secs(15)).code(), Some(2), "{}", failed_run.stderr());
-    let mut failed = failed_run.then("serve");
+    let mut failed = failed_run.then("serve").start();
     for bg in [&mut healthy, &mut degraded, &mut failed] {
         bg.wait_listening(Duration::from_secs(15));
     }
-    let targets = [healthy.addr, degraded.addr, failed.addr, fallback.addr];
+    let targets = [healthy.addr(), degraded.addr(), failed.addr(), fallback.addr()];
     let alertmanager = Alertmanager::start();
     let mut prom = fleet::prometheus(&targets, alertmanager.addr);
 
     let name = |addr: SocketAddr| addr.to_string();
-    let firing_want: BTreeSet<(String, String)> =
-        [("BootgateGateFailed".to_string(), name(failed.addr)), ("BootgateFellBack".to_string(), name(fallback.addr))]
-            .into();
-    let pending_want: BTreeSet<(String, String)> = [("BootgateDegraded".to_string(), name(degraded.addr))].into();
+    let firing_want: BTreeSet<(String, String)> = [
+        ("BootgateGateFailed".to_string(), name(failed.addr())),
+        ("BootgateFellBack".to_string(), name(fallback.addr())),
+    ]
+    .into();
+    let pending_want: BTreeSet<(String, String)> = [("BootgateDegraded".to_string(), name(degraded.addr()))].into();
     let queries = dashboard_queries(&[("datasource", "prometheus")]);
 
     let bound = Duration::from_secs(45);
     let end = Instant::now() + bound;
     loop {
-        if let Ok(Some(status)) = prom.child.try_wait() {
-            panic!("prometheus exited ({status}):\n{}", prom.log());
-        }
+        prom.assert_running();
         let (firing, pending) = (prom.alerts("firing"), prom.alerts("pending"));
         let empty: Vec<&(String, String)> =
             queries.iter().filter(|(_, q)| prom.query(q).unwrap_or_default().is_empty()).collect();
@@ -154,7 +139,7 @@ fn a_real_prometheus_sees_the_fleet_through_the_shipped_rules_and_dashboard() {
     // The annotations name the device, its slot and version, and what failed.
     let gate_failed = prom.alert("BootgateGateFailed");
     let summary = gate_failed["annotations"]["summary"].as_str().unwrap();
-    assert!(summary.contains(&name(failed.addr)), "{gate_failed:#}");
+    assert!(summary.contains(&name(failed.addr())), "{gate_failed:#}");
     let description = gate_failed["annotations"]["description"].as_str().unwrap();
     assert!(description.contains("Critical checks failing now: api."), "{gate_failed:#}");
     let fell_back = prom.alert("BootgateFellBack");
@@ -177,6 +162,5 @@ fn a_real_prometheus_sees_the_fleet_through_the_shipped_rules_and_dashboard() {
     let want: BTreeSet<(String, String)> =
         [("degraded", "1"), ("gate_failed", "1"), ("healthy", "2")].map(|(a, b)| (a.into(), b.into())).into();
     assert_eq!(by_status, want);
-    stop(&mut prom.child, Duration::from_secs(5));
     eprintln!("fleet test took {:?}", started.elapsed());
 }

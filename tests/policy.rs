@@ -5,14 +5,14 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bootgate::engine::{GateState, Snapshot};
 use bootgate::policy::PolicyError;
 use bootgate::process::notify::Notifier;
-use support::bootgate;
+use support::{Launch, bootgate};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -44,14 +44,27 @@ fn every_invalid_fixture_is_rejected_at_its_location() {
     }
 }
 
+/// The policies shipped under `policy/` that this test knows of; any other there is checked too.
+const SHIPPED: [&str; 2] = ["default.yaml", "piccolo.yaml"];
+
 #[test]
 fn shipped_policies_are_valid() {
-    for entry in std::fs::read_dir(repo("policy")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            let out = bootgate(&["validate", path.to_str().unwrap()]);
-            assert_eq!(out.status.code(), Some(0), "{}: {}", path.display(), text(&out));
-        }
+    let mut policies: Vec<PathBuf> = std::fs::read_dir(repo("policy"))
+        .expect("policy/ holds the shipped policies")
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    policies.sort();
+    let names: Vec<&str> = policies.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect();
+    assert!(!names.is_empty(), "no policy (*.yaml) in {}", repo("policy").display());
+    for known in SHIPPED {
+        assert!(names.contains(&known), "policy/{known} is not among the shipped policies {names:?}");
+    }
+    for path in &policies {
+        let out = bootgate(&["validate", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}: {}", path.display(), text(&out));
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.starts_with(&format!("{}: ok (", path.display())), "{}: {}", path.display(), text(&out));
     }
 }
 
@@ -94,11 +107,7 @@ fn a_bad_policy_fails_closed_in_every_command() {
     let out = bootgate(&["check", "--policy", missing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     assert!(text(&out).contains("cannot read policy"), "{}", text(&out));
-    let out = Command::new(env!("CARGO_BIN_EXE_bootgate"))
-        .args(["validate"])
-        .env("BOOTGATE_POLICY", &missing)
-        .output()
-        .unwrap();
+    let out = Launch::command(&["validate"]).env("BOOTGATE_POLICY", &missing).output();
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
 }
 

@@ -2,7 +2,7 @@
 //! and one probe by name (`/readyz/{check}`, `/livez/{probe}`). The routes listed at `/` are
 //! tested with the status page (`tests/status_page.rs`).
 
-mod routes;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,10 +12,8 @@ use bootgate::checks::Status;
 use bootgate::engine::GateState;
 use bootgate::metrics::Metrics;
 use bootgate::process::Heartbeat;
-use bootgate::server::AppState;
-use tokio::sync::watch;
 
-use routes::{check, get, healthy, router, snapshot};
+use support::router::{check, get, healthy, router, snapshot, state_with};
 
 fn failing() -> bootgate::engine::Snapshot {
     snapshot(
@@ -74,8 +72,7 @@ async fn one_readiness_probe_by_name() {
     assert_eq!(get(&running, "/readyz/tpm").await.body, "[-]tpm failed: pending: not run yet\n");
 
     // A skipped check's message names its state already: said once, not `skipped: skipped:`.
-    let mut apps = check("apps", "containers", true, Status::Skipped);
-    apps.message = "skipped: `docker` did not pass".into();
+    let apps = check("apps", "containers", true, Status::Skipped).with_message("skipped: `docker` did not pass");
     let (skipped, _tx) = router(snapshot(GateState::Failed, vec![apps]));
     assert_eq!(get(&skipped, "/readyz/apps").await.body, "[-]apps failed: skipped: `docker` did not pass\n");
 }
@@ -89,9 +86,8 @@ async fn one_liveness_probe_by_name() {
 
     let s = healthy();
     let metrics = Arc::new(Metrics::new(&s).unwrap());
-    let (_tx, rx) = watch::channel(Arc::new(s));
-    let stuck = bootgate::server::app(AppState::new(
-        rx,
+    let stuck = bootgate::server::app(state_with(
+        s,
         metrics,
         Heartbeat::silent_since(Instant::now() - Duration::from_secs(30)),
     ));

@@ -5,27 +5,23 @@
 //! Both tools come from Debian's `prometheus` package; a missing one fails the test
 //! with that name, nothing is skipped.
 
-mod endpoint;
-mod prom;
 mod support;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::body::Body;
-use axum::http::Request;
-use bootgate::checks::{Observed, Status};
+use bootgate::checks::Status;
 use bootgate::engine::{CheckResult, GateState, Snapshot};
 use bootgate::metrics::Metrics;
 use bootgate::process::Heartbeat;
-use bootgate::server::{AppState, app};
+use bootgate::server::app;
 use serde_json::json;
 use tokio::sync::watch;
-use tower::ServiceExt as _;
 
-use endpoint::{Bootgate, stop};
-use prom::{Prometheus, promtool_check};
+use support::Launch;
+use support::prom::{Prometheus, promtool_check};
+use support::router::{get, snapshot, state_with};
 
 /// Checks of a local policy: a disk check and a TCP connect to `tcp`, which the test holds.
 fn local_checks(tcp: SocketAddr) -> String {
@@ -40,7 +36,7 @@ fn local_checks(tcp: SocketAddr) -> String {
 #[test]
 fn promtool_accepts_a_real_metrics_body() {
     let peer = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let mut bg = Bootgate::start("{deadline: 20s, on_failure: stay}", &local_checks(peer.local_addr().unwrap()));
+    let mut bg = Launch::gate("{deadline: 20s, on_failure: stay}", &local_checks(peer.local_addr().unwrap())).start();
     bg.wait_status("/api/v1/system/health", 200, Duration::from_secs(20));
     let metrics = bg.get("/metrics");
     assert_eq!(metrics.status, 200);
@@ -59,33 +55,21 @@ fn promtool_accepts_a_real_metrics_body() {
 /// The metrics a real daemon cannot show here: boot facts and every kind of result.
 #[tokio::test]
 async fn promtool_accepts_boot_facts_and_failures() {
-    let check = |name: &str, critical: bool, status: Status| CheckResult {
-        name: name.into(),
-        kind: "disk",
-        critical,
-        status,
-        message: "a \"quoted\"\nmessage".into(),
-        observed: Observed::new(),
-        duration: Duration::from_millis(40),
-        attempts: 3,
-        last_check: Some(SystemTime::now()),
-        consecutive_failures: 2,
-        consecutive_successes: 0,
-        timing: Default::default(),
+    let check = |name: &str, critical: bool, status: Status| {
+        CheckResult::finished(name, critical, status)
+            .with_kind("disk")
+            .with_message("a \"quoted\"\nmessage")
+            .with_attempts(3, Duration::from_millis(40))
+            .with_last_check(SystemTime::now())
+            .with_failures(2)
     };
-    let s = Snapshot {
-        gate: GateState::Failed,
-        checks: vec![
-            check("root", true, Status::Fail),
-            check("var", true, Status::Skipped),
-            check("opt", false, Status::Warn),
-            check("tpm", true, Status::Pending),
-        ],
-        gate_started: SystemTime::now(),
-        gate_duration: Some(Duration::from_secs(120)),
-        gate_failing: Vec::new(),
-        ..Snapshot::new(&[])
-    };
+    let checks = vec![
+        check("root", true, Status::Fail),
+        check("var", true, Status::Skipped),
+        check("opt", false, Status::Warn),
+        check("tpm", true, Status::Pending),
+    ];
+    let s = Snapshot { gate_duration: Some(Duration::from_secs(120)), ..snapshot(GateState::Failed, checks) };
     let metrics = Arc::new(Metrics::new(&s).unwrap());
     for c in &s.checks {
         metrics.observe(c);
@@ -94,12 +78,9 @@ async fn promtool_accepts_boot_facts_and_failures() {
     metrics.set_fallback("USR-B", "4230.0.0", "gate_failed");
     let boot = json!({"partition": "USR-B", "index": 4, "uuid": "7130c94a-213a-4e5a-8e26-6cce9662f132",
         "disk": "/dev/vda", "priority": 1, "tries": 1, "successful": false});
-    let (_boot_tx, boot_rx) = watch::channel(Some(Arc::new(serde_json::from_value(boot).expect("boot facts"))));
-    let (_tx, rx) = watch::channel(Arc::new(s));
-    let router = app(AppState::new(rx, metrics, Heartbeat::new()).with_boot(boot_rx));
-    let res = router.oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
-    let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
-    let body = String::from_utf8(body.to_vec()).unwrap();
+    let boot = watch::channel(Some(Arc::new(serde_json::from_value(boot).expect("boot facts")))).1;
+    let router = app(state_with(s, metrics, Heartbeat::new()).with_boot(boot));
+    let body = get(&router, "/metrics").await.body;
     assert!(body.contains("\nbootgate_boot_partition_tries 1\n"), "{body}");
     let fallback =
         "bootgate_boot_fallback{from_partition=\"USR-B\",from_version=\"4230.0.0\",reason=\"gate_failed\"} 1\n";
@@ -126,16 +107,14 @@ fn scraping(target: SocketAddr) -> Prometheus {
 #[test]
 fn prometheus_scrapes_a_running_bootgate() {
     let peer = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let mut bg = Bootgate::start("{deadline: 20s, on_failure: stay}", &local_checks(peer.local_addr().unwrap()));
+    let mut bg = Launch::gate("{deadline: 20s, on_failure: stay}", &local_checks(peer.local_addr().unwrap())).start();
     bg.wait_listening(Duration::from_secs(15));
-    let mut prom = scraping(bg.addr);
+    let mut prom = scraping(bg.addr());
 
     let bound = Duration::from_secs(45);
     let end = Instant::now() + bound;
     let (passed, up) = loop {
-        if let Ok(Some(status)) = prom.child.try_wait() {
-            panic!("prometheus exited ({status}):\n{}", prom.log());
-        }
+        prom.assert_running();
         let passed = prom.query("bootgate_gate_passed").unwrap_or_default();
         let up = prom.query("bootgate_check_up").unwrap_or_default();
         if passed.iter().any(|s| s["value"][1] == "1") && up.len() == 2 {
@@ -159,11 +138,10 @@ fn prometheus_scrapes_a_running_bootgate() {
         assert_eq!(series["value"][1], "1", "{series}");
     }
     assert_eq!(passed.len(), 1, "{passed:?}");
-    assert_eq!(passed[0]["metric"]["instance"], bg.addr.to_string());
+    assert_eq!(passed[0]["metric"]["instance"], bg.addr().to_string());
 
     // Scrapes succeed: Prometheus' own `up` for the target is 1.
     let target_up = prom.query("up{job=\"bootgate\"}").unwrap();
     assert_eq!(target_up.len(), 1);
     assert_eq!(target_up[0]["value"][1], "1", "{target_up:?}");
-    stop(&mut prom.child, Duration::from_secs(5));
 }

@@ -2,64 +2,43 @@
 //! system bus: marks written by a real `bootgate run`, the fallback decision of a failed
 //! gate, a hung RAUC, and `auto` finding RAUC on the bus.
 
-mod rauc_bus;
 mod support;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bootgate::boot::backend::Backend;
 use bootgate::boot::backend::rauc::{Bus, Rauc};
 use bootgate::boot::decide::RebootDecision;
-use rauc_bus::RaucBus;
-use support::{Daemon, Launch, NotifySocket, free_port, health_at};
+use support::{Daemon, Launch, NotifySocket, RaucBus};
 
-/// `bootgate run` on `policy` with its system bus being `bus`'s private one, never the machine's;
-/// `notify` is the socket the caller bound, where the daemon reports.
-fn run_on(bus: &RaucBus, policy: &str, notify: &NotifySocket) -> Daemon {
+/// `bootgate run` with boot `backend`, `gate` and one `check`, serving on a free port, its
+/// system bus being `bus`'s private one, never the machine's; `notify` is the socket the
+/// caller bound, where the daemon reports.
+fn run_on(bus: &RaucBus, backend: &str, gate: &str, check: &str, notify: &NotifySocket) -> Daemon {
     assert!(bus.address.starts_with("unix:path=") && bus.socket().starts_with(bus.dir()), "{}", bus.address);
-    std::fs::write(bus.dir().join("policy.yaml"), policy).unwrap();
-    let log = std::fs::File::create(bus.dir().join("bootgate.log")).unwrap();
-    let launch = Launch {
-        command: "run",
-        dir: bus.dir(),
-        notify: Some(notify.path()),
-        watchdog_usec: None,
-        stdout: Stdio::null(),
-        stderr: Stdio::from(log),
-    };
-    Daemon(launch.spawn(|cmd| {
-        cmd.env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address);
-    }))
-}
-
-fn policy(backend: &str, listen: u16, gate: &str, check: &str) -> String {
-    format!(
-        "version: 1\nboot: {{backend: {backend}}}\nserver: {{listen: '127.0.0.1:{listen}'}}\ngate: {gate}\nchecks:\n  - {check}\n"
-    )
+    Launch::listening(format!("boot: {{backend: {backend}}}\ngate: {gate}\nchecks:\n  - {check}\n"))
+        .in_dir(bus.dir())
+        .notify(notify)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .start()
 }
 
 const PASSING: &str = "{name: root, kind: disk, path: /, min_free_percent: 0}";
 const FAILING: &str = "{name: broken, kind: exec, command: ['/bin/false'], retries: 0}";
-
-fn log(bus: &RaucBus) -> String {
-    std::fs::read_to_string(bus.dir().join("bootgate.log")).unwrap_or_default()
-}
 
 #[test]
 fn a_passed_gate_marks_the_booted_slot_good_before_ready() {
     // Booted from B after an update, which the loader still holds bad until it is proven.
     let bus = RaucBus::start("B", "good", "bad", "B");
     let notify = NotifySocket::bind(bus.dir());
-    let listen = free_port();
-    let _daemon = run_on(&bus, &policy("rauc", listen, "{deadline: 30s}", PASSING), &notify);
+    let daemon = run_on(&bus, "rauc", "{deadline: 30s}", PASSING, &notify);
     let t0 = Instant::now();
     notify.wait_for("READY=1", t0 - Duration::from_secs(1), Duration::from_secs(20), |m| m.contains("READY=1"));
     assert_eq!(bus.state("B"), "good", "marked good before READY=1; calls: {}", bus.calls());
     assert!(bus.calls().lines().any(|l| l == "set-state B good"), "{}", bus.calls());
     assert_eq!(bus.state("A"), "good");
 
-    let doc = health_at(listen);
+    let doc = daemon.health();
     let boot = &doc["boot"];
     assert_eq!(boot["backend"], "rauc", "{doc:#}");
     assert_eq!(boot["booted"], "B", "{doc:#}");
@@ -72,15 +51,15 @@ fn a_passed_gate_marks_the_booted_slot_good_before_ready() {
     assert_eq!(slots[1]["state"], "booted");
     assert_eq!(slots[1]["boot_status"], "good", "the facts are read again after the mark: {doc:#}");
     assert_eq!(boot["error"], serde_json::Value::Null, "{doc:#}");
-    assert!(log(&bus).contains("boot backend rauc: boot.backend is rauc"), "{}", log(&bus));
+    assert!(daemon.stderr().contains("boot backend rauc: boot.backend is rauc"), "{}", daemon.stderr());
 }
 
 #[test]
 fn a_failed_gate_with_on_failure_stay_marks_nothing() {
     let bus = RaucBus::start("B", "good", "good", "B");
     let notify = NotifySocket::bind(bus.dir());
-    let mut daemon = run_on(&bus, &policy("rauc", free_port(), "{deadline: 10s, on_failure: stay}", FAILING), &notify);
-    assert_eq!(daemon.wait_exit(Duration::from_secs(30)), 2, "{}", log(&bus));
+    let mut daemon = run_on(&bus, "rauc", "{deadline: 10s, on_failure: stay}", FAILING, &notify);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)).code(), Some(2), "{}", daemon.stderr());
     assert_eq!(bus.state("B"), "good", "calls: {}", bus.calls());
     assert!(!bus.calls().contains("set-state"), "{}", bus.calls());
     assert!(!notify.messages().iter().any(|(_, m)| m.contains("READY=1")));
@@ -93,11 +72,11 @@ fn a_failed_gate_marks_the_slot_bad_and_asks_to_fall_back() {
     let bus = RaucBus::start("B", "good", "good", "B");
     let notify = NotifySocket::bind(bus.dir());
     let gate = "{deadline: 10s, on_failure: reboot, reboot_delay: 0s}";
-    let mut daemon = run_on(&bus, &policy("rauc", free_port(), gate, FAILING), &notify);
-    assert_eq!(daemon.wait_exit(Duration::from_secs(30)), 2, "{}", log(&bus));
+    let mut daemon = run_on(&bus, "rauc", gate, FAILING, &notify);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)).code(), Some(2), "{}", daemon.stderr());
     assert_eq!(bus.state("B"), "bad", "calls: {}", bus.calls());
     assert_eq!(bus.state("A"), "good");
-    let msgs: Vec<String> = notify.messages().into_iter().map(|(_, m)| m).collect();
+    let msgs = notify.texts();
     assert!(msgs.iter().any(|m| m.contains("to fall back to RAUC slot rootfs.0")), "{msgs:#?}");
     assert!(msgs.iter().any(|m| m.contains("the reboot request failed")), "{msgs:#?}");
     let history = std::fs::read_to_string(bus.dir().join("state/history.jsonl")).unwrap();
@@ -145,24 +124,25 @@ fn auto_picks_rauc_when_it_is_on_the_system_bus() {
     let mut bus = RaucBus::bus_only();
     let notify = NotifySocket::bind(bus.dir());
     // First without RAUC on the bus: auto must not pick it.
-    let listen = free_port();
-    let mut daemon = run_on(&bus, &policy("auto", listen, "{deadline: 30s}", PASSING), &notify);
+    let mut daemon = run_on(&bus, "auto", "{deadline: 30s}", PASSING, &notify);
     notify.wait_for("READY=1", Instant::now() - Duration::from_secs(1), Duration::from_secs(20), |m| {
         m.contains("READY=1")
     });
-    assert_ne!(health_at(listen)["boot"]["backend"], "rauc");
+    let doc = daemon.health();
+    assert!(doc.is_object(), "no health document");
+    assert_ne!(doc["boot"]["backend"], "rauc", "{doc:#}");
     drop(daemon);
 
     bus.start_rauc("A", "bad", "good", "A");
     std::fs::remove_dir_all(bus.dir().join("run")).unwrap();
-    let listen = free_port();
     let since = Instant::now();
-    daemon = run_on(&bus, &policy("auto", listen, "{deadline: 30s}", PASSING), &notify);
+    daemon = run_on(&bus, "auto", "{deadline: 30s}", PASSING, &notify);
     notify.wait_for("READY=1", since, Duration::from_secs(20), |m| m.contains("READY=1"));
-    let doc = health_at(listen);
+    let doc = daemon.health();
     assert_eq!(doc["boot"]["backend"], "rauc", "{doc:#}");
     assert_eq!(bus.state("A"), "good", "marked by the backend auto chose");
-    assert!(log(&bus).contains("auto: de.pengutronix.rauc is on the system bus"), "{}", log(&bus));
+    let log = daemon.stderr();
+    assert!(log.contains("auto: de.pengutronix.rauc is on the system bus"), "{log}");
     drop(daemon);
 }
 
@@ -172,15 +152,15 @@ fn auto_picks_a_rauc_the_bus_starts_on_demand() {
     let bus = RaucBus::activatable("A", "bad", "good", "A");
     assert_eq!(bus.owner(), None, "nothing started RAUC yet");
     let notify = NotifySocket::bind(bus.dir());
-    let listen = free_port();
-    let _daemon = run_on(&bus, &policy("auto", listen, "{deadline: 30s}", PASSING), &notify);
+    let daemon = run_on(&bus, "auto", "{deadline: 30s}", PASSING, &notify);
     notify.wait_for("READY=1", Instant::now() - Duration::from_secs(1), Duration::from_secs(20), |m| {
         m.contains("READY=1")
     });
-    let doc = health_at(listen);
-    assert_eq!(doc["boot"]["backend"], "rauc", "{doc:#}\n{}", log(&bus));
+    let doc = daemon.health();
+    assert_eq!(doc["boot"]["backend"], "rauc", "{doc:#}\n{}", daemon.stderr());
     assert_eq!(doc["boot"]["booted"], "A", "{doc:#}");
     assert_eq!(bus.state("A"), "good", "the bus started RAUC, which marked the slot");
     assert!(bus.owner().is_some());
-    assert!(log(&bus).contains("auto: de.pengutronix.rauc is activatable on the system bus"), "{}", log(&bus));
+    let log = daemon.stderr();
+    assert!(log.contains("auto: de.pengutronix.rauc is activatable on the system bus"), "{log}");
 }

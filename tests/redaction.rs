@@ -2,7 +2,6 @@
 //! and nowhere else: not `bootgate check` (text or JSON), not `bootgate validate`,
 //! not the daemon's logs, files or any route of its endpoint.
 
-mod endpoint;
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
@@ -13,8 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use endpoint::Bootgate;
-use support::{ClosedPort, bootgate};
+use support::{ClosedPort, Launch, bootgate};
 
 const USER: &str = "gatekeeper";
 const PASSWORD: &str = "pw-Zq8vK3hunter2";
@@ -150,7 +148,7 @@ fn url_secrets_are_shown_nowhere() {
         assert_clean("bootgate validate", &output(&out));
     }
 
-    let mut bg = Bootgate::start("{deadline: 20s, on_failure: stay}", &checks(port, closed.port()));
+    let mut bg = Launch::gate("{deadline: 20s, on_failure: stay}", &checks(port, closed.port())).start();
     bg.wait_status("/readyz", 200, Duration::from_secs(20));
     let mut shown = Vec::new();
     for (path, accept) in [
@@ -173,7 +171,7 @@ fn url_secrets_are_shown_nowhere() {
     bg.terminate();
     bg.wait_exit(Duration::from_secs(10));
     assert_clean("the daemon's log", &bg.stderr());
-    let root = bg.run_dir().parent().unwrap().to_path_buf();
+    let root = bg.dir().to_path_buf();
     for file in ["run/verdict.json", "state/history.jsonl"] {
         assert!(root.join(file).exists(), "{file} was not written");
     }

@@ -1,16 +1,14 @@
-//! The runtime after the gate, through real daemons and real HTTP (curl): each check on its
+//! The runtime after the gate, through real daemons and real HTTP: each check on its
 //! own interval, `BOOTGATE_INTERVAL`, `max_concurrent`, `start_period`, `after:` and SIGHUP.
 
-mod running;
 mod support;
 
 use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use running::{Running, disk, wait};
 use serde_json::Value;
-use support::check;
+use support::{Launch, check, disk, wait};
 
 #[test]
 fn each_check_keeps_its_own_interval_and_a_slow_one_delays_nobody() {
@@ -19,7 +17,7 @@ fn each_check_keeps_its_own_interval_and_a_slow_one_delays_nobody() {
         disk("fast", ", interval: 1s"),
         disk("slow", ", interval: 5s"),
     );
-    let d = Running::start("run", &checks, "", &[]);
+    let mut d = Launch::listening(checks).start();
     d.wait_passed(Duration::from_secs(15));
     let (fast, slow) = (d.runs("fast"), d.runs("slow"));
     thread::sleep(Duration::from_millis(10_500));
@@ -34,7 +32,7 @@ fn each_check_keeps_its_own_interval_and_a_slow_one_delays_nobody() {
 fn bootgate_interval_sets_the_checks_without_their_own() {
     let checks =
         format!("runtime: {{interval: 30s}}\nchecks:\n{}{}", disk("shared", ""), disk("own", ", interval: 30s"));
-    let d = Running::start("run", &checks, "", &[("BOOTGATE_INTERVAL", "1s")]);
+    let mut d = Launch::listening(checks).env("BOOTGATE_INTERVAL", "1s").start();
     d.wait_passed(Duration::from_secs(15));
     let (shared, own) = (d.runs("shared"), d.runs("own"));
     thread::sleep(Duration::from_millis(4_500));
@@ -73,7 +71,7 @@ fn runtime_max_concurrent_spreads_the_checks_over_its_slots() {
         checks
             .push_str(&format!("  - {{name: s{i}, kind: exec, retries: 0, timeout: 1500ms, command: [sleep, '1']}}\n"));
     }
-    let d = Running::start("run", &checks, "", &[]);
+    let mut d = Launch::listening(checks).start();
     let gate = d.wait_passed(Duration::from_secs(15));
     let stamp = |h: &Value, i: usize| h["components"][format!("s{i}")]["last_check"].as_str().unwrap_or("").to_string();
     let before: Vec<String> = (0..6).map(|i| stamp(&gate, i)).collect();
@@ -99,7 +97,7 @@ fn failures_in_the_start_period_do_not_count() {
     let checks = format!(
         "runtime: {{interval: 2s, failure_threshold: 1}}\nchecks:\n  - {{name: api, kind: tcp, timeout: 500ms, start_period: 5s, targets: ['{addr}']}}\n"
     );
-    let d = Running::start("run", &checks, "", &[]);
+    let mut d = Launch::listening(checks).start();
     d.wait_passed(Duration::from_secs(15));
     let passed = Instant::now();
     drop(service);
@@ -125,7 +123,7 @@ fn a_check_whose_dependency_failed_last_is_skipped_at_runtime() {
         "runtime: {{interval: 1s, failure_threshold: 1}}\nchecks:\n  - {{name: dep, kind: tcp, critical: false, timeout: 500ms, targets: ['{addr}']}}\n{}",
         disk("child", ", critical: false, after: [dep]")
     );
-    let d = Running::start("run", &checks, "", &[]);
+    let mut d = Launch::listening(checks).start();
     d.wait_passed(Duration::from_secs(15));
     assert_eq!(d.health()["components"]["child"]["result"], "pass");
     drop(service);
@@ -142,18 +140,17 @@ fn a_check_whose_dependency_failed_last_is_skipped_at_runtime() {
 
 #[test]
 fn sighup_reschedules_the_checks() {
-    let d = Running::start("run", &format!("runtime: {{interval: 1h}}\nchecks:\n{}", disk("root", "")), "", &[]);
+    let mut d = Launch::listening(format!("runtime: {{interval: 1h}}\nchecks:\n{}", disk("root", ""))).start();
     d.wait_passed(Duration::from_secs(15));
     thread::sleep(Duration::from_millis(1_500));
     assert_eq!(d.runs("root"), 1, "only the gate ran it in 1.5 s at a 1h interval");
-    let port = d.port;
+    let port = d.port();
     let text = format!(
         "version: 1\nserver: {{listen: '127.0.0.1:{port}'}}\nruntime: {{interval: 1h}}\nchecks:\n{}",
         disk("root", ", interval: 1s")
     );
-    std::fs::write(d.dir.path().join("policy.yaml"), text).unwrap();
-    let pid = nix::unistd::Pid::from_raw(d.daemon.0.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    std::fs::write(d.policy_path(), text).unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
     thread::sleep(Duration::from_millis(3_500));
     let runs = d.runs("root");
     assert!(runs >= 4, "after the reload to a 1s interval: {runs} runs (gate included) in 3.5 s");

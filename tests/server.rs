@@ -3,26 +3,22 @@
 //! its gate runs, answers that stay fast while a check hangs, and a graceful stop on
 //! SIGTERM.
 
-mod endpoint;
-mod routes;
 mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::Router;
 use axum::http::{Method, StatusCode, header};
 use bootgate::checks::Status;
-use bootgate::engine::{GateState, Snapshot};
+use bootgate::engine::GateState;
 use bootgate::metrics::Metrics;
 use bootgate::process::Heartbeat;
-use bootgate::server::{AppState, app};
+use bootgate::server::app;
 use serde_json::json;
 use tokio::sync::watch;
 
-use endpoint::Bootgate;
-use routes::{VERSION, call, check, get, healthy, router, snapshot};
-use support::HangingListener;
+use support::router::{VERSION, call, check, get, healthy, router, snapshot, state, state_with};
+use support::{HangingListener, Launch};
 
 #[tokio::test]
 async fn healthy_document_has_the_seed_shape() {
@@ -191,11 +187,8 @@ async fn critical_failure_is_fail_in_health_json() {
 
 #[tokio::test]
 async fn boot_facts_appear_when_published() {
-    let s = healthy();
-    let metrics = Arc::new(Metrics::new(&s).unwrap());
-    let (_tx, rx) = watch::channel(Arc::new(s));
     let (boot_tx, boot_rx) = watch::channel(None);
-    let app = app(AppState::new(rx, metrics, Heartbeat::new()).with_boot(boot_rx));
+    let app = app(state(healthy()).with_boot(boot_rx));
     assert!(get(&app, "/api/v1/system/health").await.json().get("boot").is_none());
     assert!(!get(&app, "/metrics").await.body.contains("bootgate_boot_partition"));
 
@@ -263,7 +256,7 @@ async fn livez_reports_the_main_loop() {
     let s = healthy();
     let metrics = Arc::new(Metrics::new(&s).unwrap());
     let silent = Heartbeat::silent_since(Instant::now() - Duration::from_secs(30));
-    let stuck = app_with(s, metrics, silent);
+    let stuck = bootgate::server::app(state_with(s, metrics, silent));
     let a = get(&stuck, "/livez").await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(
@@ -274,13 +267,6 @@ async fn livez_reports_the_main_loop() {
     assert!(a.body.ends_with("livez check failed\n"), "{}", a.body);
     let excluded = get(&stuck, "/livez?exclude=heartbeat").await;
     assert_eq!((excluded.status, excluded.body.as_str()), (StatusCode::OK, "ok\n"));
-}
-
-fn app_with(s: Snapshot, metrics: Arc<Metrics>, heartbeat: Heartbeat) -> Router {
-    let (tx, rx) = watch::channel(Arc::new(s));
-    // The receiver keeps the last value after the sender is gone.
-    drop(tx);
-    app(AppState::new(rx, metrics, heartbeat))
 }
 
 #[tokio::test]
@@ -355,7 +341,7 @@ async fn metrics_are_prometheus_text() {
     for c in &s.checks {
         metrics.observe(c);
     }
-    let app = app_with(s, metrics, Heartbeat::new());
+    let app = app(state_with(s, metrics, Heartbeat::new()));
     let a = get(&app, "/metrics").await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.content_type(), "text/plain; version=0.0.4; charset=utf-8");
@@ -412,7 +398,7 @@ fn health_stays_fast_while_a_check_hangs() {
         disk_check(tmp.to_str().unwrap()),
         peer.addr()
     );
-    let mut bg = Bootgate::start("{deadline: 60s, on_failure: stay}", &checks);
+    let mut bg = Launch::gate("{deadline: 60s, on_failure: stay}", &checks).start();
     bg.wait_listening(Duration::from_secs(15));
     // The hung check has connected and is waiting for an answer that never comes.
     let end = Instant::now() + Duration::from_secs(10);
@@ -467,7 +453,7 @@ fn the_endpoint_answers_503_then_200_and_stops_on_sigterm() {
         "{}  - {{name: slow, kind: exec, critical: true, command: [sleep, '2'], timeout: 10s}}\n",
         disk_check(tmp.to_str().unwrap())
     );
-    let mut bg = Bootgate::start("{deadline: 30s, on_failure: stay}", &checks);
+    let mut bg = Launch::gate("{deadline: 30s, on_failure: stay}", &checks).start();
     bg.wait_listening(Duration::from_secs(15));
     let first = bg.get("/api/v1/system/health");
     assert_eq!(first.status, 503, "{}", first.body);

@@ -7,48 +7,34 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Daemon, NotifySocket, bootgate, free_port};
-
-fn get(port: u16, path: &str) -> (u16, String) {
-    let out = std::process::Command::new("curl")
-        .args(["-s", "--max-time", "5", "-w", "\n%{http_code}", &format!("http://127.0.0.1:{port}{path}")])
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
+use support::{Daemon, Launch, NotifySocket, bootgate};
 
 /// A daemon whose critical `api` check connects to a listener the test holds.
 struct Soaking {
     dir: tempfile::TempDir,
     notify: NotifySocket,
     service: Option<TcpListener>,
-    listen: u16,
     daemon: Daemon,
     started: Instant,
 }
 
 impl Soaking {
-    /// Starts `bootgate run` with `settings` (YAML lines before `server`) and a disk plus `api` check.
+    /// Starts `bootgate run` with `settings` (YAML lines before `checks`) and a disk plus `api` check.
     fn start(settings: &str) -> Soaking {
         let dir = tempfile::tempdir().unwrap();
         let notify = NotifySocket::bind(dir.path());
         let service = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = service.local_addr().unwrap();
-        let listen = free_port();
         let policy = format!(
-            "version: 1
-{settings}
-server: {{listen: '127.0.0.1:{listen}'}}
+            "{settings}
 checks:
   - {{name: root, kind: disk, path: /, min_free_percent: 0}}
   - {{name: api, kind: tcp, timeout: 1s, targets: ['{addr}']}}
 "
         );
         let started = Instant::now();
-        let daemon = Daemon::start(dir.path(), &policy, &notify, None);
-        Soaking { dir, notify, service: Some(service), listen, daemon, started }
+        let daemon = Launch::listening(policy).in_dir(dir.path()).notify(&notify).start();
+        Soaking { dir, notify, service: Some(service), daemon, started }
     }
 
     fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> Instant {
@@ -64,13 +50,13 @@ fn verdict(dir: &std::path::Path) -> Value {
 fn a_soak_holds_ready_back_and_shows_itself_while_it_runs() {
     let mut t = Soaking::start("gate: {soak: 3s, soak_interval: 500ms}");
     t.wait("the soak's STATUS", |m| m.contains("STATUS=soaking: "));
-    let (code, body) = get(t.listen, "/api/v1/system/health");
-    let doc: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    assert_eq!((code, doc["startup_health_check"].as_str()), (503, Some("running")), "{doc:#}");
+    let health = t.daemon.get("/api/v1/system/health");
+    let doc = health.json();
+    assert_eq!((health.status, doc["startup_health_check"].as_str()), (503, Some("running")), "{doc:#}");
     assert_eq!(doc["soak"]["seconds"], 3.0, "{doc:#}");
     let left = doc["soak"]["remaining_seconds"].as_f64().unwrap();
     assert!(left > 0.0 && left <= 3.0, "{doc:#}");
-    let (_, metrics) = get(t.listen, "/metrics");
+    let metrics = t.daemon.get("/metrics").body;
     assert!(metrics.contains("bootgate_gate_passed 0\n"), "{metrics}");
     let soak_line = metrics.lines().find(|l| l.starts_with("bootgate_gate_soak_seconds ")).expect("soak gauge");
     let soak: f64 = soak_line.split(' ').nth(1).unwrap().parse().unwrap();
@@ -84,12 +70,12 @@ fn a_soak_holds_ready_back_and_shows_itself_while_it_runs() {
     let v = verdict(t.dir.path());
     assert_eq!(v["gate"], "passed");
     assert!(v["gate_duration_ms"].as_f64().unwrap() >= 3000.0, "the soak is part of the gate: {v:#}");
-    let (_, metrics) = get(t.listen, "/metrics");
+    let metrics = t.daemon.get("/metrics").body;
     assert!(metrics.contains("bootgate_gate_soak_seconds 0\n"), "{metrics}");
     let runs = metrics.lines().find(|l| l.starts_with("bootgate_check_runs_total{check=\"api\",result=\"pass\"}"));
     let passes: f64 = runs.unwrap().rsplit(' ').next().unwrap().parse().unwrap();
     assert!(passes >= 5.0, "a 3s soak at 500ms re-runs the check about 6 times: {passes}");
-    let _ = t.daemon.0.kill();
+    t.daemon.kill();
 }
 
 #[test]
@@ -99,7 +85,7 @@ fn a_check_that_stops_answering_during_the_soak_fails_the_gate_without_ready() {
     t.wait("the soak", |m| m.contains("STATUS=soaking: "));
     drop(t.service.take());
     let gone = Instant::now();
-    assert_eq!(t.daemon.wait_exit(Duration::from_secs(15)), 2, "a failed soak is a failed gate");
+    assert_eq!(t.daemon.wait_exit(Duration::from_secs(15)).code(), Some(2), "a failed soak is a failed gate");
     let took = gone.elapsed();
     // Two failures in a row at 500 ms: about 1 s, far before the 6 s soak would end.
     assert!(took < Duration::from_secs(4), "failed {took:?} after the service went away");
@@ -163,17 +149,17 @@ fn soak_and_rollback_settings_are_validated_with_their_place() {
 fn off_a_b_the_rollback_window_says_why_it_is_not_armed() {
     let mut t = Soaking::start("rollback: {window: 5m, failing_for: 20s}");
     t.wait("READY=1", |m| m.contains("READY=1"));
-    let (code, body) = get(t.listen, "/api/v1/system/health");
-    let doc: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(code, 200, "{doc:#}");
+    let health = t.daemon.get("/api/v1/system/health");
+    let doc = health.json();
+    assert_eq!(health.status, 200, "{doc:#}");
     let w = &doc["rollback"];
     assert_eq!(w["armed"], false, "{doc:#}");
     assert!(w["note"].as_str().unwrap().starts_with("not armed: "), "{doc:#}");
     let ends = humantime::parse_rfc3339(w["window_ends"].as_str().unwrap()).unwrap();
     let ahead = ends.duration_since(std::time::SystemTime::now()).unwrap();
     assert!(ahead > Duration::from_secs(200) && ahead <= Duration::from_secs(300), "{w}");
-    let (_, metrics) = get(t.listen, "/metrics");
+    let metrics = t.daemon.get("/metrics").body;
     assert!(metrics.contains("bootgate_rollback_window_remaining_seconds 0\n"), "{metrics}");
     assert_eq!(verdict(t.dir.path())["rollback"]["armed"], false);
-    let _ = t.daemon.0.kill();
+    t.daemon.kill();
 }

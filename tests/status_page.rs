@@ -1,36 +1,33 @@
 //! The status page at `/` and `/status`: HTML from the same snapshot, boot facts and
-//! history as the JSON routes, every outside text escaped, self-contained and small.
-//! `browser` loads it from a real daemon in headless Chromium.
+//! history as the JSON routes, every outside text escaped, self-contained and small;
+//! then the page of a real daemon in headless Chromium.
 
-#[path = "status_page/browser.rs"]
-mod browser;
-mod endpoint;
-mod routes;
 mod support;
 
+use std::fs;
+use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use bootgate::checks::Status;
 use bootgate::engine::{GateState, Snapshot};
-use bootgate::metrics::Metrics;
-use bootgate::process::Heartbeat;
 use bootgate::record::history::{Decision, Failing, PastBoot, SeenFallback, Slot};
-use bootgate::server::{AppState, app};
-use routes::{check, get, healthy, snapshot};
+use bootgate::server::{ROUTES, app};
 use serde_json::{Value, json};
 use tokio::sync::watch;
+
+use support::browser::{dom, screenshots};
+use support::router::{check, get, healthy, router, snapshot, state, status};
+use support::{ClosedPort, Daemon, Launch};
 
 const HOSTILE: &str = "<script>alert(1)</script>";
 
 /// The router over `s`, with boot facts and a history as `run` publishes them.
 fn router_with(s: Snapshot, boot: Option<Value>, history: Vec<PastBoot>) -> Router {
-    let metrics = Arc::new(Metrics::new(&s).unwrap());
-    let state = AppState::new(watch::channel(Arc::new(s)).1, metrics, Heartbeat::new())
-        .with_boot(watch::channel(boot.map(|v| Arc::new(serde_json::from_value(v).expect("boot facts")))).1)
-        .with_history(watch::channel(Arc::new(history)).1);
-    app(state)
+    let boot = boot.map(|v| Arc::new(serde_json::from_value(v).expect("boot facts")));
+    app(state(s).with_boot(watch::channel(boot).1).with_history(watch::channel(Arc::new(history)).1))
 }
 
 fn slot(label: &str, index: u32) -> Slot {
@@ -205,9 +202,8 @@ async fn a_thousand_checks_with_long_messages_stay_under_100_kb() {
     let checks = (0..1000)
         .map(|i| {
             let status = [Status::Pass, Status::Warn, Status::Fail, Status::Pending][i % 4];
-            let mut c = check(&format!("check-{i:04}"), "exec", i % 2 == 0, status);
-            c.message = format!("{HOSTILE} {}", "<&>\"".repeat(500));
-            c
+            check(&format!("check-{i:04}"), "exec", i % 2 == 0, status)
+                .with_message(format!("{HOSTILE} {}", "<&>\"".repeat(500)))
         })
         .collect();
     let boot = fallen_back_boot("USR-B", &"x".repeat(4000));
@@ -281,37 +277,48 @@ async fn refresh_can_be_set_or_turned_off_and_bad_values_are_refused() {
     }
 }
 
+/// A request path for the route table's `path`, each parameter one that exists.
+fn sample(path: &str) -> String {
+    let probe = if path.starts_with("/livez") { "ping" } else { "gate" };
+    path.replace("{check}", "storage").replace("{probe}", probe)
+}
+
 #[tokio::test]
-async fn the_page_lists_every_route_and_every_listed_route_is_served() {
+async fn the_page_lists_every_route_and_every_route_is_served() {
     let app = router_with(healthy(), None, Vec::new());
     let html = get(&app, "/").await.body;
-    let listed: Vec<&str> =
-        html.lines().filter_map(|l| l.strip_prefix("<li>")?.split("<code>GET ").nth(1)?.split('<').next()).collect();
-    let want = [
-        "/",
-        "/api/v1/system/health",
-        "/api/v1/system/health/{check}",
-        "/api/v1/system/boots",
-        "/livez",
-        "/livez/{probe}",
-        "/readyz",
-        "/readyz/{probe}",
-        "/metrics",
-    ];
-    assert_eq!(listed, want, "{html}");
-    for href in attribute_values(&html, "href") {
-        assert_ne!(get(&app, href).await.status, StatusCode::NOT_FOUND, "{href} is linked but not served");
+    let section = &html[html.find("<h2 id=routes-h>").expect("an endpoints section")..];
+    let section = &section[..section.find("</section>").unwrap()];
+    // `<li><code>METHOD PATH</code>: …`, or inside a link where the route takes no parameter.
+    let listed: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("<li>")?.split("<code>").nth(1)?.split("</code>").next())
+        .collect();
+    let table: Vec<String> = ROUTES.iter().map(|r| format!("{} {}", r.method.as_str(), r.path)).collect();
+    assert_eq!(listed, table, "the page lists the route table, in its order:\n{section}");
+
+    // The probe tells routes from the rest: no route answers 404, a route asked with
+    // a method it lacks 405.
+    assert_eq!(status(&app, Method::GET, "/api/v1/system/nope").await, StatusCode::NOT_FOUND);
+    assert_eq!(status(&app, Method::DELETE, "/metrics").await, StatusCode::METHOD_NOT_ALLOWED);
+    for route in ROUTES {
+        let (method, uri) = (route.method.as_str(), sample(route.path));
+        // POST …/run answers 403 here (allow_run is off): routed all the same.
+        let answer = status(&app, Method::from_bytes(method.as_bytes()).unwrap(), &uri).await;
+        assert!(
+            ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&answer),
+            "{method} {uri} is in the route table but answers {answer}"
+        );
     }
-    for route in listed {
-        let path =
-            route.replace("{check}", "storage").replace("{probe}", "ping").replace("/readyz/ping", "/readyz/gate");
-        assert_ne!(get(&app, &path).await.status, StatusCode::NOT_FOUND, "{path} is listed but not served");
+    // Only the status: the events stream, linked too, would not end for 55 s.
+    for href in attribute_values(&html, "href") {
+        assert_ne!(status(&app, Method::GET, href).await, StatusCode::NOT_FOUND, "{href} is linked but not served");
     }
 }
 
 #[tokio::test]
 async fn the_page_shows_the_latest_published_snapshot() {
-    let (app, tx) = routes::router(snapshot(GateState::Running, vec![check("api", "http", true, Status::Pending)]));
+    let (app, tx) = router(snapshot(GateState::Running, vec![check("api", "http", true, Status::Pending)]));
     assert!(get(&app, "/").await.body.contains("<strong>Unhealthy</strong> · gate running · pending: api"));
     tx.send_replace(Arc::new(snapshot(GateState::Passed, vec![check("api", "http", true, Status::Pass)])));
     let html = get(&app, "/").await.body;
@@ -322,7 +329,7 @@ async fn the_page_shows_the_latest_published_snapshot() {
 #[tokio::test]
 async fn the_soak_and_the_rollback_window_are_in_the_verdict() {
     use bootgate::engine::{RollbackWindow, Soak};
-    use std::time::{Duration, SystemTime};
+    use std::time::SystemTime;
 
     let mut soaking = snapshot(GateState::Running, vec![check("api", "http", true, Status::Pass)]);
     soaking.soak = Some(Soak { total: Duration::from_secs(60), ends: SystemTime::now() + Duration::from_secs(40) });
@@ -350,4 +357,141 @@ async fn the_soak_and_the_rollback_window_are_in_the_verdict() {
         Some(RollbackWindow { ends, armed: false, note: "not armed: the booted slot was already good".into() });
     let html = get(&router_with(off, None, Vec::new()), "/").await.body;
     assert!(html.contains("): not armed: the booted slot was already good."), "{html}");
+}
+
+// ---- in a real browser ----
+
+/// Root disk, a loopback service that accepts, and a command that succeeds: all critical.
+fn healthy_checks(service: &TcpListener) -> String {
+    let port = service.local_addr().unwrap().port();
+    format!(
+        "  - {{name: root-disk, kind: disk, path: /, min_free_percent: 0}}\n  - {{name: local-api, kind: tcp, targets: ['127.0.0.1:{port}']}}\n  - {{name: self-test, kind: exec, command: ['true']}}\n"
+    )
+}
+
+/// [`healthy_checks`] plus two optional checks that fail, one on `closed`, one printing markup.
+fn degraded_checks(service: &TcpListener, closed: &ClosedPort) -> String {
+    healthy_checks(service)
+        + &format!(
+            "  - {{name: uplink, kind: tcp, critical: false, retries: 0, timeout: 500ms, targets: ['127.0.0.1:{closed}']}}\n"
+        )
+        + "  - name: banner\n    kind: exec\n    critical: false\n    retries: 0\n    command: [sh, -c, \"echo '<script>alert(1)</script> & \\\"q\\\"'; exit 1\"]\n"
+}
+
+/// A boot on USR-B whose gate failed and rebooted, then the boot that fell back to USR-A.
+const FALLEN_BACK_HISTORY: &str = concat!(
+    r#"{"timestamp":"2026-12-01T10:00:00Z","boot_id":"7c1e0a52f0b44b0c9a3f5e0c2d1b6a11","partition":{"label":"USR-B","index":4,"uuid":"7130c94a-213a-4e5a-8e26-6cce9662f132"},"version":"4230.0.0","gate":"failed","status":"unhealthy","failing":[{"name":"local-api","message":"127.0.0.1:8443: Connection refused (os error 111)"}],"decision":"reboot","gate_duration_ms":30012.5,"bootgate":"0.1.0"}"#,
+    "\n",
+    r#"{"timestamp":"2026-12-01T10:02:10Z","boot_id":"9d2f1b63a1c54d1d8b406f1d3e2c7b22","partition":{"label":"USR-A","index":3,"uuid":"e03dd35c-7c2d-4a47-b3fe-27f15780a57c"},"version":"4152.2.0","gate":"passed","status":"healthy","failing":[],"decision":null,"gate_duration_ms":812.4,"bootgate":"0.1.0","fallback":{"from_uuid":"7130c94a-213a-4e5a-8e26-6cce9662f132","reason":"gate_failed"}}"#,
+    "\n"
+);
+
+/// Starts `bootgate run` with `checks`, first writing `history` (if any) into its state dir.
+fn daemon(checks: &str, history: Option<&str>) -> Daemon {
+    let mut launch = Launch::gate("{deadline: 20s}", checks);
+    if let Some(history) = history {
+        let state = launch.dir().join("state");
+        fs::create_dir_all(&state).unwrap();
+        fs::write(state.join("history.jsonl"), history).unwrap();
+    }
+    let mut b = launch.start();
+    b.wait_status("/api/v1/system/health", 200, Duration::from_secs(30));
+    b
+}
+
+/// Loads the page of `b`, checks its DOM for every check and `verdict`, and takes the screenshots.
+fn look(b: &Daemon, name: &str, checks: &[&str], verdict: &str) -> String {
+    let url = format!("http://{}/status", b.addr());
+    let dom = dom(&url);
+    let line = dom.lines().find(|l| l.contains("id=\"verdict\"")).unwrap_or_else(|| panic!("no verdict: {dom}"));
+    assert!(line.contains(verdict), "{line}");
+    for check in checks {
+        assert!(dom.contains(&format!(">{check}</a></th>")), "no row for {check}: {dom}");
+    }
+    assert!(!dom.contains("<script"), "a script element in the DOM: {dom}");
+    screenshots(&url, name);
+    dom
+}
+
+#[test]
+fn a_healthy_device_in_chromium() {
+    let service = TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = daemon(&healthy_checks(&service), None);
+    let dom = look(&b, "healthy", &["root-disk", "local-api", "self-test"], "<strong>Healthy</strong> · gate passed");
+    assert!(dom.contains("all 3 checks pass"), "{dom}");
+}
+
+#[test]
+fn a_degraded_device_in_chromium() {
+    let service = TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = ClosedPort::new();
+    let b = daemon(&degraded_checks(&service, &closed), None);
+    let checks = ["root-disk", "local-api", "self-test", "uplink", "banner"];
+    let dom = look(&b, "degraded", &checks, "<strong>Degraded</strong> · gate passed · degraded: uplink, banner");
+    // The markup a check printed is text on the page, never an element.
+    assert!(dom.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; \"q\""), "{dom}");
+}
+
+#[test]
+fn a_fallback_in_the_history_in_chromium() {
+    let service = TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = daemon(&healthy_checks(&service), Some(FALLEN_BACK_HISTORY));
+    let dom = look(&b, "history-fallback", &["root-disk", "local-api", "self-test"], "<strong>Healthy</strong>");
+    assert!(dom.contains("<strong>fell back</strong> from USR-B (failed its boot gate)"), "{dom}");
+    assert!(dom.contains("<strong>rebooted into the other slot</strong>"), "{dom}");
+    assert!(dom.contains("<strong>local-api</strong>: 127.0.0.1:8443: Connection refused"), "{dom}");
+}
+
+/// An older boot on USR-A, then an update on USR-B whose gate failed and rebooted.
+const FAILED_UPDATE_HISTORY: &str = concat!(
+    r#"{"timestamp":"2026-11-20T08:00:00Z","boot_id":"4a0c2e11b9d84f6e8c1a2b3c4d5e6f70","partition":{"label":"USR-A","index":3,"uuid":"e03dd35c-7c2d-4a47-b3fe-27f15780a57c"},"version":"4152.2.0","gate":"passed","status":"healthy","failing":[],"decision":null,"gate_duration_ms":790.2,"bootgate":"0.1.0"}"#,
+    "\n",
+    r#"{"timestamp":"2026-12-01T10:00:00Z","boot_id":"7c1e0a52f0b44b0c9a3f5e0c2d1b6a11","partition":{"label":"USR-B","index":4,"uuid":"7130c94a-213a-4e5a-8e26-6cce9662f132"},"version":"4230.0.0","gate":"failed","status":"unhealthy","failing":[{"name":"local-api","message":"127.0.0.1:8443: Connection refused (os error 111)"}],"decision":"reboot","gate_duration_ms":30012.5,"bootgate":"0.1.0"}"#,
+    "\n"
+);
+
+/// The build host is not booted from a GPT slot, so no daemon here can find itself in a
+/// fallback. This serves the real router on a real socket with what `run` publishes on a
+/// machine that fell back: the history is read from its file and the fallback found by
+/// the real detection; only the partition table (what the GPT read would give) and the
+/// check results (as the health route tests build them) are written here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallen_back_device_in_chromium() {
+    use bootgate::boot::decide::fallback;
+    use bootgate::boot::{BootStatus, PartitionInfo};
+    use bootgate::daemon::facts::ThisBoot;
+
+    let state_dir = tempfile::tempdir().unwrap();
+    fs::write(state_dir.path().join("history.jsonl"), FAILED_UPDATE_HISTORY).unwrap();
+    let boots = bootgate::record::history::read(state_dir.path()).unwrap();
+    let part = |index, label: &str, uuid: &str, priority, successful| {
+        PartitionInfo::usr(index, priority, 0, successful).with_label(label).with_uuid(uuid)
+    };
+    let partitions = vec![
+        part(3, "USR-A", "e03dd35c-7c2d-4a47-b3fe-27f15780a57c", 1, true),
+        part(4, "USR-B", "7130c94a-213a-4e5a-8e26-6cce9662f132", 2, false),
+    ];
+    let this_boot = bootgate::boot::identity::boot_id().unwrap_or_default();
+    let found = fallback::detect(&boots, &partitions, Some(&partitions[0]), &this_boot);
+    assert!(found.is_some(), "the history shows a fallback from USR-B");
+    let status = BootStatus { booted: Some(3), disk: Some("/dev/vda".into()), partitions, note: None };
+    let boot = ThisBoot { status: Some(status), version: Some("4152.2.0".into()), fallback: found };
+    let checks = ["root-disk", "local-api", "self-test"].map(|n| check(n, "disk", true, Status::Pass));
+    let state = state(snapshot(GateState::Passed, checks.into()))
+        .with_boot(watch::channel(boot.facts().map(Arc::new)).1)
+        .with_history(watch::channel(Arc::new(boots)).1);
+    let listener = bootgate::server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(bootgate::server::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let (dom, _) = tokio::task::spawn_blocking(move || (dom(&url), screenshots(&url, "fallen-back"))).await.unwrap();
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    let line = dom.lines().find(|l| l.contains("id=\"verdict\"")).unwrap_or_else(|| panic!("no verdict: {dom}"));
+    assert!(line.contains("<strong>Healthy</strong> · gate passed · all 3 checks pass · <strong class=\"bad\">fell back</strong> from USR-B"), "{line}");
+    assert!(dom.contains("<h2 id=\"fallback-h\">Fell back from USR-B</h2>"), "{dom}");
+    assert!(dom.contains("<li><strong>local-api</strong>: 127.0.0.1:8443: Connection refused"), "{dom}");
+    assert!(dom.contains("<td class=\"st\">left: gate failed</td>"), "{dom}");
 }

@@ -2,20 +2,16 @@
 //! accepts, with the gate's result, rewritten after every round; `serve` writes one for a
 //! failed gate; a directory that does not exist is logged once and never stops the daemon.
 
-mod endpoint;
-mod prom;
 mod support;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use endpoint::Bootgate;
-use support::{ClosedPort, Launch, free_port, wait_until};
+use support::{ClosedPort, Daemon, Launch, wait_until};
 
 fn promtool_check(path: &Path) {
-    prom::promtool_check(&std::fs::read_to_string(path).unwrap());
+    support::prom::promtool_check(&std::fs::read_to_string(path).unwrap());
 }
 
 fn read(path: &Path) -> String {
@@ -37,9 +33,7 @@ fn run_writes_a_textfile_after_every_round() {
         std::env::temp_dir().display(),
         peer.local_addr().unwrap()
     );
-    let mut bg = Bootgate::start_with(free_port(), "{deadline: 10s, on_failure: stay}", &checks, |cmd| {
-        cmd.arg("--textfile").arg(&path);
-    });
+    let mut bg = Launch::gate("{deadline: 10s, on_failure: stay}", &checks).textfile(&path).start();
     bg.wait_status("/api/v1/system/health", 200, Duration::from_secs(15));
     let passed = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
         read(&path).contains("\nbootgate_gate_passed 1\n")
@@ -67,18 +61,15 @@ fn a_missing_directory_is_logged_once_and_the_daemon_goes_on() {
     let out = tempfile::tempdir().unwrap();
     let missing = out.path().join("missing").join("bootgate.prom");
     let checks = format!("  - {{name: storage, kind: disk, path: '{}', min_free_percent: 0}}\n", out.path().display());
-    let mut bg = Bootgate::start_with(free_port(), "{deadline: 10s, on_failure: stay}", &checks, |cmd| {
-        cmd.arg("--textfile").arg(&missing);
-    });
+    let mut bg = Launch::gate("{deadline: 10s, on_failure: stay}", &checks).textfile(&missing).start();
     bg.wait_status("/api/v1/system/health", 200, Duration::from_secs(15));
     let warned = wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
         bg.stderr().contains("cannot write the metrics textfile")
     });
     assert!(warned, "no warning about {}:\n{}", missing.display(), bg.stderr());
     // Rounds run every second; each fails the same way and is not logged again.
-    let runs = |bg: &Bootgate| {
-        sample(&bg.get("/metrics").body, "bootgate_check_runs_total{check=\"storage\",result=\"pass\"}")
-    };
+    let runs =
+        |bg: &Daemon| sample(&bg.get("/metrics").body, "bootgate_check_runs_total{check=\"storage\",result=\"pass\"}");
     let before = runs(&bg).unwrap_or(0.0);
     let more =
         wait_until(Duration::from_secs(10), Duration::from_millis(100), || runs(&bg).unwrap_or(0.0) >= before + 3.0);
@@ -90,36 +81,16 @@ fn a_missing_directory_is_logged_once_and_the_daemon_goes_on() {
     assert!(!missing.parent().unwrap().exists(), "bootgate must not create node_exporter's directory");
 }
 
-/// A child stopped by pid on drop.
-struct Stopped(std::process::Child);
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        endpoint::stop(&mut self.0, Duration::from_secs(3));
-    }
-}
-
 #[test]
 fn serve_writes_the_failed_gate() {
     let out = tempfile::tempdir().unwrap();
     let path = out.path().join("bootgate.prom");
     let closed = ClosedPort::new();
     let checks = format!("  - {{name: api, kind: tcp, timeout: 300ms, retries: 0, targets: ['127.0.0.1:{closed}']}}\n");
-    let mut run = Bootgate::start("{deadline: 3s, on_failure: stay}", &checks);
+    let mut run = Launch::gate("{deadline: 3s, on_failure: stay}", &checks).start();
     assert_eq!(run.wait_exit(Duration::from_secs(15)).code(), Some(2), "{}", run.stderr());
-    let policy = run.policy_path();
-    let launch = Launch {
-        command: "serve",
-        dir: policy.parent().unwrap(),
-        notify: None,
-        watchdog_usec: None,
-        stdout: Stdio::null(),
-        stderr: Stdio::null(),
-    };
     // As a unit drop-in sets it for bootgate-report.service: `Environment=BOOTGATE_TEXTFILE=`.
-    let _serve = Stopped(launch.spawn(|cmd| {
-        cmd.env("BOOTGATE_TEXTFILE", &path);
-    }));
+    let _serve = run.then("serve").env("BOOTGATE_TEXTFILE", &path).start();
     let failed = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
         let text = read(&path);
         text.contains("\nbootgate_gate_passed 0\n") && text.contains("\nbootgate_gate_completed_timestamp_seconds ")

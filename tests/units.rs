@@ -2,12 +2,15 @@
 //! checked with systemd's own tools and squashfs-tools. A missing tool fails the
 //! test with the package to install; nothing here is skipped.
 
+mod support;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_bootgate");
+use support::BIN;
+
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// `systemd-analyze security` scores 0 (locked down) to 10 (unsandboxed).
 const MAX_EXPOSURE: f64 = 2.5;

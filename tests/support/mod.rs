@@ -1,7 +1,10 @@
-//! Real components for integration tests: the bootgate binary, a software TPM,
-//! a private Docker engine and loopback peers that hang. Everything started here is stopped on
-//! drop by pid or process group, in its own temp dirs and on free ports, so
-//! parallel tests and concurrent test runs never collide.
+//! The one support room of the integration tests: the bootgate binary (one launcher for
+//! every start of it, one-shot or daemon), one HTTP client for real sockets and one for
+//! the router without a socket, and the real components tests start: a software TPM, a
+//! private Docker engine, RAUC on a private bus, Prometheus and Alertmanager, headless
+//! Chromium, loopback peers that hang. Everything started here is stopped on drop by pid
+//! or process group, in its own temp dirs and on free ports, so parallel tests and
+//! concurrent test runs never collide.
 //!
 //! Nothing here skips: a missing binary panics naming the Debian package that
 //! `build/deps.sh` installs.
@@ -11,21 +14,32 @@
 #![allow(dead_code, unused_imports)]
 
 mod bootgate;
+pub mod browser;
+mod daemon;
 mod docker;
 mod dockerd;
+pub mod fleet;
 mod hang;
+pub mod http;
 mod leftovers;
+mod notify;
 mod procs;
+pub mod prom;
+mod rauc_bus;
+pub mod router;
 mod swtpm;
 mod sys;
 
 use std::net::{Ipv4Addr, TcpListener};
 
-pub use bootgate::{Daemon, Launch, NotifySocket, bootgate, check, check_with_output, health_at, message, result};
+pub use bootgate::{BIN, Launch, bootgate, check, check_with, disk, message, result};
+pub use daemon::Daemon;
 pub use docker::{BUSYBOX_IMAGE, Health};
 pub use dockerd::Dockerd;
 pub use hang::{BlackholePort, HangingListener};
-pub use procs::{Proc, find_binary, mentioning, processes, run_bounded, wait_until};
+pub use notify::NotifySocket;
+pub use procs::{Proc, find_binary, mentioning, processes, run_bounded, wait, wait_until};
+pub use rauc_bus::RaucBus;
 pub use swtpm::Swtpm;
 
 /// A 127.0.0.1 port that refuses connections for as long as this value lives: bound

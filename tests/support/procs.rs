@@ -1,5 +1,6 @@
-//! Processes: finding binaries, running commands with a deadline, stopping a
-//! child's process group, and reading /proc to find what a daemon left behind.
+//! Processes: finding binaries, running commands with a deadline, waiting for a
+//! condition, stopping a child or its process group, and reading /proc to find
+//! what a daemon left behind.
 
 use std::env;
 use std::fs;
@@ -43,6 +44,19 @@ pub fn wait_until(timeout: Duration, step: Duration, mut done: impl FnMut() -> b
             return false;
         }
         thread::sleep(step);
+    }
+}
+
+/// Polls `probe` every 50 ms until it gives a value; fails the test naming `what` after `timeout`.
+#[track_caller]
+pub fn wait<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out after {timeout:?} waiting for {what}");
+        thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -91,6 +105,24 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>
         }
         buf
     })
+}
+
+/// Sends `sig` to the single process `pid`; one that is gone already is no error.
+pub fn signal(pid: u32, sig: i32) {
+    let _ = sys::signal(pid, sig);
+}
+
+/// Stops `child`: SIGTERM by pid, up to `grace` to exit, then SIGKILL; always reaps.
+pub fn stop(child: &mut Child, grace: Duration) {
+    if let Ok(Some(_)) = child.try_wait() {
+        // Already reaped: its pid may belong to someone else now.
+        return;
+    }
+    signal(child.id(), sys::SIGTERM);
+    if !wait_until(grace, Duration::from_millis(20), || matches!(child.try_wait(), Ok(Some(_)))) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 /// Stops `child`, which leads its own process group: SIGTERM to the group,

@@ -1,9 +1,6 @@
 //! The few libc calls std does not wrap: signals by pid or process group,
 //! changing a listener's backlog, a TCP socket bound but never listening, and
 //! detaching a leftover mount.
-//!
-//! Declared here rather than taken from a crate so the test support needs
-//! nothing beyond std, tempfile and serde_json (std links libc already).
 
 use std::ffi::{CString, c_char, c_int};
 use std::io;

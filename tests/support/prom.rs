@@ -1,20 +1,19 @@
-//! Debian's Prometheus tooling for the tests: `promtool check metrics`, and a real
-//! Prometheus server on a free loopback port in its own temp dir, stopped by pid on drop.
-//!
-//! Each test file that uses it compiles it on its own and uses only part of it.
-#![allow(dead_code)]
+//! Debian's Prometheus tooling for the tests: `promtool check metrics`, and real servers
+//! of the Prometheus project (Prometheus itself here, Alertmanager in `fleet`).
 
 use std::fs;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::{Deref, DerefMut};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::endpoint::{get, stop};
-use crate::support::{find_binary, free_port};
+use super::free_port;
+use super::http::get;
+use super::procs::{find_binary, stop};
 
 /// Runs `promtool check metrics` on `body` and fails with whatever it reports.
 pub fn promtool_check(body: &str) {
@@ -35,43 +34,83 @@ pub fn promtool_check(body: &str) {
     );
 }
 
-/// A Prometheus server running `config` (its `prometheus.yml`).
-pub struct Prometheus {
-    pub child: Child,
+/// A server of the Prometheus project (Prometheus, Alertmanager) on a free loopback port,
+/// in a temp dir of its own holding its config, its data and its log; stopped by pid on drop.
+pub struct Server {
+    child: Child,
     pub addr: SocketAddr,
     dir: TempDir,
 }
 
-impl Prometheus {
-    pub fn start(config: &str) -> Prometheus {
-        let bin = find_binary("prometheus", "prometheus");
+impl Server {
+    /// Starts `binary` (from the Debian `package`) on `config`, keeping its data where
+    /// the flag `--DATA` says, with `args` besides.
+    pub fn start(binary: &str, package: &str, config: &str, data: &str, args: &[&str]) -> Server {
+        let bin = find_binary(binary, package);
         let dir = tempfile::tempdir().unwrap();
-        let config_path = dir.path().join("prometheus.yml");
+        let config_path = dir.path().join("config.yml");
         fs::write(&config_path, config).unwrap();
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-        let log = fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let log = fs::File::create(dir.path().join("server.log")).unwrap();
         let child = Command::new(&bin)
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!("--{data}={}", dir.path().join("data").display()))
             .arg(format!("--web.listen-address={addr}"))
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        Prometheus { child, addr, dir }
+        Server { child, addr, dir }
+    }
+
+    /// Fails the test, with its log, if it has exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited ({status}):\n{}", self.dir.path().display(), self.log());
+        }
     }
 
     /// The last 30 lines of its log.
     pub fn log(&self) -> String {
-        let text = fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default();
+        let text = fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        stop(&mut self.child, Duration::from_secs(5));
+    }
+}
+
+/// A Prometheus server running `config` (its `prometheus.yml`).
+pub struct Prometheus(Server);
+
+impl Deref for Prometheus {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.0
+    }
+}
+
+impl DerefMut for Prometheus {
+    fn deref_mut(&mut self) -> &mut Server {
+        &mut self.0
+    }
+}
+
+impl Prometheus {
+    pub fn start(config: &str) -> Prometheus {
+        Prometheus(Server::start("prometheus", "prometheus", config, "storage.tsdb.path", &[]))
     }
 
     /// `data` of an API answer; `None` while Prometheus is not up yet.
     pub fn api(&self, path: &str) -> Option<Value> {
-        let reply = get(self.addr, path, &[]).ok().filter(|r| r.status == 200)?;
+        let reply = get(self.addr, path).ok().filter(|r| r.status == 200)?;
         let doc = reply.json();
         assert_eq!(doc["status"], "success", "{path}: {doc}");
         Some(doc["data"].clone())
@@ -81,12 +120,6 @@ impl Prometheus {
     pub fn query(&self, promql: &str) -> Option<Vec<Value>> {
         let data = self.api(&format!("/api/v1/query?query={}", encode(promql)))?;
         Some(data["result"].as_array().cloned().unwrap_or_default())
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        stop(&mut self.child, Duration::from_secs(5));
     }
 }
 

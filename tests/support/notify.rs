@@ -1,0 +1,59 @@
+//! A private NOTIFY_SOCKET: the test plays systemd and reads what the daemon tells it.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Messages received on a private notify socket, with their arrival time.
+pub struct NotifySocket {
+    path: PathBuf,
+    seen: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+impl NotifySocket {
+    /// Binds `DIR/notify.sock` and records every datagram sent to it from now on.
+    pub fn bind(dir: &Path) -> Self {
+        let path = dir.join("notify.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        // Stamped on arrival, so tests can measure when the daemon said something.
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+                sink.lock().unwrap().push((Instant::now(), msg));
+            }
+        });
+        NotifySocket { path, seen }
+    }
+
+    /// The socket's path, for `NOTIFY_SOCKET`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every message received so far, oldest first.
+    pub fn messages(&self) -> Vec<(Instant, String)> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Every message received so far, without its arrival time.
+    pub fn texts(&self) -> Vec<String> {
+        self.messages().into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// Waits until a message that arrived after `since` satisfies `pred`; returns when it arrived.
+    pub fn wait_for(&self, what: &str, since: Instant, timeout: Duration, pred: impl Fn(&str) -> bool) -> Instant {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some((at, _)) = self.messages().into_iter().find(|(at, m)| *at >= since && pred(m)) {
+                return at;
+            }
+            assert!(Instant::now() < end, "no {what} within {timeout:?}; got {:#?}", self.messages());
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
