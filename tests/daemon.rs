@@ -28,9 +28,8 @@ checks:
         Launch::run(policy).in_dir(dir.path()).notify(&notify).watchdog(Duration::from_millis(400)).start();
     let t0 = Instant::now();
     let ready = notify.wait_for("READY=1", t0, Duration::from_secs(10), |m| m.contains("READY=1"));
-    let msgs = notify.messages();
-    let ready_msg = &msgs.iter().find(|(_, m)| m.contains("READY=1")).unwrap().1;
-    assert!(ready_msg.contains("STATUS=gate passed, now healthy: 2/2 critical"), "{ready_msg}");
+    let ready_status = notify.ready_status();
+    assert!(ready_status.starts_with("gate passed, now healthy: 2/2 critical"), "{ready_status}");
     let verdict: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/verdict.json")).unwrap()).unwrap();
     assert_eq!(verdict["gate"], "passed");

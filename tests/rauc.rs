@@ -110,7 +110,11 @@ fn a_hung_rauc_is_a_bounded_failure_and_a_failed_gate_stays() {
     let t0 = Instant::now();
     let decision = rt.block_on(rauc.on_failure());
     let took = t0.elapsed();
-    assert_eq!(decision, RebootDecision::StayNoFallback);
+    // Not "no fallback": RAUC did not answer, so whether another slot can boot is unknown.
+    match &decision {
+        RebootDecision::StayBackendError { why } => assert!(why.contains("did not answer within 1s"), "{why}"),
+        other => panic!("expected to stay for RAUC's silence, got {other:?}"),
+    }
     assert!(took < Duration::from_secs(3), "{took:?}");
     let facts = serde_json::to_value(rt.block_on(rauc.facts())).unwrap();
     assert!(facts["error"].as_str().unwrap_or_default().contains("did not answer within 1s"), "{facts:#}");

@@ -45,6 +45,17 @@ impl NotifySocket {
         self.messages().into_iter().map(|(_, m)| m).collect()
     }
 
+    /// The STATUS systemd holds when READY=1 arrives: the last one sent before it. READY=1
+    /// itself must travel alone: systemd drops a whole datagram it cannot take, and
+    /// nothing sent beside READY=1 may take it down with it.
+    pub fn ready_status(&self) -> String {
+        let msgs = self.texts();
+        let ready = msgs.iter().position(|m| m.contains("READY=1")).unwrap_or_else(|| panic!("no READY=1: {msgs:#?}"));
+        assert_eq!(msgs[ready].trim(), "READY=1", "READY=1 shares its datagram: {msgs:#?}");
+        let status = msgs[..ready].iter().rev().find_map(|m| m.lines().find_map(|l| l.strip_prefix("STATUS=")));
+        status.unwrap_or_else(|| panic!("no STATUS before READY=1: {msgs:#?}")).to_string()
+    }
+
     /// Waits until a message that arrived after `since` satisfies `pred`; returns when it arrived.
     pub fn wait_for(&self, what: &str, since: Instant, timeout: Duration, pred: impl Fn(&str) -> bool) -> Instant {
         let end = Instant::now() + timeout;
