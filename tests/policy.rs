@@ -313,3 +313,13 @@ fn invalid_utf8_is_located_at_its_first_bad_byte() {
     assert_eq!(code, Some(78), "{out}");
     assert!(out.contains(&format!("{path}:3:15: byte 34 (0xff) is not UTF-8")), "{out}");
 }
+
+#[test]
+fn a_check_cannot_take_the_name_of_the_gates_own_probe() {
+    let text = "version: 1\nchecks:\n  - {name: root, kind: disk, path: /}\n  - {name: gate, kind: disk, path: /}\n";
+    let Err(PolicyError::Invalid { problems, .. }) = bootgate::policy::parse(text, "p.yaml") else {
+        panic!("a check named gate was accepted")
+    };
+    assert_eq!((problems[0].line, problems[0].column, problems[0].key.as_str()), (4, 12, "checks[1].name"));
+    assert!(problems[0].message.contains("/readyz/gate"), "{}", problems[0].message);
+}

@@ -66,6 +66,10 @@ pub fn add(
                 cx.at(&at("dir"), message);
                 continue;
             }
+            if let Some(why) = super::validate::reserved(&name) {
+                cx.at(&at("dir"), format!("{} in {}: {why}", quote(&name), dir.display()));
+                continue;
+            }
             if !names.insert(name.clone()) {
                 cx.at(&at("dir"), format!("`{name}` in {} has the name of another check", dir.display()));
                 continue;

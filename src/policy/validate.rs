@@ -268,6 +268,9 @@ fn checks(cx: &mut Ctx, node: &Value, deadline: Option<Duration>) -> Vec<CheckSp
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, n) in nodes.iter().enumerate() {
         let Some(name) = n.get("name").and_then(Value::as_str) else { continue };
+        if let Some(why) = reserved(name) {
+            cx.at(&path(i, "name"), why);
+        }
         if let Some(&first) = index.get(name) {
             let line = cx.index.position(&path(first, "name")).map_or(0, |p| p.0);
             cx.at(&path(i, "name"), format!("duplicate check name `{}` (first used on line {line})", quote(name)));
@@ -327,6 +330,14 @@ struct Common {
     after: Vec<usize>,
     interval: Option<Duration>,
     start_period: Duration,
+}
+
+/// Why `name` cannot name a check, if it is a name the endpoint keeps for itself: a
+/// check named `gate` would answer `/readyz/gate` in place of the gate's own probe.
+pub(super) fn reserved(name: &str) -> Option<String> {
+    (name == "gate").then(|| {
+        "`gate` is the boot gate's own readiness probe (/readyz/gate); give the check another name".to_string()
+    })
 }
 
 /// What is wrong with a check's `timeout` under the gate's `deadline`, if anything: the

@@ -172,12 +172,11 @@ fn checks(out: &mut String, v: &View, room: usize) {
     // Every check a row, when every row fits (messages then share what is left). Else (a
     // thousand long names) the passing checks are named in one line below the table, and
     // rows past the room are counted: the health document has every check whole.
-    let (rows, passing): (Vec<&CheckResult>, Vec<&CheckResult>) =
-        if list.iter().map(row).sum::<usize>() <= rows_room {
-            (list.iter().collect(), Vec::new())
-        } else {
-            list.iter().partition(|c| c.health() != ComponentHealth::Healthy)
-        };
+    let (rows, passing): (Vec<&CheckResult>, Vec<&CheckResult>) = if list.iter().map(row).sum::<usize>() <= rows_room {
+        (list.iter().collect(), Vec::new())
+    } else {
+        list.iter().partition(|c| c.health() != ComponentHealth::Healthy)
+    };
     let passing_line = passing_line(&passing, rows_room / 3);
     let rows_room = rows_room.saturating_sub(passing_line.len());
     let fixed: usize = rows.iter().map(|c| row(c)).sum();
@@ -193,7 +192,8 @@ fn checks(out: &mut String, v: &View, room: usize) {
             None => line.push_str("<tr>"),
         }
         if linked {
-            let _ = write!(line, "<th><a href=\"/api/v1/system/health/{}\">{}</a>", path_segment(&c.name), Esc(&c.name));
+            let _ =
+                write!(line, "<th><a href=\"/api/v1/system/health/{}\">{}</a>", path_segment(&c.name), Esc(&c.name));
         } else {
             let _ = write!(line, "<th>{}", Esc(&c.name));
         }
