@@ -76,3 +76,50 @@ fn a_passed_gate_writes_greenboots_handshake_before_ready() {
     assert_eq!(doc["boot"]["backend"], "grubenv", "{doc:#}");
     assert_eq!(doc["boot"]["boot_success"], true, "{doc:#}");
 }
+
+#[test]
+fn a_mark_that_fails_is_said_everywhere_an_operator_looks() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("grubenv");
+    // A block with no room left for `boot_success=1`: the mark cannot be written.
+    let mut full = Env::default();
+    full.set("pad", &"x".repeat(1024 - bootgate::boot::grubenv::HEADER.len() - "pad=\n".len() - 5));
+    std::fs::write(&file, full.render().unwrap()).unwrap();
+    let notify = NotifySocket::bind(dir.path());
+    let policy = format!(
+        "boot: {{backend: grubenv, grubenv: {}}}\nchecks:\n  - {{name: root, kind: disk, path: /, min_free_percent: 0}}\n",
+        file.display()
+    );
+    let t0 = Instant::now();
+    let daemon = Launch::listening(policy).in_dir(dir.path()).notify(&notify).start();
+    notify.wait_for("READY=1", t0, Duration::from_secs(10), |m| m.contains("READY=1"));
+    assert!(notify.ready_status().contains("marking this boot good failed"), "{}", notify.ready_status());
+    let doc = daemon.get("/api/v1/system/health").json();
+    assert_eq!(doc["boot"]["mark"]["done"], false, "{doc:#}");
+    assert!(doc["boot"]["mark"]["note"].as_str().unwrap().contains("do not fit"), "{doc:#}");
+    assert!(daemon.get("/metrics").body.contains("\nbootgate_boot_marked 0\n"));
+    assert!(daemon.get("/").body.contains("Marking this boot good failed"));
+}
+
+#[test]
+fn a_restart_after_a_passed_gate_marks_the_boot_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("grubenv");
+    editenv(&file, &["create"]);
+    editenv(&file, &["set", "boot_counter=2", "boot_success=0"]);
+    let policy = format!(
+        "boot: {{backend: grubenv, grubenv: {}}}\nchecks:\n  - {{name: root, kind: disk, path: /, min_free_percent: 0}}\n",
+        file.display()
+    );
+    let notify = NotifySocket::bind(dir.path());
+    let mut daemon = Launch::listening(policy.clone()).in_dir(dir.path()).notify(&notify).start();
+    notify.wait_for("READY=1", Instant::now(), Duration::from_secs(10), |m| m.contains("READY=1"));
+    daemon.kill();
+    // As if the first run had died between its verdict and its mark.
+    editenv(&file, &["set", "boot_counter=2", "boot_success=0"]);
+    let again = NotifySocket::bind(&dir.path().join("run"));
+    let _daemon = Launch::listening(policy).in_dir(dir.path()).notify(&again).start();
+    again.wait_for("READY=1", Instant::now(), Duration::from_secs(10), |m| m.contains("READY=1"));
+    assert!(again.ready_status().contains("gate passed earlier in this boot"), "{}", again.ready_status());
+    assert_eq!(editenv(&file, &["list"]), "boot_success=1\n", "the restart marked the boot again");
+}

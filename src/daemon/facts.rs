@@ -11,7 +11,7 @@ use crate::boot::decide::fallback;
 use crate::boot::{BootStatus, identity};
 use crate::process::logging::BOOT_FALLBACK_ID;
 use crate::process::notify::{self, Notifier};
-use crate::record::boot::{BootFacts, Fallback};
+use crate::record::boot::{BootFacts, Fallback, Mark};
 use crate::record::history::{self, Decision, PastBoot, SeenFallback, Slot};
 use crate::record::verdict::VerdictRecord;
 use crate::server::Endpoint;
@@ -44,6 +44,7 @@ impl ThisBoot {
             version: self.version.clone(),
             fallback: self.fallback.clone(),
             backend: None,
+            mark: None,
         })
     }
 }
@@ -120,6 +121,31 @@ pub async fn learn_fallback(
     notify::set_boot_note(Some(text));
     notifier.refresh_status();
     fallback
+}
+
+/// Marks this boot good through the backend (idempotent: a restart in the same boot marks
+/// again, since a crash may have come between the verdict and the mark) and shows how it
+/// went: the boot facts (`mark`, and `bootgate_boot_marked`), the log, and, when it
+/// failed, every STATUS from now on.
+pub async fn mark_good(backend: &dyn Backend, endpoint: &Endpoint, notifier: Notifier) {
+    let (done, note) = match backend.on_pass().await {
+        Ok(done) => {
+            tracing::info!(backend = backend.name(), "{done}");
+            notify::set_mark_note(None);
+            (true, done)
+        }
+        Err(e) => {
+            tracing::error!(backend = backend.name(), "marking this boot good failed: {e}");
+            notify::set_mark_note(Some(format!("marking this boot good failed: {e}")));
+            (false, e)
+        }
+    };
+    endpoint.boot.send_modify(|boot| {
+        let mut shown = boot.as_deref().cloned().unwrap_or_default();
+        shown.mark = Some(Mark { done, note });
+        *boot = Some(Arc::new(shown));
+    });
+    notifier.refresh_status();
 }
 
 /// Shows the backend's facts in the boot facts, beside the GPT slot's.

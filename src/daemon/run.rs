@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tracing::Level;
 
-use super::facts::{self, ThisBoot, learn_fallback, publish_backend};
+use super::facts::{self, ThisBoot, learn_fallback, mark_good, publish_backend};
 use super::gate::run_gate;
 use super::reload::Reloader;
 use super::runtime::runtime;
@@ -78,7 +78,7 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
             let Some(daemon) = Run::new(&policy, &board, notifier, &dirs, &boot, chosen) else {
                 return exit::CONFIG;
             };
-            (daemon.resume(rec).await, daemon)
+            (daemon.resume(rec, &endpoint).await, daemon)
         }
         None => {
             let gate = heartbeat.keep(run_gate(&policy, &board, notifier, true));
@@ -163,8 +163,10 @@ impl Run {
         }
     }
 
-    /// A restart after a passed gate in this boot: READY=1 again, the window re-opened.
-    async fn resume(&self, rec: &Recorded) -> Option<Window> {
+    /// A restart after a passed gate in this boot: the mark again (a crash may have come
+    /// between the verdict and the mark), READY=1 again, the window re-opened.
+    async fn resume(&self, rec: &Recorded, endpoint: &Endpoint) -> Option<Window> {
+        mark_good(self.backend.as_ref(), endpoint, self.notifier).await;
         let window = window::reopen(
             &self.policy,
             rec.record.rollback.as_ref(),
@@ -214,10 +216,7 @@ impl Run {
         }
         let status = status::summary(snapshot);
         tracing::info!(message_id = GATE_VERDICT_ID, gate = "passed", "boot gate passed: {status}");
-        match self.backend.on_pass().await {
-            Ok(done) => tracing::info!(backend = self.backend.name(), "{done}"),
-            Err(e) => tracing::error!(backend = self.backend.name(), "{e}"),
-        }
+        mark_good(self.backend.as_ref(), endpoint, self.notifier).await;
         publish_backend(self.backend.as_ref(), endpoint).await;
         self.notifier.ready(&status);
         Judged::Passed(window)

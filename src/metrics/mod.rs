@@ -42,6 +42,7 @@ pub struct Metrics {
     boot_successful: IntGaugeVec,
     boot_tries: IntGaugeVec,
     boot_priority: IntGaugeVec,
+    boot_marked: IntGaugeVec,
     http_rejected: IntCounter,
     boot_info: IntGaugeVec,
     fallback: IntGaugeVec,
@@ -97,6 +98,13 @@ impl Metrics {
             Opts::new("bootgate_boot_partition_priority", "GPT priority of the booted partition."),
             &[],
         )?;
+        let boot_marked = IntGaugeVec::new(
+            Opts::new(
+                "bootgate_boot_marked",
+                "1 once the boot backend marked this boot good, 0 when marking it failed; absent before the gate passed.",
+            ),
+            &[],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new("bootgate_build_info", "Always 1; the version of the running bootgate is a label."),
             &["version"],
@@ -145,6 +153,7 @@ impl Metrics {
         registry.register(Box::new(boot_successful.clone()))?;
         registry.register(Box::new(boot_tries.clone()))?;
         registry.register(Box::new(boot_priority.clone()))?;
+        registry.register(Box::new(boot_marked.clone()))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(http_rejected.clone()))?;
         registry.register(Box::new(boot_info.clone()))?;
@@ -167,6 +176,7 @@ impl Metrics {
             boot_successful,
             boot_tries,
             boot_priority,
+            boot_marked,
             http_rejected,
             boot_info,
             fallback,
@@ -283,10 +293,12 @@ impl Metrics {
 
     fn refresh_boot(&self, boot: Option<&BootFacts>) {
         let slot = boot.and_then(|b| b.slot.as_ref());
+        let marked = boot.and_then(|b| b.mark.as_ref()).map(|m| i64::from(m.done));
         let gauges = [
             (&self.boot_successful, slot.map(|s| i64::from(s.successful))),
             (&self.boot_tries, slot.map(|s| i64::from(s.tries))),
             (&self.boot_priority, slot.map(|s| i64::from(s.priority))),
+            (&self.boot_marked, marked),
         ];
         for (gauge, value) in gauges {
             match value {

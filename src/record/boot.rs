@@ -21,6 +21,18 @@ pub struct BootFacts {
     /// What the boot backend shows, once it has answered.
     #[serde(flatten)]
     pub backend: Option<BackendFacts>,
+    /// Whether the backend marked this boot good, once the gate passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<Mark>,
+}
+
+/// The backend's mark of a passed gate: done, or failed and why. A failed mark is a
+/// boot the loader will still count as unconfirmed, and operators must see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    pub done: bool,
+    /// What was done, or why it failed.
+    pub note: String,
 }
 
 /// The booted GPT slot's attributes.
@@ -177,6 +189,7 @@ mod tests {
             version: Some("4152.2.0".into()),
             fallback: Some(Fallback::sample()),
             backend: Some(BackendFacts::Flatcar),
+            mark: None,
         };
         let v = serde_json::to_value(&facts).unwrap();
         assert_eq!(

@@ -116,6 +116,11 @@ fn verdict_line(out: &mut String, v: &View) {
         }
         out.push_str("</p>\n");
     }
+    if let Some(mark) = v.boot.and_then(|b| b.mark.as_ref()).filter(|m| !m.done) {
+        out.push_str("<p class=\"note bad\">Marking this boot good failed: ");
+        escape_within(out, &mark.note, 400);
+        out.push_str(". The boot loader still counts this boot as unconfirmed.</p>\n");
+    }
     if let Some(line) = super::soak_and_rollback_line(s, v.now) {
         let _ = writeln!(out, "<p class=note>{}</p>", Esc(&line));
     }
