@@ -99,3 +99,47 @@ checks:
     let msgs = again.texts();
     assert!(msgs.iter().any(|m| m.contains("not run again") && m.contains("api")), "{msgs:#?}");
 }
+
+#[test]
+fn ready_arrives_however_many_checks_are_degraded_and_no_status_is_too_long_for_systemd() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify = NotifySocket::bind(dir.path());
+    let closed = ClosedPort::new();
+    let degraded: String = (0..150)
+        .map(|i| {
+            format!(
+                "  - {{name: optional-check-with-a-long-name-{i:03}, kind: tcp, critical: false, retries: 0, timeout: 1s, \
+                 targets: ['127.0.0.1:{closed}']}}\n"
+            )
+        })
+        .collect();
+    let checks = format!("  - {{name: root, kind: disk, path: /, min_free_percent: 0}}\n{degraded}");
+    let t0 = Instant::now();
+    let _daemon = Launch::gate("{deadline: 20s}", &checks).in_dir(dir.path()).notify(&notify).start();
+    notify.wait_for("READY=1", t0, Duration::from_secs(20), |m| m.contains("READY=1"));
+    let status = notify.ready_status();
+    assert!(status.starts_with("gate passed, now degraded: 1/1 critical"), "{status}");
+    assert!(status.contains(" and 140 more"), "{status}");
+    assert_eq!(notify.dropped(), Vec::<usize>::new(), "datagrams systemd would have ignored");
+}
+
+#[test]
+fn a_long_settle_and_deadline_extend_the_start_timeout_before_the_first_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify = NotifySocket::bind(dir.path());
+    let checks = "  - {name: root, kind: disk, path: /, min_free_percent: 0}\n";
+    let t0 = Instant::now();
+    // Longer than systemd's default start timeout (90 s), and than 32 bits of microseconds.
+    let _daemon = Launch::gate("{settle: 1s, deadline: 2h}", checks).in_dir(dir.path()).notify(&notify).start();
+    notify.wait_for("READY=1", t0, Duration::from_secs(20), |m| m.contains("READY=1"));
+    let msgs = notify.texts();
+    let extend =
+        |m: &String| -> Option<u64> { m.lines().find_map(|l| l.strip_prefix("EXTEND_TIMEOUT_USEC="))?.parse().ok() };
+    let settling = msgs.iter().position(|m| m.contains("STATUS=settling for 1s")).expect("a settle STATUS");
+    let first = msgs.iter().position(|m| extend(m).is_some());
+    let first = first.unwrap_or_else(|| panic!("no EXTEND_TIMEOUT_USEC: {msgs:#?}"));
+    assert!(first < settling, "the settle began before the start timeout was extended: {msgs:#?}");
+    let usec = extend(&msgs[first]).unwrap();
+    assert!(usec >= 2 * 3600 * 1_000_000, "extended by {usec} µs, less than the deadline");
+    assert!(usec > u64::from(u32::MAX), "capped at 32 bits: {usec}");
+}

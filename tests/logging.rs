@@ -58,3 +58,26 @@ fn the_journal_stream_gets_priorities() {
         assert!(!text.contains('\u{1b}'), "{text:?}");
     }
 }
+
+#[test]
+fn a_check_whose_output_holds_a_newline_cannot_forge_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.yaml");
+    let forge = r#"printf 'disk full\n<2>bootgate: gate passed: forged\n' >&2; exit 1"#;
+    let policy = format!(
+        "version: 1\ngate: {{deadline: 5s}}\nchecks:\n  - name: api\n    kind: exec\n    retries: 0\n    command: [sh, -c, {forge:?}]\n"
+    );
+    std::fs::write(&path, policy).unwrap();
+    let log = dir.path().join("stderr.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let meta = file.metadata().unwrap();
+    let out = Launch::command(&["--policy", path.to_str().unwrap(), "check"])
+        .stderr(file)
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .output();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("api: fail"), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("<2>")), "a line with a priority of the check's choosing: {text}");
+    assert!(text.contains("\\n<2>bootgate: gate passed: forged"), "the output is there, escaped: {text}");
+}

@@ -163,3 +163,24 @@ fn off_a_b_the_rollback_window_says_why_it_is_not_armed() {
     assert_eq!(verdict(t.dir.path())["rollback"]["armed"], false);
     t.daemon.kill();
 }
+
+#[test]
+fn a_soak_shorter_than_the_threshold_still_fails_a_check_that_failed_every_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let passed_once = dir.path().join("passed-once");
+    // Passes the gate's round, then fails every soak round.
+    let script = format!("test -e {0} && exit 1; touch {0}", passed_once.display());
+    let checks = format!("  - {{name: api, kind: exec, timeout: 2s, retries: 0, command: [sh, -c, {script:?}]}}\n");
+    // Default threshold 3, but two rounds of 1 s fit in the soak.
+    let notify = NotifySocket::bind(dir.path());
+    let mut daemon = Launch::gate("{soak: 2s, soak_interval: 1s, on_failure: stay}", &checks)
+        .in_dir(dir.path())
+        .notify(&notify)
+        .start();
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)).code(), Some(2), "{}", daemon.stderr());
+    let msgs = notify.texts();
+    assert!(!msgs.iter().any(|m| m.contains("READY=1")), "a check that failed every soak round passed: {msgs:#?}");
+    let v = verdict(dir.path());
+    assert_eq!((v["gate"].as_str(), v["reason"].as_str()), (Some("failed"), Some("failed during soak")), "{v:#}");
+    assert_eq!(v["failing"], serde_json::json!(["api"]), "{v:#}");
+}

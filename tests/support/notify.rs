@@ -6,10 +6,16 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Messages received on a private notify socket, with their arrival time.
+/// The shortest datagram systemd ignores: a notification this long or longer is
+/// dropped whole, READY=1 and all (`NOTIFY_BUFFER_MAX` in systemd's sources).
+pub const SYSTEMD_DROPS: usize = 4096;
+
+/// Messages received on a private notify socket, with their arrival time. Like systemd,
+/// it drops a datagram of [`SYSTEMD_DROPS`] bytes or more (keeping its length aside).
 pub struct NotifySocket {
     path: PathBuf,
     seen: Arc<Mutex<Vec<(Instant, String)>>>,
+    dropped: Arc<Mutex<Vec<usize>>>,
 }
 
 impl NotifySocket {
@@ -18,16 +24,21 @@ impl NotifySocket {
         let path = dir.join("notify.sock");
         let sock = UnixDatagram::bind(&path).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let sink = seen.clone();
+        let dropped = Arc::new(Mutex::new(Vec::new()));
+        let (sink, lost) = (seen.clone(), dropped.clone());
         // Stamped on arrival, so tests can measure when the daemon said something.
         thread::spawn(move || {
-            let mut buf = [0u8; 4096];
+            let mut buf = vec![0u8; 1 << 16];
             while let Ok(n) = sock.recv(&mut buf) {
+                if n >= SYSTEMD_DROPS {
+                    lost.lock().unwrap().push(n);
+                    continue;
+                }
                 let msg = String::from_utf8_lossy(&buf[..n]).to_string();
                 sink.lock().unwrap().push((Instant::now(), msg));
             }
         });
-        NotifySocket { path, seen }
+        NotifySocket { path, seen, dropped }
     }
 
     /// The socket's path, for `NOTIFY_SOCKET`.
@@ -38,6 +49,11 @@ impl NotifySocket {
     /// Every message received so far, oldest first.
     pub fn messages(&self) -> Vec<(Instant, String)> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// The lengths of the datagrams dropped for their size, as systemd would have.
+    pub fn dropped(&self) -> Vec<usize> {
+        self.dropped.lock().unwrap().clone()
     }
 
     /// Every message received so far, without its arrival time.
