@@ -107,3 +107,29 @@ fn history_of_a_missing_dir_is_empty_and_of_a_fifo_an_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("FIFO") && err.contains(&fifo.display().to_string()), "{err}");
 }
+
+#[test]
+fn a_garbled_history_of_millions_of_lines_delays_no_gate_and_is_warned_of_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    // Two million lines that are no boot record, and a real one at the end.
+    let mut garbage = "garbage\n".repeat(2_000_000);
+    garbage.push_str(r#"{"boot_id": "before", "gate": "passed", "status": "healthy"}"#);
+    garbage.push('\n');
+    std::fs::write(dir.path().join("state/history.jsonl"), garbage).unwrap();
+    let notify = support::NotifySocket::bind(dir.path());
+    let started = std::time::Instant::now();
+    let checks = "  - {name: root, kind: disk, path: /, min_free_percent: 0}\n";
+    let mut run = Launch::gate("{deadline: 5s}", checks).in_dir(dir.path()).notify(&notify).start();
+    notify.wait_for("READY=1", started, Duration::from_secs(30), |m| m.contains("READY=1"));
+    run.terminate();
+    run.wait_exit(Duration::from_secs(10));
+    let log = run.stderr();
+    let warnings = log.lines().filter(|l| l.contains("no boot record")).count();
+    assert!((1..=3).contains(&warnings), "{warnings} warnings of bad lines:\n{}", &log[..log.len().min(4000)]);
+    let kept = bootgate(&["history", "--format", "json", "--state-dir", &dir.path().join("state").to_string_lossy()]);
+    let boots: Value = serde_json::from_slice(&kept.stdout).unwrap();
+    let ids: Vec<&str> = boots.as_array().unwrap().iter().filter_map(|b| b["boot_id"].as_str()).collect();
+    assert_eq!(ids.last(), Some(&"before"), "the good line stays: {ids:?}");
+    assert_eq!(ids.len(), 2, "{ids:?}");
+}

@@ -168,6 +168,11 @@ fn an_unreadable_verdict_of_this_boot_fails_closed() {
     for (what, prepare) in [
         ("corrupt", (|p: &std::path::Path| std::fs::write(p, "{\"gate\": \"pas").unwrap()) as fn(&std::path::Path)),
         ("fifo", |p| nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap()),
+        // Valid JSON, but no gate takes 1e300 ms: it once made the daemon panic (exit 101).
+        ("huge duration", |p| std::fs::write(p, r#"{"gate": "passed", "gate_duration_ms": 1e300}"#).unwrap()),
+        ("huge check duration", |p| {
+            std::fs::write(p, r#"{"gate": "failed", "checks": [{"name": "root", "duration_ms": 1e300}]}"#).unwrap()
+        }),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let notify = NotifySocket::bind(dir.path());
@@ -186,6 +191,9 @@ fn an_unreadable_verdict_of_this_boot_fails_closed() {
             msgs.iter().any(|m| m.contains("gate failed closed") && m.contains(&verdict.display().to_string())),
             "{what}: STATUS must name the file: {msgs:#?}"
         );
+        // `serve` reports only a verdict it can read: it says why and exits, never panics.
+        let mut serve = daemon.then("serve").start();
+        assert_eq!(serve.wait_exit(Duration::from_secs(15)).code(), Some(66), "{what}: {}", serve.stderr());
     }
 }
 

@@ -168,3 +168,44 @@ fn auto_picks_a_rauc_the_bus_starts_on_demand() {
     let log = daemon.stderr();
     assert!(log.contains("auto: de.pengutronix.rauc is activatable on the system bus"), "{log}");
 }
+
+/// A system bus that accepts every connection and never answers: a stand-in, since the
+/// real dbus-daemon cannot be made to hang this way on purpose.
+fn silent_bus(dir: &std::path::Path) -> (String, std::thread::JoinHandle<()>) {
+    let path = dir.join("silent-bus");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for conn in listener.incoming().take(16).flatten() {
+            open.push(conn);
+        }
+    });
+    (format!("unix:path={}", path.display()), held)
+}
+
+#[test]
+fn auto_asking_a_wedged_bus_holds_no_check_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (address, _held) = silent_bus(dir.path());
+    let notify = NotifySocket::bind(dir.path());
+    let policy = format!(
+        "boot: {{backend: auto}}
+gate: {{deadline: 30s}}
+checks:
+  - {PASSING}
+"
+    );
+    let mut daemon =
+        Launch::listening(policy).in_dir(dir.path()).notify(&notify).env("DBUS_SYSTEM_BUS_ADDRESS", &address).start();
+    notify.wait_for("READY=1", Instant::now() - Duration::from_secs(1), Duration::from_secs(30), |m| {
+        m.contains("READY=1")
+    });
+    let msgs = notify.texts();
+    let position =
+        |what: &str| msgs.iter().position(|m| m.contains(what)).unwrap_or_else(|| panic!("{what}: {msgs:#?}"));
+    // The checks ran, and the gate decided, while the bus was still being asked.
+    let waiting = position("STATUS=gate decided; waiting for the boot backend");
+    assert!(waiting < position("READY=1"), "{msgs:#?}");
+    assert!(daemon.stderr().contains("boot backend none"), "{}", daemon.stderr());
+    daemon.kill();
+}

@@ -82,7 +82,20 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         }
         None => {
             let gate = heartbeat.keep(run_gate(&policy, &board, notifier, true));
-            let (outcome, chosen, fallback) = tokio::join!(signals.shutdown.until(gate), chosen, learnt);
+            let known = std::sync::atomic::AtomicBool::new(false);
+            let chosen = async {
+                let chosen = chosen.await;
+                known.store(true, std::sync::atomic::Ordering::Relaxed);
+                chosen
+            };
+            let gate = async {
+                let outcome = signals.shutdown.until(gate).await;
+                if outcome.is_some() && !known.load(std::sync::atomic::Ordering::Relaxed) {
+                    notifier.status("gate decided; waiting for the boot backend to answer before marking this boot");
+                }
+                outcome
+            };
+            let (outcome, chosen, fallback) = tokio::join!(gate, chosen, learnt);
             boot.fallback = fallback;
             let Some(snapshot) = outcome else {
                 tracing::info!("stopped before the gate reached a verdict");
