@@ -41,7 +41,7 @@ pub fn add(
         let dir = &e.dir.0;
         let critical = e.critical.unwrap_or(true);
         let timeout = e.timeout.map_or(default_timeout, |d| d.0);
-        if let Some(why) = super::validate::timeout_problem(timeout, deadline) {
+        if let Some(why) = super::rules::timeout_problem(timeout, deadline) {
             cx.at(&at("timeout"), why);
             continue;
         }
@@ -66,7 +66,7 @@ pub fn add(
                 cx.at(&at("dir"), message);
                 continue;
             }
-            if let Some(why) = super::validate::reserved(&name) {
+            if let Some(why) = super::rules::reserved(&name) {
                 cx.at(&at("dir"), format!("{} in {}: {why}", quote(&name), dir.display()));
                 continue;
             }

@@ -14,6 +14,7 @@ mod checks_from;
 mod load;
 mod located;
 pub mod raw;
+mod rules;
 pub mod schema;
 pub mod types;
 pub mod unique;

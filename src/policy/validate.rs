@@ -268,7 +268,7 @@ fn checks(cx: &mut Ctx, node: &Value, deadline: Option<Duration>) -> Vec<CheckSp
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, n) in nodes.iter().enumerate() {
         let Some(name) = n.get("name").and_then(Value::as_str) else { continue };
-        if let Some(why) = reserved(name) {
+        if let Some(why) = super::rules::reserved(name) {
             cx.at(&path(i, "name"), why);
         }
         if let Some(&first) = index.get(name) {
@@ -332,26 +332,6 @@ struct Common {
     start_period: Duration,
 }
 
-/// Why `name` cannot name a check, if it is a name the endpoint keeps for itself: a
-/// check named `gate` would answer `/readyz/gate` in place of the gate's own probe.
-pub(super) fn reserved(name: &str) -> Option<String> {
-    (name == "gate").then(|| {
-        "`gate` is the boot gate's own readiness probe (/readyz/gate); give the check another name".to_string()
-    })
-}
-
-/// What is wrong with a check's `timeout` under the gate's `deadline`, if anything: the
-/// one rule for `checks:` and `checks_from:` alike.
-pub(super) fn timeout_problem(timeout: Duration, deadline: Option<Duration>) -> Option<String> {
-    match deadline {
-        _ if timeout.is_zero() => Some("the timeout must be longer than 0s".into()),
-        Some(d) if timeout >= d && !d.is_zero() => {
-            Some(format!("timeout {} is not shorter than the gate deadline {}", spelled(timeout), spelled(d)))
-        }
-        _ => None,
-    }
-}
-
 /// Validates one check's common keys; `None` when one is invalid. Without a known `deadline` (the gate was rejected), timeouts
 /// are not compared with it.
 fn common(
@@ -366,7 +346,7 @@ fn common(
     // A default timeout always leaves room for a retry inside the deadline.
     let limit = deadline.unwrap_or(DEFAULT_DEADLINE);
     let timeout = c.timeout.map_or(DEFAULT_TIMEOUT.min(limit / 2), |d| d.0);
-    if let Some(why) = timeout_problem(timeout, deadline) {
+    if let Some(why) = super::rules::timeout_problem(timeout, deadline) {
         cx.at(&path("timeout"), why);
     }
     let interval = c.interval.map(|d| d.0);
