@@ -85,6 +85,12 @@ fn a_decision_this_version_does_not_know_keeps_the_line() {
     assert_eq!(boots.len(), 1, "the line is read");
     assert_eq!(boots[0].decision, Some(Decision::Other));
     assert_eq!(boots[0].fallback.as_ref().map(|f| f.reason), Some(crate::record::Lenient::Other));
+    // Appending keeps the line as the newer version wrote it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(path(dir.path()), format!("{line}\n")).unwrap();
+    append(dir.path(), &boot(2)).unwrap();
+    let text = std::fs::read_to_string(path(dir.path())).unwrap();
+    assert_eq!(text.lines().next(), Some(line), "{text}");
 }
 
 #[test]
