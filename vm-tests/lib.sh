@@ -13,8 +13,21 @@
 # Environment:
 #   BOOTGATE_BIN         binary to install (default target/debug/bootgate, stripped of debug info)
 #   VMTEST_MARK_DELAY    seconds the stand-in update-engine waits before marking (default 5)
-#   VMTEST_BOOT_TIMEOUT  seconds from QEMU start to bootgate's verdict (default 240)
+#   VMTEST_BOOT_TIMEOUT  seconds from QEMU start to bootgate's verdict (default 360)
+#   VMTEST_STEP_TIMEOUT  seconds any other single wait on the guest may take (default 180)
 #   VMTEST_KEEP          1: keep every scenario's run directory, not only failed ones
+#
+# Timing: no assertion races the host's or the guest's speed. What the host
+# asserts on is either data the guest has already printed (the observer says
+# everything bootgate did, even as the guest goes down), the disk image once
+# the guest is down, or a live answer the guest keeps giving until the host is
+# done (a failed gate's report: the policies that ask for it reboot only after
+# 30 s; a device API the host kills through the control port when it is done
+# with it). Every wait is a poll that returns as soon as its condition holds,
+# bounded far above what it takes: BOOT_TIMEOUT for a whole boot (idle 25-50 s
+# to the verdict), STEP_TIMEOUT for one step (a unit starting, a mark, a report,
+# a shutdown: idle 1-10 s). Both hold with both host cores taken by something
+# else (VMTEST_CONTEND in run.sh), and only a failing scenario ever waits them out.
 
 set -euo pipefail
 
@@ -49,7 +62,8 @@ UEFI_LOADER_LINE='BdsDxe: starting Boot'
 HEALTH_ROUTE=/api/v1/system/health
 
 MARK_DELAY=${VMTEST_MARK_DELAY:-5}
-BOOT_TIMEOUT=${VMTEST_BOOT_TIMEOUT:-240}
+BOOT_TIMEOUT=${VMTEST_BOOT_TIMEOUT:-360}
+STEP_TIMEOUT=${VMTEST_STEP_TIMEOUT:-180}
 
 log() { printf '  %s\n' "$*"; }
 die() {
@@ -71,6 +85,8 @@ BOOTS=0
 VM_PID=
 SWTPM_PID=
 TPM=0
+# Each slot's gate.reboot_delay in seconds (slot_policy), for expect_reboot's bound.
+declare -A REBOOT_DELAY
 FAILED=0
 DONE=0
 TIMINGS=()
@@ -86,6 +102,21 @@ scenario() {
   SCENARIO_T0=$SECONDS
   image_ready
   cp --sparse=always "$VMTEST_DISK" "$RUN/disk.img"
+  local delay
+  delay=$(policy_reboot_delay "$VMT_DIR/policies/base.yaml")
+  REBOOT_DELAY=([A]=$delay [B]=$delay)
+}
+
+# policy_reboot_delay FILE: the policy's gate.reboot_delay in whole seconds
+# (written as Ns or Nm in the harness's policies).
+policy_reboot_delay() {
+  local d
+  d=$(sed -n 's/^ *reboot_delay: *\([0-9][0-9]*[sm]\)\b.*/\1/p' "$1" | head -1)
+  case $d in
+    *s) echo "${d%s}" ;;
+    *m) echo $((${d%m} * 60)) ;;
+    *) fail "$(basename "$1") has no gate.reboot_delay in seconds or minutes the harness can read" ;;
+  esac
 }
 
 cleanup() {
@@ -282,6 +313,7 @@ slot_policy() {
   local policy=$VMT_DIR/policies/$2 out
   out=$("$VMTEST_BIN" validate "$policy" 2>&1) || fail "policy $2 does not validate with this bootgate: $out"
   slot_file "$1" /etc/bootgate/policy.yaml "$(cat "$policy")"
+  REBOOT_DELAY[$1]=$(policy_reboot_delay "$policy")
 }
 
 # slot_file SLOT PATH TEXT: the slot's file PATH (in an existing directory)
@@ -295,10 +327,19 @@ slot_file() {
   [ "$(debugfs -R "cat $2" "$RUN/disk.img?offset=$offset" 2>/dev/null)" = "$3" ] || fail "could not write $2 into USR-$1"
 }
 
-# slot_api_dies SLOT WHEN SECONDS: the slot's device API dies SECONDS after
-# WHEN (marked: update-engine marked the slot; soaking: bootgate began its
-# soak); see vm-tests/guest/api-dies.
-slot_api_dies() { slot_file "$1" /etc/vm-tests/api-dies "$2 $3"; }
+# slot_api_dies SLOT WHEN [SECONDS]: the slot's device API dies SECONDS after
+# WHEN (soaking: bootgate began its soak; host: the host said so with
+# `guest_ctl api-dies`); see vm-tests/guest/api-dies.
+slot_api_dies() { slot_file "$1" /etc/vm-tests/api-dies "$2 ${3:-0}"; }
+
+# guest_ctl NAME: tells the running guest NAME now, through the control port
+# (vm-tests/guest/ctl); e.g. api-dies, for a slot_api_dies SLOT host.
+guest_ctl() {
+  local code
+  code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time "$STEP_TIMEOUT" "http://127.0.0.1:$CTL_PORT/$1" 2>"$RUN/ctl.err") || code=000
+  [ "$code" = 200 ] || fail "boot $BOOTS: the guest's control port did not take '$1' (HTTP $code $(cat "$RUN/ctl.err"))"
+  log "boot $BOOTS: told the guest: $1"
+}
 
 # slot_crash SLOT: the slot's init exits at once (/usr/sbin/init -> /bin/false,
 # written into its ext4), so the kernel panics when it starts, before any
@@ -361,7 +402,7 @@ expect_entries() {
 # runs after boot-complete.target, so only after a passed gate). Its journal, relayed
 # by the observer, names it in full; the status lines on the console are shortened.
 wait_blessed() {
-  local end=$((SECONDS + 60))
+  local end=$((SECONDS + STEP_TIMEOUT))
   until tr -d '\r' <"$LOG" | grep -a 'Finished systemd-bless-boot.service' >/dev/null; do
     if ! vm_alive || ((SECONDS >= end)); then fail "boot $BOOTS (USR-$BOOT_SLOT): systemd-bless-boot.service never finished"; fi
     sleep 0.2
@@ -392,12 +433,11 @@ tpm_start() {
   swtpm socket --tpm2 --tpmstate dir="$RUN/tpm" --ctrl type=unixio,path="$RUN/tpm/sock" \
     --log file="$RUN/tpm/swtpm.log" &
   SWTPM_PID=$!
-  local i
-  for ((i = 0; i < 50; i++)); do
-    [ -S "$RUN/tpm/sock" ] && return 0
+  local end=$((SECONDS + STEP_TIMEOUT))
+  until [ -S "$RUN/tpm/sock" ]; do
+    ((SECONDS < end)) || fail "swtpm did not create its socket within ${STEP_TIMEOUT}s"
     sleep 0.1
   done
-  fail "swtpm did not create its socket"
 }
 
 tpm_stop() {
@@ -408,11 +448,13 @@ tpm_stop() {
   fi
 }
 
-# A loopback port nobody listens on (QEMU fails to start if it is taken meanwhile).
+# free_port [NOT]: a loopback port nobody listens on, other than NOT (QEMU
+# fails to start if it is taken meanwhile).
 free_port() {
   local p
   for _ in $(seq 100); do
     p=$((20000 + RANDOM % 40000))
+    [ "$p" != "${1:-}" ] || continue
     [ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return 0; }
   done
   die "no free port found"
@@ -432,7 +474,8 @@ kernel_cmdline() {
 
 # boot: runs the harness's boot loader and starts QEMU on the slot it picks.
 # Sets BOOT_SLOT (A, B, or empty when no slot is bootable), LOG (the serial
-# log), PORT (host port forwarded to the guest's 8080) and VM_PID. UEFI boots
+# log), PORT (host port forwarded to the guest's 8080), CTL_PORT (to the
+# guest's control port 8082, see guest_ctl) and VM_PID. UEFI boots
 # (LOADER=bless-boot) leave the choice to systemd-boot: boot waits for the
 # guest to come up and takes BOOT_SLOT from the root it mounted, BOOT_ENTRY
 # from the entry systemd-boot says it started, BOOT_COUNTING from its
@@ -465,6 +508,7 @@ boot() {
     tpm=(-chardev socket,id=chrtpm,path="$RUN/tpm/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0)
   fi
   PORT=$(free_port)
+  CTL_PORT=$(free_port "$PORT")
   local mon=$RUN/mon-$BOOTS
   mkfifo "$mon"
   # Held open read-write so QEMU's monitor never sees end-of-file.
@@ -476,7 +520,8 @@ boot() {
     -serial file:"$LOG" -monitor stdio -device virtio-rng-pci \
     "${loader[@]}" \
     -drive file="$RUN/disk.img",if=virtio,format=raw \
-    -netdev user,id=net0,hostfwd=tcp:127.0.0.1:"$PORT"-:8080 -device virtio-net-pci,netdev=net0,romfile= \
+    -netdev user,id=net0,hostfwd=tcp:127.0.0.1:"$PORT"-:8080,hostfwd=tcp:127.0.0.1:"$CTL_PORT"-:8082 \
+    -device virtio-net-pci,netdev=net0,romfile= \
     "${tpm[@]}" \
     <"$mon" >"$RUN/qemu-$BOOTS.out" 2>&1 &
   VM_PID=$!
@@ -541,12 +586,12 @@ vm_kill() {
 }
 
 # vm_poweroff: the ACPI power button (a clean shutdown flushes /var), then
-# the plug after a bounded wait.
+# the plug after a bounded wait (idle the guest is down in 2-5 s).
 vm_poweroff() {
   vm_alive || return 0
   echo system_powerdown >&"$MON_FD"
-  if ! vm_wait_exit 60; then
-    log "the guest ignored the power button for 60s; stopping QEMU"
+  if ! vm_wait_exit "$STEP_TIMEOUT"; then
+    log "the guest ignored the power button for ${STEP_TIMEOUT}s; stopping QEMU"
     vm_kill
   fi
   if [ "${STAYS_UP:-}" = "$BOOTS" ] && tr -d '\r' <"$LOG" | grep -a 'reboot: Restarting system' >/dev/null; then

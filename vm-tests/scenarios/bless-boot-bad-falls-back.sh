@@ -23,7 +23,7 @@ expect_uefi_boot B '\loader\entries\bootgate-2+2-1.conf'
 wait_verdict
 expect_gate failed
 expect_verdict unhealthy api
-expect_reboot 90
+expect_reboot
 expect_console 'gate failed \(failing: api\); marked boot entry bootgate-2\.conf bad, rebooting in 1s to fall back to bootgate-1\.conf' \
   "bootgate says what it marked and what systemd-boot will boot"
 expect_entries bootgate-1.conf bootgate-2+0-1.conf "bootgate marked B's entry bad with systemd-bless-boot"

@@ -14,7 +14,7 @@ gpt_set B -S0 -T1 -P2
 
 boot
 expect_boot_slot B "the update"
-vm_wait_exit 90 || fail "boot $BOOTS (USR-B): the crashing slot did not end by itself within 90s"
+vm_wait_exit "$BOOT_TIMEOUT" || fail "boot $BOOTS (USR-B): the crashing slot did not end by itself within ${BOOT_TIMEOUT}s"
 tr -d '\r' <"$LOG" | grep -a 'Attempted to kill init' >/dev/null || fail "boot $BOOTS: USR-B ended, but not by the init crash"
 [ -z "$(guest_line '^(verdict|booted) ')" ] || fail "boot $BOOTS: USR-B got as far as userspace"
 log "boot $BOOTS: USR-B crashed before any service ran (kernel panic, reboot)"

@@ -21,7 +21,7 @@ for n in 1 0; do
   wait_verdict
   expect_gate failed
   expect_verdict unhealthy api
-  expect_reboot 90
+  expect_reboot
   expect_console "rebooting in 1s: GRUB's boot_counter is $n" "bootgate says what GRUB will do"
 done
 

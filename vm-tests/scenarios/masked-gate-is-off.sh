@@ -16,7 +16,7 @@ slot_mask B bootgate.service
 boot
 expect_boot_slot B
 rc=0
-wait_line '^marked ' "$BOOT_TIMEOUT" || rc=$?
+wait_line '^marked ' $((BOOT_TIMEOUT + MARK_DELAY)) || rc=$?
 [ $rc = 0 ] || fail "with bootgate.service masked, update-engine never marked USR-B (wait_line $rc)"
 log "boot $BOOTS: $(guest_line '^marked ')"
 [ -z "$(guest_line '^verdict ')" ] || fail "bootgate reached a verdict although its unit is masked: $(guest_line '^verdict ')"

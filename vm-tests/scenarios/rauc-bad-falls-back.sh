@@ -26,7 +26,7 @@ expect_rauc_activated
 expect_gate failed
 expect_verdict unhealthy api
 wait_rauc_call "set-state B bad"
-expect_reboot 90
+expect_reboot
 expect_console 'marked the booted slot bad, rebooting in 1s to fall back to RAUC slot rootfs\.0' \
   "bootgate says it marked B bad and which slot RAUC falls back to"
 
