@@ -4,6 +4,8 @@
 # rollback from outside (the disk image) and inside (the health endpoint).
 #
 #   vm-tests/run.sh [SCENARIO...]     (default: all, in the order below)
+#   VMTEST_CONTEND=2 vm-tests/run.sh   (the same with two CPU-bound busy loops
+#                                       beside it: both cores of a 2-core host taken)
 #
 # One VM at a time (TCG takes a core per VM). Each scenario prints PASS or
 # FAIL with its reason and timings; the last line is "N passed, N failed" and
@@ -19,17 +21,72 @@ for s in "${scenarios[@]}"; do
   [ -f "$dir/scenarios/$s.sh" ] || { echo "vm-tests: no scenario '$s' (have: ${all[*]})" >&2; exit 64; }
 done
 
+contend=${VMTEST_CONTEND:-0}
+[[ $contend =~ ^[0-9]+$ ]] || { echo "vm-tests: VMTEST_CONTEND is a number of busy loops, not '$contend'" >&2; exit 64; }
+
 passed=0
 failed=0
 t0=$SECONDS
+busy_pgid=
+scenario_pid=
 summary() {
   local rc=$?
+  stop_busy
   ((passed + failed == ${#scenarios[@]})) || failed=$((${#scenarios[@]} - passed))
-  echo "vm-tests: ${#scenarios[@]} scenarios in $((SECONDS - t0))s"
+  echo "vm-tests: ${#scenarios[@]} scenarios in $((SECONDS - t0))s${contend_note:-}"
   echo "$passed passed, $failed failed"
   ((failed == 0)) && exit "$rc" || exit 1
 }
 trap summary EXIT
+# A signal stops the running scenario (its own traps stop QEMU and swtpm), then
+# the run, whose EXIT trap stops the busy loops.
+on_signal() {
+  if [ -n "$scenario_pid" ]; then
+    kill -TERM "$scenario_pid" 2>/dev/null || true
+    wait "$scenario_pid" 2>/dev/null || true
+  fi
+  exit "$1"
+}
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+trap 'on_signal 129' HUP
+
+# The busy loops of VMTEST_CONTEND: a session and process group of their own
+# (setsid in a process that leads no group keeps its pid, which becomes the
+# group's id), killed by that id on every way out of the run. Each loop also
+# ends by itself once this run's process is gone, should it be killed outright.
+start_busy() {
+  # shellcheck disable=SC2016 # $1 and $2 are the inner shell's arguments
+  setsid sh -c 'i=0
+    while [ "$i" -lt "$1" ]; do
+      (while [ -e "/proc/$2" ]; do :; done) &
+      i=$((i + 1))
+    done
+    wait' vm-tests-busy "$contend" "$$" &
+  busy_pgid=$!
+  # Its group id, from /proc (field 5 after the command name in parentheses),
+  # once setsid has run: before that the child is still in this run's group.
+  local pgid='' end=$((SECONDS + 30))
+  while ((SECONDS < end)); do
+    pgid=$(sed 's/.*) //' "/proc/$busy_pgid/stat" 2>/dev/null | cut -d' ' -f3) || pgid=
+    [ "$pgid" != "$busy_pgid" ] || break
+    sleep 0.05
+  done
+  if [ "$pgid" != "$busy_pgid" ]; then
+    kill "$busy_pgid" 2>/dev/null || true
+    busy_pgid=
+    echo "vm-tests: the busy loops did not get a process group of their own" >&2
+    exit 1
+  fi
+  contend_note=", contended by $contend busy loops"
+  echo "vm-tests: contending: $contend CPU-bound busy loops beside the run, process group $busy_pgid (killed when the run ends)"
+}
+stop_busy() {
+  [ -n "$busy_pgid" ] || return 0
+  kill -- "-$busy_pgid" 2>/dev/null || true
+  echo "vm-tests: stopped the busy loops (process group $busy_pgid)"
+  busy_pgid=
+}
 
 . "$dir/lib.sh"
 
@@ -47,12 +104,17 @@ exec {runlock}>"$OUT/run.lock"
 flock -n "$runlock" || die "another vm-tests run is in progress (one VM at a time)"
 rm -rf "$OUT/failed" "$OUT/kept" "$OUT/runs"
 
+((contend == 0)) || start_busy
 echo "vm-tests: image"
 image_ready
 for s in "${scenarios[@]}"; do
-  if bash "$dir/scenarios/$s.sh"; then
+  # In the background and waited for, so that a signal reaches on_signal at once.
+  bash "$dir/scenarios/$s.sh" &
+  scenario_pid=$!
+  if wait "$scenario_pid"; then
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
   fi
+  scenario_pid=
 done
