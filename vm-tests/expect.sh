@@ -313,7 +313,7 @@ expect_report() {
       [ "$ready" = 503 ] && grep -qx 'bootgate_gate_passed 0' <<<"$metrics"; then
       break
     fi
-    last="last: health HTTP $code $(head -c 300 "$body" 2>/dev/null), readyz HTTP $ready, gate_passed line: $(grep '^bootgate_gate_passed' <<<"$metrics")"
+    last="last: health HTTP $code $(head -c 300 "$body" 2>/dev/null || true), readyz HTTP $ready, gate_passed line: $(grep '^bootgate_gate_passed' <<<"$metrics" || true)"
     vm_alive || fail "boot $BOOTS: the guest went down $(calc "$EPOCHREALTIME - $t0")s after the verdict, before the host saw the failed gate reported ($last): its reboot_delay of ${REBOOT_DELAY[$BOOT_SLOT]}s is too short"
     ((SECONDS < end)) || fail "boot $BOOTS: the failed gate was not reported within ${STEP_TIMEOUT}s ($last)"
     sleep 0.1
