@@ -23,7 +23,7 @@ pub mod render;
 pub mod server;
 pub mod util;
 
-/// Process exit codes (see the README).
+/// Process exit codes (see docs/endpoint.md).
 pub mod exit {
     pub const OK: i32 = 0;
     pub const DEGRADED: i32 = 1;

@@ -140,7 +140,7 @@ fn several_files_are_validated_each_on_its_own() {
     let out = bootgate(&["validate", &paths[0], &paths[1], &missing, &paths[2]]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout, format!("{}: ok (1 checks)\n{}: ok (2 checks)\n", paths[0], paths[2]));
+    assert_eq!(stdout, format!("{}: ok (1 check)\n{}: ok (2 checks)\n", paths[0], paths[2]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("{}:1:10: version: unsupported policy version 2", paths[1])), "{stderr}");
     assert!(stderr.contains(&format!("cannot read policy {missing}")), "{stderr}");

@@ -7,7 +7,7 @@
 //!
 //! - `policy/schema.json`: regenerate with `bootgate schema > policy/schema.json`
 //!   (the policy tests fail while it is stale);
-//! - the README's table of kinds: its keys, when it passes, its observed values;
+//! - docs/policy.md's table of kinds: its keys, when it passes, its observed values;
 //! - `measure()` in `src/server/document/ietf.rs`: the observed value that sums the kind up
 //!   as `observedValue` in the health document (without it, the entry has none);
 //! - `tests/strict.rs`: a huge value for each of its string keys, shown shortened;

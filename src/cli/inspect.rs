@@ -7,6 +7,7 @@ use crate::exit;
 use crate::policy;
 use crate::record::history;
 use crate::render::table;
+use crate::util::text::counted;
 
 /// Validates each file on its own (or the policy the lookup order finds when none is
 /// named), so one invalid file does not hide the verdict on the others.
@@ -16,7 +17,7 @@ pub(super) fn validate(policy: Option<PathBuf>, files: Vec<PathBuf>) -> i32 {
     let mut code = exit::OK;
     for target in targets {
         match policy::load(target.as_deref()) {
-            Ok(loaded) => println!("{}: ok ({} checks)", loaded.source, loaded.policy.checks.len()),
+            Ok(loaded) => println!("{}: ok ({})", loaded.source, counted(loaded.policy.checks.len(), "check")),
             Err(e) => code = super::bad_policy(&e),
         }
     }

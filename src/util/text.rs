@@ -30,6 +30,11 @@ pub fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// `n` and the noun, plural unless `n` is 1: "1 check", "2 checks".
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
 #[cfg(test)]
 mod tests {
     use std::fmt;
@@ -77,5 +82,12 @@ mod tests {
     fn one_line_folds_whitespace() {
         assert_eq!(one_line("  exit 1:\n\tdisk\r\n  full  "), "exit 1: disk full");
         assert_eq!(one_line(""), "");
+    }
+
+    #[test]
+    fn a_count_of_one_is_singular() {
+        assert_eq!(counted(1, "check"), "1 check");
+        assert_eq!(counted(0, "check"), "0 checks");
+        assert_eq!(counted(2, "check"), "2 checks");
     }
 }

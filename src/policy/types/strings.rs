@@ -95,7 +95,7 @@ impl fmt::Display for Text {
     }
 }
 
-/// The rule for check names, as stated in messages and the README.
+/// The rule for check names, as stated in messages and docs/policy.md.
 pub const NAME_RULE: &str =
     "1 to 63 characters: ASCII letters, digits, `.`, `_` and `-`, starting with a letter or digit";
 
