@@ -2,6 +2,8 @@
 # Builds the Flatcar systemd-sysext image of an already-built bootgate:
 #
 #   build/sysext.sh OUTDIR   -> OUTDIR/bootgate-<version>-x86-64.raw
+#                               OUTDIR/bootgate.conf   (systemd-sysupdate transfer)
+#                               OUTDIR/SHA256SUMS
 #
 # The binary comes from $BOOTGATE_BIN, else
 # ${CARGO_TARGET_DIR:-target}/release/bootgate. The image holds only usr/:
@@ -33,6 +35,7 @@ need patchelf patchelf
 need readelf binutils
 need objdump binutils
 need ldconfig libc-bin
+need sha256sum coreutils
 
 # The package version: the first version key of the [package] table.
 version=$(awk '
@@ -172,4 +175,16 @@ epoch=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || e
 env -u SOURCE_DATE_EPOCH mksquashfs "$stage" "$image.tmp" -all-root -noappend -no-xattrs -quiet \
   -mkfs-time "$epoch" -all-time "$epoch" >/dev/null
 mv -f "$image.tmp" "$image"
+
+# Beside the image, what a release directory serves to systemd-sysupdate: the
+# transfer file (operators copy it to /etc/sysupdate.bootgate.d/) and one
+# SHA256SUMS covering every image in OUTDIR, so building several versions
+# into one directory yields a directory sysupdate can choose from.
+install -m 0644 "$root/build/flatcar/sysupdate.bootgate.d/bootgate.conf" "$outdir/bootgate.conf"
+(
+  cd "$outdir"
+  export LC_ALL=C # the glob's order, so the file is reproducible
+  sha256sum -- bootgate.conf bootgate-*-x86-64.raw >SHA256SUMS.tmp
+  mv -f SHA256SUMS.tmp SHA256SUMS
+)
 echo "$image"

@@ -249,6 +249,8 @@ fn sysext_image_is_a_flatcar_extension() {
     run(Command::new(repo().join("build/sysext.sh")).arg(again.path()).env("BOOTGATE_BIN", BIN));
     let second = again.path().join(image.file_name().unwrap());
     assert!(fs::read(&image).unwrap() == fs::read(&second).unwrap(), "two sysext builds differ");
+    let sums = |dir: &Path| fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    assert_eq!(sums(out.path()), sums(again.path()), "two sysext builds list different checksums");
 
     let entries = list_image(&image);
     for e in &entries {

@@ -1,20 +1,25 @@
 //! The sysext image from outside: building it with `build/sysext.sh`, unpacking it
 //! into a root that holds only glibc, running its binary there, reading ELF dynamic
-//! sections.
+//! sections, and a loopback HTTP server publishing a release directory.
 
 use std::collections::BTreeSet;
-use std::fs;
+use std::fs::{self, File};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::procs::{find_binary, run_bounded};
+use super::free_port;
+use super::procs::{self, find_binary, run_bounded};
 
 /// A build squashes ~60 MB of debug binary; generous for a machine shared with others.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Ports are only free "a moment ago"; a lost race is retried on new ones.
+const START_ATTEMPTS: usize = 5;
 
 /// The sonames that stay the host's: glibc's, as `build/sysext.sh` lists them.
 pub const GLIBC: [&str; 10] = [
@@ -126,4 +131,71 @@ pub fn dynamic(elf: &Path) -> (BTreeSet<String>, Option<String>) {
     let needed = text.lines().filter(|l| l.contains("(NEEDED)")).filter_map(bracketed).collect();
     let runpath = text.lines().find(|l| l.contains("(RUNPATH)")).and_then(bracketed);
     (needed, runpath)
+}
+
+/// `python3 -m http.server` serving one directory on 127.0.0.1, stopped (process
+/// group) on drop.
+pub struct Release {
+    child: Child,
+    port: u16,
+    _log: TempDir,
+}
+
+impl Release {
+    /// Serves `dir` on a free loopback port.
+    pub fn serve(dir: &Path) -> Release {
+        let python = find_binary("python3", "python3");
+        let mut last_log = String::new();
+        for _ in 0..START_ATTEMPTS {
+            match Self::try_serve(&python, dir) {
+                Ok(server) => return server,
+                Err(log) if log.contains("in use") => last_log = log,
+                Err(log) => panic!("the HTTP server exited during startup:\n{log}"),
+            }
+        }
+        panic!("the HTTP server found its port taken {START_ATTEMPTS} times; last log:\n{last_log}");
+    }
+
+    fn try_serve(python: &Path, dir: &Path) -> Result<Release, String> {
+        let logs = tempfile::Builder::new().prefix("bghttp").tempdir().expect("cannot create a temp dir for a log");
+        let log_path = logs.path().join("http.log");
+        let log = File::create(&log_path).unwrap_or_else(|e| panic!("{}: {e}", log_path.display()));
+        let port = free_port();
+        let mut cmd = Command::new(python);
+        cmd.args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("cannot duplicate the log handle"))
+            .stderr(log);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start `{}`: {e}", procs::describe(&cmd)));
+        let mut server = Release { child, port, _log: logs };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                return Ok(server);
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("{status}\n{}", procs::tail(&log_path, 40)));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the HTTP server did not listen on 127.0.0.1:{port} within {READY_TIMEOUT:?}:\n{}",
+                procs::tail(&log_path, 40)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The directory's URL, with the trailing slash a sysupdate `Path=` carries.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        procs::stop_group(&mut self.child, Duration::from_secs(5));
+    }
 }
