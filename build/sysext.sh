@@ -76,7 +76,7 @@ glibc=" ld-linux-x86-64.so.2 libc.so.6 libm.so.6 libmvec.so.1 libpthread.so.0 li
 # NEEDED entry names these; ship the ones the policy's `device` and `tcti`
 # keys reach. tabrmd is left out: it needs D-Bus and the tpm2-abrmd daemon,
 # which Flatcar does not ship (the kernel's /dev/tpmrm0 does that job).
-tctis="libtss2-tcti-device.so.0 libtss2-tcti-swtpm.so.0 libtss2-tcti-mssim.so.0"
+tctis=(libtss2-tcti-device.so.0 libtss2-tcti-swtpm.so.0 libtss2-tcti-mssim.so.0)
 # Private to bootgate: the image's usr/ is overlaid onto the host's /usr, and
 # no host file lives under /usr/lib/bootgate. Never usr/lib itself.
 libdir=usr/lib/bootgate
@@ -96,7 +96,7 @@ resolve() {
 
 # The closure: the binary's NEEDED entries and the TCTI modules, then theirs.
 mapfile -t queue < <(needed "$stage/usr/bin/bootgate")
-queue+=($tctis)
+queue+=("${tctis[@]}")
 bundle=" "
 while [ ${#queue[@]} -gt 0 ]; do
   name=${queue[0]}
@@ -115,10 +115,13 @@ done
 
 # DT_RUNPATH of each object covers only its own NEEDED entries and dlopen
 # calls, so every bundled library points at its own directory too: that is
-# how libtss2-tctildr finds the TCTI modules beside it.
+# how libtss2-tctildr finds the TCTI modules beside it. $ORIGIN is the
+# loader's to expand, never the shell's.
+# shellcheck disable=SC2016
 for name in $bundle; do
   patchelf --set-rpath '$ORIGIN' "$stage/$libdir/$name"
 done
+# shellcheck disable=SC2016
 patchelf --set-rpath '$ORIGIN/../lib/bootgate' "$stage/usr/bin/bootgate"
 
 for elf in "$stage/usr/bin/bootgate" "$stage/$libdir"/*; do
