@@ -17,6 +17,8 @@ packages=(
   prometheus-alertmanager
   # boot integration: GPT tools, sysext images, unit verification
   gdisk cgpt squashfs-tools systemd
+  # sysext image: bundling its libraries, and the systemd-pull that sysupdate runs
+  patchelf systemd-container
   # provisioning: the Ignition config is checked with ignition-validate
   ignition
   # vm-tests

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Builds the Flatcar systemd-sysext image of an already-built bootgate:
 #
-#   build/sysext.sh OUTDIR        -> OUTDIR/bootgate-<version>-x86-64.raw
+#   build/sysext.sh OUTDIR   -> OUTDIR/bootgate-<version>-x86-64.raw
+#                               OUTDIR/bootgate.conf   (systemd-sysupdate transfer)
+#                               OUTDIR/SHA256SUMS
 #
 # The binary comes from $BOOTGATE_BIN, else
 # ${CARGO_TARGET_DIR:-target}/release/bootgate. The image holds only usr/:
-# the binary, the units, the default policy and the extension-release file.
+# the binary, every shared library it needs beyond glibc (usr/lib/bootgate/,
+# found through the copied binary's run path), the units, the default policy
+# and the extension-release file. The input binary is never modified.
 # On the machine it must be reachable as /etc/extensions/bootgate.raw (a
 # symlink is fine): systemd-sysext takes the extension's name from that file
 # name and requires usr/lib/extension-release.d/extension-release.<name>.
+# docs/packages.md says which Flatcar releases the image runs on.
 set -euo pipefail
 
 if [ $# -ne 1 ] || [ -z "$1" ]; then
@@ -19,10 +24,18 @@ outdir=$1
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${BOOTGATE_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/bootgate}
 
-if ! command -v mksquashfs >/dev/null; then
-  echo "sysext.sh: mksquashfs not found; install squashfs-tools (build/deps.sh does)" >&2
-  exit 1
-fi
+need() {
+  if ! command -v "$1" >/dev/null; then
+    echo "sysext.sh: $1 not found; install the Debian package $2 (build/deps.sh does)" >&2
+    exit 1
+  fi
+}
+need mksquashfs squashfs-tools
+need patchelf patchelf
+need readelf binutils
+need objdump binutils
+need ldconfig libc-bin
+need sha256sum coreutils
 
 # The package version: the first version key of the [package] table.
 version=$(awk '
@@ -52,6 +65,72 @@ chmod 0755 "$stage"
 umask 022
 
 BOOTGATE_BIN=$bin "$root/build/install.sh" "$stage" /usr
+
+# Shared libraries. Everything the binary needs beyond glibc travels in the
+# image, so a Flatcar update that renames or drops a TSS or OpenSSL library
+# cannot stop the gate (and with it update-engine, which Requires= it).
+# glibc stays the host's: it is the one ABI every Flatcar release keeps, and
+# its loader must match its libc. These sonames are never bundled:
+glibc=" ld-linux-x86-64.so.2 libc.so.6 libm.so.6 libmvec.so.1 libpthread.so.0 libdl.so.2 librt.so.1 libutil.so.1 libresolv.so.2 libanl.so.1 "
+# libtss2-tctildr dlopens a TCTI module by name when a TPM is opened, so no
+# NEEDED entry names these; ship the ones the policy's `device` and `tcti`
+# keys reach. tabrmd is left out: it needs D-Bus and the tpm2-abrmd daemon,
+# which Flatcar does not ship (the kernel's /dev/tpmrm0 does that job).
+tctis=(libtss2-tcti-device.so.0 libtss2-tcti-swtpm.so.0 libtss2-tcti-mssim.so.0)
+# Private to bootgate: the image's usr/ is overlaid onto the host's /usr, and
+# no host file lives under /usr/lib/bootgate. Never usr/lib itself.
+libdir=usr/lib/bootgate
+# The newest glibc the image may need: the build host's (Debian 12), which
+# docs/packages.md promises Flatcar has. A newer build host fails here.
+glibc_floor=2.36
+
+needed() {
+  readelf -d "$1" | sed -n 's/^.*(NEEDED).*\[\(.*\)\]$/\1/p'
+}
+
+# The host's copy of a soname, as the dynamic loader would find it. awk reads
+# to the end: leaving early would kill ldconfig with SIGPIPE (and pipefail).
+resolve() {
+  ldconfig -p | awk -v name="$1" '$1 == name && /x86-64/ && !found { print $NF; found = 1 }'
+}
+
+# The closure: the binary's NEEDED entries and the TCTI modules, then theirs.
+mapfile -t queue < <(needed "$stage/usr/bin/bootgate")
+queue+=("${tctis[@]}")
+bundle=" "
+while [ ${#queue[@]} -gt 0 ]; do
+  name=${queue[0]}
+  queue=("${queue[@]:1}")
+  case "$glibc$bundle" in *" $name "*) continue ;; esac
+  path=$(resolve "$name")
+  if [ -z "$path" ]; then
+    echo "sysext.sh: bootgate needs $name, which is not installed here (ldconfig -p does not list it); install the library (build/deps.sh does) and run again" >&2
+    exit 1
+  fi
+  bundle="$bundle$name "
+  mapfile -t -O ${#queue[@]} queue < <(needed "$path")
+  # Copied under its soname, which is the name the loader and dlopen ask for.
+  install -D -m 0644 "$path" "$stage/$libdir/$name"
+done
+
+# DT_RUNPATH of each object covers only its own NEEDED entries and dlopen
+# calls, so every bundled library points at its own directory too: that is
+# how libtss2-tctildr finds the TCTI modules beside it. $ORIGIN is the
+# loader's to expand, never the shell's.
+# shellcheck disable=SC2016
+for name in $bundle; do
+  patchelf --set-rpath '$ORIGIN' "$stage/$libdir/$name"
+done
+# shellcheck disable=SC2016
+patchelf --set-rpath '$ORIGIN/../lib/bootgate' "$stage/usr/bin/bootgate"
+
+for elf in "$stage/usr/bin/bootgate" "$stage/$libdir"/*; do
+  newest=$(objdump -T "$elf" | sed -n 's/.*GLIBC_\(2\.[0-9.]*\).*/\1/p' | sort -V | tail -n 1)
+  if [ -n "$newest" ] && [ "$(printf '%s\n%s\n' "$glibc_floor" "$newest" | sort -V | tail -n 1)" != "$glibc_floor" ]; then
+    echo "sysext.sh: ${elf#"$stage"/} needs glibc $newest, newer than the $glibc_floor this image promises (docs/packages.md); build on Debian 12" >&2
+    exit 1
+  fi
+done
 
 # Matched against the host's /etc/os-release. Flatcar defines SYSEXT_LEVEL
 # 1.0 for images that do not depend on one OS release, so the image survives
@@ -99,4 +178,16 @@ epoch=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || e
 env -u SOURCE_DATE_EPOCH mksquashfs "$stage" "$image.tmp" -all-root -noappend -no-xattrs -quiet \
   -mkfs-time "$epoch" -all-time "$epoch" >/dev/null
 mv -f "$image.tmp" "$image"
+
+# Beside the image, what a release directory serves to systemd-sysupdate: the
+# transfer file (operators copy it to /etc/sysupdate.bootgate.d/) and one
+# SHA256SUMS covering every image in OUTDIR, so building several versions
+# into one directory yields a directory sysupdate can choose from.
+install -m 0644 "$root/build/flatcar/sysupdate.bootgate.d/bootgate.conf" "$outdir/bootgate.conf"
+(
+  cd "$outdir"
+  export LC_ALL=C # the glob's order, so the file is reproducible
+  sha256sum -- bootgate.conf bootgate-*-x86-64.raw >SHA256SUMS.tmp
+  mv -f SHA256SUMS.tmp SHA256SUMS
+)
 echo "$image"

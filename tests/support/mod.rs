@@ -29,6 +29,7 @@ mod rauc_bus;
 pub mod router;
 mod swtpm;
 mod sys;
+pub mod sysext;
 
 use std::net::{Ipv4Addr, TcpListener};
 
