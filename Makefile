@@ -5,7 +5,7 @@ DESTDIR ?=
 PREFIX  ?= /usr
 BIN     := target/release/bootgate
 
-.PHONY: all build run test vm-test deps install sysext bench clean
+.PHONY: all build run test vm-test deps install sysext deb rpm bench clean
 
 all: build
 
@@ -48,6 +48,14 @@ $(BIN):
 
 sysext: $(BIN)
 	BOOTGATE_BIN=$(BIN) build/sysext.sh target/sysext
+
+# Debian and Fedora packages of the release build, into target/packages/
+# (build/deb.sh with dpkg-deb, build/rpm.sh with rpmbuild).
+deb: $(BIN)
+	BOOTGATE_BIN=$(BIN) build/deb.sh target/packages
+
+rpm: $(BIN)
+	BOOTGATE_BIN=$(BIN) build/rpm.sh target/packages
 
 # Benchmarks against baselines measured in the same run (figures, never pass/fail).
 bench: build

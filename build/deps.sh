@@ -36,6 +36,7 @@ packages=(
   rauc dbus-daemon
   # status page tests: a real browser (headless-shell lays out at phone width) and a font
   chromium chromium-headless-shell fonts-dejavu-core
+  rpm zsh fish groff-base man-db dpkg-dev  # package tests: rpmbuild/rpm, shells and man for completions and pages, dpkg-shlibdeps
 )
 
 missing=()

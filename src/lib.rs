@@ -31,5 +31,6 @@ pub mod exit {
     pub const USAGE: i32 = 64;
     pub const NO_INPUT: i32 = 66;
     pub const SOFTWARE: i32 = 70;
+    pub const CANT_CREATE: i32 = 73;
     pub const CONFIG: i32 = 78;
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 
 use crate::daemon::{self, Dirs};
 use crate::exit;
@@ -10,6 +10,7 @@ use crate::policy::{self, PolicyError};
 use crate::process::{Notifier, reaper};
 
 mod check;
+mod generate;
 mod inspect;
 
 /// Boot health gate for A/B-partitioned immutable operating systems.
@@ -163,12 +164,20 @@ pub(super) enum Format {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    let mut cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { exit::USAGE } else { exit::OK };
+    let matches = match generate::with_hidden(Cli::command()).try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => return parse_error(&e),
+    };
+    if let Some((generate::NAME, sub)) = matches.subcommand() {
+        if matches.contains_id("policy") {
+            eprintln!("bootgate: `--policy` is not used by `generate`: it reads no policy");
+            return exit::USAGE;
         }
+        return generate::main(sub);
+    }
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => return parse_error(&e),
     };
     if let Err(why) = place_policy(&mut cli) {
         eprintln!("bootgate: {why}");
@@ -214,6 +223,12 @@ pub fn main() -> i32 {
             code
         }),
     }
+}
+
+/// Prints a parse error (or the help and version it carries) and returns the exit code.
+fn parse_error(e: &clap::Error) -> i32 {
+    let _ = e.print();
+    if e.use_stderr() { exit::USAGE } else { exit::OK }
 }
 
 /// SIGHUP re-reads the policy by the same lookup order the daemon started with.

@@ -48,22 +48,31 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Detaches every mount at or below `base`, deepest first.
-fn unmount_under(base: &Path) {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    let mut mounts: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|escaped| PathBuf::from(unescape(escaped)))
-        .filter(|p| p.starts_with(base))
-        .collect();
+pub fn unmount_under(base: &Path) {
+    let mut mounts = mounts_under(base);
     mounts.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
     for mount in mounts {
         if let Err(e) = sys::detach_unmount(&mount) {
             eprintln!("warning: cannot unmount {}: {e}", mount.display());
         }
     }
+}
+
+/// Whether anything is mounted at or below `base`.
+pub fn mounted_under(base: &Path) -> bool {
+    !mounts_under(base).is_empty()
+}
+
+/// The mount points at or below `base`, as this process sees them.
+fn mounts_under(base: &Path) -> Vec<PathBuf> {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    info.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|escaped| PathBuf::from(unescape(escaped)))
+        .filter(|p| p.starts_with(base))
+        .collect()
 }
 
 /// mountinfo writes space, tab, newline and backslash as `\ooo` octal.

@@ -2,9 +2,9 @@
 //! every start of it, one-shot or daemon), one HTTP client for real sockets and one for
 //! the router without a socket, and the real components tests start: a software TPM, a
 //! private Docker engine, RAUC on a private bus, Prometheus and Alertmanager, headless
-//! Chromium, loopback peers that hang. Everything started here is stopped on drop by pid
-//! or process group, in its own temp dirs and on free ports, so parallel tests and
-//! concurrent test runs never collide.
+//! Chromium, loopback peers that hang, a clean Debian root for the packages. Everything
+//! started here is stopped on drop by pid or process group, in its own temp dirs and on
+//! free ports, so parallel tests and concurrent test runs never collide.
 //!
 //! Nothing here skips: a missing binary panics naming the Debian package that
 //! `build/deps.sh` installs.
@@ -16,6 +16,7 @@
 mod bootgate;
 pub mod browser;
 mod daemon;
+mod debian_root;
 mod docker;
 mod dockerd;
 pub mod fleet;
@@ -35,6 +36,7 @@ use std::net::{Ipv4Addr, TcpListener};
 
 pub use bootgate::{BIN, Launch, bootgate, check, check_with, disk, message, result};
 pub use daemon::Daemon;
+pub use debian_root::DebianRoot;
 pub use docker::{BUSYBOX_IMAGE, Health};
 pub use dockerd::Dockerd;
 pub use hang::{BlackholePort, HangingListener};
