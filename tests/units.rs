@@ -154,6 +154,20 @@ fn exposure(unit: &str) -> f64 {
         .unwrap_or_else(|| panic!("cannot parse the exposure from {line:?}"))
 }
 
+/// The boot disk's GPT is readable on every kind of disk a device boots from, eMMC and
+/// SD cards (the boot disk of most ARM appliances) included.
+#[test]
+fn every_boot_disk_kind_is_in_the_device_allow_list() {
+    let unit = fs::read_to_string(repo().join("systemd/bootgate.service")).unwrap();
+    let allowed: Vec<&str> = unit.lines().filter_map(|l| l.strip_prefix("DeviceAllow=")).collect();
+    for disk in ["block-sd", "block-virtblk", "block-blkext", "block-xvd", "block-mmc"] {
+        assert!(allowed.contains(&format!("{disk} rw").as_str()), "DeviceAllow= lacks {disk}: {allowed:?}");
+    }
+    // And systemd accepts the list as shipped.
+    let root = verify_root();
+    verify(root.path(), "bootgate.service");
+}
+
 /// Docker comes in through a drop-in, so a policy without Docker checks can mask it.
 #[test]
 fn the_docker_dependency_is_a_drop_in_that_can_be_masked() {
