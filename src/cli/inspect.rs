@@ -50,9 +50,18 @@ pub(super) fn history(dir: &std::path::Path, format: Format, limit: usize) -> i3
         }
     };
     let shown = history::newest(&boots, limit);
+    // Where it looked, so an empty answer is not taken for a lost history.
+    let none = || table::no_history(&history::path(dir), history::path(dir).exists());
     match format {
+        Format::Text if boots.is_empty() => print!("{}", none()),
         Format::Text => print!("{}", table::history(&shown)),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&shown).expect("boots are JSON")),
+        Format::Json => {
+            if boots.is_empty() {
+                // Beside the empty array scripts parse, not in it.
+                eprint!("{}", none());
+            }
+            println!("{}", serde_json::to_string_pretty(&shown).expect("boots are JSON"))
+        }
     }
     exit::OK
 }
