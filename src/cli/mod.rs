@@ -1,5 +1,6 @@
 //! Command line: parses arguments, sets up logging, dispatches, picks the exit code.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -45,6 +46,14 @@ struct DirArgs {
     textfile: Option<PathBuf>,
 }
 
+/// Where `run` and `serve` serve the endpoint, over the policy's.
+#[derive(Debug, clap::Args)]
+struct ListenArg {
+    /// Serve the endpoint on this address:port instead of the policy's server.listen.
+    #[arg(long, value_name = "ADDR", env = "BOOTGATE_LISTEN")]
+    listen: Option<SocketAddr>,
+}
+
 impl DirArgs {
     fn dirs(self) -> Dirs {
         Dirs { run: self.run_dir, state: self.state_dir, textfile: self.textfile }
@@ -59,6 +68,8 @@ enum Command {
         policy: PolicyArg,
         #[command(flatten)]
         dirs: DirArgs,
+        #[command(flatten)]
+        listen: ListenArg,
     },
     /// Serve the endpoint for a boot whose gate `run` already decided (bootgate-report.service).
     Serve {
@@ -66,6 +77,8 @@ enum Command {
         policy: PolicyArg,
         #[command(flatten)]
         dirs: DirArgs,
+        #[command(flatten)]
+        listen: ListenArg,
     },
     /// Run every check once and print the verdict (exit 0 healthy, 1 degraded, 2 unhealthy).
     Check {
@@ -191,8 +204,8 @@ pub fn main() -> i32 {
             };
             check::check(loaded, format).await
         }),
-        Command::Run { policy: PolicyArg { policy: path }, dirs } => with_runtime(async move {
-            let loaded = match policy::load(path.as_deref()) {
+        Command::Run { policy: PolicyArg { policy: path }, dirs, listen } => with_runtime(async move {
+            let loaded = match load_serving(path.as_deref(), listen.listen) {
                 Ok(l) => l,
                 Err(e) => {
                     // Fail closed: no READY, the reason in STATUS and the journal.
@@ -200,25 +213,35 @@ pub fn main() -> i32 {
                     return bad_policy(&e);
                 }
             };
-            let code = daemon::run(loaded, reloader(path), dirs.dirs()).await;
+            let code = daemon::run(loaded, reloader(path, listen.listen), dirs.dirs()).await;
             reaper::finish(std::time::Duration::from_secs(1));
             code
         }),
-        Command::Serve { policy: PolicyArg { policy: path }, dirs } => with_runtime(async move {
-            let loaded = match policy::load(path.as_deref()) {
+        Command::Serve { policy: PolicyArg { policy: path }, dirs, listen } => with_runtime(async move {
+            let loaded = match load_serving(path.as_deref(), listen.listen) {
                 Ok(l) => l,
                 Err(e) => return bad_policy(&e),
             };
-            let code = daemon::serve(loaded, reloader(path), dirs.dirs()).await;
+            let code = daemon::serve(loaded, reloader(path, listen.listen), dirs.dirs()).await;
             reaper::finish(std::time::Duration::from_secs(1));
             code
         }),
     }
 }
 
-/// SIGHUP re-reads the policy by the same lookup order the daemon started with.
-fn reloader(explicit: Option<PathBuf>) -> daemon::Reloader {
-    Box::new(move || policy::load(explicit.as_deref()))
+/// SIGHUP re-reads the policy by the same lookup order the daemon started with, and
+/// `--listen` still wins over its `server.listen`.
+fn reloader(explicit: Option<PathBuf>, listen: Option<SocketAddr>) -> daemon::Reloader {
+    Box::new(move || load_serving(explicit.as_deref(), listen))
+}
+
+/// The policy of `run` or `serve`, its `server.listen` replaced by `--listen` when given.
+fn load_serving(explicit: Option<&std::path::Path>, listen: Option<SocketAddr>) -> Result<policy::Loaded, PolicyError> {
+    let mut loaded = policy::load(explicit)?;
+    if let Some(addr) = listen {
+        loaded.policy.listen = addr;
+    }
+    Ok(loaded)
 }
 
 fn with_runtime(fut: impl std::future::Future<Output = i32>) -> i32 {
