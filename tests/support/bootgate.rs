@@ -22,10 +22,11 @@ use super::notify::NotifySocket;
 pub const BIN: &str = env!("CARGO_BIN_EXE_bootgate");
 
 /// Inherited variables that would change what the binary does: which policy or Docker
-/// engine it sees, every runtime schedule, a textfile every daemon writes, the bus it
-/// asks, the log level, and (as if systemd had started it) the service manager it
+/// engine it sees, where it listens, every runtime schedule, a textfile every daemon
+/// writes, the bus it asks, the log level, whether a terminal gets colours, and (as if systemd had started it) the service manager it
 /// reports to, a watchdog naming another process, and logging to the journal.
-const INHERITED: [&str; 11] = [
+const INHERITED: [&str; 12] = [
+    "NO_COLOR",
     "BOOTGATE_POLICY",
     "BOOTGATE_LISTEN",
     "BOOTGATE_INTERVAL",
