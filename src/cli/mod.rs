@@ -13,9 +13,38 @@ use crate::process::{Notifier, reaper};
 mod check;
 mod inspect;
 
+/// What `--help` says after the options: the environment read and the exit codes.
+const AFTER_HELP: &str = "\
+Environment:
+  BOOTGATE_POLICY          policy file when --policy is not given
+  BOOTGATE_LISTEN          run, serve: the endpoint's ADDR:PORT (as --listen)
+  BOOTGATE_RUN_DIR         run, serve: directory of verdict.json (as --run-dir)
+  BOOTGATE_STATE_DIR       run, serve, history: directory of the boot history (as --state-dir)
+  BOOTGATE_TEXTFILE        run, serve: the metrics textfile (as --textfile)
+  BOOTGATE_INTERVAL        run, serve: re-check interval over the policy's runtime.interval
+  BOOTGATE_LOG             log filter (error, warn, info, debug, or per-module directives)
+  NO_COLOR                 when set and not empty: no colours or other escape codes
+  COLUMNS                  the terminal width of check's progress line
+  DOCKER_HOST              the Docker engine of docker and containers checks
+  DBUS_SYSTEM_BUS_ADDRESS  the system bus of systemd checks and the rauc backend
+  SYSTEMD_ESP_PATH, SYSTEMD_XBOOTLDR_PATH
+                           where the bless-boot backend finds the boot entries
+  NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID
+                           set by systemd: where READY=1 and STATUS= go, the watchdog
+  JOURNAL_STREAM           set by systemd: log to the journal natively
+
+Exit codes:
+  0   healthy, gate passed, or done
+  1   degraded (check only)
+  2   unhealthy, or the gate failed
+  64  usage error
+  66  input missing or unreadable (boot-status --disk, history)
+  70  internal error
+  78  invalid policy (EX_CONFIG)";
+
 /// Boot health gate for A/B-partitioned immutable operating systems.
 #[derive(Debug, Parser)]
-#[command(name = "bootgate", version, about)]
+#[command(name = "bootgate", version, about, after_long_help = AFTER_HELP)]
 struct Cli {
     /// Policy file for run, serve, check and validate; may also follow the command.
     #[arg(long, value_name = "FILE")]
