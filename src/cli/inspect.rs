@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use super::Format;
+use crate::boot::BootStatus;
+use crate::boot::next::{self, NextBoot};
 use crate::exit;
 use crate::policy;
 use crate::record::history;
@@ -23,20 +25,41 @@ pub(super) fn validate(policy: Option<PathBuf>, files: Vec<PathBuf>) -> i32 {
     code
 }
 
+/// The boot status document with the next boot beside the slots.
+#[derive(serde::Serialize)]
+struct Shown<'a> {
+    #[serde(flatten)]
+    status: &'a BootStatus,
+    #[serde(flatten)]
+    next: NextBoot,
+}
+
 pub(super) fn boot_status(disk: Option<PathBuf>, format: Format) -> i32 {
-    let status = match &disk {
+    let (status, next) = match &disk {
         Some(path) => match crate::boot::read_image(path) {
-            Ok(status) => status,
+            Ok(status) => {
+                // An image boots nothing here: only its table can say what would boot.
+                let none = || NextBoot { index: None, by: "none: the image has no gptprio slots".into() };
+                let next = next::of_table(&status).unwrap_or_else(none);
+                (status, next)
+            }
             Err(e) => {
                 eprintln!("bootgate: {}: {e}", path.display());
                 return exit::NO_INPUT;
             }
         },
-        None => crate::boot::detect(),
+        None => {
+            let status = crate::boot::detect();
+            let next = next::of_system(&status);
+            (status, next)
+        }
     };
     match format {
-        Format::Text => print!("{}", status.text()),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&status).expect("boot status is JSON")),
+        Format::Text => println!("{}{}", status.text(), next.text(&status.partitions)),
+        Format::Json => {
+            let shown = Shown { status: &status, next };
+            println!("{}", serde_json::to_string_pretty(&shown).expect("boot status is JSON"))
+        }
     }
     exit::OK
 }
