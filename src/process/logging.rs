@@ -15,11 +15,12 @@ use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Registry};
 
-/// `MESSAGE_ID` of the gate verdict (passed or failed), for `journalctl MESSAGE_ID=…`.
-pub const GATE_VERDICT_ID: &str = "6f8a3b2c1d9e4f7a8b5c0d2e4f6a8b1c";
+/// `MESSAGE_ID` of the gate verdict (passed or failed), for `journalctl MESSAGE_ID=…`;
+/// explained in `systemd/bootgate.catalog`, as is every MESSAGE_ID here.
+pub const GATE_VERDICT_ID: &str = "564a382b6dcb4b5297e17e79625a218e";
 
 /// `MESSAGE_ID` of the entry saying this boot fell back from another slot.
-pub const BOOT_FALLBACK_ID: &str = "2a65ad6203434387afb0ac7425049a59";
+pub const BOOT_FALLBACK_ID: &str = "027374b19a1d44448f5c4997224d6b41";
 
 /// Whether output to a terminal may carry escape codes: `NO_COLOR` (present and not
 /// empty, as <https://no-color.org> says) removes every one, colours and cursor moves alike.
