@@ -4,22 +4,29 @@ CARGO   ?= cargo
 DESTDIR ?=
 PREFIX  ?= /usr
 BIN     := target/release/bootgate
+# make run: a policy file (else $$BOOTGATE_POLICY, else policy/default.yaml, the
+# built-in default) and an ADDR:PORT for the endpoint over the policy's.
+POLICY  ?=
+LISTEN  ?=
 
 .PHONY: all build run test vm-test deps install sysext deb rpm bench clean
 
 all: build
 
-# Installs the system packages building and testing need (idempotent; apt as root).
+# The system packages the tests need (idempotent; apt as root, else only listed).
 deps:
-	@build/deps.sh
+	@build/deps.sh test
 
-build: deps
+# Needs only what the build links, and Rust >= 1.85 (rustup).
+build:
+	@build/deps.sh build
 	$(CARGO) build --release --locked
 
-# Runs the daemon in the foreground on the built-in default policy: prints the
-# verdict, then serves the health endpoint until Ctrl-C. Files go under target/.
+# Runs the daemon in the foreground (POLICY=FILE, LISTEN=ADDR:PORT): prints the
+# verdict, then serves the health endpoint until Ctrl-C. Files go under target/run.
 run: build
-	build/run.sh $(BIN)
+	@build/deps.sh run
+	POLICY="$(POLICY)" LISTEN="$(LISTEN)" build/run.sh $(BIN)
 
 # Every test: unit, integration against real components (swtpm, dockerd,
 # Prometheus, systemd tools, GPT images), then the QEMU A/B boot scenarios.

@@ -30,7 +30,7 @@ if [ ! -x "$bin" ]; then
   exit 1
 fi
 for f in systemd/bootgate.service systemd/bootgate-report.service systemd/bootgate.service.d/10-docker.conf \
-  systemd/update-engine.service.d/10-bootgate.conf policy/default.yaml policy/schema.json; do
+  systemd/update-engine.service.d/10-bootgate.conf systemd/bootgate.catalog policy/default.yaml policy/schema.json; do
   if [ ! -f "$root/$f" ]; then
     echo "install.sh: $root/$f is missing" >&2
     exit 1
@@ -52,6 +52,8 @@ install -D -m 0644 "$root/systemd/update-engine.service.d/10-bootgate.conf" \
   "$destdir$unitdir/update-engine.service.d/10-bootgate.conf"
 install -D -m 0644 "$root/systemd/bootgate.service.d/10-docker.conf" \
   "$destdir$unitdir/bootgate.service.d/10-docker.conf"
+# What `journalctl -x` says about bootgate's MESSAGE_IDs.
+install -D -m 0644 "$root/systemd/bootgate.catalog" "$destdir$prefix/lib/systemd/catalog/bootgate.catalog"
 
 # The units name the binary by absolute path; point them at this prefix.
 # bootgate itself only looks for /usr/share/bootgate/policy.yaml, and

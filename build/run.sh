@@ -1,5 +1,12 @@
 #!/usr/bin/env bash
-# `make run`: runs bootgate in the foreground on its built-in default policy.
+# `make run`: runs bootgate in the foreground.
+#
+#   POLICY=FILE LISTEN=ADDR:PORT build/run.sh [BINARY]
+#
+# The policy is POLICY, else $BOOTGATE_POLICY, else the built-in default
+# (policy/default.yaml, never a policy installed in /etc or /usr/share); LISTEN
+# overrides its server.listen. Everything it writes is under target/run (the
+# verdict there, the history in target/run/state), and that is all it deletes.
 #
 # The default policy holds Docker critical, as every Flatcar machine has it. A
 # development machine often has Docker installed but no engine running, so
@@ -12,7 +19,15 @@ state=$root/target/run
 # A fresh run dir each time: a boot is judged once, but `make run` is not a
 # boot, and a verdict left from the last run would make this one exit at once.
 rm -rf "$state"
-mkdir -p "$state"
+mkdir -p "$state/state"
+
+args=()
+if [ -n "${POLICY:-}" ]; then
+  args+=(--policy "$POLICY")
+elif [ -z "${BOOTGATE_POLICY:-}" ]; then
+  args+=(--policy "$root/policy/default.yaml")
+fi
+[ -z "${LISTEN:-}" ] || args+=(--listen "$LISTEN")
 
 dockerd_pid=
 dir=
@@ -45,7 +60,6 @@ if [ -z "${DOCKER_HOST:-}" ] && ! docker_answers unix:///var/run/docker.sock; th
   export DOCKER_HOST=unix://$dir/sock
 fi
 
-unset BOOTGATE_POLICY
 # Not exec: the trap must stop the private engine when bootgate ends.
-"$bin" run --run-dir "$state" --state-dir "$root/target/state" && rc=0 || rc=$?
+"$bin" run --run-dir "$state" --state-dir "$state/state" "${args[@]}" && rc=0 || rc=$?
 exit $rc

@@ -75,6 +75,41 @@ fn reads_every_slot_of_an_image_file() {
     assert!(text.contains("USR-A") && text.contains("USR-B"), "{text}");
 }
 
+/// `next` and the text's `next boot:` line as gptprio (and cgpt) choose: the highest
+/// priority with tries left or successful, a tie to the lower index, priority 0 never.
+#[test]
+fn says_which_slot_boots_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = ab_image(dir.path());
+    let next = || {
+        let json = boot_status(&["--disk", &img, "--format", "json"]);
+        assert_eq!(json.status.code(), Some(0), "{}", String::from_utf8_lossy(&json.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        let text = String::from_utf8_lossy(&boot_status(&["--disk", &img]).stdout).into_owned();
+        let line = text.lines().find(|l| l.starts_with("next boot: ")).unwrap_or_else(|| panic!("{text}")).to_string();
+        (v["next"].clone(), v["next_by"].as_str().unwrap_or_default().to_string(), line)
+    };
+    // USR-B was just updated: priority 2 with its one try.
+    let (index, by, line) = next();
+    assert_eq!(index, 2);
+    assert!(by.starts_with("gptprio"), "{by}");
+    assert!(line.starts_with("next boot: 2 (USR-B), by gptprio"), "{line}");
+    // Its try used up without being marked: back to USR-A, which is successful.
+    tool("cgpt", "cgpt", &["add", "-i", "2", "-T", "0", &img]);
+    let (index, _, line) = next();
+    assert_eq!(index, 1);
+    assert!(line.starts_with("next boot: 1 (USR-A), by gptprio"), "{line}");
+    // Both good at the same priority: the lower index.
+    tool("cgpt", "cgpt", &["add", "-i", "2", "-P", "1", "-S", "1", &img]);
+    assert_eq!(next().0, 1);
+    // Priority 0 everywhere: nothing boots, and it says so.
+    tool("cgpt", "cgpt", &["add", "-i", "1", "-P", "0", &img]);
+    tool("cgpt", "cgpt", &["add", "-i", "2", "-P", "0", &img]);
+    let (index, by, line) = next();
+    assert_eq!(index, serde_json::Value::Null);
+    assert!(by.starts_with("none") && line == format!("next boot: {by}"), "{by} / {line}");
+}
+
 #[test]
 fn a_file_without_gpt_is_a_clean_error() {
     let dir = tempfile::tempdir().unwrap();

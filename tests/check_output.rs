@@ -6,7 +6,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use support::{Launch, bootgate};
 
@@ -81,12 +80,7 @@ fn on_a_terminal_progress_is_drawn_in_place_and_cleared_before_the_table() {
     let path = policy(dir.path());
     // `script` gives the command a real pty for stdout and stderr and copies what it wrote.
     let out = Launch::command(&["check", "--format", "text", "--policy", path.to_str().unwrap()])
-        .through(|bootgate| {
-            let line: Vec<String> = bootgate.iter().map(|a| a.to_str().unwrap().to_string()).collect();
-            let mut cmd = Command::new("script");
-            cmd.args(["-qfec", &line.join(" "), "/dev/null"]);
-            cmd
-        })
+        .through(support::on_a_terminal)
         .output();
     let screen = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{screen}\n{}", String::from_utf8_lossy(&out.stderr));

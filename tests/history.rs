@@ -94,6 +94,30 @@ fn a_failed_gate_is_in_the_history_the_cli_and_the_boots_route() {
     assert!(!metrics.contains("bootgate_boot_fallback{"), "{metrics}");
 }
 
+/// An empty answer says where bootgate looked and that it found nothing there.
+#[test]
+fn an_empty_history_says_where_it_looked_and_that_it_found_no_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("history.jsonl");
+    let state = dir.path().to_str().unwrap();
+    let out = bootgate(&["history", "--state-dir", state]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text, format!("0 boots found in {} (no such file)\n", file.display()));
+    // A file with no line that parses: there, but nothing in it.
+    std::fs::write(&file, "not json\n").unwrap();
+    let out = bootgate(&["history", "--state-dir", state]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text, format!("0 boots found in {} (it holds no readable boot)\n", file.display()));
+    // JSON keeps stdout an array and says it on stderr.
+    let out = bootgate(&["history", "--format", "json", "--state-dir", state]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), serde_json::json!([]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("0 boots found in {}", file.display())), "{err}");
+}
+
 #[test]
 fn history_of_a_missing_dir_is_empty_and_of_a_fifo_an_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,13 +1,14 @@
 //! Where bootgate's log lines go: plain text (no escape codes) when stderr is not a
 //! terminal, systemd's `<N>` priority prefixes when stderr is the journal stream but no
-//! journal socket is there to log natively, and rounded figures.
+//! journal socket is there to log natively, rounded figures, and no escape code at all
+//! under `NO_COLOR`, even on a terminal.
 
 mod support;
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 
-use support::{Launch, free_port};
+use support::{Launch, free_port, on_a_terminal};
 
 /// A policy whose one check fails at once (a closed loopback port): a warning is logged.
 fn failing_policy(dir: &Path) -> std::path::PathBuf {
@@ -80,4 +81,27 @@ fn a_check_whose_output_holds_a_newline_cannot_forge_a_record() {
     assert!(text.contains("api: fail"), "{text}");
     assert!(!text.lines().any(|l| l.starts_with("<2>")), "a line with a priority of the check's choosing: {text}");
     assert!(text.contains("\\n<2>bootgate: gate passed: forged"), "the output is there, escaped: {text}");
+}
+
+/// `NO_COLOR` (https://no-color.org: present and not empty) leaves no escape code in
+/// anything `check` prints on a real terminal: not in the log, not in the progress line.
+#[test]
+fn no_color_removes_every_escape_code_even_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = failing_policy(dir.path());
+    let screen = |no_color: Option<&str>| {
+        let mut launch = Launch::command(&["--policy", policy.to_str().unwrap(), "check"]).through(on_a_terminal);
+        if let Some(value) = no_color {
+            launch = launch.env("NO_COLOR", value);
+        }
+        let out = launch.output();
+        let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{screen}");
+        assert!(screen.contains("api: fail") && screen.contains("CHECK"), "the log and the table: {screen:?}");
+        screen
+    };
+    assert!(screen(None).contains('\u{1b}'), "a terminal without NO_COLOR gets colours");
+    assert!(screen(Some("")).contains('\u{1b}'), "an empty NO_COLOR is as if unset");
+    let plain = screen(Some("1"));
+    assert!(!plain.contains('\u{1b}'), "escape codes despite NO_COLOR: {plain:?}");
 }

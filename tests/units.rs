@@ -154,6 +154,88 @@ fn exposure(unit: &str) -> f64 {
         .unwrap_or_else(|| panic!("cannot parse the exposure from {line:?}"))
 }
 
+/// The boot disk's GPT is readable on every kind of disk a device boots from, eMMC and
+/// SD cards (the boot disk of most ARM appliances) included.
+#[test]
+fn every_boot_disk_kind_is_in_the_device_allow_list() {
+    let unit = fs::read_to_string(repo().join("systemd/bootgate.service")).unwrap();
+    let allowed: Vec<&str> = unit.lines().filter_map(|l| l.strip_prefix("DeviceAllow=")).collect();
+    for disk in ["block-sd", "block-virtblk", "block-blkext", "block-xvd", "block-mmc"] {
+        assert!(allowed.contains(&format!("{disk} rw").as_str()), "DeviceAllow= lacks {disk}: {allowed:?}");
+    }
+    // And systemd accepts the list as shipped.
+    let root = verify_root();
+    verify(root.path(), "bootgate.service");
+}
+
+/// Every `MESSAGE_ID` bootgate logs, from its source: the constants named in a
+/// `message_id = NAME` field, as (NAME, id).
+fn message_ids() -> Vec<(String, String)> {
+    let mut text = String::new();
+    collect_sources(&repo().join("src"), &mut text);
+    let mut names: Vec<&str> = text
+        .match_indices("message_id = ")
+        .filter_map(|(at, m)| text[at + m.len()..].split(|c: char| !(c.is_alphanumeric() || c == '_')).next())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let (_, rest) = text
+                .split_once(&format!("const {name}: &str = \""))
+                .unwrap_or_else(|| panic!("no `const {name}: &str` in src/"));
+            (name.to_string(), rest.split('"').next().unwrap().to_string())
+        })
+        .collect()
+}
+
+fn collect_sources(dir: &Path, out: &mut String) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push_str(&fs::read_to_string(&path).unwrap());
+        }
+    }
+}
+
+/// The journal catalog as installed: journalctl compiles it (into a root of its own,
+/// never the host's database), and every MESSAGE_ID bootgate logs has an entry with the
+/// catalog's header fields and an explanation; there is none for an id it never logs.
+#[test]
+fn the_journal_catalog_explains_every_message_id_bootgate_logs() {
+    require("journalctl", "systemd");
+    let ids = message_ids();
+    assert!(ids.len() >= 2, "the scan found too few MESSAGE_IDs: {ids:?}");
+    let root = tempfile::tempdir().unwrap();
+    install_into(root.path());
+    let journalctl =
+        |args: &[&str]| run(Command::new("journalctl").arg(format!("--root={}", root.path().display())).args(args));
+    journalctl(&["--update-catalog"]);
+    let listed = journalctl(&["--list-catalog"]);
+    for (name, id) in &ids {
+        // As `systemd-id128 new` makes them: 128 random bits, UUID version 4.
+        let hex = id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+        assert!(hex && &id[12..13] == "4" && "89ab".contains(&id[16..17]), "{name} = {id} is not a v4 id128");
+        assert!(
+            listed.lines().any(|l| l.starts_with(&format!("{id} bootgate: "))),
+            "{name} ({id}) not listed:\n{listed}"
+        );
+        let entry = journalctl(&["--dump-catalog", id]);
+        let (head, body) = entry.split_once("\n\n").unwrap_or_else(|| panic!("no explanation:\n{entry}"));
+        for field in ["Subject: ", "Defined-By: bootgate", "Documentation: man:bootgate", "Support: "] {
+            assert!(head.lines().any(|l| l.starts_with(field)), "{name}: no {field:?} in\n{head}");
+        }
+        assert!(body.contains("What to do") && body.contains("bootgate history"), "{name}: {body}");
+    }
+    let entries = listed.lines().count();
+    assert_eq!(entries, ids.len(), "catalog entries for ids bootgate never logs:\n{listed}");
+    let unique: std::collections::HashSet<&String> = ids.iter().map(|(_, id)| id).collect();
+    assert_eq!(unique.len(), ids.len(), "two MESSAGE_IDs are the same: {ids:?}");
+}
+
 /// Docker comes in through a drop-in, so a policy without Docker checks can mask it.
 #[test]
 fn the_docker_dependency_is_a_drop_in_that_can_be_masked() {
@@ -306,7 +388,7 @@ fn sysext_image_is_a_flatcar_extension() {
 }
 
 #[test]
-fn install_lays_out_seven_files() {
+fn install_lays_out_eight_files() {
     let dest = tempfile::tempdir().unwrap();
     // Twice: a second install over the first must succeed and change nothing.
     install_into(dest.path());
@@ -326,6 +408,7 @@ fn install_lays_out_seven_files() {
             0o644,
             repo().join("systemd/update-engine.service.d/10-bootgate.conf"),
         ),
+        ("usr/lib/systemd/catalog/bootgate.catalog", 0o644, repo().join("systemd/bootgate.catalog")),
         ("usr/share/bootgate/policy.yaml", 0o644, repo().join("policy/default.yaml")),
         ("usr/share/bootgate/schema.json", 0o644, repo().join("policy/schema.json")),
     ];

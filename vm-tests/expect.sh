@@ -255,6 +255,18 @@ expect_journal() {
   log "boot $BOOTS: journalctl MESSAGE_ID=<verdict>: $msg"
 }
 
+# expect_catalog: `journalctl -x MESSAGE_ID=<verdict>` in the guest shows the
+# explanation of the shipped journal catalog (systemd/bootgate.catalog) beside it.
+expect_catalog() {
+  local want got
+  want=$(catalog_subject "$(verdict_id)")
+  [ -n "$want" ] || fail "systemd/bootgate.catalog has no Subject for the verdict's MESSAGE_ID $(verdict_id)"
+  wait_line '^journal-catalog ' "$STEP_TIMEOUT" || fail "boot $BOOTS: the observer never asked journalctl -x for the verdict"
+  got=$(field "$(guest_line '^journal-catalog ')" subject)
+  [ "$got" = "$want" ] || fail "boot $BOOTS: journalctl -x shows the subject \"$got\", expected the catalog's \"$want\""
+  log "boot $BOOTS: journalctl -x MESSAGE_ID=<verdict>: Subject: $got"
+}
+
 # expect_status REGEX: the STATUS= bootgate.service ended with (see wait_settled).
 expect_status() {
   grep -qE -- "$1" <<<"$STATUS_TEXT" ||

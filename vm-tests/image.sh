@@ -91,6 +91,11 @@ build_disk() {
   systemctl --root="$stage" --quiet enable update-engine.service vmtests-observe.service vmtests-api.socket \
     vmtests-api-dies.service vmtests-ctl.socket
   mkdir -p "$stage/etc/vm-tests"
+  # The verdict's MESSAGE_ID, for the observer's journal queries, from the source.
+  verdict_id >"$stage/etc/vm-tests/verdict-id"
+  # What a package manager's trigger does after install.sh put the catalog in place:
+  # compile it, so `journalctl -x` in the guest explains bootgate's entries.
+  journalctl --root="$stage" --update-catalog
   install -D -m 0644 "$VMT_DIR/policies/base.yaml" "$stage/etc/bootgate/policy.yaml"
   # RAUC (the rauc scenarios): its config and the harness's custom boot loader
   # backend, whose state directory is on the STATE partition (/var).

@@ -50,6 +50,20 @@ STATE_MB=256
 ESP_MB=64
 PARTITIONS=4 # 1 USR-A, 2 USR-B, 3 STATE, 4 ESP
 
+# verdict_id: the gate verdict's MESSAGE_ID, read from the source that logs it.
+verdict_id() {
+  local id
+  id=$(sed -n 's/^pub const GATE_VERDICT_ID: &str = "\([0-9a-f]\{32\}\)";$/\1/p' "$ROOT/src/process/logging.rs")
+  [ -n "$id" ] || die "no GATE_VERDICT_ID in src/process/logging.rs"
+  echo "$id"
+}
+
+# catalog_subject ID: the Subject of ID's entry in the shipped journal catalog.
+catalog_subject() {
+  awk -v id="-- $1" '$0 == id { on = 1; next } /^-- / { on = 0 } on && sub(/^Subject: /, "") { print; exit }' \
+    "$ROOT/systemd/bootgate.catalog"
+}
+
 # The UEFI firmware: code read-only, each scenario boots with its own copy of the
 # variable store (a fresh one: no boot entries, no LoaderEntryDefault).
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd

@@ -1,13 +1,15 @@
 //! The boot: which A/B slot is booted (read from the GPT of the disk behind `/usr` or
 //! `/`), this boot's identity, the boot loaders that mark a boot good or bad
 //! ([`backend`]), the pure decisions about a failed gate, a fallback and a revert
-//! ([`decide`]), and the reboot that acts on them ([`reboot`]).
+//! ([`decide`]), which slot boots next ([`next`]), and the reboot that acts on them
+//! ([`reboot`]).
 
 pub mod backend;
 pub mod decide;
 pub mod gpt;
 pub mod grubenv;
 pub mod identity;
+pub mod next;
 pub mod reboot;
 
 use std::fmt::Write as _;

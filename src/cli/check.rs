@@ -30,7 +30,7 @@ pub(super) async fn check(loaded: policy::Loaded, format: Format) -> i32 {
         task.abort();
         let _ = task.await;
         let mut err = std::io::stderr();
-        let _ = write!(err, "\r{ERASE_LINE}");
+        let _ = write!(err, "{}", erase_line(width()));
         let _ = err.flush();
     }
     // Whatever a check detached from itself is reparented here: it must not outlive the verdict.
@@ -55,9 +55,25 @@ pub(super) async fn check(loaded: policy::Loaded, format: Format) -> i32 {
 /// Erases the terminal line the cursor is on (ECMA-48 EL 2).
 const ERASE_LINE: &str = "\x1b[2K";
 
+/// What blanks the progress line and leaves the cursor at column 0: EL 2, or under
+/// `NO_COLOR` (no escape code at all) as many spaces as a progress line can be wide.
+fn erase_line(width: usize) -> String {
+    if crate::process::logging::escapes_allowed() {
+        format!("\r{ERASE_LINE}")
+    } else {
+        format!("\r{}\r", " ".repeat(width.saturating_sub(1)))
+    }
+}
+
+/// The terminal's width as the shell tells it, else 80.
+fn width() -> usize {
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(80)
+}
+
 /// Redraws one progress line on stderr four times a second until aborted.
 async fn show_progress(board: tokio::sync::watch::Receiver<std::sync::Arc<Snapshot>>, of: Vec<u32>) {
-    let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(80usize);
+    let width = width();
+    let erase = erase_line(width);
     let mut every = tokio::time::interval(std::time::Duration::from_millis(250));
     loop {
         every.tick().await;
@@ -65,7 +81,7 @@ async fn show_progress(board: tokio::sync::watch::Receiver<std::sync::Arc<Snapsh
         let mut err = std::io::stderr();
         // Back to column 0 after drawing: a log line (warnings reach stderr too)
         // then writes over the progress line instead of being glued to its end.
-        let _ = write!(err, "\r{ERASE_LINE}{line}\r");
+        let _ = write!(err, "{erase}{line}\r");
         let _ = err.flush();
     }
 }

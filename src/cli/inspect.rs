@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use super::Format;
+use crate::boot::BootStatus;
+use crate::boot::next::{self, NextBoot};
 use crate::exit;
 use crate::policy;
 use crate::record::history;
@@ -24,20 +26,41 @@ pub(super) fn validate(policy: Option<PathBuf>, files: Vec<PathBuf>) -> i32 {
     code
 }
 
+/// The boot status document with the next boot beside the slots.
+#[derive(serde::Serialize)]
+struct Shown<'a> {
+    #[serde(flatten)]
+    status: &'a BootStatus,
+    #[serde(flatten)]
+    next: NextBoot,
+}
+
 pub(super) fn boot_status(disk: Option<PathBuf>, format: Format) -> i32 {
-    let status = match &disk {
+    let (status, next) = match &disk {
         Some(path) => match crate::boot::read_image(path) {
-            Ok(status) => status,
+            Ok(status) => {
+                // An image boots nothing here: only its table can say what would boot.
+                let none = || NextBoot { index: None, by: "none: the image has no gptprio slots".into() };
+                let next = next::of_table(&status).unwrap_or_else(none);
+                (status, next)
+            }
             Err(e) => {
                 eprintln!("bootgate: {}: {e}", path.display());
                 return exit::NO_INPUT;
             }
         },
-        None => crate::boot::detect(),
+        None => {
+            let status = crate::boot::detect();
+            let next = next::of_system(&status);
+            (status, next)
+        }
     };
     match format {
-        Format::Text => print!("{}", status.text()),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&status).expect("boot status is JSON")),
+        Format::Text => println!("{}{}", status.text(), next.text(&status.partitions)),
+        Format::Json => {
+            let shown = Shown { status: &status, next };
+            println!("{}", serde_json::to_string_pretty(&shown).expect("boot status is JSON"))
+        }
     }
     exit::OK
 }
@@ -51,9 +74,18 @@ pub(super) fn history(dir: &std::path::Path, format: Format, limit: usize) -> i3
         }
     };
     let shown = history::newest(&boots, limit);
+    // Where it looked, so an empty answer is not taken for a lost history.
+    let none = || table::no_history(&history::path(dir), history::path(dir).exists());
     match format {
+        Format::Text if boots.is_empty() => print!("{}", none()),
         Format::Text => print!("{}", table::history(&shown)),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&shown).expect("boots are JSON")),
+        Format::Json => {
+            if boots.is_empty() {
+                // Beside the empty array scripts parse, not in it.
+                eprint!("{}", none());
+            }
+            println!("{}", serde_json::to_string_pretty(&shown).expect("boots are JSON"))
+        }
     }
     exit::OK
 }

@@ -1,5 +1,6 @@
 //! Command line: parses arguments, sets up logging, dispatches, picks the exit code.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
@@ -13,9 +14,38 @@ mod check;
 mod generate;
 mod inspect;
 
+/// What `--help` says after the options: the environment read and the exit codes.
+const AFTER_HELP: &str = "\
+Environment:
+  BOOTGATE_POLICY          policy file when --policy is not given
+  BOOTGATE_LISTEN          run, serve: the endpoint's ADDR:PORT (as --listen)
+  BOOTGATE_RUN_DIR         run, serve: directory of verdict.json (as --run-dir)
+  BOOTGATE_STATE_DIR       run, serve, history: directory of the boot history (as --state-dir)
+  BOOTGATE_TEXTFILE        run, serve: the metrics textfile (as --textfile)
+  BOOTGATE_INTERVAL        run, serve: re-check interval over the policy's runtime.interval
+  BOOTGATE_LOG             log filter (error, warn, info, debug, or per-module directives)
+  NO_COLOR                 when set and not empty: no colours or other escape codes
+  COLUMNS                  the terminal width of check's progress line
+  DOCKER_HOST              the Docker engine of docker and containers checks
+  DBUS_SYSTEM_BUS_ADDRESS  the system bus of systemd checks and the rauc backend
+  SYSTEMD_ESP_PATH, SYSTEMD_XBOOTLDR_PATH
+                           where the bless-boot backend finds the boot entries
+  NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID
+                           set by systemd: where READY=1 and STATUS= go, the watchdog
+  JOURNAL_STREAM           set by systemd: log to the journal natively
+
+Exit codes:
+  0   healthy, gate passed, or done
+  1   degraded (check only)
+  2   unhealthy, or the gate failed
+  64  usage error
+  66  input missing or unreadable (boot-status --disk, history)
+  70  internal error
+  78  invalid policy (EX_CONFIG)";
+
 /// Boot health gate for A/B-partitioned immutable operating systems.
 #[derive(Debug, Parser)]
-#[command(name = "bootgate", version, about)]
+#[command(name = "bootgate", version, about, after_long_help = AFTER_HELP)]
 struct Cli {
     /// Policy file for run, serve, check and validate; may also follow the command.
     #[arg(long, value_name = "FILE")]
@@ -46,6 +76,14 @@ struct DirArgs {
     textfile: Option<PathBuf>,
 }
 
+/// Where `run` and `serve` serve the endpoint, over the policy's.
+#[derive(Debug, clap::Args)]
+struct ListenArg {
+    /// Serve the endpoint on this address:port instead of the policy's server.listen.
+    #[arg(long, value_name = "ADDR", env = "BOOTGATE_LISTEN")]
+    listen: Option<SocketAddr>,
+}
+
 impl DirArgs {
     fn dirs(self) -> Dirs {
         Dirs { run: self.run_dir, state: self.state_dir, textfile: self.textfile }
@@ -60,6 +98,8 @@ enum Command {
         policy: PolicyArg,
         #[command(flatten)]
         dirs: DirArgs,
+        #[command(flatten)]
+        listen: ListenArg,
     },
     /// Serve the endpoint for a boot whose gate `run` already decided (bootgate-report.service).
     Serve {
@@ -67,6 +107,8 @@ enum Command {
         policy: PolicyArg,
         #[command(flatten)]
         dirs: DirArgs,
+        #[command(flatten)]
+        listen: ListenArg,
     },
     /// Run every check once and print the verdict (exit 0 healthy, 1 degraded, 2 unhealthy).
     Check {
@@ -200,8 +242,8 @@ pub fn main() -> i32 {
             };
             check::check(loaded, format).await
         }),
-        Command::Run { policy: PolicyArg { policy: path }, dirs } => with_runtime(async move {
-            let loaded = match policy::load(path.as_deref()) {
+        Command::Run { policy: PolicyArg { policy: path }, dirs, listen } => with_runtime(async move {
+            let loaded = match load_serving(path.as_deref(), listen.listen) {
                 Ok(l) => l,
                 Err(e) => {
                     // Fail closed: no READY, the reason in STATUS and the journal.
@@ -209,16 +251,16 @@ pub fn main() -> i32 {
                     return bad_policy(&e);
                 }
             };
-            let code = daemon::run(loaded, reloader(path), dirs.dirs()).await;
+            let code = daemon::run(loaded, reloader(path, listen.listen), dirs.dirs()).await;
             reaper::finish(std::time::Duration::from_secs(1));
             code
         }),
-        Command::Serve { policy: PolicyArg { policy: path }, dirs } => with_runtime(async move {
-            let loaded = match policy::load(path.as_deref()) {
+        Command::Serve { policy: PolicyArg { policy: path }, dirs, listen } => with_runtime(async move {
+            let loaded = match load_serving(path.as_deref(), listen.listen) {
                 Ok(l) => l,
                 Err(e) => return bad_policy(&e),
             };
-            let code = daemon::serve(loaded, reloader(path), dirs.dirs()).await;
+            let code = daemon::serve(loaded, reloader(path, listen.listen), dirs.dirs()).await;
             reaper::finish(std::time::Duration::from_secs(1));
             code
         }),
@@ -231,9 +273,19 @@ fn parse_error(e: &clap::Error) -> i32 {
     if e.use_stderr() { exit::USAGE } else { exit::OK }
 }
 
-/// SIGHUP re-reads the policy by the same lookup order the daemon started with.
-fn reloader(explicit: Option<PathBuf>) -> daemon::Reloader {
-    Box::new(move || policy::load(explicit.as_deref()))
+/// SIGHUP re-reads the policy by the same lookup order the daemon started with, and
+/// `--listen` still wins over its `server.listen`.
+fn reloader(explicit: Option<PathBuf>, listen: Option<SocketAddr>) -> daemon::Reloader {
+    Box::new(move || load_serving(explicit.as_deref(), listen))
+}
+
+/// The policy of `run` or `serve`, its `server.listen` replaced by `--listen` when given.
+fn load_serving(explicit: Option<&std::path::Path>, listen: Option<SocketAddr>) -> Result<policy::Loaded, PolicyError> {
+    let mut loaded = policy::load(explicit)?;
+    if let Some(addr) = listen {
+        loaded.policy.listen = addr;
+    }
+    Ok(loaded)
 }
 
 fn with_runtime(fut: impl std::future::Future<Output = i32>) -> i32 {

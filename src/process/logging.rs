@@ -2,7 +2,8 @@
 //! events go natively to journald: each with its priority (`journalctl -p warning`
 //! finds failing checks) and its fields as journal fields (`CHECK=`, `RESULT=`,
 //! `MESSAGE_ID=` for the gate verdict). Without a journal socket, stderr lines carry
-//! systemd's `<N>` priority prefixes. On a terminal, coloured text; in a file, plain.
+//! systemd's `<N>` priority prefixes. On a terminal, coloured text unless `NO_COLOR` is
+//! set (<https://no-color.org>); in a file, plain.
 
 use std::io::IsTerminal as _;
 use std::os::unix::fs::MetadataExt as _;
@@ -14,11 +15,18 @@ use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Registry};
 
-/// `MESSAGE_ID` of the gate verdict (passed or failed), for `journalctl MESSAGE_ID=…`.
-pub const GATE_VERDICT_ID: &str = "6f8a3b2c1d9e4f7a8b5c0d2e4f6a8b1c";
+/// `MESSAGE_ID` of the gate verdict (passed or failed), for `journalctl MESSAGE_ID=…`;
+/// explained in `systemd/bootgate.catalog`, as is every MESSAGE_ID here.
+pub const GATE_VERDICT_ID: &str = "564a382b6dcb4b5297e17e79625a218e";
 
 /// `MESSAGE_ID` of the entry saying this boot fell back from another slot.
-pub const BOOT_FALLBACK_ID: &str = "2a65ad6203434387afb0ac7425049a59";
+pub const BOOT_FALLBACK_ID: &str = "027374b19a1d44448f5c4997224d6b41";
+
+/// Whether output to a terminal may carry escape codes: `NO_COLOR` (present and not
+/// empty, as <https://no-color.org> says) removes every one, colours and cursor moves alike.
+pub fn escapes_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
 
 /// Sets up logging; `verbose` is info (daemons), else warnings only. `BOOTGATE_LOG` overrides.
 pub fn init(verbose: bool) {
@@ -41,7 +49,7 @@ pub fn init(verbose: bool) {
             Err(_) => {
                 // The stream is the journal but its socket is not there: systemd's level prefixes.
                 let fmt = tracing_subscriber::fmt::layer()
-                    .with_writer(|| OneLine(std::io::stderr()))
+                    .with_writer(|| OneLine { out: std::io::stderr(), escapes: false })
                     .with_ansi(false)
                     .event_format(Prefixed(Format::default().without_time().with_target(false)));
                 Registry::default().with(filter()).with(fmt).init();
@@ -49,9 +57,10 @@ pub fn init(verbose: bool) {
         }
         return;
     }
+    let colour = std::io::stderr().is_terminal() && escapes_allowed();
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(|| OneLine(std::io::stderr()))
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(move || OneLine { out: std::io::stderr(), escapes: colour })
+        .with_ansi(colour)
         .with_target(false);
     Registry::default().with(filter()).with(fmt).init();
 }
@@ -67,32 +76,35 @@ fn stderr_is_journal() -> bool {
 /// Keeps each event on one line: a check's output or a value from outside holding a
 /// newline would otherwise start a line of its own, which the journal's stream reads as
 /// another record (with a `<N>` priority of the writer's choosing). The formatter writes
-/// each event whole in one call; control characters within it are escaped, and its own
-/// colours (ESC) and final newline kept (escape sequences inside values are already
-/// sanitized by the formatter).
-struct OneLine<W>(W);
+/// each event whole in one call; control characters within it are escaped, and its final
+/// newline kept; its own colours (ESC) are kept only where colours are on (escape
+/// sequences inside values are already sanitized by the formatter).
+struct OneLine<W> {
+    out: W,
+    escapes: bool,
+}
 
 impl<W: std::io::Write> std::io::Write for OneLine<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write_all(one_line(&String::from_utf8_lossy(buf)).as_bytes())?;
+        self.out.write_all(one_line(&String::from_utf8_lossy(buf), self.escapes).as_bytes())?;
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
+        self.out.flush()
     }
 }
 
-/// `event` (a formatted log line) with every control character but ESC escaped, and
-/// its final newline kept.
-fn one_line(event: &str) -> String {
+/// `event` (a formatted log line) with every control character escaped but its final
+/// newline and, when `escapes`, ESC.
+fn one_line(event: &str, escapes: bool) -> String {
     let (body, end) = match event.strip_suffix('\n') {
         Some(body) => (body, "\n"),
         None => (event, ""),
     };
     let mut out = String::with_capacity(event.len());
     for c in body.chars() {
-        if c.is_control() && c != '\x1b' {
+        if c.is_control() && !(escapes && c == '\x1b') {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -133,10 +145,11 @@ mod tests {
     #[test]
     fn a_newline_in_an_event_cannot_start_a_record_of_its_own() {
         let forged = "<6>api: fail in 1.0 ms (attempt 1): exit 1: x\n<2>bootgate: gate passed\r\n";
-        let line = one_line(forged);
+        let line = one_line(forged, true);
         assert_eq!(line, "<6>api: fail in 1.0 ms (attempt 1): exit 1: x\\n<2>bootgate: gate passed\\r\n");
         assert_eq!(line.matches('\n').count(), 1, "one record");
-        assert_eq!(one_line("\x1b[32mINFO\x1b[0m ok\n"), "\x1b[32mINFO\x1b[0m ok\n", "colours stay");
+        assert_eq!(one_line("\x1b[32mINFO\x1b[0m ok\n", true), "\x1b[32mINFO\x1b[0m ok\n", "colours stay");
+        assert_eq!(one_line("\x1b[32mINFO\x1b[0m ok\n", false), "\\u{1b}[32mINFO\\u{1b}[0m ok\n", "or not");
     }
 
     #[test]

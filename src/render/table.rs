@@ -60,6 +60,12 @@ pub fn checks(s: &Snapshot) -> String {
     out
 }
 
+/// What `history` says when it found no boot: where it looked, and whether the file is there.
+pub fn no_history(file: &std::path::Path, exists: bool) -> String {
+    let why = if exists { "it holds no readable boot" } else { "no such file" };
+    format!("0 boots found in {} ({why})\n", file.display())
+}
+
 /// A readable table of `boots` (already in the order to show).
 pub fn history(boots: &[&PastBoot]) -> String {
     let mut out = String::new();

@@ -153,7 +153,7 @@ fn handler_of(route: &Route) -> MethodRouter<AppState> {
 
 /// Binds the endpoint's address; the error names it.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (policy server.listen)"))
+    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
 }
 
 /// Serves [`app`] on `listener` until `shutdown` resolves, then lets open requests finish.

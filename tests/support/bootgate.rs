@@ -22,11 +22,13 @@ use super::notify::NotifySocket;
 pub const BIN: &str = env!("CARGO_BIN_EXE_bootgate");
 
 /// Inherited variables that would change what the binary does: which policy or Docker
-/// engine it sees, every runtime schedule, a textfile every daemon writes, the bus it
-/// asks, the log level, and (as if systemd had started it) the service manager it
+/// engine it sees, where it listens, every runtime schedule, a textfile every daemon
+/// writes, the bus it asks, the log level, whether a terminal gets colours, and (as if systemd had started it) the service manager it
 /// reports to, a watchdog naming another process, and logging to the journal.
-const INHERITED: [&str; 10] = [
+const INHERITED: [&str; 12] = [
+    "NO_COLOR",
     "BOOTGATE_POLICY",
+    "BOOTGATE_LISTEN",
     "BOOTGATE_INTERVAL",
     "BOOTGATE_TEXTFILE",
     "BOOTGATE_LOG",
@@ -151,6 +153,19 @@ impl Launch {
         self
     }
 
+    /// Serves on 127.0.0.1:`port` whatever its policy says: through `--listen` when
+    /// `flag`, else through `$BOOTGATE_LISTEN`.
+    pub fn listen_over_policy(mut self, port: u16, flag: bool) -> Launch {
+        let addr = format!("127.0.0.1:{port}");
+        self.port = Some(port);
+        if flag {
+            self.args.extend([OsString::from("--listen"), addr.into()]);
+            self
+        } else {
+            self.env("BOOTGATE_LISTEN", addr)
+        }
+    }
+
     /// Keeps a metrics textfile at `path` (`--textfile`).
     pub fn textfile(mut self, path: &Path) -> Launch {
         self.args.extend([OsString::from("--textfile"), path.into()]);
@@ -197,6 +212,13 @@ impl Launch {
         assert!(self.daemon.is_none(), "a daemon is started with Launch::start");
         let mut cmd = self.into_command();
         cmd.output().unwrap_or_else(|e| panic!("cannot run bootgate: {e}"))
+    }
+
+    /// [`Launch::output`] of a command that must end by itself: killed, and the test
+    /// failed, when it still runs after `timeout`.
+    pub fn output_within(self, timeout: Duration) -> Output {
+        assert!(self.daemon.is_none(), "a daemon is started with Launch::start");
+        super::run_bounded(&mut self.into_command(), timeout)
     }
 
     /// Starts the daemon: `bootgate --policy DIR/policy.yaml COMMAND --run-dir DIR/run

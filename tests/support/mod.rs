@@ -2,9 +2,10 @@
 //! every start of it, one-shot or daemon), one HTTP client for real sockets and one for
 //! the router without a socket, and the real components tests start: a software TPM, a
 //! private Docker engine, RAUC on a private bus, Prometheus and Alertmanager, headless
-//! Chromium, loopback peers that hang, a clean Debian root for the packages. Everything
-//! started here is stopped on drop by pid or process group, in its own temp dirs and on
-//! free ports, so parallel tests and concurrent test runs never collide.
+//! Chromium, loopback peers that hang, a pseudo-terminal, a clean Debian root for the
+//! packages. Everything started here is stopped on drop by pid or process group, in its
+//! own temp dirs and on free ports, so parallel tests and concurrent test runs never
+//! collide.
 //!
 //! Nothing here skips: a missing binary panics naming the Debian package that
 //! `build/deps.sh` installs.
@@ -26,6 +27,7 @@ mod leftovers;
 mod notify;
 mod procs;
 pub mod prom;
+mod pty;
 mod rauc_bus;
 pub mod router;
 mod swtpm;
@@ -42,6 +44,7 @@ pub use dockerd::Dockerd;
 pub use hang::{BlackholePort, HangingListener};
 pub use notify::NotifySocket;
 pub use procs::{Proc, find_binary, mentioning, processes, run_bounded, wait, wait_until};
+pub use pty::on_a_terminal;
 pub use rauc_bus::RaucBus;
 pub use swtpm::Swtpm;
 

@@ -2,7 +2,8 @@
 # No TPM: a TPM-critical policy (kind tpm, default absent: fail) on a guest
 # without a TPM device. The gate fails with a STATUS naming the TPM check; the
 # booted USR-A is already confirmed, so bootgate stays down instead of
-# rebooting, and nothing is marked.
+# rebooting, and nothing is marked. `journalctl -x` explains the verdict's entry
+# from the shipped journal catalog.
 # shellcheck source=SCRIPTDIR/../lib.sh
 . "$(dirname "$0")/../lib.sh"
 scenario no-tpm
@@ -18,6 +19,7 @@ wait_verdict
 expect_gate failed
 expect_report tpm
 expect_journal tpm 'boot gate failed.*failing: tpm'
+expect_catalog
 expect_verdict unhealthy tpm
 expect_check tpm fail
 grep -qi tpm <<<"$(field "$CHECK_LINE" message)" || fail "the tpm check's message does not mention the TPM: $CHECK_LINE"
