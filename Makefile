@@ -9,7 +9,7 @@ BIN     := target/release/bootgate
 POLICY  ?=
 LISTEN  ?=
 
-.PHONY: all build run test vm-test deps install sysext deb rpm bench clean
+.PHONY: all build run test vm-test deps install sysext deb rpm bench clean FORCE
 
 all: build
 
@@ -50,8 +50,12 @@ vm-test: deps
 install: $(BIN)
 	build/install.sh "$(or $(DESTDIR),/)" "$(PREFIX)" "$(BIN)"
 
-$(BIN):
+# Always asks cargo, which rebuilds only what changed: a binary left from an older
+# checkout must never be installed or packaged as this one.
+$(BIN): FORCE
 	$(CARGO) build --release --locked
+
+FORCE:
 
 sysext: $(BIN)
 	BOOTGATE_BIN=$(BIN) build/sysext.sh target/sysext
