@@ -41,6 +41,7 @@ Exit codes:
   64  usage error
   66  input missing or unreadable (boot-status --disk, history)
   70  internal error
+  73  an output file could not be created
   78  invalid policy (EX_CONFIG)";
 
 /// Boot health gate for A/B-partitioned immutable operating systems.
