@@ -1,0 +1,143 @@
+//! The registry's series after results, reloads and boot facts.
+
+use std::time::Duration;
+
+use super::*;
+
+fn result(name: &str, critical: bool, status: Status) -> CheckResult {
+    CheckResult::finished(name, critical, status)
+        .with_kind("disk")
+        .with_message("")
+        .with_attempts(1, Duration::from_millis(3))
+        .with_last_check(SystemTime::now())
+}
+
+fn snapshot(gate: GateState, checks: Vec<CheckResult>) -> Snapshot {
+    Snapshot {
+        gate,
+        checks,
+        gate_started: SystemTime::now(),
+        gate_duration: Some(Duration::from_millis(1500)),
+        gate_failing: Vec::new(),
+        ..Snapshot::new(&[])
+    }
+}
+
+fn text(m: &Metrics, s: &Snapshot, boot: Option<&BootFacts>) -> String {
+    String::from_utf8(m.render(s, boot).unwrap()).unwrap()
+}
+
+#[test]
+fn gauges_follow_the_snapshot() {
+    let s =
+        snapshot(GateState::Passed, vec![result("storage", true, Status::Pass), result("docker", false, Status::Fail)]);
+    let m = Metrics::new(&s).unwrap();
+    let t = text(&m, &s, None);
+    assert!(t.contains("bootgate_check_up{check=\"storage\",critical=\"true\"} 1\n"), "{t}");
+    assert!(t.contains("bootgate_check_up{check=\"docker\",critical=\"false\"} 0\n"), "{t}");
+    assert!(t.contains("bootgate_check_consecutive_failures{check=\"docker\"} 1\n"), "{t}");
+    assert!(t.contains("bootgate_gate_passed 1\n"), "{t}");
+    assert!(t.contains("bootgate_gate_duration_seconds 1.5\n"), "{t}");
+    assert!(t.contains("bootgate_health_status{status=\"degraded\"} 1\n"), "{t}");
+    assert!(t.contains("bootgate_health_status{status=\"healthy\"} 0\n"), "{t}");
+    assert!(t.contains(&format!("bootgate_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"))));
+    assert!(t.contains("bootgate_check_runs_total{check=\"docker\",result=\"skipped\"} 0\n"), "{t}");
+    assert!(t.contains("process_resident_memory_bytes"), "{t}");
+    assert!(!t.contains("bootgate_boot_partition"), "no boot facts yet: {t}");
+}
+
+#[test]
+fn a_reload_takes_away_the_series_of_removed_checks_and_of_a_changed_criticality() {
+    let s = snapshot(GateState::Passed, vec![result("api", true, Status::Fail), result("gone", true, Status::Fail)]);
+    let m = Metrics::new(&s).unwrap();
+    m.observe(&s.checks[1]);
+    let t = text(&m, &s, None);
+    assert!(t.contains("bootgate_check_up{check=\"gone\",critical=\"true\"} 0"), "{t}");
+    let after =
+        snapshot(GateState::Passed, vec![result("api", false, Status::Fail), result("new", true, Status::Pass)]);
+    let t = text(&m, &after, None);
+    assert!(!t.contains("check=\"gone\""), "{t}");
+    assert!(!t.contains("bootgate_check_up{check=\"api\",critical=\"true\"}"), "{t}");
+    assert!(t.contains("bootgate_check_up{check=\"api\",critical=\"false\"} 0"), "{t}");
+    assert!(t.contains("bootgate_check_runs_total{check=\"new\",result=\"fail\"} 0"), "{t}");
+}
+
+#[test]
+fn observations_count_runs_and_durations() {
+    let s = snapshot(GateState::Running, vec![result("storage", true, Status::Pending)]);
+    let m = Metrics::new(&s).unwrap();
+    m.observe(&result("storage", true, Status::Pending));
+    m.observe(&result("storage", true, Status::Fail));
+    m.observe(&result("storage", true, Status::Pass));
+    m.observe(&result("storage", true, Status::Pass));
+    let t = text(&m, &s, None);
+    assert!(t.contains("bootgate_check_runs_total{check=\"storage\",result=\"pass\"} 2\n"), "{t}");
+    assert!(t.contains("bootgate_check_runs_total{check=\"storage\",result=\"fail\"} 1\n"), "{t}");
+    assert!(t.contains("bootgate_check_duration_seconds_count{check=\"storage\"} 3\n"), "{t}");
+    assert!(t.contains("bootgate_check_duration_seconds_bucket{check=\"storage\",le=\"0.005\"} 3\n"), "{t}");
+    assert!(t.contains("bootgate_check_duration_seconds_bucket{check=\"storage\",le=\"0.001\"} 0\n"), "{t}");
+    assert!(t.contains("bootgate_gate_passed 0\n"), "{t}");
+    assert!(t.contains("bootgate_health_status{status=\"unhealthy\"} 1\n"), "{t}");
+}
+
+#[test]
+fn boot_gauges_appear_and_vanish_with_boot_facts() {
+    let s = snapshot(GateState::Passed, vec![result("storage", true, Status::Pass)]);
+    let m = Metrics::new(&s).unwrap();
+    let slot = crate::record::boot::SlotFacts {
+        partition: "USR-B".into(),
+        index: 4,
+        uuid: "u4".into(),
+        disk: None,
+        priority: 2,
+        tries: 0,
+        successful: true,
+    };
+    let boot = BootFacts { slot: Some(slot), ..BootFacts::default() };
+    let t = text(&m, &s, Some(&boot));
+    assert!(!text(&m, &s, Some(&BootFacts::default())).contains("bootgate_boot_partition"), "no slot, no gauges");
+    assert!(t.contains("bootgate_boot_partition_successful 1\n"), "{t}");
+    assert!(t.contains("bootgate_boot_partition_tries 0\n"), "{t}");
+    assert!(t.contains("bootgate_boot_partition_priority 2\n"), "{t}");
+    assert!(!text(&m, &s, None).contains("bootgate_boot_partition"));
+}
+
+#[test]
+fn boot_info_fallback_and_timestamps() {
+    let mut s = snapshot(GateState::Running, vec![result("storage", true, Status::Pending)]);
+    s.checks[0].last_check = None;
+    let m = Metrics::new(&s).unwrap();
+    let t = text(&m, &s, None);
+    for absent in [
+        "bootgate_boot_info{",
+        "bootgate_boot_fallback{",
+        "bootgate_gate_completed_timestamp_seconds ",
+        "bootgate_check_last_run_timestamp_seconds{",
+    ] {
+        assert!(!t.contains(absent), "{absent}: {t}");
+    }
+    m.set_boot_info("USR-B", "u4", "4152.2.0");
+    m.set_fallback("USR-B", "4152.2.0", "gate_failed");
+    s.gate = GateState::Failed;
+    s.gate_started = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+    s.checks[0] = result("storage", true, Status::Fail);
+    s.checks[0].last_check = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1001));
+    let t = text(&m, &s, None);
+    assert!(t.contains("bootgate_boot_info{partition=\"USR-B\",uuid=\"u4\",version=\"4152.2.0\"} 1\n"), "{t}");
+    assert!(
+        t.contains(
+            "bootgate_boot_fallback{from_partition=\"USR-B\",from_version=\"4152.2.0\",reason=\"gate_failed\"} 1\n"
+        ),
+        "{t}"
+    );
+    assert!(t.contains("bootgate_gate_completed_timestamp_seconds 1001.5\n"), "{t}");
+    assert!(t.contains("bootgate_check_last_run_timestamp_seconds{check=\"storage\"} 1001\n"), "{t}");
+}
+
+#[test]
+fn registries_are_private() {
+    let s = snapshot(GateState::Passed, vec![result("storage", true, Status::Pass)]);
+    let (a, b) = (Metrics::new(&s).unwrap(), Metrics::new(&s).unwrap());
+    a.observe(&result("storage", true, Status::Pass));
+    assert!(text(&b, &s, None).contains("bootgate_check_runs_total{check=\"storage\",result=\"pass\"} 0\n"));
+}
