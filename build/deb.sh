@@ -9,26 +9,16 @@
 # are no conffiles. Prints the package's path.
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ -z "$1" ]; then
-  echo "usage: $0 OUTDIR" >&2
-  exit 64
-fi
-outdir=$1
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-bin=${BOOTGATE_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/bootgate}
 # shellcheck source=build/pkglib.sh
 . "$root/build/pkglib.sh"
+want_outdir "$@"
+outdir=$1
+bin=${BOOTGATE_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/bootgate}
 
-for tool in dpkg-deb dpkg-shlibdeps; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "deb.sh: $tool not found; install dpkg-dev (build/deps.sh does)" >&2
-    exit 1
-  fi
-done
-if [ ! -x "$bin" ]; then
-  echo "deb.sh: no executable bootgate at '$bin'; build it first or set BOOTGATE_BIN" >&2
-  exit 1
-fi
+need dpkg-deb dpkg
+need dpkg-shlibdeps dpkg-dev
+need_binary "$bin"
 version=$(package_version "$root")
 arch=$(package_arch deb "$bin")
 

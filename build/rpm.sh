@@ -10,24 +10,15 @@
 # Prints the package's path.
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ -z "$1" ]; then
-  echo "usage: $0 OUTDIR" >&2
-  exit 64
-fi
-outdir=$1
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-bin=${BOOTGATE_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/bootgate}
 # shellcheck source=build/pkglib.sh
 . "$root/build/pkglib.sh"
+want_outdir "$@"
+outdir=$1
+bin=${BOOTGATE_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/bootgate}
 
-if ! command -v rpmbuild >/dev/null; then
-  echo "rpm.sh: rpmbuild not found; install the Debian package rpm (build/deps.sh does)" >&2
-  exit 1
-fi
-if [ ! -x "$bin" ]; then
-  echo "rpm.sh: no executable bootgate at '$bin'; build it first or set BOOTGATE_BIN" >&2
-  exit 1
-fi
+need rpmbuild rpm
+need_binary "$bin"
 version=$(package_version "$root")
 arch=$(package_arch rpm "$bin")
 

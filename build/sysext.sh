@@ -16,20 +16,13 @@
 # docs/packages.md says which Flatcar releases the image runs on.
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ -z "$1" ]; then
-  echo "usage: $0 OUTDIR" >&2
-  exit 64
-fi
-outdir=$1
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=build/pkglib.sh
+. "$root/build/pkglib.sh"
+want_outdir "$@"
+outdir=$1
 bin=${BOOTGATE_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/bootgate}
 
-need() {
-  if ! command -v "$1" >/dev/null; then
-    echo "sysext.sh: $1 not found; install the Debian package $2 (build/deps.sh does)" >&2
-    exit 1
-  fi
-}
 need mksquashfs squashfs-tools
 need patchelf patchelf
 need readelf binutils
@@ -37,24 +30,12 @@ need objdump binutils
 need ldconfig libc-bin
 need sha256sum coreutils
 
-# The package version: the first version key of the [package] table.
-version=$(awk '
-  /^\[/ { in_package = ($0 == "[package]") }
-  in_package && /^version[ \t]*=/ { sub(/^[^"]*"/, ""); sub(/".*$/, ""); print; exit }
-' "$root/Cargo.toml")
-if [ -z "$version" ]; then
-  echo "sysext.sh: no version in $root/Cargo.toml [package]" >&2
-  exit 1
-fi
+version=$(crate_version "$root")
 
 # The image declares ARCHITECTURE=x86-64, so it must not carry anything else:
 # check the ELF header (magic, then e_machine 62 = EM_X86_64).
-if [ ! -x "$bin" ]; then
-  echo "sysext.sh: no executable bootgate at '$bin'; build it first or set BOOTGATE_BIN" >&2
-  exit 1
-fi
-if [ "$(head -c 4 "$bin" | od -An -c | tr -d ' ')" != '177ELF' ] ||
-   [ "$(od -An -tu2 -j18 -N2 "$bin" | tr -d ' ')" != 62 ]; then
+need_binary "$bin"
+if [ "$(package_arch rpm "$bin" 2>/dev/null)" != x86_64 ]; then
   echo "sysext.sh: $bin is not an x86-64 ELF executable" >&2
   exit 1
 fi
