@@ -75,7 +75,8 @@ pub(super) fn history(dir: &std::path::Path, format: Format, limit: usize) -> i3
     };
     let shown = history::newest(&boots, limit);
     // Where it looked, so an empty answer is not taken for a lost history.
-    let none = || table::no_history(&history::path(dir), history::path(dir).exists());
+    let path = history::path(dir);
+    let none = || table::no_history(&path, path.exists());
     match format {
         Format::Text if boots.is_empty() => print!("{}", none()),
         Format::Text => print!("{}", table::history(&shown)),
