@@ -70,7 +70,7 @@ checks:
     let want = [
         "2:18: gate.deadline: duration `10` has no unit",
         "3:21: runtime.interval: invalid duration `soon`",
-        "4:34: server.bogus: unknown field `bogus`, expected `listen`",
+        "4:34: server.bogus: unknown field `bogus`, expected one of `listen`, `allow_run`, `web_config`",
         "5:1: extra: unknown field `extra`, expected one of `version`, `gate`, `runtime`, `server`, `rollback`, `boot`, `checks`, `checks_from`",
         "9:14: checks[0].retries: invalid type: string \"many\", expected u32",
         "13:14: checks[1].timeout: duration `5` has no unit",
@@ -221,4 +221,41 @@ fn every_boot_backend_validates_and_an_unknown_one_is_refused() {
             "2:17: boot.backend: unknown variant `lilo`, expected one of `auto`, `flatcar`, `bless-boot`, `rauc`, `grubenv`, `none`"
         ]
     );
+}
+
+#[test]
+fn the_web_config_a_policy_names_is_validated_with_it() {
+    let checks = "checks: [{name: a, kind: tcp, targets: ['127.0.0.1:1']}]\n";
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    let web_path = web.to_str().unwrap();
+    let (_policies, paths) = files(&[&format!("version: 1\nserver: {{web_config: '{web_path}'}}\n{checks}")]);
+    std::fs::write(&web, "basic_auth_users:\n  alice: hunter2hunter2\ntls_server_config:\n  cert_fil: x\n").unwrap();
+    let out = bootgate(&["validate", &paths[0]]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let got = problems(&out, web_path);
+    assert_eq!(got.len(), 2, "{}", text(&out));
+    assert!(got[0].starts_with("2:10: basic_auth_users.alice: not a bcrypt hash"), "{got:?}");
+    assert!(got[1].starts_with("4:3: tls_server_config.cert_fil: unknown field `cert_fil`"), "{got:?}");
+    assert!(!text(&out).contains("hunter2hunter2"), "the plaintext is never repeated: {}", text(&out));
+
+    let hash = "$2y$04$Mr0pDo0cDFcA6T0FXCRMb.CoV2c9Q3k8O6PmAOeJt7ZTk2Mp6m4rW";
+    std::fs::write(&web, format!("basic_auth_users:\n  alice: '{hash}'\n")).unwrap();
+    let out = bootgate(&["validate", &paths[0]]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("web.yml: ok (plain HTTP, basic auth: 1 user)"), "{}", text(&out));
+    assert!(!text(&out).contains(hash), "{}", text(&out));
+}
+
+#[test]
+fn a_network_listen_without_a_web_config_is_warned_about() {
+    let checks = "checks: [{name: a, kind: tcp, targets: ['127.0.0.1:1']}]\n";
+    let open = format!("version: 1\nserver: {{listen: '0.0.0.0:8080'}}\n{checks}");
+    let local = format!("version: 1\nserver: {{listen: '127.0.0.1:8080'}}\n{checks}");
+    let (_dir, paths) = files(&[&open, &local]);
+    let out = bootgate(&["validate", &paths[0]]);
+    assert_eq!(out.status.code(), Some(0), "a warning, not a refusal: {}", text(&out));
+    assert!(text(&out).contains("warning: ") && text(&out).contains("no server.web_config"), "{}", text(&out));
+    let out = bootgate(&["validate", &paths[1]]);
+    assert!(!text(&out).contains("warning"), "{}", text(&out));
 }

@@ -9,21 +9,53 @@ use crate::exit;
 use crate::policy;
 use crate::record::history;
 use crate::render::table;
+use crate::server::web_config;
 use crate::util::text::counted;
 
 /// Validates each file on its own (or the policy the lookup order finds when none is
-/// named), so one invalid file does not hide the verdict on the others.
+/// named), so one invalid file does not hide the verdict on the others; the web config
+/// a policy names is validated with it, as the daemon would read it.
 pub(super) fn validate(policy: Option<PathBuf>, files: Vec<PathBuf>) -> i32 {
     let targets: Vec<Option<PathBuf>> =
         if files.is_empty() { vec![policy] } else { files.into_iter().map(Some).collect() };
     let mut code = exit::OK;
     for target in targets {
         match policy::load(target.as_deref()) {
-            Ok(loaded) => println!("{}: ok ({})", loaded.source, counted(loaded.policy.checks.len(), "check")),
+            Ok(loaded) => {
+                println!("{}: ok ({})", loaded.source, counted(loaded.policy.checks.len(), "check"));
+                let listen = loaded.policy.listen;
+                if !listen.ip().is_loopback() && loaded.policy.web_config.is_none() {
+                    eprintln!(
+                        "bootgate: warning: {}: server.listen {listen} is reachable from the network and no server.web_config sets TLS or basic auth: anyone who reaches it reads every check's messages",
+                        loaded.source
+                    );
+                }
+                if let Some(path) = &loaded.policy.web_config {
+                    match web_config::load(path) {
+                        Ok(config) => println!("{}: ok ({})", path.display(), web_config_summary(&config)),
+                        Err(e) => {
+                            eprintln!("bootgate: {e}");
+                            code = exit::CONFIG;
+                        }
+                    }
+                }
+            }
             Err(e) => code = super::bad_policy(&e),
         }
     }
     code
+}
+
+/// What a valid web config turns on, in a few words.
+fn web_config_summary(config: &web_config::WebConfig) -> String {
+    let tls = match &config.tls {
+        Some(tls) => format!("TLS, client certificates: {:?}", tls.client_auth),
+        None => "plain HTTP".into(),
+    };
+    match config.users.len() {
+        0 => tls,
+        n => format!("{tls}, basic auth: {}", counted(n, "user")),
+    }
 }
 
 /// The boot status document with the next boot beside the slots.

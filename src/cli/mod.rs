@@ -19,6 +19,7 @@ const AFTER_HELP: &str = "\
 Environment:
   BOOTGATE_POLICY          policy file when --policy is not given
   BOOTGATE_LISTEN          run, serve: the endpoint's ADDR:PORT (as --listen)
+  BOOTGATE_WEB_CONFIG      run, serve: the endpoint's TLS and basic auth file (as --web-config)
   BOOTGATE_RUN_DIR         run, serve: directory of verdict.json (as --run-dir)
   BOOTGATE_STATE_DIR       run, serve, history: directory of the boot history (as --state-dir)
   BOOTGATE_TEXTFILE        run, serve: the metrics textfile (as --textfile)
@@ -77,12 +78,16 @@ struct DirArgs {
     textfile: Option<PathBuf>,
 }
 
-/// Where `run` and `serve` serve the endpoint, over the policy's.
-#[derive(Debug, clap::Args)]
+/// Where and how `run` and `serve` serve the endpoint, over the policy's.
+#[derive(Debug, Clone, clap::Args)]
 struct ListenArg {
     /// Serve the endpoint on this address:port instead of the policy's server.listen.
     #[arg(long, value_name = "ADDR", env = "BOOTGATE_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Serve it with the TLS and basic auth of this exporter-toolkit web config file
+    /// instead of the policy's server.web_config.
+    #[arg(long, value_name = "PATH", env = "BOOTGATE_WEB_CONFIG")]
+    web_config: Option<PathBuf>,
 }
 
 impl DirArgs {
@@ -244,7 +249,7 @@ pub fn main() -> i32 {
             check::check(loaded, format).await
         }),
         Command::Run { policy: PolicyArg { policy: path }, dirs, listen } => with_runtime(async move {
-            let loaded = match load_serving(path.as_deref(), listen.listen) {
+            let loaded = match load_serving(path.as_deref(), &listen) {
                 Ok(l) => l,
                 Err(e) => {
                     // Fail closed: no READY, the reason in STATUS and the journal.
@@ -252,16 +257,16 @@ pub fn main() -> i32 {
                     return bad_policy(&e);
                 }
             };
-            let code = daemon::run(loaded, reloader(path, listen.listen), dirs.dirs()).await;
+            let code = daemon::run(loaded, reloader(path, listen), dirs.dirs()).await;
             reaper::finish(std::time::Duration::from_secs(1));
             code
         }),
         Command::Serve { policy: PolicyArg { policy: path }, dirs, listen } => with_runtime(async move {
-            let loaded = match load_serving(path.as_deref(), listen.listen) {
+            let loaded = match load_serving(path.as_deref(), &listen) {
                 Ok(l) => l,
                 Err(e) => return bad_policy(&e),
             };
-            let code = daemon::serve(loaded, reloader(path, listen.listen), dirs.dirs()).await;
+            let code = daemon::serve(loaded, reloader(path, listen), dirs.dirs()).await;
             reaper::finish(std::time::Duration::from_secs(1));
             code
         }),
@@ -275,16 +280,20 @@ fn parse_error(e: &clap::Error) -> i32 {
 }
 
 /// SIGHUP re-reads the policy by the same lookup order the daemon started with, and
-/// `--listen` still wins over its `server.listen`.
-fn reloader(explicit: Option<PathBuf>, listen: Option<SocketAddr>) -> daemon::Reloader {
-    Box::new(move || load_serving(explicit.as_deref(), listen))
+/// `--listen` and `--web-config` still win over its `server` section.
+fn reloader(explicit: Option<PathBuf>, endpoint: ListenArg) -> daemon::Reloader {
+    Box::new(move || load_serving(explicit.as_deref(), &endpoint))
 }
 
-/// The policy of `run` or `serve`, its `server.listen` replaced by `--listen` when given.
-fn load_serving(explicit: Option<&std::path::Path>, listen: Option<SocketAddr>) -> Result<policy::Loaded, PolicyError> {
+/// The policy of `run` or `serve`, its `server.listen` and `server.web_config` replaced by
+/// `--listen` and `--web-config` when given.
+fn load_serving(explicit: Option<&std::path::Path>, endpoint: &ListenArg) -> Result<policy::Loaded, PolicyError> {
     let mut loaded = policy::load(explicit)?;
-    if let Some(addr) = listen {
+    if let Some(addr) = endpoint.listen {
         loaded.policy.listen = addr;
+    }
+    if let Some(path) = &endpoint.web_config {
+        loaded.policy.web_config = Some(path.clone());
     }
     Ok(loaded)
 }

@@ -12,7 +12,7 @@ use crate::checks::Check;
 
 mod checks_from;
 mod load;
-mod located;
+pub mod located;
 pub mod raw;
 mod rules;
 pub mod schema;
@@ -47,6 +47,8 @@ pub struct Policy {
     pub listen: SocketAddr,
     /// `server.allow_run`: whether a client may run a check on request.
     pub allow_run: bool,
+    /// `server.web_config`: the endpoint's TLS and basic auth, if any.
+    pub web_config: Option<std::path::PathBuf>,
     pub checks: Vec<CheckSpec>,
 }
 
@@ -143,7 +145,7 @@ pub enum PolicyError {
 }
 
 /// The first [`MAX_PROBLEMS_SHOWN`] problems, one a line, then how many more there are.
-fn listing(problems: &[Problem]) -> String {
+pub fn listing(problems: &[Problem]) -> String {
     let mut lines: Vec<String> = problems.iter().take(MAX_PROBLEMS_SHOWN).map(|p| format!("  {p}")).collect();
     match problems.len().saturating_sub(MAX_PROBLEMS_SHOWN) {
         0 => {}

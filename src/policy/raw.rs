@@ -134,6 +134,8 @@ pub struct RawServer {
     /// Whether `POST /api/v1/system/health/{check}/run` may run a check on request (default false:
     /// it lets any client of the port start exec checks).
     pub allow_run: Option<bool>,
+    /// An exporter-toolkit web configuration file: TLS, client certificates, basic auth users.
+    pub web_config: Option<FsPath>,
 }
 
 /// Keys every check has; the rest of its mapping belongs to its kind.

@@ -77,6 +77,7 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
     let server = s.server.flatten().unwrap_or_default();
     let listen = listen(&mut cx, &server);
     let allow_run = server.allow_run.unwrap_or(false);
+    let web_config = server.web_config.map(|p| p.0);
     let deadline = gate.as_ref().map(|g| g.deadline);
     let mut checks = s.checks.map(|node| checks(&mut cx, node, deadline)).unwrap_or_default();
     if let Some(Some(entries)) = &s.checks_from {
@@ -93,7 +94,7 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
     let grubenv = boot.grubenv.map(|p| p.0);
     match gate {
         Some(gate) if cx.problems.is_empty() => {
-            Ok(Policy { gate, runtime, rollback, backend, grubenv, listen, allow_run, checks })
+            Ok(Policy { gate, runtime, rollback, backend, grubenv, listen, allow_run, web_config, checks })
         }
         _ => Err(sorted(cx.problems)),
     }

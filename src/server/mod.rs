@@ -34,6 +34,7 @@ mod page;
 mod probes;
 pub mod routes;
 mod run;
+pub mod web_config;
 
 pub use endpoint::Endpoint;
 pub use routes::{Handler, Method, ROUTES, Route};
