@@ -55,6 +55,7 @@ pub async fn start_endpoint(
         signals.shutdown.clone(),
         notifier,
         policy.allow_run,
+        policy.web_config.clone(),
     );
     match started {
         Ok(endpoint) => {

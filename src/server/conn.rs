@@ -14,8 +14,10 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit, setrlimit};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 
 /// Time a client gets to send a whole request head, counted from the moment the server waits
 /// for one: on a new connection and again after every answer on a kept-alive one.
@@ -99,7 +101,9 @@ fn cap_for(soft: u64) -> usize {
 }
 
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves, then stops
-/// accepting and waits for the open connections to finish their answers.
+/// accepting and waits for the open connections to finish their answers. With `tls`, each
+/// connection is a TLS handshake first, inside its slot and within `limits.header_timeout`,
+/// so clients that never finish one hold a slot no longer than a silent plain client.
 ///
 /// Past the cap a connection is accepted and closed at once, counted by `rejected`: the
 /// client learns right away instead of waiting in the kernel's backlog behind the clients
@@ -107,6 +111,7 @@ fn cap_for(soft: u64) -> usize {
 pub async fn run(
     listener: TcpListener,
     router: Router,
+    tls: Option<TlsAcceptor>,
     limits: Limits,
     rejected: impl Fn() + Send + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -146,10 +151,20 @@ pub async fn run(
             drop(tcp);
             continue;
         };
-        let conn = connection(&builder, tcp, service.clone());
-        let stopping = stopping.clone();
+        // Small answers: do not let Nagle hold them back waiting for an ACK.
+        let _ = tcp.set_nodelay(true);
+        let (builder, service, stopping, tls) = (builder.clone(), service.clone(), stopping.clone(), tls.clone());
         tokio::spawn(async move {
-            drive(conn, stopping, limits).await;
+            match tls {
+                None => drive(builder.serve_connection(TokioIo::new(tcp), service), stopping, limits).await,
+                Some(tls) => match tokio::time::timeout(limits.header_timeout, tls.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        drive(builder.serve_connection(TokioIo::new(stream), service), stopping, limits).await
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake not finished within {:?}", limits.header_timeout),
+                },
+            }
             drop(slot);
         });
     }
@@ -160,17 +175,15 @@ pub async fn run(
     let _ = slots.acquire_many(all).await;
 }
 
-type Connection = http1::Connection<TokioIo<TcpStream>, TowerToHyperService<Router>>;
-
-fn connection(builder: &http1::Builder, tcp: TcpStream, service: TowerToHyperService<Router>) -> Connection {
-    // Small answers: do not let Nagle hold them back waiting for an ACK.
-    let _ = tcp.set_nodelay(true);
-    builder.serve_connection(TokioIo::new(tcp), service)
-}
+type Connection<I> = http1::Connection<TokioIo<I>, TowerToHyperService<Router>>;
 
 /// Runs one connection until it ends, its lifetime is over or the server stops; the last two
 /// let the answer in progress finish, for at most `limits.grace`.
-async fn drive(conn: Connection, mut stopping: watch::Receiver<()>, limits: Limits) {
+async fn drive<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    conn: Connection<I>,
+    mut stopping: watch::Receiver<()>,
+    limits: Limits,
+) {
     let mut conn = pin!(conn);
     tokio::select! {
         done = conn.as_mut() => return log_end(done),

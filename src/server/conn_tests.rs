@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use axum::routing::get;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -40,6 +41,7 @@ async fn start(limits: Limits) -> Server {
     let task = tokio::spawn(run(
         listener,
         router,
+        None,
         limits,
         move || {
             count.fetch_add(1, Ordering::SeqCst);

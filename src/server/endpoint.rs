@@ -3,6 +3,7 @@
 //! systemd's `STATUS=` and retried in the background while the gate goes on.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use anyhow::Context as _;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::{AppState, RunNow, bind, serve};
+use super::{AppState, RunNow, Secured, bind, serve};
 use crate::engine::Snapshot;
 use crate::metrics::{self, Metrics};
 use crate::process::notify::{self, Notifier};
@@ -40,7 +41,8 @@ pub struct Endpoint {
 const RUN_QUEUE: usize = 16;
 
 impl Endpoint {
-    /// Serves the snapshots published on `snapshots` at `addr`, binding in the background.
+    /// Serves the snapshots published on `snapshots` at `addr`, binding in the background,
+    /// with the TLS and headers of `web_config` when given.
     ///
     /// Makes the metrics the sink of [`metrics::observe`] and starts the status-change feed. Fails only when the metrics
     /// cannot be registered; a listen failure is retried every [`RETRY`] until `shutdown`.
@@ -51,6 +53,7 @@ impl Endpoint {
         shutdown: Shutdown,
         notifier: Notifier,
         allow_run: bool,
+        web_config: Option<PathBuf>,
     ) -> anyhow::Result<Endpoint> {
         let metrics = Arc::new(Metrics::new(&snapshots.borrow()).context("cannot register the metrics")?);
         metrics::install(Arc::clone(&metrics));
@@ -63,7 +66,7 @@ impl Endpoint {
             .with_history(history_rx)
             .with_events(events, shutdown.clone())
             .with_runs(runs, allow_run);
-        let task = tokio::spawn(listen(addr, state, shutdown, notifier));
+        let task = tokio::spawn(listen(addr, web_config, state, shutdown, notifier));
         Ok(Endpoint { metrics, boot, history, task, run_requests: Some(run_requests) })
     }
 
@@ -82,8 +85,25 @@ impl Endpoint {
     }
 }
 
-/// Binds (retrying) and serves until `shutdown`.
-async fn listen(addr: SocketAddr, state: AppState, shutdown: Shutdown, notifier: Notifier) {
+/// Reads the web config, binds (retrying) and serves until `shutdown`. A web config that
+/// cannot be used keeps the endpoint down, never open without its protection.
+async fn listen(
+    addr: SocketAddr,
+    web_config: Option<PathBuf>,
+    state: AppState,
+    shutdown: Shutdown,
+    notifier: Notifier,
+) {
+    let secured = match web_config.as_deref().map(Secured::load).transpose() {
+        Ok(secured) => secured.unwrap_or_default(),
+        Err(e) => {
+            tracing::error!(%addr, error = format!("{e:#}"), "cannot use the web config; the health endpoint stays down and the gate goes on without it");
+            notify::set_note(Some(format!("health endpoint down: {}", first_line(&e))));
+            notifier.refresh_status();
+            shutdown.requested().await;
+            return;
+        }
+    };
     let mut failures = 0u32;
     let listener = loop {
         match bind(addr).await {
@@ -110,9 +130,17 @@ async fn listen(addr: SocketAddr, state: AppState, shutdown: Shutdown, notifier:
         notify::set_note(None);
         notifier.refresh_status();
     }
-    tracing::info!(addr = %local, after_failures = failures, "health endpoint listening on {local}");
+    let scheme = if secured.is_tls() { "https" } else { "http" };
+    tracing::info!(addr = %local, after_failures = failures, scheme, "health endpoint listening on {scheme}://{local}");
     let stop = shutdown.clone();
-    if let Err(e) = serve(listener, state, async move { stop.requested().await }).await {
+    if let Err(e) = serve(listener, state, secured, async move { stop.requested().await }).await {
         tracing::error!(%addr, error = %e, "health endpoint on {addr} failed: {e}");
     }
+}
+
+/// The first line of `e`'s chain, short enough for `STATUS=`: an invalid web config's
+/// first problem, not the whole listing.
+fn first_line(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).take(2).collect::<Vec<_>>().join(" ")
 }

@@ -7,16 +7,18 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 
 use crate::engine::Snapshot;
 use crate::metrics::{self, Metrics};
@@ -34,6 +36,7 @@ mod page;
 mod probes;
 pub mod routes;
 mod run;
+mod tls;
 pub mod web_config;
 
 pub use endpoint::Endpoint;
@@ -157,6 +160,28 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
 }
 
+/// What a web config turns on, ready for the accept loop and the router; the default is
+/// plain HTTP without authentication.
+#[derive(Default)]
+pub struct Secured {
+    tls: Option<TlsAcceptor>,
+    headers: Arc<Vec<(HeaderName, HeaderValue)>>,
+}
+
+impl Secured {
+    /// Reads and validates the web config at `path` and builds its TLS acceptor.
+    pub fn load(path: &Path) -> anyhow::Result<Secured> {
+        let config = web_config::load(path)?;
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        Ok(Secured { tls, headers: Arc::new(config.headers) })
+    }
+
+    /// Whether the endpoint speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+}
+
 /// Serves [`app`] on `listener` until `shutdown` resolves, then lets open requests finish.
 ///
 /// Connections are capped and time-limited (see `conn`), so clients of the endpoint can never
@@ -164,13 +189,24 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    secured: Secured,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = conn::Limits::for_this_process();
     tracing::info!(max_connections = limits.max_connections, "health endpoint connection cap");
     let metrics = Arc::clone(&state.metrics);
-    conn::run(listener, app(state), limits, move || metrics.connection_rejected(), shutdown).await;
+    let headers = secured.headers;
+    let router = app(state).layer(axum::middleware::map_response(move |res| with_headers(res, Arc::clone(&headers))));
+    conn::run(listener, router, secured.tls, limits, move || metrics.connection_rejected(), shutdown).await;
     Ok(())
+}
+
+/// Adds the web config's `http_server_config.headers` to every answer.
+async fn with_headers(mut res: Response, headers: Arc<Vec<(HeaderName, HeaderValue)>>) -> Response {
+    for (name, value) in headers.iter() {
+        res.headers_mut().insert(name.clone(), value.clone());
+    }
+    res
 }
 
 /// `GET /metrics`: Prometheus text format 0.0.4.
