@@ -48,6 +48,8 @@ tests=(
   ovmf mtools dosfstools
   # test helpers; script (bsdutils) gives a command a real terminal
   curl procps iproute2 python3 jq bsdutils
+  # endpoint TLS tests: the CA, server and client certificates are made by openssl
+  openssl
   # policy schema tests: a real JSON Schema validator (Draft 2020-12)
   python3-jsonschema
   # grubenv backend tests: the environment block is checked against grub-editenv

@@ -3,7 +3,7 @@
 //! the router without a socket, and the real components tests start: a software TPM, a
 //! private Docker engine, RAUC on a private bus, Prometheus and Alertmanager, headless
 //! Chromium, loopback peers that hang, a pseudo-terminal, a clean Debian root for the
-//! packages. Everything started here is stopped on drop by pid or process group, in its
+//! packages, certificates made by openssl and curl talking TLS to the endpoint. Everything started here is stopped on drop by pid or process group, in its
 //! own temp dirs and on free ports, so parallel tests and concurrent test runs never
 //! collide.
 //!
@@ -33,6 +33,7 @@ pub mod router;
 mod swtpm;
 mod sys;
 pub mod sysext;
+pub mod tls;
 
 use std::net::{Ipv4Addr, TcpListener};
 

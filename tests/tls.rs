@@ -1,0 +1,110 @@
+//! The endpoint behind an exporter-toolkit web config: TLS with client certificates as
+//! `client_auth_type` asks, made by openssl and spoken to by curl; and a web config that
+//! cannot be used keeps the endpoint down while the gate still passes.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::tls::{Fetched, Pki, curl};
+use support::{Daemon, Launch, NotifySocket};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A policy body whose one check passes at once.
+const CHECKS: &str = "checks:\n  - {name: root, kind: disk, path: /, min_free_percent: 0}\n";
+
+/// Writes `text` as the web config beside the certificates and starts `run` with it
+/// through `$BOOTGATE_WEB_CONFIG`.
+fn start(pki: &Pki, text: &str, notify: Option<&NotifySocket>) -> Daemon {
+    let web = pki.path("web.yml");
+    std::fs::write(&web, text).unwrap();
+    let mut launch = Launch::listening(CHECKS).env("BOOTGATE_WEB_CONFIG", &web);
+    if let Some(socket) = notify {
+        launch = launch.notify(socket);
+    }
+    launch.start()
+}
+
+/// GET `path` over TLS with curl's `args`, repeated until the gate has passed (200) or `WAIT` is over.
+fn get_passed(pki: &Pki, daemon: &Daemon, path: &str, args: &[&str]) -> Fetched {
+    let url = format!("https://localhost:{}{path}", daemon.port());
+    let resolve = format!("localhost:{}:127.0.0.1", daemon.port());
+    let args: Vec<&str> = [&["--resolve", resolve.as_str()][..], args].concat();
+    let end = Instant::now() + WAIT;
+    loop {
+        let got = curl(&pki.path("ca.crt"), &url, &args);
+        if got.status == 200 || Instant::now() > end {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_required_client_certificate_is_checked_against_the_ca() {
+    let pki = Pki::new();
+    let mut daemon = start(
+        &pki,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  \
+         client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  min_version: TLS12\n",
+        None,
+    );
+    daemon.wait_listening(WAIT);
+    let (cert, key) = (pki.path("client.crt"), pki.path("client.key"));
+    let with = ["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()];
+    let got = get_passed(&pki, &daemon, "/api/v1/system/health", &with);
+    assert_eq!(got.status, 200, "{got:?}\n{}", daemon.stderr());
+    let doc: serde_json::Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(doc["status"], "healthy", "{doc:#}");
+    let metrics = get_passed(&pki, &daemon, "/metrics", &with);
+    assert!(metrics.body.contains("bootgate_check_up"), "{metrics:?}");
+
+    // Without a certificate, or with one of another CA, the handshake fails: no HTTP at all.
+    let url = format!("https://127.0.0.1:{}/api/v1/system/health", daemon.port());
+    let without = curl(&pki.path("ca.crt"), &url, &[]);
+    assert!(without.exit != 0 && without.status == 0 && without.body.is_empty(), "{without:?}");
+    let (cert, key) = (pki.path("stranger.crt"), pki.path("stranger.key"));
+    let stranger = curl(&pki.path("ca.crt"), &url, &["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    assert!(stranger.exit != 0 && stranger.status == 0 && stranger.body.is_empty(), "{stranger:?}");
+
+    // Plain HTTP to the TLS port is never served.
+    if let Ok(reply) = daemon.request("GET", "/api/v1/system/health", &[]) {
+        assert_ne!(reply.status, 200, "served over plain HTTP: {reply:?}");
+    }
+    assert!(daemon.is_running(), "{}", daemon.stderr());
+}
+
+#[test]
+fn tls_without_client_certificates_and_the_version_floor() {
+    let pki = Pki::new();
+    let daemon = start(
+        &pki,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS13\n",
+        None,
+    );
+    let got = get_passed(&pki, &daemon, "/livez", &[]);
+    assert_eq!(got.status, 200, "{got:?}\n{}", daemon.stderr());
+    // TLS 1.2 is below min_version: refused in the handshake.
+    let url = format!("https://127.0.0.1:{}/livez", daemon.port());
+    let old = curl(&pki.path("ca.crt"), &url, &["--tls-max", "1.2"]);
+    assert!(old.exit != 0 && old.status == 0, "{old:?}");
+}
+
+#[test]
+fn an_unusable_web_config_keeps_the_endpoint_down_and_the_gate_passes() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let notify = NotifySocket::bind(dir.path());
+    let started = Instant::now();
+    // The key of another certificate: TLS cannot start.
+    let daemon = start(&pki, "tls_server_config:\n  cert_file: server.crt\n  key_file: client.key\n", Some(&notify));
+    notify.wait_for("READY=1", started, WAIT, |m| m.contains("READY=1"));
+    let texts = notify.texts().join("\n");
+    assert!(texts.contains("health endpoint down: invalid web config"), "{texts}");
+    assert!(daemon.stderr().contains("does not go with the certificate"), "{}", daemon.stderr());
+    assert!(std::net::TcpStream::connect(daemon.addr()).is_err(), "the endpoint listens without its TLS");
+    let key = std::fs::read_to_string(pki.path("client.key")).unwrap();
+    let line = key.lines().nth(1).unwrap();
+    assert!(!daemon.stderr().contains(line) && !daemon.stdout().contains(line), "key material in the log");
+}
