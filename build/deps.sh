@@ -48,8 +48,9 @@ tests=(
   ovmf mtools dosfstools
   # test helpers; script (bsdutils) gives a command a real terminal
   curl procps iproute2 python3 jq bsdutils
-  # endpoint TLS tests: the CA, server and client certificates are made by openssl
-  openssl
+  # endpoint TLS tests: the CA, server and client certificates are made by openssl,
+  # the basic auth users' bcrypt hashes by htpasswd
+  openssl apache2-utils
   # policy schema tests: a real JSON Schema validator (Draft 2020-12)
   python3-jsonschema
   # grubenv backend tests: the environment block is checked against grub-editenv

@@ -1,12 +1,13 @@
 //! The endpoint behind an exporter-toolkit web config: TLS with client certificates as
-//! `client_auth_type` asks, made by openssl and spoken to by curl; and a web config that
-//! cannot be used keeps the endpoint down while the gate still passes.
+//! `client_auth_type` asks, made by openssl and spoken to by curl, basic auth with
+//! htpasswd's bcrypt hashes; and a web config that cannot be used keeps the endpoint down
+//! while the gate still passes.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
-use support::tls::{Fetched, Pki, curl};
+use support::tls::{Fetched, Pki, bcrypt, curl};
 use support::{Daemon, Launch, NotifySocket};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -26,14 +27,18 @@ fn start(pki: &Pki, text: &str, notify: Option<&NotifySocket>) -> Daemon {
     launch.start()
 }
 
-/// GET `path` over TLS with curl's `args`, repeated until the gate has passed (200) or `WAIT` is over.
-fn get_passed(pki: &Pki, daemon: &Daemon, path: &str, args: &[&str]) -> Fetched {
+/// `path` over TLS to `localhost` (the certificate's name) with curl's `args`.
+fn fetch(pki: &Pki, daemon: &Daemon, path: &str, args: &[&str]) -> Fetched {
     let url = format!("https://localhost:{}{path}", daemon.port());
     let resolve = format!("localhost:{}:127.0.0.1", daemon.port());
-    let args: Vec<&str> = [&["--resolve", resolve.as_str()][..], args].concat();
+    curl(&pki.path("ca.crt"), &url, &[&["--resolve", resolve.as_str()][..], args].concat())
+}
+
+/// [`fetch`] repeated until the gate has passed (200) or `WAIT` is over.
+fn get_passed(pki: &Pki, daemon: &Daemon, path: &str, args: &[&str]) -> Fetched {
     let end = Instant::now() + WAIT;
     loop {
-        let got = curl(&pki.path("ca.crt"), &url, &args);
+        let got = fetch(pki, daemon, path, args);
         if got.status == 200 || Instant::now() > end {
             return got;
         }
@@ -107,4 +112,45 @@ fn an_unusable_web_config_keeps_the_endpoint_down_and_the_gate_passes() {
     let key = std::fs::read_to_string(pki.path("client.key")).unwrap();
     let line = key.lines().nth(1).unwrap();
     assert!(!daemon.stderr().contains(line) && !daemon.stdout().contains(line), "key material in the log");
+}
+
+#[test]
+fn client_certificate_and_password_are_both_required() {
+    let pki = Pki::new();
+    let hash = bcrypt("s3cret pass");
+    let daemon = start(
+        &pki,
+        &format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  \
+             client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n\
+             basic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+        None,
+    );
+    let (cert, key) = (pki.path("client.crt"), pki.path("client.key"));
+    let cert = ["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()];
+    let with = |user: &[&'static str]| -> Vec<&str> { [&cert[..], user].concat() };
+    let got = get_passed(&pki, &daemon, "/api/v1/system/health", &with(&["-u", "prometheus:s3cret pass"]));
+    assert_eq!(got.status, 200, "{got:?}\n{}", daemon.stderr());
+    assert!(got.body.contains("\"healthy\""), "{got:?}");
+
+    // Every route is behind it, the run route and the page included; nothing of them leaks.
+    for (path, user) in [
+        ("/api/v1/system/health", &["-u", "prometheus:wrong"][..]),
+        ("/metrics", &["-u", "nobody:s3cret pass"][..]),
+        ("/", &[][..]),
+        ("/livez", &["-u", "prometheus:"][..]),
+    ] {
+        let got = fetch(&pki, &daemon, path, &with(user));
+        assert_eq!(got.status, 401, "{path} {user:?}: {got:?}");
+        assert!(got.headers.to_ascii_lowercase().contains("www-authenticate: basic realm=\"bootgate\""), "{got:?}");
+        assert_eq!(got.body, "Unauthorized\n", "{path}");
+    }
+    let run = fetch(&pki, &daemon, "/api/v1/system/health/root/run", &[&with(&[])[..], &["-X", "POST"]].concat());
+    assert_eq!(run.status, 401, "{run:?}");
+
+    // The password and its hash never reach the log.
+    for out in [daemon.stderr(), daemon.stdout()] {
+        assert!(!out.contains("s3cret") && !out.contains(&hash), "{out}");
+    }
 }

@@ -26,6 +26,7 @@ use crate::process::{Heartbeat, Shutdown};
 use crate::record::boot::BootFacts;
 use crate::record::history::PastBoot;
 
+mod auth;
 mod boots;
 mod conn;
 mod document;
@@ -166,6 +167,7 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 pub struct Secured {
     tls: Option<TlsAcceptor>,
     headers: Arc<Vec<(HeaderName, HeaderValue)>>,
+    auth: Option<Arc<auth::Auth>>,
 }
 
 impl Secured {
@@ -173,7 +175,7 @@ impl Secured {
     pub fn load(path: &Path) -> anyhow::Result<Secured> {
         let config = web_config::load(path)?;
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-        Ok(Secured { tls, headers: Arc::new(config.headers) })
+        Ok(Secured { tls, headers: Arc::new(config.headers), auth: auth::Auth::new(config.users) })
     }
 
     /// Whether the endpoint speaks TLS.
@@ -196,7 +198,11 @@ pub async fn serve(
     tracing::info!(max_connections = limits.max_connections, "health endpoint connection cap");
     let metrics = Arc::clone(&state.metrics);
     let headers = secured.headers;
-    let router = app(state).layer(axum::middleware::map_response(move |res| with_headers(res, Arc::clone(&headers))));
+    let mut router = app(state);
+    if let Some(auth) = secured.auth {
+        router = router.layer(axum::middleware::from_fn_with_state(auth, auth::check));
+    }
+    let router = router.layer(axum::middleware::map_response(move |res| with_headers(res, Arc::clone(&headers))));
     conn::run(listener, router, secured.tls, limits, move || metrics.connection_rejected(), shutdown).await;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! TLS for the endpoint's tests: a private CA with a server certificate for
 //! `localhost`/127.0.0.1 and client certificates, made by `openssl` in a temp dir, and
-//! `curl` as the client, so both ends of every handshake are real TLS stacks.
+//! `curl` as the client, so both ends of every handshake are real TLS stacks; bcrypt
+//! hashes by `htpasswd`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -87,6 +88,20 @@ impl Pki {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// A bcrypt hash of `password` made by `htpasswd`, as operators make them for node_exporter.
+pub fn bcrypt(password: &str) -> String {
+    let mut cmd = Command::new("htpasswd");
+    cmd.args(["-nbBC", "10", "", password]);
+    let out = run_bounded(&mut cmd, TOOL_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "htpasswd (build/deps.sh installs apache2-utils): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).expect("htpasswd prints text");
+    line.trim().trim_start_matches(':').to_string()
 }
 
 /// What curl got: its exit code (35 and 56 are failed handshakes), the HTTP status
