@@ -154,3 +154,23 @@ fn client_certificate_and_password_are_both_required() {
         assert!(!out.contains("s3cret") && !out.contains(&hash), "{out}");
     }
 }
+
+#[test]
+fn require_any_client_cert_takes_a_certificate_of_any_issuer_but_not_none() {
+    let pki = Pki::new();
+    let daemon = start(
+        &pki,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAnyClientCert\n",
+        None,
+    );
+    let (cert, key) = (pki.path("stranger.crt"), pki.path("stranger.key"));
+    let got = get_passed(&pki, &daemon, "/livez", &["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    assert_eq!(got.status, 200, "{got:?}\n{}", daemon.stderr());
+    let without = fetch(&pki, &daemon, "/livez", &[]);
+    assert!(without.exit != 0 && without.status == 0, "{without:?}");
+    // A certificate whose key the client does not hold fails: it must sign the handshake.
+    let wrong_key = pki.path("client.key");
+    let forged =
+        fetch(&pki, &daemon, "/livez", &["--cert", cert.to_str().unwrap(), "--key", wrong_key.to_str().unwrap()]);
+    assert!(forged.status == 0, "{forged:?}");
+}

@@ -8,6 +8,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use super::*;
 
@@ -26,6 +27,24 @@ struct Server {
 }
 
 async fn start(limits: Limits) -> Server {
+    start_with(limits, None).await
+}
+
+/// A TLS acceptor for a self-signed `localhost` certificate made by `openssl` in `dir`.
+fn acceptor(dir: &std::path::Path) -> TlsAcceptor {
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+        .args(["-keyout", "k.pem", "-out", "c.pem", "-subj", "/CN=localhost", "-days", "2"])
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs (build/deps.sh installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = "tls_server_config: {cert_file: c.pem, key_file: k.pem}\n";
+    let config = super::super::web_config::parse(text, "web.yml", dir).unwrap();
+    super::super::tls::acceptor(config.tls.as_ref().unwrap()).unwrap()
+}
+
+async fn start_with(limits: Limits, tls: Option<TlsAcceptor>) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = Router::new().route("/", get(|| async { "ok" })).route(
@@ -41,7 +60,7 @@ async fn start(limits: Limits) -> Server {
     let task = tokio::spawn(run(
         listener,
         router,
-        None,
+        tls,
         limits,
         move || {
             count.fetch_add(1, Ordering::SeqCst);
@@ -172,4 +191,34 @@ async fn a_stop_lets_the_answer_in_progress_finish_and_ends_the_loop() {
     assert!(closed_after(&mut idle, Duration::from_secs(8)).await < Duration::from_secs(3));
     tokio::time::timeout(Duration::from_secs(8), server.task).await.expect("the loop did not end").unwrap();
     assert!(TcpStream::connect(server.addr).await.is_err(), "still listening after the stop");
+}
+
+#[tokio::test]
+async fn unfinished_tls_handshakes_hold_slots_only_until_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits { header_timeout: Duration::from_millis(500), ..SHORT };
+    let server = start_with(limits, Some(acceptor(dir.path()))).await;
+    // Clients that connect and never say hello fill every slot…
+    let opened = Instant::now();
+    let mut silent = Vec::new();
+    for _ in 0..SHORT.max_connections {
+        silent.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // …so one more is turned away and counted, as past the cap of plain connections.
+    let mut extra = TcpStream::connect(server.addr).await.unwrap();
+    assert!(closed_after(&mut extra, Duration::from_secs(3)).await < Duration::from_secs(3));
+    assert_eq!(server.rejected.load(Ordering::SeqCst), 1);
+    // Each silent one is dropped at the deadline, not before.
+    for tcp in &mut silent {
+        closed_after(tcp, Duration::from_secs(5)).await;
+    }
+    let took = opened.elapsed();
+    assert!(took >= Duration::from_millis(450), "closed after {took:?}, before the timeout");
+    // Plain HTTP is not served over the TLS port: the handshake fails and the connection closes.
+    let mut plain = TcpStream::connect(server.addr).await.unwrap();
+    plain.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), plain.read_to_end(&mut answer)).await.expect("left open");
+    assert!(!String::from_utf8_lossy(&answer).contains("200 OK"), "served over plain HTTP");
 }
