@@ -174,3 +174,30 @@ fn require_any_client_cert_takes_a_certificate_of_any_issuer_but_not_none() {
         fetch(&pki, &daemon, "/livez", &["--cert", cert.to_str().unwrap(), "--key", wrong_key.to_str().unwrap()]);
     assert!(forged.status == 0, "{forged:?}");
 }
+
+#[test]
+fn a_certificate_renewed_on_disk_is_used_without_a_restart() {
+    let pki = Pki::new();
+    let daemon = start(&pki, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n", None);
+    assert_eq!(get_passed(&pki, &daemon, "/livez", &[]).status, 200, "{}", daemon.stderr());
+    // Renewed by another CA, so which one a handshake presents is plain to see.
+    pki.reissue_server("stranger-ca");
+    let url = format!("https://localhost:{}/livez", daemon.port());
+    let resolve = format!("localhost:{}:127.0.0.1", daemon.port());
+    let end = Instant::now() + WAIT;
+    loop {
+        let got = curl(&pki.path("stranger-ca.crt"), &url, &["--resolve", &resolve]);
+        if got.status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "the renewed certificate was not used within {WAIT:?}: {got:?}\n{}",
+            daemon.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let old = fetch(&pki, &daemon, "/livez", &[]);
+    assert!(old.status == 0 && old.exit != 0, "still the old certificate: {old:?}");
+    assert!(daemon.stderr().contains("changed on disk"), "{}", daemon.stderr());
+}

@@ -64,6 +64,20 @@ impl Pki {
         self.dir.path().join(name)
     }
 
+    /// Replaces `server.key` and `server.crt` with a new pair signed by `ca`, each by a
+    /// rename, as a certificate renewal tool does.
+    pub fn reissue_server(&self, ca: &str) {
+        self.leaf(
+            "renewed",
+            ca,
+            "localhost",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        );
+        for ext in ["key", "crt"] {
+            std::fs::rename(self.path(&format!("renewed.{ext}")), self.path(&format!("server.{ext}"))).expect("rename");
+        }
+    }
+
     /// `NAME.key` and `NAME.crt` signed by `ca`, with `extensions` (openssl's extfile syntax).
     fn leaf(&self, name: &str, ca: &str, cn: &str, extensions: &str) {
         let ext = format!("{name}.ext");
