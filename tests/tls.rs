@@ -7,6 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use support::prom::Prometheus;
 use support::tls::{Fetched, Pki, bcrypt, curl};
 use support::{Daemon, Launch, NotifySocket};
 
@@ -200,4 +201,49 @@ fn a_certificate_renewed_on_disk_is_used_without_a_restart() {
     let old = fetch(&pki, &daemon, "/livez", &[]);
     assert!(old.status == 0 && old.exit != 0, "still the old certificate: {old:?}");
     assert!(daemon.stderr().contains("changed on disk"), "{}", daemon.stderr());
+}
+
+#[test]
+fn prometheus_scrapes_over_mutual_tls_with_basic_auth() {
+    let pki = Pki::new();
+    let hash = bcrypt("scrape pass");
+    let daemon = start(
+        &pki,
+        &format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  \
+             client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  min_version: TLS12\n\
+             basic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+        None,
+    );
+    std::fs::write(pki.path("password"), "scrape pass").unwrap();
+    let file = |name: &str| pki.path(name).display().to_string();
+    let mut prom = Prometheus::start(&format!(
+        "global:\n  scrape_interval: 1s\n\
+         scrape_configs:\n  - job_name: bootgate\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    scheme: https\n\
+         \x20   tls_config: {{ca_file: '{}', cert_file: '{}', key_file: '{}', server_name: localhost}}\n\
+         \x20   basic_auth: {{username: prometheus, password_file: '{}'}}\n\
+         \x20   static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+        file("ca.crt"),
+        file("client.crt"),
+        file("client.key"),
+        file("password"),
+        daemon.port()
+    ));
+    let end = Instant::now() + WAIT;
+    loop {
+        prom.assert_running();
+        let up = prom.query("up{job=\"bootgate\"}").unwrap_or_default();
+        let passed = prom.query("bootgate_gate_passed").unwrap_or_default();
+        if up.iter().any(|s| s["value"][1] == "1") && passed.iter().any(|s| s["value"][1] == "1") {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "within {WAIT:?} Prometheus did not scrape bootgate: up {up:?}, bootgate_gate_passed {passed:?}\n{}\n{}",
+            prom.log(),
+            daemon.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
