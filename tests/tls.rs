@@ -247,3 +247,27 @@ fn prometheus_scrapes_over_mutual_tls_with_basic_auth() {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+#[test]
+fn the_shipped_example_passes_promtool_and_validate() {
+    let pki = Pki::new();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policy/web-config.example.yml");
+    let web = pki.path("web.yml");
+    std::fs::copy(&example, &web).unwrap();
+    let mut promtool = std::process::Command::new(support::find_binary("promtool", "prometheus"));
+    promtool.arg("check").arg("web-config").arg(&web);
+    let out = support::run_bounded(&mut promtool, WAIT);
+    assert!(
+        out.status.success(),
+        "promtool check web-config: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let policy = pki.path("policy.yaml");
+    std::fs::write(&policy, format!("version: 1\nserver: {{web_config: '{}'}}\n{CHECKS}", web.display())).unwrap();
+    let out = support::bootgate(&["validate", policy.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("ok (TLS, client certificates: RequireAndVerifyClientCert, basic auth: 1 user)"), "{text}");
+}
