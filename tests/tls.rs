@@ -64,7 +64,7 @@ fn a_required_client_certificate_is_checked_against_the_ca() {
     let doc: serde_json::Value = serde_json::from_str(&got.body).unwrap();
     assert_eq!(doc["status"], "healthy", "{doc:#}");
     let metrics = get_passed(&pki, &daemon, "/metrics", &with);
-    assert!(metrics.body.contains("bootgate_check_up"), "{metrics:?}");
+    assert!(metrics.body.contains("bootgate_check_up") && metrics.body.contains("bootgate_http_up 1"), "{metrics:?}");
 
     // Without a certificate, or with one of another CA, the handshake fails: no HTTP at all.
     let url = format!("https://127.0.0.1:{}/api/v1/system/health", daemon.port());
@@ -104,8 +104,20 @@ fn an_unusable_web_config_keeps_the_endpoint_down_and_the_gate_passes() {
     let notify = NotifySocket::bind(dir.path());
     let started = Instant::now();
     // The key of another certificate: TLS cannot start.
-    let daemon = start(&pki, "tls_server_config:\n  cert_file: server.crt\n  key_file: client.key\n", Some(&notify));
+    let web = pki.path("web.yml");
+    std::fs::write(&web, "tls_server_config:\n  cert_file: server.crt\n  key_file: client.key\n").unwrap();
+    let textfile = dir.path().join("bootgate.prom");
+    let daemon = Launch::listening(CHECKS).env("BOOTGATE_WEB_CONFIG", &web).notify(&notify).textfile(&textfile).start();
     notify.wait_for("READY=1", started, WAIT, |m| m.contains("READY=1"));
+    let end = Instant::now() + WAIT;
+    let metrics = loop {
+        let text = std::fs::read_to_string(&textfile).unwrap_or_default();
+        if text.contains("bootgate_gate_passed 1") || Instant::now() > end {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(metrics.contains("bootgate_http_up 0"), "{metrics}");
     let texts = notify.texts().join("\n");
     assert!(texts.contains("health endpoint down: invalid web config"), "{texts}");
     assert!(daemon.stderr().contains("does not go with the certificate"), "{}", daemon.stderr());

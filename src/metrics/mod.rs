@@ -44,6 +44,7 @@ pub struct Metrics {
     boot_priority: IntGaugeVec,
     boot_marked: IntGaugeVec,
     http_rejected: IntCounter,
+    http_up: IntGauge,
     boot_info: IntGaugeVec,
     fallback: IntGaugeVec,
     // Label-less: absent until the gate is decided.
@@ -114,6 +115,10 @@ impl Metrics {
             "bootgate_http_connections_rejected_total",
             "Connections to the endpoint closed unanswered because it already had its maximum open.",
         )?;
+        let http_up = IntGauge::new(
+            "bootgate_http_up",
+            "1 while the endpoint serves; 0 while it is down (it cannot listen, or its web config cannot be used).",
+        )?;
 
         let boot_info = IntGaugeVec::new(
             Opts::new("bootgate_boot_info", "Always 1; the booted slot, its PARTUUID and the OS version are labels."),
@@ -156,6 +161,7 @@ impl Metrics {
         registry.register(Box::new(boot_marked.clone()))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(http_rejected.clone()))?;
+        registry.register(Box::new(http_up.clone()))?;
         registry.register(Box::new(boot_info.clone()))?;
         registry.register(Box::new(fallback.clone()))?;
         registry.register(Box::new(gate_completed.clone()))?;
@@ -178,6 +184,7 @@ impl Metrics {
             boot_priority,
             boot_marked,
             http_rejected,
+            http_up,
             boot_info,
             fallback,
             gate_completed,
@@ -202,6 +209,11 @@ impl Metrics {
     /// Counts one connection the endpoint closed at once because it was full.
     pub fn connection_rejected(&self) {
         self.http_rejected.inc();
+    }
+
+    /// Sets `bootgate_http_up`: whether the endpoint serves.
+    pub fn set_http_up(&self, up: bool) {
+        self.http_up.set(i64::from(up));
     }
 
     /// Sets `bootgate_boot_info` (empty labels when not known).

@@ -98,6 +98,7 @@ async fn listen(
         Ok(secured) => secured.unwrap_or_default(),
         Err(e) => {
             tracing::error!(%addr, error = format!("{e:#}"), "cannot use the web config; the health endpoint stays down and the gate goes on without it");
+            state.metrics.set_http_up(false);
             notify::set_note(Some(format!("health endpoint down: {}", first_line(&e))));
             notifier.refresh_status();
             shutdown.requested().await;
@@ -130,6 +131,7 @@ async fn listen(
         notify::set_note(None);
         notifier.refresh_status();
     }
+    state.metrics.set_http_up(true);
     let scheme = if secured.is_tls() { "https" } else { "http" };
     tracing::info!(addr = %local, after_failures = failures, scheme, "health endpoint listening on {scheme}://{local}");
     let stop = shutdown.clone();
