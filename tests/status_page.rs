@@ -483,9 +483,10 @@ async fn a_fallen_back_device_in_chromium() {
     let listener = bootgate::server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(bootgate::server::serve(listener, state, bootgate::server::Secured::default(), async {
-        let _ = stopped.await;
-    }));
+    let server =
+        tokio::spawn(bootgate::server::serve(listener, state, bootgate::server::Secured::default().fixed(), async {
+            let _ = stopped.await;
+        }));
     let (dom, _) = tokio::task::spawn_blocking(move || (dom(&url), screenshots(&url, "fallen-back"))).await.unwrap();
     let _ = stop.send(());
     server.await.unwrap().unwrap();

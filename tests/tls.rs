@@ -7,6 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use support::prom::Prometheus;
 use support::tls::{Fetched, Pki, bcrypt, curl};
 use support::{Daemon, Launch, NotifySocket};
@@ -98,33 +99,95 @@ fn tls_without_client_certificates_and_the_version_floor() {
 }
 
 #[test]
-fn an_unusable_web_config_keeps_the_endpoint_down_and_the_gate_passes() {
+fn an_expired_certificate_keeps_the_endpoint_down_the_gate_passes_and_sighup_brings_it_up() {
     let pki = Pki::new();
+    pki.expired_server();
     let dir = tempfile::tempdir().unwrap();
     let notify = NotifySocket::bind(dir.path());
     let started = Instant::now();
-    // The key of another certificate: TLS cannot start.
     let web = pki.path("web.yml");
-    std::fs::write(&web, "tls_server_config:\n  cert_file: server.crt\n  key_file: client.key\n").unwrap();
+    std::fs::write(&web, "tls_server_config:\n  cert_file: expired.crt\n  key_file: expired.key\n").unwrap();
     let textfile = dir.path().join("bootgate.prom");
     let daemon = Launch::listening(CHECKS).env("BOOTGATE_WEB_CONFIG", &web).notify(&notify).textfile(&textfile).start();
     notify.wait_for("READY=1", started, WAIT, |m| m.contains("READY=1"));
-    let end = Instant::now() + WAIT;
-    let metrics = loop {
-        let text = std::fs::read_to_string(&textfile).unwrap_or_default();
-        if text.contains("bootgate_gate_passed 1") || Instant::now() > end {
-            break text;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let metrics = textfile_once(&textfile, "bootgate_gate_passed 1");
     assert!(metrics.contains("bootgate_http_up 0"), "{metrics}");
     let texts = notify.texts().join("\n");
     assert!(texts.contains("health endpoint down: invalid web config"), "{texts}");
-    assert!(daemon.stderr().contains("does not go with the certificate"), "{}", daemon.stderr());
+    assert!(daemon.stderr().contains("the certificate expired on 2020-01-02 00:00:00 UTC"), "{}", daemon.stderr());
     assert!(std::net::TcpStream::connect(daemon.addr()).is_err(), "the endpoint listens without its TLS");
-    let key = std::fs::read_to_string(pki.path("client.key")).unwrap();
+    let key = std::fs::read_to_string(pki.path("expired.key")).unwrap();
     let line = key.lines().nth(1).unwrap();
     assert!(!daemon.stderr().contains(line) && !daemon.stdout().contains(line), "key material in the log");
+
+    // A renewed certificate and a SIGHUP: the endpoint comes up, over TLS, without a restart.
+    std::fs::write(&web, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n").unwrap();
+    daemon.signal(Signal::SIGHUP);
+    let got = get_passed(&pki, &daemon, "/api/v1/system/health", &[]);
+    assert_eq!(got.status, 200, "{got:?}\n{}", daemon.stderr());
+    assert!(textfile_once(&textfile, "bootgate_http_up 1").contains("bootgate_http_up 1"));
+}
+
+#[test]
+fn sighup_rereads_the_client_ca_and_users_and_keeps_them_when_the_new_file_is_broken() {
+    let pki = Pki::new();
+    let hash = bcrypt("first");
+    let web = |ca: &str, hash: &str| {
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  \
+             client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {ca}\n\
+             basic_auth_users:\n  prometheus: '{hash}'\n"
+        )
+    };
+    let daemon = start(&pki, &web("ca.crt", &hash), None);
+    let ours = [pki.path("client.crt"), pki.path("client.key")];
+    let theirs = [pki.path("stranger.crt"), pki.path("stranger.key")];
+    let args = |pair: &[std::path::PathBuf; 2], password: &str| -> Vec<String> {
+        let [cert, key] = pair.clone().map(|p| p.to_str().unwrap().to_string());
+        vec!["--cert".into(), cert, "--key".into(), key, "-u".into(), format!("prometheus:{password}")]
+    };
+    let get = |pair, password| fetch(&pki, &daemon, "/livez", &strs(&args(pair, password)));
+    assert_eq!(get_passed(&pki, &daemon, "/livez", &strs(&args(&ours, "first"))).status, 200, "{}", daemon.stderr());
+    assert_eq!(get(&theirs, "first").status, 0, "a stranger's certificate before the reload");
+
+    // The other CA and another password, put in force by SIGHUP.
+    std::fs::write(pki.path("web.yml"), web("stranger-ca.crt", &bcrypt("second"))).unwrap();
+    daemon.signal(Signal::SIGHUP);
+    let end = Instant::now() + WAIT;
+    while get(&theirs, "second").status != 200 {
+        assert!(Instant::now() < end, "the reloaded web config was not used: {}", daemon.stderr());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(get(&ours, "second").status, 0, "the old CA still verifies after the reload");
+    assert_eq!(get(&theirs, "first").status, 401, "the old password still works after the reload");
+
+    // A broken file on the next SIGHUP: logged, and the web config in force stays.
+    std::fs::write(pki.path("web.yml"), "tls_server_config:\n  cert_file: server.crt\n  key_file: nowhere.key\n")
+        .unwrap();
+    daemon.signal(Signal::SIGHUP);
+    let end = Instant::now() + WAIT;
+    while !daemon.stderr().contains("cannot use the reloaded web config") {
+        assert!(Instant::now() < end, "the broken reload was not reported: {}", daemon.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get(&theirs, "second").status, 200, "{}", daemon.stderr());
+}
+
+/// `args` as curl takes them.
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// The textfile once it holds `wanted`, or as it is when `WAIT` is over.
+fn textfile_once(path: &std::path::Path, wanted: &str) -> String {
+    let end = Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(wanted) || Instant::now() > end {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -36,11 +36,6 @@ pub(crate) fn reload_policy(current: &Policy, board: &Board, reload: &Reloader) 
             new.listen
         );
     }
-    if new.web_config != current.web_config {
-        tracing::warn!(
-            "server.web_config changed; the endpoint keeps the web config it started with until bootgate restarts"
-        );
-    }
     board.send_modify(|s| {
         let s = Arc::make_mut(s);
         let old = std::mem::take(&mut s.checks);

@@ -119,8 +119,8 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         }
     };
     drop(daemon);
-    let requests = endpoint.take_run_requests();
-    runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload, window, requests).await;
+    let link = endpoint.take_link();
+    runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload, window, link).await;
     endpoint.finish().await;
     exit::OK
 }

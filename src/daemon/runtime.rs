@@ -1,6 +1,7 @@
 //! The runtime loop after the gate, shared by `bootgate run` and `bootgate serve`: every
 //! check on its own schedule (see [`super::schedule`]), runs on request
-//! (`POST …/{check}/run`), SIGHUP reloads and reschedules, and the watchdog and the
+//! (`POST …/{check}/run`), SIGHUP reloads the policy and the endpoint's web config and
+//! reschedules, and the watchdog and the
 //! heartbeat are kept from this same loop, so a stuck scheduler stops them.
 
 use std::sync::Arc;
@@ -16,12 +17,13 @@ use crate::engine::{Board, CheckResult};
 use crate::policy::Policy;
 use crate::process::{Heartbeat, Notifier, Signals, release_free_memory};
 use crate::render::status;
-use crate::server::RunNow;
+use crate::server::{Link, RunNow};
 use crate::util::time::spelled;
 
 /// Runs the checks on their schedules until SIGTERM or SIGINT, pinging the watchdog from this
-/// same loop so a stuck scheduler stops the pings. SIGHUP re-reads the policy and reschedules.
-/// The rollback `window` (`run` only) sees every result; `requests` are runs on request.
+/// same loop so a stuck scheduler stops the pings. SIGHUP re-reads the policy and reschedules,
+/// and has the endpoint read its web config again. The rollback `window` (`run` only) sees
+/// every result; `link` brings runs on request.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn runtime(
     mut policy: Arc<Policy>,
@@ -31,8 +33,12 @@ pub(crate) async fn runtime(
     signals: &mut Signals,
     reload: &Reloader,
     mut window: Option<Window>,
-    mut requests: Option<mpsc::Receiver<RunNow>>,
+    link: Option<Link>,
 ) {
+    let (mut requests, link) = match link {
+        Some(mut link) => (link.requests.take(), Some(link)),
+        None => (None, None),
+    };
     let env = env_interval(std::env::var(INTERVAL_ENV).ok().as_deref());
     if let Some(d) = env {
         tracing::info!("runtime interval {} from {INTERVAL_ENV} (checks with their own interval keep it)", spelled(d));
@@ -75,6 +81,10 @@ pub(crate) async fn runtime(
                     schedule.runs.abort_all();
                     policy = new;
                     schedule = Schedule::new(&policy, board, env, Some(Instant::now()), since, Some(&schedule));
+                }
+                // Renewed certificates count even when the policy itself did not load.
+                if let Some(link) = &link {
+                    link.reload_web_config(policy.web_config.clone());
                 }
             }
             () = pings.due() => notifier.watchdog(),

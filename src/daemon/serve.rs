@@ -55,8 +55,8 @@ pub async fn serve(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         return exit::SOFTWARE;
     };
     learn_fallback(&dirs.state, &boot, &endpoint, notifier).await;
-    let requests = endpoint.take_run_requests();
-    runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload, None, requests).await;
+    let link = endpoint.take_link();
+    runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload, None, link).await;
     endpoint.finish().await;
     exit::OK
 }

@@ -5,9 +5,9 @@
 //! flood of wrong passwords takes at most one core from the gate.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -31,8 +31,18 @@ pub struct Auth {
 
 impl Auth {
     /// Checks requests against `users`; `None` when there are none (no authentication).
-    pub fn new(users: Users) -> Option<Arc<Auth>> {
-        (!users.is_empty()).then(|| Arc::new(Auth { users, passed: Mutex::default(), checking: Semaphore::new(1) }))
+    pub fn new(users: Users) -> Option<Auth> {
+        (!users.is_empty()).then(|| Auth { users, passed: Mutex::default(), checking: Semaphore::new(1) })
+    }
+
+    /// The route's answer for a known user with the right password, else 401.
+    pub async fn check(&self, request: Request, next: Next) -> Response {
+        if self.allows(request.headers().get(header::AUTHORIZATION)).await {
+            return next.run(request).await;
+        }
+        // Nothing of the route, the user or the reason: only what to send.
+        let challenge = HeaderValue::from_static("Basic realm=\"bootgate\", charset=\"UTF-8\"");
+        (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)], "Unauthorized\n").into_response()
     }
 
     /// Whether `authorization` names a user with the right password.
@@ -58,16 +68,6 @@ impl Auth {
         }
         ok
     }
-}
-
-/// The middleware: the route's answer for a known user with the right password, else 401.
-pub async fn check(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
-    if auth.allows(request.headers().get(header::AUTHORIZATION)).await {
-        return next.run(request).await;
-    }
-    // Nothing of the route, the user or the reason: only what to send.
-    let challenge = HeaderValue::from_static("Basic realm=\"bootgate\", charset=\"UTF-8\"");
-    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)], "Unauthorized\n").into_response()
 }
 
 /// The name and password of a `Basic` authorization header.

@@ -101,7 +101,8 @@ fn cap_for(soft: u64) -> usize {
 }
 
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves, then stops
-/// accepting and waits for the open connections to finish their answers. With `tls`, each
+/// accepting and waits for the open connections to finish their answers. When `tls` gives
+/// an acceptor (asked once per connection, so a reload applies to the next one), the
 /// connection is a TLS handshake first, inside its slot and within `limits.header_timeout`,
 /// so clients that never finish one hold a slot no longer than a silent plain client.
 ///
@@ -111,7 +112,7 @@ fn cap_for(soft: u64) -> usize {
 pub async fn run(
     listener: TcpListener,
     router: Router,
-    tls: Option<TlsAcceptor>,
+    tls: impl Fn() -> Option<TlsAcceptor>,
     limits: Limits,
     rejected: impl Fn() + Send + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -153,7 +154,7 @@ pub async fn run(
         };
         // Small answers: do not let Nagle hold them back waiting for an ACK.
         let _ = tcp.set_nodelay(true);
-        let (builder, service, stopping, tls) = (builder.clone(), service.clone(), stopping.clone(), tls.clone());
+        let (builder, service, stopping, tls) = (builder.clone(), service.clone(), stopping.clone(), tls());
         tokio::spawn(async move {
             match tls {
                 None => drive(builder.serve_connection(TokioIo::new(tcp), service), stopping, limits).await,

@@ -60,7 +60,7 @@ async fn start_with(limits: Limits, tls: Option<TlsAcceptor>) -> Server {
     let task = tokio::spawn(run(
         listener,
         router,
-        tls,
+        move || tls.clone(),
         limits,
         move || {
             count.fetch_add(1, Ordering::SeqCst);

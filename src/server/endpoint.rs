@@ -1,9 +1,11 @@
 //! The endpoint as the daemons start it. Binding never decides the boot: an address
 //! in use (or any other listen failure) is logged with the address, shown in
-//! systemd's `STATUS=` and retried in the background while the gate goes on.
+//! systemd's `STATUS=` and retried in the background while the gate goes on. Neither
+//! does the web config: one that cannot be used keeps the endpoint down, reported the
+//! same way, until a reload (SIGHUP) brings one that can.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,8 +35,25 @@ pub struct Endpoint {
     /// Publishes the boot history for `/api/v1/system/boots`.
     pub history: watch::Sender<Arc<Vec<PastBoot>>>,
     task: JoinHandle<()>,
-    /// Runs on request, for the runtime loop to take.
-    run_requests: Option<mpsc::Receiver<RunNow>>,
+    /// What the runtime loop takes over.
+    link: Option<Link>,
+}
+
+/// What the runtime loop drives on the endpoint: the runs asked for, and the web config
+/// read again on SIGHUP.
+pub struct Link {
+    /// Runs on request (`POST …/{check}/run`).
+    pub requests: Option<mpsc::Receiver<RunNow>>,
+    web_config: watch::Sender<Option<PathBuf>>,
+}
+
+impl Link {
+    /// Reads the web config at `path` again (its certificates and CA too) and puts it in
+    /// force for the next connection; `None` is plain HTTP. One that cannot be used is
+    /// logged and the one in force kept.
+    pub fn reload_web_config(&self, path: Option<PathBuf>) {
+        self.web_config.send_replace(path);
+    }
 }
 
 /// Requests waiting for the runtime loop at most; more wait in their handlers.
@@ -66,13 +85,14 @@ impl Endpoint {
             .with_history(history_rx)
             .with_events(events, shutdown.clone())
             .with_runs(runs, allow_run);
-        let task = tokio::spawn(listen(addr, web_config, state, shutdown, notifier));
-        Ok(Endpoint { metrics, boot, history, task, run_requests: Some(run_requests) })
+        let (web_config, web) = watch::channel(web_config);
+        let task = tokio::spawn(listen(addr, web, state, shutdown, notifier));
+        Ok(Endpoint { metrics, boot, history, task, link: Some(Link { requests: Some(run_requests), web_config }) })
     }
 
-    /// The runs on request, for the runtime loop (once).
-    pub fn take_run_requests(&mut self) -> Option<mpsc::Receiver<RunNow>> {
-        self.run_requests.take()
+    /// The runs on request and the web config reload, for the runtime loop (once).
+    pub fn take_link(&mut self) -> Option<Link> {
+        self.link.take()
     }
 
     /// Waits for the server to finish after a stop request, at most [`DRAIN`].
@@ -89,22 +109,14 @@ impl Endpoint {
 /// cannot be used keeps the endpoint down, never open without its protection.
 async fn listen(
     addr: SocketAddr,
-    web_config: Option<PathBuf>,
+    mut web: watch::Receiver<Option<PathBuf>>,
     state: AppState,
     shutdown: Shutdown,
     notifier: Notifier,
 ) {
-    let secured = match web_config.as_deref().map(Secured::load).transpose() {
-        Ok(secured) => secured.unwrap_or_default(),
-        Err(e) => {
-            tracing::error!(%addr, error = format!("{e:#}"), "cannot use the web config; the health endpoint stays down and the gate goes on without it");
-            state.metrics.set_http_up(false);
-            notify::set_note(Some(format!("health endpoint down: {}", first_line(&e))));
-            notifier.refresh_status();
-            shutdown.requested().await;
-            return;
-        }
-    };
+    let Some(first) = first_usable(&mut web, &state, &shutdown, notifier).await else { return };
+    let (in_force, secured) = watch::channel(Arc::new(first));
+    tokio::spawn(reloads(web, in_force, shutdown.clone()));
     let mut failures = 0u32;
     let listener = loop {
         match bind(addr).await {
@@ -132,12 +144,94 @@ async fn listen(
         notifier.refresh_status();
     }
     state.metrics.set_http_up(true);
-    let scheme = if secured.is_tls() { "https" } else { "http" };
+    let scheme = if secured.borrow().is_tls() { "https" } else { "http" };
     tracing::info!(addr = %local, after_failures = failures, scheme, "health endpoint listening on {scheme}://{local}");
     let stop = shutdown.clone();
     if let Err(e) = serve(listener, state, secured, async move { stop.requested().await }).await {
         tracing::error!(%addr, error = %e, "health endpoint on {addr} failed: {e}");
     }
+}
+
+/// The web config to start with: the one given or, while that cannot be used, the next one
+/// a reload brings, the endpoint down and saying why meanwhile. `None`: stopped first.
+async fn first_usable(
+    web: &mut watch::Receiver<Option<PathBuf>>,
+    state: &AppState,
+    shutdown: &Shutdown,
+    notifier: Notifier,
+) -> Option<Secured> {
+    let mut down = false;
+    loop {
+        let path = web.borrow_and_update().clone();
+        match load(path.as_deref()) {
+            Ok(secured) => {
+                if down {
+                    tracing::info!("the web config can be used now; starting the health endpoint");
+                    notify::set_note(None);
+                    notifier.refresh_status();
+                }
+                return Some(secured);
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "cannot use the web config; the health endpoint stays down and the gate goes on without it"
+                );
+                state.metrics.set_http_up(false);
+                notify::set_note(Some(format!("health endpoint down: {}", first_line(&e))));
+                notifier.refresh_status();
+                down = true;
+                tokio::select! {
+                    () = shutdown.requested() => return None,
+                    changed = web.changed() => if changed.is_err() {
+                        shutdown.requested().await;
+                        return None;
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// Puts each web config a reload brings in force, until `shutdown` or the runtime loop is
+/// gone. One that cannot be used is logged, and the one in force stays.
+async fn reloads(mut web: watch::Receiver<Option<PathBuf>>, in_force: watch::Sender<Arc<Secured>>, shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            () = shutdown.requested() => return,
+            changed = web.changed() => if changed.is_err() { return },
+        }
+        let path = web.borrow_and_update().clone();
+        let new = match load(path.as_deref()) {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "cannot use the reloaded web config; the endpoint keeps the one in force"
+                );
+                continue;
+            }
+        };
+        let old = in_force.borrow().clone();
+        if (old.is_tls() && !new.is_tls()) || (old.needs_password() && !new.needs_password()) {
+            tracing::warn!(
+                tls = new.is_tls(),
+                basic_auth = new.needs_password(),
+                "the reloaded web config drops TLS or basic auth: the endpoint is now open to whoever reaches it"
+            );
+        }
+        tracing::info!(
+            tls = new.is_tls(),
+            basic_auth = new.needs_password(),
+            "web config reloaded; new connections use it"
+        );
+        in_force.send_replace(Arc::new(new));
+    }
+}
+
+/// The web config at `path`, or plain HTTP without one.
+fn load(path: Option<&Path>) -> anyhow::Result<Secured> {
+    Ok(path.map(Secured::load).transpose()?.unwrap_or_default())
 }
 
 /// The first line of `e`'s chain, short enough for `STATUS=`: an invalid web config's

@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use tokio::net::TcpListener;
@@ -40,7 +41,7 @@ mod run;
 mod tls;
 pub mod web_config;
 
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, Link};
 pub use routes::{Handler, Method, ROUTES, Route};
 pub use run::{RunNow, RunReply};
 
@@ -166,8 +167,8 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 #[derive(Default)]
 pub struct Secured {
     tls: Option<TlsAcceptor>,
-    headers: Arc<Vec<(HeaderName, HeaderValue)>>,
-    auth: Option<Arc<auth::Auth>>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    auth: Option<auth::Auth>,
 }
 
 impl Secured {
@@ -175,14 +176,28 @@ impl Secured {
     pub fn load(path: &Path) -> anyhow::Result<Secured> {
         let config = web_config::load(path)?;
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-        Ok(Secured { tls, headers: Arc::new(config.headers), auth: auth::Auth::new(config.users) })
+        Ok(Secured { tls, headers: config.headers, auth: auth::Auth::new(config.users) })
     }
 
     /// Whether the endpoint speaks TLS.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
     }
+
+    /// Whether requests need a user and password.
+    pub fn needs_password(&self) -> bool {
+        self.auth.is_some()
+    }
+
+    /// This web config in force for good: nothing can reload it.
+    pub fn fixed(self) -> InForce {
+        watch::channel(Arc::new(self)).1
+    }
 }
+
+/// The web config in force; a reload replaces it whole. Each connection reads it once for
+/// its handshake, each request once for its password and headers.
+pub type InForce = watch::Receiver<Arc<Secured>>;
 
 /// Serves [`app`] on `listener` until `shutdown` resolves, then lets open requests finish.
 ///
@@ -191,25 +206,27 @@ impl Secured {
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
-    secured: Secured,
+    secured: InForce,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = conn::Limits::for_this_process();
     tracing::info!(max_connections = limits.max_connections, "health endpoint connection cap");
     let metrics = Arc::clone(&state.metrics);
-    let headers = secured.headers;
-    let mut router = app(state);
-    if let Some(auth) = secured.auth {
-        router = router.layer(axum::middleware::from_fn_with_state(auth, auth::check));
-    }
-    let router = router.layer(axum::middleware::map_response(move |res| with_headers(res, Arc::clone(&headers))));
-    conn::run(listener, router, secured.tls, limits, move || metrics.connection_rejected(), shutdown).await;
+    let router = app(state).layer(axum::middleware::from_fn_with_state(secured.clone(), guard));
+    let tls = move || secured.borrow().tls.clone();
+    conn::run(listener, router, tls, limits, move || metrics.connection_rejected(), shutdown).await;
     Ok(())
 }
 
-/// Adds the web config's `http_server_config.headers` to every answer.
-async fn with_headers(mut res: Response, headers: Arc<Vec<(HeaderName, HeaderValue)>>) -> Response {
-    for (name, value) in headers.iter() {
+/// Every route behind the web config in force: its `basic_auth_users`, then its
+/// `http_server_config.headers` on every answer, a refusal included.
+async fn guard(State(secured): State<InForce>, request: Request, next: Next) -> Response {
+    let secured = Arc::clone(&secured.borrow());
+    let mut res = match &secured.auth {
+        Some(auth) => auth.check(request, next).await,
+        None => next.run(request).await,
+    };
+    for (name, value) in &secured.headers {
         res.headers_mut().insert(name.clone(), value.clone());
     }
     res

@@ -78,6 +78,39 @@ impl Pki {
         }
     }
 
+    /// `expired.key` and `expired.crt`, for `localhost`, signed by the CA for one day in 2020
+    /// (`openssl ca`, which alone takes explicit dates).
+    pub fn expired_server(&self) {
+        let conf = "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n\
+                    default_md = sha256\npolicy = p\ncopy_extensions = none\n[p]\ncommonName = supplied\n";
+        std::fs::write(self.path("ca.cnf"), conf).expect("write ca.cnf");
+        std::fs::write(self.path("index.txt"), "").expect("write index.txt");
+        std::fs::write(self.path("serial"), "01\n").expect("write serial");
+        std::fs::write(self.path("expired.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("write ext");
+        self.openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "expired.key"]);
+        self.openssl(&["req", "-new", "-key", "expired.key", "-subj", "/CN=localhost", "-out", "expired.csr"]);
+        self.openssl(&[
+            "ca",
+            "-batch",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            "ca.crt",
+            "-keyfile",
+            "ca.key",
+            "-in",
+            "expired.csr",
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200102000000Z",
+            "-extfile",
+            "expired.ext",
+            "-out",
+            "expired.crt",
+        ]);
+    }
+
     /// `NAME.key` and `NAME.crt` signed by `ca`, with `extensions` (openssl's extfile syntax).
     fn leaf(&self, name: &str, ca: &str, cn: &str, extensions: &str) {
         let ext = format!("{name}.ext");

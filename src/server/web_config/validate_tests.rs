@@ -77,6 +77,29 @@ fn unknown_keys_are_located() {
 }
 
 #[test]
+fn an_expired_certificate_is_refused_with_its_date() {
+    let dir = tempfile::tempdir().unwrap();
+    pki(dir.path());
+    // `openssl ca` alone takes explicit dates: server.key signed by the CA for a day in 2020.
+    let conf = "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n\
+                default_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n";
+    std::fs::write(dir.path().join("ca.cnf"), conf).unwrap();
+    std::fs::write(dir.path().join("index.txt"), "").unwrap();
+    std::fs::write(dir.path().join("serial"), "01\n").unwrap();
+    let args = ["ca", "-batch", "-config", "ca.cnf", "-cert", "ca.crt", "-keyfile", "ca.key", "-in", "server.csr"];
+    let dates =
+        ["-startdate", "20200101000000Z", "-enddate", "20200102000000Z", "-extfile", "server.ext", "-out", "old.crt"];
+    let out = Command::new("openssl").args(args).args(dates).current_dir(dir.path()).output().expect("openssl runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let found = problems("tls_server_config:\n  cert_file: old.crt\n  key_file: server.key\n", dir.path());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("2:14: tls_server_config.cert_file: "), "{found:?}");
+    assert!(found[0].contains("old.crt: the certificate expired on 2020-01-02 00:00:00 UTC"), "{found:?}");
+    // The same key with the certificate in date passes.
+    ok("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n", dir.path());
+}
+
+#[test]
 fn a_key_of_another_certificate_is_refused_at_cert_file() {
     let dir = tempfile::tempdir().unwrap();
     pki(dir.path());
