@@ -173,6 +173,46 @@ fn sighup_rereads_the_client_ca_and_users_and_keeps_them_when_the_new_file_is_br
     assert_eq!(get(&theirs, "second").status, 200, "{}", daemon.stderr());
 }
 
+#[test]
+fn client_allowed_sans_match_a_dns_name_ip_or_uri_of_the_certificate_exactly() {
+    let pki = Pki::new();
+    let web = |sans: &str| {
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  \
+             client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  client_allowed_sans: {sans}\n"
+        )
+    };
+    let daemon = start(&pki, &web("[scraper.example]"), None);
+    let pair = |name: &str| {
+        let [cert, key] = [pki.path(&format!("{name}.crt")), pki.path(&format!("{name}.key"))];
+        vec!["--cert".to_string(), cert.to_str().unwrap().into(), "--key".into(), key.to_str().unwrap().into()]
+    };
+    let ours = pair("client");
+    assert_eq!(get_passed(&pki, &daemon, "/livez", &strs(&ours)).status, 200, "{}", daemon.stderr());
+    // The right SAN from a CA that is not trusted still fails; no certificate fails.
+    assert_eq!(fetch(&pki, &daemon, "/livez", &strs(&pair("stranger"))).status, 0);
+    assert_eq!(fetch(&pki, &daemon, "/livez", &[]).status, 0);
+    // Each list put in force by SIGHUP; the answer alternates so each change is seen.
+    for (sans, expected) in [
+        ("[other.example, scraper]", 0),
+        ("['spiffe://fleet/prometheus']", 200),
+        ("['127.0.0.9', 'spiffe://fleet']", 0),
+        ("['127.0.0.2']", 200),
+    ] {
+        std::fs::write(pki.path("web.yml"), web(sans)).unwrap();
+        daemon.signal(Signal::SIGHUP);
+        let end = Instant::now() + WAIT;
+        loop {
+            let got = fetch(&pki, &daemon, "/livez", &strs(&ours));
+            if got.status == expected {
+                break;
+            }
+            assert!(Instant::now() < end, "{sans}: {got:?}\n{}", daemon.stderr());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 /// `args` as curl takes them.
 fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()

@@ -11,12 +11,12 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, ring};
-use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 use tokio_rustls::TlsAcceptor;
 
 use super::web_config::{ClientAuth, Tls, files};
@@ -49,6 +49,11 @@ pub fn acceptor(tls: &Tls) -> anyhow::Result<TlsAcceptor> {
         }
         // Validation never lets a verifying type through without its CA.
         (other, None) => anyhow::bail!("{other:?} needs client_ca_file"),
+    };
+    let verifier: Arc<dyn ClientCertVerifier> = if tls.allowed_sans.is_empty() {
+        verifier
+    } else {
+        Arc::new(AllowedSans { inner: verifier, allowed: tls.allowed_sans.clone() })
     };
     let renewing = Arc::new(Renewing { current: RwLock::new(Arc::clone(&tls.key)) });
     tokio::spawn(watch_renewals(
@@ -162,5 +167,77 @@ impl ClientCertVerifier for AnyCert {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms().supported_schemes()
+    }
+}
+
+/// `client_allowed_sans`: a client certificate that `inner` accepts must also carry one of
+/// `allowed` as a DNS name, IP address or URI, exactly; and a certificate is required.
+#[derive(Debug)]
+struct AllowedSans {
+    inner: Arc<dyn ClientCertVerifier>,
+    allowed: Vec<String>,
+}
+
+impl AllowedSans {
+    /// Whether `cert` names one of the allowed SANs.
+    fn names_one(&self, cert: &CertificateDer<'_>) -> bool {
+        let Ok(cert) = webpki::EndEntityCert::try_from(cert) else { return false };
+        let mut names = cert.valid_dns_names().chain(cert.valid_uri_names());
+        names.any(|name| self.allowed.iter().any(|a| a == name))
+            || self
+                .allowed
+                .iter()
+                .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+                .any(|ip| cert.verify_is_valid_for_subject_name(&ServerName::IpAddress(ip.into())).is_ok())
+    }
+}
+
+impl ClientCertVerifier for AllowedSans {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        if self.names_one(end_entity) {
+            return Ok(verified);
+        }
+        tracing::debug!("a client certificate names none of client_allowed_sans");
+        Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }

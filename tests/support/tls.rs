@@ -15,7 +15,8 @@ use super::run_bounded;
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A CA, a server certificate it signed, a client certificate it signed and one a
-/// stranger CA signed, each with its key, in one temp dir.
+/// stranger CA signed (both naming `scraper.example`, 127.0.0.2 and
+/// `spiffe://fleet/prometheus`), each with its key, in one temp dir.
 pub struct Pki {
     dir: TempDir,
 }
@@ -54,8 +55,10 @@ impl Pki {
             "localhost",
             "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
         );
-        pki.leaf("client", "ca", "scraper", "extendedKeyUsage=clientAuth\n");
-        pki.leaf("stranger", "stranger-ca", "scraper", "extendedKeyUsage=clientAuth\n");
+        let client = "subjectAltName=DNS:scraper.example,IP:127.0.0.2,URI:spiffe://fleet/prometheus\n\
+                      extendedKeyUsage=clientAuth\n";
+        pki.leaf("client", "ca", "scraper", client);
+        pki.leaf("stranger", "stranger-ca", "scraper", client);
         pki
     }
 

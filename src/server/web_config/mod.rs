@@ -46,6 +46,8 @@ pub struct Tls {
     pub client_auth: ClientAuth,
     /// The roots of `client_ca_file`, present exactly when `client_auth` verifies.
     pub client_roots: Option<Arc<RootCertStore>>,
+    /// `client_allowed_sans`; empty: any certificate `client_auth` accepts.
+    pub allowed_sans: Vec<String>,
     /// The protocol versions between `min_version` and `max_version` that rustls speaks.
     pub versions: Vec<&'static SupportedProtocolVersion>,
     /// TLS 1.3's suites, then `cipher_suites` (TLS 1.2) in their order, or every suite.
@@ -64,6 +66,7 @@ impl fmt::Debug for Tls {
             .field("key_file", &self.key_file)
             .field("client_auth", &self.client_auth)
             .field("client_ca", &self.client_roots.as_ref().map(|r| r.len()))
+            .field("allowed_sans", &self.allowed_sans)
             .field("versions", &self.versions)
             .finish_non_exhaustive()
     }

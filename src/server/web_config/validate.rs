@@ -130,9 +130,7 @@ fn tls(cx: &mut Ctx, t: RawTls, dir: &Path) -> Option<Tls> {
         }
         (None, false) => None,
     };
-    if t.client_allowed_sans.is_some() {
-        cx.at(&at("client_allowed_sans"), "not supported by this bootgate yet; verify with `client_ca_file` alone");
-    }
+    let allowed_sans = t.client_allowed_sans.map(|sans| allowed_sans(cx, sans, client_auth)).unwrap_or_default();
     let provider = ring::default_provider();
     let key = files::certified_key(&cert_file, &key_file, &provider).map_err(|e| cx.at(&at("cert_file"), e)).ok();
     let versions = versions(cx, t.min_version, t.max_version);
@@ -144,11 +142,35 @@ fn tls(cx: &mut Ctx, t: RawTls, dir: &Path) -> Option<Tls> {
         key: key?,
         client_auth,
         client_roots,
+        allowed_sans,
         versions,
         cipher_suites,
         kx_groups,
         prefer_server_order: t.prefer_server_cipher_suites.unwrap_or(true),
     })
+}
+
+/// `client_allowed_sans`, as exporter-toolkit matches them: a DNS name, IP address or URI
+/// of the client certificate equal to one of them. An e-mail address cannot be matched here.
+fn allowed_sans(cx: &mut Ctx, sans: Vec<String>, client_auth: ClientAuth) -> Vec<String> {
+    let key = at("client_allowed_sans");
+    if client_auth == ClientAuth::NoClientCert {
+        cx.at(&key, "needs a client_auth_type that asks for a certificate (RequireAndVerifyClientCert)");
+    } else if sans.is_empty() {
+        cx.at(&key, "an empty list lets no client in; name the SANs, or remove the key");
+    }
+    for san in &sans {
+        if san.contains('@') && !san.contains("://") {
+            cx.at(
+                &key,
+                format!(
+                    "{}: e-mail SANs cannot be matched by this bootgate; use a DNS name, IP address or URI",
+                    quote(san)
+                ),
+            );
+        }
+    }
+    sans
 }
 
 /// The versions rustls speaks between `min` (default TLS12) and `max` (default TLS13).

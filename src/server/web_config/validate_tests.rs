@@ -100,6 +100,27 @@ fn an_expired_certificate_is_refused_with_its_date() {
 }
 
 #[test]
+fn client_allowed_sans_need_a_certificate_and_no_email() {
+    let dir = tempfile::tempdir().unwrap();
+    pki(dir.path());
+    let tls = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
+    let verify = "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n";
+    let config = ok(&format!("{tls}{verify}  client_allowed_sans: [a.example, '10.0.0.1']\n"), dir.path());
+    assert_eq!(config.tls.unwrap().allowed_sans, ["a.example", "10.0.0.1"]);
+    let found = problems(&format!("{tls}  client_allowed_sans: [a.example]\n"), dir.path());
+    assert_eq!(
+        found,
+        [
+            "4:24: tls_server_config.client_allowed_sans: needs a client_auth_type that asks for a certificate (RequireAndVerifyClientCert)"
+        ]
+    );
+    let found = problems(&format!("{tls}{verify}  client_allowed_sans: []\n"), dir.path());
+    assert!(found[0].ends_with("an empty list lets no client in; name the SANs, or remove the key"), "{found:?}");
+    let found = problems(&format!("{tls}{verify}  client_allowed_sans: [ops@example.com]\n"), dir.path());
+    assert!(found[0].contains("e-mail SANs cannot be matched"), "{found:?}");
+}
+
+#[test]
 fn a_key_of_another_certificate_is_refused_at_cert_file() {
     let dir = tempfile::tempdir().unwrap();
     pki(dir.path());
