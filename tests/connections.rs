@@ -5,14 +5,15 @@
 mod support;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
-use support::{Daemon, HangingListener, Launch};
+use support::tls::{Pki, curl};
+use support::{Daemon, HangingListener, Launch, NotifySocket, connect_from};
 
 /// systemd's default soft open-file limit, which the daemon gets here as its hard limit too,
 /// so it cannot raise it away.
@@ -41,19 +42,19 @@ fn fd_limit_of(pid: u32) -> u64 {
     line.split_whitespace().nth(3).and_then(|v| v.parse().ok()).expect("unreadable open-file limit")
 }
 
-/// [`FLOOD`] connections to `addr`, opened from several threads: a connect whose SYN met a
+/// [`FLOOD`] connections to `addr`, opened from several threads, each from its own loopback
+/// address (127.0.0.11 on): the endpoint lets one address hold only a quarter of its slots,
+/// and ten flooding addresses fill them all. Threads, because a connect whose SYN met a
 /// full accept queue is retried by the kernel only after a second, and the stalls overlap.
 fn open_flood(addr: SocketAddr) -> Vec<TcpStream> {
-    const THREADS: usize = 10;
+    const THREADS: u8 = 10;
     thread::scope(|scope| {
         let openers: Vec<_> = (0..THREADS)
-            .map(|_| {
+            .map(|t| {
                 scope.spawn(move || {
-                    (0..FLOOD / THREADS)
-                        .map(|_| {
-                            TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-                                .unwrap_or_else(|e| panic!("a flood connection failed: {e}"))
-                        })
+                    let from = Ipv4Addr::new(127, 0, 0, 11 + t);
+                    (0..FLOOD / usize::from(THREADS))
+                        .map(|_| connect_from(from, addr).unwrap_or_else(|e| panic!("a flood connection failed: {e}")))
                         .collect::<Vec<_>>()
                 })
             })
@@ -139,6 +140,70 @@ fn an_idle_flood_beyond_the_fd_limit_does_not_fail_the_gate() {
     assert!(rejected >= (FLOOD - CAP) as f64, "only {rejected} connections counted as rejected");
     let log = bg.stderr();
     assert!(!log.contains("Too many open files"), "{log}");
+}
+
+/// The first bytes of a TLS ClientHello: a handshake record that announces 512 bytes and
+/// sends four, so the server waits for the rest.
+const HALF_HELLO: [u8; 9] = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc];
+
+#[test]
+fn a_thousand_half_open_tls_handshakes_starve_neither_the_gate_nor_a_scrape() {
+    const HALF_OPEN: usize = 1000;
+    /// One address's share of the 256 slots (`server::conn::per_peer_for`).
+    const PER_PEER: usize = 64;
+    raise_own_fd_limit();
+    let pki = Pki::new();
+    let web = pki.path("web.yml");
+    std::fs::write(&web, "tls_server_config: {cert_file: server.crt, key_file: server.key}\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let notify = NotifySocket::bind(dir.path());
+    let started = Instant::now();
+    // The settle holds the checks back until the flood is in place (wide for a busy machine).
+    let mut bg = Launch::gate(
+        "{settle: 8s, deadline: 30s, on_failure: stay}",
+        "  - {name: root, kind: disk, path: /, min_free_percent: 0}\n",
+    )
+    .env("BOOTGATE_WEB_CONFIG", &web)
+    .notify(&notify)
+    .start();
+    bg.wait_listening(Duration::from_secs(15));
+
+    let flood: Vec<TcpStream> = (0..HALF_OPEN)
+        .filter_map(|_| {
+            let mut tcp = connect_from(Ipv4Addr::LOCALHOST, bg.addr()).ok()?;
+            // Past the share the server has closed it already: the write may fail.
+            let _ = tcp.write_all(&HALF_HELLO);
+            Some(tcp)
+        })
+        .collect();
+
+    // A scraper on another address is served, over TLS, while the flood holds its share
+    // (the flood is a few seconds old; it would be let go at 10 s).
+    let url = format!("https://localhost:{}/api/v1/system/health", bg.port());
+    let resolve = format!("localhost:{}:127.0.0.1", bg.port());
+    let scrape = curl(&pki.path("ca.crt"), &url, &["--resolve", &resolve, "--interface", "127.0.0.2"]);
+    assert!(scrape.status == 200 || scrape.status == 503, "{scrape:?}\n{}", bg.stderr());
+    assert!(scrape.body.contains("startup_health_check"), "{scrape:?}");
+    let held = flood.iter().filter(|tcp| still_open(tcp)).count();
+    assert_eq!(held, PER_PEER, "half-open handshakes held while the scrape was served");
+
+    // The gate decides and says so meanwhile.
+    notify.wait_for("READY=1", started, Duration::from_secs(60), |m| m.contains("READY=1"));
+    let verdict = wait_for_file(&bg.run_dir().join("verdict.json"), &bg, Duration::from_secs(30));
+    assert_eq!(verdict["gate"], "passed", "{verdict}\n{}", bg.stderr());
+    // The flood's own address is turned away at once, not left in the backlog.
+    let mut again = connect_from(Ipv4Addr::LOCALHOST, bg.addr()).unwrap();
+    let _ = again.write_all(&HALF_HELLO);
+    again.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0; 16];
+    assert!(matches!(again.read(&mut buf), Ok(0) | Err(_)), "a connection past the share was kept");
+    // Held handshakes end at the header timeout.
+    let end = Instant::now() + HEADER_TIMEOUT + Duration::from_secs(10);
+    while flood.iter().any(still_open) {
+        assert!(Instant::now() < end, "half-open handshakes still held past the header timeout");
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!bg.stderr().contains("Too many open files"), "{}", bg.stderr());
 }
 
 /// A daemon whose gate passes at once.

@@ -1,12 +1,16 @@
 //! The accept loop behind [`super::serve`]. Whoever can reach the port must not be able to
 //! fail a good boot, so the endpoint holds a bounded number of connections, each with a
 //! deadline for its request heads and for its whole life, and the file descriptors the
-//! gate's checks and the verdict file need stay free however many clients connect.
+//! gate's checks and the verdict file need stay free however many clients connect. One
+//! address holds at most a quarter of the slots, so a single flooding client leaves room
+//! for the scraper.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -50,6 +54,8 @@ pub struct Limits {
     pub lifetime: Duration,
     pub grace: Duration,
     pub max_connections: usize,
+    /// Open connections from one address at most.
+    pub per_peer: usize,
 }
 
 impl Limits {
@@ -65,7 +71,13 @@ impl Limits {
             );
         }
         tracing::debug!(fd_limit = soft, max_connections, "endpoint connection limits");
-        Limits { header_timeout: HEADER_TIMEOUT, lifetime: MAX_LIFETIME, grace: CLOSE_GRACE, max_connections }
+        Limits {
+            header_timeout: HEADER_TIMEOUT,
+            lifetime: MAX_LIFETIME,
+            grace: CLOSE_GRACE,
+            max_connections,
+            per_peer: per_peer_for(max_connections),
+        }
     }
 }
 
@@ -100,13 +112,57 @@ fn cap_for(soft: u64) -> usize {
     room.clamp(MIN_CONNECTIONS, MAX_CONNECTIONS)
 }
 
+/// The cap for one address: a quarter of the slots (64 of 256), at least two.
+fn per_peer_for(max_connections: usize) -> usize {
+    (max_connections / 4).max(2)
+}
+
+/// The slots each address holds.
+#[derive(Default)]
+struct Peers(Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection of an address, given back when dropped.
+struct PeerSlot {
+    peers: Arc<Peers>,
+    ip: IpAddr,
+}
+
+impl Peers {
+    /// A slot for `ip`, unless it holds `cap` already.
+    fn take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<PeerSlot> {
+        // An IPv4 client of a dual-stack socket is one address, however it arrives.
+        let ip = ip.to_canonical();
+        let mut held = self.0.lock().ok()?;
+        let count = held.entry(ip).or_default();
+        if *count >= cap {
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot { peers: Arc::clone(self), ip })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.peers.0.lock()
+            && let Some(count) = held.get_mut(&self.ip)
+        {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves, then stops
 /// accepting and waits for the open connections to finish their answers. When `tls` gives
 /// an acceptor (asked once per connection, so a reload applies to the next one), the
 /// connection is a TLS handshake first, inside its slot and within `limits.header_timeout`,
 /// so clients that never finish one hold a slot no longer than a silent plain client.
 ///
-/// Past the cap a connection is accepted and closed at once, counted by `rejected`: the
+/// Past the cap, or past its address's share, a connection is accepted and closed at once,
+/// counted by `rejected`: the
 /// client learns right away instead of waiting in the kernel's backlog behind the clients
 /// that fill the endpoint, and the backlog stays empty for when a slot frees.
 pub async fn run(
@@ -121,16 +177,17 @@ pub async fn run(
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).max_buf_size(MAX_BUF);
     let service = TowerToHyperService::new(router);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let peers = Arc::new(Peers::default());
     // Dropped to tell every connection to close once its answer is out.
     let (stop, stopping) = watch::channel(());
     let mut shutdown = pin!(shutdown);
     let mut starved = false;
     loop {
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) if is_peer_error(&e) => continue,
                 Err(e) => {
                     if !starved {
@@ -147,7 +204,12 @@ pub async fn run(
         if std::mem::take(&mut starved) {
             tracing::info!("accepting connections again");
         }
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+        let Some(slot) = peers.take(peer.ip(), limits.per_peer) else {
+            rejected();
+            drop(tcp);
+            continue;
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned().map(|global| (global, slot)) else {
             rejected();
             drop(tcp);
             continue;

@@ -17,6 +17,7 @@ const SHORT: Limits = Limits {
     lifetime: Duration::from_secs(60),
     grace: Duration::from_secs(5),
     max_connections: 4,
+    per_peer: 4,
 };
 
 struct Server {
@@ -96,6 +97,13 @@ async fn closed_after(tcp: &mut TcpStream, within: Duration) -> Duration {
 }
 
 #[test]
+fn one_address_gets_a_quarter_of_the_slots() {
+    assert_eq!(per_peer_for(MAX_CONNECTIONS), 64);
+    assert_eq!(per_peer_for(MIN_CONNECTIONS), 2);
+    assert_eq!(per_peer_for(1), 2);
+}
+
+#[test]
 fn the_cap_keeps_the_reserve_under_any_limit() {
     assert_eq!(cap_for(1024), MAX_CONNECTIONS);
     assert_eq!(cap_for(8192), MAX_CONNECTIONS);
@@ -138,6 +146,45 @@ async fn past_the_cap_connections_are_closed_at_once_and_counted() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(again.is_some(), "no slot came free after a held connection closed");
+}
+
+/// A connection to `addr` from the loopback address `from`.
+async fn connect_from(from: [u8; 4], addr: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((std::net::Ipv4Addr::from(from), 0).into()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn one_address_holds_its_share_and_leaves_the_rest_to_others() {
+    let server = start(Limits { per_peer: 2, ..SHORT }).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut tcp = connect_from([127, 0, 0, 1], server.addr).await;
+        assert!(request(&mut tcp, "/", false).await.contains("200 OK"));
+        held.push(tcp);
+    }
+    let mut third = connect_from([127, 0, 0, 1], server.addr).await;
+    assert!(closed_after(&mut third, Duration::from_secs(3)).await < Duration::from_secs(3));
+    assert_eq!(server.rejected.load(Ordering::SeqCst), 1);
+    // Another address is served while the first holds its share.
+    let mut other = connect_from([127, 0, 0, 2], server.addr).await;
+    assert!(request(&mut other, "/", false).await.contains("200 OK"));
+    // A connection closed gives its address a slot back.
+    drop(held.pop());
+    let mut answered = false;
+    for _ in 0..50 {
+        let mut tcp = connect_from([127, 0, 0, 1], server.addr).await;
+        let _ = tcp.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await;
+        let mut answer = String::new();
+        let _ = tokio::time::timeout(Duration::from_secs(3), tcp.read_to_string(&mut answer)).await;
+        if answer.contains("200 OK") {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(answered, "the address got no slot back after one of its connections closed");
 }
 
 #[tokio::test]

@@ -106,3 +106,24 @@ pub fn free_port_pair() -> u16 {
     }
     panic!("found no two adjacent free ports on 127.0.0.1 in 200 tries");
 }
+
+/// A blocking TCP connection to `to` from the loopback address `from` (127.x.y.z), as a
+/// client on another address would make: the endpoint counts connections per address.
+pub fn connect_from(from: Ipv4Addr, to: std::net::SocketAddr) -> std::io::Result<std::net::TcpStream> {
+    thread_local! {
+        static REACTOR: tokio::runtime::Runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    }
+    REACTOR.with(|rt| {
+        rt.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind((from, 0).into())?;
+            let tcp = tokio::time::timeout(std::time::Duration::from_secs(10), socket.connect(to))
+                .await
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+            let tcp = tcp.into_std()?;
+            tcp.set_nonblocking(false)?;
+            Ok(tcp)
+        })
+    })
+}
