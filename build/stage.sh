@@ -55,7 +55,7 @@ install -m 0644 "$root/packaging/dropins.README" "$share/dropins/README"
 
 install -D -m 0644 "$root/packaging/50-bootgate.preset" "$dest/usr/lib/systemd/system-preset/50-bootgate.preset"
 install -d "$share/examples"
-install -m 0644 "$root"/policy/*.yaml "$share/examples/"
+install -m 0644 "$root"/policy/*.yaml "$root/policy/web-config.example.yml" "$share/examples/"
 
 if [ -f "$root/systemd/bootgate.catalog" ]; then
   install -D -m 0644 "$root/systemd/bootgate.catalog" "$dest/usr/lib/systemd/catalog/bootgate.catalog"
