@@ -132,9 +132,6 @@ def pki(directory):
     _openssl(directory, "req", "-new", "-key", "server.key", "-subj", "/CN=bench server", "-out", "server.csr")
     _openssl(directory, "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-days", "2",
              "-extfile", "server.ext", "-out", "server.crt")
-    # nginx's worker runs as nobody and reads the server's pair.
-    for name in os.listdir(directory):
-        os.chmod(f"{directory}/{name}", 0o644)
     return {n: f"{directory}/{n}" for n in ("ca.crt", "server.crt", "server.key")}
 
 
