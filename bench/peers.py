@@ -81,6 +81,67 @@ def need(binary, package):
     return path
 
 
+def nginx(tmp, name, root, tls=None):
+    """nginx-light with one worker serving `root` as static files on a free port, over TLS
+    with `tls` = (cert, key) if given; returns (process, port)."""
+    port = free_port()
+    listen, ssl = f"127.0.0.1:{port}", ""
+    if tls:
+        # Connections live as long as the load tool keeps them, as bootgate's do, so
+        # neither side does a handshake in the middle of a run (nginx's default closes
+        # a connection after 1,000 requests).
+        listen += " ssl"
+        ssl = (f"    ssl_certificate {tls[0]};\n    ssl_certificate_key {tls[1]};\n"
+               "    ssl_protocols TLSv1.2 TLSv1.3;\n    keepalive_requests 10000000;\n")
+    conf = f"{tmp}/{name}.conf"
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1;
+pid {tmp}/{name}.pid;
+error_log {tmp}/{name}-error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  server {{
+    listen {listen};
+{ssl}    root {root};
+    location / {{ default_type application/json; }}
+  }}
+}}
+""")
+    proc = start([need("nginx", "nginx-light"), "-c", conf, "-g", "daemon off;"],
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(name, lambda: connects(port))
+    return proc, port
+
+
+def _openssl(cwd, *args):
+    subprocess.run([need("openssl", "openssl"), *args], cwd=cwd, check=True, capture_output=True)
+
+
+def pki(directory):
+    """A CA and a server certificate it signed for 127.0.0.1, P-256, made by openssl in
+    `directory`; returns the paths by name (ca.crt, server.crt, server.key)."""
+    os.makedirs(directory, exist_ok=True)
+    key = ("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out")
+    _openssl(directory, *key, "ca.key")
+    _openssl(directory, "req", "-x509", "-key", "ca.key", "-subj", "/CN=bootgate bench ca", "-days", "2",
+             "-out", "ca.crt")
+    with open(f"{directory}/server.ext", "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    _openssl(directory, *key, "server.key")
+    _openssl(directory, "req", "-new", "-key", "server.key", "-subj", "/CN=bench server", "-out", "server.csr")
+    _openssl(directory, "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-days", "2",
+             "-extfile", "server.ext", "-out", "server.crt")
+    return {n: f"{directory}/{n}" for n in ("ca.crt", "server.crt", "server.key")}
+
+
+def bcrypt(user, password):
+    """A bcrypt hash (cost 10) of `password` made by htpasswd, as operators make them."""
+    out = subprocess.run([need("htpasswd", "apache2-utils"), "-nbBC", "10", user, password],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip().split(":", 1)[1]
+
+
 class Swtpm:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="bgbench-tpm")

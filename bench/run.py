@@ -6,17 +6,22 @@ Writes target/bench/results.json and prints a table. Exits non-zero only when a
 benchmark could not run; a missed target is reported, never a failure.
 
 `bench/run.py verdict parallel` runs only the named cases (verdict, parallel, hang,
-endpoint; endpoint includes the footprint); `make bench` runs them all.
+endpoint, concurrency, tls; endpoint includes the footprint); `make bench` runs them all.
 """
 
+import base64
 import json
 import os
 import platform
+import socket
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 
 import peers
@@ -150,9 +155,12 @@ def hang_containment():
     return times | {"target": "bootgate median <= 2.1 s"}
 
 
-def wrk(url):
-    out = subprocess.run([peers.need("wrk", "wrk"), "-t2", "-c64", f"-d{WRK_SECONDS}s", "-s",
-                          f"{ROOT}/bench/wrk-report.lua", url], capture_output=True, text=True, check=True)
+def wrk(url, headers=None):
+    """One wrk run on `url` (http or https, connections kept alive) with `headers`."""
+    argv = [peers.need("wrk", "wrk"), "-t2", "-c64", f"-d{WRK_SECONDS}s", "-s", f"{ROOT}/bench/wrk-report.lua"]
+    for name, value in (headers or {}).items():
+        argv += ["-H", f"{name}: {value}"]
+    out = subprocess.run(argv + [url], capture_output=True, text=True, check=True)
     line = [l for l in out.stdout.splitlines() if l.startswith("{")][-1]
     r = json.loads(line)
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
@@ -160,7 +168,20 @@ def wrk(url):
 
 
 def load(url):
-    runs = [wrk(url) for _ in range(RUNS)]
+    return stats([wrk(url) for _ in range(RUNS)])
+
+
+def loads(targets):
+    """`load` of each of `targets` ({name: (url, headers)}), their runs interleaved so that
+    what else the machine does falls on each alike."""
+    runs = {name: [] for name in targets}
+    for _ in range(RUNS):
+        for name, (url, headers) in targets.items():
+            runs[name].append(wrk(url, headers))
+    return {name: stats(r) for name, r in runs.items()}
+
+
+def stats(runs):
     return {"rps": summary([r["rps"] for r in runs]), "p50_ms": summary([r["p50_us"] / 1000 for r in runs]),
             "p99_ms": summary([r["p99_us"] / 1000 for r in runs]), "requests": sum(r["requests"] for r in runs),
             "non2xx": sum(r["non2xx"] for r in runs), "socket_errors": sum(r["socket_errors"] for r in runs)}
@@ -188,6 +209,27 @@ def rss_median(pids):
     return summary(samples)
 
 
+def serve(path, name, url, context=None, headers=None):
+    """Starts `bootgate run` on the policy at `path` (its files under TMP/name) and waits
+    until `url` answers 200; returns the process and that answer's body."""
+    daemon = peers.start([BIN, "run", "--policy", path, "--run-dir", f"{TMP}/{name}", "--state-dir",
+                          f"{TMP}/{name}-state"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    request = urllib.request.Request(url, headers=headers or {})
+
+    def fetch():
+        with urllib.request.urlopen(request, timeout=1, context=context) as r:
+            return r.status, r.read()
+
+    def answers():
+        try:
+            return fetch()[0] == 200
+        except OSError:
+            return False
+
+    peers.wait_until(f"bootgate endpoint {url}", answers)
+    return daemon, fetch()[1]
+
+
 def endpoint_and_footprint():
     """4. wrk on /api/v1/system/health and /metrics vs nginx serving the same JSON; 5. footprint."""
     api = peers.http_server()
@@ -199,20 +241,8 @@ checks:
   - {{name: storage, kind: disk, path: /, min_free_percent: 1}}
   - {{name: api, kind: tcp, targets: ['127.0.0.1:{api}']}}
 """)
-    daemon = peers.start([BIN, "run", "--policy", path, "--run-dir", f"{TMP}/run", "--state-dir", f"{TMP}/state"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     health = f"http://127.0.0.1:{port}/api/v1/system/health"
-
-    def answers():
-        try:
-            with urllib.request.urlopen(health, timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    peers.wait_until("bootgate health endpoint", answers)
-    with urllib.request.urlopen(health) as r:
-        body = r.read()
+    daemon, body = serve(path, "run", health)
     time.sleep(1)
     rss_start = rss_median([daemon.pid])
 
@@ -220,26 +250,8 @@ checks:
     os.makedirs(www)
     with open(f"{www}/health", "wb") as f:
         f.write(body)
-    nport = peers.free_port()
-    conf = f"{TMP}/nginx.conf"
-    with open(conf, "w") as f:
-        f.write(f"""worker_processes 1;
-pid {TMP}/nginx.pid;
-error_log {TMP}/nginx-error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  server {{
-    listen 127.0.0.1:{nport};
-    root {TMP}/www;
-    location / {{ default_type application/json; }}
-  }}
-}}
-""")
-    nginx = peers.start([peers.need("nginx", "nginx-light"), "-c", conf, "-g", "daemon off;"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    nginx, nport = peers.nginx(TMP, "nginx", f"{TMP}/www")
     nginx_url = f"http://127.0.0.1:{nport}/api/v1/system/health"
-    peers.wait_until("nginx", lambda: peers.connects(nport))
 
     health_load = load(health)
     served = health_load["requests"]
@@ -290,6 +302,70 @@ def bounded_concurrency():
     return {name: {**x, "ratio_to_1600ms": x["median"] / 1.6} for name, x in t.items()}
 
 
+def negotiated(url, context):
+    """The TLS version and cipher a client of this machine's OpenSSL (as wrk's) agrees on."""
+    with socket.create_connection(("127.0.0.1", urllib.parse.urlsplit(url).port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            return f"{s.version()} {s.cipher()[0]}"
+
+
+def tls_endpoint():
+    """7. wrk over TLS: health against nginx with the same certificate; /metrics with basic auth against without."""
+    files = peers.pki(f"{TMP}/pki")
+    context = ssl.create_default_context(cafile=files["ca.crt"])
+    password = "bench scrape password"
+    auth = {"Authorization": "Basic " + base64.b64encode(f"prometheus:{password}".encode()).decode()}
+    api = peers.http_server()
+    extra = {"tls": "", "basic": f"basic_auth_users:\n  prometheus: '{peers.bcrypt('prometheus', password)}'\n"}
+    daemons, urls, bodies = {}, {}, {}
+    for name, users in extra.items():
+        web = f"{TMP}/pki/{name}-web.yml"
+        with open(web, "w") as f:
+            f.write("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n" + users)
+        port = peers.free_port()
+        path = policy(f"serve-{name}", f"""version: 1
+runtime: {{interval: 5s}}
+server: {{listen: '127.0.0.1:{port}', web_config: '{web}'}}
+checks:
+  - {{name: storage, kind: disk, path: /, min_free_percent: 1}}
+  - {{name: api, kind: tcp, targets: ['127.0.0.1:{api}']}}
+""")
+        urls[name] = f"https://127.0.0.1:{port}"
+        daemons[name], bodies[name] = serve(path, f"run-{name}", f"{urls[name]}/api/v1/system/health", context,
+                                            auth if name == "basic" else None)
+    try:
+        urllib.request.urlopen(f"{urls['basic']}/metrics", timeout=5, context=context)
+        raise RuntimeError("bootgate with basic_auth_users answered /metrics without a password")
+    except urllib.error.HTTPError as e:
+        if e.code != 401:
+            raise
+
+    www = f"{TMP}/www-tls/api/v1/system"
+    os.makedirs(www)
+    with open(f"{www}/health", "wb") as f:
+        f.write(bodies["tls"])
+    nginx, nport = peers.nginx(TMP, "nginx-tls", f"{TMP}/www-tls", tls=(files["server.crt"], files["server.key"]))
+    urls["nginx"] = f"https://127.0.0.1:{nport}"
+    versions = {"bootgate": negotiated(urls["tls"], context), "nginx": negotiated(urls["nginx"], context)}
+
+    r = loads({"health_tls": (f"{urls['tls']}/api/v1/system/health", None),
+               "nginx_tls_health": (f"{urls['nginx']}/api/v1/system/health", None),
+               "metrics_tls": (f"{urls['tls']}/metrics", None),
+               "metrics_tls_basic_auth": (f"{urls['basic']}/metrics", auth)})
+    for proc in (*daemons.values(), nginx):
+        peers.stop(proc)
+    failed = {name: x["non2xx"] + x["socket_errors"] for name, x in r.items() if x["non2xx"] + x["socket_errors"]}
+    if failed:
+        raise RuntimeError(f"TLS load got errors, so it did not measure what it says: {failed}")
+    return r | {
+        "negotiated": versions,
+        "ratio_tls_health_to_nginx_tls": r["health_tls"]["rps"]["median"] / r["nginx_tls_health"]["rps"]["median"],
+        "ratio_metrics_basic_auth_to_plain": (r["metrics_tls_basic_auth"]["rps"]["median"]
+                                              / r["metrics_tls"]["rps"]["median"]),
+        "target": "health over TLS >= 0.5x nginx over TLS (as over plain HTTP); basic auth >= 0.9x without",
+    }
+
+
 def fmt_s(s):
     return f"{s['median'] * 1000:.1f} ms (min {s['min'] * 1000:.1f}, max {s['max'] * 1000:.1f})"
 
@@ -306,6 +382,8 @@ def table(r):
         lines += endpoint_table(r["endpoint"], r["footprint"])
     if "bounded_concurrency" in r:
         lines += concurrency_table(r["bounded_concurrency"])
+    if "tls_endpoint" in r:
+        lines += tls_table(r["tls_endpoint"])
     return "\n".join(lines)
 
 
@@ -341,13 +419,15 @@ def hang_table(h):
     return lines
 
 
+def load_line(name, x):
+    return (f"   {name:22} {x['rps']['median']:9.0f} req/s (min {x['rps']['min']:.0f}, max {x['rps']['max']:.0f})"
+            f"  p50 {x['p50_ms']['median']:.2f} ms  p99 {x['p99_ms']['median']:.2f} ms  non-2xx {x['non2xx']}")
+
+
 def endpoint_table(e, f):
     lines = []
     lines.append(f"4. Endpoint (wrk -t2 -c64 -d{WRK_SECONDS}s, {RUNS} runs each)")
-    for name in ("health", "metrics", "nginx_static_health"):
-        x = e[name]
-        lines.append(f"   {name:20} {x['rps']['median']:9.0f} req/s (min {x['rps']['min']:.0f}, max {x['rps']['max']:.0f})"
-                     f"  p50 {x['p50_ms']['median']:.2f} ms  p99 {x['p99_ms']['median']:.2f} ms  non-2xx {x['non2xx']}")
+    lines += [load_line(name, e[name]) for name in ("health", "metrics", "nginx_static_health")]
     lines.append(f"   health / nginx {e['ratio_health_to_nginx']:.2f}x, metrics / nginx {e['ratio_metrics_to_nginx']:.2f}x")
     lines.append("5. Footprint")
     lines.append(f"   RSS after start {f['rss_after_start_mib']['median']:.1f} MiB, after {f['health_requests_served']:,} "
@@ -367,7 +447,17 @@ def concurrency_table(c):
     return lines
 
 
-CASES = ("verdict", "parallel", "hang", "endpoint", "concurrency")
+def tls_table(t):
+    lines = [f"7. Endpoint over TLS, keep-alive (wrk -t2 -c64 -d{WRK_SECONDS}s, {RUNS} runs each, interleaved)"]
+    lines += [load_line(name, t[name]) for name in ("health_tls", "nginx_tls_health", "metrics_tls",
+                                                    "metrics_tls_basic_auth")]
+    lines.append(f"   health TLS / nginx TLS {t['ratio_tls_health_to_nginx_tls']:.2f}x, "
+                 f"metrics basic auth / without {t['ratio_metrics_basic_auth_to_plain']:.2f}x")
+    lines.append(f"   negotiated: bootgate {t['negotiated']['bootgate']}, nginx {t['negotiated']['nginx']}")
+    return lines
+
+
+CASES = ("verdict", "parallel", "hang", "endpoint", "concurrency", "tls")
 
 
 def main():
@@ -396,6 +486,8 @@ def main():
         results["endpoint"], results["footprint"] = endpoint_and_footprint()
     if "concurrency" in chosen:
         results["bounded_concurrency"] = bounded_concurrency()
+    if "tls" in chosen:
+        results["tls_endpoint"] = tls_endpoint()
     results["seconds"] = time.monotonic() - started
     os.makedirs(OUT, exist_ok=True)
     with open(f"{OUT}/results.json", "w") as f:
