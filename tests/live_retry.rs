@@ -58,8 +58,8 @@ checks:
     let end = Instant::now() + Duration::from_secs(10);
     loop {
         let body = daemon.request("GET", "/readyz?verbose", &[]).map(|r| r.body).unwrap_or_default();
-        let line = body.lines().find(|l| l.starts_with("[-]net failed: ")).unwrap_or_default();
-        if is_retrying(line.trim_start_matches("[-]net failed: ")) {
+        let line = body.lines().find(|l| l.starts_with("[-]net pending: ")).unwrap_or_default();
+        if is_retrying(line.trim_start_matches("[-]net pending: ")) {
             break;
         }
         assert!(Instant::now() < end, "/readyz?verbose never showed the retry:\n{body}");

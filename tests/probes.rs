@@ -61,15 +61,22 @@ async fn one_readiness_probe_by_name() {
 
     let unknown = get(&app, "/readyz/nope").await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    assert_eq!(unknown.body, "no probe named `nope`; known: gate, storage, docker, api\n");
+    assert_eq!(unknown.content_type(), "application/problem+json");
+    let problem = unknown.json();
+    assert_eq!(problem["status"], 404);
+    assert!(
+        problem["detail"].as_str().unwrap().starts_with("no probe named `nope`; ask for one of `probes`"),
+        "{problem}"
+    );
+    assert_eq!(problem["probes"], serde_json::json!(["gate", "storage", "docker", "api"]));
 
     let (running, _tx) = router(snapshot(GateState::Running, vec![check("tpm", "tpm", true, Status::Pending)]));
     let gate = get(&running, "/readyz/gate").await;
     assert_eq!(
         (gate.status, gate.body.as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, "[-]gate failed: boot gate still running\n")
+        (StatusCode::SERVICE_UNAVAILABLE, "[-]gate pending: boot gate running, not decided yet\n")
     );
-    assert_eq!(get(&running, "/readyz/tpm").await.body, "[-]tpm failed: pending: not run yet\n");
+    assert_eq!(get(&running, "/readyz/tpm").await.body, "[-]tpm pending: not run yet\n");
 
     // A skipped check's message names its state already: said once, not `skipped: skipped:`.
     let apps = check("apps", "containers", true, Status::Skipped).with_message("skipped: `docker` did not pass");

@@ -44,8 +44,10 @@ async fn healthy_document_has_the_seed_shape() {
     let storage = &doc["components"]["storage"];
     assert_eq!(storage["status"], "healthy");
     assert_eq!(storage["critical"], true);
-    assert_eq!(storage["free_space_percent"], 65.2, "observed values are flattened in");
-    assert_eq!(storage["io_errors"], 0);
+    assert_eq!(storage["observed"]["free_space_percent"], 65.2, "observed values are in one place");
+    assert_eq!(storage["observed"]["io_errors"], 0);
+    assert!(storage.get("free_space_percent").is_none(), "observed values are not flattened in");
+    assert_eq!(storage["name"], "storage");
     assert_eq!(storage["duration_ms"], 1.5);
     assert_eq!(storage["attempts"], 1);
     assert_eq!(storage["message"], "storage: pass");
@@ -228,7 +230,7 @@ async fn one_component_by_name() {
     let doc = a.json();
     assert_eq!(doc["name"], "storage");
     assert_eq!(doc["status"], "healthy");
-    assert_eq!(doc["free_space_percent"], 65.2);
+    assert_eq!(doc["observed"]["free_space_percent"], 65.2);
 
     let failing = get(&app, "/api/v1/system/health/data").await;
     assert_eq!(failing.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -236,9 +238,10 @@ async fn one_component_by_name() {
 
     let unknown = get(&app, "/api/v1/system/health/nope").await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    assert_eq!(unknown.content_type(), "application/json");
+    assert_eq!(unknown.content_type(), "application/problem+json");
     let doc = unknown.json();
-    assert_eq!(doc["error"], "no check named `nope`");
+    assert_eq!(doc["status"], 404);
+    assert_eq!(doc["detail"], "no check named `nope`; ask for one of `checks`");
     assert_eq!(doc["checks"], json!(["storage", "data"]));
 }
 
@@ -287,7 +290,7 @@ async fn readyz_needs_the_gate_and_critical_checks() {
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         a.body,
-        "[-]gate failed: boot gate still running\n[-]tpm failed: pending: not run yet\n[+]storage ok\nreadyz check failed\n"
+        "[-]gate pending: boot gate running, not decided yet\n[-]tpm pending: not run yet\n[+]storage ok\nreadyz check failed\n"
     );
 }
 
@@ -375,9 +378,19 @@ async fn metrics_are_prometheus_text() {
 #[tokio::test]
 async fn unknown_routes_and_methods() {
     let (app, _tx) = router(healthy());
-    assert_eq!(get(&app, "/nope").await.status, StatusCode::NOT_FOUND);
+    let nope = get(&app, "/nope").await;
+    assert_eq!(nope.status, StatusCode::NOT_FOUND);
+    assert_eq!(nope.content_type(), "application/problem+json");
+    let problem = nope.json();
+    assert_eq!((problem["status"].as_u64(), problem["title"].as_str()), (Some(404), Some("Not Found")));
+    assert!(problem["detail"].as_str().unwrap().contains("no route /nope; the status page at / lists"), "{problem}");
     let post = call(&app, Method::POST, "/api/v1/system/health", None).await;
     assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.content_type(), "application/problem+json");
+    assert!(post.json()["detail"].as_str().unwrap().contains("does not answer POST"), "{}", post.body);
+    // A path parameter that is not valid UTF-8 is axum's own 400, as a problem too.
+    let bad = get(&app, "/api/v1/system/health/%FF").await;
+    assert_eq!((bad.status, bad.content_type()), (StatusCode::BAD_REQUEST, "application/problem+json"));
     let head = call(&app, Method::HEAD, "/api/v1/system/health", None).await;
     assert_eq!(head.status, StatusCode::OK);
     assert!(head.body.is_empty());
@@ -433,7 +446,7 @@ fn health_stays_fast_while_a_check_hangs() {
     let ready = bg.get("/readyz");
     assert!(t.elapsed() < Duration::from_millis(50));
     assert_eq!(ready.status, 503);
-    assert!(ready.body.contains("[-]hung failed: pending"), "{}", ready.body);
+    assert!(ready.body.contains("[-]hung pending: attempt 1/"), "{}", ready.body);
     assert_eq!(bg.get("/livez").body, "ok\n", "the main loop beats while the gate waits");
     let metrics = bg.get("/metrics");
     assert!(metrics.body.contains("\nbootgate_gate_passed 0\n"), "{}", metrics.body);

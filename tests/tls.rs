@@ -260,7 +260,14 @@ fn client_certificate_and_password_are_both_required() {
         let got = fetch(&pki, &daemon, path, &with(user));
         assert_eq!(got.status, 401, "{path} {user:?}: {got:?}");
         assert!(got.headers.to_ascii_lowercase().contains("www-authenticate: basic realm=\"bootgate\""), "{got:?}");
-        assert_eq!(got.body, "Unauthorized\n", "{path}");
+        assert!(got.headers.to_ascii_lowercase().contains("content-type: application/problem+json"), "{got:?}");
+        let problem: serde_json::Value = serde_json::from_str(&got.body).unwrap();
+        assert_eq!(problem["status"], 401, "{path}");
+        // What to send, and nothing of the route, the user or why.
+        let mut keys: Vec<&str> = problem.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["detail", "status", "title", "type"], "{path}");
+        assert!(problem["detail"].as_str().unwrap().contains("basic_auth_users"), "{path}");
     }
     let run = fetch(&pki, &daemon, "/api/v1/system/health/root/run", &[&with(&[])[..], &["-X", "POST"]].concat());
     assert_eq!(run.status, 401, "{run:?}");

@@ -25,7 +25,7 @@ impl Health {
 
 /// What one check's `(critical, status)` means, for every renderer: the word in the
 /// health document, the HTTP code of its own route and its IETF draft status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ComponentHealth {
     Healthy,

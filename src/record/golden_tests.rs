@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
+use super::Lenient;
 use super::history::{self, Decision, PastBoot, SeenFallback, Slot};
 use super::verdict::{VerdictRecord, WindowRecord};
 use crate::checks::{Observed, Status};
@@ -147,6 +148,16 @@ fn a_verdict_file_reads_back_and_writes_out_unchanged() {
     }
     let read: VerdictRecord = serde_json::from_slice(&golden("verdict-failed.json")).unwrap();
     assert_eq!(read, failed_record());
+}
+
+#[test]
+fn a_verdict_file_from_before_the_status_word_reads_the_same_checks() {
+    let old: VerdictRecord = serde_json::from_slice(&golden("verdict-failed-v1.json")).unwrap();
+    let mut expected = failed_record();
+    for c in &mut expected.checks {
+        c.status = Lenient::Other;
+    }
+    assert_eq!(old, expected);
 }
 
 fn lines() -> [PastBoot; 3] {

@@ -22,6 +22,13 @@ pub enum Lenient<T> {
     Other,
 }
 
+impl<T> Lenient<T> {
+    /// Whether the value was missing or unknown (then it is not written back).
+    pub fn is_other(&self) -> bool {
+        matches!(self, Lenient::Other)
+    }
+}
+
 impl<T: Copy> Lenient<T> {
     /// The value, when this version knows it.
     pub fn known(self) -> Option<T> {

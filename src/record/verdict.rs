@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Lenient;
 use crate::checks::{Observed, Status};
-use crate::engine::{CheckResult, Failing, GateState, Health, Snapshot};
+use crate::engine::{CheckResult, ComponentHealth, Failing, GateState, Health, Snapshot};
 use crate::policy::CheckSpec;
 use crate::util::read::read_regular;
 use crate::util::time::{millis, parse_timestamp, timestamp};
@@ -79,7 +79,8 @@ pub struct VerdictRecord {
     pub truncated: Option<bool>,
 }
 
-/// One check of the verdict.
+/// One check as every document shows it: the verdict file, `check --format json`, the
+/// health document's components, one component's route and a run on request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckRecord {
     #[serde(default)]
@@ -92,16 +93,25 @@ pub struct CheckRecord {
     pub duration_ms: f64,
     #[serde(default)]
     pub kind: String,
-    #[serde(default, with = "lenient_stamp")]
+    /// When the last attempt ended; absent before the first.
+    #[serde(default, with = "lenient_stamp", skip_serializing_if = "Option::is_none")]
     pub last_check: Option<Stamp>,
     #[serde(default)]
     pub message: String,
     pub name: String,
+    /// When the next attempt starts, while the check waits to retry.
+    #[serde(default, with = "lenient_stamp", skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<Stamp>,
+    /// What the check saw (free space, versions, counts), by name; always in this one place.
     #[serde(default)]
     pub observed: Observed,
     /// A result this version does not know (a newer one wrote it) reads as pending.
     #[serde(default)]
     pub result: Lenient<Status>,
+    /// What the result means for the boot: `healthy`, `degraded`, `unhealthy` or `pending`
+    /// (absent from files written before it was).
+    #[serde(default, skip_serializing_if = "Lenient::is_other")]
+    pub status: Lenient<ComponentHealth>,
 }
 
 /// The rollback window a passed gate opened, so a restart in the same boot re-opens it.
@@ -153,8 +163,10 @@ impl CheckRecord {
             last_check: c.last_check.map(Stamp),
             message: c.message.clone(),
             name: c.name.clone(),
+            next_attempt: c.timing.next_attempt.map(Stamp),
             observed: c.observed.clone(),
             result: Lenient::Known(c.status),
+            status: Lenient::Known(c.health()),
         }
     }
 

@@ -10,12 +10,13 @@ use std::sync::Mutex;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ring::digest::{SHA256, digest};
 use tokio::sync::Semaphore;
 
+use super::problem::problem;
 use super::web_config::Users;
 
 /// Checks remembered at most; past it the memory starts again, empty.
@@ -42,7 +43,10 @@ impl Auth {
         }
         // Nothing of the route, the user or the reason: only what to send.
         let challenge = HeaderValue::from_static("Basic realm=\"bootgate\", charset=\"UTF-8\"");
-        (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)], "Unauthorized\n").into_response()
+        let detail = "send the name and password of one of the web config's basic_auth_users (Basic auth)";
+        let mut res = problem(StatusCode::UNAUTHORIZED, detail, Default::default());
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+        res
     }
 
     /// Whether `authorization` names a user with the right password.

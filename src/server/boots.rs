@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
+use super::problem::problem;
 use crate::record::history;
 
 /// `GET /api/v1/system/boots`: `{"boots": [...]}`, at most `limit` (default all kept).
@@ -21,8 +22,8 @@ pub(super) async fn boots(State(state): State<AppState>, Query(query): Query<Vec
             ("limit", Ok(n)) => limit = n,
             ("limit", Err(_)) if whole => limit = usize::MAX,
             ("limit", Err(_)) => {
-                let text = format!("limit must be a whole number, not `{value}`\n");
-                return (StatusCode::BAD_REQUEST, text).into_response();
+                let detail = format!("limit must be a whole number, not `{value}`; leave it out for every boot kept");
+                return problem(StatusCode::BAD_REQUEST, detail, Default::default());
             }
             _ => {}
         }

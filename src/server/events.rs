@@ -9,12 +9,19 @@
 //! client that falls [`BUFFER`] steps behind is dropped, never waited for. A stream ends by itself before the endpoint's connection lifetime
 //! (`conn::MAX_LIFETIME`) would cut it, and asks the client (`retry:`) to reconnect at once,
 //! as EventSource does by itself: a long-lived stream must not hold a connection slot forever.
+//!
+//! Every change has an `id:` (this daemon's start, then a sequence number). A client that
+//! reconnects with `Last-Event-ID` gets the changes it missed from the last [`REPLAY`]
+//! kept; when the gap is older than that, or the id is another daemon's, it gets one
+//! `resync` event instead, telling it to read the health document again.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -27,8 +34,11 @@ use crate::engine::Snapshot;
 /// Batches of changes a client may fall behind before it is dropped.
 pub const BUFFER: usize = 64;
 
-/// The changes of one new snapshot, sent to the streams as one step.
-pub type Batch = Arc<Vec<Change>>;
+/// Changes kept for clients that reconnect with `Last-Event-ID`.
+pub const REPLAY: usize = 256;
+
+/// The changes of one new snapshot, each with its sequence number, sent to the streams as one step.
+pub type Batch = Arc<Vec<(u64, Change)>>;
 /// A comment this often keeps proxies and idle timeouts from closing a quiet stream.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// A stream ends after this long, before the connection lifetime closes it.
@@ -80,11 +90,92 @@ pub fn changes(old: &Snapshot, new: &Snapshot, now: SystemTime) -> Vec<Change> {
     out
 }
 
-/// Starts the feed over `snapshots`: logs each change and broadcasts each snapshot's
+/// Where the changes go: the live streams, and the last [`REPLAY`] for those that reconnect.
+pub struct Feed {
+    live: broadcast::Sender<Batch>,
+    /// The last changes and the sequence number of the latest (0: none yet).
+    kept: Mutex<(VecDeque<(u64, Change)>, u64)>,
+    /// This daemon's start in milliseconds: ids start at 1 again after a restart.
+    epoch: u64,
+}
+
+/// What a client that reconnects has missed.
+#[derive(Debug, PartialEq)]
+enum Missed {
+    /// Nothing: it saw the latest change.
+    Nothing,
+    /// These, oldest first.
+    Changes(Vec<(u64, Change)>),
+    /// More than is kept, or the id is not this daemon's: it must read the state again.
+    Resync(&'static str),
+}
+
+impl Feed {
+    /// A feed without changes yet.
+    pub fn new() -> Arc<Feed> {
+        let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        Arc::new(Feed { live: broadcast::channel(BUFFER).0, kept: Mutex::default(), epoch })
+    }
+
+    /// Numbers `changes`, keeps them for reconnects and sends them to the streams.
+    pub fn publish(&self, changes: Vec<Change>) {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let (ring, latest) = &mut *kept;
+        let batch: Vec<(u64, Change)> = changes
+            .into_iter()
+            .map(|c| {
+                *latest += 1;
+                (*latest, c)
+            })
+            .collect();
+        ring.extend(batch.iter().cloned());
+        while ring.len() > REPLAY {
+            ring.pop_front();
+        }
+        // Sent under the lock, so a stream that subscribes and reads `kept` sees each change once.
+        let _ = self.live.send(Arc::new(batch));
+    }
+
+    /// The id of change `seq`.
+    fn id(&self, seq: u64) -> String {
+        format!("{}-{seq}", self.epoch)
+    }
+
+    /// A subscription to what comes next, and what a client last given `last_id` missed.
+    fn resume(&self, last_id: Option<&str>) -> (broadcast::Receiver<Batch>, Missed, u64) {
+        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let (ring, latest) = &*kept;
+        let rx = self.live.subscribe();
+        let missed = match last_id.map(|id| self.sequence(id)) {
+            None => Missed::Nothing,
+            Some(None) => Missed::Resync("the Last-Event-ID is not one of this daemon's (it restarted)"),
+            Some(Some(seen)) if seen > *latest => {
+                Missed::Resync("the Last-Event-ID is not one of this daemon's (it restarted)")
+            }
+            Some(Some(seen)) if seen == *latest => Missed::Nothing,
+            Some(Some(seen)) => match ring.front() {
+                Some((oldest, _)) if *oldest <= seen + 1 => {
+                    Missed::Changes(ring.iter().filter(|(n, _)| *n > seen).cloned().collect())
+                }
+                _ => Missed::Resync("more changes were missed than are kept"),
+            },
+        };
+        (rx, missed, *latest)
+    }
+
+    /// The sequence number of `id`, if it is one of this daemon's.
+    fn sequence(&self, id: &str) -> Option<u64> {
+        let (epoch, seq) = id.trim().split_once('-')?;
+        (epoch.parse::<u64>().ok()? == self.epoch).then_some(())?;
+        seq.parse().ok()
+    }
+}
+
+/// Starts the feed over `snapshots`: logs each change and publishes each snapshot's
 /// changes to the streams as one batch.
-pub fn start(mut snapshots: watch::Receiver<Arc<Snapshot>>) -> broadcast::Sender<Batch> {
-    let (tx, _) = broadcast::channel(BUFFER);
-    let feed = tx.clone();
+pub fn start(mut snapshots: watch::Receiver<Arc<Snapshot>>) -> Arc<Feed> {
+    let feed = Feed::new();
+    let publisher = Arc::clone(&feed);
     tokio::spawn(async move {
         let mut prev = snapshots.borrow_and_update().clone();
         while snapshots.changed().await.is_ok() {
@@ -93,12 +184,12 @@ pub fn start(mut snapshots: watch::Receiver<Arc<Snapshot>>) -> broadcast::Sender
             batch.iter().for_each(log);
             if !batch.is_empty() {
                 // No subscriber is no error: the journal entries are written either way.
-                let _ = feed.send(Arc::new(batch));
+                publisher.publish(batch);
             }
             prev = cur;
         }
     });
-    tx
+    feed
 }
 
 fn log(change: &Change) {
@@ -112,19 +203,40 @@ fn log(change: &Change) {
     }
 }
 
-/// `GET /api/v1/system/events`.
-pub(super) async fn stream(State(state): State<AppState>) -> Response {
-    let rx = state.events.subscribe();
+/// `GET /api/v1/system/events`; `Last-Event-ID` resumes where a client left off.
+pub(super) async fn stream(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let feed = Arc::clone(&state.events);
+    let last_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let (rx, missed, latest) = feed.resume(last_id);
     let ends = Instant::now() + STREAM_LIFETIME;
     let stop = state.stop.clone();
-    let hello = Event::default().retry(RETRY).comment("bootgate events");
-    let first = futures_util::stream::once(async move { Ok::<_, Infallible>(hello) });
-    let changes = futures_util::stream::unfold(rx, move |mut rx| {
+    let mut hello = Event::default().retry(RETRY).comment("bootgate events");
+    let mut first = Vec::new();
+    match missed {
+        // The id tells a client that reconnects after a quiet stream where it is.
+        Missed::Nothing => hello = hello.id(feed.id(latest)),
+        Missed::Changes(changes) => first.extend(changes.iter().map(|(n, c)| event(&feed, *n, c))),
+        Missed::Resync(why) => {
+            let data = serde_json::json!({"reason": why, "detail": "read /api/v1/system/health again; the changes since are streamed from here"});
+            first.push(Event::default().event("resync").id(feed.id(latest)).data(data.to_string()));
+        }
+    }
+    let opening =
+        futures_util::stream::iter(std::iter::once(hello).chain(first).map(Ok::<_, Infallible>).collect::<Vec<_>>());
+    // Everything up to `latest` was kept or sent above; the subscription may repeat some.
+    let changes = futures_util::stream::unfold((rx, latest), move |(mut rx, seen)| {
         let stop = stop.clone();
+        let feed = Arc::clone(&feed);
         async move {
             let next = async {
                 match rx.recv().await {
-                    Ok(batch) => Some(futures_util::stream::iter(batch.iter().map(event).map(Ok).collect::<Vec<_>>())),
+                    Ok(batch) => {
+                        // A change already sent from the kept ones is not sent twice.
+                        let fresh: Vec<_> = batch.iter().filter(|(n, _)| *n > seen).collect();
+                        let last = fresh.last().map_or(seen, |(n, _)| *n);
+                        let events: Vec<_> = fresh.into_iter().map(|(n, c)| Ok(event(&feed, *n, c))).collect();
+                        Some((futures_util::stream::iter(events), last))
+                    }
                     // Lagged: this client reads too slowly; dropped, never waited for. Closed: stopping.
                     Err(_) => None,
                 }
@@ -136,7 +248,7 @@ pub(super) async fn stream(State(state): State<AppState>) -> Response {
                 }
             };
             tokio::select! {
-                events = next => events.map(|events| (events, rx)),
+                events = next => events.map(|(events, last)| (events, (rx, last))),
                 () = tokio::time::sleep_until(ends) => None,
                 () = stopped => None,
             }
@@ -144,12 +256,12 @@ pub(super) async fn stream(State(state): State<AppState>) -> Response {
     });
     use futures_util::StreamExt as _;
     let changes = changes.flatten().map(|e: Result<Event, Infallible>| e);
-    Sse::new(first.chain(changes)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response()
+    Sse::new(opening.chain(changes)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response()
 }
 
-fn event(change: &Change) -> Event {
+fn event(feed: &Feed, seq: u64, change: &Change) -> Event {
     let data = serde_json::to_string(change).unwrap_or_else(|_| "{}".into());
-    Event::default().event(change.name()).data(data)
+    Event::default().event(change.name()).id(feed.id(seq)).data(data)
 }
 
 #[cfg(test)]
@@ -182,7 +294,7 @@ mod tests {
         s.checks = (0..500).map(|i| CheckResult::finished(&format!("c{i}"), true, Status::Pass)).collect();
         let (board, rx) = watch::channel(Arc::new(s.clone()));
         let feed = start(rx);
-        let mut reader = feed.subscribe();
+        let mut reader = feed.live.subscribe();
         // The feed takes its first snapshot before the round changes it (one thread here).
         tokio::task::yield_now().await;
         let mut failed = s.clone();
@@ -192,28 +304,93 @@ mod tests {
         assert_eq!(batch.len(), 500, "every change of the round, in one step");
     }
 
+    fn gate(n: usize) -> Change {
+        Change::Gate { from: "running", to: "passed", message: format!("{n}"), time: String::new() }
+    }
+
+    /// The opening of the stream a client gets with `last_id`, and whether it ends by itself.
+    async fn open(feed: &Arc<Feed>, last_id: Option<&str>) -> String {
+        use tower::ServiceExt as _;
+        let (_tx, rx) = watch::channel(Arc::new(Snapshot::new(&[])));
+        let metrics = Arc::new(crate::metrics::Metrics::new(&rx.borrow()).unwrap());
+        let (trigger, stop) = crate::process::Shutdown::manual();
+        let state = AppState::new(rx, metrics, crate::process::Heartbeat::new()).with_events(Arc::clone(feed), stop);
+        let mut request = axum::http::Request::get("/api/v1/system/events");
+        if let Some(id) = last_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let res = super::super::app(state).oneshot(request.body(axum::body::Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.headers()["content-type"], "text/event-stream");
+        // Stopping ends the stream after what it had to send at once.
+        trigger.trigger();
+        let body = tokio::time::timeout(Duration::from_secs(5), axum::body::to_bytes(res.into_body(), 1 << 20))
+            .await
+            .expect("the stream ends at the stop")
+            .unwrap();
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
     #[tokio::test]
     async fn a_client_that_falls_behind_is_dropped_not_waited_for() {
         use tower::ServiceExt as _;
         let (_tx, rx) = watch::channel(Arc::new(Snapshot::new(&[])));
         let metrics = Arc::new(crate::metrics::Metrics::new(&rx.borrow()).unwrap());
-        let (events, _) = broadcast::channel(BUFFER);
+        let feed = Feed::new();
         let (_trigger, stop) = crate::process::Shutdown::manual();
-        let state = AppState::new(rx, metrics, crate::process::Heartbeat::new()).with_events(events.clone(), stop);
+        let state = AppState::new(rx, metrics, crate::process::Heartbeat::new()).with_events(Arc::clone(&feed), stop);
         let request = axum::http::Request::get("/api/v1/system/events").body(axum::body::Body::empty()).unwrap();
         let res = super::super::app(state).oneshot(request).await.unwrap();
         assert_eq!(res.headers()["content-type"], "text/event-stream");
         // The client reads nothing while more batches than its buffer holds arrive.
         for n in 0..=BUFFER {
-            let change = Change::Gate { from: "running", to: "passed", message: format!("{n}"), time: String::new() };
-            events.send(Arc::new(vec![change])).unwrap();
+            feed.publish(vec![gate(n)]);
         }
         let body = tokio::time::timeout(Duration::from_secs(5), axum::body::to_bytes(res.into_body(), 1 << 20))
             .await
             .expect("a lagging stream ends instead of waiting")
             .unwrap();
         let text = String::from_utf8_lossy(&body);
-        assert!(text.starts_with("retry: 1000\n: bootgate events\n"), "{text}");
+        assert!(text.starts_with("retry: 1000\n"), "{text}");
+        assert!(text.contains(": bootgate events\n"), "{text}");
+        assert!(text.contains(&format!("id: {}-0\n", feed.epoch)), "a fresh stream says where it starts: {text}");
         assert!(!text.contains("gate_changed"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_reconnects_with_last_event_id_gets_what_it_missed() {
+        let feed = Feed::new();
+        for n in 1..=3 {
+            feed.publish(vec![gate(n)]);
+        }
+        let text = open(&feed, Some(&feed.id(1))).await;
+        let ids: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("id: ")).collect();
+        assert_eq!(ids, [feed.id(2), feed.id(3)], "{text}");
+        assert_eq!(text.matches("event: gate_changed").count(), 2, "{text}");
+        // Up to date: nothing replayed, and the opening names the latest id.
+        let text = open(&feed, Some(&feed.id(3))).await;
+        assert!(!text.contains("event:"), "{text}");
+        assert!(text.contains(&format!("id: {}\n", feed.id(3))), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_gap_older_than_what_is_kept_or_another_daemons_id_gets_a_resync() {
+        let feed = Feed::new();
+        for n in 0..REPLAY + 5 {
+            feed.publish(vec![gate(n)]);
+        }
+        let latest = (REPLAY + 5) as u64;
+        assert_eq!(feed.resume(Some(&feed.id(latest - 2))).1, Missed::Changes(feed_tail(&feed, 2)));
+        for stale in [feed.id(1), feed.id(latest + 1), format!("{}-3", feed.epoch + 1), "garbage".into()] {
+            let text = open(&feed, Some(&stale)).await;
+            assert!(text.contains("event: resync\n"), "{stale}: {text}");
+            assert!(text.contains(&format!("id: {}\n", feed.id(latest))), "{stale}: {text}");
+            assert!(text.contains("read /api/v1/system/health again"), "{text}");
+            assert!(!text.contains("gate_changed"), "{text}");
+        }
+    }
+
+    fn feed_tail(feed: &Feed, n: usize) -> Vec<(u64, Change)> {
+        let kept = feed.kept.lock().unwrap();
+        kept.0.iter().skip(kept.0.len() - n).cloned().collect()
     }
 }

@@ -8,10 +8,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::AppState;
 use super::document::{self, Facts};
+use super::problem::{Report, member, problem};
 use crate::engine::Snapshot;
 use crate::record::boot::BootFacts;
 
@@ -104,24 +105,25 @@ pub(super) async fn component(State(state): State<AppState>, Path(name): Path<St
     let snapshot = state.snapshot();
     let Some(c) = snapshot.checks.iter().find(|c| c.name == name) else {
         let known: Vec<&str> = snapshot.checks.iter().map(|c| c.name.as_str()).collect();
-        let doc = json!({"error": format!("no check named `{name}`"), "checks": known});
-        return respond(StatusCode::NOT_FOUND, JSON, to_bytes(&doc));
+        let detail = format!("no check named `{name}`; ask for one of `checks`");
+        return problem(StatusCode::NOT_FOUND, detail, member("checks", known));
     };
     let status = StatusCode::from_u16(c.health().http_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if wants_health_json(&headers) {
         return respond(status, HEALTH_JSON, to_bytes(&document::ietf_one(c)));
     }
-    let mut doc = document::component(c);
-    doc["name"] = c.name.clone().into();
-    respond(status, JSON, to_bytes(&doc))
+    respond(status, JSON, to_bytes(&document::component(c)))
 }
 
+/// A health answer; its 503 is the document's verdict, not an error.
 fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response {
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
         (header::VARY, HeaderValue::from_static("Accept")),
     ];
-    (status, headers, body).into_response()
+    let mut res = (status, headers, body).into_response();
+    res.extensions_mut().insert(Report);
+    res
 }
 
 /// Compact JSON and a newline, for curl in a terminal.

@@ -18,7 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::engine::Snapshot;
@@ -36,6 +36,7 @@ pub mod events;
 mod health;
 mod page;
 mod probes;
+pub mod problem;
 pub mod routes;
 mod run;
 mod tls;
@@ -59,7 +60,7 @@ pub struct AppState {
     /// Beaten by the daemon's main loop; `/livez` checks its age.
     pub heartbeat: Heartbeat,
     /// Status changes for `/api/v1/system/events`.
-    pub events: broadcast::Sender<events::Batch>,
+    pub events: Arc<events::Feed>,
     /// Ends the event streams when the daemon stops.
     pub stop: Option<Shutdown>,
     /// Where runs on request go (the runtime loop), if anywhere.
@@ -79,7 +80,7 @@ impl AppState {
             history: watch::channel(Arc::default()).1,
             metrics,
             heartbeat,
-            events: broadcast::channel(events::BUFFER).0,
+            events: events::Feed::new(),
             stop: None,
             runs: None,
             allow_run: false,
@@ -101,7 +102,7 @@ impl AppState {
     }
 
     /// Streams the changes `events` carries (see [`events::start`]), ending them at `stop`.
-    pub fn with_events(mut self, events: broadcast::Sender<events::Batch>, stop: Shutdown) -> Self {
+    pub fn with_events(mut self, events: Arc<events::Feed>, stop: Shutdown) -> Self {
         self.events = events;
         self.stop = Some(stop);
         self
@@ -129,6 +130,8 @@ pub fn app(state: AppState) -> Router {
     ROUTES
         .iter()
         .fold(Router::new(), |router, r| router.route(r.path, handler_of(r)))
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(axum::middleware::from_fn(problem::as_problems))
         .layer(axum::middleware::map_response(no_store))
         .with_state(state)
 }
@@ -240,7 +243,8 @@ async fn scrape(State(state): State<AppState>) -> Response {
         Ok(body) => ([(header::CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE))], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot encode metrics: {e}");
-            (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode metrics: {e}\n")).into_response()
+            let detail = format!("cannot encode metrics: {e}; this is a bug in bootgate, the log has the details");
+            problem::problem(StatusCode::INTERNAL_SERVER_ERROR, detail, Default::default())
         }
     }
 }

@@ -16,6 +16,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::problem::{Report, member, problem};
+use crate::checks::Status;
 use crate::engine::{GateWord, Snapshot, blocks_gate};
 use crate::process::Heartbeat;
 use crate::util::text::one_line;
@@ -25,27 +27,32 @@ struct Probe {
     name: String,
     /// `None` when it passes, else why not.
     failure: Option<String>,
+    /// Not decided yet (the gate running or soaking, a check without a result): it does
+    /// not pass, and says `pending`, not `failed`.
+    pending: bool,
     /// Listed, but never fails the probe (optional checks in `/readyz`).
     advisory: bool,
 }
 
 impl Probe {
     fn new(name: impl Into<String>, failure: Option<String>) -> Self {
-        Probe { name: name.into(), failure, advisory: false }
+        Probe { name: name.into(), failure, pending: false, advisory: false }
     }
 
     fn passes(&self) -> bool {
         self.failure.is_none() || self.advisory
     }
 
-    /// `[+]name ok`, `[-]name failed: why`, with `(optional)` when it cannot fail the probe.
+    /// `[+]name ok`, `[-]name failed: why` (or `pending: why`), with `(optional)` when it
+    /// cannot fail the probe.
     fn line(&self) -> String {
+        let word = if self.pending { "pending" } else { "failed" };
+        // A pending check's message says `pending:` itself; once is enough.
+        let why = |why: &str| one_line(if self.pending { why.strip_prefix("pending: ").unwrap_or(why) } else { why });
         match &self.failure {
             None => format!("[+]{} ok\n", self.name),
-            Some(why) if self.advisory => {
-                format!("[-]{} failed: {} (optional)\n", self.name, one_line(why))
-            }
-            Some(why) => format!("[-]{} failed: {}\n", self.name, one_line(why)),
+            Some(text) if self.advisory => format!("[-]{} {word}: {} (optional)\n", self.name, why(text)),
+            Some(text) => format!("[-]{} {word}: {}\n", self.name, why(text)),
         }
     }
 }
@@ -81,14 +88,15 @@ fn readiness(s: &Snapshot) -> Vec<Probe> {
     let word = s.gate_word();
     let gate = match word {
         GateWord::Passed => None,
-        undecided if undecided.undecided() => Some(format!("boot gate still {word}")),
+        undecided if undecided.undecided() => Some(format!("boot gate {word}, not decided yet")),
         _ => Some(format!("boot gate {word}")),
     };
-    let mut probes = vec![Probe::new("gate", gate)];
+    let mut probes = vec![Probe { pending: word.undecided(), ..Probe::new("gate", gate) }];
     for c in &s.checks {
         // Pending, retrying and skipped messages name their state themselves.
         let failure = (!c.status.passed()).then(|| c.message.clone());
-        probes.push(Probe { name: c.name.clone(), failure, advisory: !blocks_gate(c.critical, c.status) });
+        let (pending, advisory) = (c.status == Status::Pending, !blocks_gate(c.critical, c.status));
+        probes.push(Probe { name: c.name.clone(), failure, pending, advisory });
     }
     probes
 }
@@ -128,16 +136,20 @@ fn answer(endpoint: &str, probes: Vec<Probe>, params: &[(String, String)]) -> Re
 fn one(probes: Vec<Probe>, name: &str) -> Response {
     let Some(p) = probes.iter().find(|p| p.name == name) else {
         let known: Vec<&str> = probes.iter().map(|p| p.name.as_str()).collect();
-        return text(StatusCode::NOT_FOUND, format!("no probe named `{name}`; known: {}\n", known.join(", ")));
+        let detail = format!("no probe named `{name}`; ask for one of `probes`: {}", known.join(", "));
+        return problem(StatusCode::NOT_FOUND, detail, member("probes", known));
     };
     let status = if p.passes() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     text(status, if p.failure.is_none() { "ok\n".into() } else { p.line() })
 }
 
+/// A probe answer; its 503 is the probe's result, not an error.
 fn text(status: StatusCode, body: String) -> Response {
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8")),
         (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
     ];
-    (status, headers, body).into_response()
+    let mut res = (status, headers, body).into_response();
+    res.extensions_mut().insert(Report);
+    res
 }

@@ -9,13 +9,14 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::{Map, Value};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
 use super::AppState;
 use super::document;
+use super::problem::{member, problem};
 use crate::engine::{CheckResult, GateState};
 
 /// A request to run one check now, answered on `reply`.
@@ -39,15 +40,15 @@ pub enum RunReply {
 /// `POST /api/v1/system/health/{check}/run`.
 pub(super) async fn run(State(state): State<AppState>, Path(name): Path<String>) -> Response {
     if !state.allow_run {
-        return answer(
-            StatusCode::FORBIDDEN,
-            json!({"error": "running checks on request is off; set `server.allow_run: true` in the policy"}),
-        );
+        let detail =
+            "running checks on request is off; set `server.allow_run: true` in the policy and restart bootgate";
+        return problem(StatusCode::FORBIDDEN, detail, Map::new());
     }
     let snapshot = state.snapshot();
     if !snapshot.checks.iter().any(|c| c.name == name) {
         let known: Vec<&str> = snapshot.checks.iter().map(|c| c.name.as_str()).collect();
-        return answer(StatusCode::NOT_FOUND, json!({"error": format!("no check named `{name}`"), "checks": known}));
+        let detail = format!("no check named `{name}`; run one of `checks`");
+        return problem(StatusCode::NOT_FOUND, detail, member("checks", known));
     }
     let (Some(runs), false) = (&state.runs, snapshot.gate == GateState::Running) else {
         return unavailable("the boot gate is still running; checks run on request once it has decided");
@@ -57,18 +58,17 @@ pub(super) async fn run(State(state): State<AppState>, Path(name): Path<String>)
         return unavailable("the runtime loop is not running");
     }
     match answered.await {
-        Ok(RunReply::Done(result)) => {
-            let mut doc = document::component(&result);
-            doc["name"] = result.name.clone().into();
-            answer(StatusCode::OK, doc)
+        Ok(RunReply::Done(result)) => answer(StatusCode::OK, document::component(&result)),
+        Ok(RunReply::Unknown) => {
+            let detail = format!(
+                "no check named `{name}` any more (the policy was reloaded); read the health document for the checks now"
+            );
+            problem(StatusCode::NOT_FOUND, detail, Map::new())
         }
-        Ok(RunReply::Unknown) => answer(StatusCode::NOT_FOUND, json!({"error": format!("no check named `{name}`")})),
         Ok(RunReply::TooSoon(left)) => {
             let secs = left.as_secs_f64().ceil().max(1.0) as u64;
-            let mut res = answer(
-                StatusCode::TOO_MANY_REQUESTS,
-                json!({"error": format!("`{name}` was run on request less than a second ago")}),
-            );
+            let detail = format!("`{name}` was run on request less than a second ago; try again after {secs} s");
+            let mut res = problem(StatusCode::TOO_MANY_REQUESTS, detail, Map::new());
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
             res
         }
@@ -78,7 +78,7 @@ pub(super) async fn run(State(state): State<AppState>, Path(name): Path<String>)
 }
 
 fn unavailable(why: &str) -> Response {
-    let mut res = answer(StatusCode::SERVICE_UNAVAILABLE, json!({"error": why}));
+    let mut res = problem(StatusCode::SERVICE_UNAVAILABLE, why, Map::new());
     res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     res
 }

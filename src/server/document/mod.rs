@@ -7,7 +7,8 @@ use serde_json::{Map, Value, json};
 
 use crate::engine::{CheckResult, GateState, Health, Snapshot};
 use crate::record::boot::BootFacts;
-use crate::util::time::{millis, timestamp, timestamp_seconds};
+use crate::record::verdict::CheckRecord;
+use crate::util::time::timestamp_seconds;
 
 mod ietf;
 mod uptime;
@@ -31,28 +32,10 @@ pub fn is_ok(s: &Snapshot) -> bool {
     s.gate == GateState::Passed && s.verdict().health != Health::Unhealthy
 }
 
-/// One entry of `components`: status, timing, message and the observed values flattened in.
+/// One entry of `components`, the answer of one component's route and of a run on
+/// request: the shape `check --format json` and the verdict file give each check.
 pub fn component(c: &CheckResult) -> Value {
-    let mut m = Map::new();
-    m.insert("status".into(), c.health().as_str().into());
-    m.insert("result".into(), c.status.as_str().into());
-    m.insert("kind".into(), c.kind.into());
-    m.insert("critical".into(), c.critical.into());
-    if let Some(t) = c.last_check {
-        m.insert("last_check".into(), timestamp(t).into());
-    }
-    m.insert("duration_ms".into(), json!(millis(c.duration)));
-    m.insert("attempts".into(), c.attempts.into());
-    m.insert("consecutive_failures".into(), c.consecutive_failures.into());
-    if let Some(t) = c.timing.next_attempt {
-        m.insert("next_attempt".into(), timestamp(t).into());
-    }
-    m.insert("message".into(), c.message.clone().into());
-    // Observed values sit beside the fixed keys; a fixed key always wins a clash.
-    for (k, v) in &c.observed {
-        m.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    Value::Object(m)
+    serde_json::to_value(CheckRecord::of(c)).unwrap_or_default()
 }
 
 /// The seed's health document.
@@ -124,14 +107,19 @@ mod tests {
     }
 
     #[test]
-    fn observed_values_never_replace_fixed_keys() {
+    fn observed_values_sit_in_one_place_beside_the_fixed_keys() {
         let mut c = check("storage", Status::Pass);
         c.observed.insert("status".into(), json!("bogus"));
         let v = component(&c);
         assert_eq!(v["status"], "healthy");
-        assert_eq!(v["free_space_percent"], 65.2);
+        assert_eq!(v["name"], "storage");
+        assert_eq!(v["observed"]["free_space_percent"], 65.2);
+        assert_eq!(v["observed"]["status"], "bogus");
+        assert!(v.get("free_space_percent").is_none());
         assert_eq!(v["duration_ms"], 1.2);
         assert!(v.get("next_attempt").is_none());
+        // The same keys as `check --format json` and the verdict file.
+        assert_eq!(v, serde_json::to_value(CheckRecord::of(&c)).unwrap());
     }
 
     #[test]
