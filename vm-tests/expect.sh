@@ -303,6 +303,20 @@ expect_health() {
   log "boot $BOOTS: GET $HEALTH_ROUTE through port $PORT: HTTP $code, status $status, partition $partition"
 }
 
+# expect_service UNIT CODE [JQ_TEST...]: asks the guest's endpoint for one systemd
+# unit (GET /api/v1/system/services/UNIT, answered from the guest's real systemd
+# over D-Bus) from the host; checks the HTTP code and each JQ_TEST.
+expect_service() {
+  local unit=$1 url=http://127.0.0.1:$PORT/api/v1/system/services/$1 body=$RUN/service-$BOOTS-$1.json code
+  code=$(curl -sS -o "$body" -w '%{http_code}' --max-time 30 "$url" 2>"$RUN/curl-$BOOTS.err") || code=000
+  [ "$code" = "$2" ] || fail "boot $BOOTS: GET /api/v1/system/services/$unit answered HTTP $code, expected $2 ($(head -c 300 "$body" 2>/dev/null; cat "$RUN/curl-$BOOTS.err"))"
+  local test
+  for test in "${@:3}"; do
+    jq -e "$test" "$body" >/dev/null || fail "boot $BOOTS: the answer for $unit fails \`$test\`: $(jq -c . "$body" | head -c 600)"
+  done
+  log "boot $BOOTS: GET /api/v1/system/services/$unit: HTTP $code $(jq -c . "$body" | head -c 300)"
+}
+
 # expect_report CHECK: a failed gate stays observable from the host. The
 # endpoint (bootgate itself during a reboot delay, then bootgate-report.service
 # running `bootgate serve`) answers 503 with startup_health_check failed and

@@ -14,7 +14,8 @@ use crate::util::text::chain;
 /// default, under `/run`, which exists at boot before `/var` may be mounted.
 pub const SYSTEM_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
 
-const UNIT_SUFFIXES: &[&str] = &[
+/// The unit types systemd has.
+pub const UNIT_SUFFIXES: &[&str] = &[
     ".service",
     ".target",
     ".socket",
@@ -56,9 +57,14 @@ impl Kind for Systemd {
                 format!("`{}` is not a unit name with a type suffix like .service", quote(&k.unit.0)),
             ));
         }
-        let (bus, shown) = bus(std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok().as_deref());
+        let (bus, shown) = system_bus();
         Ok(Systemd { unit: k.unit.0, bus, shown })
     }
+}
+
+/// The system bus this process uses (see [`bus`]), and how a message names it.
+pub fn system_bus() -> (String, String) {
+    bus(std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok().as_deref())
 }
 
 /// The system bus address from `DBUS_SYSTEM_BUS_ADDRESS`, else [`SYSTEM_BUS`], and how

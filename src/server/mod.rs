@@ -39,6 +39,7 @@ mod probes;
 pub mod problem;
 pub mod routes;
 mod run;
+mod services;
 mod tls;
 pub mod web_config;
 
@@ -145,6 +146,7 @@ fn handler_of(route: &Route) -> MethodRouter<AppState> {
         Handler::Run => post(run::run),
         Handler::Events => get(events::stream),
         Handler::Boots => get(boots::boots),
+        Handler::Service => get(services::service),
         Handler::Livez => get(probes::livez),
         Handler::LivezOne => get(probes::livez_one),
         Handler::Readyz => get(probes::readyz),

@@ -27,6 +27,7 @@ pub enum Handler {
     Run,
     Events,
     Boots,
+    Service,
     Livez,
     LivezOne,
     Readyz,
@@ -66,6 +67,12 @@ pub static ROUTES: &[Route] = &[
     ),
     route(Method::Get, "/api/v1/system/events", Handler::Events, "status changes as Server-Sent Events"),
     route(Method::Get, "/api/v1/system/boots", Handler::Boots, "the boot history, newest first (JSON); ?limit=N"),
+    route(
+        Method::Get,
+        "/api/v1/system/services/{name}",
+        Handler::Service,
+        "one systemd unit's state, as patch managers poll for it (JSON)",
+    ),
     route(Method::Get, "/livez", Handler::Livez, "ok while the daemon's main loop runs; ?verbose, ?exclude=probe"),
     route(Method::Get, "/livez/{probe}", Handler::LivezOne, "one liveness probe: ping, heartbeat"),
     route(

@@ -162,6 +162,16 @@ impl RaucBus {
         self.signal_rauc(Signal::SIGSTOP);
     }
 
+    /// Freezes the bus itself (SIGSTOP): connections are accepted by the kernel and never answered.
+    pub fn freeze_bus(&self) {
+        kill(Pid::from_raw(self.bus.id() as i32), Signal::SIGSTOP).unwrap();
+    }
+
+    /// Lets a frozen bus go on (SIGCONT), so it can be stopped.
+    pub fn thaw_bus(&self) {
+        kill(Pid::from_raw(self.bus.id() as i32), Signal::SIGCONT).unwrap();
+    }
+
     fn signal_rauc(&self, signal: Signal) {
         let rauc = self.rauc.as_ref().expect("rauc was started");
         kill(Pid::from_raw(rauc.id() as i32), signal).unwrap();
