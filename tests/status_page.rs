@@ -539,7 +539,7 @@ async fn a_passed_gate_says_who_marks_the_boot() {
 
 #[tokio::test]
 async fn every_backend_shows_its_slots() {
-    let rauc = json!({"backend": "rauc", "booted": "A", "primary": "B", "error": null, "slots": [
+    let rauc = json!({"backend": "rauc", "booted": "A", "primary": "rootfs.1", "error": null, "slots": [
         {"name": "rootfs.0", "class": "rootfs", "bootname": "A", "state": "booted", "boot_status": "good"},
         {"name": "rootfs.1", "class": "rootfs", "bootname": "B", "state": "inactive", "boot_status": "good"},
         {"name": "appfs.0", "class": "appfs", "bootname": null, "state": "active", "boot_status": null}]});
@@ -762,7 +762,7 @@ async fn a_failed_gate_rebooting_in_chromium() {
 /// A RAUC device whose gate passed and was marked good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rauc_device_in_chromium() {
-    let rauc = json!({"backend": "rauc", "booted": "A", "primary": "A", "error": null, "mark": {"done": true, "note": "marked A good"}, "slots": [
+    let rauc = json!({"backend": "rauc", "booted": "A", "primary": "rootfs.0", "error": null, "mark": {"done": true, "note": "marked A good"}, "slots": [
         {"name": "rootfs.0", "class": "rootfs", "bootname": "A", "state": "booted", "boot_status": "good"},
         {"name": "rootfs.1", "class": "rootfs", "bootname": "B", "state": "inactive", "boot_status": "bad"}]});
     let dom = served(state_of(healthy(), Some(rauc), Vec::new()), "rauc-passed").await;

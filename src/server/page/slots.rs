@@ -184,7 +184,8 @@ fn rauc(out: &mut String, booted: Option<&str>, primary: Option<&str>, slots: &[
         } else if let Some(st) = s.state.as_deref() {
             state.push(st);
         }
-        if bootname.is_some() && bootname == primary {
+        // RAUC's GetPrimary names the slot (`rootfs.1`); some loaders give the boot name.
+        if primary.is_some_and(|p| p == s.name || Some(p) == bootname) {
             state.push("boots next (primary)");
         }
         let bad = s.boot_status.as_deref() == Some("bad");
