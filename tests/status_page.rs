@@ -854,5 +854,9 @@ async fn a_fallen_back_device_in_chromium() {
     assert!(line.contains("<strong>Healthy</strong> · gate passed · all 3 checks pass · <strong class=\"bad\">fell back</strong> from USR-B"), "{line}");
     assert!(dom.contains("<h2 id=\"fallback-h\">Fell back from USR-B</h2>"), "{dom}");
     assert!(dom.contains("<li><strong>local-api</strong>: 127.0.0.1:8443: Connection refused"), "{dom}");
-    assert!(dom.contains("<td class=\"st\">left: gate failed</td>"), "{dom}");
+    assert!(dom.contains("<th>USR-B (#4)</th><td class=\"st\">left: gate failed</td>"), "{dom}");
+    assert!(
+        dom.contains("<th>USR-A (#3)</th><td class=\"st\">booted · boots next</td>"),
+        "both slots, and which boots next: {dom}"
+    );
 }
