@@ -52,6 +52,13 @@ fn a_passed_gate_marks_the_booted_slot_good_before_ready() {
     assert_eq!(slots[1]["boot_status"], "good", "the facts are read again after the mark: {doc:#}");
     assert_eq!(boot["error"], serde_json::Value::Null, "{doc:#}");
     assert!(daemon.stderr().contains("boot backend rauc: boot.backend is rauc"), "{}", daemon.stderr());
+    // The status page lists RAUC's slots, booted and primary marked, and names the backend.
+    let page = daemon.get("/").body;
+    assert!(page.contains("Boot backend: <strong>rauc</strong>"), "{page}");
+    assert!(page.contains("<th>rootfs.1<td class=st>booted · boots next (primary)<td><i>boot name </i>B"), "{page}");
+    assert!(page.contains("<th>rootfs.0<td class=st>"), "{page}");
+    assert!(page.contains("marked good by the rauc backend"), "{page}");
+    assert!(!page.contains("No A/B slots"), "{page}");
 }
 
 #[test]

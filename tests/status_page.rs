@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{Method, StatusCode};
+use bootgate::boot::identity::{Device, OsRelease};
 use bootgate::checks::Status;
 use bootgate::engine::{GateState, Snapshot};
 use bootgate::record::history::{Decision, Failing, PastBoot, SeenFallback, Slot};
-use bootgate::server::{ROUTES, app};
+use bootgate::server::{AppState, ROUTES, app};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -24,10 +25,28 @@ use support::{ClosedPort, Daemon, Launch};
 
 const HOSTILE: &str = "<script>alert(1)</script>";
 
-/// The router over `s`, with boot facts and a history as `run` publishes them.
-fn router_with(s: Snapshot, boot: Option<Value>, history: Vec<PastBoot>) -> Router {
+/// A Flatcar device as os-release, the kernel and `/etc/machine-id` would name it.
+fn device() -> Device {
+    let os = OsRelease::parse(
+        "ID=flatcar\nPRETTY_NAME=\"Flatcar Container Linux by Kinvolk 4152.2.0 (Oklo)\"\nVERSION=4152.2.0\nVERSION_ID=4152.2.0\n",
+    );
+    Device { hostname: Some("edge-17".into()), machine_id: Some("0f3c9d2e7a1b4c5d8e9f0a1b2c3d4e5f".into()), os }
+}
+
+/// The state over `s` on [`device`], with boot facts and a history as `run` publishes them.
+fn state_of(s: Snapshot, boot: Option<Value>, history: Vec<PastBoot>) -> AppState {
     let boot = boot.map(|v| Arc::new(serde_json::from_value(v).expect("boot facts")));
-    app(state(s).with_boot(watch::channel(boot).1).with_history(watch::channel(Arc::new(history)).1))
+    state(s).with_device(device()).with_boot(watch::channel(boot).1).with_history(watch::channel(Arc::new(history)).1)
+}
+
+/// The router over [`state_of`].
+fn router_with(s: Snapshot, boot: Option<Value>, history: Vec<PastBoot>) -> Router {
+    app(state_of(s, boot, history))
+}
+
+/// The headline's line of a page.
+fn verdict(html: &str) -> &str {
+    html.lines().find(|l| l.contains("id=verdict")).unwrap_or_else(|| panic!("no verdict: {html}"))
 }
 
 fn slot(label: &str, index: u32) -> Slot {
@@ -103,9 +122,8 @@ async fn the_page_is_html_with_every_check_the_verdict_and_links() {
     assert_eq!(a.headers["cache-control"], "no-store");
     let html = &a.body;
     assert!(html.starts_with("<!doctype html>\n<html lang=en>"), "{html}");
-    let verdict = html.lines().find(|l| l.contains("id=verdict")).unwrap();
-    assert!(verdict.contains("<strong>Degraded</strong> · gate passed · degraded: network, api"), "{verdict}");
-    assert!(html.contains("<title>Degraded, gate passed · bootgate</title>"), "{html}");
+    let line = verdict(html);
+    assert!(line.contains("<strong>Degraded</strong> · gate passed · degraded: network, api"), "{line}");
     for (name, word, role) in
         [("storage", "healthy", "critical"), ("network", "degraded", "optional"), ("api", "degraded", "critical")]
     {
@@ -119,7 +137,7 @@ async fn the_page_is_html_with_every_check_the_verdict_and_links() {
     assert!(html.contains("<caption>3 checks: 1 healthy, 2 degraded</caption>"), "{html}");
     assert!(html.contains("<th scope=col>Check<th scope=col>Status"), "a real table head: {html}");
     assert!(html.contains("<h2 id=checks-h>Checks</h2>") && html.contains("<h2 id=boots-h>Last boots</h2>"));
-    assert!(html.contains("No A/B slot"), "no boot facts off A/B: {html}");
+    assert!(html.contains("No A/B slots"), "no boot facts off A/B: {html}");
     assert!(html.contains("No boot recorded yet"), "{html}");
     assert!(html.contains("<meta http-equiv=refresh content=15>"), "a decided gate reloads every 15 s");
     assert_eq!(get(&app, "/status").await.body.len(), html.len(), "/status is the same page");
@@ -135,17 +153,18 @@ async fn each_verdict_reads_in_words() {
     let running = snapshot(GateState::Running, vec![check("tpm", "tpm", true, Status::Pending)]);
     for (s, line, class) in [
         (healthy(), "<strong>Healthy</strong> · gate passed · all 2 checks pass", "ok"),
-        (bad, "<strong>Unhealthy</strong> · gate failed · failing: tpm", "bad"),
-        (running, "<strong>Unhealthy</strong> · gate running · pending: tpm", "bad"),
+        (bad, "<strong>Gate failed</strong> · failed on tpm", "bad"),
+        (running, "<strong>Gate running</strong> · waiting for tpm (not run yet)", "wait"),
     ] {
         let running = s.gate == GateState::Running;
         let failed = s.gate == GateState::Failed;
         let html = get(&router_with(s, None, Vec::new()), "/").await.body;
-        let verdict = html.lines().find(|l| l.contains("id=verdict")).unwrap();
+        let verdict = verdict(&html);
         assert!(verdict.starts_with(&format!("<p class=\"verdict {class}\" id=verdict>")), "{verdict}");
         assert!(verdict.contains(line), "{verdict}");
         assert_eq!(html.contains("<meta http-equiv=refresh content=5>"), running, "a running gate reloads every 5 s");
-        assert_eq!(html.contains("The gate failed on <strong>tpm</strong>: no /dev/tpmrm0"), failed, "{html}");
+        // The check says something else now: what failed the gate is shown beside it.
+        assert_eq!(html.contains("At the gate: <strong>tpm</strong>: no /dev/tpmrm0"), failed, "{html}");
         if running {
             assert!(
                 html.contains("<tr class=wait><th><a href=\"/api/v1/system/health/tpm\">tpm</a><td>pending"),
@@ -319,7 +338,7 @@ async fn the_page_lists_every_route_and_every_route_is_served() {
 #[tokio::test]
 async fn the_page_shows_the_latest_published_snapshot() {
     let (app, tx) = router(snapshot(GateState::Running, vec![check("api", "http", true, Status::Pending)]));
-    assert!(get(&app, "/").await.body.contains("<strong>Unhealthy</strong> · gate running · pending: api"));
+    assert!(get(&app, "/").await.body.contains("<strong>Gate running</strong> · waiting for api (not run yet)"));
     tx.send_replace(Arc::new(snapshot(GateState::Passed, vec![check("api", "http", true, Status::Pass)])));
     let html = get(&app, "/").await.body;
     assert!(html.contains("<strong>Healthy</strong> · gate passed · the check passes"), "{html}");
@@ -334,14 +353,15 @@ async fn the_soak_and_the_rollback_window_are_in_the_verdict() {
     let mut soaking = snapshot(GateState::Running, vec![check("api", "http", true, Status::Pass)]);
     soaking.soak = Some(Soak { total: Duration::from_secs(60), ends: SystemTime::now() + Duration::from_secs(40) });
     let html = get(&router_with(soaking, None, Vec::new()), "/").await.body;
-    assert!(html.contains("<strong>Healthy</strong> · gate soaking"), "{html}");
-    assert!(html.contains("they must keep passing for 40 s more (of 1 min)"), "{html}");
+    let line = verdict(&html);
+    assert!(line.starts_with("<p class=\"verdict wait\" id=verdict><strong>Soaking</strong> · "), "not green: {line}");
+    assert!(line.contains("they must keep passing for 40 s more (of 1 min)"), "{line}");
 
     let mut failed = snapshot(GateState::Failed, vec![check("api", "http", true, Status::Fail)]);
     failed.gate_reason = Some("failed during soak".into());
     failed.gate_failing = vec![Failing { name: "api".into(), message: "refused".into() }];
     let html = get(&router_with(failed, None, Vec::new()), "/").await.body;
-    assert!(html.contains("· gate failed during soak ·"), "{html}");
+    assert!(verdict(&html).contains("<strong>Gate failed</strong> · failed during soak on api"), "{html}");
 
     let ends = SystemTime::now() + Duration::from_secs(270);
     let mut armed = healthy();
@@ -356,7 +376,218 @@ async fn the_soak_and_the_rollback_window_are_in_the_verdict() {
     off.rollback =
         Some(RollbackWindow { ends, armed: false, note: "not armed: the booted slot was already good".into() });
     let html = get(&router_with(off, None, Vec::new()), "/").await.body;
-    assert!(html.contains("): not armed: the booted slot was already good."), "{html}");
+    assert!(html.contains("Rollback window: not armed: the booted slot was already good."), "{html}");
+    assert!(!html.contains("Rollback window (until"), "an unarmed window has no end: {html}");
+}
+
+#[tokio::test]
+async fn the_device_is_named_in_the_title_the_heading_and_the_health_document() {
+    let app = router_with(healthy(), None, Vec::new());
+    let html = get(&app, "/").await.body;
+    assert!(
+        html.contains(
+            "<title>edge-17 · Flatcar Container Linux by Kinvolk 4152.2.0 (Oklo) · Healthy · bootgate</title>"
+        ),
+        "{html}"
+    );
+    let h1 = html.lines().find(|l| l.starts_with("<h1")).unwrap();
+    assert!(
+        h1.starts_with(
+            "<h1 id=device>edge-17 <span class=os>Flatcar Container Linux by Kinvolk 4152.2.0 (Oklo)</span>"
+        ),
+        "{h1}"
+    );
+    assert!(h1.contains("machine <code>0f3c9d2e7a1b</code>"), "the short machine id: {h1}");
+    assert!(!html.contains("0f3c9d2e7a1b4c5d"), "never the whole machine id: {html}");
+    let doc = get(&app, "/api/v1/system/health").await.json();
+    assert_eq!(
+        doc["device"],
+        json!({"hostname": "edge-17", "machine_id": "0f3c9d2e7a1b", "os": {"id": "flatcar",
+            "pretty_name": "Flatcar Container Linux by Kinvolk 4152.2.0 (Oklo)", "version": "4152.2.0",
+            "version_id": "4152.2.0", "image_id": null, "image_version": null}})
+    );
+    assert_eq!(doc["components"]["storage"]["status"], "healthy", "the components are as they were");
+
+    // An image-based OS: the image version, which its pretty name does not carry, is named beside it.
+    let os = OsRelease::parse("ID=appliance\nPRETTY_NAME=Appliance\nVERSION_ID=2\nIMAGE_VERSION=2.4.1\n");
+    let image = bootgate::server::app(state(healthy()).with_device(Device {
+        hostname: Some("<b>x".into()),
+        machine_id: None,
+        os,
+    }));
+    let html = get(&image, "/").await.body;
+    assert!(html.contains("<title>&lt;b&gt;x · Appliance 2.4.1 · Healthy · bootgate</title>"), "{html}");
+    let doc = get(&image, "/api/v1/system/health").await.json();
+    assert_eq!((doc["device"]["os"]["version"].as_str(), doc["device"]["machine_id"].as_str()), (Some("2.4.1"), None));
+}
+
+#[tokio::test]
+async fn a_running_gate_names_what_it_waits_for_and_the_time_left() {
+    use std::time::SystemTime;
+
+    let mut api = check("api", "http", true, Status::Fail).with_message("retrying: 127.0.0.1:9: refused");
+    api.timing.next_attempt = Some(SystemTime::now() + Duration::from_secs(2));
+    let mut s = snapshot(
+        GateState::Running,
+        vec![api, check("tpm", "tpm", true, Status::Pending), check("disk", "disk", true, Status::Pass)],
+    );
+    s.gate_deadline = Some(SystemTime::now() + Duration::from_secs(100));
+    let html = get(&router_with(s, None, Vec::new()), "/").await.body;
+    let line = verdict(&html);
+    assert!(line.starts_with("<p class=\"verdict wait\" id=verdict><strong>Gate running</strong>"), "{line}");
+    assert!(line.contains("waiting for api (failed, retrying), tpm (not run yet) · "), "{line}");
+    assert!(
+        line.contains("1 min 40 s left until the deadline") || line.contains("1 min 39 s left until the deadline"),
+        "{line}"
+    );
+    assert!(html.contains(
+        "<title>edge-17 · Flatcar Container Linux by Kinvolk 4152.2.0 (Oklo) · Gate running · bootgate</title>"
+    ));
+
+    // A pending check that tried before shows no duration.
+    let mut retried = check("api", "http", true, Status::Pending).with_attempts(2, Duration::ZERO);
+    retried.message = "pending: running attempt 3".into();
+    let html = get(&router_with(snapshot(GateState::Running, vec![retried]), None, Vec::new()), "/").await.body;
+    assert!(html.contains("<td>pending: running attempt 3<td>–<td>not yet"), "{html}");
+    assert!(!html.contains("0 µs"), "{html}");
+}
+
+/// A failed gate on USR-B whose decision is published as `run` publishes it.
+fn failed_on_usr_b(on_failure: Value) -> (Snapshot, Value) {
+    let mut s = snapshot(
+        GateState::Failed,
+        vec![check("api", "http", true, Status::Fail), check("disk", "disk", true, Status::Pass)],
+    );
+    s.checks[0].message = "GET http://127.0.0.1:8443/: error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)".into();
+    s.gate_failing = vec![Failing { name: "api".into(), message: s.checks[0].message.clone() }];
+    let boot = json!({"partition": "USR-B", "index": 4, "uuid": "uuid-usr-b", "disk": "/dev/vda", "priority": 2,
+        "tries": 0, "successful": false, "version": "4230.0.0", "backend": "flatcar",
+        "gpt_slots": [{"partition": "USR-A", "index": 3, "priority": 1, "tries": 0, "successful": true},
+                      {"partition": "USR-B", "index": 4, "priority": 2, "tries": 0, "successful": false}],
+        "gpt_next": 3, "on_failure": on_failure});
+    (s, boot)
+}
+
+#[tokio::test]
+async fn a_failed_gate_says_where_it_reboots_and_when_or_why_it_stays() {
+    use std::time::SystemTime;
+
+    let at = bootgate::util::time::timestamp_seconds(SystemTime::now() + Duration::from_secs(9));
+    let (s, boot) = failed_on_usr_b(json!({"decision": "reboot", "reboot_to": "USR-A (partition 3)", "reboot_at": at,
+        "text": "gptprio boots it next: this slot was never marked good"}));
+    let html = get(&router_with(s, Some(boot), Vec::new()), "/").await.body;
+    let line = verdict(&html);
+    assert!(
+        line.starts_with("<p class=\"verdict bad\" id=verdict><strong>Gate failed</strong> · failed on api · "),
+        "{line}"
+    );
+    assert!(
+        line.contains("<strong>rebooting in 9 s to USR-A (partition 3)</strong>")
+            || line.contains("<strong>rebooting in 8 s to USR-A (partition 3)</strong>"),
+        "{line}"
+    );
+    // Each failure message once: the checks table has it, innermost cause first, the chain folded.
+    assert_eq!(html.matches("Connection refused (os error 111)").count(), 2, "the cause and the folded chain: {html}");
+    assert!(html.contains("<td>Connection refused (os error 111)<details><summary>whole message</summary>GET http://127.0.0.1:8443/: error sending"), "{html}");
+    assert!(!html.contains("At the gate:"), "the table has the same message: {html}");
+    // Both slots, which boots next, and the backend named.
+    assert!(html.contains("Boot backend: <strong>flatcar</strong>"), "{html}");
+    assert!(html.contains("<tr class=idle><th>USR-A (#3)<td class=st>boots next<td><i>priority </i>1"), "{html}");
+    assert!(html.contains("<tr class=ok><th>USR-B (#4)<td class=st>booted<td><i>priority </i>2<td><i>tries left </i>0<td><i>successful: </i>no, not confirmed"), "{html}");
+
+    let (s, boot) = failed_on_usr_b(json!({"decision": "stay_no_fallback",
+        "text": "no other slot can boot. Manual intervention needed: fix the failing checks or reinstall a good image"}));
+    let line = verdict(&get(&router_with(s, Some(boot), Vec::new()), "/").await.body).to_string();
+    assert!(line.contains("· <strong>stayed</strong>: no other slot can boot. Manual intervention needed"), "{line}");
+    assert!(!line.contains("rebooting"), "{line}");
+
+    // `bootgate serve` after `run`: the decision comes from this boot's history line.
+    let (s, mut boot) = failed_on_usr_b(Value::Null);
+    boot.as_object_mut().unwrap().remove("on_failure");
+    let line = PastBoot {
+        boot_id: bootgate::boot::identity::boot_id(),
+        gate: Some("failed".into()),
+        decision: Some(Decision::StayPolicy),
+        failing: vec![Failing { name: "api".into(), message: "refused".into() }],
+        ..PastBoot::default()
+    };
+    let html = get(&router_with(s, Some(boot), vec![line]), "/").await.body;
+    assert!(verdict(&html).contains("· <strong>stayed: the policy says on_failure: stay</strong>"), "{html}");
+    assert!(
+        html.contains("<td class=msg><strong>api</strong>\n</tr>")
+            || html.contains("<td class=msg><strong>api</strong>\n"),
+        "this boot's message is in the checks table only: {html}"
+    );
+}
+
+#[tokio::test]
+async fn a_passed_gate_says_who_marks_the_boot() {
+    let waiting = json!({"partition": "USR-B", "index": 4, "uuid": "u4", "disk": "/dev/vda", "priority": 2, "tries": 0,
+        "successful": false, "backend": "flatcar", "mark": {"done": true, "note": "READY=1: update_engine marks the slot"}});
+    let html = get(&router_with(healthy(), Some(waiting), Vec::new()), "/").await.body;
+    assert!(verdict(&html).contains("· waiting for update_engine to mark USR-B good"), "{html}");
+    let rauc = json!({"backend": "rauc", "booted": "A", "primary": "A", "slots": null, "error": null,
+        "mark": {"done": true, "note": "marked A good"}});
+    let html = get(&router_with(healthy(), Some(rauc), Vec::new()), "/").await.body;
+    assert!(verdict(&html).contains("· marked good by the rauc backend"), "{html}");
+    let failed = json!({"backend": "grubenv", "grubenv": "/boot/grub/grubenv", "boot_counter": 2,
+        "mark": {"done": false, "note": "grub-editenv: permission denied"}});
+    let html = get(&router_with(healthy(), Some(failed), Vec::new()), "/").await.body;
+    assert!(verdict(&html).contains("<strong class=bad>not marked good</strong>"), "{html}");
+    assert!(html.contains("Marking this boot good failed: grub-editenv: permission denied"), "{html}");
+}
+
+#[tokio::test]
+async fn every_backend_shows_its_slots() {
+    let rauc = json!({"backend": "rauc", "booted": "A", "primary": "rootfs.1", "error": null, "slots": [
+        {"name": "rootfs.0", "class": "rootfs", "bootname": "A", "state": "booted", "boot_status": "good"},
+        {"name": "rootfs.1", "class": "rootfs", "bootname": "B", "state": "inactive", "boot_status": "good"},
+        {"name": "appfs.0", "class": "appfs", "bootname": null, "state": "active", "boot_status": null}]});
+    let html = get(&router_with(healthy(), Some(rauc), Vec::new()), "/").await.body;
+    assert!(html.contains("Boot backend: <strong>rauc</strong>"), "{html}");
+    assert!(html.contains("<tr class=ok><th>rootfs.0<td class=st>booted<td><i>boot name </i>A"), "{html}");
+    assert!(
+        html.contains("<tr class=idle><th>rootfs.1<td class=st>inactive · boots next (primary)<td><i>boot name </i>B"),
+        "{html}"
+    );
+    assert!(html.contains("<th>appfs.0<td class=st>active<td><i>boot name </i>– (not bootable)"), "{html}");
+    assert!(!html.contains("No A/B slots"), "{html}");
+
+    let bless = json!({"backend": "bless-boot", "counting": true, "esp": "/efi", "entry": "fedora-42.conf",
+        "boot_count_path": "/loader/entries/fedora-42+2-1.conf", "tries_left": 2, "tries_done": 1});
+    let html = get(&router_with(healthy(), Some(bless), Vec::new()), "/").await.body;
+    assert!(html.contains("Boot backend: <strong>bless-boot</strong>"), "{html}");
+    assert!(html.contains("<tr class=wait><th>fedora-42.conf (booted)<td class=st>counted: not blessed yet<td><i>tries left </i>2<td><i>tries done </i>1"), "{html}");
+
+    let grub =
+        json!({"backend": "grubenv", "grubenv": "/boot/grub2/grubenv", "boot_counter": 1, "boot_success": false});
+    let html = get(&router_with(healthy(), Some(grub), Vec::new()), "/").await.body;
+    assert!(
+        html.contains(
+            "<code>boot_counter</code> 1, <code>boot_success</code> 0. If this boot fails: GRUB&#39;s boot_counter is 1"
+        ),
+        "{html}"
+    );
+    assert!(!html.contains("No A/B slots"), "{html}");
+
+    let none = json!({"backend": "none"});
+    let html = get(&router_with(healthy(), Some(none), Vec::new()), "/").await.body;
+    assert!(html.contains("Boot backend: <strong>none</strong>") && html.contains("No A/B slots"), "{html}");
+    assert!(verdict(&html).contains("accepted; no boot loader backend marks it"), "{html}");
+    // No slot, no "kept the slot".
+    let passed =
+        PastBoot { gate: Some("passed".into()), timestamp: Some("2026-12-01T10:00:00Z".into()), ..PastBoot::default() };
+    let html = get(&router_with(healthy(), None, vec![passed]), "/").await.body;
+    assert!(html.contains("<td>accepted<td class=msg>") && !html.contains("kept the slot"), "{html}");
+}
+
+#[tokio::test]
+async fn an_exec_check_shows_its_command() {
+    let c = check("probe", "exec", true, Status::Fail)
+        .with_message("exit 1")
+        .with_observed("command", "/usr/libexec/probe --deep");
+    let html = get(&router_with(snapshot(GateState::Passed, vec![c]), None, Vec::new()), "/").await.body;
+    assert!(html.contains("<td><code class=cmd>$ /usr/libexec/probe --deep</code>exit 1<td>"), "{html}");
 }
 
 // ---- in a real browser ----
@@ -409,8 +640,137 @@ fn look(b: &Daemon, name: &str, checks: &[&str], verdict: &str) -> String {
         assert!(dom.contains(&format!(">{check}</a></th>")), "no row for {check}: {dom}");
     }
     assert!(!dom.contains("<script"), "a script element in the DOM: {dom}");
+    let host = Device::read().hostname.expect("this machine has a hostname");
+    assert!(dom.contains(&format!("<title>{host} · ")), "the title names the device: {dom}");
     screenshots(&url, name);
     dom
+}
+
+/// Waits up to 30 s for the health document of `b` to satisfy `done`.
+fn wait_health(b: &Daemon, what: &str, done: impl Fn(&Value) -> bool) {
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while !done(&b.health()) {
+        assert!(std::time::Instant::now() < end, "no {what} within 30 s: {}\n{}", b.health(), b.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_running_gate_in_chromium() {
+    let closed = ClosedPort::new();
+    let checks = format!(
+        "  - {{name: root-disk, kind: disk, path: /, min_free_percent: 0}}\n  - {{name: local-api, kind: tcp, retries: 100, timeout: 500ms, targets: ['127.0.0.1:{closed}']}}\n"
+    );
+    let mut b = Launch::gate("{deadline: 10m}", &checks).start();
+    b.wait_listening(Duration::from_secs(30));
+    wait_health(&b, "finished disk check", |d| d["components"]["root-disk"]["status"] == "healthy");
+    let dom =
+        look(&b, "running", &["root-disk", "local-api"], "<strong>Gate running</strong> · waiting for local-api (");
+    let line = dom.lines().find(|l| l.contains("id=\"verdict\"")).unwrap();
+    assert!(line.starts_with("<p class=\"verdict wait\""), "neutral while the gate runs: {line}");
+    assert!(line.contains("left until the deadline"), "{line}");
+    b.terminate();
+    b.wait_exit(Duration::from_secs(30));
+}
+
+#[test]
+fn a_soaking_gate_in_chromium() {
+    let service = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut b = Launch::gate("{deadline: 20s, soak: 10m, soak_interval: 1s}", &healthy_checks(&service)).start();
+    b.wait_listening(Duration::from_secs(30));
+    wait_health(&b, "soak", |d| d.get("soak").is_some_and(|s| s.is_object()));
+    let dom = look(
+        &b,
+        "soaking",
+        &["root-disk", "local-api", "self-test"],
+        "<strong>Soaking</strong> · every critical check passed",
+    );
+    let line = dom.lines().find(|l| l.contains("id=\"verdict\"")).unwrap();
+    assert!(line.starts_with("<p class=\"verdict wait\""), "not green while soaking: {line}");
+    assert_eq!(b.get("/readyz").status, 503, "the page matches /readyz");
+    b.terminate();
+    b.wait_exit(Duration::from_secs(30));
+}
+
+/// `bootgate run` fails its gate and stays (the policy says so); `bootgate serve` then
+/// shows the boot, as `bootgate-report.service` does.
+#[test]
+fn a_failed_gate_that_stayed_in_chromium() {
+    let closed = ClosedPort::new();
+    let checks = format!(
+        "  - {{name: root-disk, kind: disk, path: /, min_free_percent: 0}}\n  - {{name: local-api, kind: tcp, retries: 0, timeout: 500ms, targets: ['127.0.0.1:{closed}']}}\n  - name: self-test\n    kind: exec\n    critical: false\n    retries: 0\n    command: [sh, -c, 'exit 3']\n"
+    );
+    let mut run = Launch::gate("{deadline: 5s, on_failure: stay}", &checks).start();
+    assert_eq!(run.wait_exit(Duration::from_secs(60)).code(), Some(2), "{}", run.stderr());
+    let mut serve = run.then("serve").start();
+    serve.wait_listening(Duration::from_secs(30));
+    let dom = look(
+        &serve,
+        "failed-stayed",
+        &["root-disk", "local-api", "self-test"],
+        "<strong>Gate failed</strong> · failed on local-api",
+    );
+    assert!(
+        dom.contains("<strong>stayed: the policy says on_failure: stay</strong>. Next: fix the failing checks"),
+        "{dom}"
+    );
+    assert!(dom.contains("<code class=\"cmd\">$ sh -c exit 3</code>"), "the exec check's command: {dom}");
+    assert!(dom.contains("No A/B slots"), "the build host has none: {dom}");
+    serve.terminate();
+    serve.wait_exit(Duration::from_secs(30));
+}
+
+/// Serves `state` with the real router on a real loopback socket, and returns the DOM
+/// after taking the screenshots `name`. A stand-in for a daemon where the build host
+/// cannot be the machine the page describes (it has no A/B slots and must not reboot).
+async fn served(state: AppState, name: &'static str) -> String {
+    let listener = bootgate::server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server =
+        tokio::spawn(bootgate::server::serve(listener, state, bootgate::server::Secured::default().fixed(), async {
+            let _ = stopped.await;
+        }));
+    let (dom, _) = tokio::task::spawn_blocking(move || (dom(&url), screenshots(&url, name))).await.unwrap();
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    dom
+}
+
+/// A failed gate on USR-B rebooting to USR-A in 10 min, as `run` publishes it before the reboot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_gate_rebooting_in_chromium() {
+    let at = bootgate::util::time::timestamp_seconds(std::time::SystemTime::now() + Duration::from_secs(600));
+    let (s, boot) = failed_on_usr_b(json!({"decision": "reboot", "reboot_to": "USR-A (partition 3)", "reboot_at": at,
+        "text": "gptprio boots it next: this slot was never marked good"}));
+    let dom = served(state_of(s, Some(boot), Vec::new()), "failed-rebooting").await;
+    let line = dom.lines().find(|l| l.contains("id=\"verdict\"")).unwrap_or_else(|| panic!("{dom}"));
+    assert!(
+        line.starts_with("<p class=\"verdict bad\" id=\"verdict\"><strong>Gate failed</strong> · failed on api"),
+        "{line}"
+    );
+    assert!(line.contains("to USR-A (partition 3)</strong>"), "the headline names the slot: {line}");
+    assert!(
+        dom.contains(
+            "<title>edge-17 · Flatcar Container Linux by Kinvolk 4152.2.0 (Oklo) · Gate failed · bootgate</title>"
+        ),
+        "{dom}"
+    );
+    assert!(dom.contains("<summary>whole message</summary>"), "{dom}");
+}
+
+/// A RAUC device whose gate passed and was marked good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rauc_device_in_chromium() {
+    let rauc = json!({"backend": "rauc", "booted": "A", "primary": "rootfs.0", "error": null, "mark": {"done": true, "note": "marked A good"}, "slots": [
+        {"name": "rootfs.0", "class": "rootfs", "bootname": "A", "state": "booted", "boot_status": "good"},
+        {"name": "rootfs.1", "class": "rootfs", "bootname": "B", "state": "inactive", "boot_status": "bad"}]});
+    let dom = served(state_of(healthy(), Some(rauc), Vec::new()), "rauc-passed").await;
+    assert!(dom.contains("<th>rootfs.0</th><td class=\"st\">booted · boots next (primary)</td>"), "{dom}");
+    assert!(dom.contains("<th>rootfs.1</th><td class=\"st\">inactive</td>"), "{dom}");
+    let line = dom.lines().find(|l| l.contains("id=\"verdict\"")).unwrap();
+    assert!(line.starts_with("<p class=\"verdict ok\""), "{line}");
+    assert!(line.contains("marked good by the rauc backend"), "{line}");
 }
 
 #[test]
@@ -494,5 +854,9 @@ async fn a_fallen_back_device_in_chromium() {
     assert!(line.contains("<strong>Healthy</strong> · gate passed · all 3 checks pass · <strong class=\"bad\">fell back</strong> from USR-B"), "{line}");
     assert!(dom.contains("<h2 id=\"fallback-h\">Fell back from USR-B</h2>"), "{dom}");
     assert!(dom.contains("<li><strong>local-api</strong>: 127.0.0.1:8443: Connection refused"), "{dom}");
-    assert!(dom.contains("<td class=\"st\">left: gate failed</td>"), "{dom}");
+    assert!(dom.contains("<th>USR-B (#4)</th><td class=\"st\">left: gate failed</td>"), "{dom}");
+    assert!(
+        dom.contains("<th>USR-A (#3)</th><td class=\"st\">booted · boots next</td>"),
+        "both slots, and which boots next: {dom}"
+    );
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use decide::RebootDecision;
 use gpt::{Gpt, GptError};
 
-use crate::record::boot::SlotFacts;
+use crate::record::boot::{GptSlot, SlotFacts};
 use crate::record::history::Slot;
 
 /// Device-mapper stacks deeper than this are not followed (verity over a partition is 1).
@@ -146,6 +146,22 @@ impl BootStatus {
             tries: p.tries,
             successful: p.successful,
         })
+    }
+
+    /// The booted slot and its siblings (entries of its partition type), in table order.
+    pub fn gpt_slots(&self) -> Vec<GptSlot> {
+        let Some(booted) = self.booted_partition() else { return Vec::new() };
+        self.partitions
+            .iter()
+            .filter(|p| p.type_guid.eq_ignore_ascii_case(&booted.type_guid))
+            .map(|p| GptSlot {
+                partition: p.label.clone(),
+                index: p.index,
+                priority: p.priority,
+                tries: p.tries,
+                successful: p.successful,
+            })
+            .collect()
     }
 
     /// What a failed gate should do on this system (see [`decide::reboot_decision`]).

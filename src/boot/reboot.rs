@@ -2,15 +2,18 @@
 //! down and say why. The reboot is requested from systemd over D-Bus, never with
 //! reboot(2), so services stop cleanly and the journal is flushed.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tracing::Level;
 
 use super::BootStatus;
 use super::decide::RebootDecision;
+use super::decide::count_down;
 use crate::engine::GateWord;
 use crate::process::Notifier;
-use crate::util::time::spelled;
+use crate::record::boot::OnFailure;
+use crate::record::history::Decision;
+use crate::util::time::{spelled, timestamp_seconds};
 
 /// Acts on a failed gate's decision, made once before it was recorded: `None` is the
 /// policy's `on_failure: stay`. `failing` names the checks for STATUS, `gate` says how the
@@ -33,6 +36,59 @@ pub async fn on_gate_failure(
     notifier.status(&text);
     if decision.reboots() {
         reboot_after(delay, &format!("{head} (failing: {failing})"), notifier).await;
+    }
+}
+
+/// A failed gate's decision as the page and the health document show it: `None` is the
+/// policy's `on_failure: stay`; a reboot is asked for `delay` after `now`.
+pub fn shown(decision: Option<&RebootDecision>, boot: &BootStatus, delay: Duration, now: SystemTime) -> OnFailure {
+    let stay = |decision, text: String| OnFailure { decision, reboot_to: None, reboot_at: None, text };
+    let reboot = |to: String, text: String| OnFailure {
+        decision: Decision::Reboot,
+        reboot_to: Some(to),
+        reboot_at: now.checked_add(delay).map(timestamp_seconds),
+        text,
+    };
+    let Some(decision) = decision else {
+        let text = "the policy says on_failure: stay. Fix the failing checks; the boot stays unconfirmed";
+        return stay(Decision::StayPolicy, text.into());
+    };
+    match decision {
+        RebootDecision::Reboot { fallback } => {
+            let to = match boot.partitions.iter().find(|p| p.index == *fallback) {
+                Some(p) => format!("{} (partition {fallback})", p.label),
+                None => format!("partition {fallback}"),
+            };
+            reboot(to, "gptprio boots it next: this slot was never marked good".into())
+        }
+        RebootDecision::CountDown { boot_counter } => {
+            let to = if *boot_counter <= 0 { "the previous deployment" } else { "this deployment again" };
+            reboot(to.into(), count_down(*boot_counter))
+        }
+        RebootDecision::RebootTo { slot } => {
+            reboot(format!("RAUC slot {slot}"), "the booted slot is marked bad; RAUC boots the good one".into())
+        }
+        RebootDecision::RebootToEntry { bad, next } => {
+            reboot(next.clone(), format!("boot entry {bad} is marked bad; systemd-boot boots {next} next"))
+        }
+        RebootDecision::StayConfirmed => stay(
+            Decision::StayConfirmed,
+            "this slot was already marked good, so a reboot would come back here. Fix the failing checks on this image"
+                .into(),
+        ),
+        RebootDecision::StayNoFallback => stay(
+            Decision::StayNoFallback,
+            "no other slot can boot. Manual intervention needed: fix the failing checks or reinstall a good image"
+                .into(),
+        ),
+        RebootDecision::NotAbSystem => stay(
+            Decision::NotAb,
+            "this is no A/B system, so there is nothing to fall back to. Fix the failing checks".into(),
+        ),
+        RebootDecision::StayBackendError { why } => stay(
+            Decision::StayBackendError,
+            format!("{why}, so a reboot may not fall back. Manual intervention needed: check the boot loader's state"),
+        ),
     }
 }
 
@@ -133,6 +189,26 @@ mod tests {
         let err = tokio::time::timeout(Duration::from_secs(20), asked).await.expect("the request ends").unwrap_err();
         assert!(err.contains("did not answer within 500ms"), "{err}");
         held.abort();
+    }
+
+    #[test]
+    fn the_page_is_told_where_a_reboot_leads_and_when_or_why_it_stays() {
+        let usr_a = PartitionInfo::usr(3, 1, 0, true).with_label("USR-A");
+        let boot = BootStatus { partitions: vec![usr_a], ..BootStatus::default() };
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let shown = |d: Option<RebootDecision>| shown(d.as_ref(), &boot, Duration::from_secs(10), now);
+        let gpt = shown(Some(RebootDecision::Reboot { fallback: 3 }));
+        assert_eq!(gpt.decision, Decision::Reboot);
+        assert_eq!(gpt.reboot_to.as_deref(), Some("USR-A (partition 3)"));
+        assert_eq!(gpt.reboot_at.as_deref(), Some("1970-01-01T00:01:50Z"));
+        let rauc = shown(Some(RebootDecision::RebootTo { slot: "A".into() }));
+        assert_eq!(rauc.reboot_to.as_deref(), Some("RAUC slot A"));
+        let grub = shown(Some(RebootDecision::CountDown { boot_counter: 0 }));
+        assert_eq!(grub.reboot_to.as_deref(), Some("the previous deployment"));
+        let stuck = shown(Some(RebootDecision::StayNoFallback));
+        assert_eq!((stuck.decision, stuck.reboot_at), (Decision::StayNoFallback, None));
+        assert!(stuck.text.contains("Manual intervention needed"), "{}", stuck.text);
+        assert_eq!(shown(None).decision, Decision::StayPolicy);
     }
 
     #[test]

@@ -148,6 +148,8 @@ impl Exec {
 
 impl Check for Exec {
     fn run<'a>(&'a self, _: &'a RunCtx) -> CheckFuture<'a> {
-        Box::pin(self.attempt())
+        // The command goes with every outcome: "exit 1" alone does not say what ran.
+        let command = self.argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ");
+        Box::pin(async move { self.attempt().await.with("command", command) })
     }
 }

@@ -11,7 +11,7 @@ use crate::boot::decide::fallback;
 use crate::boot::{BootStatus, identity};
 use crate::process::logging::BOOT_FALLBACK_ID;
 use crate::process::notify::{self, Notifier};
-use crate::record::boot::{BootFacts, Fallback, Mark};
+use crate::record::boot::{BootFacts, Fallback, Mark, OnFailure};
 use crate::record::history::{self, Decision, PastBoot, SeenFallback, Slot};
 use crate::record::verdict::VerdictRecord;
 use crate::server::Endpoint;
@@ -38,13 +38,17 @@ impl ThisBoot {
     /// The boot facts before the backend has answered: the slot, the OS version and any
     /// fallback; `None` off A/B, where only the backend has something to show.
     pub fn facts(&self) -> Option<BootFacts> {
-        let slot = self.status.as_ref().and_then(BootStatus::slot_facts)?;
+        let status = self.status.as_ref()?;
+        let slot = status.slot_facts()?;
         Some(BootFacts {
             slot: Some(slot),
             version: self.version.clone(),
             fallback: self.fallback.clone(),
             backend: None,
             mark: None,
+            gpt_slots: status.gpt_slots(),
+            gpt_next: crate::boot::next::of_table(status).and_then(|n| n.index),
+            on_failure: None,
         })
     }
 }
@@ -146,6 +150,15 @@ pub async fn mark_good(backend: &dyn Backend, endpoint: &Endpoint, notifier: Not
         *boot = Some(Arc::new(shown));
     });
     notifier.refresh_status();
+}
+
+/// Shows a failed gate's decision in the boot facts, before it is acted on.
+pub fn show_on_failure(endpoint: &Endpoint, on_failure: OnFailure) {
+    endpoint.boot.send_modify(|boot| {
+        let mut shown = boot.as_deref().cloned().unwrap_or_default();
+        shown.on_failure = Some(on_failure);
+        *boot = Some(Arc::new(shown));
+    });
 }
 
 /// Shows the backend's facts in the boot facts, beside the GPT slot's.

@@ -43,6 +43,7 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, boot: 
     }
     let started = Instant::now();
     let deadline = Round::deadline_after(started, policy.gate.deadline);
+    board.send_modify(|s| Arc::make_mut(s).gate_deadline = SystemTime::now().checked_add(policy.gate.deadline));
     let extend =
         || notifier.extend_start(deadline.saturating_duration_since(Instant::now()).saturating_add(START_MARGIN));
     if boot {

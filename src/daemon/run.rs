@@ -5,6 +5,7 @@
 //! failure the backend's decision acted on.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tracing::Level;
 
@@ -17,6 +18,7 @@ use super::window::{self, Window};
 use crate::boot::backend::{Backend, choose};
 use crate::boot::decide::RebootDecision;
 use crate::boot::identity::boot_id;
+use crate::boot::reboot;
 use crate::engine::{GateState, Snapshot};
 use crate::exit;
 use crate::policy::{Loaded, OnFailure, Policy};
@@ -199,7 +201,7 @@ impl Run {
     /// Writes the verdict and the history line, and on a pass marks the boot good and
     /// sends READY=1. The decision on a failure is made once, here, recorded, then acted on.
     async fn judged(&self, snapshot: &Snapshot, source: &str, endpoint: &Endpoint) -> Judged {
-        let mut record = VerdictRecord::of(snapshot, source, boot_id(), std::time::SystemTime::now());
+        let mut record = VerdictRecord::of(snapshot, source, boot_id(), SystemTime::now());
         let mut window = None;
         if snapshot.gate == GateState::Passed {
             // Opened before READY=1 and recorded with the verdict: update_engine marks the
@@ -221,6 +223,11 @@ impl Run {
             GateState::Passed => None,
             _ => Some(self.decide_failure().await),
         };
+        if let Some(decided) = &failure {
+            let slots = self.boot.status.clone().unwrap_or_default();
+            let delay = self.policy.gate.reboot_delay;
+            facts::show_on_failure(endpoint, reboot::shown(decided.as_ref(), &slots, delay, SystemTime::now()));
+        }
         let decision = failure.as_ref().map(|d| d.clone().map_or(Decision::StayPolicy, Decision::from));
         facts::record(&self.dirs.state, &record, &self.boot, decision, endpoint).await;
         print!("{}", table::checks(snapshot));
@@ -260,7 +267,7 @@ impl Run {
         self.notifier.status(&format!("{status} (failing: {failing})"));
         // The GPT's slots name a gptprio fallback in the reboot message.
         let slots = self.boot.status.clone().unwrap_or_default();
-        let act = crate::boot::reboot::on_gate_failure(
+        let act = reboot::on_gate_failure(
             &slots,
             decision,
             self.policy.gate.reboot_delay,

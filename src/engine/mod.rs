@@ -167,6 +167,8 @@ pub struct Snapshot {
     pub checks: Vec<CheckResult>,
     pub gate_started: SystemTime,
     pub gate_duration: Option<Duration>,
+    /// When every critical check must have passed, once the gate's round started.
+    pub gate_deadline: Option<SystemTime>,
     /// The checks that failed the gate, with the message they failed it with (once it failed).
     pub gate_failing: Vec<Failing>,
     /// Why the gate failed, when the failing checks alone do not say (`failed during soak`).
@@ -221,6 +223,7 @@ impl Snapshot {
             checks: specs.iter().map(CheckResult::pending).collect(),
             gate_started: SystemTime::now(),
             gate_duration: None,
+            gate_deadline: None,
             gate_failing: Vec::new(),
             gate_reason: None,
             soak: None,

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Failing;
+use crate::record::history::Decision;
 
 /// This boot's facts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -24,6 +25,30 @@ pub struct BootFacts {
     /// Whether the backend marked this boot good, once the gate passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mark: Option<Mark>,
+    /// Every gptprio slot of the booted disk (the booted slot's type), as read at start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpt_slots: Vec<GptSlot>,
+    /// The partition gptprio boots next, by the attributes as read at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpt_next: Option<u32>,
+    /// What a failed gate led to, once decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
+}
+
+/// A failed gate's decision as operators read it: reboot (where to, and when) or stay (and why).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnFailure {
+    /// The decision, as the history line records it.
+    pub decision: Decision,
+    /// Where a reboot leads, as the boot loader names it (`USR-A`, `RAUC slot A`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot_to: Option<String>,
+    /// When the reboot is asked for (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot_at: Option<String>,
+    /// The decision in words: what is done, or why bootgate stays and what is left to do.
+    pub text: String,
 }
 
 /// The backend's mark of a passed gate: done, or failed and why. A failed mark is a
@@ -42,6 +67,16 @@ pub struct SlotFacts {
     pub index: u32,
     pub uuid: String,
     pub disk: Option<String>,
+    pub priority: u8,
+    pub tries: u8,
+    pub successful: bool,
+}
+
+/// One gptprio slot of the booted disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GptSlot {
+    pub partition: String,
+    pub index: u32,
     pub priority: u8,
     pub tries: u8,
     pub successful: bool,
@@ -190,6 +225,9 @@ mod tests {
             fallback: Some(Fallback::sample()),
             backend: Some(BackendFacts::Flatcar),
             mark: None,
+            gpt_slots: Vec::new(),
+            gpt_next: None,
+            on_failure: None,
         };
         let v = serde_json::to_value(&facts).unwrap();
         assert_eq!(

@@ -93,6 +93,7 @@ pub(super) async fn overall(State(state): State<AppState>, headers: HeaderMap) -
             uptime_seconds: document::uptime(),
             process_uptime_seconds: document::process_uptime(),
             boot: boot.as_deref(),
+            device: Some(&state.device),
         };
         (overall_status(&snapshot), to_bytes(&document::seed(&snapshot, &facts)))
     });

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
+use crate::boot::identity::Device;
 use crate::engine::Snapshot;
 use crate::metrics::{self, Metrics};
 use crate::process::{Heartbeat, Shutdown};
@@ -69,11 +70,13 @@ pub struct AppState {
     /// `server.allow_run`.
     pub allow_run: bool,
     boot_id: Option<Arc<str>>,
+    /// This device (hostname, machine id, OS), read once when the endpoint starts.
+    device: Arc<Device>,
     cache: Arc<health::Cache>,
 }
 
 impl AppState {
-    /// State over `snapshots`, without boot facts; this boot's id is read once here.
+    /// State over `snapshots`, without boot facts; this boot's id and the device are read once here.
     pub fn new(snapshots: watch::Receiver<Arc<Snapshot>>, metrics: Arc<Metrics>, heartbeat: Heartbeat) -> Self {
         AppState {
             snapshots,
@@ -86,6 +89,7 @@ impl AppState {
             runs: None,
             allow_run: false,
             boot_id: crate::boot::identity::boot_id().map(Arc::from),
+            device: Arc::new(Device::read()),
             cache: Arc::default(),
         }
     }
@@ -93,6 +97,12 @@ impl AppState {
     /// Reports boot facts published on `boot` (`boot` appears in the health document when `Some`).
     pub fn with_boot(mut self, boot: watch::Receiver<Option<Arc<BootFacts>>>) -> Self {
         self.boot = boot;
+        self
+    }
+
+    /// Names the device as `device` instead of what was read at start.
+    pub fn with_device(mut self, device: Device) -> Self {
+        self.device = Arc::new(device);
         self
     }
 

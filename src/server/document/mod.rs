@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
 
+use crate::boot::identity::Device;
 use crate::engine::{CheckResult, GateState, Health, Snapshot};
 use crate::record::boot::BootFacts;
 use crate::record::verdict::CheckRecord;
@@ -25,6 +26,8 @@ pub struct Facts<'a> {
     /// This daemon's.
     pub process_uptime_seconds: Option<u64>,
     pub boot: Option<&'a BootFacts>,
+    /// Which device this is.
+    pub device: Option<&'a Device>,
 }
 
 /// Whether the overall answer is good news: the gate passed and nothing critical fails.
@@ -72,7 +75,29 @@ pub fn seed(s: &Snapshot, facts: &Facts) -> Value {
     if let Some(boot) = facts.boot {
         doc["boot"] = serde_json::to_value(boot).unwrap_or_default();
     }
+    if let Some(d) = facts.device {
+        doc["device"] = device(d);
+    }
     doc
+}
+
+/// The health document's `device`: every key present (`null` when unknown), so fleets
+/// can index on it; the machine id in its short form, since systemd asks that the whole
+/// id stay off the network.
+pub fn device(d: &Device) -> Value {
+    let os = &d.os;
+    json!({
+        "hostname": d.hostname,
+        "machine_id": d.short_machine_id(),
+        "os": {
+            "id": os.id,
+            "pretty_name": os.pretty_name,
+            "version": os.os_version(),
+            "version_id": os.version_id,
+            "image_id": os.image_id,
+            "image_version": os.image_version,
+        },
+    })
 }
 
 /// The IETF health-check draft document.

@@ -1,4 +1,4 @@
-//! The boot parts of the page: a fallback banner, the boot slots and the last boots.
+//! The boot parts of the page: a fallback banner and the last boots (the slots are in `slots`).
 //! Their facts come from the health document's `boot` and the history, both of which
 //! hold text from other boots (check messages among it), so all of it is escaped.
 
@@ -74,50 +74,8 @@ pub(super) fn readable_time(text: &str) -> String {
     }
 }
 
-/// The booted slot's attributes, and the slot this boot fell back from.
-pub(super) fn slots(out: &mut String, v: &View) {
-    out.push_str("<section aria-labelledby=slots-h>\n<h2 id=slots-h>Boot slots</h2>\n");
-    let this_boot = v.boot_id.map(|id| format!("<p class=meta>This boot: <code>{}</code></p>\n", Esc(id)));
-    let Some((boot, slot)) = v.boot.and_then(|b| Some((b, b.slot.as_ref()?))) else {
-        out.push_str(
-            "<p>No A/B slot: this system is not booted from a GPT slot, or its partition table could not be read.</p>\n",
-        );
-        out.push_str(this_boot.as_deref().unwrap_or_default());
-        out.push_str("</section>\n");
-        return;
-    };
-    out.push_str("<table id=slots>\n<thead><tr><th scope=col>Slot<th scope=col>State");
-    out.push_str("<th scope=col>Priority<th scope=col>Tries left<th scope=col>Successful<th scope=col>OS version</thead>\n<tbody>\n");
-    let successful = if slot.successful { "yes" } else { "no, not confirmed yet" };
-    let _ = write!(out, "<tr class=ok><th>{} (#{})", Esc(&slot.partition), slot.index);
-    // The labels show where a phone hides the table head.
-    let _ = writeln!(
-        out,
-        "<td class=st>booted<td><i>priority </i>{}<td><i>tries left </i>{}<td><i>successful: </i>{successful}<td><i>OS </i>{}",
-        slot.priority,
-        slot.tries,
-        Esc(boot.version.as_deref().unwrap_or("–"))
-    );
-    if let Some(f) = &boot.fallback {
-        let _ = writeln!(
-            out,
-            "<tr class=bad><th>{}<td class=st>left: {}<td><i>priority </i>–<td><i>tries left </i>–<td><i>successful: </i>–<td><i>OS </i>{}",
-            Esc(&f.from_partition),
-            f.reason.as_str().replace('_', " "),
-            Esc(f.from_version.as_deref().unwrap_or("–"))
-        );
-    }
-    out.push_str("</tbody>\n</table>\n");
-    let disk = slot.disk.as_ref().map(|d| format!("disk {}", Esc(d)));
-    let uuid = format!("booted partition <code>{}</code>", Esc(&slot.uuid));
-    let parts: Vec<String> = disk.into_iter().chain([uuid]).collect();
-    let _ = writeln!(out, "<p class=meta>{}</p>", parts.join(" · "));
-    out.push_str(this_boot.as_deref().unwrap_or_default());
-    out.push_str("</section>\n");
-}
-
 /// What bootgate did after a boot's gate, for a person; `None` after a passed gate.
-fn decision_text(d: Decision) -> &'static str {
+pub(super) fn decision_text(d: Decision) -> &'static str {
     match d {
         Decision::Reboot => "rebooted into the other slot",
         Decision::StayConfirmed => "stayed: the slot was already confirmed",
@@ -194,15 +152,22 @@ pub(super) fn history(out: &mut String, v: &View) {
             said = true;
         }
         if !said {
-            out.push_str(if b.gate.as_deref() == Some("passed") { "kept the slot" } else { "–" });
+            let passed = b.gate.as_deref() == Some("passed");
+            out.push_str(match (passed, &b.partition) {
+                (true, Some(_)) => "kept the slot",
+                (true, None) => "accepted",
+                _ => "–",
+            });
         }
         out.push_str("<td class=msg>");
         if b.failing.is_empty() {
             out.push('–');
         }
+        // This boot's messages are in the checks table; said once is enough.
+        let this_boot = v.boot_id.is_some() && b.boot_id.as_deref() == v.boot_id;
         for (i, f) in b.failing.iter().enumerate().take(BOOT_FAILING) {
             let _ = write!(out, "{}<strong>{}</strong>", if i > 0 { "\n" } else { "" }, Esc(&f.name));
-            if !f.message.is_empty() {
+            if !f.message.is_empty() && !this_boot {
                 out.push_str(": ");
                 escape_within(out, &f.message, FAILING_BUDGET);
             }

@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::boot::identity::Device;
 use crate::engine::{GateState, Snapshot};
 use crate::record::boot::BootFacts;
 use crate::record::history::PastBoot;
@@ -17,6 +18,8 @@ use crate::util::time::{readable_secs, readable_time};
 
 mod boot;
 mod escape;
+mod headline;
+mod slots;
 mod template;
 
 /// Refresh interval while the gate runs: its verdict is minutes away at most.
@@ -39,6 +42,8 @@ pub(super) struct View<'a> {
     /// Oldest first, as the daemon keeps it.
     pub history: &'a [PastBoot],
     pub boot_id: Option<&'a str>,
+    /// Which device the page is of.
+    pub device: &'a Device,
     pub now: SystemTime,
     pub uptime_seconds: Option<u64>,
     /// Seconds between reloads; `None` when the reader turned it off.
@@ -69,6 +74,7 @@ pub(super) async fn status(State(state): State<AppState>, Query(query): Query<Ve
         boot: boot.as_deref(),
         history: &history,
         boot_id: state.boot_id.as_deref(),
+        device: &state.device,
         now: SystemTime::now(),
         uptime_seconds: super::document::uptime(),
         refresh,
@@ -81,27 +87,17 @@ pub(super) async fn status(State(state): State<AppState>, Query(query): Query<Ve
     (headers, template::render(&view)).into_response()
 }
 
-/// The line under the verdict about the gate's soak and the rollback window, if any.
-pub(super) fn soak_and_rollback_line(s: &Snapshot, now: SystemTime) -> Option<String> {
-    let mut parts = Vec::new();
-    if let Some(soak) = &s.soak {
-        let left = soak.remaining(now).as_secs_f64().ceil() as u64;
-        parts.push(format!(
-            "Soaking: every critical check has passed; they must keep passing for {} more (of {}) before this boot is accepted.",
-            readable_secs(left),
-            readable_secs(soak.total.as_secs())
-        ));
-    }
-    if let Some(w) = &s.rollback {
-        let ends = readable_time(w.ends);
-        parts.push(if w.armed_at(now) {
-            let left = readable_secs(w.remaining(now).as_secs());
-            format!("Rollback window open until {ends} ({left} left): {}.", w.note)
-        } else if w.armed {
-            format!("Rollback window closed at {ends}: this update is kept.")
-        } else {
-            format!("Rollback window (until {ends}): {}.", w.note)
-        });
-    }
-    (!parts.is_empty()).then(|| parts.join(" "))
+/// The line under the headline about the rollback window, if the policy has one.
+pub(super) fn rollback_line(s: &Snapshot, now: SystemTime) -> Option<String> {
+    let w = s.rollback.as_ref()?;
+    let ends = readable_time(w.ends);
+    Some(if w.armed_at(now) {
+        let left = readable_secs(w.remaining(now).as_secs());
+        format!("Rollback window open until {ends} ({left} left): {}.", w.note)
+    } else if w.armed {
+        format!("Rollback window closed at {ends}: this update is kept.")
+    } else {
+        // Never armed: it has no end worth showing.
+        format!("Rollback window: {}.", w.note)
+    })
 }

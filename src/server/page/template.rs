@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use super::View;
 use super::escape::{Esc, escape_within, path_segment};
-use crate::engine::{CheckResult, ComponentHealth, Failing, GateState, Health};
+use crate::checks::Status;
+use crate::engine::{CheckResult, ComponentHealth, Failing, GateState};
 use crate::server::routes::{Method, ROUTES};
 use crate::util::time::{ago, readable, readable_secs, readable_time, timestamp_seconds};
 
@@ -18,6 +19,12 @@ const PAGE_TARGET: usize = 96 * 1024;
 const MESSAGE_MAX: usize = 600;
 /// A row's bytes besides its name and message (tags, status, role, duration, last run).
 const ROW_FIXED: usize = 72;
+/// The most of an exec check's command the page shows.
+const COMMAND_MAX: usize = 160;
+/// Causes in a message from which it is folded, the innermost first.
+const CHAIN: usize = 3;
+/// The bytes of the fold's tags.
+const DETAILS: usize = 60;
 /// Check names link to their JSON up to this many checks; beyond, the links cost more than they help.
 const LINKED_CHECKS: usize = 100;
 /// Names listed in the verdict line before `and N more`.
@@ -25,22 +32,32 @@ const NAMED_IN_VERDICT: usize = 5;
 
 /// The whole page.
 pub(super) fn render(v: &View) -> String {
-    let verdict = v.snapshot.verdict();
-    let word = capitalized(verdict.health.as_str());
+    let headline = super::headline::of(v);
     let mut head = String::with_capacity(8192);
     head.push_str("<!doctype html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n");
     head.push_str("<meta name=viewport content=\"width=device-width, initial-scale=1\">\n");
     if let Some(secs) = v.refresh {
         let _ = writeln!(head, "<meta http-equiv=refresh content={secs}>");
     }
-    let _ = writeln!(head, "<title>{word}, gate {} · bootgate</title>", v.snapshot.gate.as_str());
-    let _ = writeln!(head, "<style>\n{STYLE}</style>\n</head>\n<body>\n<header>\n<h1>bootgate status</h1>");
-    verdict_line(&mut head, v);
+    let host = v.device.hostname.as_deref().unwrap_or("this device");
+    let os = os_name(v);
+    let os_part = if os.is_empty() { String::new() } else { format!(" · {}", Esc(&os)) };
+    let _ = writeln!(head, "<title>{}{os_part} · {} · bootgate</title>", Esc(host), headline.word);
+    let _ = writeln!(head, "<style>\n{STYLE}</style>\n</head>\n<body>\n<header>");
+    let _ = write!(head, "<h1 id=device>{}", Esc(host));
+    if !os.is_empty() {
+        let _ = write!(head, " <span class=os>{}</span>", Esc(&os));
+    }
+    if let Some(id) = v.device.short_machine_id() {
+        let _ = write!(head, " <span class=id title=\"machine id\">machine <code>{}</code></span>", Esc(id));
+    }
+    head.push_str("</h1>\n");
+    verdict_line(&mut head, v, &headline);
     meta_line(&mut head, v);
     head.push_str("</header>\n<main>\n");
     super::boot::fallback_banner(&mut head, v);
     let mut tail = String::with_capacity(8192);
-    super::boot::slots(&mut tail, v);
+    super::slots::section(&mut tail, v);
     super::boot::history(&mut tail, v);
     routes(&mut tail);
     tail.push_str("</main>\n</body>\n</html>\n");
@@ -53,15 +70,6 @@ pub(super) fn render(v: &View) -> String {
     out
 }
 
-/// The CSS class that colours a health word; the word itself is always written too.
-fn health_class(h: Health) -> &'static str {
-    match h {
-        Health::Healthy => "ok",
-        Health::Degraded => "warn",
-        Health::Unhealthy => "bad",
-    }
-}
-
 fn component_class(h: ComponentHealth) -> Option<&'static str> {
     match h {
         ComponentHealth::Healthy => None,
@@ -71,48 +79,39 @@ fn component_class(h: ComponentHealth) -> Option<&'static str> {
     }
 }
 
-fn capitalized(word: &str) -> String {
-    let mut chars = word.chars();
-    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+/// The OS's pretty name, with the image version when the name does not already say it.
+fn os_name(v: &View) -> String {
+    let os = &v.device.os;
+    let name = os.pretty_name.as_deref().or(os.id.as_deref()).unwrap_or_default();
+    match os.os_version() {
+        Some(version) if !name.contains(version) => format!("{name} {version}").trim().to_string(),
+        _ => name.to_string(),
+    }
 }
 
-/// `Unhealthy · gate failed · failing: api, storage`, then what failed the gate.
-fn verdict_line(out: &mut String, v: &View) {
+/// The headline, then what it does not say: a gate failure the checks no longer show,
+/// a failed mark, the rollback window.
+fn verdict_line(out: &mut String, v: &View, h: &super::headline::Headline) {
     let s = v.snapshot;
-    let verdict = s.verdict();
-    let class = health_class(verdict.health);
-    let _ = write!(
-        out,
-        "<p class=\"verdict {class}\" id=verdict><strong>{}</strong> · gate {}",
-        capitalized(verdict.health.as_str()),
-        // The gate as decided, not as the current results would decide it.
-        Esc(&s.gate_word().to_string())
-    );
-    let of = |h: ComponentHealth| s.checks.iter().filter(move |c| c.health() == h).collect::<Vec<_>>();
-    let (bad, degraded, pending) =
-        (of(ComponentHealth::Unhealthy), of(ComponentHealth::Degraded), of(ComponentHealth::Pending));
-    if bad.is_empty() && degraded.is_empty() && pending.is_empty() {
-        let n = s.checks.len();
-        let _ = write!(out, " · {}", if n == 1 { "the check passes".into() } else { format!("all {n} checks pass") });
-    }
-    for (label, list) in [("failing", &bad), ("degraded", &degraded), ("pending", &pending)] {
-        if !list.is_empty() {
-            let _ = write!(out, " · {label}: ");
-            names(out, list);
-        }
-    }
-    if let Some(f) = v.boot.and_then(|b| b.fallback.as_ref()) {
-        let _ = write!(out, " · <strong class=bad>fell back</strong> from {}", Esc(&f.from_partition));
+    let _ = write!(out, "<p class=\"verdict {}\" id=verdict><strong>{}</strong>", h.class, h.word);
+    for clause in &h.clauses {
+        let _ = write!(out, " · {clause}");
     }
     out.push_str("</p>\n");
-    if s.gate == GateState::Failed && !s.gate_failing.is_empty() {
-        out.push_str("<p class=note>The gate failed on ");
-        for (i, Failing { name, message }) in s.gate_failing.iter().enumerate().take(NAMED_IN_VERDICT) {
+    // A message that failed the gate is in the checks table, unless the check says something else since.
+    let changed: Vec<&Failing> = s
+        .gate_failing
+        .iter()
+        .filter(|f| !s.checks.iter().any(|c| c.name == f.name && c.message == f.message))
+        .collect();
+    if s.gate == GateState::Failed && !changed.is_empty() {
+        out.push_str("<p class=note>At the gate: ");
+        for (i, Failing { name, message }) in changed.iter().enumerate().take(NAMED_IN_VERDICT) {
             let _ = write!(out, "{}<strong>{}</strong>: ", if i > 0 { "; " } else { "" }, Esc(name));
             escape_within(out, message, 300);
         }
-        if s.gate_failing.len() > NAMED_IN_VERDICT {
-            let _ = write!(out, "; and {} more", s.gate_failing.len() - NAMED_IN_VERDICT);
+        if changed.len() > NAMED_IN_VERDICT {
+            let _ = write!(out, "; and {} more", changed.len() - NAMED_IN_VERDICT);
         }
         out.push_str("</p>\n");
     }
@@ -121,17 +120,8 @@ fn verdict_line(out: &mut String, v: &View) {
         escape_within(out, &mark.note, 400);
         out.push_str(". The boot loader still counts this boot as unconfirmed.</p>\n");
     }
-    if let Some(line) = super::soak_and_rollback_line(s, v.now) {
+    if let Some(line) = super::rollback_line(s, v.now) {
         let _ = writeln!(out, "<p class=note>{}</p>", Esc(&line));
-    }
-}
-
-fn names(out: &mut String, list: &[&CheckResult]) {
-    for (i, c) in list.iter().take(NAMED_IN_VERDICT).enumerate() {
-        let _ = write!(out, "{}{}", if i > 0 { ", " } else { "" }, Esc(&c.name));
-    }
-    if list.len() > NAMED_IN_VERDICT {
-        let _ = write!(out, " and {} more", list.len() - NAMED_IN_VERDICT);
     }
 }
 
@@ -139,7 +129,7 @@ fn names(out: &mut String, list: &[&CheckResult]) {
 fn meta_line(out: &mut String, v: &View) {
     let _ = write!(out, "<p class=meta>bootgate {}", env!("CARGO_PKG_VERSION"));
     if let Some(up) = v.uptime_seconds {
-        let _ = write!(out, " · up {}", readable_secs(up));
+        let _ = write!(out, " · machine up {}", readable_secs(up));
     }
     let now = timestamp_seconds(v.now);
     let _ = write!(out, " · as of <time datetime={now}>{}</time>", readable_time(v.now));
@@ -172,7 +162,10 @@ fn checks(out: &mut String, v: &View, room: usize) {
     out.push_str("<th scope=col>Message<th scope=col>Duration<th scope=col>Last run</thead>\n<tbody>\n");
     let linked = list.len() <= LINKED_CHECKS;
     // A linked name is written twice, once percent-encoded (up to three times as long).
-    let row = |c: &CheckResult| ROW_FIXED + if linked { 4 * c.name.len() + 40 } else { c.name.len() };
+    let row = |c: &CheckResult| {
+        let command = command(c).map_or(0, |cmd| COMMAND_MAX.min(cmd.len()) + 40);
+        ROW_FIXED + command + if linked { 4 * c.name.len() + 40 } else { c.name.len() }
+    };
     let rows_room = room.saturating_sub(1024);
     // Every check a row, when every row fits (messages then share what is left). Else (a
     // thousand long names) the passing checks are named in one line below the table, and
@@ -204,9 +197,10 @@ fn checks(out: &mut String, v: &View, room: usize) {
         }
         let role = if c.critical { "critical" } else { "optional" };
         let _ = write!(line, "<td>{}<td>{role}<td>", c.health().as_str());
-        let this_cut = escape_within(&mut line, &c.message, budget);
+        let this_cut = message(&mut line, c, budget);
         let last = c.last_check.map_or_else(|| "not yet".into(), |t| ago(v.now, t));
-        let ran = c.last_check.is_some() || c.attempts > 0;
+        // A pending check has no duration yet, whatever an earlier attempt took.
+        let ran = c.status != Status::Pending && (c.last_check.is_some() || c.attempts > 0);
         let took = if ran { readable(c.duration) } else { "–".into() };
         let _ = writeln!(line, "<td>{took}<td>{last}");
         if out.len() - start + line.len() > rows_room {
@@ -229,6 +223,33 @@ fn checks(out: &mut String, v: &View, room: usize) {
         out.push_str("<p class=meta>Long messages are cut (…); the health document has them whole.</p>\n");
     }
     out.push_str("</section>\n");
+}
+
+/// The command an `exec` check ran, as it reported it.
+fn command(c: &CheckResult) -> Option<&str> {
+    c.observed.get("command").and_then(serde_json::Value::as_str)
+}
+
+/// A check's message, readable: an exec check's command first, then for a chain of
+/// causes (`a: b: c`) the innermost cause, with the whole chain folded below it.
+/// Returns whether the message was cut to `budget`.
+fn message(out: &mut String, c: &CheckResult, budget: usize) -> bool {
+    if let Some(cmd) = command(c) {
+        out.push_str("<code class=cmd>$ ");
+        escape_within(out, cmd, COMMAND_MAX);
+        out.push_str("</code>");
+    }
+    let causes: Vec<&str> = c.message.split(": ").collect();
+    match causes.as_slice() {
+        [.., innermost] if causes.len() >= CHAIN => {
+            let cut = escape_within(out, innermost, budget / 3);
+            out.push_str("<details><summary>whole message</summary>");
+            let whole_cut = escape_within(out, &c.message, budget.saturating_sub(budget / 3 + DETAILS));
+            out.push_str("</details>");
+            cut || whole_cut
+        }
+        _ => escape_within(out, &c.message, budget),
+    }
 }
 
 /// The passing checks that have no row, named in one line of at most about `room` bytes.
@@ -270,7 +291,7 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
-    use crate::checks::Status;
+    use crate::boot::identity::Device;
     use crate::engine::{GateState, Snapshot};
 
     fn view(checks: Vec<CheckResult>) -> String {
@@ -282,6 +303,7 @@ mod tests {
             boot: None,
             history: &[],
             boot_id: None,
+            device: &Device::default(),
             now: SystemTime::now(),
             uptime_seconds: Some(10),
             refresh: Some(15),
