@@ -33,7 +33,7 @@ tests=(
   docker.io busybox-static
   # metrics tests and benchmarks
   prometheus wrk hyperfine nginx-light
-  # fleet monitoring test: alerts from the shipped rules reach a real Alertmanager
+  # fleet monitoring test: alerts from the shipped rules reach the Alertmanager example (and amtool)
   prometheus-alertmanager
   # boot integration: GPT tools, sysext images, unit verification, the journal catalog
   gdisk cgpt squashfs-tools systemd

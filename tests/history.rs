@@ -13,13 +13,21 @@ use serde_json::Value;
 use support::{ClosedPort, Launch, bootgate};
 
 /// `VERSION=` of the build host's os-release, read the plain way.
-fn host_version() -> Value {
-    let text = std::fs::read_to_string("/usr/lib/os-release").unwrap_or_default();
+/// A field of the host's os-release, unquoted, as systemd finds it.
+fn host_os(key: &str) -> Value {
+    let text = std::fs::read_to_string("/etc/os-release")
+        .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
+        .unwrap_or_default();
     text.lines()
-        .find_map(|l| l.strip_prefix("VERSION="))
+        .find_map(|l| l.strip_prefix(key).and_then(|l| l.strip_prefix('=')))
         .map(|v| Value::from(v.trim_matches('"')))
         .filter(|v| v != "")
         .unwrap_or(Value::Null)
+}
+
+/// The version an update changes: `IMAGE_VERSION`, else `VERSION_ID`, else `VERSION`.
+fn host_version() -> Value {
+    ["IMAGE_VERSION", "VERSION_ID", "VERSION"].into_iter().map(host_os).find(|v| !v.is_null()).unwrap_or(Value::Null)
 }
 
 #[test]
@@ -47,6 +55,8 @@ fn a_failed_gate_is_in_the_history_the_cli_and_the_boots_route() {
         "failing",
         "gate",
         "gate_duration_ms",
+        "os_id",
+        "os_version",
         "partition",
         "status",
         "timestamp",
@@ -59,6 +69,7 @@ fn a_failed_gate_is_in_the_history_the_cli_and_the_boots_route() {
     assert!(b["boot_id"].as_str().is_some_and(|id| id.len() >= 32), "{b:#}");
     assert_eq!(b["partition"], Value::Null, "the build host is not booted from a GPT slot: {b:#}");
     assert_eq!(b["version"], host_version());
+    assert_eq!((&b["os_id"], &b["os_version"]), (&host_os("ID"), &host_version()));
     assert_eq!((b["gate"].as_str(), b["status"].as_str()), (Some("failed"), Some("unhealthy")));
     assert_eq!(b["decision"], "stay_policy");
     assert_eq!(b["gate_duration_ms"], verdict["gate_duration_ms"]);
@@ -86,12 +97,19 @@ fn a_failed_gate_is_in_the_history_the_cli_and_the_boots_route() {
     assert_eq!(serve.get("/api/v1/system/boots?limit=x").status, 400);
     let metrics = serve.get("/metrics").body;
     let info = metrics.lines().find(|l| l.starts_with("bootgate_boot_info{")).unwrap_or_else(|| panic!("{metrics}"));
-    let version = host_version();
-    let version = version.as_str().unwrap_or("");
-    assert_eq!(info, format!("bootgate_boot_info{{partition=\"\",uuid=\"\",version=\"{version}\"}} 1"));
+    let (id, version) = (host_os("ID"), host_version());
+    let (id, version) = (id.as_str().unwrap_or(""), version.as_str().unwrap_or(""));
+    assert_eq!(
+        info,
+        format!("bootgate_boot_info{{os_id=\"{id}\",os_version=\"{version}\",partition=\"\",uuid=\"\"}} 1")
+    );
     assert!(metrics.contains("bootgate_gate_completed_timestamp_seconds "), "{metrics}");
     assert!(metrics.contains("bootgate_check_last_run_timestamp_seconds{check=\"api\"} "), "{metrics}");
     assert!(!metrics.contains("bootgate_boot_fallback{"), "{metrics}");
+    // serve runs the checks at the policy's interval, and says so, beside the decided gate.
+    assert!(metrics.contains("\nbootgate_check_interval_seconds{check=\"api\"} 1\n"), "{metrics}");
+    assert!(metrics.contains("\nbootgate_gate_state{state=\"failed\"} 1\n"), "{metrics}");
+    assert!(metrics.contains("\nbootgate_gate_state{state=\"passed\"} 0\n"), "{metrics}");
 }
 
 /// An empty answer says where bootgate looked and that it found nothing there.

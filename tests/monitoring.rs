@@ -1,8 +1,11 @@
 //! The fleet files in `monitoring/` against real tools: `promtool check rules` and
-//! `promtool test rules` pass on the shipped files, and a real Prometheus, loading the
-//! shipped rules unchanged and scraping four real bootgate daemons (healthy, degraded,
-//! failed and served by `bootgate serve`, fallen back), answers every query of the
-//! dashboard with data and fires exactly the alerts those devices call for.
+//! `promtool test rules` pass on the shipped files, `amtool` accepts the Alertmanager
+//! example and routes each alert, and a real Prometheus, loading the shipped rules
+//! unchanged and scraping four real bootgate daemons (healthy, degraded, failed and
+//! served by `bootgate serve`, fallen back) and a device that is down, answers every
+//! query of the dashboard with data and fires exactly the alerts those devices call
+//! for, which a real Alertmanager running the shipped example delivers to the
+//! receivers it names, holding back a per-check alert of the device whose gate failed.
 //!
 //! The rules keep their real `for:` durations. The alerts whose meaning is a fact
 //! (a failed gate, a fallback) fire at once and are asserted firing; those that need
@@ -20,6 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use support::fleet::{self, Alertmanager, Alerts as _, monitoring};
+use support::webhook::Webhook;
 use support::{ClosedPort, Launch, find_binary, run_bounded};
 
 fn promtool(args: &[&str]) -> String {
@@ -43,23 +47,81 @@ fn promtool_runs_the_shipped_rule_tests() {
     assert!(report.contains("SUCCESS"), "{report}");
 }
 
-/// Every query of the dashboard, its template variables replaced by `vars`.
+fn amtool(args: &[&str]) -> String {
+    let bin = find_binary("amtool", "prometheus-alertmanager");
+    let out = run_bounded(Command::new(&bin).args(args), Duration::from_secs(60));
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "amtool {} failed:\n{report}", args.join(" "));
+    report
+}
+
+#[test]
+fn amtool_checks_the_alertmanager_example_and_routes_each_alert_to_its_receiver() {
+    let config = monitoring("alertmanager/alertmanager.yml");
+    let config = config.to_str().unwrap();
+    let report = amtool(&["check-config", config]);
+    assert!(report.contains("SUCCESS") && report.contains("1 inhibit rules"), "{report}");
+    let file = format!("--config.file={config}");
+    for (receiver, labels) in [
+        ("oncall", &["alertname=BootgateGateFailed", "severity=critical"][..]),
+        ("oncall", &["alertname=BootgateCriticalCheckFailing", "severity=critical", "check=api"]),
+        ("rollout", &["alertname=BootgateFellBack", "severity=warning", "from_version=4230.0.0"]),
+        ("fleet", &["alertname=BootgateDegraded", "severity=warning"]),
+        ("fleet", &["alertname=BootgateAbsent", "severity=warning"]),
+        ("fleet", &["alertname=BootgateChecksStale", "severity=warning"]),
+    ] {
+        let verify = format!("--verify.receivers={receiver}");
+        let mut args = vec!["config", "routes", "test", file.as_str(), verify.as_str()];
+        args.extend(labels);
+        let report = amtool(&args);
+        assert_eq!(report.lines().find(|l| !l.starts_with("Warning")), Some(receiver), "{labels:?}: {report}");
+    }
+    // Fallbacks are grouped by the version that fell back, not by device.
+    let doc: serde_yaml::Value = serde_yaml::from_str(&fs::read_to_string(config).unwrap()).unwrap();
+    let rollout = doc["route"]["routes"].as_sequence().unwrap().iter().find(|r| r["receiver"] == "rollout").unwrap();
+    assert_eq!(serde_yaml::to_string(&rollout["group_by"]).unwrap(), "- alertname\n- from_version\n");
+}
+
+/// Every query of the dashboard, its panels' and its annotations', the template
+/// variables replaced by `vars`.
 fn dashboard_queries(vars: &[(&str, &str)]) -> Vec<(String, String)> {
-    let doc: Value = serde_json::from_slice(&fs::read(monitoring("grafana/bootgate.json")).unwrap()).unwrap();
+    let doc = dashboard();
     let defined: Vec<&str> =
         doc["templating"]["list"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
-    assert!(defined.contains(&"datasource"), "the dashboard needs a datasource variable: {defined:?}");
+    for name in ["datasource", "job", "instance", "os_version"] {
+        assert!(defined.contains(&name), "the dashboard needs a {name} variable: {defined:?}");
+    }
     let mut found = Vec::new();
     collect(&doc["panels"], "", &mut found);
     assert!(found.len() >= 8, "{found:?}");
+    let annotations = found.len();
+    collect(&doc["annotations"], "", &mut found);
+    assert!(found.len() > annotations, "no annotation queries");
     for (title, expr) in &mut found {
         for (name, value) in vars {
             *expr = expr.replace(&format!("${{{name}}}"), value).replace(&format!("${name}"), value);
         }
         assert!(!expr.contains('$'), "{title}: an unknown variable in {expr}");
-        assert!(!expr.contains("127.0.0.1") && !expr.contains("instance="), "{title}: a hard-coded instance in {expr}");
+        assert!(
+            !expr.contains("127.0.0.1") && !expr.contains("instance=\""),
+            "{title}: a hard-coded instance in {expr}"
+        );
     }
     found
+}
+
+fn dashboard() -> Value {
+    serde_json::from_slice(&fs::read(monitoring("grafana/bootgate.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn the_dashboard_links_a_device_to_its_status_page_and_marks_fallbacks_and_reverts() {
+    let doc = dashboard();
+    let text = doc.to_string();
+    assert!(text.contains("${scheme}://${__data.fields.instance}/"), "no link to a device's page");
+    let names: Vec<&str> =
+        doc["annotations"]["list"].as_array().unwrap().iter().filter_map(|a| a["name"].as_str()).collect();
+    assert!(names.contains(&"Fallbacks and reverts"), "{names:?}");
 }
 
 fn collect(v: &Value, title: &str, out: &mut Vec<(String, String)>) {
@@ -100,8 +162,11 @@ fn a_real_prometheus_sees_the_fleet_through_the_shipped_rules_and_dashboard() {
     for bg in [&mut healthy, &mut degraded, &mut failed] {
         bg.wait_listening(Duration::from_secs(15));
     }
-    let targets = [healthy.addr(), degraded.addr(), failed.addr(), fallback.addr()];
-    let alertmanager = Alertmanager::start();
+    let down = ClosedPort::new();
+    let down: SocketAddr = format!("127.0.0.1:{down}").parse().unwrap();
+    let targets = [healthy.addr(), degraded.addr(), failed.addr(), fallback.addr(), down];
+    let webhook = Webhook::start();
+    let alertmanager = Alertmanager::example(webhook.addr);
     let mut prom = fleet::prometheus(&targets, alertmanager.addr);
 
     let name = |addr: SocketAddr| addr.to_string();
@@ -110,10 +175,12 @@ fn a_real_prometheus_sees_the_fleet_through_the_shipped_rules_and_dashboard() {
         ("BootgateFellBack".to_string(), name(fallback.addr())),
     ]
     .into();
-    let pending_want: BTreeSet<(String, String)> = [("BootgateDegraded".to_string(), name(degraded.addr()))].into();
-    let queries = dashboard_queries(&[("datasource", "prometheus")]);
+    let pending_want: BTreeSet<(String, String)> =
+        [("BootgateDegraded".to_string(), name(degraded.addr())), ("BootgateAbsent".to_string(), name(down))].into();
+    let all = [("datasource", "prometheus"), ("job", ".*"), ("instance", ".*"), ("os_version", ".*")];
+    let queries = dashboard_queries(&all);
 
-    let bound = Duration::from_secs(45);
+    let bound = Duration::from_secs(90);
     let end = Instant::now() + bound;
     loop {
         prom.assert_running();
@@ -136,6 +203,40 @@ fn a_real_prometheus_sees_the_fleet_through_the_shipped_rules_and_dashboard() {
         std::thread::sleep(Duration::from_millis(500));
     }
 
+    // Each receiver of the example gets what its route says. A per-check alert of the
+    // device whose gate failed is held back while BootgateGateFailed fires for it; the
+    // same alert of another device is delivered. Prometheus would fire these only after
+    // `for: 5m`, so they are added to the real Alertmanager directly, as it would send them.
+    for device in [failed.addr(), healthy.addr()] {
+        let instance = format!("instance={device}");
+        alertmanager.add(&["alertname=BootgateChecksStale", "severity=warning", "check=api", &instance]);
+    }
+    let firing = |path: &str, alert: &str, device: SocketAddr| {
+        (path.to_string(), alert.to_string(), name(device), "firing".to_string())
+    };
+    let delivered_want: BTreeSet<_> = [
+        firing("/oncall", "BootgateGateFailed", failed.addr()),
+        firing("/rollout", "BootgateFellBack", fallback.addr()),
+        firing("/fleet", "BootgateChecksStale", healthy.addr()),
+    ]
+    .into();
+    let inhibited_want: BTreeSet<(String, String)> = [("BootgateChecksStale".to_string(), name(failed.addr()))].into();
+    let end = Instant::now() + bound;
+    while webhook.seen() != delivered_want || alertmanager.inhibited() != inhibited_want {
+        assert!(
+            Instant::now() < end,
+            "within {bound:?}: delivered {:#?} (want {delivered_want:#?}), inhibited {:?} (want {inhibited_want:?})\n\
+             alertmanager log:\n{}",
+            webhook.seen(),
+            alertmanager.inhibited(),
+            alertmanager.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The held-back alert stays held back over several of the route's 1s group intervals.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(webhook.seen(), delivered_want, "only what the routes and the inhibition let through");
+
     // The annotations name the device, its slot and version, and what failed.
     let gate_failed = prom.alert("BootgateGateFailed");
     let summary = gate_failed["annotations"]["summary"].as_str().unwrap();
@@ -154,7 +255,7 @@ fn a_real_prometheus_sees_the_fleet_through_the_shipped_rules_and_dashboard() {
 
     // The fleet counts add up to the four devices.
     let by_status: BTreeSet<(String, String)> = prom
-        .query("bootgate:devices_by_status:count")
+        .query("status:bootgate_devices:count")
         .unwrap_or_default()
         .iter()
         .map(|s| (s["metric"]["status"].as_str().unwrap().into(), s["value"][1].as_str().unwrap().into()))

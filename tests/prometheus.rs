@@ -74,7 +74,7 @@ async fn promtool_accepts_boot_facts_and_failures() {
     for c in &s.checks {
         metrics.observe(c);
     }
-    metrics.set_boot_info("USR-A", "7130c94a-213a-4e5a-8e26-6cce9662f132", "4152.2.0 \"beta\"");
+    metrics.set_boot_info("USR-A", "7130c94a-213a-4e5a-8e26-6cce9662f132", "flatcar", "4152.2.0 \"beta\"");
     metrics.set_fallback("USR-B", "4230.0.0", "gate_failed");
     let boot = json!({"partition": "USR-B", "index": 4, "uuid": "7130c94a-213a-4e5a-8e26-6cce9662f132",
         "disk": "/dev/vda", "priority": 1, "tries": 1, "successful": false});

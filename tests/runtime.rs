@@ -39,6 +39,14 @@ fn bootgate_interval_sets_the_checks_without_their_own() {
     let (shared, own) = (d.runs("shared") - shared, d.runs("own") - own);
     assert!(shared >= 3, "BOOTGATE_INTERVAL=1s: shared ran only {shared} times in 4.5 s");
     assert_eq!(own, 0, "the check's own 30s interval must win over BOOTGATE_INTERVAL");
+    assert_eq!((interval(&d, "shared"), interval(&d, "own")), (Some(1.0), Some(30.0)), "the metric says the same");
+}
+
+/// `bootgate_check_interval_seconds` of `check` as the daemon's /metrics says it.
+fn interval(d: &support::Daemon, check: &str) -> Option<f64> {
+    let metrics = d.get("/metrics").body;
+    let series = format!("bootgate_check_interval_seconds{{check=\"{check}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(series.as_str())).map(|v| v.parse().unwrap())
 }
 
 /// Six checks of one second each, two at a time, with a timeout shorter than the wait for a slot.
@@ -144,6 +152,7 @@ fn sighup_reschedules_the_checks() {
     d.wait_passed(Duration::from_secs(15));
     thread::sleep(Duration::from_millis(1_500));
     assert_eq!(d.runs("root"), 1, "only the gate ran it in 1.5 s at a 1h interval");
+    assert_eq!(interval(&d, "root"), Some(3600.0));
     let port = d.port();
     let text = format!(
         "version: 1\nserver: {{listen: '127.0.0.1:{port}'}}\nruntime: {{interval: 1h}}\nchecks:\n{}",
@@ -154,4 +163,5 @@ fn sighup_reschedules_the_checks() {
     thread::sleep(Duration::from_millis(3_500));
     let runs = d.runs("root");
     assert!(runs >= 4, "after the reload to a 1s interval: {runs} runs (gate included) in 3.5 s");
+    assert_eq!(interval(&d, "root"), Some(1.0), "the metric follows the reload");
 }

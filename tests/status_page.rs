@@ -835,7 +835,7 @@ async fn a_fallen_back_device_in_chromium() {
     let found = fallback::detect(&boots, &partitions, Some(&partitions[0]), &this_boot);
     assert!(found.is_some(), "the history shows a fallback from USR-B");
     let status = BootStatus { booted: Some(3), disk: Some("/dev/vda".into()), partitions, note: None };
-    let boot = ThisBoot { status: Some(status), version: Some("4152.2.0".into()), fallback: found };
+    let boot = ThisBoot { status: Some(status), os_id: None, os_version: Some("4152.2.0".into()), fallback: found };
     let checks = ["root-disk", "local-api", "self-test"].map(|n| check(n, "disk", true, Status::Pass));
     let state = state(snapshot(GateState::Passed, checks.into()))
         .with_boot(watch::channel(boot.facts().map(Arc::new)).1)

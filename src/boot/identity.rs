@@ -18,16 +18,6 @@ pub fn boot_id() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_string())
 }
 
-/// `VERSION` from `/usr/lib/os-release`.
-pub fn os_version() -> Option<String> {
-    os_version_at(Path::new("/usr/lib/os-release"))
-}
-
-/// [`os_version`] from the os-release file at `path`.
-pub fn os_version_at(path: &Path) -> Option<String> {
-    OsRelease::read_at(path).and_then(|os| os.version)
-}
-
 /// The fields of os-release that name the booted OS and its image.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OsRelease {
@@ -154,10 +144,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("os-release");
         std::fs::write(&file, "NAME=\"Flatcar\"\nVERSION_ID=4152.2.0\nVERSION=\"4152.2.0\"\n").unwrap();
-        assert_eq!(os_version_at(&file).as_deref(), Some("4152.2.0"));
+        let read = |path: &Path| OsRelease::read_at(path).and_then(|os| os.os_version().map(str::to_string));
+        assert_eq!(read(&file).as_deref(), Some("4152.2.0"));
         std::fs::write(&file, "NAME=x\n").unwrap();
-        assert_eq!(os_version_at(&file), None);
-        assert_eq!(os_version_at(&dir.path().join("missing")), None);
+        assert_eq!(read(&file), None);
+        assert_eq!(OsRelease::read_at(&dir.path().join("missing")), None);
     }
 
     #[test]

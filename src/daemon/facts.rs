@@ -6,9 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::boot::BootStatus;
 use crate::boot::backend::Backend;
 use crate::boot::decide::fallback;
-use crate::boot::{BootStatus, identity};
+use crate::boot::identity::{self, OsRelease};
 use crate::process::logging::BOOT_FALLBACK_ID;
 use crate::process::notify::{self, Notifier};
 use crate::record::boot::{BootFacts, Fallback, Mark, OnFailure};
@@ -24,8 +25,10 @@ const DETECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct ThisBoot {
     /// The partition table and booted slot; `None` when it could not be read in time.
     pub status: Option<BootStatus>,
-    /// `VERSION` of the booted OS.
-    pub version: Option<String>,
+    /// `ID` of the booted OS's os-release.
+    pub os_id: Option<String>,
+    /// The booted OS's version ([`OsRelease::os_version`]).
+    pub os_version: Option<String>,
     pub fallback: Option<Fallback>,
 }
 
@@ -42,7 +45,7 @@ impl ThisBoot {
         let slot = status.slot_facts()?;
         Some(BootFacts {
             slot: Some(slot),
-            version: self.version.clone(),
+            version: self.os_version.clone(),
             fallback: self.fallback.clone(),
             backend: None,
             mark: None,
@@ -75,7 +78,8 @@ pub async fn gather() -> ThisBoot {
             None
         }
     };
-    ThisBoot { status, version: identity::os_version(), fallback: None }
+    let os = OsRelease::read();
+    ThisBoot { status, os_version: os.os_version().map(str::to_string), os_id: os.id, fallback: None }
 }
 
 /// Publishes what [`gather`] found: the health document's `boot` and the boot metrics.
@@ -85,7 +89,8 @@ pub fn publish(boot: &ThisBoot, endpoint: &Endpoint) {
     endpoint.metrics.set_boot_info(
         slot.as_ref().map_or("", |s| s.label.as_str()),
         slot.as_ref().map_or("", |s| s.uuid.as_str()),
-        boot.version.as_deref().unwrap_or(""),
+        boot.os_id.as_deref().unwrap_or(""),
+        boot.os_version.as_deref().unwrap_or(""),
     );
 }
 
@@ -179,7 +184,7 @@ pub async fn record(
     decision: Option<Decision>,
     endpoint: &Endpoint,
 ) {
-    let mut line = PastBoot::from_verdict(verdict, boot.slot(), boot.version.clone(), decision);
+    let mut line = PastBoot::from_verdict(verdict, boot.slot(), boot.os_id.clone(), boot.os_version.clone(), decision);
     line.fallback = boot.fallback.as_ref().map(SeenFallback::from);
     let dir = state_dir.to_path_buf();
     let written = tokio::task::spawn_blocking(move || {
@@ -216,7 +221,12 @@ mod tests {
             note: None,
         };
         let fallback = Fallback::sample();
-        let mut boot = ThisBoot { status: Some(status), version: Some("4152.2.0".into()), fallback: None };
+        let mut boot = ThisBoot {
+            status: Some(status),
+            os_id: Some("flatcar".into()),
+            os_version: Some("4152.2.0".into()),
+            fallback: None,
+        };
         let doc = serde_json::to_value(boot.facts().unwrap()).unwrap();
         assert_eq!((doc["partition"].clone(), doc["version"].clone()), (json!("USR-A"), json!("4152.2.0")));
         assert!(doc.get("fallback").is_none(), "{doc:#}");

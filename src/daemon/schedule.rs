@@ -98,7 +98,7 @@ impl Schedule {
     ) -> Schedule {
         let now = Instant::now();
         let shown = board.borrow().clone();
-        let slots = policy
+        let slots: Vec<Slot> = policy
             .checks
             .iter()
             .enumerate()
@@ -125,6 +125,7 @@ impl Schedule {
                 }
             })
             .collect();
+        crate::metrics::intervals(slots.iter().map(|s| (s.spec.name.as_str(), s.every)));
         let limit = Arc::new(Semaphore::new(policy.runtime.max_concurrent.clamp(1, Semaphore::MAX_PERMITS)));
         Schedule { slots, runs: JoinSet::new(), ids: HashMap::new(), limit }
     }

@@ -3,10 +3,10 @@
 //! snapshot at scrape time, so they can never disagree with the health document.
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::checks::Status;
-use crate::engine::{CheckResult, GateState, Health, Snapshot};
+use crate::engine::{CheckResult, GateState, GateWord, Health, Snapshot};
 use crate::record::boot::BootFacts;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{
@@ -28,6 +28,9 @@ const RESULTS: [Status; 4] = [Status::Pass, Status::Warn, Status::Fail, Status::
 
 const HEALTHS: [Health; 3] = [Health::Healthy, Health::Degraded, Health::Unhealthy];
 
+/// The gate's states as `bootgate_gate_state` names them: the gate's words without a reason.
+const GATE_STATES: [&str; 4] = ["running", "soaking", "passed", "failed"];
+
 /// Every bootgate metric, registered in its own registry.
 pub struct Metrics {
     registry: Registry,
@@ -38,6 +41,8 @@ pub struct Metrics {
     gate_passed: IntGauge,
     gate_duration: Gauge,
     health: IntGaugeVec,
+    gate_state: IntGaugeVec,
+    interval: GaugeVec,
     // Label-less vectors: absent from the output until boot facts are known.
     boot_successful: IntGaugeVec,
     boot_tries: IntGaugeVec,
@@ -87,6 +92,14 @@ impl Metrics {
             Opts::new("bootgate_health_status", "Overall health, one-hot: healthy, degraded or unhealthy."),
             &["status"],
         )?;
+        let gate_state = IntGaugeVec::new(
+            Opts::new("bootgate_gate_state", "The boot gate's state, one-hot: running, soaking, passed or failed."),
+            &["state"],
+        )?;
+        let interval = GaugeVec::new(
+            Opts::new("bootgate_check_interval_seconds", "How often the check runs after the gate."),
+            &["check"],
+        )?;
         let boot_successful = IntGaugeVec::new(
             Opts::new("bootgate_boot_partition_successful", "GPT successful bit of the booted partition."),
             &[],
@@ -121,8 +134,11 @@ impl Metrics {
         )?;
 
         let boot_info = IntGaugeVec::new(
-            Opts::new("bootgate_boot_info", "Always 1; the booted slot, its PARTUUID and the OS version are labels."),
-            &["partition", "uuid", "version"],
+            Opts::new(
+                "bootgate_boot_info",
+                "Always 1; the booted slot, its PARTUUID and the OS's os-release ID and version are labels.",
+            ),
+            &["partition", "uuid", "os_id", "os_version"],
         )?;
         let fallback = IntGaugeVec::new(
             Opts::new("bootgate_boot_fallback", "1 for the whole boot when it fell back from another slot."),
@@ -155,6 +171,8 @@ impl Metrics {
         registry.register(Box::new(gate_passed.clone()))?;
         registry.register(Box::new(gate_duration.clone()))?;
         registry.register(Box::new(health.clone()))?;
+        registry.register(Box::new(gate_state.clone()))?;
+        registry.register(Box::new(interval.clone()))?;
         registry.register(Box::new(boot_successful.clone()))?;
         registry.register(Box::new(boot_tries.clone()))?;
         registry.register(Box::new(boot_priority.clone()))?;
@@ -179,6 +197,8 @@ impl Metrics {
             gate_passed,
             gate_duration,
             health,
+            gate_state,
+            interval,
             boot_successful,
             boot_tries,
             boot_priority,
@@ -217,9 +237,18 @@ impl Metrics {
     }
 
     /// Sets `bootgate_boot_info` (empty labels when not known).
-    pub fn set_boot_info(&self, partition: &str, uuid: &str, version: &str) {
+    pub fn set_boot_info(&self, partition: &str, uuid: &str, os_id: &str, os_version: &str) {
         self.boot_info.reset();
-        self.boot_info.with_label_values(&[partition, uuid, version]).set(1);
+        self.boot_info.with_label_values(&[partition, uuid, os_id, os_version]).set(1);
+    }
+
+    /// Sets `bootgate_check_interval_seconds` to the checks' runtime intervals, dropping
+    /// those of checks no longer scheduled.
+    pub fn set_intervals<'a>(&self, intervals: impl IntoIterator<Item = (&'a str, Duration)>) {
+        self.interval.reset();
+        for (check, every) in intervals {
+            self.interval.with_label_values(&[check]).set(every.as_secs_f64());
+        }
     }
 
     /// Sets `bootgate_boot_fallback` for this boot.
@@ -296,6 +325,15 @@ impl Metrics {
         let now = SystemTime::now();
         self.soak.set(s.soak.map_or(0.0, |soak| soak.remaining(now).as_secs_f64()));
         self.rollback_remaining.set(s.rollback.as_ref().map_or(0.0, |w| w.remaining(now).as_secs_f64()));
+        let word = match s.gate_word() {
+            GateWord::Running => "running",
+            GateWord::Soaking => "soaking",
+            GateWord::Passed => "passed",
+            GateWord::Failed(_) => "failed",
+        };
+        for state in GATE_STATES {
+            self.gate_state.with_label_values(&[state]).set(i64::from(state == word));
+        }
         let health = s.verdict().health;
         for h in HEALTHS {
             self.health.with_label_values(&[h.as_str()]).set(i64::from(h == health));
@@ -331,6 +369,13 @@ static INSTALLED: OnceLock<Arc<Metrics>> = OnceLock::new();
 /// Makes `metrics` the sink of [`observe`]; the first call wins and later ones return false.
 pub fn install(metrics: Arc<Metrics>) -> bool {
     INSTALLED.set(metrics).is_ok()
+}
+
+/// Publishes the checks' runtime intervals in the installed metrics, if any.
+pub fn intervals<'a>(intervals: impl IntoIterator<Item = (&'a str, Duration)>) {
+    if let Some(m) = INSTALLED.get() {
+        m.set_intervals(intervals);
+    }
 }
 
 /// Records a produced check result in the installed metrics; without any (`bootgate check`) it does nothing.

@@ -116,14 +116,17 @@ fn boot_info_fallback_and_timestamps() {
     ] {
         assert!(!t.contains(absent), "{absent}: {t}");
     }
-    m.set_boot_info("USR-B", "u4", "4152.2.0");
+    m.set_boot_info("USR-B", "u4", "flatcar", "4152.2.0");
     m.set_fallback("USR-B", "4152.2.0", "gate_failed");
     s.gate = GateState::Failed;
     s.gate_started = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
     s.checks[0] = result("storage", true, Status::Fail);
     s.checks[0].last_check = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1001));
     let t = text(&m, &s, None);
-    assert!(t.contains("bootgate_boot_info{partition=\"USR-B\",uuid=\"u4\",version=\"4152.2.0\"} 1\n"), "{t}");
+    assert!(
+        t.contains("bootgate_boot_info{os_id=\"flatcar\",os_version=\"4152.2.0\",partition=\"USR-B\",uuid=\"u4\"} 1\n"),
+        "{t}"
+    );
     assert!(
         t.contains(
             "bootgate_boot_fallback{from_partition=\"USR-B\",from_version=\"4152.2.0\",reason=\"gate_failed\"} 1\n"
@@ -132,6 +135,45 @@ fn boot_info_fallback_and_timestamps() {
     );
     assert!(t.contains("bootgate_gate_completed_timestamp_seconds 1001.5\n"), "{t}");
     assert!(t.contains("bootgate_check_last_run_timestamp_seconds{check=\"storage\"} 1001\n"), "{t}");
+}
+
+#[test]
+fn the_gate_state_is_one_hot_and_soaking_is_its_own() {
+    let mut s = snapshot(GateState::Running, vec![result("storage", true, Status::Pass)]);
+    let m = Metrics::new(&s).unwrap();
+    let states = |m: &Metrics, s: &Snapshot| -> Vec<String> {
+        let t = text(m, s, None);
+        t.lines().filter(|l| l.starts_with("bootgate_gate_state{")).map(str::to_string).collect()
+    };
+    let one_hot = |on: &str| -> Vec<String> {
+        ["failed", "passed", "running", "soaking"]
+            .map(|st| format!("bootgate_gate_state{{state=\"{st}\"}} {}", i32::from(st == on)))
+            .to_vec()
+    };
+    assert_eq!(states(&m, &s), one_hot("running"));
+    s.soak = Some(crate::engine::Soak { total: Duration::from_secs(60), ends: SystemTime::now() });
+    assert_eq!(states(&m, &s), one_hot("soaking"));
+    s.soak = None;
+    s.gate = GateState::Passed;
+    assert_eq!(states(&m, &s), one_hot("passed"));
+    s.gate = GateState::Failed;
+    s.gate_reason = Some("failed during soak".into());
+    assert_eq!(states(&m, &s), one_hot("failed"), "a reason does not make a state of its own");
+}
+
+#[test]
+fn each_check_interval_is_exported_and_a_rescheduled_one_replaces_the_old() {
+    let s = snapshot(GateState::Passed, vec![result("storage", true, Status::Pass), result("api", true, Status::Pass)]);
+    let m = Metrics::new(&s).unwrap();
+    assert!(!text(&m, &s, None).contains("bootgate_check_interval_seconds{"), "absent until scheduled");
+    m.set_intervals([("storage", Duration::from_secs(600)), ("api", Duration::from_millis(1500))]);
+    let t = text(&m, &s, None);
+    assert!(t.contains("bootgate_check_interval_seconds{check=\"storage\"} 600\n"), "{t}");
+    assert!(t.contains("bootgate_check_interval_seconds{check=\"api\"} 1.5\n"), "{t}");
+    m.set_intervals([("storage", Duration::from_secs(60))]);
+    let t = text(&m, &s, None);
+    assert!(t.contains("bootgate_check_interval_seconds{check=\"storage\"} 60\n"), "{t}");
+    assert!(!t.contains("bootgate_check_interval_seconds{check=\"api\"}"), "{t}");
 }
 
 #[test]

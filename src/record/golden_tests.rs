@@ -160,21 +160,30 @@ fn a_verdict_file_from_before_the_status_word_reads_the_same_checks() {
     assert_eq!(old, expected);
 }
 
+fn flatcar() -> Option<String> {
+    Some("flatcar".into())
+}
+
 fn lines() -> [PastBoot; 3] {
     let slot_b = Slot { label: "USR-B".into(), index: 4, uuid: "7130c94a-213a-4e5a-8e26-6cce9662f132".into() };
     let slot_a = Slot { label: "USR-A".into(), index: 3, uuid: "e03dd35c-7c2d-4a47-b3fe-27f15780a57c".into() };
-    let failed =
-        PastBoot::from_verdict(&failed_record(), Some(slot_b), Some("4230.0.0".into()), Some(Decision::Reboot));
+    let failed = PastBoot::from_verdict(
+        &failed_record(),
+        Some(slot_b),
+        flatcar(),
+        Some("4230.0.0".into()),
+        Some(Decision::Reboot),
+    );
     let mut record = passed_record();
     record.timestamp = Some(super::verdict::Stamp(at(1_764_583_451_000)));
     record.boot_id = Some("9d2f1b63a1c54d1d8b406f1d3e2c7b22".into());
     record.gate_duration_ms = failed_record().gate_duration_ms;
-    let mut passed = PastBoot::from_verdict(&record, Some(slot_a), Some("4152.2.0".into()), None);
+    let mut passed = PastBoot::from_verdict(&record, Some(slot_a), flatcar(), Some("4152.2.0".into()), None);
     passed.fallback = Some(SeenFallback {
         from_uuid: "7130c94a-213a-4e5a-8e26-6cce9662f132".into(),
         reason: Reason::GateFailed.into(),
     });
-    let mut off_ab = PastBoot::from_verdict(&record, None, None, Some(Decision::StayPolicy));
+    let mut off_ab = PastBoot::from_verdict(&record, None, None, None, Some(Decision::StayPolicy));
     off_ab.reason = Some("reverted: api (failing for 5m: refused)".into());
     [failed, passed, off_ab]
 }

@@ -103,8 +103,14 @@ pub struct PastBoot {
     pub boot_id: Option<String>,
     /// The booted slot; `None` off A/B.
     pub partition: Option<Slot>,
-    /// `VERSION` of the booted OS.
+    /// The booted OS's version, as `os_version`; kept for readers older than `os_version`.
     pub version: Option<String>,
+    /// `ID` of the booted OS's os-release.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os_id: Option<String>,
+    /// The booted OS's version: `IMAGE_VERSION`, else `VERSION_ID`, else `VERSION`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
     pub gate: Option<String>,
     pub status: Option<String>,
     #[serde(deserialize_with = "failing_any")]
@@ -144,18 +150,21 @@ fn failing_any<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Failing>, D
 }
 
 impl PastBoot {
-    /// This boot's line from its verdict, slot, OS version and decision.
+    /// This boot's line from its verdict, slot, OS and decision.
     pub fn from_verdict(
         v: &VerdictRecord,
         slot: Option<Slot>,
-        version: Option<String>,
+        os_id: Option<String>,
+        os_version: Option<String>,
         decision: Option<Decision>,
     ) -> Self {
         PastBoot {
             timestamp: v.timestamp.map(|t| crate::util::time::timestamp(t.0)),
             boot_id: v.boot_id.clone(),
             partition: slot,
-            version,
+            version: os_version.clone(),
+            os_id,
+            os_version,
             gate: Some(v.gate.as_str().to_string()),
             status: v.status.known().map(|h| h.as_str().to_string()),
             failing: v.failing(),

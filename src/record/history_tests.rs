@@ -68,11 +68,18 @@ fn a_line_is_built_from_the_verdict_with_each_failing_message() {
         "checks": [{"name": "disk", "message": "ok"}, {"name": "api", "message": "connection refused"}]});
     let verdict: VerdictRecord = serde_json::from_value(doc).unwrap();
     let slot = Slot { label: "USR-B".into(), index: 4, uuid: "u4".into() };
-    let b = PastBoot::from_verdict(&verdict, Some(slot.clone()), Some("4152.2.0".into()), Some(Decision::Reboot));
+    let b = PastBoot::from_verdict(
+        &verdict,
+        Some(slot.clone()),
+        Some("flatcar".into()),
+        Some("4152.2.0".into()),
+        Some(Decision::Reboot),
+    );
     let v = serde_json::to_value(&b).unwrap();
     assert_eq!(v["failing"], json!([{"name": "api", "message": "connection refused"}]));
     assert_eq!(v["partition"], json!({"label": "USR-B", "index": 4, "uuid": "u4"}));
     assert_eq!((v["decision"].clone(), v["version"].clone()), (json!("reboot"), json!("4152.2.0")));
+    assert_eq!((v["os_id"].clone(), v["os_version"].clone()), (json!("flatcar"), json!("4152.2.0")));
     assert_eq!((v["timestamp"].clone(), v["status"].clone()), (json!("2026-12-01T10:00:00.000Z"), json!("unhealthy")));
     assert_eq!(v["bootgate"], env!("CARGO_PKG_VERSION"));
     assert!(v.get("fallback").is_none());

@@ -24,14 +24,15 @@ pub fn monitoring(path: &str) -> PathBuf {
 }
 
 /// A Prometheus server loading the shipped rules, scraping `targets` every second in
-/// job `bootgate` and sending alerts to `alertmanager`.
+/// a job of no particular name, each labelled `bootgate_target="true"` as
+/// docs/fleet-monitoring.md asks, and sending alerts to `alertmanager`.
 pub fn prometheus(targets: &[SocketAddr], alertmanager: SocketAddr) -> Prometheus {
     let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
     Prometheus::start(&format!(
         "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}\n\
          rule_files: ['{}']\n\
          alerting: {{alertmanagers: [{{static_configs: [{{targets: ['{alertmanager}']}}]}}]}}\n\
-         scrape_configs:\n  - job_name: bootgate\n    static_configs: [{{targets: [{}]}}]\n",
+         scrape_configs:\n  - job_name: devices\n    static_configs: [{{targets: [{}], labels: {{bootgate_target: 'true'}}}}]\n",
         monitoring("prometheus/bootgate.rules.yml").display(),
         targets.join(", ")
     ))
@@ -62,7 +63,7 @@ impl Alerts for Prometheus {
     }
 }
 
-/// An Alertmanager without a cluster or any receiver that sends anywhere.
+/// An Alertmanager without a cluster.
 pub struct Alertmanager(Server);
 
 impl Deref for Alertmanager {
@@ -74,10 +75,59 @@ impl Deref for Alertmanager {
 }
 
 impl Alertmanager {
+    /// One with a single receiver that sends nowhere.
     pub fn start() -> Alertmanager {
-        let config = "route: {receiver: keep, group_wait: 0s}\nreceivers: [{name: keep}]\n";
+        Alertmanager::with_config("route: {receiver: keep, group_wait: 0s}\nreceivers: [{name: keep}]\n")
+    }
+
+    /// The shipped example (`monitoring/alertmanager/alertmanager.yml`), its routes and
+    /// inhibitions unchanged; each receiver's webhook is `webhook`/NAME instead, and
+    /// the route's waits are 1s, so a test does not wait 30s for the first notification.
+    pub fn example(webhook: SocketAddr) -> Alertmanager {
+        let text = fs::read_to_string(monitoring("alertmanager/alertmanager.yml")).unwrap();
+        let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        for receiver in config["receivers"].as_sequence_mut().unwrap() {
+            let url = format!("http://{webhook}/{}", receiver["name"].as_str().unwrap());
+            for hook in receiver["webhook_configs"].as_sequence_mut().unwrap() {
+                hook["url"] = url.clone().into();
+            }
+        }
+        config["route"]["group_wait"] = "1s".into();
+        config["route"]["group_interval"] = "1s".into();
+        Alertmanager::with_config(&serde_yaml::to_string(&config).unwrap())
+    }
+
+    fn with_config(config: &str) -> Alertmanager {
         let args = ["--cluster.listen-address="];
         Alertmanager(Server::start("prometheus-alertmanager", "prometheus-alertmanager", config, "storage.path", &args))
+    }
+
+    /// Adds one firing alert with `labels` (`name=value`) and a summary through `amtool`.
+    pub fn add(&self, labels: &[&str]) {
+        let amtool = find_binary("amtool", "prometheus-alertmanager");
+        let out = run_bounded(
+            Command::new(amtool)
+                .arg(format!("--alertmanager.url=http://{}", self.addr))
+                .args(["alert", "add", "--annotation=summary=added by the test"])
+                .args(labels),
+            Duration::from_secs(30),
+        );
+        assert!(out.status.success(), "amtool alert add: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// (alertname, instance) of every active alert held back by an inhibition.
+    pub fn inhibited(&self) -> BTreeSet<(String, String)> {
+        let Some(reply) = get(self.addr, "/api/v2/alerts?active=false&inhibited=true&silenced=false").ok() else {
+            return BTreeSet::new();
+        };
+        let alerts = reply.json().as_array().cloned().unwrap_or_default();
+        alerts
+            .iter()
+            .filter(|a| a["status"]["inhibitedBy"].as_array().is_some_and(|by| !by.is_empty()))
+            .map(|a| {
+                (a["labels"]["alertname"].as_str().unwrap().into(), a["labels"]["instance"].as_str().unwrap().into())
+            })
+            .collect()
     }
 
     /// (alertname, instance) of every active alert it received, each with a severity and a summary.

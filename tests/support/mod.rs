@@ -34,6 +34,7 @@ mod swtpm;
 mod sys;
 pub mod sysext;
 pub mod tls;
+pub mod webhook;
 
 use std::net::{Ipv4Addr, TcpListener};
 

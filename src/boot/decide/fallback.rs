@@ -32,7 +32,7 @@ pub fn detect(
             return Some(Fallback {
                 from_partition: slot.label.clone(),
                 from_uuid: slot.uuid.clone(),
-                from_version: prev.version.clone(),
+                from_version: prev.os_version.clone().or_else(|| prev.version.clone()),
                 reason,
                 at: prev.timestamp.clone(),
                 failing: prev.failing.clone(),

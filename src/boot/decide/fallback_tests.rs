@@ -48,6 +48,15 @@ fn previous_boot_on_another_slot_that_failed_its_gate() {
 }
 
 #[test]
+fn the_os_version_of_a_newer_line_wins_over_its_version() {
+    let parts = fell_back();
+    let mut failed = line("b2", &parts[1], "failed", Some(Decision::Reboot));
+    failed.os_version = Some("4230.0.0".into());
+    let f = detect(&[failed], &parts, Some(&parts[0]), "b3").unwrap();
+    assert_eq!(f.from_version.as_deref(), Some("4230.0.0"));
+}
+
+#[test]
 fn previous_boot_on_another_slot_that_was_reverted() {
     let parts = fell_back();
     let history = [line("b2", &parts[1], "passed", Some(Decision::Reverted))];
