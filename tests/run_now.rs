@@ -135,3 +135,66 @@ fn a_quiet_event_stream_gets_a_keep_alive_comment() {
     let after = at.duration_since(opened);
     assert!(after >= Duration::from_secs(8), "keep-alive after {after:?}, every 10 s");
 }
+
+/// The next event block named `name` on `rx`: its `id:` and its data.
+fn next_with_id(rx: &std::sync::mpsc::Receiver<(Instant, String)>, name: &str, timeout: Duration) -> (String, Value) {
+    let end = Instant::now() + timeout;
+    let (mut event, mut id, mut data) = (String::new(), String::new(), String::new());
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let (_, line) = rx.recv_timeout(left).unwrap_or_else(|_| panic!("no `{name}` event within {timeout:?}"));
+        if line.is_empty() {
+            if event == name && !data.is_empty() {
+                return (id, serde_json::from_str(&data).unwrap());
+            }
+            (event, id, data) = (String::new(), String::new(), String::new());
+        } else if let Some(v) = line.strip_prefix("event: ") {
+            event = v.into();
+        } else if let Some(v) = line.strip_prefix("id: ") {
+            id = v.into();
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            data = v.into();
+        }
+    }
+}
+
+#[test]
+fn a_client_that_reconnects_with_last_event_id_gets_the_change_it_missed() {
+    let service = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = service.local_addr().unwrap();
+    let checks = format!(
+        "runtime: {{interval: 1s, failure_threshold: 1}}\nchecks:\n  - {{name: api, kind: tcp, timeout: 500ms, targets: ['{addr}']}}\n"
+    );
+    let mut d = Launch::listening(checks).start();
+    d.wait_passed(Duration::from_secs(15));
+    let first = d.events();
+    drop(service);
+    let (failed_id, failed) = next_with_id(&first, "status_changed", Duration::from_secs(15));
+    assert_eq!((failed["from"].as_str(), failed["to"].as_str()), (Some("pass"), Some("fail")), "{failed}");
+    assert!(!failed_id.is_empty(), "a change without an id: {failed}");
+    drop(first);
+
+    // The target comes back while no stream is open.
+    let _back = TcpListener::bind(addr).unwrap();
+    wait(Duration::from_secs(15), "api to pass again", || {
+        (d.health()["components"]["api"]["result"] == "pass").then_some(())
+    });
+    let resumed = support::http::lines(
+        d.addr(),
+        "/api/v1/system/events",
+        &[("Accept", "text/event-stream"), ("Last-Event-ID", &failed_id)],
+    );
+    let (missed_id, missed) = next_with_id(&resumed, "status_changed", Duration::from_secs(5));
+    assert_eq!((missed["from"].as_str(), missed["to"].as_str()), (Some("fail"), Some("pass")), "{missed}");
+    assert_ne!(missed_id, failed_id);
+
+    // An id of no daemon's: one resync, pointing at the state to read again.
+    let stale = support::http::lines(
+        d.addr(),
+        "/api/v1/system/events",
+        &[("Accept", "text/event-stream"), ("Last-Event-ID", "1-1")],
+    );
+    let (resync_id, resync) = next_with_id(&stale, "resync", Duration::from_secs(5));
+    assert_eq!(resync_id, missed_id, "the resync names the latest change");
+    assert!(resync["detail"].as_str().unwrap().contains("/api/v1/system/health"), "{resync}");
+}
