@@ -303,6 +303,17 @@ expect_health() {
   log "boot $BOOTS: GET $HEALTH_ROUTE through port $PORT: HTTP $code, status $status, partition $partition"
 }
 
+# wait_health JQ_TEST SECONDS: polls the guest's health document from the host
+# until JQ_TEST holds, for at most SECONDS.
+wait_health() {
+  local url=http://127.0.0.1:$PORT$HEALTH_ROUTE body=$RUN/health-wait-$BOOTS.json end=$((SECONDS + $2))
+  until curl -sS -o "$body" --max-time 10 "$url" 2>/dev/null && jq -e "$1" "$body" >/dev/null 2>&1; do
+    ((SECONDS < end)) || fail "boot $BOOTS: the health document never showed \`$1\` within $2 s: $(jq -c .boot "$body" 2>/dev/null | head -c 400)"
+    sleep 0.5
+  done
+  log "boot $BOOTS: the health document shows \`$1\`"
+}
+
 # expect_service UNIT CODE [JQ_TEST...]: asks the guest's endpoint for one systemd
 # unit (GET /api/v1/system/services/UNIT, answered from the guest's real systemd
 # over D-Bus) from the host; checks the HTTP code and each JQ_TEST.

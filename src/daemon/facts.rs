@@ -20,6 +20,13 @@ use crate::server::Endpoint;
 /// A disk that does not answer must not hold up the gate.
 const DETECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How often the booted slot's GPT attributes are read again while it is not marked
+/// successful after a passed gate, and for how long: on Flatcar update_engine marks the
+/// slot by itself, about 45 s after it starts, and the page and the health document must
+/// show it once it has, not what the table said when bootgate started.
+const MARK_WATCH_EVERY: Duration = Duration::from_secs(10);
+const MARK_WATCH_FOR: Duration = Duration::from_secs(15 * 60);
+
 /// This boot as the daemon found it at start.
 #[derive(Debug, Clone, Default)]
 pub struct ThisBoot {
@@ -155,6 +162,39 @@ pub async fn mark_good(backend: &dyn Backend, endpoint: &Endpoint, notifier: Not
         *boot = Some(Arc::new(shown));
     });
     notifier.refresh_status();
+    watch_slot_mark(endpoint);
+}
+
+/// While the booted GPT slot is not marked successful, reads the table again every
+/// [`MARK_WATCH_EVERY`] (for at most [`MARK_WATCH_FOR`]) and shows the slots as they are.
+fn watch_slot_mark(endpoint: &Endpoint) {
+    let unmarked = endpoint.boot.borrow().as_ref().and_then(|f| f.slot.as_ref()).is_some_and(|s| !s.successful);
+    if !unmarked {
+        return;
+    }
+    let boot = endpoint.boot.clone();
+    tokio::spawn(async move {
+        let end = tokio::time::Instant::now() + MARK_WATCH_FOR;
+        while tokio::time::Instant::now() < end {
+            tokio::time::sleep(MARK_WATCH_EVERY).await;
+            let read = tokio::time::timeout(DETECT_TIMEOUT, tokio::task::spawn_blocking(crate::boot::detect)).await;
+            let Ok(Ok(status)) = read else { continue };
+            let Some(slot) = status.slot_facts() else { return };
+            let successful = slot.successful;
+            boot.send_modify(|facts| {
+                if let Some(facts) = facts {
+                    let facts = Arc::make_mut(facts);
+                    facts.gpt_slots = status.gpt_slots();
+                    facts.gpt_next = crate::boot::next::of_table(&status).and_then(|n| n.index);
+                    facts.slot = Some(slot);
+                }
+            });
+            if successful {
+                tracing::info!("the booted slot is marked successful now");
+                return;
+            }
+        }
+    });
 }
 
 /// Shows a failed gate's decision in the boot facts, before it is acted on.

@@ -25,10 +25,11 @@ pub struct BootFacts {
     /// Whether the backend marked this boot good, once the gate passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mark: Option<Mark>,
-    /// Every gptprio slot of the booted disk (the booted slot's type), as read at start.
+    /// Every gptprio slot of the booted disk (the booted slot's type), as last read: at
+    /// start, and again while the booted slot waits to be marked successful.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpt_slots: Vec<GptSlot>,
-    /// The partition gptprio boots next, by the attributes as read at start.
+    /// The partition gptprio boots next, by the attributes as last read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpt_next: Option<u32>,
     /// What a failed gate led to, once decided.

@@ -19,6 +19,9 @@ expect_gate passed
 expect_journal '' 'boot gate passed'
 expect_check tpm pass
 wait_marked
+# update_engine marked the slot after bootgate read the table: the page and the
+# health document follow within bootgate's 10 s re-read.
+wait_health '.boot.successful == true' 30
 expect_health 200 healthy
 expect_service bootgate.service 200 '.success == true' '.data.healthy == true' '.data.active_state == "active"' \
   '.data.load_state == "loaded"' '.data.main_pid > 1' '.data.name == "bootgate.service"'
