@@ -70,7 +70,8 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     // wait for.
     let chosen = async {
         let backend = choose_backend(&policy, &boot).await?;
-        publish_backend(backend.as_ref(), &endpoint).await;
+        let facts = publish_backend(backend.as_ref(), &endpoint).await;
+        facts::say_greenboot_attempt(&policy, &facts);
         Ok::<_, String>(backend)
     };
     let learnt = learn_fallback(&dirs.state, &boot, &endpoint, notifier);
