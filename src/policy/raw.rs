@@ -31,7 +31,8 @@ pub struct RawPolicy {
     #[serde(default)]
     pub boot: RawBoot,
     /// The checks; with `checks_from`, the two together must hold at least one.
-    #[schemars(with = "Option<Vec<super::schema::CheckSchema>>", length(max = super::MAX_CHECKS))]
+    #[serde(default)]
+    #[schemars(with = "Vec<super::schema::CheckSchema>", length(max = super::MAX_CHECKS))]
     pub checks: Option<Vec<RawCheck>>,
     /// More `exec` checks, one per file in these directories (greenboot's `check/required.d`, `wanted.d`):
     /// `*.sh` files run through bash whatever their mode, other files when executable.
@@ -70,6 +71,7 @@ pub struct RawChecksFrom {
     pub dir: FsPath,
     /// Put before each file name to make its check's name, e.g. `vendor.` for
     /// `/usr/lib/greenboot/check/required.d`, whose file names may also be in `/etc`'s.
+    #[serde(default)]
     #[schemars(schema_with = "super::schema::prefix")]
     pub prefix: Option<Text>,
     /// Whether its checks fail the gate (default true; false for greenboot's `wanted.d`).

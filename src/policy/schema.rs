@@ -61,7 +61,7 @@ pub fn http_url(_: &mut SchemaGenerator) -> Schema {
 /// Schema of a `checks_from` entry's `prefix`: the start of a check name.
 pub fn prefix(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
-        "type": ["string", "null"],
+        "type": "string",
         "description": "Put before each file name to make its check's name.",
         "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$"
     })
