@@ -303,3 +303,39 @@ fn listing(dir: &Path) -> Vec<(PathBuf, u64, u32)> {
     out.sort();
     out
 }
+
+/// With greenboot.conf in the policy and greenboot's GRUB handshake, `run` says which of
+/// the update's boot attempts this boot is, from GRUB's own counter.
+#[test]
+fn run_says_which_of_greenboots_boot_attempts_this_boot_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("grubenv");
+    for args in [&["create"][..], &["set", "boot_counter=3", "boot_success=0"]] {
+        // What greenboot's set-counter wrote for GREENBOOT_MAX_BOOT_ATTEMPTS=4, after GRUB's first count.
+        let out = std::process::Command::new("grub-editenv")
+            .arg(&file)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run grub-editenv ({e}): install grub-common (build/deps.sh)"));
+        assert!(out.status.success(), "grub-editenv {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let required = dir.path().join("required.d");
+    script(&required, "10_passes.sh", "exit 0", 0o644);
+    let conf = dir.path().join("greenboot.conf");
+    std::fs::write(&conf, "GREENBOOT_MAX_BOOT_ATTEMPTS=4\n").unwrap();
+    let policy = format!(
+        "version: 1\nboot: {{backend: grubenv, grubenv: {}}}\nserver: {{listen: '127.0.0.1:{}'}}\n\
+         checks_from:\n  - {{dir: {}}}\ngreenboot: {{config: {}}}\n",
+        file.display(),
+        support::free_port(),
+        required.display(),
+        conf.display()
+    );
+    let notify = NotifySocket::bind(dir.path());
+    let mut daemon = Launch::run(policy).in_dir(dir.path()).notify(&notify).start();
+    notify.wait_for("READY=1", Instant::now(), Duration::from_secs(20), |m| m.contains("READY=1"));
+    let log = daemon.stderr();
+    assert!(log.contains("greenboot boot attempt 1 of 4 (boot_counter 3, GREENBOOT_MAX_BOOT_ATTEMPTS 4)"), "{log}");
+    daemon.terminate();
+    daemon.wait_exit(Duration::from_secs(10));
+}
