@@ -106,7 +106,34 @@ pub fn add(
                 continue;
             }
             let path = dir.join(&file);
-            let base = CheckSpec {
+            let disabled = greenboot.conf.disabled.iter().find(|d| **d == file);
+            let (check, critical): (Arc<dyn Check>, bool) = if let Some(d) = disabled {
+                disabled_seen.insert(d.as_str());
+                let conf = greenboot.config.as_deref().map_or("greenboot.conf".into(), |p| p.display().to_string());
+                let said = format!("disabled by {conf} (DISABLED_HEALTHCHECKS): {} is not run", path.display());
+                tracing::info!(check = %name, "checks_from: {said}");
+                // Optional, so that a check greenboot would not run cannot fail the gate.
+                (Arc::new(Said(Outcome::pass(said).with("disabled", true))), false)
+            } else {
+                match how_to_run(&path) {
+                    Ok(argv) => {
+                        let command = NonEmpty(argv.into_iter().map(Str).collect());
+                        match Exec::build(Keys { command, warn_exit_codes: None }) {
+                            Ok(check) => (Arc::new(check), critical),
+                            Err(e) => {
+                                cx.at(&at("dir"), e.message);
+                                continue;
+                            }
+                        }
+                    }
+                    Err(why) => {
+                        let effect = if critical { "fails the gate" } else { "degrades the boot" };
+                        tracing::warn!(file = %path.display(), "checks_from: {why}; its check {effect}");
+                        (Arc::new(Said(Outcome::fail(why))), critical)
+                    }
+                }
+            };
+            specs.push(CheckSpec {
                 name,
                 kind: Exec::NAME,
                 critical,
@@ -116,35 +143,8 @@ pub fn add(
                 after: Vec::new(),
                 interval: None,
                 start_period: Duration::ZERO,
-                check: Arc::new(Said(Outcome::pass(""))),
-            };
-            if let Some(d) = greenboot.conf.disabled.iter().find(|d| **d == file) {
-                disabled_seen.insert(d.as_str());
-                let conf = greenboot.config.as_deref().map_or("greenboot.conf".into(), |p| p.display().to_string());
-                let said = format!("disabled by {conf} (DISABLED_HEALTHCHECKS): {} is not run", path.display());
-                tracing::info!(check = %base.name, "checks_from: {said}");
-                let check = Said(Outcome::pass(said).with("disabled", true));
-                specs.push(CheckSpec { critical: false, check: Arc::new(check), ..base });
-                continue;
-            }
-            let check: Arc<dyn Check> = match how_to_run(&path) {
-                Ok(argv) => {
-                    let command = NonEmpty(argv.into_iter().map(Str).collect());
-                    match Exec::build(Keys { command, warn_exit_codes: None }) {
-                        Ok(check) => Arc::new(check),
-                        Err(e) => {
-                            cx.at(&at("dir"), e.message);
-                            continue;
-                        }
-                    }
-                }
-                Err(why) => {
-                    let effect = if critical { "fails the gate" } else { "degrades the boot" };
-                    tracing::warn!(file = %path.display(), "checks_from: {why}; its check {effect}");
-                    Arc::new(Said(Outcome::fail(why)))
-                }
-            };
-            specs.push(CheckSpec { check, ..base });
+                check,
+            });
         }
     }
     if let Some(conf) = &greenboot.config {

@@ -59,9 +59,8 @@ pub fn validate(cx: &mut Ctx, raw: Option<RawGreenboot>) -> Greenboot {
     let conf = match &config {
         None => conf::Conf::default(),
         Some(path) => conf::read(path).unwrap_or_else(|e| {
-            let key = if e.key.is_empty() { String::new() } else { e.key };
             let file = path.display().to_string();
-            cx.problems.push(Problem { file, line: e.line, column: e.column, key, message: e.message });
+            cx.problems.push(Problem { file, line: e.line, column: e.column, key: e.key, message: e.message });
             conf::Conf::default()
         }),
     };
