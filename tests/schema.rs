@@ -223,3 +223,33 @@ fn shipped_policies_point_editors_at_the_installed_schema() {
         assert_eq!(text.lines().next(), Some(MODELINE), "{}", file.display());
     }
 }
+
+/// `checks_from` alone is a complete policy for the schema too; a policy with neither
+/// list, or with only empty ones, is not.
+#[test]
+fn a_policy_of_checks_from_alone_passes_the_schema_and_one_without_checks_does_not() {
+    let docs = BTreeMap::from([
+        (
+            "from".to_string(),
+            json!({
+                "version": 1,
+                "checks_from": [{"dir": "/usr/lib/greenboot/check/required.d", "prefix": "vendor."}],
+                "greenboot": {
+                    "config": "/etc/greenboot/greenboot.conf",
+                    "green": ["/etc/greenboot/green.d"],
+                    "red": ["/etc/greenboot/red.d"],
+                    "hook_timeout": "30s"
+                }
+            }),
+        ),
+        ("neither".to_string(), json!({"version": 1})),
+        ("both_empty".to_string(), json!({"version": 1, "checks": [], "checks_from": []})),
+        ("bad_prefix".to_string(), json!({"version": 1, "checks_from": [{"dir": "/x", "prefix": "a b"}]})),
+        ("bad_hook_key".to_string(), json!({"version": 1, "checks_from": [{"dir": "/x"}], "greenboot": {"hooks": []}})),
+    ]);
+    let errors = errors(&docs);
+    assert!(errors["from"].is_empty(), "{:?}", errors["from"]);
+    for name in ["neither", "both_empty", "bad_prefix", "bad_hook_key"] {
+        assert!(!errors[name].is_empty(), "the schema accepts {name}");
+    }
+}

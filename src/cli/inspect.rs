@@ -39,11 +39,25 @@ pub(super) fn validate(policy: Option<PathBuf>, files: Vec<PathBuf>) -> i32 {
                         }
                     }
                 }
+                if let Some(path) = &loaded.policy.greenboot.config {
+                    println!("{}: ok ({})", path.display(), greenboot_summary(&loaded.policy.greenboot.conf));
+                }
             }
             Err(e) => code = super::bad_policy(&e),
         }
     }
     code
+}
+
+/// What bootgate takes from greenboot.conf, in a few words.
+fn greenboot_summary(conf: &policy::greenboot::conf::Conf) -> String {
+    // greenboot's own default when the file does not say.
+    let attempts = conf.max_boot_attempts.unwrap_or(3);
+    let disabled = match conf.disabled.len() {
+        0 => "none disabled".to_string(),
+        _ => format!("disabled: {}", conf.disabled.join(", ")),
+    };
+    format!("GREENBOOT_MAX_BOOT_ATTEMPTS {attempts}: the boot_counter GRUB counts down from; {disabled}")
 }
 
 /// What a valid web config turns on, in a few words.

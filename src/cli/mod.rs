@@ -13,6 +13,7 @@ use crate::process::{Notifier, reaper};
 mod check;
 mod generate;
 mod inspect;
+mod migrate;
 
 /// What `--help` says after the options: the environment read and the exit codes.
 const AFTER_HELP: &str = "\
@@ -146,6 +147,11 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = crate::record::history::KEEP)]
         limit: usize,
     },
+    /// Print a policy equivalent to another boot checker's setup (changes nothing).
+    Migrate {
+        #[command(subcommand)]
+        from: MigrateFrom,
+    },
     /// Print the A/B partitions and their GPT boot attributes.
     BootStatus {
         /// Read this disk image (or block device) instead of the booted disk.
@@ -157,6 +163,18 @@ enum Command {
     },
 }
 
+/// What `migrate` reads.
+#[derive(Debug, Subcommand)]
+enum MigrateFrom {
+    /// Print the policy for this host's greenboot scripts and greenboot.conf, and the
+    /// greenboot units to disable and to keep (exit 0; 66 when there is no greenboot tree).
+    Greenboot {
+        /// Read the greenboot tree under this directory instead of `/`.
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+    },
+}
+
 impl Command {
     /// The subcommand's own `--policy`, or `None` for one that reads no policy.
     fn policy_arg(&mut self) -> Option<&mut PolicyArg> {
@@ -165,7 +183,7 @@ impl Command {
             | Command::Serve { policy, .. }
             | Command::Check { policy, .. }
             | Command::Validate { policy, .. } => Some(policy),
-            Command::Schema | Command::BootStatus { .. } | Command::History { .. } => None,
+            Command::Schema | Command::BootStatus { .. } | Command::History { .. } | Command::Migrate { .. } => None,
         }
     }
 
@@ -178,6 +196,7 @@ impl Command {
             Command::Schema => "schema",
             Command::BootStatus { .. } => "boot-status",
             Command::History { .. } => "history",
+            Command::Migrate { .. } => "migrate",
         }
     }
 }
@@ -240,6 +259,7 @@ pub fn main() -> i32 {
         }
         Command::Validate { policy, files } => inspect::validate(policy.policy, files),
         Command::BootStatus { disk, format } => inspect::boot_status(disk, format),
+        Command::Migrate { from: MigrateFrom::Greenboot { root } } => migrate::greenboot(&root),
         Command::History { state_dir, format, limit } => inspect::history(&state_dir, format, limit),
         Command::Check { policy: PolicyArg { policy: path }, format } => with_runtime(async move {
             let loaded = match policy::load(path.as_deref()) {

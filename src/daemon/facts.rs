@@ -12,7 +12,7 @@ use crate::boot::decide::fallback;
 use crate::boot::identity::{self, OsRelease};
 use crate::process::logging::BOOT_FALLBACK_ID;
 use crate::process::notify::{self, Notifier};
-use crate::record::boot::{BootFacts, Fallback, Mark, OnFailure};
+use crate::record::boot::{BackendFacts, BootFacts, Fallback, Mark, OnFailure};
 use crate::record::history::{self, Decision, PastBoot, SeenFallback, Slot};
 use crate::record::verdict::VerdictRecord;
 use crate::server::Endpoint;
@@ -207,13 +207,28 @@ pub fn show_on_failure(endpoint: &Endpoint, on_failure: OnFailure) {
 }
 
 /// Shows the backend's facts in the boot facts, beside the GPT slot's.
-pub async fn publish_backend(backend: &dyn Backend, endpoint: &Endpoint) {
+pub async fn publish_backend(backend: &dyn Backend, endpoint: &Endpoint) -> BackendFacts {
     let facts = backend.facts().await;
+    let shown_facts = facts.clone();
     endpoint.boot.send_modify(|boot| {
         let mut shown = boot.as_deref().cloned().unwrap_or_default();
         shown.backend = Some(facts);
         *boot = Some(Arc::new(shown));
     });
+    shown_facts
+}
+
+/// With greenboot.conf in the policy and GRUB's counter in the facts, says which of
+/// greenboot's boot attempts this boot is.
+pub fn say_greenboot_attempt(policy: &crate::policy::Policy, facts: &BackendFacts) {
+    let (Some(config), BackendFacts::Grubenv { boot_counter, .. }) = (&policy.greenboot.config, facts) else {
+        return;
+    };
+    // greenboot's own default when greenboot.conf does not say.
+    let max = policy.greenboot.conf.max_boot_attempts.unwrap_or(3);
+    if let Some(text) = crate::render::status::greenboot_attempt(*boot_counter, max) {
+        tracing::info!(config = %config.display(), "{text}");
+    }
 }
 
 /// Appends this boot's line and publishes the new history.

@@ -1,9 +1,11 @@
 //! `bootgate run` and `bootgate serve`, in the order things happen: start (signals, the
 //! endpoint, the boot facts), the gate and its soak, the runtime loop and its schedule,
-//! the rollback window, policy reloads, and what is done with every result.
+//! greenboot's green and red hooks, the rollback window, policy reloads, and what is done
+//! with every result.
 
 pub mod facts;
 pub mod gate;
+pub mod hooks;
 pub mod observe;
 pub mod reload;
 pub mod run;

@@ -1,8 +1,8 @@
 //! `bootgate run`: the gate at boot, then the runtime loop (shared with `bootgate serve`).
 //! In order: the verdict this boot may already have, the endpoint and the boot facts, the
 //! backend, the gate (its soak included), the verdict written and the history line
-//! recorded, then on a pass the backend's mark, the rollback window and READY=1, or on a
-//! failure the backend's decision acted on.
+//! recorded, then on a pass the backend's mark, the rollback window, READY=1 and the
+//! green hooks, or on a failure the red hooks and the backend's decision acted on.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -11,6 +11,7 @@ use tracing::Level;
 
 use super::facts::{self, ThisBoot, learn_fallback, mark_good, publish_backend};
 use super::gate::run_gate;
+use super::hooks::{self, Hooks};
 use super::reload::Reloader;
 use super::runtime::runtime;
 use super::start::{Dirs, install_signals, start_endpoint};
@@ -69,7 +70,8 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     // wait for.
     let chosen = async {
         let backend = choose_backend(&policy, &boot).await?;
-        publish_backend(backend.as_ref(), &endpoint).await;
+        let facts = publish_backend(backend.as_ref(), &endpoint).await;
+        facts::say_greenboot_attempt(&policy, &facts);
         Ok::<_, String>(backend)
     };
     let learnt = learn_fallback(&dirs.state, &boot, &endpoint, notifier);
@@ -239,6 +241,13 @@ impl Run {
         mark_good(self.backend.as_ref(), endpoint, self.notifier).await;
         publish_backend(self.backend.as_ref(), endpoint).await;
         self.notifier.ready(&status);
+        // After the mark and READY=1, not before as greenboot runs them: a hung green
+        // hook then delays nothing, and the runtime loop starts beside it.
+        let greenboot = &self.policy.greenboot;
+        if !greenboot.green.is_empty() {
+            let (dirs, timeout) = (greenboot.green.clone(), greenboot.hook_timeout);
+            tokio::spawn(async move { hooks::run(Hooks::Green, &dirs, timeout).await });
+        }
         Judged::Passed(window)
     }
 
@@ -267,14 +276,21 @@ impl Run {
         self.notifier.status(&format!("{status} (failing: {failing})"));
         // The GPT's slots name a gptprio fallback in the reboot message.
         let slots = self.boot.status.clone().unwrap_or_default();
-        let act = reboot::on_gate_failure(
-            &slots,
-            decision,
-            self.policy.gate.reboot_delay,
-            &failing,
-            snapshot.gate_word(),
-            self.notifier,
-        );
+        let greenboot = &self.policy.greenboot;
+        let act = async {
+            // The red hooks run before any reboot, as greenboot runs them, each bounded:
+            // the verdict is already written, so the hooks only delay the reboot.
+            hooks::run(Hooks::Red, &greenboot.red, greenboot.hook_timeout).await;
+            reboot::on_gate_failure(
+                &slots,
+                decision,
+                self.policy.gate.reboot_delay,
+                &failing,
+                snapshot.gate_word(),
+                self.notifier,
+            )
+            .await
+        };
         // A stop request during the reboot delay ends the wait (signals no longer kill the process).
         signals.shutdown.until(heartbeat.keep(act)).await;
     }

@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use crate::checks::Check;
 
-mod checks_from;
+pub mod checks_from;
+pub mod greenboot;
 mod load;
 pub mod located;
 pub mod raw;
@@ -49,6 +50,8 @@ pub struct Policy {
     pub allow_run: bool,
     /// `server.web_config`: the endpoint's TLS and basic auth, if any.
     pub web_config: Option<std::path::PathBuf>,
+    /// `greenboot:`: greenboot.conf as read, and the green.d/red.d hooks.
+    pub greenboot: greenboot::Greenboot,
     pub checks: Vec<CheckSpec>,
 }
 

@@ -8,8 +8,14 @@ use super::types::{Dur, FsPath, Name, Text};
 
 /// The whole policy file (version 1).
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, expecting = "a policy: a mapping with `version` and `checks`")]
+#[serde(deny_unknown_fields, expecting = "a policy: a mapping with `version` and `checks` or `checks_from`")]
 #[schemars(title = "bootgate policy", description = "Checks that decide whether a freshly booted OS is kept.")]
+// The checks come from `checks`, `checks_from` or both; `validate` counts what the
+// directories hold, and refuses a policy that ends with none.
+#[schemars(extend("anyOf" = [
+    { "required": ["checks"], "properties": { "checks": { "minItems": 1 } } },
+    { "required": ["checks_from"], "properties": { "checks_from": { "minItems": 1 } } }
+]))]
 pub struct RawPolicy {
     /// Format version; only 1 exists.
     #[schemars(extend("const" = 1))]
@@ -24,11 +30,15 @@ pub struct RawPolicy {
     pub rollback: Option<RawRollback>,
     #[serde(default)]
     pub boot: RawBoot,
-    /// The checks; at least one.
-    #[schemars(with = "Vec<super::schema::CheckSchema>", length(min = 1, max = super::MAX_CHECKS))]
-    pub checks: Vec<RawCheck>,
-    /// More `exec` checks: each executable file in these directories (greenboot's `check/required.d`, `wanted.d`).
+    /// The checks; with `checks_from`, the two together must hold at least one.
+    #[serde(default)]
+    #[schemars(with = "Vec<super::schema::CheckSchema>", length(max = super::MAX_CHECKS))]
+    pub checks: Option<Vec<RawCheck>>,
+    /// More `exec` checks, one per file in these directories (greenboot's `check/required.d`, `wanted.d`):
+    /// `*.sh` files run through bash whatever their mode, other files when executable.
     pub checks_from: Option<Vec<RawChecksFrom>>,
+    /// What a host moving from greenboot keeps: greenboot.conf and the green.d/red.d hooks.
+    pub greenboot: Option<super::greenboot::RawGreenboot>,
 }
 
 /// How this system's boot gets marked.
@@ -53,12 +63,17 @@ pub enum Backend {
     None,
 }
 
-/// A directory whose executable files become `exec` checks, named after the file.
+/// A directory whose files become `exec` checks, named after the file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, expecting = "a mapping with `dir`")]
 pub struct RawChecksFrom {
     /// The directory, e.g. `/etc/greenboot/check/required.d`.
     pub dir: FsPath,
+    /// Put before each file name to make its check's name, e.g. `vendor.` for
+    /// `/usr/lib/greenboot/check/required.d`, whose file names may also be in `/etc`'s.
+    #[serde(default)]
+    #[schemars(schema_with = "super::schema::prefix")]
+    pub prefix: Option<Text>,
     /// Whether its checks fail the gate (default true; false for greenboot's `wanted.d`).
     pub critical: Option<bool>,
     /// Per script (default: as for any check).

@@ -58,6 +58,15 @@ pub fn http_url(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// Schema of a `checks_from` entry's `prefix`: the start of a check name.
+pub fn prefix(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "string",
+        "description": "Put before each file name to make its check's name.",
+        "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$"
+    })
+}
+
 /// Schema of `server.listen`.
 pub fn listen(_: &mut SchemaGenerator) -> Schema {
     json_schema!({

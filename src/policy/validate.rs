@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::de::IgnoredAny;
 use serde_yaml::Value;
 
+use super::greenboot::RawGreenboot;
 use super::located::Ctx;
 use super::raw::{
     Backend, OnFailure, RawBoot, RawCheck, RawChecksFrom, RawGate, RawPolicy, RawRollback, RawRuntime, RawServer,
@@ -29,7 +30,8 @@ const DEFAULT_FAILING_FOR: Duration = Duration::from_secs(300);
 const DEFAULT_RUNTIME_CONCURRENT: u32 = 8;
 
 /// The top-level keys of a policy, in the order the schema lists them.
-const TOP_KEYS: [&str; 8] = ["version", "gate", "runtime", "server", "rollback", "boot", "checks", "checks_from"];
+const TOP_KEYS: [&str; 9] =
+    ["version", "gate", "runtime", "server", "rollback", "boot", "checks", "checks_from", "greenboot"];
 
 /// The sections as read: `None` when absent, `Some(None)` when present but rejected.
 #[derive(Default)]
@@ -41,6 +43,7 @@ struct Sections<'d> {
     rollback: Option<Option<RawRollback>>,
     boot: Option<Option<RawBoot>>,
     checks_from: Option<Option<Vec<RawChecksFrom>>>,
+    greenboot: Option<Option<RawGreenboot>>,
     checks: Option<&'d Value>,
 }
 
@@ -65,7 +68,7 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
             return Err(sorted(cx.problems));
         }
     };
-    let s = sections(&mut cx, &doc);
+    let mut s = sections(&mut cx, &doc);
     if let Some(Some(v)) = s.version
         && v != 1
     {
@@ -79,24 +82,59 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
     let allow_run = server.allow_run.unwrap_or(false);
     let web_config = server.web_config.map(|p| p.0);
     let deadline = gate.as_ref().map(|g| g.deadline);
+    // Read before `checks_from`: greenboot.conf says which of its files are disabled.
+    let greenboot = super::greenboot::validate(&mut cx, s.greenboot.take().flatten());
     let mut checks = s.checks.map(|node| checks(&mut cx, node, deadline)).unwrap_or_default();
+    let written = s.checks.and_then(Value::as_sequence).map_or(0, Vec::len);
+    let mut found = 0;
     if let Some(Some(entries)) = &s.checks_from {
         let limit = deadline.unwrap_or(DEFAULT_DEADLINE);
-        super::checks_from::add(&mut cx, entries, DEFAULT_TIMEOUT.min(limit / 2), deadline, &mut checks);
+        found = super::checks_from::add(
+            &mut cx,
+            entries,
+            DEFAULT_TIMEOUT.min(limit / 2),
+            deadline,
+            &greenboot,
+            &mut checks,
+        );
         if checks.len() > super::MAX_CHECKS {
             let message =
                 format!("{} checks in all; the most a policy may hold is {}", checks.len(), super::MAX_CHECKS);
             cx.at(&[Seg::key("checks_from")], message);
         }
     }
+    no_checks(&mut cx, s.checks, &s.checks_from, written + found);
     let boot = s.boot.flatten().unwrap_or_default();
     let backend = boot.backend.unwrap_or(Backend::Auto);
     let grubenv = boot.grubenv.map(|p| p.0);
     match gate {
         Some(gate) if cx.problems.is_empty() => {
-            Ok(Policy { gate, runtime, rollback, backend, grubenv, listen, allow_run, web_config, checks })
+            Ok(Policy { gate, runtime, rollback, backend, grubenv, listen, allow_run, web_config, greenboot, checks })
         }
         _ => Err(sorted(cx.problems)),
+    }
+}
+
+/// The one rule a gate cannot do without: something to check. The directories of
+/// `checks_from` count with what they hold, so an empty or emptied greenboot tree fails
+/// closed instead of passing anything. Counted as written, so a check refused for
+/// another reason is not also called missing.
+fn no_checks(cx: &mut Ctx, checks: Option<&Value>, checks_from: &Option<Option<Vec<RawChecksFrom>>>, count: usize) {
+    let from = matches!(checks_from, Some(Some(_)));
+    let unread = checks.is_some_and(|c| !c.is_sequence())
+        || matches!(checks_from, Some(None))
+        || cx.problems.iter().any(|p| p.key.starts_with("checks_from"));
+    if count > 0 || unread {
+        return;
+    }
+    let message = "no checks: an empty gate would pass anything";
+    match (checks.is_some(), from) {
+        (_, true) => cx.at(
+            &[Seg::key("checks_from")],
+            format!("{message} (the checks_from directories hold no file, and `checks` lists none)"),
+        ),
+        (true, false) => cx.at(&[Seg::key("checks")], message),
+        (false, false) => {}
     }
 }
 
@@ -134,6 +172,7 @@ fn sections<'d>(cx: &mut Ctx, doc: &'d Value) -> Sections<'d> {
             "rollback" => s.rollback = Some(cx.typed(node, &path)),
             "boot" => s.boot = Some(cx.typed(node, &path)),
             "checks_from" => s.checks_from = Some(cx.typed(node, &path)),
+            "greenboot" => s.greenboot = Some(cx.typed(node, &path)),
             "checks" => s.checks = Some(node),
             other => {
                 let known = TOP_KEYS.map(|k| format!("`{k}`")).join(", ");
@@ -144,10 +183,11 @@ fn sections<'d>(cx: &mut Ctx, doc: &'d Value) -> Sections<'d> {
             }
         }
     }
-    for (key, missing) in [("version", s.version.is_none()), ("checks", s.checks.is_none())] {
-        if missing {
-            cx.at(&[Seg::key(key)], format!("missing field `{key}`"));
-        }
+    if s.version.is_none() {
+        cx.at(&[Seg::key("version")], "missing field `version`");
+    }
+    if s.checks.is_none() && s.checks_from.is_none() {
+        cx.at(&[Seg::key("checks")], "missing field `checks` (or `checks_from`, directories of check scripts)");
     }
     s
 }
@@ -261,9 +301,6 @@ fn checks(cx: &mut Ctx, node: &Value, deadline: Option<Duration>) -> Vec<CheckSp
         cx.typed::<Vec<IgnoredAny>>(node, &[Seg::key("checks")]);
         return Vec::new();
     };
-    if nodes.is_empty() {
-        cx.at(&[Seg::key("checks")], "no checks: an empty gate would pass anything");
-    }
     let path = |i: usize, key: &str| [Seg::key("checks"), Seg::Index(i), Seg::key(key)];
     // Names as written, even of a check rejected for another key: `after` may name it.
     let mut index: HashMap<&str, usize> = HashMap::new();

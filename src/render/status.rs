@@ -94,6 +94,22 @@ pub fn soaking(s: &Snapshot, now: SystemTime) -> String {
     text
 }
 
+/// Which of greenboot's boot attempts this boot is: greenboot's set-counter writes
+/// `boot_counter=N` (`GREENBOOT_MAX_BOOT_ATTEMPTS`) before an update's reboot and GRUB
+/// counts it down on each unconfirmed boot, so the first boot sees N-1 and -1 is the
+/// fallback. `None` without a counter (no update is being tried).
+pub fn greenboot_attempt(boot_counter: Option<i64>, max: u32) -> Option<String> {
+    let k = boot_counter?;
+    let n = i64::from(max);
+    Some(match k {
+        -1 => format!("greenboot fallback boot: the update's {n} boot attempts are used up (boot_counter -1)"),
+        k if (0..n).contains(&k) => {
+            format!("greenboot boot attempt {} of {n} (boot_counter {k}, GREENBOOT_MAX_BOOT_ATTEMPTS {n})", n - k)
+        }
+        k => format!("boot_counter {k} does not fit GREENBOOT_MAX_BOOT_ATTEMPTS {n}: set by another tool or setting"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -149,5 +165,18 @@ mod tests {
         s.checks = vec![failed("api", true, 1), failed("docker", false, 2)];
         s.soak = Some(Soak { total: Duration::from_secs(60), ends: now + Duration::from_millis(39_500) });
         assert_eq!(soaking(&s, now), "soaking: 40s of 1m left; api failed 1 in a row");
+    }
+
+    #[test]
+    fn greenboot_attempts_count_from_the_first_boot_after_the_counter_was_set() {
+        let said = |k| greenboot_attempt(k, 3);
+        assert_eq!(said(None), None);
+        assert_eq!(
+            said(Some(2)).unwrap(),
+            "greenboot boot attempt 1 of 3 (boot_counter 2, GREENBOOT_MAX_BOOT_ATTEMPTS 3)"
+        );
+        assert!(said(Some(0)).unwrap().starts_with("greenboot boot attempt 3 of 3"));
+        assert!(said(Some(-1)).unwrap().contains("fallback boot"));
+        assert!(said(Some(7)).unwrap().contains("does not fit"));
     }
 }
