@@ -5,8 +5,8 @@
 //! Rootful podman on this machine needs what the containers.conf below says: lower
 //! rlimits (runc cannot raise them here), cgroupfs (no systemd as PID 1), events in a
 //! file. The rest keeps it off the machine's own paths: file locks in the temp dir
-//! instead of the machine-wide `/dev/shm/libpod_lock` (which a fresh podman resets on its
-//! first start, taking it from any other), its own network config dir, and containers
+//! instead of `/dev/shm/libpod_lock`, which every rootful podman on the machine would
+//! share (its allocations with them), its own network config dir, and containers
 //! run from a busybox root directory (`--rootfs`) instead of an imported image, since
 //! podman 4.3 keeps an image import's blob cache in `/var/lib/containers/cache`
 //! whatever its `--root`.
