@@ -31,6 +31,9 @@ tests=(
   swtpm swtpm-tools tpm2-tools
   # Docker check tests: a private engine and a registry-free image
   docker.io busybox-static
+  # the same checks against podman's Docker-compatible API (rootful: no uidmap; it
+  # pulls in conmon, and uses docker.io's runc)
+  podman
   # metrics tests and benchmarks
   prometheus wrk hyperfine nginx-light
   # fleet monitoring test: alerts from the shipped rules reach the Alertmanager example (and amtool)

@@ -40,6 +40,7 @@ checks:
     assert_eq!(docker["observed"]["version"], version, "{docker:#}");
     assert_eq!(docker["observed"]["api_version"], api, "{docker:#}");
     assert_eq!(docker["observed"]["containers_running"], 3, "{docker:#}");
+    assert_eq!(docker["observed"]["engine"], "docker", "{docker:#}");
     assert!(message(&v, "docker").contains(&format!("engine {version}")), "{docker:#}");
 
     let healthy = result(&v, "healthy");

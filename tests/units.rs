@@ -261,6 +261,36 @@ fn the_docker_dependency_is_a_drop_in_that_can_be_masked() {
     verify(root.path(), "bootgate.service");
 }
 
+/// The code block of `doc` whose first line is `first`, without its fences.
+fn fenced_block(doc: &str, first: &str) -> String {
+    let text = fs::read_to_string(repo().join(doc)).unwrap();
+    let start = text.find(&format!("```ini\n{first}\n")).unwrap_or_else(|| panic!("{doc} has no block for {first}"));
+    let block = &text[start + "```ini\n".len()..];
+    block[..block.find("```").unwrap_or_else(|| panic!("{doc}: the block for {first} does not close"))].to_string()
+}
+
+/// The podman drop-in the policy reference shows, installed as written: systemd reads
+/// it, pulls podman's API socket in and orders the gate after it.
+#[test]
+fn the_podman_drop_in_of_the_docs_verifies() {
+    let path = "/etc/systemd/system/bootgate.service.d/10-podman.conf";
+    let dropin = fenced_block("docs/policy.md", &format!("# {path}"));
+    let root = verify_root();
+    // podman's own unit, from the package the host has (build/deps.sh installs it).
+    let socket = root.path().join("usr/lib/systemd/system/podman.socket");
+    assert!(socket.exists(), "no podman.socket among the host's units: install the Debian package `podman`");
+    let file = root.path().join(path.trim_start_matches('/'));
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    fs::write(&file, &dropin).unwrap();
+    let effective = run(Command::new("systemd-analyze")
+        .arg(format!("--root={}", root.path().display()))
+        .args(["cat-config", "systemd/system/bootgate.service.d/10-podman.conf"]));
+    for line in ["Wants=podman.socket", "After=podman.socket"] {
+        assert!(effective.lines().any(|l| l == line), "{effective}");
+    }
+    verify(root.path(), "bootgate.service");
+}
+
 /// OnFailure= of the gate's unit names the report unit, and nothing depends on the report.
 #[test]
 fn a_failed_gate_hands_over_to_the_report_unit() {

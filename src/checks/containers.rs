@@ -21,7 +21,8 @@ use crate::util::redact::quote;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Keys {
-    /// The engine's unix socket (default `/var/run/docker.sock`, or a `unix://` `DOCKER_HOST`).
+    /// The engine's unix socket (default: a `unix://` `DOCKER_HOST`, else `/var/run/docker.sock`,
+    /// else podman's `/run/podman/podman.sock`).
     pub socket: Option<FsPath>,
     /// Containers (names or ids) that must be running, and healthy if they have a HEALTHCHECK.
     pub require_running: Option<NonEmpty<Text>>,

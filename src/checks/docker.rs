@@ -1,10 +1,11 @@
-//! `docker`: the engine answers a ping (which names its version) and lists its containers.
+//! `docker`: the engine (dockerd, or podman's Docker-compatible API) answers a ping
+//! (which names its version) and lists its containers.
 
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::docker_conn::{Engine, call, ping_version};
+use super::docker_conn::{Engine, Product, call, ping_version};
 use super::{Check, CheckFuture, KeyError, Kind, Outcome, RunCtx};
 use crate::policy::types::FsPath;
 
@@ -12,7 +13,8 @@ use crate::policy::types::FsPath;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Keys {
-    /// The engine's unix socket (default `/var/run/docker.sock`, or a `unix://` `DOCKER_HOST`).
+    /// The engine's unix socket (default: a `unix://` `DOCKER_HOST`, else `/var/run/docker.sock`,
+    /// else podman's `/run/podman/podman.sock`).
     pub socket: Option<FsPath>,
 }
 
@@ -44,8 +46,17 @@ impl Docker {
         let running = containers?.len();
         let (engine, api) = (version.version, version.api);
         let word = if running == 1 { "container" } else { "containers" };
-        let out = Outcome::pass(format!("engine {engine} (API {api}), {running} {word} running"));
-        Ok(out.with("version", engine).with("api_version", api).with("containers_running", running))
+        // podman's version is podman's release, not a Docker one: say whose it is.
+        let product = match version.product {
+            Some(Product::Podman) => "podman",
+            _ => "engine",
+        };
+        let out = Outcome::pass(format!("{product} {engine} (API {api}), {running} {word} running"));
+        let out = out.with("version", engine).with("api_version", api).with("containers_running", running);
+        Ok(match version.product {
+            Some(p) => out.with("engine", p.name()),
+            None => out,
+        })
     }
 }
 

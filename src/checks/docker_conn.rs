@@ -1,6 +1,7 @@
 //! The Docker engine connection shared by the `docker` and `containers` kinds:
-//! which socket to use, one client (and its kept-alive connections) per socket, the
-//! engine's version from its ping, and engine calls bounded by the attempt's time.
+//! which socket to use (dockerd's, or podman's Docker-compatible API), one client (and
+//! its kept-alive connections) per socket, the engine's version from its ping, and
+//! engine calls bounded by the attempt's time.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,12 @@ use crate::util::text::chain;
 
 /// Where dockerd listens unless the policy or `DOCKER_HOST` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+/// Where podman's `podman.socket` serves its Docker-compatible API (Fedora IoT, RHEL
+/// for Edge, bootc hosts): the default when dockerd's socket is absent, so one policy
+/// without `socket:` fits hosts of either engine. dockerd's comes first, so a Docker
+/// host behaves as it always did (and `podman-docker` links dockerd's path to this one).
+pub const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
 
 /// The engine's unix socket, fixed when the policy is loaded.
 #[derive(Debug, Clone)]
@@ -42,7 +49,9 @@ impl Origin {
         match self {
             Origin::Policy => String::new(),
             Origin::DockerHost(host) => format!(" (from DOCKER_HOST={})", quote(host)),
-            Origin::Default => " (the default; set `socket:` or DOCKER_HOST for another)".into(),
+            Origin::Default => {
+                format!(" or {PODMAN_SOCKET} (the defaults; set `socket:` or DOCKER_HOST for another)")
+            }
         }
     }
 }
@@ -63,15 +72,20 @@ impl Engine {
     /// A client for one attempt; fails naming the socket when it does not exist.
     pub fn connect(&self, ctx: &RunCtx) -> Result<(Docker, &Path), String> {
         let (path, origin) = self.socket.as_ref().map_err(Clone::clone)?;
-        let path = path.as_path();
         // Checked here for a clear message: at boot the socket may simply not exist yet.
-        if !path.exists() {
-            return Err(format!("docker socket not found: {}{}", path.display(), origin.note()));
-        }
+        let path = present(path, origin, Path::new(PODMAN_SOCKET))
+            .ok_or_else(|| format!("docker socket not found: {}{}", path.display(), origin.note()))?;
         // bollard's own timeout is a backstop; `call` enforces the attempt's limit.
         let backstop = Duration::from_secs(ctx.limit.as_secs().saturating_add(1));
         Ok((client(path)?.with_timeout(backstop), path))
     }
+}
+
+/// The socket to use if it exists: `path`, or for the default `podman` when dockerd's
+/// socket is absent. Looked up at every attempt, since either may appear during boot.
+fn present<'a>(path: &'a Path, origin: &Origin, podman: &'a Path) -> Option<&'a Path> {
+    let fallback = (*origin == Origin::Default).then_some(podman);
+    std::iter::once(path).chain(fallback).find(|p| p.exists())
 }
 
 /// The clients made so far, one a socket: every check of an engine (and every round)
@@ -90,19 +104,47 @@ fn client(path: &Path) -> Result<Docker, String> {
     Ok(docker)
 }
 
-/// The engine's version and API version.
+/// Which implementation of the Docker API answered: the version means a different
+/// product's release in each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Product {
+    Docker,
+    Podman,
+}
+
+impl Product {
+    /// The product's name, as observed values and messages spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Product::Docker => "docker",
+            Product::Podman => "podman",
+        }
+    }
+}
+
+/// The engine's version and API version, and which engine it is when it says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineVersion {
     pub version: String,
     pub api: String,
+    pub product: Option<Product>,
 }
 
 impl EngineVersion {
-    /// From a ping's `Server: Docker/20.10.24 (linux)` and `Api-Version: 1.41` headers.
+    /// From a ping's `Server: Docker/20.10.24 (linux)` (podman's: `Libpod/4.3.1 (linux)`)
+    /// and `Api-Version: 1.41` headers.
     fn from_ping(server: Option<&str>, api: Option<&str>) -> Option<Self> {
-        let version = server?.strip_prefix("Docker/")?.split_whitespace().next()?;
+        let server = server?;
+        let (product, rest) = [("Docker/", Product::Docker), ("Libpod/", Product::Podman)]
+            .into_iter()
+            .find_map(|(prefix, product)| Some((product, server.strip_prefix(prefix)?)))?;
+        let version = rest.split_whitespace().next()?;
         let api = api?.trim();
-        (!version.is_empty() && !api.is_empty()).then(|| EngineVersion { version: version.into(), api: api.into() })
+        (!version.is_empty() && !api.is_empty()).then(|| EngineVersion {
+            version: version.into(),
+            api: api.into(),
+            product: Some(product),
+        })
     }
 }
 
@@ -119,7 +161,17 @@ pub async fn ping_version(ctx: &RunCtx, docker: &Docker, socket: &Path) -> Resul
     }
     let v = call(ctx, socket, "version", docker.version()).await?;
     let unknown = || "unknown".to_string();
-    Ok(EngineVersion { version: v.version.unwrap_or_else(unknown), api: v.api_version.unwrap_or_else(unknown) })
+    // dockerd names its main component `Engine`, podman `Podman Engine`.
+    let product = v.components.iter().flatten().find_map(|c| match c.name.as_str() {
+        "Engine" => Some(Product::Docker),
+        "Podman Engine" => Some(Product::Podman),
+        _ => None,
+    });
+    Ok(EngineVersion {
+        version: v.version.unwrap_or_else(unknown),
+        api: v.api_version.unwrap_or_else(unknown),
+        product,
+    })
 }
 
 /// `GET /_ping` on a connection of its own (bollard hands back no headers): the
@@ -211,8 +263,12 @@ mod tests {
     #[test]
     fn the_version_comes_from_the_ping_headers_when_they_say_it() {
         let v = EngineVersion::from_ping(Some("Docker/20.10.24+dfsg1 (linux)"), Some("1.41"));
-        assert_eq!(v, Some(EngineVersion { version: "20.10.24+dfsg1".into(), api: "1.41".into() }));
-        assert_eq!(EngineVersion::from_ping(Some("Libpod/4.3 (linux)"), Some("1.41")), None);
+        let docker = Some(Product::Docker);
+        assert_eq!(v, Some(EngineVersion { version: "20.10.24+dfsg1".into(), api: "1.41".into(), product: docker }));
+        let v = EngineVersion::from_ping(Some("Libpod/4.3.1 (linux)"), Some("1.41"));
+        let podman = Some(Product::Podman);
+        assert_eq!(v, Some(EngineVersion { version: "4.3.1".into(), api: "1.41".into(), product: podman }));
+        assert_eq!(EngineVersion::from_ping(Some("Moby/1.0 (linux)"), Some("1.41")), None);
         assert_eq!(EngineVersion::from_ping(Some("Docker/24.0.7 (linux)"), None), None);
         assert_eq!(EngineVersion::from_ping(None, Some("1.41")), None);
         assert_eq!(EngineVersion::from_ping(Some("Docker/"), Some("1.41")), None);
@@ -222,6 +278,27 @@ mod tests {
     fn a_path_the_policy_does_not_name_says_where_it_came_from() {
         assert_eq!(Origin::Policy.note(), "");
         assert_eq!(Origin::DockerHost("unix:///run/b.sock".into()).note(), " (from DOCKER_HOST=unix:///run/b.sock)");
-        assert!(Origin::Default.note().contains("the default"), "{}", Origin::Default.note());
+        let note = Origin::Default.note();
+        assert!(note.contains("the defaults") && note.contains(PODMAN_SOCKET), "{note}");
+    }
+
+    #[test]
+    fn the_default_socket_is_dockerds_else_podmans() {
+        let dir = tempfile::tempdir().unwrap();
+        let (docker, podman) = (dir.path().join("docker.sock"), dir.path().join("podman.sock"));
+        assert_eq!(present(&docker, &Origin::Default, &podman), None);
+        std::fs::write(&podman, "").unwrap();
+        assert_eq!(present(&docker, &Origin::Default, &podman), Some(podman.as_path()));
+        std::fs::write(&docker, "").unwrap();
+        assert_eq!(present(&docker, &Origin::Default, &podman), Some(docker.as_path()));
+    }
+
+    #[test]
+    fn a_socket_the_user_named_has_no_fallback() {
+        let dir = tempfile::tempdir().unwrap();
+        let (named, podman) = (dir.path().join("named.sock"), dir.path().join("podman.sock"));
+        std::fs::write(&podman, "").unwrap();
+        assert_eq!(present(&named, &Origin::Policy, &podman), None);
+        assert_eq!(present(&named, &Origin::DockerHost("unix:///x".into()), &podman), None);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,6 +18,10 @@ pub const BUSYBOX_IMAGE: &str = "bootgate-test/busybox:1";
 
 /// Shell applets the containers' commands and healthchecks rely on.
 const APPLETS: [&str; 9] = ["sh", "sleep", "true", "false", "touch", "test", "[", "cat", "ls"];
+
+/// A container's long-lived command. PID 1 ignores SIGTERM unless it traps it:
+/// without the trap every stop or engine shutdown would wait for the stop timeout.
+pub(super) const KEEP_ALIVE: &str = "trap 'exit 0' TERM; sleep 86400 & wait";
 
 /// How a container's healthcheck behaves (interval 1 s, one retry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,34 +39,11 @@ pub enum Health {
 impl Dockerd {
     /// Imports a busybox-only image as `name_tag` from Debian's busybox-static.
     pub fn import_busybox(&self, name_tag: &str) {
-        let busybox = find_binary("busybox", "busybox-static");
-        assert!(
-            is_static_elf(&busybox),
-            "{} is dynamically linked and cannot run alone in an image: \
-             install the Debian package `busybox-static` instead of `busybox`",
-            busybox.display()
-        );
         let work = tempfile::Builder::new()
             .prefix("img")
             .tempdir_in(self.dir())
             .unwrap_or_else(|e| panic!("cannot create an image dir in {}: {e}", self.dir().display()));
-        let root = work.path().join("root");
-        for sub in ["bin", "etc"] {
-            fs::create_dir_all(root.join(sub)).expect("cannot create the image tree");
-        }
-        // /tmp must exist for the PassingAfter marker file; sticky like a real /tmp.
-        fs::create_dir(root.join("tmp")).expect("cannot create the image /tmp");
-        fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).expect("cannot chmod the image /tmp");
-        fs::copy(&busybox, root.join("bin/busybox"))
-            .unwrap_or_else(|e| panic!("cannot copy {}: {e}", busybox.display()));
-        for applet in APPLETS {
-            symlink("busybox", root.join("bin").join(applet)).expect("cannot create an applet symlink");
-        }
-        let tar_path = work.path().join("rootfs.tar");
-        let mut tar = Command::new(find_binary("tar", "tar"));
-        tar.arg("-C").arg(&root).arg("-cf").arg(&tar_path).arg(".");
-        let out = run_bounded(&mut tar, CLI_TIMEOUT);
-        assert!(out.status.success(), "tar of the busybox image failed: {}", String::from_utf8_lossy(&out.stderr));
+        let tar_path = busybox_rootfs_tar(work.path());
         let tar_arg = tar_path.to_str().expect("temp paths are UTF-8");
         self.docker_ok(&["import", tar_arg, name_tag]);
     }
@@ -83,9 +64,7 @@ impl Dockerd {
 
     /// Like [`Dockerd::run_container`] for an image that has busybox's `sh`.
     pub fn run_container_image(&self, image: &str, name: &str, health: Health) -> String {
-        // PID 1 ignores SIGTERM unless it traps it: without the trap every
-        // stop or engine shutdown would wait for the stop timeout.
-        let keep_alive = "trap 'exit 0' TERM; sleep 86400 & wait";
+        let keep_alive = KEEP_ALIVE;
         let (health_args, script) = match health {
             Health::None => (vec!["--no-healthcheck".to_string()], keep_alive.to_string()),
             Health::Passing => (checks("true"), keep_alive.to_string()),
@@ -154,6 +133,41 @@ impl Dockerd {
         self.docker_ok(&["rm", "-f", name]);
         self.containers.lock().expect("container list poisoned").retain(|n| n != name);
     }
+}
+
+/// Builds `work/root`: Debian's busybox-static and the applets the containers
+/// use, the whole of a registry-free image; returns its path.
+pub(super) fn busybox_rootfs(work: &Path) -> PathBuf {
+    let busybox = find_binary("busybox", "busybox-static");
+    assert!(
+        is_static_elf(&busybox),
+        "{} is dynamically linked and cannot run alone in an image: \
+         install the Debian package `busybox-static` instead of `busybox`",
+        busybox.display()
+    );
+    let root = work.join("root");
+    for sub in ["bin", "etc"] {
+        fs::create_dir_all(root.join(sub)).expect("cannot create the image tree");
+    }
+    // /tmp must exist for the PassingAfter marker file; sticky like a real /tmp.
+    fs::create_dir(root.join("tmp")).expect("cannot create the image /tmp");
+    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).expect("cannot chmod the image /tmp");
+    fs::copy(&busybox, root.join("bin/busybox")).unwrap_or_else(|e| panic!("cannot copy {}: {e}", busybox.display()));
+    for applet in APPLETS {
+        symlink("busybox", root.join("bin").join(applet)).expect("cannot create an applet symlink");
+    }
+    root
+}
+
+/// [`busybox_rootfs`] as `work/rootfs.tar`, for `docker import`.
+fn busybox_rootfs_tar(work: &Path) -> PathBuf {
+    let root = busybox_rootfs(work);
+    let tar_path = work.join("rootfs.tar");
+    let mut tar = Command::new(find_binary("tar", "tar"));
+    tar.arg("-C").arg(&root).arg("-cf").arg(&tar_path).arg(".");
+    let out = run_bounded(&mut tar, CLI_TIMEOUT);
+    assert!(out.status.success(), "tar of the busybox image failed: {}", String::from_utf8_lossy(&out.stderr));
+    tar_path
 }
 
 fn checks(cmd: &str) -> Vec<String> {

@@ -1,11 +1,12 @@
 //! The one support room of the integration tests: the bootgate binary (one launcher for
 //! every start of it, one-shot or daemon), one HTTP client for real sockets and one for
 //! the router without a socket, and the real components tests start: a software TPM, a
-//! private Docker engine, RAUC on a private bus, Prometheus and Alertmanager, headless
-//! Chromium, loopback peers that hang, a pseudo-terminal, a clean Debian root for the
-//! packages, certificates made by openssl and curl talking TLS to the endpoint. Everything started here is stopped on drop by pid or process group, in its
-//! own temp dirs and on free ports, so parallel tests and concurrent test runs never
-//! collide.
+//! private Docker engine, a private podman API service, RAUC on a private bus,
+//! Prometheus and Alertmanager, headless Chromium, loopback peers that hang, a
+//! pseudo-terminal, a clean Debian root for the packages, certificates made by openssl
+//! and curl talking TLS to the endpoint. Everything started here is stopped on drop by
+//! pid or process group, in its own temp dirs and on free ports, so parallel tests and
+//! concurrent test runs never collide.
 //!
 //! Nothing here skips: a missing binary panics naming the Debian package that
 //! `build/deps.sh` installs.
@@ -25,6 +26,7 @@ mod hang;
 pub mod http;
 mod leftovers;
 mod notify;
+mod podman;
 mod procs;
 pub mod prom;
 mod pty;
@@ -45,6 +47,7 @@ pub use docker::{BUSYBOX_IMAGE, Health};
 pub use dockerd::Dockerd;
 pub use hang::{BlackholePort, HangingListener};
 pub use notify::NotifySocket;
+pub use podman::Podman;
 pub use procs::{Proc, find_binary, mentioning, processes, run_bounded, wait, wait_until};
 pub use pty::on_a_terminal;
 pub use rauc_bus::RaucBus;
