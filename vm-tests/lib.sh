@@ -330,11 +330,19 @@ state_write() {
   cmp -s "$2" <(state_file "$1") || fail "could not write $1 on the STATE partition"
 }
 
-# slot_policy SLOT FILE: the slot's /etc/bootgate/policy.yaml becomes
-# vm-tests/policies/FILE (written into the slot's ext4 inside the image).
+# slot_policy SLOT FILE [ROOT]: the slot's /etc/bootgate/policy.yaml becomes
+# vm-tests/policies/FILE (written into the slot's ext4 inside the image). It is
+# validated with the same binary first. validate reads the check directories
+# (checks_from) and the greenboot.conf a policy names: with ROOT, the tree the
+# slot gets them from (slot_tree), the host validates a copy whose `dir:` and
+# `config:` paths are under ROOT.
 slot_policy() {
-  local policy=$VMT_DIR/policies/$2 out
-  out=$("$VMTEST_BIN" validate "$policy" 2>&1) || fail "policy $2 does not validate with this bootgate: $out"
+  local policy=$VMT_DIR/policies/$2 checked=$VMT_DIR/policies/$2 out
+  if [ -n "${3:-}" ]; then
+    checked=$RUN/policy-$1.yaml
+    sed -E "s#((dir|config): )/#\1$3/#" "$policy" >"$checked"
+  fi
+  out=$("$VMTEST_BIN" validate "$checked" 2>&1) || fail "policy $2 does not validate with this bootgate: $out"
   slot_file "$1" /etc/bootgate/policy.yaml "$(cat "$policy")"
   REBOOT_DELAY[$1]=$(policy_reboot_delay "$policy")
 }
@@ -348,6 +356,28 @@ slot_file() {
   offset=$(($(cgpt show -i "$i" -b "$RUN/disk.img") * 512))
   printf 'rm %s\nwrite %s %s\n' "$2" "$src" "$2" | debugfs -w -f - "$RUN/disk.img?offset=$offset" >/dev/null 2>&1
   [ "$(debugfs -R "cat $2" "$RUN/disk.img?offset=$offset" 2>/dev/null)" = "$3" ] || fail "could not write $2 into USR-$1"
+}
+
+# slot_tree SLOT DIR: every file under DIR becomes the file at the same path in
+# the slot's ext4 (replacing what is there, with DIR's file modes; directories
+# are made as needed), e.g. a greenboot host's layout.
+slot_tree() {
+  local i offset rel
+  local -a dirs files
+  i=$(slot_index "$1")
+  offset=$(($(cgpt show -i "$i" -b "$RUN/disk.img") * 512))
+  mapfile -t dirs < <(cd "$2" && find . -mindepth 1 -type d | sort)
+  mapfile -t files < <(cd "$2" && find . -type f | sort)
+  {
+    # debugfs makes one level at a time (parents first, as sorted) and only
+    # complains about the ones that exist.
+    for rel in "${dirs[@]}"; do printf 'mkdir %s\n' "${rel#.}"; done
+    for rel in "${files[@]}"; do printf 'rm %s\nwrite %s %s\n' "${rel#.}" "$2/${rel#./}" "${rel#.}"; done
+  } | debugfs -w -f - "$RUN/disk.img?offset=$offset" >/dev/null 2>&1
+  for rel in "${files[@]}"; do
+    cmp -s "$2/${rel#./}" <(debugfs -R "cat ${rel#.}" "$RUN/disk.img?offset=$offset" 2>/dev/null) ||
+      fail "could not write ${rel#.} into USR-$1"
+  done
 }
 
 # slot_api_dies SLOT WHEN [SECONDS]: the slot's device API dies SECONDS after
