@@ -49,6 +49,9 @@ tests=(
   # vm-tests' UEFI boots: the firmware, and the ESP built and read back without
   # loop mounts (systemd-boot itself comes from the guest's own packages)
   ovmf mtools dosfstools
+  # vm-tests' grubenv boots: Debian's GRUB EFI modules, made into one image by
+  # grub-mkstandalone (grub-common) on the host; the guest never runs GRUB's tools
+  grub-efi-amd64-bin
   # test helpers; script (bsdutils) gives a command a real terminal
   curl procps iproute2 python3 jq bsdutils
   # endpoint TLS tests: the CA, server and client certificates are made by openssl,

@@ -6,8 +6,10 @@
 # partition for /var, and plays the boot loader: before every boot it applies
 # GRUB's gptprio.next rules to the image with cgpt, then boots the chosen slot
 # with QEMU's -kernel/-initrd and -no-reboot, so a reboot in the guest hands
-# control back to it. UEFI boots (bless_init) are the exception: OVMF starts
-# the real systemd-boot from the ESP, which picks the entry and counts its tries. Guest-side helpers (vm-tests/guest/) report bootgate's
+# control back to it. UEFI boots are the exception: OVMF starts the real boot
+# loader from the ESP, systemd-boot (bless_init), which picks the entry and
+# counts its tries, or Debian's GRUB running greenboot's counting script
+# (grub_init). Guest-side helpers (vm-tests/guest/) report bootgate's
 # verdict and STATUS on the serial console as "vmtests: ..." lines.
 #
 # Environment:
@@ -41,8 +43,9 @@ USR_TYPE=5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6
 USR_A_UUID=7130c94a-213a-4e5a-8e26-6cce9662f132
 USR_B_UUID=e03dd35c-7c2d-4a47-b3fe-27f15780a57c
 STATE_UUID=3884dd41-8582-4404-b9a8-e9b84f2df50e
-# The EFI system partition the UEFI boots start from (systemd-boot, the kernel,
-# the entries); the other boots never look at it.
+# The EFI system partition the UEFI boots start from (systemd-boot or GRUB, the
+# kernel, the entries or grub.cfg and its environment block); the other boots
+# never look at it.
 ESP_TYPE=c12a7328-f81f-11d2-ba4b-00a0c93ec93b
 ESP_UUID=9d1b7a2e-53c4-4f0e-a6b8-2c7e1f04d935
 SLOT_MB=1024
@@ -143,6 +146,7 @@ cleanup() {
   tpm_stop
   if [ -n "$RUN" ] && [ -d "$RUN" ]; then
     [ ! -f "$RUN/disk.img" ] || cgpt show "$RUN/disk.img" >"$RUN/gpt.txt" 2>&1 || true
+    [ ! -f "$RUN/disk.img" ] || [ "${LOADER:-}" != grubenv ] || grub_env >"$RUN/grubenv.txt" 2>&1 || true
     rm -f "$RUN/disk.img" "$RUN"/mon-*
     if [ "$FAILED" = 1 ] || [ "$DONE" = 0 ] || [ "${VMTEST_KEEP:-0}" = 1 ]; then
       local keep=$OUT/failed/$SCENARIO
@@ -224,51 +228,56 @@ gptprio_next() {
   [ "$best" = 1 ] && echo A || echo B
 }
 
-# The GRUB environment block of the grubenv scenarios: on the shared STATE
-# partition (the guest's /var), in bootgate's own state directory, where both
-# slots' policies point `boot.grubenv` and the harness reaches it with debugfs.
-GRUBENV=/lib/bootgate/grubenv
+# GRUB with greenboot's script (the grubenv scenarios): Debian's own GRUB EFI
+# image under OVMF runs greenboot's counting (vm-tests/grub/grub.cfg) and picks
+# the entry; the harness only writes the ESP before the first boot and reads the
+# environment block back while the guest is down. The block is on the ESP beside
+# GRUB's configuration, where GRUB reads and writes it and where both slots'
+# policies point boot.grubenv (the guest mounts the ESP on /efi).
+GRUBENV=EFI/BOOT/grubenv
+# The modules built into the GRUB image: every command grub.cfg and
+# embedded.cfg use, since the image has no prefix to load more from.
+GRUB_MODULES="part_gpt fat loadenv echo test halt normal search search_fs_file configfile linux"
+# Where grub-mkstandalone finds them (Debian's grub-efi-amd64-bin, on the host).
+GRUB_EFI_DIR=/usr/lib/grub/x86_64-efi
 
-# grub_init KEY=VALUE...: a fresh block with these variables (as an updater and
-# a previous healthy boot leave it), and later boots pick their slot with it.
+# grub_init KEY=VALUE...: later boots go through OVMF and GRUB, with a fresh
+# environment block holding these variables (as an updater and a previous
+# healthy boot leave it). The GRUB image (grub-mkstandalone, a fraction of a
+# second) replaces systemd-boot as the ESP's removable-media loader.
 grub_init() {
-  local env=$RUN/grubenv
+  local img env=$RUN/grubenv
+  img=$(esp_image)
+  grub-mkstandalone -O x86_64-efi -d "$GRUB_EFI_DIR" -o "$RUN/grubx64.efi" --install-modules="$GRUB_MODULES" --modules="$GRUB_MODULES" \
+    --locales= --fonts= --themes= "boot/grub/grub.cfg=$VMT_DIR/grub/embedded.cfg" >"$RUN/grub-mkstandalone.out" 2>&1 ||
+    fail "grub-mkstandalone failed: $(tail -3 "$RUN/grub-mkstandalone.out")"
+  sed -e "s|@CMDLINE_A@|$(kernel_cmdline A)|" -e "s|@CMDLINE_B@|$(kernel_cmdline B)|" "$VMT_DIR/grub/grub.cfg" >"$RUN/grub.cfg"
   rm -f "$env"
   grub-editenv "$env" create
   grub-editenv "$env" set "$@"
-  state_write "$GRUBENV" "$env"
+  if ! mcopy -o -i "$img" "$RUN/grubx64.efi" ::/EFI/BOOT/BOOTX64.EFI ||
+    ! mcopy -o -i "$img" "$RUN/grub.cfg" ::/EFI/BOOT/grub.cfg || ! mcopy -o -i "$img" "$env" "::/$GRUBENV"; then
+    fail "could not write GRUB, its configuration and its environment block on the ESP"
+  fi
+  cp "$OVMF_VARS" "$RUN/ovmf-vars.fd"
   LOADER=grubenv
 }
 
-# grub_env: `grub-editenv list` of the block on the STATE partition.
+# grub_env: `grub-editenv list` of the block on the ESP, read while the guest is
+# down (the guest's page cache may hold writes a running guest has not flushed).
 grub_env() {
-  state_file "$GRUBENV" >"$RUN/grubenv.now"
-  grub-editenv "$RUN/grubenv.now" list
+  rm -f "$RUN/grubenv.now"
+  mcopy -i "$(esp_image)" "::/$GRUBENV" "$RUN/grubenv.now" 2>/dev/null && grub-editenv "$RUN/grubenv.now" list
 }
 
-# grub_next: plays GRUB with greenboot's 08_greenboot.cfg on the block: when
-# boot_counter is set and boot_success=0, a counter of 0 or -1 boots the
-# previous deployment (default=1) and sets it to -1, else it counts one down;
-# then boot_success=0 is saved. Entry 0 is the new deployment (USR-B), 1 the
-# previous one (USR-A).
-grub_next() {
-  local env=$RUN/grubenv counter success default=0
-  state_file "$GRUBENV" >"$env"
-  local vars
-  vars=$(grub-editenv "$env" list)
-  counter=$(sed -n 's/^boot_counter=//p' <<<"$vars")
-  success=$(sed -n 's/^boot_success=//p' <<<"$vars")
-  if [ -n "$counter" ] && [ "$success" = 0 ]; then
-    if [ "$counter" = 0 ] || [ "$counter" = -1 ]; then
-      default=1
-      grub-editenv "$env" set boot_counter=-1
-    else
-      grub-editenv "$env" set boot_counter=$((counter - 1))
-    fi
-  fi
-  grub-editenv "$env" set boot_success=0
-  state_write "$GRUBENV" "$env"
-  [ "$default" = 0 ] && echo B || echo A
+# expect_grub_env VARS WHY: the block on the ESP holds exactly VARS (space-separated
+# name=value, in the block's order), e.g. "boot_counter=1 boot_success=0".
+expect_grub_env() {
+  local got
+  ! vm_alive || fail "boot $BOOTS: the harness reads the ESP only while the guest is down"
+  got=$(grub_env | paste -sd' ' -) || true
+  [ "$got" = "$1" ] || fail "the GRUB environment block on the ESP is '$got', expected '$1' ($2)"
+  log "GRUB environment on the ESP: $got"
 }
 
 # The rauc scenarios' boot loader: the state RAUC's custom backend in the guest
@@ -321,11 +330,19 @@ state_write() {
   cmp -s "$2" <(state_file "$1") || fail "could not write $1 on the STATE partition"
 }
 
-# slot_policy SLOT FILE: the slot's /etc/bootgate/policy.yaml becomes
-# vm-tests/policies/FILE (written into the slot's ext4 inside the image).
+# slot_policy SLOT FILE [ROOT]: the slot's /etc/bootgate/policy.yaml becomes
+# vm-tests/policies/FILE (written into the slot's ext4 inside the image). It is
+# validated with the same binary first. validate reads the check directories
+# (checks_from) and the greenboot.conf a policy names: with ROOT, the tree the
+# slot gets them from (slot_tree), the host validates a copy whose `dir:` and
+# `config:` paths are under ROOT.
 slot_policy() {
-  local policy=$VMT_DIR/policies/$2 out
-  out=$("$VMTEST_BIN" validate "$policy" 2>&1) || fail "policy $2 does not validate with this bootgate: $out"
+  local policy=$VMT_DIR/policies/$2 checked=$VMT_DIR/policies/$2 out
+  if [ -n "${3:-}" ]; then
+    checked=$RUN/policy-$1.yaml
+    sed -E "s#((dir|config): )/#\1$3/#" "$policy" >"$checked"
+  fi
+  out=$("$VMTEST_BIN" validate "$checked" 2>&1) || fail "policy $2 does not validate with this bootgate: $out"
   slot_file "$1" /etc/bootgate/policy.yaml "$(cat "$policy")"
   REBOOT_DELAY[$1]=$(policy_reboot_delay "$policy")
 }
@@ -339,6 +356,28 @@ slot_file() {
   offset=$(($(cgpt show -i "$i" -b "$RUN/disk.img") * 512))
   printf 'rm %s\nwrite %s %s\n' "$2" "$src" "$2" | debugfs -w -f - "$RUN/disk.img?offset=$offset" >/dev/null 2>&1
   [ "$(debugfs -R "cat $2" "$RUN/disk.img?offset=$offset" 2>/dev/null)" = "$3" ] || fail "could not write $2 into USR-$1"
+}
+
+# slot_tree SLOT DIR: every file under DIR becomes the file at the same path in
+# the slot's ext4 (replacing what is there, with DIR's file modes; directories
+# are made as needed), e.g. a greenboot host's layout.
+slot_tree() {
+  local i offset rel
+  local -a dirs files
+  i=$(slot_index "$1")
+  offset=$(($(cgpt show -i "$i" -b "$RUN/disk.img") * 512))
+  mapfile -t dirs < <(cd "$2" && find . -mindepth 1 -type d | sort)
+  mapfile -t files < <(cd "$2" && find . -type f | sort)
+  {
+    # debugfs makes one level at a time (parents first, as sorted) and only
+    # complains about the ones that exist.
+    for rel in "${dirs[@]}"; do printf 'mkdir %s\n' "${rel#.}"; done
+    for rel in "${files[@]}"; do printf 'rm %s\nwrite %s %s\n' "${rel#.}" "$2/${rel#./}" "${rel#.}"; done
+  } | debugfs -w -f - "$RUN/disk.img?offset=$offset" >/dev/null 2>&1
+  for rel in "${files[@]}"; do
+    cmp -s "$2/${rel#./}" <(debugfs -R "cat ${rel#.}" "$RUN/disk.img?offset=$offset" 2>/dev/null) ||
+      fail "could not write ${rel#.} into USR-$1"
+  done
 }
 
 # slot_api_dies SLOT WHEN [SECONDS]: the slot's device API dies SECONDS after
@@ -499,9 +538,8 @@ boot() {
   LOG=$RUN/boot-$BOOTS.log
   local -a loader
   case ${LOADER:-gptprio} in
-    grubenv) BOOT_SLOT=$(grub_next) ;;
     rauc) BOOT_SLOT=$(rauc_next) ;;
-    bless-boot) BOOT_SLOT=UEFI ;;
+    grubenv | bless-boot) BOOT_SLOT=UEFI ;;
     *) BOOT_SLOT=$(gptprio_next) ;;
   esac
   if [ -z "$BOOT_SLOT" ]; then
@@ -509,7 +547,10 @@ boot() {
     return 0
   fi
   if [ "$BOOT_SLOT" = UEFI ]; then
-    log "boot $BOOTS: OVMF and systemd-boot, ESP entries $(esp_entries), serial log boot-$BOOTS.log"
+    case $LOADER in
+      grubenv) log "boot $BOOTS: OVMF and GRUB, grubenv $(grub_env | paste -sd' ' -), serial log boot-$BOOTS.log" ;;
+      *) log "boot $BOOTS: OVMF and systemd-boot, ESP entries $(esp_entries), serial log boot-$BOOTS.log" ;;
+    esac
     # shellcheck disable=SC2054 # commas belong to QEMU's option syntax
     loader=(-drive if=pflash,format=raw,readonly=on,file="$OVMF_CODE" -drive if=pflash,format=raw,file="$RUN/ovmf-vars.fd")
   else
@@ -540,7 +581,7 @@ boot() {
     <"$mon" >"$RUN/qemu-$BOOTS.out" 2>&1 &
   VM_PID=$!
   case ${LOADER:-gptprio} in
-    grubenv) log "boot $BOOTS: GRUB (greenboot's script) picked USR-$BOOT_SLOT, grubenv now $(grub_env | paste -sd' ' -), serial log boot-$BOOTS.log" ;;
+    grubenv) uefi_booted && grub_booted ;;
     rauc) log "boot $BOOTS: the RAUC boot loader picked USR-$BOOT_SLOT ($(rauc_states)), rauc.slot=$BOOT_SLOT, serial log boot-$BOOTS.log" ;;
     bless-boot) uefi_booted ;;
     *) log "boot $BOOTS: gptprio picked USR-$BOOT_SLOT ($(gpt_attrs "$BOOT_SLOT") after taking its try), serial log boot-$BOOTS.log" ;;
@@ -548,18 +589,20 @@ boot() {
 }
 
 # uefi_booted: waits for a UEFI boot to reach the guest's observer, then sets
-# BOOT_SLOT from the root it mounted (/dev/vda1: A, /dev/vda2: B) and BOOT_ENTRY,
-# and records when the firmware started systemd-boot and when the kernel started
-# (the guest's uptime at its "booted" line, back from when the host saw it).
+# BOOT_SLOT from the root it mounted (/dev/vda1: A, /dev/vda2: B), BOOT_ENTRY and
+# BOOT_COUNTING (systemd-boot's, none under GRUB), and records when the firmware
+# started the boot loader and when the kernel started (the guest's uptime at its
+# "booted" line, back from when the host saw it).
 uefi_booted() {
-  local rc=0 loader_t='' line root
+  local rc=0 loader_t='' line root bootloader=systemd-boot
+  [ "$LOADER" != grubenv ] || bootloader=GRUB
   local end=$((SECONDS + BOOT_TIMEOUT))
   while [ -z "$loader_t" ] && vm_alive && ((SECONDS < end)); do
     tr -d '\r' 2>/dev/null <"$LOG" | grep -a "$UEFI_LOADER_LINE" >/dev/null && loader_t=$(calc "$EPOCHREALTIME - $BOOT_T0")
     sleep 0.2
   done
   wait_line '^booted ' $((end - SECONDS)) || rc=$?
-  [ $rc = 0 ] || fail "boot $BOOTS (UEFI): the guest never reached its observer (firmware started systemd-boot: ${loader_t:-never})$(qemu_said)"
+  [ $rc = 0 ] || fail "boot $BOOTS (UEFI): the guest never reached its observer (firmware started $bootloader: ${loader_t:-never})$(qemu_said)"
   line=$(guest_line '^booted ')
   local kernel_t
   kernel_t=$(calc "$EPOCHREALTIME - $BOOT_T0 - $(field "$line" t)")
@@ -567,8 +610,37 @@ uefi_booted() {
   case $root in /dev/vda1) BOOT_SLOT=A ;; /dev/vda2) BOOT_SLOT=B ;; *) fail "boot $BOOTS (UEFI): the guest's root is '$root', neither slot" ;; esac
   BOOT_ENTRY=$(field "$line" entry)
   BOOT_COUNTING=$(field "$line" counting)
-  TIMINGS+=("UEFI QEMU→systemd-boot ${loader_t:-?}s →kernel ${kernel_t}s")
-  log "boot $BOOTS: systemd-boot started entry $BOOT_ENTRY (counting: $BOOT_COUNTING), USR-$BOOT_SLOT is root; QEMU start → systemd-boot ${loader_t:-?}s, → kernel ${kernel_t}s"
+  TIMINGS+=("UEFI QEMU→$bootloader ${loader_t:-?}s →kernel ${kernel_t}s")
+  if [ "$bootloader" = GRUB ]; then
+    log "boot $BOOTS: USR-$BOOT_SLOT is root; QEMU start → GRUB ${loader_t:-?}s, → kernel ${kernel_t}s"
+  else
+    log "boot $BOOTS: systemd-boot started entry $BOOT_ENTRY (counting: $BOOT_COUNTING), USR-$BOOT_SLOT is root; QEMU start → systemd-boot ${loader_t:-?}s, → kernel ${kernel_t}s"
+  fi
+}
+
+# console_text: this boot's serial log without carriage returns and ANSI escapes
+# (GRUB draws its screen with them, even on a serial console).
+console_text() { tr -d '\r' 2>/dev/null <"$LOG" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g'; }
+
+# grub_booted: after uefi_booted, what GRUB said on the console: GRUB_SAID, the
+# variables greenboot's script left ("boot_counter=N boot_success=0 default=D",
+# grub.cfg echoes them), and the entry GRUB started ("Booting `USR-B'"), which
+# must be the slot the guest mounted as root. BOOT_SLOT is that entry's.
+grub_booted() {
+  local entry
+  GRUB_SAID=$(console_text | sed -n 's/^greenboot: //p' | tail -1)
+  [ -n "$GRUB_SAID" ] || fail "boot $BOOTS: GRUB never said what greenboot's script decided (no 'greenboot:' line)"
+  entry=$(console_text | sed -n "s/^ *Booting \`\(.*\)'.*/\1/p" | tail -1)
+  [ "$entry" = "USR-$BOOT_SLOT" ] ||
+    fail "boot $BOOTS: GRUB said it booted '${entry:-nothing}', but the guest's root is USR-$BOOT_SLOT"
+  BOOT_SLOT=${entry#USR-}
+  log "boot $BOOTS: GRUB (greenboot's script: $GRUB_SAID) booted $entry"
+}
+
+# expect_grub_said VARS WHY: greenboot's script in GRUB left VARS this boot
+# ("boot_counter=N boot_success=0 default=D", see grub_booted).
+expect_grub_said() {
+  [ "$GRUB_SAID" = "$1" ] || fail "boot $BOOTS: greenboot's script in GRUB left '$GRUB_SAID', expected '$1' ($2)"
 }
 
 vm_alive() {

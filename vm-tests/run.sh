@@ -92,10 +92,11 @@ stop_busy() {
 
 missing=()
 for tool in qemu-system-x86_64 mmdebstrap cgpt sgdisk mkfs.ext4 debugfs swtpm objcopy curl jq ss flock grub-editenv \
-  mkfs.vfat mmd mcopy mdir mtype; do
+  mkfs.vfat mmd mcopy mdir mtype grub-mkstandalone; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 [ -f "$OVMF_CODE" ] && [ -f "$OVMF_VARS" ] || missing+=("$OVMF_CODE and $OVMF_VARS (ovmf)")
+[ -f "$GRUB_EFI_DIR/linux.mod" ] || missing+=("GRUB's EFI modules in $GRUB_EFI_DIR (grub-efi-amd64-bin)")
 [ ${#missing[@]} -eq 0 ] || die "missing tools: ${missing[*]} (make deps installs them)"
 [ "$(id -u)" = 0 ] || die "needs root (mmdebstrap, chroot and ownership in the guest image)"
 
