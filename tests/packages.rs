@@ -50,6 +50,19 @@ fn commands() -> Vec<String> {
     listed
 }
 
+/// The commands `bootgate COMMAND --help` lists, if any (without `help`).
+fn subcommands(command: &str) -> Vec<String> {
+    let help = stdout(Command::new(BIN).args([command, "--help"]), Duration::from_secs(30));
+    help.lines()
+        .skip_while(|l| l.trim() != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(String::from)
+        .collect()
+}
+
 /// `bootgate generate completions SHELL` written to a file in `dir`.
 fn completions(dir: &Path, shell: &str) -> PathBuf {
     let script = stdout(Command::new(BIN).args(["generate", "completions", shell]), Duration::from_secs(30));
@@ -116,6 +129,10 @@ fn man_pages_render_without_warnings_and_name_every_command() {
     stdout(Command::new(BIN).arg("generate").arg("man").arg(&pages), Duration::from_secs(30));
     let commands = commands();
     let mut expected: Vec<String> = commands.iter().map(|c| format!("bootgate-{c}.1")).collect();
+    // A command with commands of its own (`migrate greenboot`) has a page for each, as git's do.
+    for command in &commands {
+        expected.extend(subcommands(command).iter().map(|s| format!("bootgate-{command}-{s}.1")));
+    }
     expected.push("bootgate.1".into());
     expected.sort();
     let mut written: Vec<String> =
