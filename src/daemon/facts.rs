@@ -59,6 +59,7 @@ impl ThisBoot {
             gpt_slots: status.gpt_slots(),
             gpt_next: crate::boot::next::of_table(status).and_then(|n| n.index),
             on_failure: None,
+            permanent: None,
         })
     }
 }
@@ -142,8 +143,8 @@ pub async fn learn_fallback(
 /// Marks this boot good through the backend (idempotent: a restart in the same boot marks
 /// again, since a crash may have come between the verdict and the mark) and shows how it
 /// went: the boot facts (`mark`, and `bootgate_boot_marked`), the log, and, when it
-/// failed, every STATUS from now on.
-pub async fn mark_good(backend: &dyn Backend, endpoint: &Endpoint, notifier: Notifier) {
+/// failed, every STATUS from now on. Returns the mark, for the verdict.
+pub async fn mark_good(backend: &dyn Backend, endpoint: &Endpoint, notifier: Notifier) -> Mark {
     let (done, note) = match backend.on_pass().await {
         Ok(done) => {
             tracing::info!(backend = backend.name(), "{done}");
@@ -156,13 +157,15 @@ pub async fn mark_good(backend: &dyn Backend, endpoint: &Endpoint, notifier: Not
             (false, e)
         }
     };
+    let mark = Mark { done, note };
     endpoint.boot.send_modify(|boot| {
         let mut shown = boot.as_deref().cloned().unwrap_or_default();
-        shown.mark = Some(Mark { done, note });
+        shown.mark = Some(mark.clone());
         *boot = Some(Arc::new(shown));
     });
     notifier.refresh_status();
     watch_slot_mark(endpoint);
+    mark
 }
 
 /// While the booted GPT slot is not marked successful, reads the table again every

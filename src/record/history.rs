@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Lenient;
-use super::boot::{Fallback, Reason};
+use super::boot::{Fallback, Permanent, Reason};
 use super::verdict::VerdictRecord;
 use crate::util::read::read_regular_tail;
 
@@ -128,6 +128,9 @@ pub struct PastBoot {
     /// How many more checks failed than `failing` names (a line is bounded).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failing_more: Option<usize>,
+    /// The rollback that made a GRUB fallback permanent, on the boot that ran it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permanent: Option<Permanent>,
 }
 
 /// `failing` as objects, or as the plain names that older lines hold.
@@ -174,6 +177,7 @@ impl PastBoot {
             bootgate: Some(env!("CARGO_PKG_VERSION").into()),
             fallback: None,
             failing_more: None,
+            permanent: None,
         }
     }
 
@@ -187,6 +191,9 @@ impl PastBoot {
         }
         let mut b = self.clone();
         b.reason = b.reason.map(|r| cut(&r, MESSAGE_CAP));
+        if let Some(p) = &mut b.permanent {
+            p.note = cut(&p.note, MESSAGE_CAP);
+        }
         b.failing.iter_mut().for_each(|f| f.message = cut(&f.message, MESSAGE_CAP));
         if b.json().len() > LINE_CAP {
             b.failing.iter_mut().for_each(|f| f.message.clear());
