@@ -113,13 +113,18 @@ async fn run(argv: &[String]) -> Permanent {
     tracing::info!(command = %command, "this boot is GRUB's fallback: running `{command}` so the next boot stays on it");
     match reaper::run_tool(cmd, command.clone(), TIMEOUT).await {
         Ok(out) => Permanent { command: Some(command), done: true, note: said(&out) },
-        Err(e) => Permanent { command: Some(command), done: false, note: e.to_string() },
+        // The error carries the tool's stderr, whatever its length.
+        Err(e) => Permanent { command: Some(command), done: false, note: bounded(&e.to_string()) },
     }
 }
 
 /// The rollback's output, on one bounded line.
 fn said(out: &Output) -> String {
-    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    bounded(&format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// `text` on one line of at most [`OUTPUT_CAP`] characters.
+fn bounded(text: &str) -> String {
     let line = one_line(text.trim());
     match line.char_indices().nth(OUTPUT_CAP) {
         Some((at, _)) => format!("{}…", &line[..at]),
@@ -156,5 +161,18 @@ async fn record(state_dir: &Path, kept: Permanent, endpoint: &Endpoint) {
         Ok((Ok(false), _)) => tracing::warn!("this boot has no history line to record its rollback in"),
         Ok((Err(e), _)) => tracing::warn!(error = %e, "cannot record the rollback in the boot history: {e}"),
         Err(e) => tracing::warn!(error = %e, "recording the rollback ended abnormally: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_rollback_said_is_kept_to_one_bounded_line() {
+        assert_eq!(bounded("  Moving the rollback\n deployment\n"), "Moving the rollback deployment");
+        let long = bounded(&"e".repeat(10_000));
+        assert_eq!(long.chars().count(), OUTPUT_CAP + 1);
+        assert!(long.ends_with('…'));
     }
 }
