@@ -129,12 +129,31 @@ fn a_restart_after_a_passed_gate_marks_the_boot_again() {
 /// `block`, and with `full` the tmpfs is filled to the last page before the remount to
 /// read-only, so that no write can succeed there.
 fn start_on_readonly_boot(dir: &Path, block: &Path, full: bool, notify: &NotifySocket) -> (support::Daemon, PathBuf) {
+    start_on_readonly(dir, block, full, notify, None)
+}
+
+/// [`start_on_readonly_boot`], the policy naming `link` (a symlink to `M/grubenv`,
+/// as Fedora's /boot/grub2/grubenv links into the ESP) when given.
+fn start_on_readonly(
+    dir: &Path,
+    block: &Path,
+    full: bool,
+    notify: &NotifySocket,
+    link: Option<&Path>,
+) -> (support::Daemon, PathBuf) {
     let unshare = support::find_binary("unshare", "util-linux");
     let mount = dir.join("boot");
     std::fs::create_dir(&mount).unwrap();
+    let named = match link {
+        Some(link) => {
+            std::os::unix::fs::symlink(mount.join("grubenv"), link).unwrap();
+            link.to_path_buf()
+        }
+        None => mount.join("grubenv"),
+    };
     let policy = format!(
         "boot: {{backend: grubenv, grubenv: {}}}\nchecks:\n  - {{name: root, kind: disk, path: /, min_free_percent: 0}}\n",
-        mount.join("grubenv").display()
+        named.display()
     );
     let fill = if full { "{ dd if=/dev/zero of=\"$BOOT/fill\" bs=4k 2>/dev/null || true; } &&" } else { "" };
     let script = format!(
@@ -348,4 +367,25 @@ fn a_rollback_that_fails_is_said_and_not_run_again() {
     assert!(log.contains("fallback not made permanent: `bootc rollback` failed"), "{log}");
     let motd = std::fs::read_to_string(dir.path().join("motd.d/bootgate")).unwrap();
     assert!(motd.contains("fallback NOT made permanent"), "{motd}");
+}
+
+#[test]
+fn a_symlinked_block_on_a_read_only_esp_is_written_through_and_the_link_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let block = dir.path().join("block");
+    editenv(&block, &["create"]);
+    editenv(&block, &["set", "boot_counter=2", "boot_success=0"]);
+    // The link lives on a writable file system, its target on the read-only mount.
+    let link = dir.path().join("grubenv-link");
+    let notify = NotifySocket::bind(dir.path());
+    let t0 = Instant::now();
+    let (daemon, mount) = start_on_readonly(dir.path(), &block, false, &notify, Some(&link));
+    notify.wait_for("READY=1", t0, Duration::from_secs(20), |m| m.contains("READY=1"));
+    let pid = daemon.pid();
+    let shown = |p: &Path| p.display().to_string();
+    let listed = inside(pid, &["grub-editenv", &shown(&mount.join("grubenv")), "list"]);
+    assert_eq!(listed, "boot_success=1\n", "the target has the mark: {}", daemon.stderr());
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+    let options = inside(pid, &["findmnt", "-n", "-o", "OPTIONS", &shown(&mount)]);
+    assert!(options.starts_with("ro,"), "the target's mount is read-only again: {options}");
 }
