@@ -232,6 +232,14 @@ fn a_read_only_boot_that_cannot_take_the_write_is_a_failed_mark() {
     let note = doc["boot"]["mark"]["note"].as_str().unwrap();
     assert!(note.contains("No space left on device") && note.contains("then read-only"), "{note}");
     assert!(daemon.get("/metrics").body.contains("\nbootgate_boot_marked 0\n"));
+    let verdict: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(daemon.run_dir().join("verdict.json")).unwrap()).unwrap();
+    assert_eq!(verdict["mark"]["done"], false, "{verdict:#}");
+    let history = std::fs::read_to_string(daemon.state_dir().join("history.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(history.lines().last().unwrap()).unwrap();
+    assert_eq!(line["mark"]["done"], false, "the boot's history line says it was never marked: {line:#}");
+    let motd = std::fs::read_to_string(dir.path().join("motd.d/bootgate")).unwrap();
+    assert!(motd.contains("NOT marked good") && motd.contains("marking failed: cannot mark this boot good"), "{motd}");
 }
 
 /// Where a fallback test's stand-ins record how they were called.

@@ -247,6 +247,26 @@ pub async fn record(
     }
 }
 
+/// Changes this boot's history line with `change` (what happened after it was written:
+/// a failed mark, a fallback made permanent) and publishes the new history.
+pub async fn amend_history(state_dir: &Path, endpoint: &Endpoint, change: impl FnOnce(&mut PastBoot) + Send + 'static) {
+    let Some(id) = identity::boot_id() else { return };
+    let dir = state_dir.to_path_buf();
+    let amended = tokio::task::spawn_blocking(move || {
+        let amended = history::amend(&dir, &id, change);
+        (amended, history::read_or_warn(&dir))
+    })
+    .await;
+    match amended {
+        Ok((Ok(true), boots)) => {
+            let _ = endpoint.history.send(Arc::new(boots));
+        }
+        Ok((Ok(false), _)) => tracing::warn!("this boot has no history line to amend"),
+        Ok((Err(e), _)) => tracing::warn!(error = %e, "cannot amend this boot's history line: {e}"),
+        Err(e) => tracing::warn!(error = %e, "amending this boot's history line ended abnormally: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -13,11 +13,9 @@ use std::time::Duration;
 
 use crate::boot::backend::Backend;
 use crate::boot::decide::permanent;
-use crate::boot::identity::boot_id;
 use crate::process::notify::{self, Notifier};
 use crate::process::reaper;
 use crate::record::boot::Permanent;
-use crate::record::history;
 use crate::server::Endpoint;
 use crate::util::redact::quote;
 use crate::util::text::one_line;
@@ -78,7 +76,8 @@ pub async fn keep(
         },
     };
     say(&kept, notifier);
-    record(state_dir, kept.clone(), endpoint).await;
+    let recorded = kept.clone();
+    super::facts::amend_history(state_dir, endpoint, move |line| line.permanent = Some(recorded)).await;
     Some(kept)
 }
 
@@ -143,25 +142,6 @@ fn say(kept: &Permanent, notifier: Notifier) {
     tracing::error!(command = %command, "{text}");
     notify::set_boot_note(Some(text));
     notifier.refresh_status();
-}
-
-/// Adds the outcome to this boot's history line.
-async fn record(state_dir: &Path, kept: Permanent, endpoint: &Endpoint) {
-    let Some(id) = boot_id() else { return };
-    let dir = state_dir.to_path_buf();
-    let amended = tokio::task::spawn_blocking(move || {
-        let amended = history::amend(&dir, &id, |line| line.permanent = Some(kept));
-        (amended, history::read_or_warn(&dir))
-    })
-    .await;
-    match amended {
-        Ok((Ok(true), boots)) => {
-            let _ = endpoint.history.send(Arc::new(boots));
-        }
-        Ok((Ok(false), _)) => tracing::warn!("this boot has no history line to record its rollback in"),
-        Ok((Err(e), _)) => tracing::warn!(error = %e, "cannot record the rollback in the boot history: {e}"),
-        Err(e) => tracing::warn!(error = %e, "recording the rollback ended abnormally: {e}"),
-    }
 }
 
 #[cfg(test)]

@@ -243,7 +243,12 @@ impl Run {
         }
         let status = status::summary(snapshot);
         tracing::info!(message_id = GATE_VERDICT_ID, gate = "passed", "boot gate passed: {status}");
-        record.mark = Some(mark_good(self.backend.as_ref(), endpoint, self.notifier).await);
+        let mark = mark_good(self.backend.as_ref(), endpoint, self.notifier).await;
+        if !mark.done {
+            let failed = mark.clone();
+            facts::amend_history(&self.dirs.state, endpoint, move |line| line.mark = Some(failed)).await;
+        }
+        record.mark = Some(mark);
         self.publish_verdict(&record);
         publish_backend(self.backend.as_ref(), endpoint).await;
         self.notifier.ready(&status);

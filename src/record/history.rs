@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Lenient;
-use super::boot::{Fallback, Permanent, Reason};
+use super::boot::{Fallback, Mark, Permanent, Reason};
 use super::verdict::VerdictRecord;
 use crate::util::read::read_regular_tail;
 
@@ -131,6 +131,9 @@ pub struct PastBoot {
     /// The rollback that made a GRUB fallback permanent, on the boot that ran it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permanent: Option<Permanent>,
+    /// A passed gate's mark that failed: the boot loader still counts this boot as unconfirmed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mark: Option<Mark>,
 }
 
 /// `failing` as objects, or as the plain names that older lines hold.
@@ -178,6 +181,7 @@ impl PastBoot {
             fallback: None,
             failing_more: None,
             permanent: None,
+            mark: None,
         }
     }
 
@@ -193,6 +197,9 @@ impl PastBoot {
         b.reason = b.reason.map(|r| cut(&r, MESSAGE_CAP));
         if let Some(p) = &mut b.permanent {
             p.note = cut(&p.note, MESSAGE_CAP);
+        }
+        if let Some(m) = &mut b.mark {
+            m.note = cut(&m.note, MESSAGE_CAP);
         }
         b.failing.iter_mut().for_each(|f| f.message = cut(&f.message, MESSAGE_CAP));
         if b.json().len() > LINE_CAP {
