@@ -198,7 +198,7 @@ impl Run {
             Arc::clone(&self.backend),
             &self.board,
             self.notifier,
-            self.dirs.state.clone(),
+            self.dirs.clone(),
         );
         let status =
             format!("{} (gate passed earlier in this boot; not run again)", status::summary(&self.board.borrow()));
@@ -216,13 +216,8 @@ impl Run {
         if snapshot.gate == GateState::Passed {
             // Opened before READY=1 and recorded with the verdict: update_engine marks the
             // slot right after READY=1, and a restart must find the window, not a good slot.
-            window = window::open(
-                &self.policy,
-                Arc::clone(&self.backend),
-                &self.board,
-                self.notifier,
-                self.dirs.state.clone(),
-            );
+            window =
+                window::open(&self.policy, Arc::clone(&self.backend), &self.board, self.notifier, self.dirs.clone());
             record.rollback = window::record(&self.board, window.as_ref());
         }
         self.publish_verdict(&record);

@@ -24,6 +24,14 @@ pub fn two_lines(v: &VerdictRecord) -> String {
     format!("{}\n{}\n", plain(&first(v)), plain(&second(v)))
 }
 
+/// The two lines after the rollback window reverted this boot (`booted` is left for
+/// `fallback`), before the reboot.
+pub fn reverted(booted: &str, what: &str, fallback: &str) -> String {
+    let first =
+        format!("bootgate: boot reverted — {booted} is marked bad after its gate passed; rebooting to {fallback}");
+    format!("{}\n{}\n", plain(&first), plain(what))
+}
+
 /// The exit code of `bootgate status`, as `check`'s: 0 healthy, 1 degraded, 2 unhealthy
 /// or a failed gate (and a status this version does not know: fail closed).
 pub fn exit_code(v: &VerdictRecord) -> i32 {
@@ -167,6 +175,15 @@ mod tests {
                 "marking failed: cannot mark this boot good: read-only; fallback made permanent by `bootc rollback`"
             ),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_revert_says_what_is_left_and_why() {
+        assert_eq!(
+            reverted("USR-B", "api failing for 300s without a pass\x1b[0m", "USR-A"),
+            "bootgate: boot reverted — USR-B is marked bad after its gate passed; rebooting to USR-A\n\
+             api failing for 300s without a pass [0m\n"
         );
     }
 
