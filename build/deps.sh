@@ -59,8 +59,10 @@ tests=(
   openssl apache2-utils
   # policy schema tests: a real JSON Schema validator (Draft 2020-12)
   python3-jsonschema
-  # grubenv backend tests: the environment block is checked against grub-editenv
-  grub-common
+  # grubenv backend tests: the environment block is checked against grub-editenv, and
+  # a read-only /boot is a mount in a namespace of the test's own (unshare, nsenter,
+  # findmnt; mount, which the daemon runs to remount it)
+  grub-common util-linux mount
   # rauc backend tests: the real RAUC service on a private system bus
   rauc dbus-daemon
   # status page tests: a real browser (headless-shell lays out at phone width) and a font

@@ -32,5 +32,7 @@ pub mod exit {
     pub const NO_INPUT: i32 = 66;
     pub const SOFTWARE: i32 = 70;
     pub const CANT_CREATE: i32 = 73;
+    /// No verdict yet: the gate is still running (sysexits EX_TEMPFAIL, try again).
+    pub const TEMP_FAIL: i32 = 75;
     pub const CONFIG: i32 = 78;
 }

@@ -14,6 +14,9 @@ use support::BIN;
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// `systemd-analyze security` scores 0 (locked down) to 10 (unsandboxed).
 const MAX_EXPOSURE: f64 = 2.5;
+/// The same with the opt-in drop-in for a read-only /boot (docs/boot-integration.md):
+/// CAP_SYS_ADMIN and @mount cost 0.5, the price of remounting /boot in the daemon.
+const READ_ONLY_BOOT_EXPOSURE: f64 = 2.6;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -139,9 +142,13 @@ fn security_exposure_within_target() {
 }
 
 fn exposure(unit: &str) -> f64 {
+    exposure_of(&repo().join("systemd").join(unit), unit)
+}
+
+/// The exposure of the unit file at `path`, named `unit`.
+fn exposure_of(path: &Path, unit: &str) -> f64 {
     require("systemd-analyze", "systemd");
-    let path = repo().join("systemd").join(unit);
-    let text = run(Command::new("systemd-analyze").args(["security", "--offline=yes"]).arg(&path));
+    let text = run(Command::new("systemd-analyze").args(["security", "--offline=yes"]).arg(path));
     let line = text
         .lines()
         .find(|l| l.contains(&format!("Overall exposure level for {unit}:")))
@@ -152,6 +159,39 @@ fn exposure(unit: &str) -> f64 {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("cannot parse the exposure from {line:?}"))
+}
+
+/// The drop-in docs/boot-integration.md gives hosts whose /boot is mounted read-only
+/// (the grubenv mark remounts it): it verifies, it grants the remount and nothing else,
+/// and the unit with it scores no worse than the price of that grant.
+#[test]
+fn the_read_only_boot_drop_in_verifies_and_stays_within_the_target() {
+    let page = fs::read_to_string(repo().join("docs/boot-integration.md")).unwrap();
+    let marker = "# /etc/systemd/system/bootgate.service.d/20-read-only-boot.conf\n";
+    let at = page.find(marker).expect("no read-only /boot drop-in in docs/boot-integration.md") + marker.len();
+    let drop_in = &page[at..at + page[at..].find("```").unwrap()];
+    let keys: Vec<&str> = drop_in.lines().filter(|l| l.contains('=')).collect();
+    assert_eq!(keys, ["CapabilityBoundingSet=CAP_SYS_ADMIN", "SystemCallFilter=@mount"], "{drop_in}");
+
+    let root = verify_root();
+    let dir = root.path().join("etc/systemd/system/bootgate.service.d");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("20-read-only-boot.conf"), drop_in).unwrap();
+    verify(root.path(), "bootgate.service");
+
+    // The offline analyzer reads one file: the unit with the drop-in's lines in its [Service].
+    let merged = tempfile::tempdir().unwrap();
+    let unit = fs::read_to_string(repo().join("systemd/bootgate.service")).unwrap();
+    let lines = drop_in.trim_start_matches("[Service]\n");
+    let with = unit.replacen("\n[Install]\n", &format!("\n{lines}\n[Install]\n"), 1);
+    fs::write(merged.path().join("bootgate.service"), with).unwrap();
+    let (plain, dropped) =
+        (exposure("bootgate.service"), exposure_of(&merged.path().join("bootgate.service"), "bootgate.service"));
+    assert!(dropped > plain, "the drop-in changed nothing: {plain} and {dropped}");
+    assert!(
+        dropped <= READ_ONLY_BOOT_EXPOSURE,
+        "with the read-only /boot drop-in: exposure {dropped} above {READ_ONLY_BOOT_EXPOSURE}"
+    );
 }
 
 /// The boot disk's GPT is readable on every kind of disk a device boots from, eMMC and

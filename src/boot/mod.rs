@@ -11,6 +11,7 @@ pub mod grubenv;
 pub mod identity;
 pub mod next;
 pub mod reboot;
+pub mod remount;
 
 use std::fmt::Write as _;
 use std::fs;

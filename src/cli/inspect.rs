@@ -1,13 +1,15 @@
-//! The commands that read and print: `validate`, `boot-status` and `history`.
+//! The commands that read and print: `validate`, `boot-status`, `history` and `status`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::Format;
 use crate::boot::BootStatus;
+use crate::boot::identity::boot_id;
 use crate::boot::next::{self, NextBoot};
 use crate::exit;
 use crate::policy;
-use crate::record::history;
+use crate::record::{history, verdict};
+use crate::render::motd;
 use crate::render::table;
 use crate::server::web_config;
 use crate::util::text::counted;
@@ -135,4 +137,25 @@ pub(super) fn history(dir: &std::path::Path, format: Format, limit: usize) -> i3
         }
     }
     exit::OK
+}
+
+/// `status`: this boot's verdict in the two lines of the motd file, with `check`'s exit
+/// codes; while there is none yet (the gate runs), says so and exits 75.
+pub(super) fn status(run_dir: &Path) -> i32 {
+    match verdict::this_boot(run_dir, boot_id().as_deref()) {
+        Ok(Some(rec)) => {
+            print!("{}", motd::two_lines(&rec.record));
+            motd::exit_code(&rec.record)
+        }
+        Ok(None) => {
+            let file = run_dir.join(verdict::FILE);
+            println!("bootgate: no verdict for this boot yet ({} does not exist or is another boot's)", file.display());
+            println!("the gate is still running, or bootgate has not run in this boot: see systemctl status bootgate");
+            exit::TEMP_FAIL
+        }
+        Err(e) => {
+            eprintln!("bootgate: {e}");
+            exit::NO_INPUT
+        }
+    }
 }

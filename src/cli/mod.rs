@@ -21,15 +21,18 @@ Environment:
   BOOTGATE_POLICY          policy file when --policy is not given
   BOOTGATE_LISTEN          run, serve: the endpoint's ADDR:PORT (as --listen)
   BOOTGATE_WEB_CONFIG      run, serve: the endpoint's TLS and basic auth file (as --web-config)
-  BOOTGATE_RUN_DIR         run, serve: directory of verdict.json (as --run-dir)
+  BOOTGATE_RUN_DIR         run, serve, status: directory of verdict.json (as --run-dir)
   BOOTGATE_STATE_DIR       run, serve, history: directory of the boot history (as --state-dir)
   BOOTGATE_TEXTFILE        run, serve: the metrics textfile (as --textfile)
+  BOOTGATE_MOTD            run, serve: the verdict's two lines for logins (as --motd)
   BOOTGATE_INTERVAL        run, serve: re-check interval over the policy's runtime.interval
   BOOTGATE_LOG             log filter (error, warn, info, debug, or per-module directives)
   NO_COLOR                 when set and not empty: no colours or other escape codes
   COLUMNS                  the terminal width of check's progress line
   DOCKER_HOST              the Docker engine of docker and containers checks
   DBUS_SYSTEM_BUS_ADDRESS  the system bus of systemd checks and the rauc backend
+  PATH                     where bootc and rpm-ostree (a GRUB fallback made permanent) and
+                           mount (a read-only /boot remounted for the grubenv mark) are found
   SYSTEMD_ESP_PATH, SYSTEMD_XBOOTLDR_PATH
                            where the bless-boot backend finds the boot entries
   NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID
@@ -44,6 +47,7 @@ Exit codes:
   66  input missing or unreadable (boot-status --disk, history)
   70  internal error
   73  an output file could not be created
+  75  no verdict yet: the gate is still running (status)
   78  invalid policy (EX_CONFIG)";
 
 /// Boot health gate for A/B-partitioned immutable operating systems.
@@ -77,6 +81,10 @@ struct DirArgs {
     /// Also write the metrics to this file after every round (node_exporter's textfile collector).
     #[arg(long, value_name = "PATH", env = "BOOTGATE_TEXTFILE")]
     textfile: Option<PathBuf>,
+    /// Write the verdict in two lines here for logins (default: motd.d/bootgate beside the
+    /// run dir, /run/motd.d/bootgate for the default run dir).
+    #[arg(long, value_name = "PATH", env = "BOOTGATE_MOTD")]
+    motd: Option<PathBuf>,
 }
 
 /// Where and how `run` and `serve` serve the endpoint, over the policy's.
@@ -93,7 +101,8 @@ struct ListenArg {
 
 impl DirArgs {
     fn dirs(self) -> Dirs {
-        Dirs { run: self.run_dir, state: self.state_dir, textfile: self.textfile }
+        let motd = self.motd.unwrap_or_else(|| daemon::motd::beside(&self.run_dir));
+        Dirs { run: self.run_dir, state: self.state_dir, textfile: self.textfile, motd }
     }
 }
 
@@ -147,6 +156,12 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = crate::record::history::KEEP)]
         limit: usize,
     },
+    /// Print this boot's verdict in two lines (exit 0 healthy, 1 degraded, 2 unhealthy, 75 no verdict yet).
+    Status {
+        /// Directory of this boot's verdict.json.
+        #[arg(long, env = "BOOTGATE_RUN_DIR", default_value = "/run/bootgate")]
+        run_dir: PathBuf,
+    },
     /// Print a policy equivalent to another boot checker's setup (changes nothing).
     Migrate {
         #[command(subcommand)]
@@ -183,7 +198,11 @@ impl Command {
             | Command::Serve { policy, .. }
             | Command::Check { policy, .. }
             | Command::Validate { policy, .. } => Some(policy),
-            Command::Schema | Command::BootStatus { .. } | Command::History { .. } | Command::Migrate { .. } => None,
+            Command::Schema
+            | Command::BootStatus { .. }
+            | Command::History { .. }
+            | Command::Migrate { .. }
+            | Command::Status { .. } => None,
         }
     }
 
@@ -197,6 +216,7 @@ impl Command {
             Command::BootStatus { .. } => "boot-status",
             Command::History { .. } => "history",
             Command::Migrate { .. } => "migrate",
+            Command::Status { .. } => "status",
         }
     }
 }
@@ -261,6 +281,7 @@ pub fn main() -> i32 {
         Command::BootStatus { disk, format } => inspect::boot_status(disk, format),
         Command::Migrate { from: MigrateFrom::Greenboot { root } } => migrate::greenboot(&root),
         Command::History { state_dir, format, limit } => inspect::history(&state_dir, format, limit),
+        Command::Status { run_dir } => inspect::status(&run_dir),
         Command::Check { policy: PolicyArg { policy: path }, format } => with_runtime(async move {
             let loaded = match policy::load(path.as_deref()) {
                 Ok(l) => l,

@@ -59,6 +59,7 @@ impl ThisBoot {
             gpt_slots: status.gpt_slots(),
             gpt_next: crate::boot::next::of_table(status).and_then(|n| n.index),
             on_failure: None,
+            permanent: None,
         })
     }
 }
@@ -142,8 +143,8 @@ pub async fn learn_fallback(
 /// Marks this boot good through the backend (idempotent: a restart in the same boot marks
 /// again, since a crash may have come between the verdict and the mark) and shows how it
 /// went: the boot facts (`mark`, and `bootgate_boot_marked`), the log, and, when it
-/// failed, every STATUS from now on.
-pub async fn mark_good(backend: &dyn Backend, endpoint: &Endpoint, notifier: Notifier) {
+/// failed, every STATUS from now on. Returns the mark, for the verdict.
+pub async fn mark_good(backend: &dyn Backend, endpoint: &Endpoint, notifier: Notifier) -> Mark {
     let (done, note) = match backend.on_pass().await {
         Ok(done) => {
             tracing::info!(backend = backend.name(), "{done}");
@@ -156,13 +157,15 @@ pub async fn mark_good(backend: &dyn Backend, endpoint: &Endpoint, notifier: Not
             (false, e)
         }
     };
+    let mark = Mark { done, note };
     endpoint.boot.send_modify(|boot| {
         let mut shown = boot.as_deref().cloned().unwrap_or_default();
-        shown.mark = Some(Mark { done, note });
+        shown.mark = Some(mark.clone());
         *boot = Some(Arc::new(shown));
     });
     notifier.refresh_status();
     watch_slot_mark(endpoint);
+    mark
 }
 
 /// While the booted GPT slot is not marked successful, reads the table again every
@@ -256,6 +259,26 @@ pub async fn record(
             tracing::warn!(dir = %dir, error = %e, "cannot record the boot history in {dir}: {e}");
         }
         Err(e) => tracing::warn!(error = %e, "recording the boot history ended abnormally: {e}"),
+    }
+}
+
+/// Changes this boot's history line with `change` (what happened after it was written:
+/// a failed mark, a fallback made permanent) and publishes the new history.
+pub async fn amend_history(state_dir: &Path, endpoint: &Endpoint, change: impl FnOnce(&mut PastBoot) + Send + 'static) {
+    let Some(id) = identity::boot_id() else { return };
+    let dir = state_dir.to_path_buf();
+    let amended = tokio::task::spawn_blocking(move || {
+        let amended = history::amend(&dir, &id, change);
+        (amended, history::read_or_warn(&dir))
+    })
+    .await;
+    match amended {
+        Ok((Ok(true), boots)) => {
+            let _ = endpoint.history.send(Arc::new(boots));
+        }
+        Ok((Ok(false), _)) => tracing::warn!("this boot has no history line to amend"),
+        Ok((Err(e), _)) => tracing::warn!(error = %e, "cannot amend this boot's history line: {e}"),
+        Err(e) => tracing::warn!(error = %e, "amending this boot's history line ended abnormally: {e}"),
     }
 }
 

@@ -6,7 +6,9 @@
 pub mod facts;
 pub mod gate;
 pub mod hooks;
+pub mod motd;
 pub mod observe;
+pub mod permanent;
 pub mod reload;
 pub mod run;
 pub mod runtime;

@@ -2,7 +2,9 @@
 //! In order: the verdict this boot may already have, the endpoint and the boot facts, the
 //! backend, the gate (its soak included), the verdict written and the history line
 //! recorded, then on a pass the backend's mark, the rollback window, READY=1 and the
-//! green hooks, or on a failure the red hooks and the backend's decision acted on.
+//! green hooks, or on a failure the red hooks and the backend's decision acted on; in
+//! between, on a boot the loader reached by falling back, the rollback that makes the
+//! fallback permanent.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -16,6 +18,7 @@ use super::reload::Reloader;
 use super::runtime::runtime;
 use super::start::{Dirs, install_signals, start_endpoint};
 use super::window::{self, Window};
+use super::{motd, permanent};
 use crate::boot::backend::{Backend, choose};
 use crate::boot::decide::RebootDecision;
 use crate::boot::identity::boot_id;
@@ -110,7 +113,14 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
             let Some(daemon) = Run::new(&policy, &board, notifier, &dirs, &boot, chosen) else {
                 return exit::CONFIG;
             };
-            match daemon.judged(&snapshot, source, &endpoint).await {
+            // Read before the mark, which clears the counter it reads.
+            let plan = permanent::plan(daemon.backend.as_ref(), policy.fallback_command.as_deref()).await;
+            let judged = daemon.judged(&snapshot, source, &endpoint).await;
+            if let Some(kept) = permanent::keep(plan, daemon.backend.as_ref(), &dirs.state, &endpoint, notifier).await {
+                daemon.amend_verdict(|r| r.permanent = Some(kept.clone()));
+                permanent::show(&endpoint, kept);
+            }
+            match judged {
                 Judged::Passed(window) => (window, daemon),
                 Judged::Failed(failure) => {
                     daemon.act_on_failure(&snapshot, failure, &heartbeat, &mut signals).await;
@@ -183,14 +193,15 @@ impl Run {
     /// A restart after a passed gate in this boot: the mark again (a crash may have come
     /// between the verdict and the mark), READY=1 again, the window re-opened.
     async fn resume(&self, rec: &Recorded, endpoint: &Endpoint) -> Option<Window> {
-        mark_good(self.backend.as_ref(), endpoint, self.notifier).await;
+        let mark = mark_good(self.backend.as_ref(), endpoint, self.notifier).await;
+        self.amend_verdict(|r| r.mark = Some(mark));
         let window = window::reopen(
             &self.policy,
             rec.record.rollback.as_ref(),
             Arc::clone(&self.backend),
             &self.board,
             self.notifier,
-            self.dirs.state.clone(),
+            self.dirs.clone(),
         );
         let status =
             format!("{} (gate passed earlier in this boot; not run again)", status::summary(&self.board.borrow()));
@@ -208,19 +219,11 @@ impl Run {
         if snapshot.gate == GateState::Passed {
             // Opened before READY=1 and recorded with the verdict: update_engine marks the
             // slot right after READY=1, and a restart must find the window, not a good slot.
-            window = window::open(
-                &self.policy,
-                Arc::clone(&self.backend),
-                &self.board,
-                self.notifier,
-                self.dirs.state.clone(),
-            );
+            window =
+                window::open(&self.policy, Arc::clone(&self.backend), &self.board, self.notifier, self.dirs.clone());
             record.rollback = window::record(&self.board, window.as_ref());
         }
-        if let Err(e) = verdict::write(&self.dirs.run, &record) {
-            let dir = self.dirs.run.display();
-            tracing::error!(dir = %dir, error = %e, "cannot write {} in {dir}: {e}", verdict::FILE);
-        }
+        self.publish_verdict(&record);
         let failure = match snapshot.gate {
             GateState::Passed => None,
             _ => Some(self.decide_failure().await),
@@ -238,7 +241,13 @@ impl Run {
         }
         let status = status::summary(snapshot);
         tracing::info!(message_id = GATE_VERDICT_ID, gate = "passed", "boot gate passed: {status}");
-        mark_good(self.backend.as_ref(), endpoint, self.notifier).await;
+        let mark = mark_good(self.backend.as_ref(), endpoint, self.notifier).await;
+        if !mark.done {
+            let failed = mark.clone();
+            facts::amend_history(&self.dirs.state, endpoint, move |line| line.mark = Some(failed)).await;
+        }
+        record.mark = Some(mark);
+        self.publish_verdict(&record);
         publish_backend(self.backend.as_ref(), endpoint).await;
         self.notifier.ready(&status);
         // After the mark and READY=1, not before as greenboot runs them: a hung green
@@ -249,6 +258,27 @@ impl Run {
             tokio::spawn(async move { hooks::run(Hooks::Green, &dirs, timeout).await });
         }
         Judged::Passed(window)
+    }
+
+    /// Writes the verdict and its two lines for logins; neither failure is fatal, both are said.
+    fn publish_verdict(&self, record: &VerdictRecord) {
+        if let Err(e) = verdict::write(&self.dirs.run, record) {
+            let dir = self.dirs.run.display();
+            tracing::error!(dir = %dir, error = %e, "cannot write {} in {dir}: {e}", verdict::FILE);
+        }
+        motd::write(&self.dirs.motd, record);
+    }
+
+    /// Changes this boot's recorded verdict with `change` and publishes it again.
+    fn amend_verdict(&self, change: impl FnOnce(&mut VerdictRecord)) {
+        match verdict::this_boot(&self.dirs.run, boot_id().as_deref()) {
+            Ok(Some(mut rec)) => {
+                change(&mut rec.record);
+                self.publish_verdict(&rec.record);
+            }
+            Ok(None) => tracing::warn!("this boot's verdict is gone from {}; not amended", self.dirs.run.display()),
+            Err(e) => tracing::warn!("cannot amend this boot's verdict: {e}"),
+        }
     }
 
     /// What a failed gate does: `None` when the policy says stay, else the backend's

@@ -22,6 +22,8 @@ pub struct Dirs {
     pub state: PathBuf,
     /// Where `--textfile` writes the metrics after every round, if anywhere.
     pub textfile: Option<PathBuf>,
+    /// The verdict in two lines for logins (default `/run/motd.d/bootgate`).
+    pub motd: PathBuf,
 }
 
 /// Installs the stop/reload handlers and the orphan sweep; `None` (already said) when it cannot.

@@ -4,7 +4,6 @@
 //! machine reboots. The decisions are pure ([`crate::boot::decide::revert`]); the act is
 //! the backend's ([`Backend::revert`]).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -12,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Level;
 
+use super::start::Dirs;
 use crate::boot::backend::{Backend, RevertError};
 use crate::boot::decide::revert::{Decision, Since, Watch, describe, reopened_left};
 use crate::boot::reboot::reboot_after;
@@ -28,7 +28,8 @@ pub struct Window {
     watch: Watch,
     backend: Arc<dyn Backend>,
     reboot_delay: Duration,
-    state_dir: PathBuf,
+    /// Where the revert is recorded and said: the run, state and motd paths.
+    dirs: Arc<Dirs>,
     notifier: Notifier,
     revert: Option<JoinHandle<()>>,
 }
@@ -40,7 +41,7 @@ pub fn open(
     backend: Arc<dyn Backend>,
     board: &Board,
     notifier: Notifier,
-    state_dir: PathBuf,
+    dirs: Dirs,
 ) -> Option<Window> {
     if policy.rollback.window.is_zero() {
         return None;
@@ -54,7 +55,7 @@ pub fn open(
     };
     tracing::info!(armed, "rollback window: {note}");
     let watch = Watch::open(policy.rollback);
-    Window::start(policy, watch, backend, armed, note, board, notifier, state_dir)
+    Window::start(policy, watch, backend, armed, note, board, notifier, dirs)
 }
 
 /// What the verdict file records of the window, so a restart in the same boot re-opens
@@ -74,7 +75,7 @@ pub fn reopen(
     backend: Arc<dyn Backend>,
     board: &Board,
     notifier: Notifier,
-    state_dir: PathBuf,
+    dirs: Dirs,
 ) -> Option<Window> {
     let recorded = recorded.filter(|w| w.armed)?;
     if policy.rollback.window.is_zero() {
@@ -85,7 +86,7 @@ pub fn reopen(
     (watch.ends, watch.ends_wall) = (Instant::now() + left, SystemTime::now() + left);
     tracing::info!("rollback window re-opened after a restart: {}s left", left.as_secs());
     let note = "armed (re-opened after bootgate restarted in this boot)".to_string();
-    Window::start(policy, watch, backend, true, note, board, notifier, state_dir)
+    Window::start(policy, watch, backend, true, note, board, notifier, dirs)
 }
 
 impl Window {
@@ -99,11 +100,11 @@ impl Window {
         note: String,
         board: &Board,
         notifier: Notifier,
-        state_dir: PathBuf,
+        dirs: Dirs,
     ) -> Option<Window> {
         board.send_modify(|s| Arc::make_mut(s).rollback = Some(watch.shown(armed, note)));
         let reboot_delay = policy.gate.reboot_delay;
-        armed.then(|| Window { watch, backend, reboot_delay, state_dir, notifier, revert: None })
+        armed.then(|| Window { watch, backend, reboot_delay, dirs: Arc::new(dirs), notifier, revert: None })
     }
 
     /// Takes one runtime round's raw results; starts the revert once a failure is sustained.
@@ -119,7 +120,7 @@ impl Window {
                 backend: Arc::clone(&self.backend),
                 board: board.clone(),
                 delay: self.reboot_delay,
-                state_dir: self.state_dir.clone(),
+                dirs: Arc::clone(&self.dirs),
                 notifier: self.notifier,
             };
             self.revert = Some(tokio::spawn(revert.run(failing)));
@@ -141,7 +142,7 @@ struct Revert {
     backend: Arc<dyn Backend>,
     board: Board,
     delay: Duration,
-    state_dir: PathBuf,
+    dirs: Arc<Dirs>,
     notifier: Notifier,
 }
 
@@ -169,12 +170,16 @@ impl Revert {
                 return;
             }
         };
-        record_revert(&self.state_dir, &failing, &what).await;
+        record_revert(&self.dirs.state, &failing, &what).await;
         let text = format!(
             "reverted {} after its gate: {what}; rebooting in {} to fall back to {}",
             reverted.booted,
             spelled(self.delay),
             reverted.fallback
+        );
+        super::motd::write_lines(
+            &self.dirs.motd,
+            &crate::render::motd::reverted(&reverted.booted, &what, &reverted.fallback),
         );
         tracing::error!(message_id = GATE_VERDICT_ID, decision = "reverted", "{text}");
         self.notifier.status(&text);

@@ -45,6 +45,9 @@ pub struct Policy {
     pub backend: Backend,
     /// The `grubenv` backend's block, when the policy names one.
     pub grubenv: Option<std::path::PathBuf>,
+    /// `boot.fallback_command`: makes a GRUB fallback permanent where neither `bootc` nor
+    /// `rpm-ostree` is on PATH.
+    pub fallback_command: Option<Vec<String>>,
     pub listen: SocketAddr,
     /// `server.allow_run`: whether a client may run a check on request.
     pub allow_run: bool,

@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::types::{Dur, FsPath, Name, Text};
+use super::types::{Dur, FsPath, Name, NonEmpty, Str, Text};
 
 /// The whole policy file (version 1).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -49,6 +49,8 @@ pub struct RawBoot {
     pub backend: Option<Backend>,
     /// The GRUB environment block of the `grubenv` backend (default `/boot/grub2/grubenv`, then `/boot/grub/grubenv`).
     pub grubenv: Option<FsPath>,
+    /// What makes a GRUB fallback permanent (`boot_counter=-1`) where neither `bootc` nor `rpm-ostree` is on PATH: an argv, no shell.
+    pub fallback_command: Option<NonEmpty<Str>>,
 }
 
 /// The boot loader's way of counting and marking boots.

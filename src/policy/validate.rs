@@ -107,10 +107,24 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
     let boot = s.boot.flatten().unwrap_or_default();
     let backend = boot.backend.unwrap_or(Backend::Auto);
     let grubenv = boot.grubenv.map(|p| p.0);
+    let fallback_command = boot.fallback_command.map(|argv| argv.0.into_iter().map(|a| a.0).collect::<Vec<_>>());
+    if fallback_command.as_ref().is_some_and(|argv| argv[0].is_empty()) {
+        cx.at(&[Seg::key("boot"), Seg::key("fallback_command")], "the program name is empty");
+    }
     match gate {
-        Some(gate) if cx.problems.is_empty() => {
-            Ok(Policy { gate, runtime, rollback, backend, grubenv, listen, allow_run, web_config, greenboot, checks })
-        }
+        Some(gate) if cx.problems.is_empty() => Ok(Policy {
+            gate,
+            runtime,
+            rollback,
+            backend,
+            grubenv,
+            fallback_command,
+            listen,
+            allow_run,
+            web_config,
+            greenboot,
+            checks,
+        }),
         _ => Err(sorted(cx.problems)),
     }
 }

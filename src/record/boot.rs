@@ -35,6 +35,22 @@ pub struct BootFacts {
     /// What a failed gate led to, once decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<OnFailure>,
+    /// How a fallback of the boot loader (GRUB's `boot_counter=-1`) was made permanent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permanent: Option<Permanent>,
+}
+
+/// The rollback run on a boot GRUB reached by falling back, so the next boot stays on
+/// this deployment: what ran and how it went. A failed one is said, never retried: the
+/// counter that asked for it is cleared first, so it cannot loop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permanent {
+    /// The command as run (`bootc rollback`); absent when there was none to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    pub done: bool,
+    /// What it said, or why it failed.
+    pub note: String,
 }
 
 /// A failed gate's decision as operators read it: reboot (where to, and when) or stay (and why).
@@ -229,6 +245,7 @@ mod tests {
             gpt_slots: Vec::new(),
             gpt_next: None,
             on_failure: None,
+            permanent: None,
         };
         let v = serde_json::to_value(&facts).unwrap();
         assert_eq!(

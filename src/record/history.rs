@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Lenient;
-use super::boot::{Fallback, Reason};
+use super::boot::{Fallback, Mark, Permanent, Reason};
 use super::verdict::VerdictRecord;
 use crate::util::read::read_regular_tail;
 
@@ -128,6 +128,12 @@ pub struct PastBoot {
     /// How many more checks failed than `failing` names (a line is bounded).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failing_more: Option<usize>,
+    /// The rollback that made a GRUB fallback permanent, on the boot that ran it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permanent: Option<Permanent>,
+    /// A passed gate's mark that failed: the boot loader still counts this boot as unconfirmed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mark: Option<Mark>,
 }
 
 /// `failing` as objects, or as the plain names that older lines hold.
@@ -174,6 +180,8 @@ impl PastBoot {
             bootgate: Some(env!("CARGO_PKG_VERSION").into()),
             fallback: None,
             failing_more: None,
+            permanent: None,
+            mark: None,
         }
     }
 
@@ -187,6 +195,12 @@ impl PastBoot {
         }
         let mut b = self.clone();
         b.reason = b.reason.map(|r| cut(&r, MESSAGE_CAP));
+        if let Some(p) = &mut b.permanent {
+            p.note = cut(&p.note, MESSAGE_CAP);
+        }
+        if let Some(m) = &mut b.mark {
+            m.note = cut(&m.note, MESSAGE_CAP);
+        }
         b.failing.iter_mut().for_each(|f| f.message = cut(&f.message, MESSAGE_CAP));
         if b.json().len() > LINE_CAP {
             b.failing.iter_mut().for_each(|f| f.message.clear());

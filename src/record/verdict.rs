@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::Lenient;
+use super::boot::{Mark, Permanent};
 use crate::checks::{Observed, Status};
 use crate::engine::{CheckResult, ComponentHealth, Failing, GateState, Health, Snapshot};
 use crate::policy::CheckSpec;
@@ -61,6 +62,12 @@ pub struct VerdictRecord {
     pub gate_duration_ms: Option<f64>,
     #[serde(default, with = "lenient_stamp")]
     pub gate_started: Option<Stamp>,
+    /// How the boot backend's mark of a passed gate went (written by `run` once it has).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<Mark>,
+    /// The rollback that made a boot loader's fallback permanent, when this boot ran one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permanent: Option<Permanent>,
     /// Where the policy came from.
     #[serde(default)]
     pub policy: String,
@@ -199,6 +206,8 @@ impl VerdictRecord {
             gate: v.gate,
             gate_duration_ms: s.gate_duration.map(millis),
             gate_started: Some(Stamp(s.gate_started)),
+            mark: None,
+            permanent: None,
             policy: policy.to_string(),
             reason: s.gate_reason.clone(),
             rollback: None,

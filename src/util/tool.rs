@@ -5,7 +5,7 @@
 use std::process::{ExitStatus, Output, Stdio};
 use std::time::Duration;
 
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 use super::text::one_line;
 use super::time::spelled;
@@ -24,8 +24,22 @@ pub enum ToolError {
 /// Runs `cmd` (shown as `shown` in every message) to completion within `limit`; only a
 /// zero exit is `Ok`.
 pub async fn run(mut cmd: Command, shown: String, limit: Duration) -> Result<Output, ToolError> {
-    cmd.stdin(Stdio::null()).kill_on_drop(true);
-    let out = match tokio::time::timeout(limit, cmd.output()).await {
+    prepare(&mut cmd);
+    match cmd.spawn() {
+        Ok(child) => wait(child, shown, limit).await,
+        Err(source) => Err(ToolError::Spawn { command: shown, source }),
+    }
+}
+
+/// What every run of a tool has: no stdin, its output captured, killed when the wait ends.
+pub fn prepare(cmd: &mut Command) {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+}
+
+/// Waits for `child` (spawned from a [`prepare`]d command) within `limit`; only a zero
+/// exit is `Ok`.
+pub async fn wait(child: Child, shown: String, limit: Duration) -> Result<Output, ToolError> {
+    let out = match tokio::time::timeout(limit, child.wait_with_output()).await {
         Ok(Ok(out)) => out,
         Ok(Err(source)) => return Err(ToolError::Spawn { command: shown, source }),
         Err(_) => return Err(ToolError::Timeout { command: shown, within: spelled(limit).to_string() }),

@@ -197,7 +197,7 @@ impl BlessBoot {
             command.env("SYSTEMD_ESP_PATH", esp);
         }
         let shown = format!("{} bad", tool.display());
-        crate::util::tool::run(command, shown, TIMEOUT).await.map(drop).map_err(|e| e.to_string())
+        crate::process::reaper::run_tool(command, shown, TIMEOUT).await.map(drop).map_err(|e| e.to_string())
     }
 }
 

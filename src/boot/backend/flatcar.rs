@@ -100,7 +100,7 @@ async fn mark_bad(disk: &Path, booted: &PartitionInfo, fallback: &PartitionInfo)
     let mut cmd = tokio::process::Command::new("cgpt");
     cmd.args(args).arg(disk);
     let shown = format!("cgpt {} {}", args.join(" "), disk.display());
-    tool::run(cmd, shown.clone(), CGPT_TIMEOUT).await?;
+    crate::process::reaper::run_tool(cmd, shown.clone(), CGPT_TIMEOUT).await?;
     tracing::info!(command = %shown, "marked partition {} {} bad: {shown}", booted.index, booted.label);
     Ok(())
 }

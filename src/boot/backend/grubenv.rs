@@ -5,13 +5,21 @@
 //! `boot_counter` ≥ 1 (GRUB tries the deployment again, one count down) and 0 (GRUB's
 //! script sees 0 and boots the previous deployment — the fallback itself needs this
 //! reboot). At -1 this boot already is the fallback, and it stays.
+//!
+//! The block lives in `/boot`, which rpm-ostree and bootc hosts mount read-only: the
+//! mark remounts the file system holding the block (a symlink's target, the ESP on
+//! Fedora UEFI) read-write for the write and read-only again after it ([`remount`]).
 
 use std::path::{Path, PathBuf};
 
 use super::{Backend, Step};
 use crate::boot::decide::RebootDecision;
 use crate::boot::grubenv::{Env, EnvError};
+use crate::boot::remount::{self, Around};
 use crate::record::boot::BackendFacts;
+
+/// The mount table the block's mount is found in.
+const MOUNTINFO: &str = "/proc/self/mountinfo";
 
 /// The environment block at `path`.
 pub struct Grubenv {
@@ -21,6 +29,48 @@ pub struct Grubenv {
 impl Grubenv {
     pub fn new(path: PathBuf) -> Self {
         Grubenv { path }
+    }
+
+    /// Changes the block with `change` (`what` names it in the note), the block's file
+    /// system remounted read-write around the write when it is mounted read-only. `Ok`
+    /// says what was done.
+    async fn change(&self, what: &str, change: fn(&mut Env)) -> Result<String, String> {
+        let mount = match remount::mount_of(Path::new(MOUNTINFO), &self.path) {
+            Ok(mount) => mount,
+            Err(e) => {
+                // Without the table the write is tried as it is: a read-only file system then says so.
+                tracing::warn!("{e}; writing {} without a remount", self.path.display());
+                None
+            }
+        };
+        let path = self.path.clone();
+        // Lazy: a blocking task starts when spawned, and this one must wait for the remount.
+        let write = async move {
+            tokio::task::spawn_blocking(move || {
+                let mut env = Env::read(&path)?;
+                change(&mut env);
+                env.write(&path)
+            })
+            .await
+        };
+        let shown = self.path.display();
+        match remount::writing(mount, write).await {
+            Err(e) => Err(e.to_string()),
+            Ok((Ok(Ok(())), around)) => Ok(format!("{what}, in {shown}{}", said(&around))),
+            Ok((Ok(Err(e)), around)) => Err(format!("{e}{}", said(&around))),
+            Ok((Err(e), _)) => Err(format!("writing {shown} ended abnormally: {e}")),
+        }
+    }
+}
+
+/// What was remounted around the write, for the mark's note.
+fn said(around: &Around) -> String {
+    match around {
+        Around::Writable => String::new(),
+        Around::Restored(point) => format!(" ({} remounted read-write for the write, then read-only)", point.display()),
+        Around::LeftWritable(point, why) => {
+            format!(" ({} remounted read-write for the write; back to read-only failed: {why})", point.display())
+        }
     }
 }
 
@@ -32,9 +82,19 @@ pub fn counting(path: &Path) -> bool {
 /// greenboot's "this boot is good": `boot_success=1`, `boot_counter` unset.
 pub fn pass(path: &Path) -> Result<(), EnvError> {
     let mut env = Env::read(path)?;
+    good(&mut env);
+    env.write(path)
+}
+
+fn good(env: &mut Env) {
     env.set("boot_success", "1");
     env.unset("boot_counter");
-    env.write(path)
+}
+
+/// Whether GRUB reached this boot by falling back: `boot_counter=-1`, which its script
+/// sets when it boots the previous deployment.
+pub fn fell_back(path: &Path) -> bool {
+    Env::read(path).ok().and_then(|e| e.get("boot_counter").map(|v| v.trim() == "-1")).unwrap_or(false)
 }
 
 /// `Some(boot_counter)` while a reboot changes what GRUB boots (≥ 0); `None` on the
@@ -71,14 +131,20 @@ impl Backend for Grubenv {
 
     fn on_pass(&self) -> Step<'_, Result<String, String>> {
         Box::pin(async {
-            let path = self.path.clone();
-            match tokio::task::spawn_blocking(move || pass(&path)).await {
-                Ok(Ok(())) => {
-                    Ok(format!("marked this boot good in {}: boot_success=1, boot_counter unset", self.path.display()))
-                }
-                Ok(Err(e)) => Err(format!("cannot mark this boot good: {e}; GRUB will count it as failed")),
-                Err(e) => Err(format!("marking this boot good ended abnormally: {e}")),
-            }
+            let done = self.change("marked this boot good: boot_success=1, boot_counter unset", good).await;
+            done.map_err(|e| format!("cannot mark this boot good: {e}; GRUB will count it as failed"))
+        })
+    }
+
+    fn fell_back(&self) -> Step<'_, bool> {
+        Box::pin(async { fell_back(&self.path) })
+    }
+
+    fn fallback_settled(&self) -> Step<'_, Result<String, String>> {
+        Box::pin(async {
+            let unset = |env: &mut Env| env.unset("boot_counter");
+            let done = self.change("unset boot_counter", unset).await;
+            done.map_err(|e| format!("cannot unset boot_counter: {e}"))
         })
     }
 

@@ -37,6 +37,17 @@ pub trait Backend: Send + Sync {
     /// The gate failed (and the policy says reboot): mark it bad where the loader needs
     /// that, and say whether a reboot boots something else.
     fn on_failure(&self) -> Step<'_, RebootDecision>;
+    /// Whether the boot loader reached this boot by falling back and waits to be told the
+    /// fallback is kept (greenboot's `boot_counter=-1`); read before the mark, which may
+    /// clear what it reads.
+    fn fell_back(&self) -> Step<'_, bool> {
+        Box::pin(async { false })
+    }
+    /// Clears what [`Backend::fell_back`] read, so that the next boot is no fallback to
+    /// keep again; `Ok` says what was done.
+    fn fallback_settled(&self) -> Step<'_, Result<String, String>> {
+        Box::pin(async { Ok(String::new()) })
+    }
     /// Whether the rollback window can revert this boot, judged once when the gate
     /// passes; `Err` says why not (shown in the health document).
     fn revertible(&self) -> Result<(), String> {

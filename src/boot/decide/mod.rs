@@ -10,6 +10,7 @@ use super::PartitionInfo;
 use crate::record::history::Decision;
 
 pub mod fallback;
+pub mod permanent;
 pub mod revert;
 
 /// Partition type GUID of Flatcar's USR-A/USR-B slots, the type GRUB's `gptprio.next` picks from.

@@ -105,6 +105,27 @@ pub fn forget(pid: u32) {
     }
 }
 
+/// Runs a platform tool ([`crate::util::tool`]) as one of bootgate's own children: the
+/// sweep on SIGCHLD would otherwise take it for a check's orphan, kill it and reap it
+/// before its exit status is read. Its group is killed when the wait ends.
+pub async fn run_tool(
+    mut cmd: Command,
+    shown: String,
+    limit: std::time::Duration,
+) -> Result<std::process::Output, crate::util::tool::ToolError> {
+    use crate::util::tool::{self, ToolError};
+    tool::prepare(&mut cmd);
+    cmd.process_group(0);
+    let child = spawn(&mut cmd).map_err(|source| ToolError::Spawn { command: shown.clone(), source })?;
+    let pid = child.id();
+    let done = tool::wait(child, shown, limit).await;
+    if let Some(pid) = pid {
+        let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        forget(pid);
+    }
+    done
+}
+
 /// Kills and reaps every direct child that bootgate did not start itself: orphans of
 /// checks, reparented here. Returns how many it found.
 pub fn sweep() -> usize {
