@@ -27,6 +27,10 @@ const DISABLE: &[(&str, &str)] = &[
     ("greenboot-grub2-set-success.service", "greenboot 0.15: boot_success=1 after a pass"),
     ("greenboot-status.service", "greenboot 0.15: the motd of the verdict"),
     ("greenboot-loading-message.service", "greenboot 0.15: the motd while checks run"),
+    (
+        "greenboot-rpm-ostree-grub2-check-fallback.service",
+        "greenboot 0.15: the rollback on the fallback boot (bootgate runs bootc or rpm-ostree rollback)",
+    ),
 ];
 /// The greenboot units that keep doing what bootgate does not.
 const KEEP: &[(&str, &str)] = &[
@@ -35,10 +39,6 @@ const KEEP: &[(&str, &str)] = &[
         "greenboot 0.15: sets boot_counter before an update's reboot, which GRUB counts down",
     ),
     ("greenboot-set-rollback-trigger.service", "greenboot-rs: arms its GRUB variables before an update's reboot"),
-    (
-        "greenboot-rpm-ostree-grub2-check-fallback.service",
-        "greenboot 0.15: makes GRUB's fallback permanent (rpm-ostree rollback) on the fallback boot",
-    ),
 ];
 
 /// Prints the policy for the greenboot tree under `root` (`/` on the host). Exit 0, 66
@@ -118,7 +118,9 @@ fn policy(root: &Path, conf: Option<(&Path, &conf::Conf)>) -> String {
     for (unit, why) in KEEP {
         let _ = writeln!(w, "#   {unit:<52} {why}");
     }
-    let _ = writeln!(w, "# `systemctl list-unit-files 'greenboot*' 'redboot*'` lists what the image has.\n");
+    let _ = writeln!(w, "# `systemctl list-unit-files 'greenboot*' 'redboot*'` lists what the image has.");
+    let _ = writeln!(w, "# Where /boot is mounted read-only (rpm-ostree, bootc), add the unit's read-only /boot");
+    let _ = writeln!(w, "# drop-in (CAP_SYS_ADMIN, @mount) so that bootgate may remount it for the mark.\n");
     let _ = writeln!(w, "version: 1");
     let _ = writeln!(w, "gate:");
     let _ = writeln!(w, "  # greenboot waits for its scripts without a limit; bootgate gives the gate one.");
