@@ -30,6 +30,9 @@ const ONLY_VALIDATE_SEES: &[&str] = &[
     "unit_without_suffix",
     // the 1s floor of a check's interval (the schema's duration pattern has no floor)
     "check_interval_too_short",
+    // an argv's program, which must not be empty (the schema's non-empty list of strings
+    // is the type every argv shares)
+    "fallback_command_empty_program",
 ];
 
 /// Fixtures that are no JSON document at all: YAML that does not parse, repeats a key
