@@ -84,7 +84,8 @@ build_disk() {
   systemctl --root="$stage" --quiet enable bootgate.service
   # The harness's own guest side.
   install -D -m 0755 -t "$stage/usr/local/lib/vm-tests" "$VMT_DIR/guest/mark-booted" "$VMT_DIR/guest/observe" \
-    "$VMT_DIR/guest/api" "$VMT_DIR/guest/api-dies" "$VMT_DIR/guest/ctl" "$VMT_DIR/guest/greenboot-report"
+    "$VMT_DIR/guest/api" "$VMT_DIR/guest/api-dies" "$VMT_DIR/guest/ctl" "$VMT_DIR/guest/greenboot-report" \
+    "$VMT_DIR/guest/rollback"
   install -m 0644 -t "$stage/etc/systemd/system" "$VMT_DIR/guest/update-engine.service" "$VMT_DIR/guest/vmtests-observe.service" \
     "$VMT_DIR/guest/vmtests-api.socket" "$VMT_DIR/guest/vmtests-api@.service" "$VMT_DIR/guest/vmtests-api-dies.service" \
     "$VMT_DIR/guest/vmtests-ctl.socket" "$VMT_DIR/guest/vmtests-ctl@.service" "$VMT_DIR/guest/vmtests-greenboot.service"

@@ -331,13 +331,16 @@ state_write() {
 }
 
 # slot_policy SLOT FILE [ROOT]: the slot's /etc/bootgate/policy.yaml becomes
-# vm-tests/policies/FILE (written into the slot's ext4 inside the image). It is
+# vm-tests/policies/FILE, or FILE itself when it is an absolute path (a policy the
+# scenario made), written into the slot's ext4 inside the image. It is
 # validated with the same binary first. validate reads the check directories
 # (checks_from) and the greenboot.conf a policy names: with ROOT, the tree the
 # slot gets them from (slot_tree), the host validates a copy whose `dir:` and
 # `config:` paths are under ROOT.
 slot_policy() {
-  local policy=$VMT_DIR/policies/$2 checked=$VMT_DIR/policies/$2 out
+  local policy=$2 out
+  [[ $policy == /* ]] || policy=$VMT_DIR/policies/$2
+  local checked=$policy
   if [ -n "${3:-}" ]; then
     checked=$RUN/policy-$1.yaml
     sed -E "s#((dir|config): )/#\1$3/#" "$policy" >"$checked"
