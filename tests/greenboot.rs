@@ -304,14 +304,15 @@ fn listing(dir: &Path) -> Vec<(PathBuf, u64, u32)> {
     out
 }
 
-/// With greenboot.conf in the policy and greenboot's GRUB handshake, `run` says which of
-/// the update's boot attempts this boot is, from GRUB's own counter.
+/// With greenboot.conf in the policy and greenboot's GRUB handshake, `run` says how many
+/// boots the update has left, from GRUB's own counter.
 #[test]
 fn run_says_which_of_greenboots_boot_attempts_this_boot_is() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("grubenv");
     for args in [&["create"][..], &["set", "boot_counter=3", "boot_success=0"]] {
-        // What greenboot's set-counter wrote for GREENBOOT_MAX_BOOT_ATTEMPTS=4, after GRUB's first count.
+        // What greenboot's set-counter wrote for GREENBOOT_MAX_BOOT_ATTEMPTS=4, after GRUB counted the
+        // update's first boot (which set boot_success=0 and was not marked good).
         let out = std::process::Command::new("grub-editenv")
             .arg(&file)
             .args(args)
@@ -335,7 +336,13 @@ fn run_says_which_of_greenboots_boot_attempts_this_boot_is() {
     let mut daemon = Launch::run(policy).in_dir(dir.path()).notify(&notify).start();
     notify.wait_for("READY=1", Instant::now(), Duration::from_secs(20), |m| m.contains("READY=1"));
     let log = daemon.stderr();
-    assert!(log.contains("greenboot boot attempt 1 of 4 (boot_counter 3, GREENBOOT_MAX_BOOT_ATTEMPTS 4)"), "{log}");
+    assert!(
+        log.contains(
+            "greenboot: if this boot fails, GRUB tries the update 3 more times before it falls back \
+             (boot_counter 3, GREENBOOT_MAX_BOOT_ATTEMPTS 4)"
+        ),
+        "{log}"
+    );
     daemon.terminate();
     daemon.wait_exit(Duration::from_secs(10));
 }

@@ -215,6 +215,7 @@ impl Run {
     /// sends READY=1. The decision on a failure is made once, here, recorded, then acted on.
     async fn judged(&self, snapshot: &Snapshot, source: &str, endpoint: &Endpoint) -> Judged {
         let mut record = VerdictRecord::of(snapshot, source, boot_id(), SystemTime::now());
+        record.fallback = self.boot.fallback.clone();
         let mut window = None;
         if snapshot.gate == GateState::Passed {
             // Opened before READY=1 and recorded with the verdict: update_engine marks the

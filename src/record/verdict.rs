@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::Lenient;
-use super::boot::{Mark, Permanent};
+use super::boot::{Fallback, Mark, Permanent};
 use crate::checks::{Observed, Status};
 use crate::engine::{CheckResult, ComponentHealth, Failing, GateState, Health, Snapshot};
 use crate::policy::CheckSpec;
@@ -62,6 +62,9 @@ pub struct VerdictRecord {
     pub gate_duration_ms: Option<f64>,
     #[serde(default, with = "lenient_stamp")]
     pub gate_started: Option<Stamp>,
+    /// The fallback this boot is, when it is one (written by `run`, which learns it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
     /// How the boot backend's mark of a passed gate went (written by `run` once it has).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mark: Option<Mark>,
@@ -206,6 +209,7 @@ impl VerdictRecord {
             gate: v.gate,
             gate_duration_ms: s.gate_duration.map(millis),
             gate_started: Some(Stamp(s.gate_started)),
+            fallback: None,
             mark: None,
             permanent: None,
             policy: policy.to_string(),

@@ -72,8 +72,10 @@ fn first(v: &VerdictRecord) -> String {
     }
 }
 
-/// What is not passing; else a failed mark, the fallback made permanent, and when.
+/// What is not passing; else a failed mark, the fallback this boot is and whether it
+/// was made permanent, and when.
 fn second(v: &VerdictRecord) -> String {
+    let fell_back = v.fallback.as_ref().map(|f| cut(&f.text(), MESSAGE_CUT * 2));
     let not_passing: Vec<&CheckRecord> = v.checks.iter().filter(|c| !passed(c)).collect();
     if !not_passing.is_empty() {
         let all_failing = not_passing.iter().all(|c| c.result.known() == Some(Status::Fail));
@@ -82,9 +84,10 @@ fn second(v: &VerdictRecord) -> String {
         if not_passing.len() > NAMED {
             named.push(format!("and {} more", not_passing.len() - NAMED));
         }
-        return format!("{} {word}: {}", not_passing.len(), named.join(", "));
+        let failing = format!("{} {word}: {}", not_passing.len(), named.join(", "));
+        return fell_back.map_or(failing.clone(), |f| format!("{failing}; {f}"));
     }
-    let mut said = Vec::new();
+    let mut said: Vec<String> = fell_back.into_iter().collect();
     if let Some(m) = v.mark.as_ref().filter(|m| !m.done) {
         said.push(format!("marking failed: {}", cut(&m.note, MESSAGE_CUT * 2)));
     }
@@ -150,6 +153,28 @@ mod tests {
         let mut v = VerdictRecord::of(&s, "p.yaml", None, SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_000_000));
         v.status = crate::record::Lenient::Known(s.verdict().health);
         v
+    }
+
+    #[test]
+    fn a_fallback_boot_says_where_it_fell_back_from_before_the_rollback_that_kept_it() {
+        let checks = vec![CheckResult::finished("api", true, Status::Pass)];
+        let mut v = record(GateState::Passed, checks);
+        v.fallback = Some(crate::record::boot::Fallback::sample());
+        v.permanent = Some(Permanent { command: Some("bootc rollback".into()), done: true, note: String::new() });
+        let second = two_lines(&v).lines().nth(1).unwrap().to_string();
+        assert!(
+            second.starts_with(
+                "fell back from USR-B (4230.0.0): its gate failed (failing: api); \
+                 fallback made permanent by `bootc rollback`; decided "
+            ),
+            "{second}"
+        );
+        // A failed fallback boot names its failing checks first, then the fallback.
+        let mut v = record(GateState::Failed, vec![CheckResult::finished("disk", true, Status::Fail)]);
+        v.failing = vec!["disk".into()];
+        v.fallback = Some(crate::record::boot::Fallback::sample());
+        let second = two_lines(&v).lines().nth(1).unwrap().to_string();
+        assert!(second.starts_with("1 failing: disk") && second.contains("; fell back from USR-B"), "{second}");
     }
 
     #[test]

@@ -94,18 +94,24 @@ pub fn soaking(s: &Snapshot, now: SystemTime) -> String {
     text
 }
 
-/// Which of greenboot's boot attempts this boot is: greenboot's set-counter writes
-/// `boot_counter=N` (`GREENBOOT_MAX_BOOT_ATTEMPTS`) before an update's reboot and GRUB
-/// counts it down on each unconfirmed boot, so the first boot sees N-1 and -1 is the
-/// fallback. `None` without a counter (no update is being tried).
+/// Where this boot stands in greenboot's countdown. greenboot's set-counter writes
+/// `boot_counter=N` (`GREENBOOT_MAX_BOOT_ATTEMPTS`) before an update's reboot and leaves
+/// `boot_success=1` from the last good boot, so GRUB counts down only from the update's
+/// second boot: the first sees N, a boot that fails at 0 is the update's last, and -1 is
+/// the fallback. What is said is therefore how many more boots the update gets, which
+/// the counter alone tells exactly. `None` without a counter (no update is being tried).
 pub fn greenboot_attempt(boot_counter: Option<i64>, max: u32) -> Option<String> {
     let k = boot_counter?;
     let n = i64::from(max);
     Some(match k {
-        -1 => format!("greenboot fallback boot: the update's {n} boot attempts are used up (boot_counter -1)"),
-        k if (0..n).contains(&k) => {
-            format!("greenboot boot attempt {} of {n} (boot_counter {k}, GREENBOOT_MAX_BOOT_ATTEMPTS {n})", n - k)
-        }
+        -1 => format!("greenboot fallback boot: the update's boot attempts are used up (boot_counter -1)"),
+        0 => format!(
+            "greenboot: the update's last boot attempt (boot_counter 0, GREENBOOT_MAX_BOOT_ATTEMPTS {n}): if it fails, GRUB falls back"
+        ),
+        k if (1..=n).contains(&k) => format!(
+            "greenboot: if this boot fails, GRUB tries the update {k} more time{} before it falls back (boot_counter {k}, GREENBOOT_MAX_BOOT_ATTEMPTS {n})",
+            if k == 1 { "" } else { "s" }
+        ),
         k => format!("boot_counter {k} does not fit GREENBOOT_MAX_BOOT_ATTEMPTS {n}: set by another tool or setting"),
     })
 }
@@ -168,15 +174,18 @@ mod tests {
     }
 
     #[test]
-    fn greenboot_attempts_count_from_the_first_boot_after_the_counter_was_set() {
+    fn greenboot_attempts_say_how_many_boots_the_update_has_left() {
         let said = |k| greenboot_attempt(k, 3);
         assert_eq!(said(None), None);
+        // The update's first boot: set-counter wrote 3 and GRUB did not count (boot_success=1).
         assert_eq!(
-            said(Some(2)).unwrap(),
-            "greenboot boot attempt 1 of 3 (boot_counter 2, GREENBOOT_MAX_BOOT_ATTEMPTS 3)"
+            said(Some(3)).unwrap(),
+            "greenboot: if this boot fails, GRUB tries the update 3 more times before it falls back \
+             (boot_counter 3, GREENBOOT_MAX_BOOT_ATTEMPTS 3)"
         );
-        assert!(said(Some(0)).unwrap().starts_with("greenboot boot attempt 3 of 3"));
+        assert!(said(Some(1)).unwrap().contains("1 more time before"));
+        assert!(said(Some(0)).unwrap().contains("last boot attempt"));
         assert!(said(Some(-1)).unwrap().contains("fallback boot"));
-        assert!(said(Some(7)).unwrap().contains("does not fit"));
+        assert!(said(Some(4)).unwrap().contains("does not fit"));
     }
 }

@@ -133,6 +133,8 @@ motd2=$(guest_line '^motd 2 ')
 log "boot $BOOTS: motd: $motd1 / $motd2"
 grep -qE '^motd 1 bootgate: boot healthy — all 5 checks passed \(gate [^,]*, marked good\)$' <<<"$motd1" ||
   fail "boot $BOOTS: bootgate's motd does not say the boot passed and was marked good: $motd1"
+grep -qF "fell back from USR-B" <<<"$motd2" ||
+  fail "boot $BOOTS: bootgate's motd does not say this boot fell back from USR-B: $motd2"
 grep -qF "fallback made permanent by \`$ROLLBACK rollback\`" <<<"$motd2" ||
   fail "boot $BOOTS: bootgate's motd does not name the rollback that made the fallback permanent: $motd2"
 # The health document shows the rollback last, once every file records it.
