@@ -104,7 +104,7 @@ pub fn greenboot_attempt(boot_counter: Option<i64>, max: u32) -> Option<String> 
     let k = boot_counter?;
     let n = i64::from(max);
     Some(match k {
-        -1 => format!("greenboot fallback boot: the update's boot attempts are used up (boot_counter -1)"),
+        -1 => "greenboot fallback boot: the update's boot attempts are used up (boot_counter -1)".to_string(),
         0 => format!(
             "greenboot: the update's last boot attempt (boot_counter 0, GREENBOOT_MAX_BOOT_ATTEMPTS {n}): if it fails, GRUB falls back"
         ),
