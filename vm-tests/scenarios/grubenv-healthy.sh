@@ -21,7 +21,7 @@ expect_grub_said "boot_counter=3 boot_success=0 default=0" "no count after a goo
 wait_verdict
 expect_gate passed
 expect_console 'boot backend grubenv: boot.backend is grubenv' "bootgate says which backend it uses"
-expect_console 'marked this boot good in /efi/EFI/BOOT/grubenv: boot_success=1, boot_counter unset' \
+expect_console 'marked this boot good: boot_success=1, boot_counter unset, in /efi/EFI/BOOT/grubenv' \
   "bootgate marks the boot in the block GRUB reads"
 wait_marked
 expect_health 200 healthy '.boot.backend == "grubenv"' '.boot.grubenv == "/efi/EFI/BOOT/grubenv"' \
