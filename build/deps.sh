@@ -65,6 +65,12 @@ tests=(
   grub-common util-linux mount
   # rauc backend tests: the real RAUC service on a private system bus
   rauc dbus-daemon
+  # efibootguard backend: EFI Boot Guard's loader and bg_setenv/bg_printenv
+  efibootguard
+  # uboot backend: libubootenv's fw_printenv/fw_setenv, and mkenvimage for environments
+  libubootenv-tool u-boot-tools
+  # Mender's ArtifactCommit_Enter script, tested with the real standalone client
+  mender-client mender-artifact
   # status page tests: a real browser (headless-shell lays out at phone width) and a font
   chromium chromium-headless-shell fonts-dejavu-core
   rpm zsh fish groff-base man-db dpkg-dev  # package tests: rpmbuild/rpm, shells and man for completions and pages, dpkg-shlibdeps

@@ -205,8 +205,9 @@ fn help_says_what_each_format_prints() {
 fn every_boot_backend_validates_and_an_unknown_one_is_refused() {
     let body =
         |b: &str| format!("version: 1\nboot: {{backend: {b}}}\nchecks:\n  - {{name: root, kind: disk, path: /}}\n");
-    let names = ["auto", "flatcar", "bless-boot", "rauc", "grubenv", "none"];
-    let bodies: Vec<String> = names.iter().map(|b| body(b)).collect();
+    let names = ["auto", "flatcar", "bless-boot", "rauc", "grubenv", "efibootguard", "uboot", "none"];
+    let mut bodies: Vec<String> = names.iter().map(|b| body(b)).collect();
+    bodies.push(body("command, command: {mark_good: [/usr/libexec/myupdater, commit]}"));
     let (_dir, paths) = files(&bodies.iter().map(String::as_str).collect::<Vec<_>>());
     let mut args = vec!["validate"];
     args.extend(paths.iter().map(String::as_str));
@@ -218,9 +219,71 @@ fn every_boot_backend_validates_and_an_unknown_one_is_refused() {
     assert_eq!(
         problems(&out, &paths[0]),
         [
-            "2:17: boot.backend: unknown variant `lilo`, expected one of `auto`, `flatcar`, `bless-boot`, `rauc`, `grubenv`, `none`"
+            "2:17: boot.backend: unknown variant `lilo`, expected one of `auto`, `flatcar`, `bless-boot`, `rauc`, `grubenv`, `efibootguard`, `uboot`, `command`, `none`"
         ]
     );
+}
+
+#[test]
+fn a_rollback_window_is_refused_for_a_backend_that_cannot_revert() {
+    let checks = "checks:\n  - {name: root, kind: disk, path: /}\n";
+    let rollback = "rollback: {window: 10m, failing_for: 1m}\n";
+    let policy = |boot: &str| format!("version: 1\nboot: {boot}\n{rollback}{checks}");
+    let refused = [
+        policy("{backend: none}"),
+        policy("{backend: command, command: {mark_good: [/bin/true], mark_bad: [/bin/false]}}"),
+    ];
+    for body in &refused {
+        let (_dir, paths) = files(&[body]);
+        let out = bootgate(&["validate", &paths[0]]);
+        assert_eq!(out.status.code(), Some(78), "{body}: {}", text(&out));
+        let got = problems(&out, &paths[0]);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with("3:20: rollback.window: "), "{got:?}");
+        assert!(got[0].contains("would never revert"), "{got:?}");
+    }
+    // Every backend that can revert keeps its window, `auto` included (judged on the device).
+    let accepted: Vec<String> = ["auto", "flatcar", "bless-boot", "rauc", "grubenv", "efibootguard", "uboot"]
+        .iter()
+        .map(|b| policy(&format!("{{backend: {b}}}")))
+        .chain([policy("{backend: command, command: {mark_good: [/bin/true], revert: [/usr/libexec/up, rollback]}}")])
+        .collect();
+    let (_dir, paths) = files(&accepted.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut args = vec!["validate"];
+    args.extend(paths.iter().map(String::as_str));
+    let out = bootgate(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn the_command_backend_is_validated_like_every_other_key() {
+    let checks = "checks:\n  - {name: root, kind: disk, path: /}\n";
+    let cases = [
+        ("{backend: command}", "2:17: boot.backend: the command backend needs `boot.command`"),
+        ("{backend: command, command: {mark_bad: [x]}}", "2:35: boot.command.mark_good: missing field `mark_good`"),
+        ("{backend: command, command: {mark_good: []}}", "2:47: boot.command.mark_good: the list is empty"),
+        ("{backend: command, command: {mark_good: ['']}}", "2:47: boot.command.mark_good: the program name is empty"),
+        (
+            "{backend: command, command: {mark_good: [x], timeout: 10ms}}",
+            "2:61: boot.command.timeout: the timeout must be at least 1s",
+        ),
+        (
+            "{backend: command, command: {mark_good: [x], shell: true}}",
+            "2:52: boot.command.shell: unknown field `shell`",
+        ),
+        (
+            "{backend: rauc, command: {mark_good: [x]}}",
+            "2:32: boot.command: boot.command is read only by the command backend",
+        ),
+    ];
+    for (boot, want) in cases {
+        let body = format!("version: 1\nboot: {boot}\n{checks}");
+        let (_dir, paths) = files(&[&body]);
+        let out = bootgate(&["validate", &paths[0]]);
+        assert_eq!(out.status.code(), Some(78), "{body}: {}", text(&out));
+        let got = problems(&out, &paths[0]);
+        assert!(got.len() == 1 && got[0].starts_with(want), "{boot}: want {want}, got {got:?}");
+    }
 }
 
 #[test]

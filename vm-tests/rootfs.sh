@@ -22,6 +22,8 @@ packages=(
   cgpt                          # the stand-in update-engine marks the booted slot with it
   jq                            # the observer reads bootgate's verdict.json with it
   rauc rauc-service             # the rauc scenarios: RAUC's service, D-Bus-activated on the system bus
+  efibootguard                  # the efibootguard scenarios: bg_setenv/bg_printenv
+  libubootenv-tool              # the uboot scenarios: fw_printenv/fw_setenv
   "$@"
 )
 

@@ -71,6 +71,7 @@ pub fn shown(decision: Option<&RebootDecision>, boot: &BootStatus, delay: Durati
         RebootDecision::RebootToEntry { bad, next } => {
             reboot(next.clone(), format!("boot entry {bad} is marked bad; systemd-boot boots {next} next"))
         }
+        RebootDecision::Fallback { to, why } => reboot(to.clone(), why.clone()),
         RebootDecision::StayConfirmed => stay(
             Decision::StayConfirmed,
             "this slot was already marked good, so a reboot would come back here. Fix the failing checks on this image"

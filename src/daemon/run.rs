@@ -158,7 +158,7 @@ enum Judged {
 
 /// The policy's boot backend over what this machine has, said in the log.
 async fn choose_backend(policy: &Policy, boot: &ThisBoot) -> Result<Arc<dyn Backend>, String> {
-    let (backend, why) = choose(policy.backend, boot.status.as_ref(), policy.grubenv.as_deref()).await?;
+    let (backend, why) = choose(policy.backend, boot.status.as_ref(), &policy.boot).await?;
     tracing::info!(backend = backend.name(), "boot backend {}: {why}", backend.name());
     Ok(Arc::from(backend))
 }

@@ -43,8 +43,8 @@ pub struct Policy {
     pub rollback: Rollback,
     /// How this system's boot gets marked (`auto` until the daemon detects it).
     pub backend: Backend,
-    /// The `grubenv` backend's block, when the policy names one.
-    pub grubenv: Option<std::path::PathBuf>,
+    /// Each backend's own settings (`boot.grubenv`, `boot.uboot`, …).
+    pub boot: BootSettings,
     /// `boot.fallback_command`: makes a GRUB fallback permanent where neither `bootc` nor
     /// `rpm-ostree` is on PATH.
     pub fallback_command: Option<Vec<String>>,
@@ -56,6 +56,33 @@ pub struct Policy {
     /// `greenboot:`: greenboot.conf as read, and the green.d/red.d hooks.
     pub greenboot: greenboot::Greenboot,
     pub checks: Vec<CheckSpec>,
+}
+
+/// The backends' own settings from `boot:`; each is read only by its backend.
+#[derive(Debug, Clone, Default)]
+pub struct BootSettings {
+    /// The `grubenv` backend's block, when the policy names one.
+    pub grubenv: Option<std::path::PathBuf>,
+    /// `boot.efibootguard`.
+    pub efibootguard: Efibootguard,
+    /// `boot.uboot.config`: libubootenv's configuration, when the policy names one.
+    pub uboot_config: Option<std::path::PathBuf>,
+    /// `boot.command`, required by (and only read by) the `command` backend.
+    pub command: Option<CommandBackend>,
+}
+
+/// `boot.efibootguard`.
+#[derive(Debug, Clone, Default)]
+pub struct Efibootguard {}
+
+/// `boot.command`: argv lists, run without a shell, each within `timeout`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandBackend {
+    pub mark_good: Vec<String>,
+    pub mark_bad: Option<Vec<String>>,
+    pub revert: Option<Vec<String>>,
+    pub facts: Option<Vec<String>>,
+    pub timeout: Duration,
 }
 
 /// Boot gate settings.

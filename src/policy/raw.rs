@@ -45,12 +45,52 @@ pub struct RawPolicy {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, expecting = "a mapping of boot settings")]
 pub struct RawBoot {
-    /// `auto` (default), `flatcar`, `bless-boot`, `rauc`, `grubenv` or `none`.
+    /// `auto` (default), `flatcar`, `bless-boot`, `rauc`, `grubenv`, `efibootguard`, `uboot`, `command` or `none`.
     pub backend: Option<Backend>,
     /// The GRUB environment block of the `grubenv` backend (default `/boot/grub2/grubenv`, then `/boot/grub/grubenv`).
     pub grubenv: Option<FsPath>,
     /// What makes a GRUB fallback permanent (`boot_counter=-1`) where neither `bootc` nor `rpm-ostree` is on PATH: an argv, no shell.
     pub fallback_command: Option<NonEmpty<Str>>,
+    /// The `efibootguard` backend's settings.
+    pub efibootguard: Option<RawEfibootguard>,
+    /// The `uboot` backend's settings.
+    pub uboot: Option<RawUboot>,
+    /// The `command` backend: the update stack's own commands, each an argv (no shell).
+    pub command: Option<RawCommand>,
+}
+
+/// EFI Boot Guard's environment (the `efibootguard` backend).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a mapping of EFI Boot Guard settings")]
+pub struct RawEfibootguard {}
+
+/// The U-Boot environment (the `uboot` backend), read and written with libubootenv's tools.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a mapping of U-Boot settings")]
+pub struct RawUboot {
+    /// libubootenv's configuration naming the environment's device(s) (default `/etc/fw_env.config`).
+    pub config: Option<FsPath>,
+}
+
+/// The `command` backend: what bootgate runs instead of writing boot-loader state itself.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with `mark_good` and optionally `mark_bad`, `revert`, `facts`, `timeout`"
+)]
+pub struct RawCommand {
+    /// Marks this boot good once the gate passed (before READY=1); must exit 0.
+    pub mark_good: NonEmpty<Str>,
+    /// After a failed gate: marks this boot bad so that the boot loader falls back; exit 0 means a reboot
+    /// falls back, so bootgate reboots. Without it a failed gate stays.
+    pub mark_bad: Option<NonEmpty<Str>>,
+    /// The rollback window's revert: makes the boot loader fall back on the next boot; exit 0 means it will.
+    /// Without it `rollback:` is refused.
+    pub revert: Option<NonEmpty<Str>>,
+    /// Prints a JSON object about the update stack's state, shown in the health document's `boot`.
+    pub facts: Option<NonEmpty<Str>>,
+    /// Each command's limit (default 30s); a command still running then is killed and counts as failed.
+    pub timeout: Option<Dur>,
 }
 
 /// The boot loader's way of counting and marking boots.
@@ -62,7 +102,27 @@ pub enum Backend {
     BlessBoot,
     Rauc,
     Grubenv,
+    Efibootguard,
+    Uboot,
+    Command,
     None,
+}
+
+impl Backend {
+    /// The policy's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::Flatcar => "flatcar",
+            Backend::BlessBoot => "bless-boot",
+            Backend::Rauc => "rauc",
+            Backend::Grubenv => "grubenv",
+            Backend::Efibootguard => "efibootguard",
+            Backend::Uboot => "uboot",
+            Backend::Command => "command",
+            Backend::None => "none",
+        }
+    }
 }
 
 /// A directory whose files become `exec` checks, named after the file.

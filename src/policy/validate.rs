@@ -13,9 +13,13 @@ use super::located::Ctx;
 use super::raw::{
     Backend, OnFailure, RawBoot, RawCheck, RawChecksFrom, RawGate, RawPolicy, RawRollback, RawRuntime, RawServer,
 };
+use super::types::{Dur, NonEmpty, Str};
 use super::yaml::index::Index;
 use super::yaml::path::{self, Seg};
-use super::{CheckSpec, Gate, MAX_POLICY_BYTES, MAX_PROBLEMS_SHOWN, MIN_INTERVAL, Policy, Problem, Rollback, Runtime};
+use super::{
+    BootSettings, CheckSpec, CommandBackend, Efibootguard, Gate, MAX_POLICY_BYTES, MAX_PROBLEMS_SHOWN, MIN_INTERVAL,
+    Policy, Problem, Rollback, Runtime,
+};
 use crate::checks::{KINDS, KindError};
 use crate::util::time::spelled;
 
@@ -26,6 +30,8 @@ const DEFAULT_SOAK_INTERVAL: Duration = Duration::from_secs(5);
 /// A shorter soak interval would re-run the checks in a busy loop.
 const MIN_SOAK_INTERVAL: Duration = Duration::from_millis(100);
 const DEFAULT_FAILING_FOR: Duration = Duration::from_secs(300);
+/// A backend command's limit unless `boot.command.timeout` says otherwise.
+const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// After the gate the checks share the device with its workloads: a few at a time.
 const DEFAULT_RUNTIME_CONCURRENT: u32 = 8;
 
@@ -104,20 +110,18 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
         }
     }
     no_checks(&mut cx, s.checks, &s.checks_from, written + found);
-    let boot = s.boot.flatten().unwrap_or_default();
-    let backend = boot.backend.unwrap_or(Backend::Auto);
-    let grubenv = boot.grubenv.map(|p| p.0);
-    let fallback_command = boot.fallback_command.map(|argv| argv.0.into_iter().map(|a| a.0).collect::<Vec<_>>());
-    if fallback_command.as_ref().is_some_and(|argv| argv[0].is_empty()) {
-        cx.at(&[Seg::key("boot"), Seg::key("fallback_command")], "the program name is empty");
-    }
+    let raw_boot = s.boot.flatten().unwrap_or_default();
+    let backend = raw_boot.backend.unwrap_or(Backend::Auto);
+    let fallback_command = argv(&mut cx, &["boot", "fallback_command"], raw_boot.fallback_command.clone());
+    let boot = boot(&mut cx, backend, raw_boot);
+    revertible(&mut cx, backend, &boot, &rollback);
     match gate {
         Some(gate) if cx.problems.is_empty() => Ok(Policy {
             gate,
             runtime,
             rollback,
             backend,
-            grubenv,
+            boot,
             fallback_command,
             listen,
             allow_run,
@@ -237,6 +241,81 @@ fn at_least_one(cx: &mut Ctx, key: &[&str], n: u32) -> u32 {
         return 1;
     }
     n
+}
+
+/// An argv of the policy's (`at` its path), refused when its program name is empty.
+fn argv(cx: &mut Ctx, at: &[&str], raw: Option<NonEmpty<Str>>) -> Option<Vec<String>> {
+    let argv = raw.map(|argv| argv.0.into_iter().map(|a| a.0).collect::<Vec<_>>())?;
+    if argv[0].is_empty() {
+        let at: Vec<Seg> = at.iter().map(|k| Seg::key(k)).collect();
+        cx.at(&at, "the program name is empty");
+    }
+    Some(argv)
+}
+
+/// Each backend's own settings; a backend's section under another backend is refused,
+/// since nothing would read it.
+fn boot(cx: &mut Ctx, backend: Backend, raw: RawBoot) -> BootSettings {
+    let only = |cx: &mut Ctx, key: &str, present: bool, owner: Backend, name: &str| {
+        if present && backend != owner && !(backend == Backend::Auto && owner != Backend::Command) {
+            let message =
+                format!("boot.{key} is read only by the {name} backend, and boot.backend is {}", backend.name());
+            cx.at(&[Seg::key("boot"), Seg::key(key)], message);
+        }
+    };
+    only(cx, "grubenv", raw.grubenv.is_some(), Backend::Grubenv, "grubenv");
+    only(cx, "efibootguard", raw.efibootguard.is_some(), Backend::Efibootguard, "efibootguard");
+    only(cx, "uboot", raw.uboot.is_some(), Backend::Uboot, "uboot");
+    only(cx, "command", raw.command.is_some(), Backend::Command, "command");
+    let command = raw.command.map(|c| CommandBackend {
+        mark_good: argv(cx, &["boot", "command", "mark_good"], Some(c.mark_good)).unwrap_or_default(),
+        mark_bad: argv(cx, &["boot", "command", "mark_bad"], c.mark_bad),
+        revert: argv(cx, &["boot", "command", "revert"], c.revert),
+        facts: argv(cx, &["boot", "command", "facts"], c.facts),
+        timeout: command_timeout(cx, c.timeout),
+    });
+    if backend == Backend::Command && command.is_none() {
+        cx.at(
+            &[Seg::key("boot"), Seg::key("backend")],
+            "the command backend needs `boot.command` with at least `mark_good` (an argv, e.g. [/usr/libexec/myupdater, commit])",
+        );
+    }
+    BootSettings {
+        grubenv: raw.grubenv.map(|p| p.0),
+        efibootguard: Efibootguard {},
+        uboot_config: raw.uboot.and_then(|u| u.config).map(|p| p.0),
+        command,
+    }
+}
+
+/// `boot.command.timeout`: at least 1s (a command needs time to start), 30s by default.
+fn command_timeout(cx: &mut Ctx, raw: Option<Dur>) -> Duration {
+    let timeout = raw.map_or(DEFAULT_COMMAND_TIMEOUT, |d| d.0);
+    if timeout < Duration::from_secs(1) {
+        cx.at(&[Seg::key("boot"), Seg::key("command"), Seg::key("timeout")], "the timeout must be at least 1s");
+    }
+    timeout
+}
+
+/// A rollback window needs a backend that can revert; `auto` is judged on the device
+/// (its health document says whether the window is armed).
+fn revertible(cx: &mut Ctx, backend: Backend, boot: &BootSettings, rollback: &Rollback) {
+    if rollback.window.is_zero() {
+        return;
+    }
+    let why = match backend {
+        Backend::None => Some("boot.backend none marks nothing and cannot revert an update".to_string()),
+        Backend::Command if boot.command.as_ref().is_some_and(|c| c.revert.is_none()) => {
+            Some("the command backend reverts only with `boot.command.revert`, and the policy sets none".into())
+        }
+        _ => None,
+    };
+    if let Some(why) = why {
+        let message = format!(
+            "{why}: a rollback window would never revert; remove `rollback` or choose a backend that can revert"
+        );
+        cx.at(&[Seg::key("rollback"), Seg::key("window")], message);
+    }
 }
 
 /// The rollback window: `None` (no section) never reverts; a section must name its window.

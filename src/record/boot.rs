@@ -200,6 +200,41 @@ pub enum BackendFacts {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    Efibootguard {
+        /// Every configuration found, the booted one marked.
+        configs: Option<Vec<EbgConfig>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    Uboot {
+        /// libubootenv's configuration file.
+        config: String,
+        upgrade_available: Option<bool>,
+        bootcount: Option<u32>,
+        bootlimit: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    Command {
+        /// What `boot.command.facts` printed: the update stack's own document.
+        facts: Option<serde_json::Map<String, serde_json::Value>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}
+
+/// One EFI Boot Guard configuration (a `BGENV.DAT`) as its environment says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EbgConfig {
+    /// Where it was read from (its partition or file).
+    pub source: String,
+    pub revision: u32,
+    /// `OK`, `INSTALLED`, `TESTING`, `FAILED` or `UNKNOWN(n)`.
+    pub ustate: String,
+    pub in_progress: bool,
+    pub kernel: Option<String>,
+    /// Whether this is the configuration EFI Boot Guard booted.
+    pub booted: bool,
 }
 
 /// One RAUC slot as `GetSlotStatus` describes it.

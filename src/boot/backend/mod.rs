@@ -8,19 +8,22 @@
 //! good fallback.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 
 use super::BootStatus;
 use super::decide::RebootDecision;
-use crate::policy::Backend as Named;
+use crate::policy::{Backend as Named, BootSettings};
 use crate::record::boot::BackendFacts;
 
 pub mod bless_boot;
+pub mod command;
+pub mod efibootguard;
 pub mod flatcar;
 pub mod grubenv;
 pub mod none;
 pub mod rauc;
+pub mod uboot;
 
 /// A boxed future of a backend step (the trait stays object-safe).
 pub type Step<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -84,14 +87,15 @@ pub enum RevertError {
 pub const GRUBENV_PATHS: [&str; 2] = ["/boot/grub2/grubenv", "/boot/grub/grubenv"];
 
 /// Resolves the policy's backend over what this machine has: `status` is the GPT read at
-/// start, `grubenv` the policy's block path. `auto` asks the system bus whether RAUC is
+/// start, `settings` the backends' own from `boot:`. `auto` asks the system bus whether RAUC is
 /// on it (bounded). Returns the backend and why it was chosen; `Err` for a backend this
 /// version cannot drive, or a named one whose facts are missing.
 pub async fn choose(
     named: Named,
     status: Option<&BootStatus>,
-    grubenv: Option<&Path>,
+    settings: &BootSettings,
 ) -> Result<(Box<dyn Backend>, String), String> {
+    let grubenv = settings.grubenv.as_deref();
     let on_slot = status.and_then(BootStatus::booted_partition).is_some();
     let flatcar = || Box::new(flatcar::Flatcar::new(status.cloned()));
     let block = || -> Option<PathBuf> {
@@ -112,6 +116,19 @@ pub async fn choose(
             None => Err(format!("boot.backend is grubenv, but none of {} exists", GRUBENV_PATHS.join(", "))),
         },
         Named::Rauc => Ok((rauc(), "boot.backend is rauc".into())),
+        Named::Efibootguard => Ok((
+            Box::new(efibootguard::Efibootguard::new(&settings.efibootguard)),
+            "boot.backend is efibootguard".into(),
+        )),
+        Named::Uboot => {
+            let config = settings.uboot_config.clone().unwrap_or_else(|| PathBuf::from(uboot::FW_ENV_CONFIG));
+            let why = format!("boot.backend is uboot ({})", config.display());
+            Ok((Box::new(uboot::Uboot::new(config)), why))
+        }
+        Named::Command => match &settings.command {
+            Some(c) => Ok((Box::new(command::Command::new(c.clone())), "boot.backend is command".into())),
+            None => Err("boot.backend is command, but the policy has no boot.command".into()),
+        },
         Named::BlessBoot => match bless_boot::BlessBoot::system() {
             Ok(b) if b.counting() => Ok((Box::new(b), "boot.backend is bless-boot".into())),
             Ok(b) => {

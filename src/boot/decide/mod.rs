@@ -42,6 +42,9 @@ pub enum RebootDecision {
     RebootTo { slot: String },
     /// Reboot: systemd-boot's entry `bad` is marked bad, and entry `next` can still boot.
     RebootToEntry { bad: String, next: String },
+    /// Reboot: the boot loader falls back to `to`; `why` says why it will (what was
+    /// marked, what the loader's state is). The backends that came after the first four.
+    Fallback { to: String, why: String },
     /// Stay: the booted partition is already marked successful, a reboot would come back here.
     StayConfirmed,
     /// Stay: the boot loader would not pick a different partition, so a reboot cannot help.
@@ -58,7 +61,11 @@ impl RebootDecision {
     pub fn reboots(&self) -> bool {
         matches!(
             self,
-            Self::Reboot { .. } | Self::CountDown { .. } | Self::RebootTo { .. } | Self::RebootToEntry { .. }
+            Self::Reboot { .. }
+                | Self::CountDown { .. }
+                | Self::RebootTo { .. }
+                | Self::RebootToEntry { .. }
+                | Self::Fallback { .. }
         )
     }
 
@@ -74,6 +81,7 @@ impl RebootDecision {
             Self::RebootToEntry { bad, next } => {
                 Some((format!("marked boot entry {bad} bad, "), format!(" to fall back to {next}")))
             }
+            Self::Fallback { to, why } => Some((String::new(), format!(" to fall back to {to}: {why}"))),
             Self::StayConfirmed | Self::StayNoFallback | Self::NotAbSystem | Self::StayBackendError { .. } => None,
         }
     }
@@ -101,7 +109,8 @@ impl From<RebootDecision> for Decision {
             RebootDecision::Reboot { .. }
             | RebootDecision::CountDown { .. }
             | RebootDecision::RebootTo { .. }
-            | RebootDecision::RebootToEntry { .. } => Decision::Reboot,
+            | RebootDecision::RebootToEntry { .. }
+            | RebootDecision::Fallback { .. } => Decision::Reboot,
             RebootDecision::StayConfirmed => Decision::StayConfirmed,
             RebootDecision::StayNoFallback => Decision::StayNoFallback,
             RebootDecision::NotAbSystem => Decision::NotAb,

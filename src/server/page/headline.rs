@@ -168,6 +168,9 @@ pub(super) fn backend_name(b: &BackendFacts) -> &'static str {
         BackendFacts::Grubenv { .. } => "grubenv",
         BackendFacts::Rauc { .. } => "rauc",
         BackendFacts::BlessBoot { .. } => "bless-boot",
+        BackendFacts::Efibootguard { .. } => "efibootguard",
+        BackendFacts::Uboot { .. } => "uboot",
+        BackendFacts::Command { .. } => "command",
     }
 }
 

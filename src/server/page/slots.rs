@@ -88,6 +88,9 @@ fn about(b: &BackendFacts) -> &'static str {
         BackendFacts::Grubenv { .. } => "greenboot's boot counter in the GRUB environment",
         BackendFacts::Rauc { .. } => "RAUC marks slots good or bad over D-Bus",
         BackendFacts::BlessBoot { .. } => "systemd-boot counts tries; systemd-bless-boot marks the entry good",
+        BackendFacts::Efibootguard { .. } => "EFI Boot Guard tests an update once; bootgate confirms its configuration",
+        BackendFacts::Uboot { .. } => "U-Boot counts boots; bootgate clears upgrade_available and bootcount",
+        BackendFacts::Command { .. } => "the update stack's own commands mark this boot",
     }
 }
 
