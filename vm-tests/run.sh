@@ -6,8 +6,13 @@
 #   vm-tests/run.sh [SCENARIO...]     (default: all, in the order below)
 #   VMTEST_CONTEND=2 vm-tests/run.sh   (the same with two CPU-bound busy loops
 #                                       beside it: both cores of a 2-core host taken)
+#   VMTEST_JOBS=N vm-tests/run.sh      (N scenarios at once; default 2)
 #
-# One VM at a time (TCG takes a core per VM). Each scenario prints PASS or
+# Two VMs at a time by default: TCG keeps a core busy only while a guest boots,
+# and a scenario spends much of its time waiting on the guest's own timers
+# (reboot delays, soaks, rollback windows), so a second VM uses what the first
+# leaves idle. Each scenario's output is printed whole when it ends, in the
+# order they end. Each scenario prints PASS or
 # FAIL with its reason and timings; the last line is "N passed, N failed" and
 # the exit code is non-zero on any failure. Serial logs of failed scenarios
 # stay in target/vm-tests/failed/SCENARIO/. The guest root file system and the
@@ -23,17 +28,20 @@ done
 
 contend=${VMTEST_CONTEND:-0}
 [[ $contend =~ ^[0-9]+$ ]] || { echo "vm-tests: VMTEST_CONTEND is a number of busy loops, not '$contend'" >&2; exit 64; }
+jobs=${VMTEST_JOBS:-2}
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "vm-tests: VMTEST_JOBS is a number of scenarios at once, not '$jobs'" >&2; exit 64; }
 
 passed=0
 failed=0
 t0=$SECONDS
 busy_pgid=
-scenario_pid=
+# The running scenarios: pid → name.
+declare -A running=()
 summary() {
   local rc=$?
   stop_busy
   ((passed + failed == ${#scenarios[@]})) || failed=$((${#scenarios[@]} - passed))
-  echo "vm-tests: ${#scenarios[@]} scenarios in $((SECONDS - t0))s${contend_note:-}"
+  echo "vm-tests: ${#scenarios[@]} scenarios in $((SECONDS - t0))s, $jobs at a time${contend_note:-}"
   echo "$passed passed, $failed failed"
   ((failed == 0)) && exit "$rc" || exit 1
 }
@@ -41,10 +49,14 @@ trap summary EXIT
 # A signal stops the running scenario (its own traps stop QEMU and swtpm), then
 # the run, whose EXIT trap stops the busy loops.
 on_signal() {
-  if [ -n "$scenario_pid" ]; then
-    kill -TERM "$scenario_pid" 2>/dev/null || true
-    wait "$scenario_pid" 2>/dev/null || true
-  fi
+  local pid
+  for pid in "${!running[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${!running[@]}"; do
+    wait "$pid" 2>/dev/null || true
+    show "${running[$pid]}"
+  done
   exit "$1"
 }
 trap 'on_signal 130' INT
@@ -102,20 +114,30 @@ done
 
 mkdir -p "$OUT"
 exec {runlock}>"$OUT/run.lock"
-flock -n "$runlock" || die "another vm-tests run is in progress (one VM at a time)"
+flock -n "$runlock" || die "another vm-tests run is in progress (one run at a time)"
 rm -rf "$OUT/failed" "$OUT/kept" "$OUT/runs"
 
 ((contend == 0)) || start_busy
 echo "vm-tests: image"
 image_ready
+# show NAME: a finished scenario's output, whole.
+show() {
+  [ ! -f "$OUT/runs/$1.out" ] || cat "$OUT/runs/$1.out"
+}
+# reap: waits for one running scenario to end and counts it.
+reap() {
+  local pid rc=0
+  wait -n -p pid "${!running[@]}" || rc=$?
+  show "${running[$pid]}"
+  if ((rc == 0)); then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+  unset "running[$pid]"
+}
+mkdir -p "$OUT/runs"
 for s in "${scenarios[@]}"; do
-  # In the background and waited for, so that a signal reaches on_signal at once.
-  bash "$dir/scenarios/$s.sh" &
-  scenario_pid=$!
-  if wait "$scenario_pid"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-  fi
-  scenario_pid=
+  while ((${#running[@]} >= jobs)); do reap; done
+  # In the background and waited for, so that a signal reaches on_signal at once;
+  # its output goes to a file of its own, shown whole when it ends.
+  bash "$dir/scenarios/$s.sh" >"$OUT/runs/$s.out" 2>&1 &
+  running[$!]=$s
 done
+while ((${#running[@]} > 0)); do reap; done
