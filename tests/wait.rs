@@ -5,11 +5,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use support::{Daemon, Launch, NotifySocket};
+use support::{HeldGate, Launch, until_file};
 
 /// What one `bootgate wait` did: its exit code, its stdout, and when it ended.
 struct Waited {
@@ -41,63 +41,9 @@ fn waiter(run_dir: &Path, timeout: &'static str) -> JoinHandle<Waited> {
     thread::spawn(move || wait(&run_dir, timeout))
 }
 
-/// A `bootgate run` whose critical `hold` check waits for a file the test creates
-/// ([`Gate::release`]): the gate stays running until then, for as long as it takes.
-struct Gate {
-    dir: PathBuf,
-    _tmp: Option<tempfile::TempDir>,
-    notify: NotifySocket,
-    daemon: Daemon,
-    started: Instant,
-}
-
-impl Gate {
-    /// Starts it with the `gate` settings (a YAML flow mapping) and `more` checks.
-    fn start(gate: &str, more: &str) -> Gate {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        Gate::start_in(dir, Some(tmp), gate, more)
-    }
-
-    fn start_in(dir: PathBuf, tmp: Option<tempfile::TempDir>, gate: &str, more: &str) -> Gate {
-        let notify = NotifySocket::bind(&dir);
-        let go = dir.join("go");
-        let checks = format!(
-            "  - {{name: hold, kind: exec, timeout: 90s, retries: 0, command: [sh, -c, 'while [ ! -e {go} ]; do sleep 0.1; done']}}\n{more}",
-            go = go.display()
-        );
-        let started = Instant::now();
-        let daemon = Launch::gate(gate, &checks).in_dir(&dir).notify(&notify).start();
-        let gate = Gate { dir, _tmp: tmp, notify, daemon, started };
-        gate.wait_status("the gate's STATUS", |m| m.contains("STATUS=gate running"));
-        gate
-    }
-
-    fn run_dir(&self) -> PathBuf {
-        self.daemon.run_dir()
-    }
-
-    /// Lets the `hold` check pass.
-    fn release(&self) {
-        std::fs::write(self.dir.join("go"), "").unwrap();
-    }
-
-    fn wait_status(&self, what: &str, pred: impl Fn(&str) -> bool) -> Instant {
-        self.notify.wait_for(what, self.started, Duration::from_secs(60), pred)
-    }
-}
-
-/// A check that passes until the file `name` appears in `dir`.
-fn until_file(check: &str, dir: &Path, name: &str) -> String {
-    format!(
-        "  - {{name: {check}, kind: exec, retries: 0, command: [sh, -c, 'test ! -e {}']}}\n",
-        dir.join(name).display()
-    )
-}
-
 #[test]
 fn a_gate_still_running_exits_75_at_the_timeout_and_a_passed_gate_0() {
-    let mut gate = Gate::start("{deadline: 100s}", "  - {name: root, kind: disk, path: /, min_free_percent: 0}\n");
+    let mut gate = HeldGate::start("{deadline: 100s}", "  - {name: root, kind: disk, path: /, min_free_percent: 0}\n");
     let w = wait(&gate.run_dir(), "1s");
     assert_eq!(w.code, 75, "{} {}", w.stdout, w.stderr);
     assert!(w.took >= Duration::from_secs(1) && w.took < Duration::from_secs(10), "{:?}", w.took);
@@ -134,7 +80,7 @@ fn a_failed_gate_exits_2_naming_the_failing_checks() {
 
 #[test]
 fn a_waiter_started_before_the_verdict_returns_once_the_soak_passed() {
-    let mut gate = Gate::start("{deadline: 100s, soak: 3s, soak_interval: 500ms}", "");
+    let mut gate = HeldGate::start("{deadline: 100s, soak: 3s, soak_interval: 500ms}", "");
     let early = waiter(&gate.run_dir(), "120s");
     thread::sleep(Duration::from_millis(1500));
     assert!(!early.is_finished(), "the gate still runs");
@@ -156,7 +102,7 @@ fn a_waiter_started_before_the_verdict_returns_2_when_the_soak_fails() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let more = until_file("api", &dir, "broken");
-    let mut gate = Gate::start_in(
+    let mut gate = HeldGate::start_in(
         dir.clone(),
         Some(tmp),
         "{deadline: 100s, soak: 30s, soak_interval: 500ms, on_failure: stay}",
@@ -198,7 +144,7 @@ fn a_verdict_of_an_earlier_boot_is_not_this_boots() {
 
     // This boot's gate, started over the old file, fails: the waiter answers 2, never the old pass.
     let more = "  - {name: api, kind: exec, retries: 0, command: [sh, -c, 'echo refused; exit 1']}\n";
-    let mut gate = Gate::start_in(dir.clone(), Some(tmp), "{deadline: 100s, on_failure: stay}", more);
+    let mut gate = HeldGate::start_in(dir.clone(), Some(tmp), "{deadline: 100s, on_failure: stay}", more);
     let early = waiter(&run, "120s");
     thread::sleep(Duration::from_millis(1500));
     assert!(!early.is_finished(), "the earlier boot's verdict is not taken");
