@@ -165,7 +165,7 @@ enum Command {
     },
     /// Wait until this boot's gate, soak included, is decided (exit 0 passed, 2 failed, 75 timed out).
     ///
-    /// Prints one line: `passed: …`, `failed: … (failing: …)`, or `still running after D: …`.
+    /// Prints one line: `passed: ...`, `failed: ... (failing: ...)`, or `still running after D: ...`.
     /// A verdict of an earlier boot is not this boot's; a missing run dir or verdict is
     /// waited for. A verdict file that cannot be used fails closed (exit 2), as `run`
     /// fails the boot closed on it. For update clients' hooks, which should give a
