@@ -336,7 +336,7 @@ pub enum VerdictError {
 /// another boot.
 pub fn this_boot(run_dir: &Path, boot: Option<&str>) -> Result<Option<Recorded>, VerdictError> {
     match seen(run_dir, boot)? {
-        Seen::ThisBoot(rec) => Ok(Some(rec)),
+        Seen::ThisBoot(rec) => Ok(Some(*rec)),
         Seen::Nothing => Ok(None),
         Seen::OtherBoot(theirs) => {
             let shown = run_dir.join(FILE).display().to_string();
@@ -355,7 +355,7 @@ pub enum Seen {
     /// The verdict of another boot, by its id.
     OtherBoot(String),
     /// This boot's decided verdict.
-    ThisBoot(Recorded),
+    ThisBoot(Box<Recorded>),
 }
 
 /// [`this_boot`], saying whether a verdict that is not this boot's is another boot's.
@@ -380,7 +380,7 @@ pub fn seen(run_dir: &Path, boot: Option<&str>) -> Result<Seen, VerdictError> {
     if let Some(why) = record.out_of_range() {
         return Err(VerdictError::Malformed { path: shown, why });
     }
-    Ok(Seen::ThisBoot(Recorded { path, record }))
+    Ok(Seen::ThisBoot(Box::new(Recorded { path, record })))
 }
 
 /// Writes `record` to `dir/verdict.json` atomically, readable by all: it holds no secrets
