@@ -42,7 +42,10 @@ fn the_script_returns_21_across_a_running_gate_and_soak_then_0_once_it_passed() 
     let mut gate = HeldGate::start("{deadline: 100s, soak: 6s, soak_interval: 500ms}", "");
     let (code, said) = commit_script(&gate.run_dir(), BIN);
     assert_eq!(code, 21, "{said}");
-    assert!(said.starts_with("still running after 1s: no verdict for this boot yet"), "{said}");
+    assert!(
+        said.starts_with("still running after 1s: gate running, 0 of 1 critical checks passed; waiting for hold"),
+        "{said}"
+    );
     assert!(said.contains("asking Mender to retry the commit later"), "{said}");
     gate.release();
     gate.wait_status("the soak's STATUS", |m| m.contains("STATUS=soaking: "));

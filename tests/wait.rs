@@ -48,8 +48,11 @@ fn a_gate_still_running_exits_75_at_the_timeout_and_a_passed_gate_0() {
     assert_eq!(w.code, 75, "{} {}", w.stdout, w.stderr);
     assert!(w.took >= Duration::from_secs(1) && w.took < Duration::from_secs(10), "{:?}", w.took);
     assert_eq!(w.stdout.lines().count(), 1, "one line: {}", w.stdout);
-    assert!(w.stdout.starts_with("still running after 1s: no verdict for this boot yet"), "{}", w.stdout);
-    assert!(w.stdout.contains(&gate.run_dir().display().to_string()), "names where it looked: {}", w.stdout);
+    let want = format!(
+        "still running after 1s: gate running, 1 of 2 critical checks passed; waiting for hold (no verdict yet in {}/verdict.json)\n",
+        gate.run_dir().display()
+    );
+    assert_eq!(w.stdout, want, "what the gate is doing, from gate.json");
     let w = wait(&gate.run_dir(), "0");
     assert_eq!(w.code, 75, "--timeout 0 looks once: {}", w.stdout);
     assert!(w.took < Duration::from_secs(5), "{:?}", w.took);
@@ -86,7 +89,10 @@ fn a_waiter_started_before_the_verdict_returns_once_the_soak_passed() {
     assert!(!early.is_finished(), "the gate still runs");
     gate.release();
     let soaking = gate.wait_status("the soak's STATUS", |m| m.contains("STATUS=soaking: "));
-    thread::sleep(Duration::from_millis(1000));
+    let w = wait(&gate.run_dir(), "1s");
+    assert_eq!(w.code, 75, "{}", w.stdout);
+    assert!(w.stdout.starts_with("still running after 1s: soaking, "), "{}", w.stdout);
+    assert!(w.stdout.contains(" left; 1 of 1 critical checks passed (no verdict yet in "), "{}", w.stdout);
     assert!(!early.is_finished(), "a soak is part of the gate: the waiter waits through it");
     let ready = gate.wait_status("READY=1", |m| m.contains("READY=1"));
     let w = early.join().unwrap();

@@ -6,7 +6,9 @@
 //! this boot's id is the decision. A verdict of an earlier boot (another boot id, a run
 //! dir kept across boots) is not this boot's; a missing run dir or verdict means the
 //! gate is running or has not started, and the wait goes on. A verdict file that cannot
-//! be used fails closed (exit 2), as `run` fails this boot closed on the same file.
+//! be used fails closed (exit 2), as `run` fails this boot closed on the same file. When
+//! the timeout comes, the line says what the gate was doing, from the `gate.json` that
+//! `run` keeps beside the verdict while the gate runs.
 //!
 //! The file is looked at every [`POLL`], and read again only when it changed (`run`
 //! replaces it atomically, so a new inode or time is a new verdict): a stat a quarter of a
@@ -15,11 +17,12 @@
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::boot::identity::boot_id;
 use crate::engine::GateState;
 use crate::exit;
+use crate::record::progress;
 use crate::record::verdict::{self, Seen};
 use crate::render::wait::{Undecided, decided, still_running, unusable};
 
@@ -74,7 +77,8 @@ pub(super) fn wait(run_dir: &Path, timeout: Duration) -> i32 {
             None => POLL,
         };
         if left.is_zero() {
-            println!("{}", still_running(timeout, run_dir, &undecided));
+            let gate = progress::this_boot(run_dir, boot.as_deref());
+            println!("{}", still_running(timeout, run_dir, &undecided, gate.as_ref(), SystemTime::now()));
             return exit::TEMP_FAIL;
         }
         std::thread::sleep(left.min(POLL));

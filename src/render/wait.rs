@@ -4,12 +4,13 @@
 //! check's name or message must not break their log.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::engine::{GateState, Health};
+use crate::record::progress::{GateProgress, Phase};
 use crate::record::verdict::{FILE, VerdictError, VerdictRecord};
 use crate::util::text::one_line;
-use crate::util::time::{readable, spelled};
+use crate::util::time::{readable, spelled, spelled_secs_up};
 
 /// How many failing checks the line names before it counts the rest.
 const NAMED: usize = 8;
@@ -75,24 +76,53 @@ pub enum Undecided {
     OtherBoot(String),
 }
 
-/// The line when `--timeout after` ran out before this boot's verdict came.
-pub fn still_running(after: Duration, run_dir: &Path, what: &Undecided) -> String {
+/// The line when `--timeout after` ran out before this boot's verdict came, with what
+/// the gate was doing (`gate.json`) when this boot's `run` wrote that.
+pub fn still_running(
+    after: Duration,
+    run_dir: &Path,
+    what: &Undecided,
+    gate: Option<&GateProgress>,
+    now: SystemTime,
+) -> String {
     let file = run_dir.join(FILE);
-    let why = match what {
-        Undecided::NoRunDir => format!(
+    let line = match (gate, what) {
+        (Some(p), Undecided::OtherBoot(theirs)) => {
+            format!("{}; {} is an earlier boot's verdict ({theirs}), not this one's", doing(p, now), file.display())
+        }
+        (Some(p), _) => format!("{} (no verdict yet in {})", doing(p, now), file.display()),
+        (None, Undecided::NoRunDir) => format!(
             "no verdict for this boot yet: {} does not exist (bootgate run has not started in this boot, or the run dir is another one)",
             run_dir.display()
         ),
-        Undecided::NoVerdict => format!(
+        (None, Undecided::NoVerdict) => format!(
             "no verdict for this boot yet in {} (the gate or its soak is still running, or bootgate run has not started in this boot)",
             file.display()
         ),
-        Undecided::OtherBoot(theirs) => format!(
+        (None, Undecided::OtherBoot(theirs)) => format!(
             "{} is the verdict of an earlier boot ({theirs}), not this one's (the gate or its soak is still running, or bootgate run has not started in this boot)",
             file.display()
         ),
     };
-    plain(&format!("still running after {}: {why}", spelled(after)))
+    plain(&format!("still running after {}: {line}", spelled(after)))
+}
+
+/// What the gate is doing, from its progress file.
+fn doing(p: &GateProgress, now: SystemTime) -> String {
+    let passed = format!("{} of {} critical checks passed", p.critical_passed, p.critical);
+    let mut waiting = p.waiting_for.clone();
+    if p.waiting_more > 0 {
+        waiting.push(format!("{} more", p.waiting_more));
+    }
+    let waiting = if waiting.is_empty() { String::new() } else { format!("; waiting for {}", waiting.join(", ")) };
+    match p.phase.known() {
+        Some(Phase::Settling) => format!("gate settling before its {} critical checks run", p.critical),
+        Some(Phase::Soaking) => {
+            let left = p.soak_ends.map(|t| t.0.duration_since(now).unwrap_or_default()).unwrap_or_default();
+            format!("soaking, {} left; {passed}{waiting}", spelled_secs_up(left))
+        }
+        _ => format!("gate running, {passed}{waiting}"),
+    }
 }
 
 /// The line for a verdict file that cannot be used: `run` fails this boot closed on it.
@@ -180,14 +210,49 @@ mod tests {
     fn an_undecided_wait_says_what_it_found() {
         let dir = Path::new("/run/bootgate");
         let after = Duration::from_secs(1);
+        let now = SystemTime::UNIX_EPOCH;
         assert!(
-            still_running(after, dir, &Undecided::NoVerdict)
+            still_running(after, dir, &Undecided::NoVerdict, None, now)
                 .starts_with("still running after 1s: no verdict for this boot yet in /run/bootgate/verdict.json (")
         );
-        assert!(still_running(after, dir, &Undecided::NoRunDir).contains("/run/bootgate does not exist"));
-        let other = still_running(Duration::from_secs(90), dir, &Undecided::OtherBoot("b0".into()));
+        assert!(still_running(after, dir, &Undecided::NoRunDir, None, now).contains("/run/bootgate does not exist"));
+        let other = still_running(Duration::from_secs(90), dir, &Undecided::OtherBoot("b0".into()), None, now);
         assert!(other.starts_with(
             "still running after 1m 30s: /run/bootgate/verdict.json is the verdict of an earlier boot (b0)"
         ));
+    }
+
+    #[test]
+    fn an_undecided_wait_says_what_the_gate_was_doing() {
+        let dir = Path::new("/run/bootgate");
+        let after = Duration::from_secs(5);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let mut s = Snapshot::new(&[]);
+        s.checks = vec![
+            CheckResult::finished("root", true, Status::Pass),
+            CheckResult::finished("api", true, Status::Pending),
+            CheckResult::finished("db", true, Status::Fail),
+            CheckResult::finished("docker", false, Status::Pending),
+        ];
+        let settling = GateProgress::of(&s, None, now);
+        assert_eq!(
+            still_running(after, dir, &Undecided::NoRunDir, Some(&settling), now),
+            "still running after 5s: gate settling before its 3 critical checks run (no verdict yet in /run/bootgate/verdict.json)"
+        );
+        s.gate_deadline = Some(now + Duration::from_secs(60));
+        let running = GateProgress::of(&s, None, now);
+        assert_eq!(
+            still_running(after, dir, &Undecided::OtherBoot("b0".into()), Some(&running), now),
+            "still running after 5s: gate running, 1 of 3 critical checks passed; waiting for api, db; \
+             /run/bootgate/verdict.json is an earlier boot's verdict (b0), not this one's"
+        );
+        s.checks.truncate(1);
+        s.soak =
+            Some(crate::engine::Soak { total: Duration::from_secs(60), ends: now + Duration::from_millis(40_500) });
+        let soaking = GateProgress::of(&s, None, now);
+        assert_eq!(
+            still_running(after, dir, &Undecided::NoVerdict, Some(&soaking), now),
+            "still running after 5s: soaking, 41s left; 1 of 1 critical checks passed (no verdict yet in /run/bootgate/verdict.json)"
+        );
     }
 }
