@@ -30,7 +30,8 @@ if [ ! -x "$bin" ]; then
   exit 1
 fi
 for f in systemd/bootgate.service systemd/bootgate-report.service systemd/bootgate.service.d/10-docker.conf \
-  systemd/update-engine.service.d/10-bootgate.conf systemd/bootgate.catalog policy/default.yaml policy/schema.json; do
+  systemd/update-engine.service.d/10-bootgate.conf systemd/bootgate.catalog policy/default.yaml policy/schema.json \
+  integrations/mender/ArtifactCommit_Enter_00_bootgate; do
   if [ ! -f "$root/$f" ]; then
     echo "install.sh: $root/$f is missing" >&2
     exit 1
@@ -48,6 +49,10 @@ install -D -m 0755 "$bin" "$destdir$prefix/bin/bootgate"
 install -D -m 0644 "$root/policy/default.yaml" "$destdir$prefix/share/bootgate/policy.yaml"
 # Where the shipped policies' `yaml-language-server` line points editors.
 install -D -m 0644 "$root/policy/schema.json" "$destdir$prefix/share/bootgate/schema.json"
+# The Mender state script, for `mender-artifact write … -s` (docs/integrations.md). Data
+# here, not a command: Mender stores an Artifact's state scripts executable itself.
+install -D -m 0644 "$root/integrations/mender/ArtifactCommit_Enter_00_bootgate" \
+  "$destdir$prefix/share/bootgate/integrations/mender/ArtifactCommit_Enter_00_bootgate"
 install -D -m 0644 "$root/systemd/update-engine.service.d/10-bootgate.conf" \
   "$destdir$unitdir/update-engine.service.d/10-bootgate.conf"
 install -D -m 0644 "$root/systemd/bootgate.service.d/10-docker.conf" \

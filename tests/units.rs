@@ -458,7 +458,7 @@ fn sysext_image_is_a_flatcar_extension() {
 }
 
 #[test]
-fn install_lays_out_eight_files() {
+fn install_lays_out_nine_files() {
     let dest = tempfile::tempdir().unwrap();
     // Twice: a second install over the first must succeed and change nothing.
     install_into(dest.path());
@@ -481,6 +481,11 @@ fn install_lays_out_eight_files() {
         ("usr/lib/systemd/catalog/bootgate.catalog", 0o644, repo().join("systemd/bootgate.catalog")),
         ("usr/share/bootgate/policy.yaml", 0o644, repo().join("policy/default.yaml")),
         ("usr/share/bootgate/schema.json", 0o644, repo().join("policy/schema.json")),
+        (
+            "usr/share/bootgate/integrations/mender/ArtifactCommit_Enter_00_bootgate",
+            0o644,
+            repo().join("integrations/mender/ArtifactCommit_Enter_00_bootgate"),
+        ),
     ];
     for (path, want, source) in &expect {
         let file = d.join(path);

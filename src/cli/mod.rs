@@ -14,6 +14,7 @@ mod check;
 mod generate;
 mod inspect;
 mod migrate;
+mod wait;
 
 /// What `--help` says after the options: the environment read and the exit codes.
 const AFTER_HELP: &str = "\
@@ -21,7 +22,7 @@ Environment:
   BOOTGATE_POLICY          policy file when --policy is not given
   BOOTGATE_LISTEN          run, serve: the endpoint's ADDR:PORT (as --listen)
   BOOTGATE_WEB_CONFIG      run, serve: the endpoint's TLS and basic auth file (as --web-config)
-  BOOTGATE_RUN_DIR         run, serve, status: directory of verdict.json (as --run-dir)
+  BOOTGATE_RUN_DIR         run, serve, status, wait: directory of verdict.json (as --run-dir)
   BOOTGATE_STATE_DIR       run, serve, history: directory of the boot history (as --state-dir)
   BOOTGATE_TEXTFILE        run, serve: the metrics textfile (as --textfile)
   BOOTGATE_MOTD            run, serve: the verdict's two lines for logins (as --motd)
@@ -41,13 +42,13 @@ Environment:
 
 Exit codes:
   0   healthy, gate passed, or done
-  1   degraded (check only)
-  2   unhealthy, or the gate failed
+  1   degraded (check, status)
+  2   unhealthy, or the gate failed (wait: also a verdict file that cannot be used)
   64  usage error
   66  input missing or unreadable (boot-status --disk, history)
   70  internal error
   73  an output file could not be created
-  75  no verdict yet: the gate is still running (status)
+  75  no verdict yet: the gate is still running (status; wait when its --timeout ran out)
   78  invalid policy (EX_CONFIG)";
 
 /// Boot health gate for A/B-partitioned immutable operating systems.
@@ -162,6 +163,21 @@ enum Command {
         #[arg(long, env = "BOOTGATE_RUN_DIR", default_value = "/run/bootgate")]
         run_dir: PathBuf,
     },
+    /// Wait until this boot's gate, soak included, is decided (exit 0 passed, 2 failed, 75 timed out).
+    ///
+    /// Prints one line: `passed: ...`, `failed: ... (failing: ...)`, or `still running after D: ...`.
+    /// A verdict of an earlier boot is not this boot's; a missing run dir or verdict is
+    /// waited for. A verdict file that cannot be used fails closed (exit 2), as `run`
+    /// fails the boot closed on it. For update clients' hooks, which should give a
+    /// --timeout shorter than their own time limit for the hook.
+    Wait {
+        /// Give up after this long (30s, 5m, a number of seconds, or infinity); 0 looks once.
+        #[arg(long, value_name = "D", default_value = "infinity", value_parser = wait::parse_timeout)]
+        timeout: std::time::Duration,
+        /// Directory of this boot's verdict.json.
+        #[arg(long, env = "BOOTGATE_RUN_DIR", default_value = "/run/bootgate")]
+        run_dir: PathBuf,
+    },
     /// Print a policy equivalent to another boot checker's setup (changes nothing).
     Migrate {
         #[command(subcommand)]
@@ -202,7 +218,8 @@ impl Command {
             | Command::BootStatus { .. }
             | Command::History { .. }
             | Command::Migrate { .. }
-            | Command::Status { .. } => None,
+            | Command::Status { .. }
+            | Command::Wait { .. } => None,
         }
     }
 
@@ -217,6 +234,7 @@ impl Command {
             Command::History { .. } => "history",
             Command::Migrate { .. } => "migrate",
             Command::Status { .. } => "status",
+            Command::Wait { .. } => "wait",
         }
     }
 }
@@ -282,6 +300,7 @@ pub fn main() -> i32 {
         Command::Migrate { from: MigrateFrom::Greenboot { root } } => migrate::greenboot(&root),
         Command::History { state_dir, format, limit } => inspect::history(&state_dir, format, limit),
         Command::Status { run_dir } => inspect::status(&run_dir),
+        Command::Wait { timeout, run_dir } => wait::wait(&run_dir, timeout),
         Command::Check { policy: PolicyArg { policy: path }, format } => with_runtime(async move {
             let loaded = match policy::load(path.as_deref()) {
                 Ok(l) => l,

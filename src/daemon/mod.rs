@@ -9,6 +9,7 @@ pub mod hooks;
 pub mod motd;
 pub mod observe;
 pub mod permanent;
+pub mod progress;
 pub mod reload;
 pub mod run;
 pub mod runtime;

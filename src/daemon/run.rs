@@ -88,6 +88,8 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
             (daemon.resume(rec, &endpoint).await, daemon)
         }
         None => {
+            // What `bootgate wait` shows until the verdict is written.
+            let progress = super::progress::follow(&board, dirs.run.clone(), boot_id());
             let gate = heartbeat.keep(run_gate(&policy, &board, notifier, true));
             let known = std::sync::atomic::AtomicBool::new(false);
             let chosen = async {
@@ -103,6 +105,7 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
                 outcome
             };
             let (outcome, chosen, fallback) = tokio::join!(gate, chosen, learnt);
+            progress.abort();
             boot.fallback = fallback;
             let Some(snapshot) = outcome else {
                 tracing::info!("stopped before the gate reached a verdict");

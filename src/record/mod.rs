@@ -1,6 +1,7 @@
 //! The documents bootgate writes and reads back, each a serde type that both writes and
-//! reads it: this boot's `verdict.json` ([`verdict`]), the boot history
-//! ([`history`]) and the boot facts the health document shows ([`boot`]).
+//! reads it: this boot's `verdict.json` ([`verdict`]), the gate's `gate.json` while it
+//! runs ([`progress`]), the boot history ([`history`]) and the boot facts the health
+//! document shows ([`boot`]).
 //!
 //! A newer bootgate may have written what an older one reads (a fallback to the old image
 //! is when history matters most): unknown fields are ignored, and a value of a known field
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod boot;
 pub mod history;
+pub mod progress;
 pub mod verdict;
 
 /// A value as known to this version, or one it does not know (kept out of the way, never fatal).

@@ -335,11 +335,36 @@ pub enum VerdictError {
 /// already reached in `run_dir`, if any. `Ok(None)` when there is none, or only one of
 /// another boot.
 pub fn this_boot(run_dir: &Path, boot: Option<&str>) -> Result<Option<Recorded>, VerdictError> {
+    match seen(run_dir, boot)? {
+        Seen::ThisBoot(rec) => Ok(Some(*rec)),
+        Seen::Nothing => Ok(None),
+        Seen::OtherBoot(theirs) => {
+            let shown = run_dir.join(FILE).display().to_string();
+            tracing::info!(file = %shown, boot_id = theirs, "ignoring {shown}: it is the verdict of boot {theirs}");
+            Ok(None)
+        }
+    }
+}
+
+/// What `run_dir` holds for this boot (`boot`, as in [`this_boot`]), told apart for
+/// those who say which: `bootgate wait` names the boot an old verdict belongs to.
+#[derive(Debug)]
+pub enum Seen {
+    /// No verdict file.
+    Nothing,
+    /// The verdict of another boot, by its id.
+    OtherBoot(String),
+    /// This boot's decided verdict.
+    ThisBoot(Box<Recorded>),
+}
+
+/// [`this_boot`], saying whether a verdict that is not this boot's is another boot's.
+pub fn seen(run_dir: &Path, boot: Option<&str>) -> Result<Seen, VerdictError> {
     let path = run_dir.join(FILE);
     let shown = path.display().to_string();
     let bytes = match read_regular(&path, VERDICT_CAP) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Seen::Nothing),
         Err(source) => return Err(VerdictError::Read { path: shown, source }),
     };
     let record: VerdictRecord = serde_json::from_slice(&bytes)
@@ -347,8 +372,7 @@ pub fn this_boot(run_dir: &Path, boot: Option<&str>) -> Result<Option<Recorded>,
     if let (Some(theirs), Some(ours)) = (record.boot_id.as_deref(), boot)
         && theirs != ours
     {
-        tracing::info!(file = %shown, boot_id = theirs, "ignoring {shown}: it is the verdict of boot {theirs}");
-        return Ok(None);
+        return Ok(Seen::OtherBoot(theirs.to_string()));
     }
     if record.gate == GateState::Running {
         return Err(VerdictError::Undecided { path: shown, gate: GateState::Running.as_str() });
@@ -356,7 +380,7 @@ pub fn this_boot(run_dir: &Path, boot: Option<&str>) -> Result<Option<Recorded>,
     if let Some(why) = record.out_of_range() {
         return Err(VerdictError::Malformed { path: shown, why });
     }
-    Ok(Some(Recorded { path, record }))
+    Ok(Seen::ThisBoot(Box::new(Recorded { path, record })))
 }
 
 /// Writes `record` to `dir/verdict.json` atomically, readable by all: it holds no secrets

@@ -1,6 +1,7 @@
-//! Words and tables for people: systemd's `STATUS=` lines, the `check` table and the
-//! history table.
+//! Words and tables for people: systemd's `STATUS=` lines, the `check` table, the
+//! history table and the line of `bootgate wait`.
 
 pub mod motd;
 pub mod status;
 pub mod table;
+pub mod wait;

@@ -2,7 +2,7 @@
 //! every start of it, one-shot or daemon), one HTTP client for real sockets and one for
 //! the router without a socket, and the real components tests start: a software TPM, a
 //! private Docker engine, a private podman API service, RAUC on a private bus,
-//! Prometheus and Alertmanager, headless Chromium, loopback peers that hang, a
+//! Prometheus and Alertmanager, the Mender client, headless Chromium, loopback peers that hang, a
 //! pseudo-terminal, a clean Debian root for the packages, certificates made by openssl
 //! and curl talking TLS to the endpoint. Everything started here is stopped on drop by
 //! pid or process group, in its own temp dirs and on free ports, so parallel tests and
@@ -23,8 +23,10 @@ mod docker;
 mod dockerd;
 pub mod fleet;
 mod hang;
+mod held;
 pub mod http;
 mod leftovers;
+pub mod mender;
 mod notify;
 mod podman;
 mod procs;
@@ -46,6 +48,7 @@ pub use debian_root::DebianRoot;
 pub use docker::{BUSYBOX_IMAGE, Health};
 pub use dockerd::Dockerd;
 pub use hang::{BlackholePort, HangingListener};
+pub use held::{HeldGate, until_file};
 pub use notify::NotifySocket;
 pub use podman::Podman;
 pub use procs::{Proc, find_binary, mentioning, processes, run_bounded, wait, wait_until};
