@@ -223,7 +223,7 @@ fn a_revert_marks_the_booted_slot_bad_and_the_good_one_active() {
     let bus = RaucBus::start("B", "good", "good", "B");
     let rauc = Rauc::new(Bus::Address(bus.address.clone()), Duration::from_secs(10));
     let rt = runtime();
-    assert!(rauc.revertible().unwrap_err().contains("could not be read at start"), "nothing read yet");
+    assert_eq!(rauc.revertible(), Ok(()), "nothing read yet (RAUC slow to start): the revert looks itself");
     rt.block_on(rauc.facts());
     assert_eq!(rauc.revertible(), Ok(()));
     let reverted = rt.block_on(rauc.revert()).unwrap_or_else(|e| panic!("{e}; calls: {}", bus.calls()));

@@ -3,8 +3,8 @@
 //! (`Mark("good", "booted")`); a failed one marks it bad, and reboots only while another
 //! slot's boot status is good, so a bad update falls back and a bad fallback stays. The
 //! rollback window's revert marks the booted slot bad and the fallback active
-//! (`Mark("bad", "booted")`, `Mark("active", SLOT)`), armed only when RAUC's slot status
-//! read at start has another good slot to fall back to.
+//! (`Mark("bad", "booted")`, `Mark("active", SLOT)`), armed unless RAUC's slot status
+//! read at start has no other good slot to fall back to.
 //! Every step is bounded: a RAUC that hangs is a logged failure, never a hung gate.
 
 use std::collections::HashMap;
@@ -197,10 +197,11 @@ pub fn revert_target(status: &Status) -> Option<(&Slot, &Slot)> {
 }
 
 /// Whether the rollback window can revert, judged from the slot status read at start.
+/// A status RAUC did not give in time (D-Bus activation on a slow device takes seconds)
+/// is no evidence against a fallback: the window is armed, and the revert reads the
+/// status again and is refused when no good slot is left.
 pub fn armed(first: Option<&Status>) -> Result<(), String> {
-    let Some(status) = first else {
-        return Err("not armed: RAUC's slot status could not be read at start".into());
-    };
+    let Some(status) = first else { return Ok(()) };
     match revert_target(status) {
         Some(_) => Ok(()),
         None if status.booted.is_none() => Err("not armed: RAUC cannot tell which slot is booted".into()),
@@ -290,7 +291,11 @@ impl Backend for Rauc {
     }
 
     fn revertible(&self) -> Result<(), String> {
-        armed(self.first.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref())
+        let first = self.first.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if first.is_none() {
+            tracing::info!("RAUC's slot status was not read at start: a revert checks for a good slot when it comes");
+        }
+        armed(first.as_ref())
     }
 
     fn revert(&self) -> Step<'_, Result<Reverted, RevertError>> {

@@ -106,7 +106,7 @@ fn no_good_slot_to_fall_back_to_refuses_the_revert_and_says_why() {
 }
 
 #[test]
-fn an_unknown_booted_slot_or_no_status_is_not_armed() {
+fn an_unknown_booted_slot_is_not_armed_and_an_unread_status_is() {
     let unknown = Status {
         booted: None,
         primary: None,
@@ -114,5 +114,6 @@ fn an_unknown_booted_slot_or_no_status_is_not_armed() {
     };
     assert_eq!(revert_target(&unknown), None, "RAUC must know which slot it marks bad");
     assert!(armed(Some(&unknown)).unwrap_err().contains("cannot tell which slot is booted"));
-    assert!(armed(None).unwrap_err().contains("could not be read at start"));
+    // Unread at start (RAUC slow to start): armed, the revert itself looks again.
+    assert_eq!(armed(None), Ok(()));
 }
