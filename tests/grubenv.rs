@@ -397,3 +397,80 @@ fn a_symlinked_block_on_a_read_only_esp_is_written_through_and_the_link_stays() 
     let options = inside(pid, &["findmnt", "-n", "-o", "OPTIONS", &shown(&mount)]);
     assert!(options.starts_with("ro,"), "the target's mount is read-only again: {options}");
 }
+
+/// A `bootgate run` on the grubenv backend with a rollback window, whose one critical
+/// check passes until `DIR/broken` exists; its reboot request goes to a bus that is not
+/// there, so nothing reboots. The block at `DIR/grubenv` holds `vars` (greenboot's
+/// handshake as the updater left it).
+fn start_windowed(dir: &Path, vars: &[&str], notify: &NotifySocket) -> (support::Daemon, PathBuf) {
+    let file = dir.join("grubenv");
+    editenv(&file, &["create"]);
+    if !vars.is_empty() {
+        editenv(&file, &[&["set"], vars].concat());
+    }
+    let broken = dir.join("broken");
+    let policy = format!(
+        "boot: {{backend: grubenv, grubenv: {}}}
+gate: {{deadline: 30s, reboot_delay: 0s}}
+runtime: {{interval: 1s}}
+rollback: {{window: 5m, failing_for: 2s}}
+checks:
+  - {{name: api, kind: exec, command: [/bin/sh, -c, 'test ! -e {}'], retries: 0}}
+",
+        file.display(),
+        broken.display()
+    );
+    let bus = format!("unix:path={}", dir.join("no-bus/system_bus_socket").display());
+    let daemon = Launch::listening(policy).in_dir(dir).notify(notify).env("DBUS_SYSTEM_BUS_ADDRESS", &bus).start();
+    (daemon, file)
+}
+
+#[test]
+fn a_late_failure_inside_the_window_makes_grub_fall_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify = NotifySocket::bind(dir.path());
+    let t0 = Instant::now();
+    let (daemon, file) = start_windowed(dir.path(), &["boot_counter=2", "boot_success=0"], &notify);
+    notify.wait_for("READY=1", t0, Duration::from_secs(20), |m| m.contains("READY=1"));
+    assert_eq!(editenv(&file, &["list"]), "boot_success=1\n", "marked good at the pass");
+    let doc = daemon.health();
+    assert_eq!(doc["rollback"]["armed"], true, "GRUB was counting this boot: {doc:#}");
+
+    std::fs::write(dir.path().join("broken"), "").unwrap();
+    let broke = Instant::now();
+    notify.wait_for("the revert", broke, Duration::from_secs(30), |m| m.contains("reverted the booted deployment"));
+    // greenboot's script reads this as a failed boot with its count used up: it boots
+    // the previous deployment and sets boot_counter=-1.
+    assert_eq!(editenv(&file, &["list"]), "boot_success=0\nboot_counter=0\n", "{}", daemon.stderr());
+    let status = notify.texts().into_iter().find(|m| m.contains("reverted the booted deployment")).unwrap();
+    assert!(status.contains("api (failing for"), "{status}");
+    assert!(status.contains("to fall back to the previous deployment (boot_success=0, boot_counter=0"), "{status}");
+    let history = std::fs::read_to_string(daemon.state_dir().join("history.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(history.lines().last().unwrap()).unwrap();
+    assert_eq!(line["decision"], "reverted", "{line:#}");
+    assert!(daemon.stderr().contains("the reboot request failed"), "{}", daemon.stderr());
+}
+
+#[test]
+fn a_boot_grub_was_not_counting_arms_no_window() {
+    for (vars, why) in [
+        (&[][..], "boot_counter is not set"),
+        (&["boot_counter=-1", "boot_success=0"][..], "this boot is GRUB's fallback (boot_counter=-1)"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let notify = NotifySocket::bind(dir.path());
+        let t0 = Instant::now();
+        let (daemon, file) = start_windowed(dir.path(), vars, &notify);
+        notify.wait_for("READY=1", t0, Duration::from_secs(20), |m| m.contains("READY=1"));
+        let doc = daemon.health();
+        assert_eq!(doc["rollback"]["armed"], false, "{vars:?}: {doc:#}");
+        let note = doc["rollback"]["note"].as_str().unwrap();
+        assert!(note.starts_with("not armed: ") && note.contains(why), "{vars:?}: {note}");
+        std::fs::write(dir.path().join("broken"), "").unwrap();
+        // failing_for 2s at a 1s interval: a revert would have come within a few rounds.
+        std::thread::sleep(Duration::from_secs(5));
+        let listed = editenv(&file, &["list"]);
+        assert!(!listed.contains("boot_counter=0"), "{vars:?}: nothing reverted: {listed}");
+        assert!(!notify.texts().iter().any(|m| m.contains("reverted")), "{vars:?}: {:#?}", notify.texts());
+    }
+}

@@ -6,8 +6,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use bootgate::boot::backend::Backend;
 use bootgate::boot::backend::rauc::{Bus, Rauc};
+use bootgate::boot::backend::{Backend, RevertError};
 use bootgate::boot::decide::RebootDecision;
 use support::{Daemon, Launch, NotifySocket, RaucBus};
 
@@ -215,4 +215,104 @@ checks:
     assert!(waiting < position("READY=1"), "{msgs:#?}");
     assert!(daemon.stderr().contains("boot backend none"), "{}", daemon.stderr());
     daemon.kill();
+}
+
+#[test]
+fn a_revert_marks_the_booted_slot_bad_and_the_good_one_active() {
+    // Booted from B, the update RAUC made primary; A is the good slot it replaced.
+    let bus = RaucBus::start("B", "good", "good", "B");
+    let rauc = Rauc::new(Bus::Address(bus.address.clone()), Duration::from_secs(10));
+    let rt = runtime();
+    assert_eq!(rauc.revertible(), Ok(()), "nothing read yet (RAUC slow to start): the revert looks itself");
+    rt.block_on(rauc.facts());
+    assert_eq!(rauc.revertible(), Ok(()));
+    let reverted = rt.block_on(rauc.revert()).unwrap_or_else(|e| panic!("{e}; calls: {}", bus.calls()));
+    assert_eq!((reverted.booted.as_str(), reverted.fallback.as_str()), ("RAUC slot rootfs.1", "RAUC slot rootfs.0"));
+    assert_eq!(bus.state("B"), "bad", "calls: {}", bus.calls());
+    assert_eq!(bus.state("A"), "good");
+    assert_eq!(std::fs::read_to_string(bus.dir().join("primary")).unwrap().trim(), "A", "calls: {}", bus.calls());
+    let calls = bus.calls();
+    let (bad, primary) = (calls.find("set-state B bad"), calls.find("set-primary A"));
+    assert!(bad.is_some() && primary.is_some() && bad < primary, "bad first, then active: {calls}");
+    // RAUC's own view agrees: rootfs.1 is bad, and rootfs.0 boots next.
+    let status = rt.block_on(rauc.status()).unwrap();
+    assert_eq!(status.primary.as_deref(), Some("rootfs.0"), "{status:?}");
+    assert!(status.slots.iter().any(|s| s.name == "rootfs.1" && s.boot_status.as_deref() == Some("bad")), "{status:?}");
+}
+
+#[test]
+fn a_revert_with_no_good_slot_left_is_refused_and_marks_nothing() {
+    // A was good at start (armed), and went bad before the failure came.
+    let bus = RaucBus::start("B", "good", "good", "B");
+    let rauc = Rauc::new(Bus::Address(bus.address.clone()), Duration::from_secs(10));
+    let rt = runtime();
+    rt.block_on(rauc.facts());
+    assert_eq!(rauc.revertible(), Ok(()));
+    std::fs::write(bus.dir().join("state.A"), "bad\n").unwrap();
+    let before = bus.calls().lines().filter(|l| l.starts_with("set-")).count();
+    match rt.block_on(rauc.revert()) {
+        Err(RevertError::NoFallback) => {}
+        other => panic!("expected no fallback, got {other:?}; calls: {}", bus.calls()),
+    }
+    assert_eq!(bus.calls().lines().filter(|l| l.starts_with("set-")).count(), before, "{}", bus.calls());
+    assert_eq!(bus.state("B"), "good", "the only good slot stays good");
+
+    // Bad already at start: the window is not armed, and says why.
+    let bus = RaucBus::start("B", "bad", "good", "B");
+    let rauc = Rauc::new(Bus::Address(bus.address.clone()), Duration::from_secs(10));
+    rt.block_on(rauc.facts());
+    let why = rauc.revertible().unwrap_err();
+    assert!(why.starts_with("not armed: no other slot"), "{why}");
+}
+
+#[test]
+fn a_hung_rauc_fails_the_revert_within_its_bound() {
+    let bus = RaucBus::start("B", "good", "good", "B");
+    let rauc = Rauc::new(Bus::Address(bus.address.clone()), Duration::from_secs(1));
+    let rt = runtime();
+    rt.block_on(rauc.facts());
+    bus.freeze();
+    let t0 = Instant::now();
+    match rt.block_on(rauc.revert()) {
+        Err(RevertError::Failed { why, .. }) => assert!(why.contains("did not answer within 1s"), "{why}"),
+        other => panic!("expected a failed revert, got {other:?}"),
+    }
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_eq!(bus.state("B"), "good", "nothing was marked");
+}
+
+#[test]
+fn a_late_failure_inside_the_window_reverts_through_rauc() {
+    let bus = RaucBus::start("B", "good", "good", "B");
+    let notify = NotifySocket::bind(bus.dir());
+    let broken = bus.dir().join("broken");
+    let check =
+        format!("{{name: api, kind: exec, command: [/bin/sh, -c, 'test ! -e {}'], retries: 0}}", broken.display());
+    let policy = format!(
+        "boot: {{backend: rauc}}\ngate: {{deadline: 30s, reboot_delay: 0s}}\nruntime: {{interval: 1s}}\n\
+         rollback: {{window: 5m, failing_for: 2s}}\nchecks:\n  - {check}\n"
+    );
+    let daemon = Launch::listening(policy)
+        .in_dir(bus.dir())
+        .notify(&notify)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .start();
+    let t0 = Instant::now();
+    notify.wait_for("READY=1", t0 - Duration::from_secs(1), Duration::from_secs(20), |m| m.contains("READY=1"));
+    assert_eq!(bus.state("B"), "good", "marked good at the pass: {}", bus.calls());
+    let doc = daemon.health();
+    assert_eq!(doc["rollback"]["armed"], true, "{doc:#}");
+
+    std::fs::write(&broken, "").unwrap();
+    let broke = Instant::now();
+    notify.wait_for("the revert", broke, Duration::from_secs(30), |m| m.contains("reverted RAUC slot rootfs.1"));
+    assert_eq!(bus.state("B"), "bad", "calls: {}", bus.calls());
+    assert_eq!(std::fs::read_to_string(bus.dir().join("primary")).unwrap().trim(), "A", "calls: {}", bus.calls());
+    let status = notify.texts().into_iter().find(|m| m.contains("reverted RAUC slot rootfs.1")).unwrap();
+    assert!(
+        status.contains("after its gate: api (failing for") && status.contains("to fall back to RAUC slot rootfs.0")
+    );
+    let history = std::fs::read_to_string(bus.dir().join("state/history.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(history.lines().last().unwrap()).unwrap();
+    assert_eq!(line["decision"], "reverted", "{line:#}");
 }

@@ -93,7 +93,9 @@ guest_line() {
   local partial=cat
   # shellcheck disable=SC2016 # sed's own $: the last line
   [ -z "$(tail -c1 "$LOG" 2>/dev/null)" ] || partial='sed $d'
-  tr -d '\r' 2>/dev/null <"$LOG" | $partial | sed -n 's/^vmtests: //p' | grep -E -- "$1" | tail -1 || true
+  # systemd's status lines may leave an escape (`ESC[K`) in front of a guest line.
+  tr -d '\r' 2>/dev/null <"$LOG" | $partial | sed -n -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/^vmtests: //p' |
+    grep -E -- "$1" | tail -1 || true
 }
 
 # wait_line REGEX SECONDS: waits for a guest line. Returns 0 when it is

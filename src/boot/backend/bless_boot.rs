@@ -6,11 +6,17 @@
 //! A failed gate keeps the target from being reached, runs `systemd-bless-boot bad`
 //! (`NAME+0-DONE.conf`, which systemd-boot sorts last) and reboots only while another
 //! entry can still boot.
+//!
+//! The rollback window's revert, after the entry was blessed, renames it bad as
+//! `systemd-bless-boot bad` names it (`NAME+0-DONE.conf`), so that systemd-boot sorts it
+//! after every entry with tries left and boots the next one. bootgate renames it itself
+//! (the rename is all that `systemd-bless-boot bad` does), beside the file systemd-boot
+//! counted, and says the file it renamed.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Backend, Step};
+use super::{Backend, RevertError, Reverted, Step};
 use crate::boot::decide::RebootDecision;
 use crate::record::boot::BackendFacts;
 
@@ -119,6 +125,40 @@ pub fn fallbacks<'a>(entries: &'a [(PathBuf, Entry)], booted: &str) -> Vec<&'a s
         }
     }
     names
+}
+
+/// The name `systemd-bless-boot bad` gives an entry: no tries left, the tries done kept
+/// (`a+0-1.conf`, or `a+0.conf` when none were done).
+pub fn bad_name(entry: &Entry) -> String {
+    let (stem, suffix) = entry.name.rfind('.').map_or((entry.name.as_str(), ""), |dot| entry.name.split_at(dot));
+    match entry.done.unwrap_or(0) {
+        0 => format!("{stem}+0{suffix}"),
+        done => format!("{stem}+0-{done}{suffix}"),
+    }
+}
+
+/// Renames the booted entry `counted` (relative to `root`: the name systemd-boot gave it
+/// for this try) bad, whether systemd-bless-boot has blessed it since (`NAME.conf`) or
+/// not; an entry already bad stays. Returns the entry's file as it is now.
+pub fn rename_bad(root: &Path, counted: &Path) -> Result<PathBuf, String> {
+    let dir = root.join(counted.parent().unwrap_or(Path::new("")));
+    let file = counted.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let entry = Entry::parse(&file);
+    let bad = dir.join(bad_name(&entry));
+    if bad.exists() {
+        return Ok(bad);
+    }
+    let sources = [dir.join(&entry.name), dir.join(&file)];
+    let Some(source) = sources.iter().find(|s| s.exists()) else {
+        return Err(format!("neither {} nor {} exists", sources[0].display(), sources[1].display()));
+    };
+    std::fs::rename(source, &bad)
+        .map_err(|e| format!("cannot rename {} to {}: {e}", source.display(), bad.display()))?;
+    // As systemd-bless-boot does: the directory synced, so that the name survives a power cut.
+    if let Err(e) = std::fs::File::open(&dir).and_then(|d| d.sync_all()) {
+        tracing::debug!("cannot sync {}: {e}", dir.display());
+    }
+    Ok(bad)
 }
 
 /// What systemd-boot said about this boot, read once at start.
@@ -259,6 +299,50 @@ impl Backend for BlessBoot {
             match fallbacks(&all, &booted.name) {
                 next if next.is_empty() => RebootDecision::StayNoFallback,
                 next => RebootDecision::RebootToEntry { bad: booted.name.clone(), next: next.join(" or ") },
+            }
+        })
+    }
+
+    fn revertible(&self) -> Result<(), String> {
+        let Some(booted) = self.booted() else {
+            return Err("not armed: systemd-boot did not count this boot, so its entry was good before it".into());
+        };
+        if self.counted.esp.is_none() {
+            return Err(format!("not armed: the counted entry {} is on no ESP bootgate found", booted.name));
+        }
+        if fallbacks(&entries(&self.search_roots()), &booted.name).is_empty() {
+            return Err(format!("not armed: no entry other than {} has tries left for systemd-boot", booted.name));
+        }
+        Ok(())
+    }
+
+    fn revert(&self) -> Step<'_, Result<Reverted, RevertError>> {
+        Box::pin(async {
+            let (Some(booted), Some(esp), Some(counted)) =
+                (self.booted(), self.counted.esp.clone(), self.counted.path.clone())
+            else {
+                return Err(RevertError::NoFallback);
+            };
+            let roots = self.search_roots();
+            let name = booted.name.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                // The entries as they are now: another may have been marked bad since the start.
+                let next: Vec<String> = fallbacks(&entries(&roots), &name).into_iter().map(String::from).collect();
+                if next.is_empty() {
+                    return Ok(None);
+                }
+                rename_bad(&esp, &counted).map(|bad| Some((bad, next)))
+            })
+            .await;
+            let shown = format!("boot entry {}", booted.name);
+            match done {
+                Ok(Ok(Some((bad, next)))) => {
+                    tracing::info!("marked {shown} bad: {}", bad.display());
+                    Ok(Reverted { booted: shown, fallback: next.join(" or ") })
+                }
+                Ok(Ok(None)) => Err(RevertError::NoFallback),
+                Ok(Err(why)) => Err(RevertError::Failed { booted: shown, why }),
+                Err(e) => Err(RevertError::Failed { booted: shown, why: format!("the rename ended abnormally: {e}") }),
             }
         })
     }

@@ -4,6 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::boot::backend::{RevertError, Reverted};
 
 /// An EFI variable file as the kernel shows it: attributes (non-volatile, boot and
 /// runtime access), then the UTF-16LE string and its NUL.
@@ -181,4 +182,73 @@ async fn a_missing_systemd_bless_boot_is_a_reason_not_a_panic() {
     let (_dir, b) = machine(Some("a+1.conf"), &[]);
     let e = b.mark_bad().await.unwrap_err();
     assert!(e.contains("systemd-bless-boot is not installed"), "{e}");
+}
+
+fn listed(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir.join("efi/loader/entries"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn bad_names_are_systemd_bless_boots() {
+    assert_eq!(bad_name(&Entry::parse("a+2-1.conf")), "a+0-1.conf");
+    assert_eq!(bad_name(&Entry::parse("a+3.conf")), "a+0.conf");
+    assert_eq!(bad_name(&Entry::parse("fedora+6.1+1-2.conf")), "fedora+6.1+0-2.conf");
+    assert_eq!(bad_name(&Entry::parse("linux+1-2.efi")), "linux+0-2.efi");
+}
+
+#[tokio::test]
+async fn a_blessed_entry_is_renamed_bad_and_the_next_one_named() {
+    // systemd-boot counted bootgate-2 (+3 → +2-1) and systemd-bless-boot blessed it since.
+    let (dir, b) = machine(Some("bootgate-2+2-1.conf"), &["loader/entries/bootgate-1.conf"]);
+    let entries = dir.path().join("efi/loader/entries");
+    fs::rename(entries.join("bootgate-2+2-1.conf"), entries.join("bootgate-2.conf")).unwrap();
+    assert_eq!(b.revertible(), Ok(()));
+    let done = b.revert().await.unwrap();
+    assert_eq!(done, Reverted { booted: "boot entry bootgate-2.conf".into(), fallback: "bootgate-1.conf".into() });
+    assert_eq!(listed(dir.path()), ["bootgate-1.conf", "bootgate-2+0-1.conf"]);
+    // systemd-boot sorts it with the bad ones now: nothing else names it a fallback.
+    let all = super::entries(&[dir.path().join("efi")]);
+    assert_eq!(fallbacks(&all, "bootgate-1.conf"), Vec::<&str>::new());
+    // Twice is once.
+    assert!(b.revert().await.is_ok());
+    assert_eq!(listed(dir.path()), ["bootgate-1.conf", "bootgate-2+0-1.conf"]);
+}
+
+#[tokio::test]
+async fn an_entry_not_blessed_yet_is_renamed_bad_from_its_counted_name() {
+    let (dir, b) = machine(Some("bootgate-2+2-1.conf"), &["loader/entries/bootgate-1+3.conf"]);
+    let done = b.revert().await.unwrap();
+    assert_eq!(done.fallback, "bootgate-1.conf");
+    assert_eq!(listed(dir.path()), ["bootgate-1+3.conf", "bootgate-2+0-1.conf"]);
+}
+
+#[tokio::test]
+async fn nothing_else_bootable_refuses_the_revert_and_renames_nothing() {
+    let (dir, b) = machine(Some("bootgate-2+2-1.conf"), &["loader/entries/bootgate-1+0-3.conf"]);
+    let why = b.revertible().unwrap_err();
+    assert!(why.starts_with("not armed: no entry other than bootgate-2.conf"), "{why}");
+    assert!(matches!(b.revert().await, Err(RevertError::NoFallback)));
+    assert_eq!(listed(dir.path()), ["bootgate-1+0-3.conf", "bootgate-2+2-1.conf"]);
+}
+
+#[tokio::test]
+async fn an_uncounted_boot_is_not_armed_and_a_vanished_entry_is_a_failure() {
+    let (_dir, b) = machine(None, &["loader/entries/bootgate-1.conf", "loader/entries/bootgate-2.conf"]);
+    assert!(b.revertible().unwrap_err().contains("did not count this boot"));
+    assert!(matches!(b.revert().await, Err(RevertError::NoFallback)));
+
+    let (dir, b) = machine(Some("bootgate-2+2-1.conf"), &["loader/entries/bootgate-1.conf"]);
+    fs::remove_file(dir.path().join("efi/loader/entries/bootgate-2+2-1.conf")).unwrap();
+    match b.revert().await {
+        Err(RevertError::Failed { booted, why }) => {
+            assert_eq!(booted, "boot entry bootgate-2.conf");
+            assert!(why.starts_with("neither ") && why.contains("bootgate-2.conf nor "), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

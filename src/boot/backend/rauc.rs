@@ -1,7 +1,10 @@
 //! `rauc`: RAUC's D-Bus API on the system bus (`de.pengutronix.rauc`, object `/`,
 //! interface `de.pengutronix.rauc.Installer`). A passed gate marks the booted slot good
 //! (`Mark("good", "booted")`); a failed one marks it bad, and reboots only while another
-//! slot's boot status is good, so a bad update falls back and a bad fallback stays.
+//! slot's boot status is good, so a bad update falls back and a bad fallback stays. The
+//! rollback window's revert marks the booted slot bad and the fallback active
+//! (`Mark("bad", "booted")`, `Mark("active", SLOT)`), armed unless RAUC's slot status
+//! read at start has no other good slot to fall back to.
 //! Every step is bounded: a RAUC that hangs is a logged failure, never a hung gate.
 
 use std::collections::HashMap;
@@ -11,7 +14,7 @@ use anyhow::{Context, anyhow};
 use serde::Serialize;
 use zbus::zvariant::OwnedValue;
 
-use super::{Backend, Step};
+use super::{Backend, RevertError, Reverted, Step};
 use crate::boot::decide::RebootDecision;
 use crate::record::boot::BackendFacts;
 pub use crate::record::boot::RaucSlot as Slot;
@@ -57,11 +60,14 @@ pub struct Status {
 pub struct Rauc {
     bus: Bus,
     timeout: Duration,
+    /// The first slot status read (at start, for the facts): what the rollback window is
+    /// armed by, since [`Backend::revertible`] cannot ask the bus.
+    first: std::sync::Mutex<Option<Status>>,
 }
 
 impl Rauc {
     pub fn new(bus: Bus, timeout: Duration) -> Self {
-        Rauc { bus, timeout }
+        Rauc { bus, timeout, first: std::sync::Mutex::new(None) }
     }
 
     /// Reads the booted slot, the primary and every slot's status.
@@ -84,21 +90,38 @@ impl Rauc {
                 call(&conn, INTERFACE, "GetSlotStatus", &()).await.context("cannot read RAUC's slot status")?;
             let mut slots: Vec<Slot> = raw.into_iter().map(|(name, fields)| slot(name, &fields)).collect();
             slots.sort_by(|a, b| a.name.cmp(&b.name));
-            Ok(Status { booted, primary, slots })
+            let status = Status { booted, primary, slots };
+            let mut first = self.first.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            first.get_or_insert_with(|| status.clone());
+            Ok(status)
         })
         .await
     }
 
     /// `Mark(state, "booted")`; returns RAUC's message (`marked slot rootfs.0 as good`).
     pub async fn mark(&self, state: &str) -> anyhow::Result<String> {
-        self.bounded(&format!("marking the booted slot {state}"), async {
+        self.mark_slot(state, "booted").await
+    }
+
+    /// `Mark(state, slot)`, `slot` being `booted`, `other` or a slot's name.
+    async fn mark_slot(&self, state: &str, slot: &str) -> anyhow::Result<String> {
+        let shown = if slot == "booted" { "the booted slot".to_string() } else { format!("slot {slot}") };
+        self.bounded(&format!("marking {shown} {state}"), async {
             let conn = self.bus.connect().await.context("cannot connect to the system D-Bus")?;
-            let (_, message): (String, String) = call(&conn, INTERFACE, "Mark", &(state, "booted"))
+            let (_, message): (String, String) = call(&conn, INTERFACE, "Mark", &(state, slot))
                 .await
-                .with_context(|| format!("RAUC did not mark the booted slot {state}"))?;
+                .with_context(|| format!("RAUC did not mark {shown} {state}"))?;
             Ok(message)
         })
         .await
+    }
+
+    /// The revert's two marks: the booted slot bad, then `fallback` active (RAUC makes it
+    /// the loader's primary). Returns RAUC's messages.
+    async fn mark_reverted(&self, fallback: &str) -> anyhow::Result<String> {
+        let bad = self.mark("bad").await?;
+        let active = self.mark_slot("active", fallback).await.with_context(|| format!("after {bad}"))?;
+        Ok(format!("{bad}; {active}"))
     }
 
     async fn bounded<T>(&self, what: &str, step: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
@@ -160,6 +183,32 @@ pub fn fallback(status: &Status) -> Option<&Slot> {
         .filter(|s| booted.is_none_or(|b| b.name != s.name && b.class == s.class))
         .collect();
     candidates.iter().find(|s| status.primary.as_ref() == Some(&s.name)).or(candidates.first()).copied()
+}
+
+/// What a revert marks: the booted slot (known to RAUC) and the slot [`fallback`] picks.
+/// `None` when RAUC cannot tell which slot is booted or no other slot is good: marking
+/// the booted slot bad would then leave nothing to boot.
+pub fn revert_target(status: &Status) -> Option<(&Slot, &Slot)> {
+    let booted = status
+        .slots
+        .iter()
+        .find(|s| s.state.as_deref() == Some("booted") || (s.bootname.is_some() && s.bootname == status.booted))?;
+    Some((booted, fallback(status)?))
+}
+
+/// Whether the rollback window can revert, judged from the slot status read at start.
+/// A status RAUC did not give in time (D-Bus activation on a slow device takes seconds)
+/// is no evidence against a fallback: the window is armed, and the revert reads the
+/// status again and is refused when no good slot is left.
+pub fn armed(first: Option<&Status>) -> Result<(), String> {
+    let Some(status) = first else { return Ok(()) };
+    match revert_target(status) {
+        Some(_) => Ok(()),
+        None if status.booted.is_none() => Err("not armed: RAUC cannot tell which slot is booted".into()),
+        None => {
+            Err("not armed: no other slot of the booted one's class is bootable and good in RAUC's slot status".into())
+        }
+    }
 }
 
 /// How RAUC is on a bus.
@@ -238,6 +287,36 @@ impl Backend for Rauc {
                     }
                 }
             }
+        })
+    }
+
+    fn revertible(&self) -> Result<(), String> {
+        let first = self.first.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if first.is_none() {
+            tracing::info!("RAUC's slot status was not read at start: a revert checks for a good slot when it comes");
+        }
+        armed(first.as_ref())
+    }
+
+    fn revert(&self) -> Step<'_, Result<Reverted, RevertError>> {
+        Box::pin(async {
+            // The status as it is now: another slot may have been marked bad since the start.
+            let status = self
+                .status()
+                .await
+                .map_err(|e| RevertError::Failed { booted: "the booted RAUC slot".into(), why: format!("{e:#}") })?;
+            let (booted, fallback) = revert_target(&status).ok_or(RevertError::NoFallback)?;
+            // The fallback by name, not RAUC's "other": with more than two slots of a class,
+            // "other" is any one of them, not necessarily the one that is good.
+            let said = self.mark_reverted(&fallback.name).await.map_err(|e| RevertError::Failed {
+                booted: format!("RAUC slot {}", booted.name),
+                why: format!("{e:#}"),
+            })?;
+            tracing::info!("RAUC: {said}");
+            Ok(Reverted {
+                booted: format!("RAUC slot {}", booted.name),
+                fallback: format!("RAUC slot {}", fallback.name),
+            })
         })
     }
 }

@@ -73,3 +73,47 @@ fn the_booted_slot_is_found_by_bootname_when_state_is_missing() {
     let b = Slot { state: None, ..slot("rootfs.1", "B", "", "good") };
     assert_eq!(named(&status("B", None, vec![a, b])), Some("rootfs.0"));
 }
+
+#[test]
+fn a_revert_marks_the_booted_slot_and_names_the_good_one() {
+    let s = status(
+        "B",
+        Some("rootfs.1"),
+        vec![slot("rootfs.0", "A", "inactive", "good"), slot("rootfs.1", "B", "booted", "good")],
+    );
+    let (booted, fallback) = revert_target(&s).unwrap();
+    assert_eq!((booted.name.as_str(), fallback.name.as_str()), ("rootfs.1", "rootfs.0"));
+    assert_eq!(armed(Some(&s)), Ok(()));
+    // With three slots, the good one, not merely "the other".
+    let s = status(
+        "B",
+        None,
+        vec![
+            slot("rootfs.0", "A", "inactive", "bad"),
+            slot("rootfs.1", "B", "booted", "good"),
+            slot("rootfs.2", "C", "inactive", "good"),
+        ],
+    );
+    assert_eq!(revert_target(&s).map(|(b, f)| (b.name.as_str(), f.name.as_str())), Some(("rootfs.1", "rootfs.2")));
+}
+
+#[test]
+fn no_good_slot_to_fall_back_to_refuses_the_revert_and_says_why() {
+    let s = status("B", None, vec![slot("rootfs.0", "A", "inactive", "bad"), slot("rootfs.1", "B", "booted", "good")]);
+    assert_eq!(revert_target(&s), None);
+    let why = armed(Some(&s)).unwrap_err();
+    assert!(why.starts_with("not armed: no other slot") && why.contains("good"), "{why}");
+}
+
+#[test]
+fn an_unknown_booted_slot_is_not_armed_and_an_unread_status_is() {
+    let unknown = Status {
+        booted: None,
+        primary: None,
+        slots: vec![slot("rootfs.0", "A", "inactive", "good"), slot("rootfs.1", "B", "inactive", "good")],
+    };
+    assert_eq!(revert_target(&unknown), None, "RAUC must know which slot it marks bad");
+    assert!(armed(Some(&unknown)).unwrap_err().contains("cannot tell which slot is booted"));
+    // Unread at start (RAUC slow to start): armed, the revert itself looks again.
+    assert_eq!(armed(None), Ok(()));
+}
