@@ -157,7 +157,9 @@ pub fn decide(configs: &[Config], booted: Option<usize>) -> (RebootDecision, Str
         return (RebootDecision::StayBackendError { why: why.clone() }, why);
     };
     match b.ustate {
-        OK => (RebootDecision::StayConfirmed, format!("the booted {} is confirmed: the loader boots it again", b.named())),
+        OK => {
+            (RebootDecision::StayConfirmed, format!("the booted {} is confirmed: the loader boots it again", b.named()))
+        }
         TESTING => {
             if let Some(higher) = configs.iter().find(|c| c.index != b.index && c.revision >= b.revision) {
                 let why = format!(
@@ -255,8 +257,9 @@ impl Efibootguard {
             let mut args = self.target(index);
             args.extend(["-r".into(), "-o".into(), FIELDS.into()]);
             let out = self.tool(&self.printenv, args).await?;
-            let config = parse(index, &out)
-                .map_err(|e| format!("cannot read EFI Boot Guard config #{index} from {}: {e}", self.printenv.display()))?;
+            let config = parse(index, &out).map_err(|e| {
+                format!("cannot read EFI Boot Guard config #{index} from {}: {e}", self.printenv.display())
+            })?;
             configs.push(config);
         }
         let cmdline = crate::util::read::read_regular(&self.cmdline, 64 * 1024)
@@ -294,7 +297,9 @@ impl Efibootguard {
                 b.revision,
                 ustate_name(b.ustate)
             )),
-            Some(c) => Err(format!("config #{} still reads ustate {} after the confirm", c.index, ustate_name(c.ustate))),
+            Some(c) => {
+                Err(format!("config #{} still reads ustate {} after the confirm", c.index, ustate_name(c.ustate)))
+            }
             None => Err(format!("config #{} is gone after the confirm", b.index)),
         }
     }
@@ -364,9 +369,9 @@ impl Backend for Efibootguard {
 
     fn on_pass(&self) -> Step<'_, Result<String, String>> {
         Box::pin(async {
-            self.confirm().await.map_err(|e| {
-                format!("cannot confirm this boot: {e}; EFI Boot Guard will count it as a failed test")
-            })
+            self.confirm()
+                .await
+                .map_err(|e| format!("cannot confirm this boot: {e}; EFI Boot Guard will count it as a failed test"))
         })
     }
 

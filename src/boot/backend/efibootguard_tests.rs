@@ -190,7 +190,9 @@ async fn an_unreadable_environment_is_a_backend_error() {
     // And a machine without the tools.
     let m = Machine::new((1, "OK"), (2, "TESTING"), ARGS_B);
     match m.with_tools("/nonexistent/bg_printenv", SETENV).on_failure().await {
-        RebootDecision::StayBackendError { why } => assert!(why.starts_with("cannot run `/nonexistent/bg_printenv"), "{why}"),
+        RebootDecision::StayBackendError { why } => {
+            assert!(why.starts_with("cannot run `/nonexistent/bg_printenv"), "{why}")
+        }
         other => panic!("{other:?}"),
     }
 }

@@ -171,7 +171,8 @@ fn auto_grubenv(block: Option<PathBuf>) -> Result<(Box<dyn Backend>, String), St
         }
         None => Ok((
             Box::new(none::None),
-            "auto: no gptprio slot, no systemd-boot counting, no RAUC, no EFI Boot Guard and no GRUB boot_counter".into(),
+            "auto: no gptprio slot, no systemd-boot counting, no RAUC, no EFI Boot Guard and no GRUB boot_counter"
+                .into(),
         )),
     }
 }
