@@ -559,6 +559,18 @@ async fn every_backend_shows_its_slots() {
     assert!(html.contains("Boot backend: <strong>bless-boot</strong>"), "{html}");
     assert!(html.contains("<tr class=wait><th>fedora-42.conf (booted)<td class=st>counted: not blessed yet<td><i>tries left </i>2<td><i>tries done </i>1"), "{html}");
 
+    let ebg = json!({"backend": "efibootguard", "configs": [
+        {"source": "config partition #0", "revision": 1, "ustate": "OK", "in_progress": false, "kernel": "L:BOOT0:vmlinuz", "booted": false},
+        {"source": "config partition #1", "revision": 2, "ustate": "TESTING", "in_progress": false, "kernel": "L:<b>:x", "booted": true}]});
+    let html = get(&router_with(healthy(), Some(ebg), Vec::new()), "/").await.body;
+    assert!(html.contains("Boot backend: <strong>efibootguard</strong>"), "{html}");
+    assert!(html.contains("<tr class=idle><th>config partition #0<td class=st>idle<td><i>revision </i>1<td><i>ustate </i>OK<td><i>kernel </i>L:BOOT0:vmlinuz"), "{html}");
+    assert!(html.contains("<tr class=wait><th>config partition #1<td class=st>booted · under test: not confirmed yet<td><i>revision </i>2<td><i>ustate </i>TESTING<td><i>kernel </i>L:&lt;b&gt;:x"), "{html}");
+    assert!(!html.contains("No A/B slots"), "{html}");
+    let failed = json!({"backend": "efibootguard", "configs": null, "error": "`bg_printenv -p 0`: <no> partitions"});
+    let html = get(&router_with(healthy(), Some(failed), Vec::new()), "/").await.body;
+    assert!(html.contains("The backend could not be read: `bg_printenv -p 0`: &lt;no&gt; partitions"), "{html}");
+
     let grub =
         json!({"backend": "grubenv", "grubenv": "/boot/grub2/grubenv", "boot_counter": 1, "boot_success": false});
     let html = get(&router_with(healthy(), Some(grub), Vec::new()), "/").await.body;

@@ -17,6 +17,7 @@ boot_loader() {
   case ${LOADER:-gptprio} in
     grubenv) echo "GRUB with greenboot's script" ;;
     rauc) echo "the RAUC boot loader" ;;
+    efibootguard) echo "EFI Boot Guard (${EBG_SAID:-?})" ;;
     # systemd-boot picks an entry; the slot is the root that entry mounted.
     bless-boot) echo "systemd-boot (entry ${BOOT_ENTRY:-?})" ;;
     *) echo gptprio ;;

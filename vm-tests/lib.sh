@@ -416,6 +416,76 @@ slot_symlink() {
     fail "could not $4 in USR-$1"
 }
 
+# EFI Boot Guard (the ebg scenarios, ebg_init): OVMF starts Debian's
+# efibootguardx64.efi from the ESP, which picks one of two configurations, each a
+# BGENV.DAT on its own FAT partition (5: config A, 6: config B, added to the
+# scenario's copy of the disk), and loads the kernel (an EFI stub) from the ESP
+# with the configuration's kernelparams, initrd= included. The harness writes the
+# environments before the first boot and reads them back while the guest is down.
+EBG_EFI=/usr/lib/x86_64-linux-gnu/efibootguard/efibootguardx64.efi
+EBG_MB=16
+# How long EFI Boot Guard arms the watchdog (q35's Intel TCO); the guest's
+# iTCO_wdt driver keeps it fed until userspace opens it (nothing here does).
+EBG_WATCHDOG=120
+
+# ebg_partition SLOT: the config partition of SLOT's configuration.
+ebg_partition() { case $1 in A) echo 5 ;; B) echo 6 ;; *) die "unknown EFI Boot Guard config $1" ;; esac; }
+
+# ebg_image SLOT: SLOT's config partition, as mtools' IMAGE@@OFFSET.
+ebg_image() { echo "$RUN/disk.img@@$(($(cgpt show -i "$(ebg_partition "$1")" -b "$RUN/disk.img") * 512))"; }
+
+# ebg_init REVISION_A:USTATE_A REVISION_B:USTATE_B: later boots go through OVMF and
+# EFI Boot Guard, with config A booting USR-A and config B USR-B in these states
+# (as an updater leaves them: e.g. 1:OK 2:INSTALLED). Both slots mount the config
+# partitions (fstab), where bg_printenv and bg_setenv find them.
+ebg_init() {
+  local disk=$RUN/disk.img slot spec n fat start
+  mcopy -o -i "$(esp_image)" "$EBG_EFI" ::/EFI/BOOT/BOOTX64.EFI || fail "could not write EFI Boot Guard on the ESP"
+  truncate -s +$((EBG_MB * 2 + 1))M "$disk"
+  sgdisk -e "$disk" >/dev/null
+  sgdisk -n "5:0:+${EBG_MB}M" -t 5:0700 -c 5:EBG-A -n "6:0:+${EBG_MB}M" -t 6:0700 -c 6:EBG-B "$disk" >/dev/null ||
+    fail "could not add the config partitions"
+  for slot in A B; do
+    spec=$1
+    shift
+    n=$(ebg_partition "$slot")
+    fat=$RUN/ebg-$slot.img
+    rm -f "$fat" "$RUN/BGENV.DAT"
+    mkfs.fat -F 16 -n "EBG$slot" -C "$fat" $((EBG_MB * 1024)) >/dev/null
+    bg_setenv -f "$RUN/BGENV.DAT" -r "${spec%%:*}" -s "${spec#*:}" -w "$EBG_WATCHDOG" -k "L:ESP:vmlinuz" \
+      -a "$(kernel_cmdline "$slot") initrd=\\initrd.img" >/dev/null || fail "bg_setenv could not write config $slot"
+    mcopy -i "$fat" "$RUN/BGENV.DAT" ::/BGENV.DAT || fail "could not write config $slot's BGENV.DAT"
+    start=$(cgpt show -i "$n" -b "$disk")
+    dd if="$fat" of="$disk" bs=512 seek="$start" conv=notrunc,sparse status=none
+    rm -f "$fat" "$RUN/BGENV.DAT"
+  done
+  for slot in A B; do
+    slot_file "$slot" /etc/fstab "$(printf '%s\n' 'PARTLABEL=STATE /var ext4 defaults 0 0' 'PARTLABEL=ESP /efi vfat umask=0077 0 0' \
+      'PARTLABEL=EBG-A /boot/efibootguard/a vfat umask=0077 0 0' 'PARTLABEL=EBG-B /boot/efibootguard/b vfat umask=0077 0 0')"
+  done
+  cp "$OVMF_VARS" "$RUN/ovmf-vars.fd"
+  LOADER=efibootguard
+}
+
+# ebg_env SLOT: "revision=R ustate=S in_progress=I" of SLOT's configuration, read
+# back from its partition with mtools and the real bg_printenv, while the guest is down.
+ebg_env() {
+  local f=$RUN/ebg-$1.dat
+  rm -f "$f"
+  mcopy -i "$(ebg_image "$1")" ::/BGENV.DAT "$f" 2>/dev/null &&
+    bg_printenv -f "$f" -r -o revision,ustate,in_progress |
+    awk -F= '{ v[$1] = $2 } END { printf "revision=%s ustate=%s in_progress=%s\n", v["REVISION"], v["USTATE"], v["IN_PROGRESS"] }'
+}
+
+# expect_ebg_env SLOT STATE WHY: SLOT's configuration reads STATE ("revision=2 ustate=0 in_progress=0").
+expect_ebg_env() {
+  local got
+  ! vm_alive || fail "boot $BOOTS: the harness reads the config partitions only while the guest is down"
+  got=$(ebg_env "$1") || true
+  [ "$got" = "$2" ] || fail "EFI Boot Guard config $1 reads '$got', expected '$2' ($3)"
+  log "EFI Boot Guard config $1: $got"
+}
+
 # systemd-boot's boot counting (the bless-boot scenarios): OVMF and systemd-boot
 # are real, so the harness only writes the entries before the first boot and
 # reads the ESP back while the guest is down (mtools on the image, no mount).
@@ -542,7 +612,7 @@ boot() {
   local -a loader
   case ${LOADER:-gptprio} in
     rauc) BOOT_SLOT=$(rauc_next) ;;
-    grubenv | bless-boot) BOOT_SLOT=UEFI ;;
+    grubenv | bless-boot | efibootguard) BOOT_SLOT=UEFI ;;
     *) BOOT_SLOT=$(gptprio_next) ;;
   esac
   if [ -z "$BOOT_SLOT" ]; then
@@ -552,6 +622,7 @@ boot() {
   if [ "$BOOT_SLOT" = UEFI ]; then
     case $LOADER in
       grubenv) log "boot $BOOTS: OVMF and GRUB, grubenv $(grub_env | paste -sd' ' -), serial log boot-$BOOTS.log" ;;
+      efibootguard) log "boot $BOOTS: OVMF and EFI Boot Guard, config A $(ebg_env A), config B $(ebg_env B), serial log boot-$BOOTS.log" ;;
       *) log "boot $BOOTS: OVMF and systemd-boot, ESP entries $(esp_entries), serial log boot-$BOOTS.log" ;;
     esac
     # shellcheck disable=SC2054 # commas belong to QEMU's option syntax
@@ -585,6 +656,7 @@ boot() {
   VM_PID=$!
   case ${LOADER:-gptprio} in
     grubenv) uefi_booted && grub_booted ;;
+    efibootguard) uefi_booted && ebg_booted ;;
     rauc) log "boot $BOOTS: the RAUC boot loader picked USR-$BOOT_SLOT ($(rauc_states)), rauc.slot=$BOOT_SLOT, serial log boot-$BOOTS.log" ;;
     bless-boot) uefi_booted ;;
     *) log "boot $BOOTS: gptprio picked USR-$BOOT_SLOT ($(gpt_attrs "$BOOT_SLOT") after taking its try), serial log boot-$BOOTS.log" ;;
@@ -599,6 +671,7 @@ boot() {
 uefi_booted() {
   local rc=0 loader_t='' line root bootloader=systemd-boot
   [ "$LOADER" != grubenv ] || bootloader=GRUB
+  [ "$LOADER" != efibootguard ] || bootloader="EFI Boot Guard"
   local end=$((SECONDS + BOOT_TIMEOUT))
   while [ -z "$loader_t" ] && vm_alive && ((SECONDS < end)); do
     tr -d '\r' 2>/dev/null <"$LOG" | grep -a "$UEFI_LOADER_LINE" >/dev/null && loader_t=$(calc "$EPOCHREALTIME - $BOOT_T0")
@@ -614,8 +687,8 @@ uefi_booted() {
   BOOT_ENTRY=$(field "$line" entry)
   BOOT_COUNTING=$(field "$line" counting)
   TIMINGS+=("UEFI QEMU→$bootloader ${loader_t:-?}s →kernel ${kernel_t}s")
-  if [ "$bootloader" = GRUB ]; then
-    log "boot $BOOTS: USR-$BOOT_SLOT is root; QEMU start → GRUB ${loader_t:-?}s, → kernel ${kernel_t}s"
+  if [ "$bootloader" != systemd-boot ]; then
+    log "boot $BOOTS: USR-$BOOT_SLOT is root; QEMU start → $bootloader ${loader_t:-?}s, → kernel ${kernel_t}s"
   else
     log "boot $BOOTS: systemd-boot started entry $BOOT_ENTRY (counting: $BOOT_COUNTING), USR-$BOOT_SLOT is root; QEMU start → systemd-boot ${loader_t:-?}s, → kernel ${kernel_t}s"
   fi
@@ -638,6 +711,23 @@ grub_booted() {
     fail "boot $BOOTS: GRUB said it booted '${entry:-nothing}', but the guest's root is USR-$BOOT_SLOT"
   BOOT_SLOT=${entry#USR-}
   log "boot $BOOTS: GRUB (greenboot's script: $GRUB_SAID) booted $entry"
+}
+
+# ebg_booted: after uefi_booted, what EFI Boot Guard said on the console: EBG_SAID,
+# "revision=R ustate=S" of the configuration it chose (its "Config Revision: R:" and
+# " ustate: S" lines; a fallback prints the failed one's revision and the booted
+# one's state), and its own version line, which must be there.
+ebg_booted() {
+  local text
+  text=$(console_text)
+  grep -a '^EFI Boot Guard v' <<<"$text" >/dev/null || fail "boot $BOOTS: EFI Boot Guard never said its version: not started"
+  EBG_SAID="revision=$(sed -n 's/^Config Revision: \([0-9]*\):.*/\1/p' <<<"$text" | tail -1) ustate=$(sed -n 's/^ ustate: \([0-9]*\).*/\1/p' <<<"$text" | tail -1)"
+  log "boot $BOOTS: EFI Boot Guard ($EBG_SAID) booted USR-$BOOT_SLOT"
+}
+
+# expect_ebg_said STATE WHY: EFI Boot Guard said STATE this boot (see ebg_booted).
+expect_ebg_said() {
+  [ "$EBG_SAID" = "$1" ] || fail "boot $BOOTS: EFI Boot Guard said '$EBG_SAID', expected '$1' ($2)"
 }
 
 # expect_grub_said VARS WHY: greenboot's script in GRUB left VARS this boot

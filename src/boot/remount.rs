@@ -66,7 +66,7 @@ fn parse_line(line: &str) -> Option<Mount> {
 }
 
 /// A mount point as the kernel escapes it: space, tab, newline and backslash as `\ooo`.
-fn unescape(field: &str) -> String {
+pub(crate) fn unescape(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

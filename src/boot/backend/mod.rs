@@ -8,7 +8,7 @@
 //! good fallback.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
 use super::BootStatus;
@@ -147,13 +147,17 @@ pub async fn choose(
     }
 }
 
-/// `auto` past the GPT and systemd-boot: RAUC, then greenboot's counting, else nothing.
+/// `auto` past the GPT and systemd-boot: RAUC, then EFI Boot Guard's environment (which
+/// RAUC may drive itself), then greenboot's counting, else nothing.
 async fn auto_past_uefi(
     block: Option<PathBuf>,
     rauc: impl FnOnce() -> Box<rauc::Rauc>,
 ) -> Result<(Box<dyn Backend>, String), String> {
-    match rauc_on_bus().await {
-        Some(why) => Ok((rauc(), format!("auto: {} {why}", rauc::SERVICE))),
+    if let Some(why) = rauc_on_bus().await {
+        return Ok((rauc(), format!("auto: {} {why}", rauc::SERVICE)));
+    }
+    match efibootguard::detect(Path::new("/sys/firmware"), Path::new("/proc/self/mountinfo")) {
+        Some(why) => Ok((Box::new(efibootguard::Efibootguard::new(&Default::default())), format!("auto: {why}"))),
         None => auto_grubenv(block),
     }
 }
@@ -167,7 +171,8 @@ fn auto_grubenv(block: Option<PathBuf>) -> Result<(Box<dyn Backend>, String), St
         }
         None => Ok((
             Box::new(none::None),
-            "auto: no gptprio slot, no systemd-boot counting, no RAUC and no GRUB boot_counter".into(),
+            "auto: no gptprio slot, no systemd-boot counting, no RAUC, no EFI Boot Guard and no GRUB boot_counter"
+                .into(),
         )),
     }
 }

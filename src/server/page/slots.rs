@@ -1,5 +1,6 @@
 //! The page's boot slots, as the boot backend sees them: the GPT's gptprio slots (and
-//! which boots next), RAUC's slots, systemd-boot's counted entry, GRUB's `boot_counter`.
+//! which boots next), RAUC's slots, EFI Boot Guard's configurations, systemd-boot's
+//! counted entry, GRUB's `boot_counter`.
 //! The backend is named; a machine without slots is told so only when nothing has any.
 
 use std::fmt::Write as _;
@@ -8,7 +9,7 @@ use super::View;
 use super::escape::Esc;
 use super::headline::backend_name;
 use crate::boot::decide::count_down;
-use crate::record::boot::{BackendFacts, BootFacts, RaucSlot};
+use crate::record::boot::{BackendFacts, BootFacts, EbgConfig, RaucSlot};
 
 /// The slots section.
 pub(super) fn section(out: &mut String, v: &View) {
@@ -27,6 +28,10 @@ pub(super) fn section(out: &mut String, v: &View) {
     match backend {
         Some(BackendFacts::Rauc { booted, primary, slots, error }) => {
             shown |= rauc(out, booted.as_deref(), primary.as_deref(), slots.as_deref().unwrap_or_default());
+            problem(out, error.as_deref());
+        }
+        Some(BackendFacts::Efibootguard { configs, error }) => {
+            shown |= ebg(out, configs.as_deref().unwrap_or_default());
             problem(out, error.as_deref());
         }
         Some(BackendFacts::BlessBoot { counting, esp, entry, tries_left, tries_done, error, .. }) => {
@@ -207,6 +212,50 @@ fn rauc(out: &mut String, booted: Option<&str>, primary: Option<&str>, slots: &[
             Esc(bootname.unwrap_or("– (not bootable)")),
             Esc(s.class.as_deref().unwrap_or("–")),
             Esc(s.boot_status.as_deref().unwrap_or("–"))
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
+    true
+}
+
+/// EFI Boot Guard's configurations, the booted one marked; false when none was read.
+fn ebg(out: &mut String, configs: &[EbgConfig]) -> bool {
+    if configs.is_empty() {
+        return false;
+    }
+    out.push_str("<table id=ebg-configs>\n<thead><tr><th scope=col>Configuration<th scope=col>State");
+    out.push_str("<th scope=col>Revision<th scope=col>ustate<th scope=col>Kernel</thead>\n<tbody>\n");
+    for c in configs {
+        let mut state: Vec<&str> = Vec::new();
+        if c.booted {
+            state.push("booted");
+        }
+        match c.ustate.as_str() {
+            "TESTING" if c.booted => state.push("under test: not confirmed yet"),
+            "INSTALLED" => state.push("installed: tested at the next boot"),
+            "FAILED" => state.push("failed its test"),
+            _ => {}
+        }
+        if c.in_progress {
+            state.push("update in progress");
+        }
+        if state.is_empty() {
+            state.push("idle");
+        }
+        let class = match (c.ustate.as_str(), c.booted) {
+            ("FAILED", _) => "bad",
+            ("TESTING", true) => "wait",
+            (_, true) => "ok",
+            _ => "idle",
+        };
+        let _ = writeln!(
+            out,
+            "<tr class={class}><th>{}<td class=st>{}<td><i>revision </i>{}<td><i>ustate </i>{}<td><i>kernel </i>{}",
+            Esc(&c.source),
+            Esc(&state.join(" · ")),
+            c.revision,
+            Esc(&c.ustate),
+            Esc(c.kernel.as_deref().unwrap_or("–"))
         );
     }
     out.push_str("</tbody>\n</table>\n");
