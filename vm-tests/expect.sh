@@ -17,6 +17,7 @@ boot_loader() {
   case ${LOADER:-gptprio} in
     grubenv) echo "GRUB with greenboot's script" ;;
     rauc) echo "the RAUC boot loader" ;;
+    uboot) echo "U-Boot's bootcount logic (played by the harness)" ;;
     # systemd-boot picks an entry; the slot is the root that entry mounted.
     bless-boot) echo "systemd-boot (entry ${BOOT_ENTRY:-?})" ;;
     *) echo gptprio ;;
