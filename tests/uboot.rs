@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use support::{Launch, NotifySocket};
 
 fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} ({e}): build/deps.sh installs libubootenv-tool and u-boot-tools"));
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run {program} ({e}): build/deps.sh installs libubootenv-tool and u-boot-tools")
+    });
     assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -54,7 +53,8 @@ fn a_passed_gate_clears_the_count_before_ready() {
         environment(dir.path(), &["upgrade_available=1", "bootcount=1", "bootlimit=3", "altbootcmd=run altboot"]);
     let notify = NotifySocket::bind(dir.path());
     let t0 = Instant::now();
-    let daemon = Launch::listening(policy(&config, "{deadline: 30s}", PASSING)).in_dir(dir.path()).notify(&notify).start();
+    let daemon =
+        Launch::listening(policy(&config, "{deadline: 30s}", PASSING)).in_dir(dir.path()).notify(&notify).start();
     notify.wait_for("READY=1", t0, Duration::from_secs(20), |m| m.contains("READY=1"));
     assert_eq!(printenv(&config, &NUMBERS), "upgrade_available=0 bootcount=0 bootlimit=3", "marked before READY=1");
     let doc = daemon.health();
@@ -85,11 +85,17 @@ fn a_failed_gate_at_the_limit_asks_for_the_reboot_that_runs_altbootcmd() {
     assert_eq!(daemon.wait_exit(Duration::from_secs(60)).code(), Some(2), "{}", daemon.stderr());
     let msgs = notify.texts();
     assert!(
-        msgs.iter().any(|m| m.contains("rebooting in 0s to fall back to U-Boot's altbootcmd: upgrade_available=1 and bootcount 3 = bootlimit 3")),
+        msgs.iter().any(|m| m.contains(
+            "rebooting in 0s to fall back to U-Boot's altbootcmd: upgrade_available=1 and bootcount 3 = bootlimit 3"
+        )),
         "{msgs:#?}"
     );
     assert!(msgs.iter().any(|m| m.contains("the reboot request failed")), "{msgs:#?}");
-    assert_eq!(printenv(&config, &NUMBERS), "upgrade_available=1 bootcount=3 bootlimit=3", "a failed gate writes nothing");
+    assert_eq!(
+        printenv(&config, &NUMBERS),
+        "upgrade_available=1 bootcount=3 bootlimit=3",
+        "a failed gate writes nothing"
+    );
     let history = std::fs::read_to_string(dir.path().join("state/history.jsonl")).unwrap();
     assert!(history.contains(r#""decision":"reboot""#), "{history}");
 }
