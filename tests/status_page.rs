@@ -872,3 +872,25 @@ async fn a_fallen_back_device_in_chromium() {
         "both slots, and which boots next: {dom}"
     );
 }
+
+#[tokio::test]
+async fn the_uboot_backend_shows_u_boots_count_escaped() {
+    let uboot = json!({"backend": "uboot", "config": "/etc/<fw_env>.config", "upgrade_available": true,
+        "bootcount": 2, "bootlimit": 3});
+    let html = get(&router_with(healthy(), Some(uboot), Vec::new()), "/").await.body;
+    assert!(html.contains("Boot backend: <strong>uboot</strong>"), "{html}");
+    assert!(
+        html.contains("<p id=uboot>U-Boot environment (<code>/etc/&lt;fw_env&gt;.config</code>): <code>upgrade_available</code> 1, <code>bootcount</code> 2, <code>bootlimit</code> 3: U-Boot counts this update&#39;s boots, this is try 2 of 3, then altbootcmd.</p>"),
+        "{html}"
+    );
+    assert!(!html.contains("No A/B slots"), "{html}");
+    let confirmed = json!({"backend": "uboot", "config": "/etc/fw_env.config", "upgrade_available": false,
+        "bootcount": 0, "bootlimit": 3});
+    let html = get(&router_with(healthy(), Some(confirmed), Vec::new()), "/").await.body;
+    assert!(html.contains("bootlimit</code> 3: U-Boot does not count this boot, it is confirmed.</p>"), "{html}");
+    let unread = json!({"backend": "uboot", "config": "/etc/fw_env.config", "upgrade_available": null,
+        "bootcount": null, "bootlimit": null, "error": "fw_printenv <failed>"});
+    let html = get(&router_with(healthy(), Some(unread), Vec::new()), "/").await.body;
+    assert!(html.contains("<p id=uboot>U-Boot environment (<code>/etc/fw_env.config</code>): not read.</p>"), "{html}");
+    assert!(html.contains("The backend could not be read: fw_printenv &lt;failed&gt;"), "{html}");
+}

@@ -18,6 +18,7 @@ boot_loader() {
     grubenv) echo "GRUB with greenboot's script" ;;
     rauc) echo "the RAUC boot loader" ;;
     efibootguard) echo "EFI Boot Guard (${EBG_SAID:-?})" ;;
+    uboot) echo "U-Boot's bootcount logic (played by the harness)" ;;
     # systemd-boot picks an entry; the slot is the root that entry mounted.
     bless-boot) echo "systemd-boot (entry ${BOOT_ENTRY:-?})" ;;
     *) echo gptprio ;;

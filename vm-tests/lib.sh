@@ -320,6 +320,98 @@ rauc_next() {
   fi
 }
 
+# U-Boot's bootcount (the uboot scenarios). u-boot-qemu on x86 has no saved
+# environment and no bootcount command, so the harness plays U-Boot: a redundant
+# environment (two copies, as mkenvimage -r makes them) lives at raw offsets of
+# the disk, in the gap between the GPT and the first partition, where many boards
+# keep theirs; the guest's /etc/fw_env.config names it on /dev/vda, and the host
+# reads and writes the same bytes of the disk image with the real fw_printenv and
+# fw_setenv (libubootenv). Before each boot, uboot_next does what U-Boot's
+# CONFIG_BOOTCOUNT_LIMIT with CONFIG_BOOTCOUNT_ENV does, then boots boot_slot.
+UBOOT_ENV_OFFSETS=(0x80000 0x84000)
+UBOOT_ENV_SIZE=0x4000
+# What the environment's altbootcmd says, as a board's U-Boot would run it; the
+# harness plays exactly this (uboot_next).
+UBOOT_ALTBOOTCMD='if test ${boot_slot} = A; then setenv boot_slot B; else setenv boot_slot A; fi; setenv upgrade_available 0; setenv bootcount 0; saveenv; run bootcmd'
+
+# uboot_init NAME=VALUE...: later boots go through the harness's U-Boot, with a
+# fresh environment holding these variables (plus bootcmd and altbootcmd), and
+# both slots get the fw_env.config that names it.
+uboot_init() {
+  local off guest=''
+  printf '%s\n' "bootcmd=boot \${boot_slot}" "altbootcmd=$UBOOT_ALTBOOTCMD" "$@" >"$RUN/uboot-env.txt"
+  mkenvimage -r -s "$UBOOT_ENV_SIZE" -o "$RUN/uboot-env.bin" "$RUN/uboot-env.txt" || fail "mkenvimage failed"
+  : >"$RUN/fw_env.config"
+  for off in "${UBOOT_ENV_OFFSETS[@]}"; do
+    dd if="$RUN/uboot-env.bin" of="$RUN/disk.img" bs=512 seek=$((off / 512)) conv=notrunc status=none
+    echo "$RUN/disk.img $off $UBOOT_ENV_SIZE" >>"$RUN/fw_env.config"
+    guest+="/dev/vda $off $UBOOT_ENV_SIZE"$'\n'
+  done
+  slot_file A /etc/fw_env.config "${guest%$'\n'}"
+  slot_file B /etc/fw_env.config "${guest%$'\n'}"
+  LOADER=uboot
+}
+
+# uboot_var NAME: a variable of the environment on the disk image, empty when unset.
+uboot_var() { fw_printenv -c "$RUN/fw_env.config" -n "$1" 2>>"$RUN/uboot.err"; }
+
+# uboot_set NAME=VALUE...: U-Boot's saveenv of these variables, in one write.
+uboot_set() {
+  printf '%s\n' "$@" >"$RUN/uboot-set.txt"
+  fw_setenv -c "$RUN/fw_env.config" -s "$RUN/uboot-set.txt" 2>>"$RUN/uboot.err"
+}
+
+# uboot_ulong VALUE: U-Boot's env_get_ulong(…, 10, 0): the leading digits, else 0.
+uboot_ulong() {
+  local n=${1%%[!0-9]*}
+  echo $((10#${n:-0}))
+}
+
+# uboot_next: one boot of U-Boot over the environment, played: with
+# upgrade_available set it counts bootcount up and saves it; when bootlimit is
+# set and the count exceeds it, it runs altbootcmd (UBOOT_ALTBOOTCMD: the other
+# slot, upgrade_available=0, bootcount=0, saveenv), else bootcmd. Prints the slot
+# it boots; says what it did in $RUN/uboot-said.
+uboot_next() {
+  local testing count limit slot cmd=bootcmd
+  testing=$(uboot_ulong "$(uboot_var upgrade_available)") || return 1
+  count=$(uboot_ulong "$(uboot_var bootcount)") || return 1
+  limit=$(uboot_ulong "$(uboot_var bootlimit)") || return 1
+  slot=$(uboot_var boot_slot) || return 1
+  if [ "$testing" != 0 ]; then
+    count=$((count + 1))
+    uboot_set "bootcount=$count" || return 1
+  else
+    count=1
+  fi
+  if [ "$limit" -gt 0 ] && [ "$count" -gt "$limit" ]; then
+    cmd=altbootcmd
+    case $slot in A) slot=B ;; *) slot=A ;; esac
+    uboot_set "boot_slot=$slot" upgrade_available=0 bootcount=0 || return 1
+  fi
+  echo "bootcount $count, bootlimit $limit: $cmd" >"$RUN/uboot-said"
+  case $slot in A | B) echo "$slot" ;; *) return 1 ;; esac
+}
+
+# uboot_env NAME...: "NAME=VALUE ..." of the environment on the disk image (read
+# while the guest is down: its writes may still be in its page cache).
+uboot_env() {
+  local name out=()
+  for name; do out+=("$name=$(uboot_var "$name")"); done
+  echo "${out[*]}"
+}
+
+# expect_uboot_env "NAME=VALUE ..." WHY: the environment on the disk image holds these.
+expect_uboot_env() {
+  local names got
+  ! vm_alive || fail "boot $BOOTS: the harness reads U-Boot's environment only while the guest is down"
+  names=$(sed 's/=[^ ]*//g' <<<"$1")
+  # shellcheck disable=SC2086 # one word per name
+  got=$(uboot_env $names)
+  [ "$got" = "$1" ] || fail "U-Boot's environment on the disk is '$got', expected '$1' ($2)"
+  log "U-Boot's environment on the disk: $got"
+}
+
 # state_write PATH FILE: FILE becomes PATH on the STATE partition.
 state_write() {
   local offset
@@ -612,6 +704,7 @@ boot() {
   local -a loader
   case ${LOADER:-gptprio} in
     rauc) BOOT_SLOT=$(rauc_next) ;;
+    uboot) BOOT_SLOT=$(uboot_next) || fail "boot $((BOOTS)): the harness's U-Boot could not read or write the environment: $(tail -3 "$RUN/uboot.err")" ;;
     grubenv | bless-boot | efibootguard) BOOT_SLOT=UEFI ;;
     *) BOOT_SLOT=$(gptprio_next) ;;
   esac
@@ -657,6 +750,7 @@ boot() {
   case ${LOADER:-gptprio} in
     grubenv) uefi_booted && grub_booted ;;
     efibootguard) uefi_booted && ebg_booted ;;
+    uboot) log "boot $BOOTS: U-Boot (played by the harness): $(cat "$RUN/uboot-said"), booted USR-$BOOT_SLOT, serial log boot-$BOOTS.log" ;;
     rauc) log "boot $BOOTS: the RAUC boot loader picked USR-$BOOT_SLOT ($(rauc_states)), rauc.slot=$BOOT_SLOT, serial log boot-$BOOTS.log" ;;
     bless-boot) uefi_booted ;;
     *) log "boot $BOOTS: gptprio picked USR-$BOOT_SLOT ($(gpt_attrs "$BOOT_SLOT") after taking its try), serial log boot-$BOOTS.log" ;;

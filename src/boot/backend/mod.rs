@@ -105,6 +105,7 @@ pub async fn choose(
         }
     };
     let rauc = || Box::new(rauc::Rauc::new(rauc::Bus::System, rauc::TIMEOUT));
+    let uboot_config = || settings.uboot_config.clone().unwrap_or_else(|| PathBuf::from(uboot::FW_ENV_CONFIG));
     match named {
         Named::Flatcar => Ok((flatcar(), "boot.backend is flatcar".into())),
         Named::None => Ok((Box::new(none::None), "boot.backend is none".into())),
@@ -121,7 +122,7 @@ pub async fn choose(
             "boot.backend is efibootguard".into(),
         )),
         Named::Uboot => {
-            let config = settings.uboot_config.clone().unwrap_or_else(|| PathBuf::from(uboot::FW_ENV_CONFIG));
+            let config = uboot_config();
             let why = format!("boot.backend is uboot ({})", config.display());
             Ok((Box::new(uboot::Uboot::new(config)), why))
         }
@@ -142,22 +143,26 @@ pub async fn choose(
             Ok(b) if b.counting() => {
                 Ok((Box::new(b), "auto: systemd-boot counts this boot (LoaderBootCountPath is set)".into()))
             }
-            _ => auto_past_uefi(block(), rauc).await,
+            _ => auto_past_uefi(block(), rauc, uboot_config()).await,
         },
     }
 }
 
 /// `auto` past the GPT and systemd-boot: RAUC, then EFI Boot Guard's environment (which
-/// RAUC may drive itself), then greenboot's counting, else nothing.
+/// RAUC may drive itself), then U-Boot's bootcount, then greenboot's counting, else nothing.
 async fn auto_past_uefi(
     block: Option<PathBuf>,
     rauc: impl FnOnce() -> Box<rauc::Rauc>,
+    uboot_config: PathBuf,
 ) -> Result<(Box<dyn Backend>, String), String> {
     if let Some(why) = rauc_on_bus().await {
         return Ok((rauc(), format!("auto: {} {why}", rauc::SERVICE)));
     }
-    match efibootguard::detect(Path::new("/sys/firmware"), Path::new("/proc/self/mountinfo")) {
-        Some(why) => Ok((Box::new(efibootguard::Efibootguard::new(&Default::default())), format!("auto: {why}"))),
+    if let Some(why) = efibootguard::detect(Path::new("/sys/firmware"), Path::new("/proc/self/mountinfo")) {
+        return Ok((Box::new(efibootguard::Efibootguard::new(&Default::default())), format!("auto: {why}")));
+    }
+    match uboot::counting(&uboot_config).await {
+        Some(why) => Ok((Box::new(uboot::Uboot::new(uboot_config)), format!("auto: {why}"))),
         None => auto_grubenv(block),
     }
 }
@@ -171,7 +176,7 @@ fn auto_grubenv(block: Option<PathBuf>) -> Result<(Box<dyn Backend>, String), St
         }
         None => Ok((
             Box::new(none::None),
-            "auto: no gptprio slot, no systemd-boot counting, no RAUC, no EFI Boot Guard and no GRUB boot_counter"
+            "auto: no gptprio slot, no systemd-boot counting, no RAUC, no EFI Boot Guard, no U-Boot bootcount and no GRUB boot_counter"
                 .into(),
         )),
     }

@@ -1,6 +1,6 @@
 //! The page's boot slots, as the boot backend sees them: the GPT's gptprio slots (and
 //! which boots next), RAUC's slots, EFI Boot Guard's configurations, systemd-boot's
-//! counted entry, GRUB's `boot_counter`.
+//! counted entry, GRUB's `boot_counter`, U-Boot's bootcount.
 //! The backend is named; a machine without slots is told so only when nothing has any.
 
 use std::fmt::Write as _;
@@ -71,6 +71,11 @@ pub(super) fn section(out: &mut String, v: &View) {
                 None => out.push_str(": no update is being counted"),
             }
             out.push_str(".</p>\n");
+            problem(out, error.as_deref());
+            shown = true;
+        }
+        Some(BackendFacts::Uboot { config, upgrade_available, bootcount, bootlimit, error }) => {
+            uboot(out, config, *upgrade_available, *bootcount, *bootlimit);
             problem(out, error.as_deref());
             shown = true;
         }
@@ -260,4 +265,28 @@ fn ebg(out: &mut String, configs: &[EbgConfig]) -> bool {
     }
     out.push_str("</tbody>\n</table>\n");
     true
+}
+
+/// U-Boot's bootcount variables and what U-Boot makes of them.
+fn uboot(out: &mut String, config: &str, testing: Option<bool>, count: Option<u32>, limit: Option<u32>) {
+    let _ = write!(out, "<p id=uboot>U-Boot environment (<code>{}</code>)", Esc(config));
+    let Some(testing) = testing else {
+        out.push_str(": not read.</p>\n");
+        return;
+    };
+    let n = |v: Option<u32>| v.map_or_else(|| "unset".into(), |n| n.to_string());
+    let meaning = match (testing, count.unwrap_or(0), limit.unwrap_or(0)) {
+        (false, ..) => "U-Boot does not count this boot, it is confirmed".into(),
+        (true, _, 0) => "no bootlimit, so U-Boot never runs altbootcmd".into(),
+        (true, c, l) if c > l => "past bootlimit, this boot is U-Boot's altbootcmd".into(),
+        (true, c, l) => format!("U-Boot counts this update's boots, this is try {c} of {l}, then altbootcmd"),
+    };
+    let _ = writeln!(
+        out,
+        ": <code>upgrade_available</code> {}, <code>bootcount</code> {}, <code>bootlimit</code> {}: {}.</p>",
+        if testing { "1" } else { "0" },
+        n(count),
+        n(limit),
+        Esc(&meaning)
+    );
 }
