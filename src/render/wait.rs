@@ -14,6 +14,8 @@ use crate::util::time::{readable, spelled, spelled_secs_up};
 
 /// How many failing checks the line names before it counts the rest.
 const NAMED: usize = 8;
+/// The most of a mark's note the line quotes.
+const MARK_CUT: usize = 120;
 /// The longest line printed.
 const LINE_CUT: usize = 400;
 
@@ -27,7 +29,9 @@ pub fn decided(v: &VerdictRecord) -> String {
         details.push(reason.clone());
     }
     match &v.mark {
-        Some(m) if m.done => details.push("marked good".into()),
+        // What the backend did, in its own words: "marked good" would claim too much
+        // where the mark is update_engine's, later, or where nothing marks boots.
+        Some(m) if m.done => details.push(cut(&one_line(&m.note), MARK_CUT)),
         Some(m) => details.push(format!("NOT marked good: {}", one_line(&m.note))),
         None => {}
     }
@@ -144,10 +148,14 @@ fn listed(names: &[String]) -> String {
 /// `line` on one line without control characters, cut to [`LINE_CUT`] characters.
 fn plain(line: &str) -> String {
     let clean: String = line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    let clean = one_line(&clean);
-    match clean.char_indices().nth(LINE_CUT) {
-        Some((at, _)) => format!("{}…", &clean[..at]),
-        None => clean,
+    cut(&one_line(&clean), LINE_CUT)
+}
+
+/// `text` cut to `max` characters, with `…` when something was cut.
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
     }
 }
 
@@ -173,8 +181,11 @@ mod tests {
         let checks =
             vec![CheckResult::finished("root", true, Status::Pass), CheckResult::finished("api", true, Status::Pass)];
         let mut v = record(GateState::Passed, checks);
-        v.mark = Some(Mark { done: true, note: "marked".into() });
-        assert_eq!(decided(&v), "passed: boot healthy, all 2 checks passed (gate 3.2 s, marked good)");
+        v.mark = Some(Mark { done: true, note: "confirmed EFI Boot Guard config #1".into() });
+        assert_eq!(
+            decided(&v),
+            "passed: boot healthy, all 2 checks passed (gate 3.2 s, confirmed EFI Boot Guard config #1)"
+        );
         let checks = vec![
             CheckResult::finished("root", true, Status::Pass),
             CheckResult::finished("docker", false, Status::Warn),
