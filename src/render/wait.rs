@@ -123,7 +123,12 @@ fn doing(p: &GateProgress, now: SystemTime) -> String {
         Some(Phase::Settling) => format!("gate settling before its {} critical checks run", p.critical),
         Some(Phase::Soaking) => {
             let left = p.soak_ends.map(|t| t.0.duration_since(now).unwrap_or_default()).unwrap_or_default();
-            format!("soaking, {} left; {passed}{waiting}", spelled_secs_up(left))
+            if left.is_zero() {
+                // The soak's time is up, and its last round of checks is still running.
+                format!("soaking, its last round finishing; {passed}{waiting}")
+            } else {
+                format!("soaking, {} left; {passed}{waiting}", spelled_secs_up(left))
+            }
         }
         _ => format!("gate running, {passed}{waiting}"),
     }
@@ -264,6 +269,12 @@ mod tests {
         assert_eq!(
             still_running(after, dir, &Undecided::NoVerdict, Some(&soaking), now),
             "still running after 5s: soaking, 41s left; 1 of 1 critical checks passed (no verdict yet in /run/bootgate/verdict.json)"
+        );
+        // Past its end, a soak still waits for the round of checks it started.
+        let last_round = GateProgress::of(&s, None, now);
+        assert_eq!(
+            still_running(after, dir, &Undecided::NoVerdict, Some(&last_round), now + Duration::from_secs(50)),
+            "still running after 5s: soaking, its last round finishing; 1 of 1 critical checks passed (no verdict yet in /run/bootgate/verdict.json)"
         );
     }
 }
