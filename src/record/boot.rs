@@ -6,7 +6,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Failing;
-use crate::record::history::Decision;
 
 /// This boot's facts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -51,6 +50,45 @@ pub struct Permanent {
     pub done: bool,
     /// What it said, or why it failed.
     pub note: String,
+}
+
+/// What bootgate did about a failed gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Rebooted into the fallback slot.
+    Reboot,
+    /// Stayed: the booted slot was already marked successful.
+    StayConfirmed,
+    /// Stayed: the boot loader had no other slot to pick.
+    StayNoFallback,
+    /// Stayed: not an A/B system.
+    NotAb,
+    /// The boot was reverted after its gate (a rollback window).
+    Reverted,
+    /// Stayed because the policy says `on_failure: stay`.
+    StayPolicy,
+    /// Stayed: the boot loader's state could not be read or changed.
+    StayBackendError,
+    /// A decision a newer bootgate recorded, which this version does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl Decision {
+    /// The word the history line has.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Reboot => "reboot",
+            Decision::StayConfirmed => "stay_confirmed",
+            Decision::StayNoFallback => "stay_no_fallback",
+            Decision::NotAb => "not_ab",
+            Decision::Reverted => "reverted",
+            Decision::StayPolicy => "stay_policy",
+            Decision::StayBackendError => "stay_backend_error",
+            Decision::Other => "other",
+        }
+    }
 }
 
 /// A failed gate's decision as operators read it: reboot (where to, and when) or stay (and why).

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Lenient;
+pub use super::boot::Decision;
 use super::boot::{Fallback, Mark, Permanent, Reason};
 use super::verdict::VerdictRecord;
 use crate::util::read::read_regular_tail;
@@ -38,45 +39,6 @@ pub struct Slot {
 }
 
 pub use crate::engine::Failing;
-
-/// What bootgate did about a failed gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    /// Rebooted into the fallback slot.
-    Reboot,
-    /// Stayed: the booted slot was already marked successful.
-    StayConfirmed,
-    /// Stayed: the boot loader had no other slot to pick.
-    StayNoFallback,
-    /// Stayed: not an A/B system.
-    NotAb,
-    /// The boot was reverted after its gate (a rollback window).
-    Reverted,
-    /// Stayed because the policy says `on_failure: stay`.
-    StayPolicy,
-    /// Stayed: the boot loader's state could not be read or changed.
-    StayBackendError,
-    /// A decision a newer bootgate recorded, which this version does not know.
-    #[serde(other)]
-    Other,
-}
-
-impl Decision {
-    /// The word the history line has.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Reboot => "reboot",
-            Decision::StayConfirmed => "stay_confirmed",
-            Decision::StayNoFallback => "stay_no_fallback",
-            Decision::NotAb => "not_ab",
-            Decision::Reverted => "reverted",
-            Decision::StayPolicy => "stay_policy",
-            Decision::StayBackendError => "stay_backend_error",
-            Decision::Other => "other",
-        }
-    }
-}
 
 /// The fallback a boot found itself in, as its line records it (so a later boot on the
 /// same slot does not report it again).
