@@ -53,9 +53,10 @@ expect_history() {
   log "boot history on the STATE partition: $(state_file /lib/bootgate/history.jsonl | jq -c '{gate, status, failing}' | paste -sd' ' -)"
 }
 
-# expect_fallback FROM REASON [CHECK]: this boot knows it is a fallback from
-# USR-FROM and why: boot.fallback in the health document (with CHECK among its
-# failing checks, if given) and the bootgate_boot_fallback metric.
+# expect_fallback FROM REASON [CHECK [BLAME]]: this boot knows it is a fallback
+# from USR-FROM and why: boot.fallback in the health document (with CHECK among
+# its failing checks, if given, and its second verdict BLAME: image,
+# environment or unknown) and the bootgate_boot_fallback metric (with BLAME).
 expect_fallback() {
   local url=http://127.0.0.1:$PORT body=$RUN/fallback-$BOOTS.json
   # (--max-time: one answer of a guest that stays up; idle it takes milliseconds.)
@@ -66,10 +67,53 @@ expect_fallback() {
     jq -e --arg c "$3" '.boot.fallback.failing | any(.name == $c and (.message | length > 0))' "$body" >/dev/null ||
       fail "boot $BOOTS: boot.fallback does not name $3 with its message: $(jq -c '.boot.fallback' "$body")"
   fi
+  local blame=${4:+blame=\"$4\"}
+  if [ -n "${4:-}" ]; then
+    jq -e --arg b "$4" '.boot.fallback.blame == $b' "$body" >/dev/null ||
+      fail "boot $BOOTS: boot.fallback blames $(jq -c '.boot.fallback.blame' "$body"), expected $4: $(jq -c '.boot.fallback' "$body")"
+  fi
   curl -sS --max-time 30 "$url/metrics" 2>/dev/null |
-    grep -E "^bootgate_boot_fallback\{" | grep -F "from_partition=\"USR-$1\"" | grep -F "reason=\"$2\"" | grep -E ' 1$' >/dev/null ||
-    fail "boot $BOOTS: /metrics has no bootgate_boot_fallback{from_partition=\"USR-$1\",reason=\"$2\"} 1"
+    grep -E "^bootgate_boot_fallback\{" | grep -F "from_partition=\"USR-$1\"" | grep -F "reason=\"$2\"" | grep -F "$blame" | grep -E ' 1$' >/dev/null ||
+    fail "boot $BOOTS: /metrics has no bootgate_boot_fallback{from_partition=\"USR-$1\",reason=\"$2\"${blame:+,$blame}} 1"
   log "boot $BOOTS: fallback reported: $(jq -c '.boot.fallback' "$body" | head -c 400)"
+}
+
+# expect_metric REGEX WHY: a line of the guest's /metrics, asked from the host
+# now, matches REGEX (whole line), e.g. 'bootgate_update_held\{version="1.1"\} 1';
+# with REGEX starting with !, no line does (a series that must be absent).
+expect_metric() {
+  local re=${1#!} got
+  got=$(curl -sS --max-time 30 "http://127.0.0.1:$PORT/metrics" 2>"$RUN/curl-$BOOTS.err") ||
+    fail "boot $BOOTS: no /metrics ($(cat "$RUN/curl-$BOOTS.err")) ($2)"
+  if [ "$re" != "$1" ]; then
+    ! grep -xE -- "$re" <<<"$got" >/dev/null || fail "boot $BOOTS: /metrics has $(grep -xE -- "$re" <<<"$got" | head -1) ($2)"
+    log "boot $BOOTS: /metrics has no line like $re"
+  else
+    grep -xE -- "$re" <<<"$got" >/dev/null ||
+      fail "boot $BOOTS: /metrics has no line like $re ($2); of its name: $(grep -E "^${re%%[\\{ ]*}" <<<"$got" | head -3 | paste -sd' ' -)"
+    log "boot $BOOTS: /metrics: $(grep -xE -- "$re" <<<"$got" | head -1)"
+  fi
+}
+
+# wait_last_seen CHECK STATUS: waits for bootgate to record, in this boot,
+# that the booted image last saw CHECK with STATUS (pass, warn, fail): the
+# observer's "last-seen" line, said when its record changes.
+wait_last_seen() {
+  wait_line "^last-seen .*slot=USR-$BOOT_SLOT .* $1=$2( |\$)" "$STEP_TIMEOUT" ||
+    fail "boot $BOOTS: bootgate never recorded $1 $2 on USR-$BOOT_SLOT (last: $(guest_line '^last-seen '))"
+  log "boot $BOOTS: $(guest_line '^last-seen ')"
+}
+
+# expect_last_seen CHECK STATUS: last-seen.json on the STATE partition (read
+# while the guest is down) has, for this boot's slot, CHECK with STATUS.
+expect_last_seen() {
+  local doc
+  ! vm_alive || fail "boot $BOOTS: the harness reads the STATE partition only while the guest is down"
+  doc=$(state_file /lib/bootgate/last-seen.json) || true
+  jq -e --arg s "USR-$BOOT_SLOT" --arg c "$1" --arg r "$2" \
+    'any(.images[]; .image.slot == $s and .checks[$c].status == $r)' <<<"$doc" >/dev/null 2>&1 ||
+    fail "last-seen.json does not record $1 $2 on USR-$BOOT_SLOT: $(jq -c '[.images[] | {image, checks: (.checks | map_values(.status))}]' <<<"$doc" 2>/dev/null || head -c 300 <<<"$doc")"
+  log "last-seen.json on the STATE partition: $(jq -c '[.images[] | {slot: .image.slot, version: .image.os_version, checks: (.checks | map_values(.status))}]' <<<"$doc")"
 }
 
 # expect_history_command GATE...: `bootgate history --format json` over the

@@ -475,6 +475,26 @@ slot_tree() {
   done
 }
 
+# slot_version SLOT VERSION: the slot's image becomes version VERSION, as an
+# image-based OS names it: its /etc/os-release (in place of the symlink to
+# /usr/lib/os-release) is Debian's plus IMAGE_ID=vmtests and IMAGE_VERSION.
+slot_version() {
+  local i offset release
+  i=$(slot_index "$1")
+  offset=$(($(cgpt show -i "$i" -b "$RUN/disk.img") * 512))
+  release=$(debugfs -R "cat /usr/lib/os-release" "$RUN/disk.img?offset=$offset" 2>/dev/null)
+  [ -n "$release" ] || fail "USR-$1 has no /usr/lib/os-release"
+  slot_file "$1" /etc/os-release "$release"$'\n'"IMAGE_ID=vmtests"$'\n'"IMAGE_VERSION=$2"
+}
+
+# state_outage: the device API is down from the next boot on (the outage file
+# guest/api answers 503 for, on the STATE partition that both slots mount),
+# until the host ends it with `guest_ctl api-back`.
+state_outage() {
+  echo "outage" >"$RUN/api-outage"
+  state_write /lib/vm-tests/api-outage "$RUN/api-outage"
+}
+
 # slot_api_dies SLOT WHEN [SECONDS]: the slot's device API dies SECONDS after
 # WHEN (soaking: bootgate began its soak; host: the host said so with
 # `guest_ctl api-dies`); see vm-tests/guest/api-dies.
