@@ -20,7 +20,7 @@
 set -euo pipefail
 
 dir=$(cd "$(dirname "$0")" && pwd)
-all=(healthy-update degraded bad-update-rolls-back crash-falls-back no-tpm no-fallback masked-gate-is-off late-failure-reverts soak-flap-fails grubenv-healthy grubenv-bad-falls-back grubenv-late-failure-reverts rauc-healthy rauc-bad-falls-back rauc-late-failure-reverts greenboot-migrated bless-boot-healthy bless-boot-bad-falls-back bless-boot-late-failure-reverts ebg-healthy ebg-bad-falls-back uboot-healthy uboot-bad-falls-back)
+all=(healthy-update degraded bad-update-rolls-back crash-falls-back no-tpm no-fallback masked-gate-is-off late-failure-reverts soak-flap-fails grubenv-healthy grubenv-bad-falls-back grubenv-late-failure-reverts rauc-healthy rauc-bad-falls-back rauc-late-failure-reverts greenboot-migrated bless-boot-healthy bless-boot-bad-falls-back bless-boot-late-failure-reverts ebg-healthy ebg-bad-falls-back uboot-healthy uboot-bad-falls-back outage-keeps-update preexisting-failure-accepted bad-image-held)
 scenarios=("${@:-${all[@]}}")
 for s in "${scenarios[@]}"; do
   [ -f "$dir/scenarios/$s.sh" ] || { echo "vm-tests: no scenario '$s' (have: ${all[*]})" >&2; exit 64; }
