@@ -116,6 +116,14 @@ expect_last_seen() {
   log "last-seen.json on the STATE partition: $(jq -c '[.images[] | {slot: .image.slot, version: .image.os_version, checks: (.checks | map_values(.status))}]' <<<"$doc")"
 }
 
+# expect_history_line N JQ_TEST WHY: the Nth line from the end of the boot
+# history on the STATE partition (1: the last boot) satisfies JQ_TEST.
+expect_history_line() {
+  local line
+  line=$(state_file /lib/bootgate/history.jsonl | tail -n "$1" | head -1) || true
+  jq -e "$2" <<<"$line" >/dev/null 2>&1 || fail "boot history line $1 from the end fails \`$2\` ($3): $(head -c 600 <<<"$line")"
+}
+
 # expect_history_command GATE...: `bootgate history --format json` over the
 # STATE partition's history, newest first, lists boots with these gate results
 # (e.g. passed failed), each with its partition and version.

@@ -75,4 +75,6 @@ expect_gpt A "priority=1 tries=0 successful=1" "the fallback slot stays good"
 [ -n "$(state_file /lib/bootgate/released.json)" ] || fail "bootgate release recorded nothing in released.json"
 log "released.json: $(state_file /lib/bootgate/released.json | jq -c .)"
 expect_history failed passed failed passed
+expect_history_line 3 '.fallback.blame == "image" and .fallback.from_version == "1.1"' "the first fallback blamed the image"
+expect_history_line 1 '.fallback.blame == "image" and .fallback.from_version == "1.1"' "the second fallback blamed the image"
 pass "1.1 failed on its own twice: updates held, update-engine not started, bootgate release lifted the hold"
