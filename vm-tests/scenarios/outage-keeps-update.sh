@@ -87,7 +87,7 @@ vm_poweroff
 expect_gpt B "priority=2 tries=0 successful=1" "the update survived the outage and is marked good"
 expect_gpt A "priority=1 tries=0 successful=1" "the old slot is untouched"
 expect_history passed failed failed passed
-expect_history_line 3 '.blame.api == "regression" and .version == "1.1"' "B's failure blamed on the update"
+expect_history_line 3 '.blame.api == "regression" and .os_version == "1.1"' "B's failure blamed on the update"
 expect_history_line 2 '.fallback.blame == "environment" and .fallback.from_version == "1.1" and .retry.done == true and .retry.attempt == 1' \
   "A's fallback blamed the environment and re-armed the update"
 pass "USR-B failed in an outage, USR-A blamed the environment, serve re-armed USR-B once the API was back, USR-B passed and was marked"

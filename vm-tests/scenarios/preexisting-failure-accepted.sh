@@ -49,5 +49,5 @@ vm_poweroff
 expect_gpt B "priority=2 tries=0 successful=1" "the update is accepted and marked good"
 expect_gpt A "priority=1 tries=0 successful=1" "the old slot is untouched"
 expect_history passed passed
-expect_history_line 1 '.blame.api == "preexisting" and .status == "degraded" and .version == "1.1"' "B accepted with a preexisting failure"
+expect_history_line 1 '.blame.api == "preexisting" and .status == "degraded" and .os_version == "1.1"' "B accepted with a preexisting failure"
 pass "USR-B booted with the API failing as it did on USR-A: accepted as degraded (preexisting) and marked"
