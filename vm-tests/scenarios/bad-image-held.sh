@@ -57,7 +57,7 @@ ue=$(guest_line '^update-engine active=')
   fail "boot $BOOTS: update-engine.service should not have started (its condition failed): $ue"
 log "boot $BOOTS: $ue"
 expect_not_marked
-expect_console 'updates held' "bootgate says it holds updates"
+expect_console 'updates held until .*version 1\.1 failed 2 time' "bootgate says it holds updates"
 
 # An operator lifts the hold; update-engine then runs.
 guest_ctl release

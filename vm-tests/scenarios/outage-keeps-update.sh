@@ -57,21 +57,25 @@ wait_settled
 expect_unit_failed 2
 expect_not_marked
 # bootgate-report.service (bootgate serve) answers from here on.
-wait_health '.boot.fallback.blame != null' "$STEP_TIMEOUT"
+# (An environment blame is followed by the retry's first word: waiting.)
+wait_health '.boot.fallback.blame != null and (.boot.fallback.blame != "environment" or .boot.fallback.retry != null)' "$STEP_TIMEOUT"
 expect_fallback B gate_failed api environment
-expect_health 503 unhealthy '.boot.fallback.from_version == "1.1"'
+expect_health 503 unhealthy '.boot.fallback.from_version == "1.1"' '.boot.fallback.retry.done == false' \
+  '.boot.fallback.retry.text | test("waiting for api to pass here for 20s")'
 expect_metric 'bootgate_update_retries_total\{version="1.1"\} 0' "nothing re-armed yet"
 
 # The outage ends; after 20s of the API answering, serve re-arms B and reboots.
 guest_ctl api-back
 back_at=$EPOCHREALTIME
-wait_health '.boot.fallback.retry.attempt == 1' $((20 + STEP_TIMEOUT))
-jq -e '.boot.fallback.retry.max == 1 and (.boot.fallback.retry.at | length > 0) and .boot.fallback.blame == "environment"' \
+# Until then the retry is shown waiting (done false); once made, bootgate waits
+# the policy's 30s reboot delay, while the host looks.
+wait_health '.boot.fallback.retry.done == true' $((20 + STEP_TIMEOUT))
+jq -e '.boot.fallback.retry.attempt == 1 and .boot.fallback.retry.max == 1 and (.boot.fallback.retry.at | length > 0) and .boot.fallback.blame == "environment"' \
   "$RUN/health-wait-$BOOTS.json" >/dev/null || fail "boot $BOOTS: the re-arm is reported as $(jq -c .boot.fallback "$RUN/health-wait-$BOOTS.json")"
 expect_metric 'bootgate_update_retries_total\{version="1.1"\} 1' "serve re-armed the update once"
 expect_reboot
 TIMINGS+=("API back→reboot $(secs "$EPOCHREALTIME - $back_at") (host clock)")
-expect_console 're-arm' "bootgate says it re-armed the update"
+expect_console 'retry 1 of 1 of the update to 1\.1: api passed here for 20s.*USR-B armed to boot once more' "bootgate says it re-armed the update"
 expect_gpt B "priority=2 tries=1 successful=0" "the update re-armed: one try, above USR-A"
 expect_gpt A "priority=1 tries=0 successful=1" "the fallback slot stays good"
 
