@@ -64,8 +64,9 @@ pub async fn watch(r: Retrying) {
             RetryStep::Off | RetryStep::NotEnvironment => return,
             RetryStep::Exhausted { tried } => {
                 let text = format!(
-                    "not retrying the update to {shown}: it was retried {tried} time(s) already, the most \
-                     rollback.retry_after_environment.max allows"
+                    "not retrying the update to {shown}: it was retried {} already, the most \
+                     rollback.retry_after_environment.max allows",
+                    crate::util::text::counted(tried as usize, "time")
                 );
                 tracing::warn!(version = %version, "{text}");
                 publish(&r, &fallback, RetryFacts { attempt: tried, max: rule.max, at: now(), text, done: false });

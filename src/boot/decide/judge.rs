@@ -159,9 +159,9 @@ pub fn hold(
         .max_by_key(|(.., until)| *until)
         .map(|(version, failures, until)| HoldFacts {
             text: format!(
-                "updates held until {}: version {version} failed {failures} time(s) by its own fault; \
-                 `bootgate release` lifts the hold",
-                readable_time(until)
+                "updates held until {}: version {version} failed {} by its own fault; run bootgate release to lift the hold",
+                readable_time(until),
+                crate::util::text::counted(failures as usize, "time")
             ),
             version,
             until: timestamp(until),
