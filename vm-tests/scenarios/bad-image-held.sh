@@ -38,7 +38,7 @@ for round in 1 2; do
   wait_health '.boot.fallback.blame != null' "$STEP_TIMEOUT"
   expect_fallback B gate_failed api image
   if [ "$round" = 1 ]; then
-    expect_health 200 healthy '.hold == null'
+    expect_health 200 healthy '.boot.hold == null'
     expect_metric '!bootgate_update_held\{.*' "one image-blamed failure holds nothing yet"
     wait_marked
     wait_line '^installed ' "$STEP_TIMEOUT" || fail "boot $BOOTS: update-engine never installed the update again"
@@ -49,7 +49,7 @@ for round in 1 2; do
 done
 
 # The second image-blamed failure of 1.1: updates are held.
-expect_health 200 healthy '.hold.version == "1.1"' '.hold.failures == 2' '.hold.until | length > 0'
+expect_health 200 healthy '.boot.hold.version == "1.1"' '.boot.hold.failures == 2' '.boot.hold.until | length > 0'
 expect_metric 'bootgate_update_held\{version="1.1"\} 1' "1.1 failed on its own twice"
 guest_ctl update-engine-state
 ue=$(guest_line '^update-engine active=')

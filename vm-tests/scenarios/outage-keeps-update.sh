@@ -43,7 +43,7 @@ expect_check api fail
 [ "$(field "$CHECK_LINE" blame)" = regression ] || fail "boot $BOOTS: the verdict does not blame api on the update: $CHECK_LINE"
 jq -e '.components.api.blame == "regression"' "$RUN/report-$BOOTS.json" >/dev/null ||
   fail "boot $BOOTS: the report does not blame api on the update (regression): $(jq -c '.components | map_values({result, blame})' "$RUN/report-$BOOTS.json")"
-expect_metric 'bootgate_check_blame\{check="api",blame="regression"\} 1' "B's api failure is blamed on the update"
+expect_metric 'bootgate_check_blame\{blame="regression",check="api"\} 1' "B's api failure is blamed on the update"
 expect_reboot
 expect_not_marked
 expect_gpt B "priority=2 tries=0 successful=0" "the update spent its one try and was never marked"
@@ -62,7 +62,6 @@ wait_health '.boot.fallback.blame != null and (.boot.fallback.blame != "environm
 expect_fallback B gate_failed api environment
 expect_health 503 unhealthy '.boot.fallback.from_version == "1.1"' '.boot.fallback.retry.done == false' \
   '.boot.fallback.retry.text | test("waiting for api to pass here for 20s")'
-expect_metric 'bootgate_update_retries_total\{version="1.1"\} 0' "nothing re-armed yet"
 
 # The outage ends; after 20s of the API answering, serve re-arms B and reboots.
 guest_ctl api-back
@@ -72,7 +71,6 @@ back_at=$EPOCHREALTIME
 wait_health '.boot.fallback.retry.done == true' $((20 + STEP_TIMEOUT))
 jq -e '.boot.fallback.retry.attempt == 1 and .boot.fallback.retry.max == 1 and (.boot.fallback.retry.at | length > 0) and .boot.fallback.blame == "environment"' \
   "$RUN/health-wait-$BOOTS.json" >/dev/null || fail "boot $BOOTS: the re-arm is reported as $(jq -c .boot.fallback "$RUN/health-wait-$BOOTS.json")"
-expect_metric 'bootgate_update_retries_total\{version="1.1"\} 1' "serve re-armed the update once"
 expect_reboot
 TIMINGS+=("API back→reboot $(secs "$EPOCHREALTIME - $back_at") (host clock)")
 expect_console 'retry 1 of 1 of the update to 1\.1: api passed here for 20s.*USR-B armed to boot once more' "bootgate says it re-armed the update"
