@@ -66,6 +66,9 @@ fn amtool_checks_the_alertmanager_example_and_routes_each_alert_to_its_receiver(
         ("oncall", &["alertname=BootgateGateFailed", "severity=critical"][..]),
         ("oncall", &["alertname=BootgateCriticalCheckFailing", "severity=critical", "check=api"]),
         ("rollout", &["alertname=BootgateFellBack", "severity=warning", "from_version=4230.0.0"]),
+        ("rollout", &["alertname=BootgateImageRegression", "severity=critical", "from_version=4230.0.0"]),
+        ("rollout", &["alertname=BootgateUpdateHeld", "severity=info", "version=4230.0.0"]),
+        ("fleet", &["alertname=BootgateEnvironmentFallback", "severity=warning", "from_version=4230.0.0"]),
         ("fleet", &["alertname=BootgateDegraded", "severity=warning"]),
         ("fleet", &["alertname=BootgateAbsent", "severity=warning"]),
         ("fleet", &["alertname=BootgateChecksStale", "severity=warning"]),
@@ -76,10 +79,17 @@ fn amtool_checks_the_alertmanager_example_and_routes_each_alert_to_its_receiver(
         let report = amtool(&args);
         assert_eq!(report.lines().find(|l| !l.starts_with("Warning")), Some(receiver), "{labels:?}: {report}");
     }
-    // Fallbacks are grouped by the version that fell back, not by device.
+    // Fallbacks and image regressions are grouped by the version that fell back, held
+    // updates by the version held, not by device.
     let doc: serde_yaml::Value = serde_yaml::from_str(&fs::read_to_string(config).unwrap()).unwrap();
-    let rollout = doc["route"]["routes"].as_sequence().unwrap().iter().find(|r| r["receiver"] == "rollout").unwrap();
-    assert_eq!(serde_yaml::to_string(&rollout["group_by"]).unwrap(), "- alertname\n- from_version\n");
+    let rollout: Vec<String> = doc["route"]["routes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|r| r["receiver"] == "rollout")
+        .map(|r| serde_yaml::to_string(&r["group_by"]).unwrap())
+        .collect();
+    assert_eq!(rollout, ["- alertname\n- from_version\n", "- alertname\n- version\n"]);
 }
 
 /// Every query of the dashboard, its panels' and its annotations', the template
