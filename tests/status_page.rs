@@ -78,6 +78,8 @@ fn fallen_back_history(message: &str) -> Vec<PastBoot> {
             fallback: Some(SeenFallback {
                 from_uuid: "uuid-usr-b".into(),
                 reason: bootgate::record::boot::Reason::GateFailed.into(),
+                from_version: Some("4230.0.0".into()),
+                blame: bootgate::record::boot::FallbackBlame::Image.into(),
             }),
             ..PastBoot::default()
         },

@@ -256,6 +256,86 @@ fn a_rollback_window_is_refused_for_a_backend_that_cannot_revert() {
 }
 
 #[test]
+fn a_retry_or_a_hold_is_refused_for_a_backend_that_cannot_do_it_and_their_values_are_checked() {
+    let checks = "checks:\n  - {name: root, kind: disk, path: /}\n";
+    let policy = |boot: &str, rollback: &str| format!("version: 1\nboot: {boot}\nrollback: {rollback}\n{checks}");
+    let retry = "{retry_after_environment: {max: 1, delay: 20s}}";
+    let hold = "{hold_after: 2, hold_for: 12h}";
+    let command = "{backend: command, command: {mark_good: [/bin/true], mark_bad: [/bin/false]}}";
+    let mut refused: Vec<(String, &str)> = Vec::new();
+    for b in ["none", "bless-boot", "rauc", "grubenv", "efibootguard", "uboot"] {
+        refused.push((
+            policy(&format!("{{backend: {b}}}"), retry),
+            "rollback.retry_after_environment: retry_after_environment is not supported by the",
+        ));
+    }
+    refused.push((
+        policy(command, retry),
+        "rollback.retry_after_environment: retry_after_environment is not supported by the command backend",
+    ));
+    refused.push((
+        policy("{backend: none}", hold),
+        "rollback.hold_after: hold_after is not supported by the none backend",
+    ));
+    refused.push((policy(command, hold), "rollback.hold_after: hold_after is not supported by the command backend"));
+    refused.push((
+        policy("{backend: flatcar}", "{retry_after_environment: {max: 0}}"),
+        "rollback.retry_after_environment.max: max must be at least 1",
+    ));
+    refused.push((
+        policy("{backend: flatcar}", "{retry_after_environment: {delay: 0s}}"),
+        "rollback.retry_after_environment.delay: delay must be at least 1s",
+    ));
+    refused.push((
+        policy("{backend: flatcar}", "{retry_after_environment: {tries: 2}}"),
+        "rollback.retry_after_environment.tries: unknown field `tries`",
+    ));
+    refused
+        .push((policy("{backend: flatcar}", "{hold_after: 0}"), "rollback.hold_after: hold_after must be at least 1"));
+    refused.push((
+        policy("{backend: flatcar}", "{hold_for: 1h}"),
+        "rollback.hold_for: hold_for has no effect without `hold_after`",
+    ));
+    refused.push((
+        policy("{backend: flatcar}", "{hold_after: 1, hold_for: 0s}"),
+        "rollback.hold_for: hold_for must be longer than 0s",
+    ));
+    refused.push((
+        policy("{backend: flatcar}", "{hold_after: 1, failing_for: 1m}"),
+        "rollback.failing_for: failing_for has no effect without a `window`",
+    ));
+    for (body, want) in &refused {
+        let (_dir, paths) = files(&[body]);
+        let out = bootgate(&["validate", &paths[0]]);
+        assert_eq!(out.status.code(), Some(78), "{body}: {}", text(&out));
+        let got = problems(&out, &paths[0]);
+        assert_eq!(got.len(), 1, "{body}: {got:?}");
+        assert!(got[0].contains(want), "{body}: {got:?} lacks {want}");
+    }
+    // Without a window, a retry or a hold is a rollback section of its own; flatcar and
+    // auto can do both, every backend with a fallback can hold.
+    let mut accepted = vec![
+        policy("{backend: flatcar}", retry),
+        policy("{backend: auto}", retry),
+        policy("{backend: flatcar}", "{window: 10m, failing_for: 1m, retry_after_environment: {}, hold_after: 1}"),
+        format!("version: 1\ngate: {{judge: regression}}\n{checks}"),
+        format!("version: 1\ngate: {{judge: absolute}}\n{checks}"),
+    ];
+    for b in ["auto", "flatcar", "bless-boot", "rauc", "grubenv", "efibootguard", "uboot"] {
+        accepted.push(policy(&format!("{{backend: {b}}}"), hold));
+    }
+    let (_dir, paths) = files(&accepted.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut args = vec!["validate"];
+    args.extend(paths.iter().map(String::as_str));
+    let out = bootgate(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (_dir, paths) = files(&[&format!("version: 1\ngate: {{judge: relative}}\n{checks}")]);
+    let out = bootgate(&["validate", &paths[0]]);
+    let got = problems(&out, &paths[0]);
+    assert!(got.len() == 1 && got[0].contains("gate.judge: unknown variant `relative`"), "{got:?}");
+}
+
+#[test]
 fn the_command_backend_is_validated_like_every_other_key() {
     let checks = "checks:\n  - {name: root, kind: disk, path: /}\n";
     let cases = [

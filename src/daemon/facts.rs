@@ -60,6 +60,7 @@ impl ThisBoot {
             gpt_next: crate::boot::next::of_table(status).and_then(|n| n.index),
             on_failure: None,
             permanent: None,
+            hold: None,
         })
     }
 }

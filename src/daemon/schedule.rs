@@ -227,9 +227,12 @@ impl Schedule {
             s.grace_until = None;
         }
         let mut reported = None;
+        let mut raw = raw;
         board.send_modify(|snap| {
             let snap = std::sync::Arc::make_mut(snap);
             if let Some(prev) = snap.checks.get_mut(i).filter(|c| c.name == s.spec.name) {
+                // The gate's blame, and an accepted preexisting failure, hold for the whole boot.
+                (raw.blame, raw.accepted) = (prev.blame, prev.accepted);
                 *prev = match grace {
                     Some(until) => {
                         apply_in_start_period(prev, raw.clone(), &policy.runtime, until.saturating_duration_since(now))

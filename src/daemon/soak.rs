@@ -77,8 +77,8 @@ pub async fn soak(policy: &Policy, board: &Board, notifier: Notifier, pings: &mu
 fn fold(s: &mut Snapshot, raw: Vec<CheckResult>, policy: &Policy) {
     for (prev, new) in s.checks.iter_mut().zip(raw) {
         observe::result(&new);
-        let timing = prev.timing;
-        *prev = CheckResult { timing, ..apply_thresholds(prev, new, &policy.runtime) };
+        let (timing, blame, accepted) = (prev.timing, prev.blame, prev.accepted);
+        *prev = CheckResult { timing, blame, accepted, ..apply_thresholds(prev, new, &policy.runtime) };
     }
 }
 

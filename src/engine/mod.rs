@@ -13,7 +13,7 @@ mod verdict;
 
 pub use round::{Event, Round, run_alone, run_round, skipped};
 pub use threshold::{START_PERIOD, apply_in_start_period, apply_thresholds};
-pub use verdict::{ComponentHealth, GateState, GateWord, Health, Verdict, blocks_gate, verdict};
+pub use verdict::{Blame, ComponentHealth, GateState, GateWord, Health, Verdict, blocks_gate, verdict};
 
 /// The latest known result of one check.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +33,12 @@ pub struct CheckResult {
     pub consecutive_successes: u32,
     /// How the gate round went for this check; zero outside the gate.
     pub timing: Timing,
+    /// On a trial boot, why this critical check failed the gate: compared with the image
+    /// the update replaces. Kept for the whole boot, through the runtime results.
+    pub blame: Option<Blame>,
+    /// Its failure was there before the update (`preexisting`) and `gate.judge:
+    /// regression` accepted it: it counts as an optional check for this boot.
+    pub accepted: bool,
 }
 
 /// A check that keeps the gate from passing, and what it said: the one shape in which a
@@ -79,6 +85,8 @@ impl CheckResult {
             consecutive_failures: 0,
             consecutive_successes: 0,
             timing: Timing::default(),
+            blame: None,
+            accepted: false,
         }
     }
 
@@ -100,7 +108,19 @@ impl CheckResult {
             consecutive_failures: u32::from(!passed),
             consecutive_successes: u32::from(passed),
             timing: Timing::default(),
+            blame: None,
+            accepted: false,
         }
+    }
+
+    /// Whether it counts as critical now: critical, and its failure not accepted as preexisting.
+    pub fn counts_critical(&self) -> bool {
+        self.critical && !self.accepted
+    }
+
+    /// Whether it keeps the gate (and readiness) from passing now ([`blocks_gate`]).
+    pub fn blocks(&self) -> bool {
+        blocks_gate(self.counts_critical(), self.status)
     }
 
     /// This result of a check of `kind`.
@@ -136,7 +156,7 @@ impl CheckResult {
 
     /// What this result means for its renderers.
     pub fn health(&self) -> ComponentHealth {
-        ComponentHealth::of(self.critical, self.status)
+        ComponentHealth::of(self.counts_critical(), self.status)
     }
 
     /// The result of a check whose task panicked: a failed check, never a crashed daemon.
@@ -233,7 +253,7 @@ impl Snapshot {
 
     /// The critical checks that are not passing now, with their messages.
     pub fn critical_failures(&self) -> Vec<Failing> {
-        self.checks.iter().filter(|c| blocks_gate(c.critical, c.status)).map(Failing::of).collect()
+        self.checks.iter().filter(|c| c.blocks()).map(Failing::of).collect()
     }
 
     /// The gate as people are told it (see [`GateWord`]).
@@ -243,7 +263,7 @@ impl Snapshot {
 
     /// The verdict over the current results.
     pub fn verdict(&self) -> Verdict {
-        verdict(self.checks.iter().map(|c| (c.critical, c.status)))
+        verdict(self.checks.iter().map(|c| (c.counts_critical(), c.status)))
     }
 }
 

@@ -82,6 +82,30 @@ pub fn blocks_gate(critical: bool, status: Status) -> bool {
     critical && !status.passed()
 }
 
+/// Why a critical check failed a trial boot's gate, judged against the image the update
+/// replaces, as that image last saw the check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Blame {
+    /// It passed on the previous image: the update broke it.
+    Regression,
+    /// It was failing on the previous image too: the update is no worse.
+    Preexisting,
+    /// No recent record of it on the previous image (or it is a new check).
+    Unknown,
+}
+
+impl Blame {
+    /// The JSON and label word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Blame::Regression => "regression",
+            Blame::Preexisting => "preexisting",
+            Blame::Unknown => "unknown",
+        }
+    }
+}
+
 /// Where the boot gate stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

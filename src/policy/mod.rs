@@ -15,6 +15,7 @@ pub mod greenboot;
 mod load;
 pub mod located;
 pub mod raw;
+mod rollback;
 mod rules;
 pub mod schema;
 pub mod types;
@@ -23,7 +24,7 @@ mod validate;
 pub mod yaml;
 
 pub use load::{DEFAULT_POLICY, Loaded, load, load_at, parse};
-pub use raw::{Backend, OnFailure};
+pub use raw::{Backend, Judge, OnFailure};
 pub use yaml::index::{MAX_ALIASED_NODES, MAX_CHECKS, MAX_DEPTH};
 
 /// The longest duration a policy may name: 30 days. Longer is surely a typo, and
@@ -97,13 +98,43 @@ pub struct Gate {
     pub soak_interval: Duration,
     /// At most this many checks at once; `None`: no limit.
     pub max_concurrent: Option<usize>,
+    /// What a trial boot's gate is judged against.
+    pub judge: Judge,
 }
 
-/// The rollback window after READY=1; a zero `window` never reverts.
+/// The rollback window after READY=1 (a zero `window` never reverts), and what a
+/// fallback leads to: a retry after an outage, a hold after repeated failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rollback {
     pub window: Duration,
     pub failing_for: Duration,
+    /// `retry_after_environment`, when set.
+    pub retry: Option<Retry>,
+    /// `hold_after` and `hold_for`, when set.
+    pub hold: Option<Hold>,
+}
+
+impl Rollback {
+    /// A window of `window` that reverts after `failing_for`, with no retry and no hold.
+    pub fn window(window: Duration, failing_for: Duration) -> Self {
+        Rollback { window, failing_for, retry: None, hold: None }
+    }
+}
+
+/// `rollback.retry_after_environment`: at most `max` retries of one version, each once
+/// the checks it failed have passed on the fallback for `delay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    pub max: u32,
+    pub delay: Duration,
+}
+
+/// `rollback.hold_after` / `hold_for`: after `after` failures of one version blamed on
+/// the image, updates are held for `hold_for`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    pub after: u32,
+    pub hold_for: Duration,
 }
 
 /// Runtime re-check settings; thresholds are at least 1.

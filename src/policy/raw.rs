@@ -163,16 +163,60 @@ pub struct RawGate {
     /// At most this many checks run at once in the gate (default: no limit).
     #[schemars(range(min = 1))]
     pub max_concurrent: Option<u32>,
+    /// `absolute` (default): every failing critical check fails the gate. `regression`: a
+    /// critical check that was failing on the image this update replaces too does not.
+    pub judge: Option<Judge>,
+}
+
+/// What a trial boot's gate is judged against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Judge {
+    /// The device's health now: every failing critical check fails the gate.
+    #[default]
+    Absolute,
+    /// The update against the image it replaces: a failure that was there before is accepted (degraded).
+    Regression,
+}
+
+impl Judge {
+    /// The policy's word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Judge::Absolute => "absolute",
+            Judge::Regression => "regression",
+        }
+    }
 }
 
 /// After READY=1, a sustained critical failure still reverts the update for this long.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, expecting = "a mapping of rollback settings")]
 pub struct RawRollback {
-    /// How long after READY=1 a sustained critical failure reverts this update (required; 0s: never).
+    /// How long after READY=1 a sustained critical failure reverts this update (required unless
+    /// only `retry_after_environment` or `hold_after` is set; 0s: never).
     pub window: Option<Dur>,
     /// A critical check failing without one pass for this long reverts (default 300s, at least 1s, at most `window`).
     pub failing_for: Option<Dur>,
+    /// After a fallback blamed on the environment, boot the failed update again once the
+    /// checks it failed have passed here for `delay` (off by default; gptprio only).
+    pub retry_after_environment: Option<RawRetry>,
+    /// Hold updates once the same version failed this many times by its own fault (off by default).
+    #[schemars(range(min = 1))]
+    pub hold_after: Option<u32>,
+    /// How long a hold lasts after the failure that started it (default 24h).
+    pub hold_for: Option<Dur>,
+}
+
+/// `rollback.retry_after_environment`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a mapping with `max` and `delay`")]
+pub struct RawRetry {
+    /// At most this many retries of one version (default 1, at least 1).
+    #[schemars(range(min = 1))]
+    pub max: Option<u32>,
+    /// How long the failed checks must pass here before the retry (default 10m, at least 1s).
+    pub delay: Option<Dur>,
 }
 
 /// What to do after a failed gate.

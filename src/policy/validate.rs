@@ -18,7 +18,7 @@ use super::yaml::index::Index;
 use super::yaml::path::{self, Seg};
 use super::{
     BootSettings, CheckSpec, CommandBackend, Efibootguard, Gate, MAX_POLICY_BYTES, MAX_PROBLEMS_SHOWN, MIN_INTERVAL,
-    Policy, Problem, Rollback, Runtime,
+    Policy, Problem, Runtime,
 };
 use crate::checks::{KINDS, KindError};
 use crate::util::time::spelled;
@@ -29,7 +29,6 @@ const DEFAULT_RETRIES: u32 = 3;
 const DEFAULT_SOAK_INTERVAL: Duration = Duration::from_secs(5);
 /// A shorter soak interval would re-run the checks in a busy loop.
 const MIN_SOAK_INTERVAL: Duration = Duration::from_millis(100);
-const DEFAULT_FAILING_FOR: Duration = Duration::from_secs(300);
 /// A backend command's limit unless `boot.command.timeout` says otherwise.
 const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// After the gate the checks share the device with its workloads: a few at a time.
@@ -82,7 +81,7 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
     }
     let gate = s.gate.map_or(Some(RawGate::default()), |g| g).map(|g| gate(&mut cx, &g));
     let runtime = runtime(&mut cx, &s.runtime.flatten().unwrap_or_default());
-    let rollback = rollback(&mut cx, s.rollback.as_ref().map(|r| r.as_ref()));
+    let rollback = super::rollback::validate(&mut cx, s.rollback.as_ref().map(|r| r.as_ref()));
     let server = s.server.flatten().unwrap_or_default();
     let listen = listen(&mut cx, &server);
     let allow_run = server.allow_run.unwrap_or(false);
@@ -114,7 +113,7 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
     let backend = raw_boot.backend.unwrap_or(Backend::Auto);
     let fallback_command = argv(&mut cx, &["boot", "fallback_command"], raw_boot.fallback_command.clone());
     let boot = boot(&mut cx, backend, raw_boot);
-    revertible(&mut cx, backend, &boot, &rollback);
+    super::rollback::fits_backend(&mut cx, backend, &boot, &rollback);
     match gate {
         Some(gate) if cx.problems.is_empty() => Ok(Policy {
             gate,
@@ -230,6 +229,7 @@ fn gate(cx: &mut Ctx, g: &RawGate) -> Gate {
         soak: g.soak.map_or(Duration::ZERO, |d| d.0),
         soak_interval,
         max_concurrent: g.max_concurrent.map(|n| at_least_one(cx, &["gate", "max_concurrent"], n) as usize),
+        judge: g.judge.unwrap_or_default(),
     }
 }
 
@@ -295,60 +295,6 @@ fn command_timeout(cx: &mut Ctx, raw: Option<Dur>) -> Duration {
         cx.at(&[Seg::key("boot"), Seg::key("command"), Seg::key("timeout")], "the timeout must be at least 1s");
     }
     timeout
-}
-
-/// A rollback window needs a backend that can revert; `auto` is judged on the device
-/// (its health document says whether the window is armed).
-fn revertible(cx: &mut Ctx, backend: Backend, boot: &BootSettings, rollback: &Rollback) {
-    if rollback.window.is_zero() {
-        return;
-    }
-    let why = match backend {
-        Backend::None => Some("boot.backend none marks nothing and cannot revert an update".to_string()),
-        Backend::Command if boot.command.as_ref().is_some_and(|c| c.revert.is_none()) => {
-            Some("the command backend reverts only with `boot.command.revert`, and the policy sets none".into())
-        }
-        _ => None,
-    };
-    if let Some(why) = why {
-        let message = format!(
-            "{why}: a rollback window would never revert; remove `rollback` or choose a backend that can revert"
-        );
-        cx.at(&[Seg::key("rollback"), Seg::key("window")], message);
-    }
-}
-
-/// The rollback window: `None` (no section) never reverts; a section must name its window.
-fn rollback(cx: &mut Ctx, r: Option<Option<&RawRollback>>) -> Rollback {
-    let never = Rollback { window: Duration::ZERO, failing_for: DEFAULT_FAILING_FOR };
-    let Some(Some(r)) = r else { return never };
-    let at = |key| [Seg::key("rollback"), Seg::key(key)];
-    let Some(window) = r.window.map(|d| d.0) else {
-        cx.at(
-            &[Seg::key("rollback")],
-            "missing field `window`: without a window nothing is ever reverted; write e.g. `window: 10m`, or remove `rollback`",
-        );
-        return never;
-    };
-    let failing_for = r.failing_for.map_or(DEFAULT_FAILING_FOR, |d| d.0);
-    if window.is_zero() {
-        if r.failing_for.is_some() {
-            cx.at(&at("failing_for"), "failing_for has no effect: `window: 0s` never reverts");
-        }
-        return never;
-    }
-    if failing_for < Duration::from_secs(1) {
-        cx.at(&at("failing_for"), "failing_for must be at least 1s");
-    } else if failing_for > window {
-        let (f, w) = (spelled(failing_for), spelled(window));
-        let message = if r.failing_for.is_some() {
-            format!("failing_for ({f}) is longer than the window ({w}): no failure could ever revert")
-        } else {
-            format!("the window ({w}) is shorter than failing_for (default {f}): set a shorter `failing_for`")
-        };
-        cx.at(&at(if r.failing_for.is_some() { "failing_for" } else { "window" }), message);
-    }
-    Rollback { window, failing_for }
 }
 
 fn runtime(cx: &mut Ctx, r: &RawRuntime) -> Runtime {

@@ -37,6 +37,57 @@ pub struct BootFacts {
     /// How a fallback of the boot loader (GRUB's `boot_counter=-1`) was made permanent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permanent: Option<Permanent>,
+    /// Updates held after a version failed by its own fault (`rollback.hold_after`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<HoldFacts>,
+}
+
+/// The second verdict of a fallback: whether the checks the left image failed fail here too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FallbackBlame {
+    /// At least one of them passes here: the image failed by its own fault.
+    Image,
+    /// They fail here too: the environment, not the image, failed them.
+    Environment,
+    /// No verdict to compare (the image left none, or none of its failed checks runs here).
+    Unknown,
+}
+
+impl FallbackBlame {
+    /// The JSON and label word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FallbackBlame::Image => "image",
+            FallbackBlame::Environment => "environment",
+            FallbackBlame::Unknown => "unknown",
+        }
+    }
+}
+
+/// A retry of the left update decided on a fallback the environment caused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryFacts {
+    /// Which retry of this version it is (from 1), and how many the policy allows.
+    pub attempt: u32,
+    pub max: u32,
+    /// When it was decided (RFC 3339).
+    pub at: String,
+    /// What was done, or why it was not.
+    pub text: String,
+    /// Whether the slot was re-armed and the reboot asked for.
+    pub done: bool,
+}
+
+/// Updates held after a version failed by its own fault, as `/run/bootgate/hold-updates` has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldFacts {
+    pub version: String,
+    /// Until when (RFC 3339).
+    pub until: String,
+    /// How many of its boots failed by the image's fault.
+    pub failures: u32,
+    pub text: String,
 }
 
 /// The rollback run on a boot GRUB reached by falling back, so the next boot stays on
@@ -173,6 +224,12 @@ pub struct Fallback {
     /// When the left boot recorded its verdict.
     pub at: Option<String>,
     pub failing: Vec<Failing>,
+    /// The second verdict, once this boot's gate gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blame: Option<FallbackBlame>,
+    /// The retry of the left update, once decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryFacts>,
 }
 
 impl Fallback {
@@ -186,6 +243,8 @@ impl Fallback {
             reason: Reason::GateFailed,
             at: Some("2026-12-01T10:00:00Z".into()),
             failing: vec![Failing { name: "api".into(), message: "refused".into() }],
+            blame: None,
+            retry: None,
         }
     }
 
@@ -319,6 +378,7 @@ mod tests {
             gpt_next: None,
             on_failure: None,
             permanent: None,
+            hold: None,
         };
         let v = serde_json::to_value(&facts).unwrap();
         assert_eq!(

@@ -50,6 +50,8 @@ fn check(
         consecutive_failures: fails,
         consecutive_successes: u32::from(status.passed()),
         timing: Timing::default(),
+        blame: None,
+        accepted: false,
     }
 }
 
@@ -182,6 +184,8 @@ fn lines() -> [PastBoot; 3] {
     passed.fallback = Some(SeenFallback {
         from_uuid: "7130c94a-213a-4e5a-8e26-6cce9662f132".into(),
         reason: Reason::GateFailed.into(),
+        from_version: None,
+        blame: crate::record::Lenient::Other,
     });
     let mut off_ab = PastBoot::from_verdict(&record, None, None, None, Some(Decision::StayPolicy));
     off_ab.reason = Some("reverted: api (failing for 5m: refused)".into());

@@ -7,14 +7,16 @@
 //! skipped with one warning, never fatal: a history is for people and for fallback
 //! detection, never a reason to fail a boot.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::Lenient;
 pub use super::boot::Decision;
-use super::boot::{Fallback, Mark, Permanent, Reason};
+use super::boot::{Fallback, FallbackBlame, Mark, Permanent, Reason, RetryFacts};
 use super::verdict::VerdictRecord;
+use crate::engine::Blame;
 use crate::util::read::read_regular_tail;
 
 /// Keeps this many boots in `history.jsonl`.
@@ -47,12 +49,23 @@ pub struct SeenFallback {
     pub from_uuid: String,
     #[serde(default)]
     pub reason: Lenient<Reason>,
+    /// The left image's version, when its boot recorded one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_version: Option<String>,
+    /// The second verdict: whether the left image failed by its own fault.
+    #[serde(default, skip_serializing_if = "Lenient::is_other")]
+    pub blame: Lenient<FallbackBlame>,
 }
 
 impl From<&Fallback> for SeenFallback {
     /// What this boot's history line records of its fallback, so the next boot does not report it again.
     fn from(f: &Fallback) -> Self {
-        SeenFallback { from_uuid: f.from_uuid.clone(), reason: Lenient::Known(f.reason) }
+        SeenFallback {
+            from_uuid: f.from_uuid.clone(),
+            reason: Lenient::Known(f.reason),
+            from_version: f.from_version.clone(),
+            blame: f.blame.map_or(Lenient::Other, Lenient::Known),
+        }
     }
 }
 
@@ -96,6 +109,45 @@ pub struct PastBoot {
     /// A passed gate's mark that failed: the boot loader still counts this boot as unconfirmed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mark: Option<Mark>,
+    /// On a trial boot, the blame of each critical check that failed its gate.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub blame: BTreeMap<String, Lenient<Blame>>,
+    /// What this image last saw, as `last-seen.json` has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seen: Option<SeenSummary>,
+    /// The retry of the left update this fallback boot made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryFacts>,
+}
+
+/// A boot's last results in short: how many checks passed and which did not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SeenSummary {
+    /// When (RFC 3339).
+    pub at: String,
+    pub passed: usize,
+    /// The checks not passing, the first [`SEEN_NAMED`] of them.
+    pub failing: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing_more: Option<usize>,
+}
+
+/// How many failing checks a [`SeenSummary`] names.
+pub const SEEN_NAMED: usize = 20;
+
+impl SeenSummary {
+    /// The summary of what an image saw.
+    pub fn of(seen: &super::last_seen::ImageSeen) -> Self {
+        let failing = seen.failing();
+        let more = failing.len().saturating_sub(SEEN_NAMED);
+        SeenSummary {
+            at: seen.updated.clone(),
+            passed: seen.checks.len() - failing.len(),
+            failing: failing.into_iter().take(SEEN_NAMED).map(str::to_string).collect(),
+            failing_more: (more > 0).then_some(more),
+        }
+    }
 }
 
 /// `failing` as objects, or as the plain names that older lines hold.
@@ -144,6 +196,14 @@ impl PastBoot {
             failing_more: None,
             permanent: None,
             mark: None,
+            blame: v
+                .checks
+                .iter()
+                .filter_map(|c| c.blame.known().map(|b| (c.name.clone(), Lenient::Known(b))))
+                .take(SEEN_NAMED)
+                .collect(),
+            seen: None,
+            retry: None,
         }
     }
 
@@ -162,6 +222,9 @@ impl PastBoot {
         }
         if let Some(m) = &mut b.mark {
             m.note = cut(&m.note, MESSAGE_CAP);
+        }
+        if let Some(r) = &mut b.retry {
+            r.text = cut(&r.text, MESSAGE_CAP);
         }
         b.failing.iter_mut().for_each(|f| f.message = cut(&f.message, MESSAGE_CAP));
         if b.json().len() > LINE_CAP {
@@ -193,13 +256,7 @@ pub fn path(dir: &Path) -> PathBuf {
     dir.join(FILE)
 }
 
-/// `text` cut to at most `max` characters, `…` marking the cut.
-fn cut(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_string(),
-    }
-}
+use crate::util::text::cut;
 
 /// The lines of `text` that parse, oldest first; bad ones are skipped with one warning.
 pub fn parse(text: &str, source: &Path) -> Vec<PastBoot> {

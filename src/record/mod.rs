@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 pub mod boot;
 pub mod history;
+pub mod hold;
+pub mod last_seen;
 pub mod progress;
 pub mod verdict;
 

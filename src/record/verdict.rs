@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::Lenient;
 use super::boot::{Fallback, Mark, Permanent};
 use crate::checks::{Observed, Status};
-use crate::engine::{CheckResult, ComponentHealth, Failing, GateState, Health, Snapshot};
+use crate::engine::{Blame, CheckResult, ComponentHealth, Failing, GateState, Health, Snapshot};
 use crate::policy::CheckSpec;
 use crate::util::read::read_regular;
 use crate::util::time::{millis, parse_timestamp, timestamp};
@@ -122,6 +122,12 @@ pub struct CheckRecord {
     /// (absent from files written before it was).
     #[serde(default, skip_serializing_if = "Lenient::is_other")]
     pub status: Lenient<ComponentHealth>,
+    /// On a trial boot, why this critical check failed the gate.
+    #[serde(default, skip_serializing_if = "Lenient::is_other")]
+    pub blame: Lenient<Blame>,
+    /// Its preexisting failure was accepted (`gate.judge: regression`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accepted: bool,
 }
 
 /// The rollback window a passed gate opened, so a restart in the same boot re-opens it.
@@ -177,6 +183,8 @@ impl CheckRecord {
             observed: c.observed.clone(),
             result: Lenient::Known(c.status),
             status: Lenient::Known(c.health()),
+            blame: c.blame.map_or(Lenient::Other, Lenient::Known),
+            accepted: c.accepted,
         }
     }
 
@@ -190,6 +198,8 @@ impl CheckRecord {
         c.last_check = self.last_check.map(|s| s.0);
         c.consecutive_failures = self.consecutive_failures;
         c.consecutive_successes = u32::from(c.status.passed());
+        c.blame = self.blame.known();
+        c.accepted = self.accepted;
     }
 }
 

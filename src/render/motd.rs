@@ -124,17 +124,12 @@ fn check(c: &CheckRecord) -> String {
 
 /// `text` on one line, cut to `max` characters with `…`.
 fn cut(text: &str, max: usize) -> String {
-    let line = one_line(text);
-    match line.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &line[..at]),
-        None => line,
-    }
+    crate::util::text::cut(&one_line(text), max)
 }
 
 /// A line with every control character (escape codes, bells) as a space, cut to [`LINE_CUT`].
 fn plain(line: &str) -> String {
-    let clean: String = line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    cut(&clean, LINE_CUT)
+    crate::util::text::plain(line, LINE_CUT)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use crate::checks::Status;
-use crate::engine::{ComponentHealth, GateWord, Snapshot, blocks_gate};
+use crate::engine::{ComponentHealth, GateWord, Snapshot};
 use crate::util::text::one_line;
 use crate::util::time::{spelled, spelled_secs_up};
 
@@ -48,7 +48,7 @@ const LISTED: usize = 10;
 /// STATUS after the gate or a runtime round, e.g. `gate passed, now degraded: 3/3 critical, docker degraded`.
 pub fn summary(s: &Snapshot) -> String {
     let critical = s.checks.iter().filter(|c| c.critical).count();
-    let critical_ok = s.checks.iter().filter(|c| c.critical && !blocks_gate(c.critical, c.status)).count();
+    let critical_ok = s.checks.iter().filter(|c| c.critical && !c.blocks()).count();
     let problems: Vec<String> = s
         .checks
         .iter()

@@ -31,7 +31,7 @@ pub fn decided(v: &VerdictRecord) -> String {
     match &v.mark {
         // What the backend did, in its own words: "marked good" would claim too much
         // where the mark is update_engine's, later, or where nothing marks boots.
-        Some(m) if m.done => details.push(cut(&one_line(&m.note), MARK_CUT)),
+        Some(m) if m.done => details.push(crate::util::text::cut(&one_line(&m.note), MARK_CUT)),
         Some(m) => details.push(format!("NOT marked good: {}", one_line(&m.note))),
         None => {}
     }
@@ -150,18 +150,9 @@ fn listed(names: &[String]) -> String {
     text
 }
 
-/// `line` on one line without control characters, cut to [`LINE_CUT`] characters.
+/// A line with every control character as a space, cut to [`LINE_CUT`].
 fn plain(line: &str) -> String {
-    let clean: String = line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    cut(&one_line(&clean), LINE_CUT)
-}
-
-/// `text` cut to `max` characters, with `…` when something was cut.
-fn cut(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_string(),
-    }
+    crate::util::text::plain(line, LINE_CUT)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::problem::{Report, member, problem};
 use crate::checks::Status;
-use crate::engine::{GateWord, Snapshot, blocks_gate};
+use crate::engine::{GateWord, Snapshot};
 use crate::process::Heartbeat;
 use crate::util::text::one_line;
 
@@ -95,7 +95,7 @@ fn readiness(s: &Snapshot) -> Vec<Probe> {
     for c in &s.checks {
         // Pending, retrying and skipped messages name their state themselves.
         let failure = (!c.status.passed()).then(|| c.message.clone());
-        let (pending, advisory) = (c.status == Status::Pending, !blocks_gate(c.critical, c.status));
+        let (pending, advisory) = (c.status == Status::Pending, !c.blocks());
         probes.push(Probe { name: c.name.clone(), failure, pending, advisory });
     }
     probes

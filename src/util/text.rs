@@ -24,6 +24,20 @@ pub fn with_causes(mut head: String, e: &dyn Error) -> String {
     head
 }
 
+/// `text` cut to `max` characters, with `…` when something was cut.
+pub fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// `text` on one line, every control character (escape codes, bells) as a space, cut to `max`.
+pub fn plain(text: &str, max: usize) -> String {
+    let clean: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    cut(&one_line(&clean), max)
+}
+
 /// `text` with every run of whitespace, newlines included, as one space: keeps a
 /// check's message on its line in line-oriented output.
 pub fn one_line(text: &str) -> String {

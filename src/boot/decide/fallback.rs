@@ -3,7 +3,7 @@
 //! ([`crate::record::boot::Fallback`]): the health document shows it and the history keeps it.
 
 use crate::boot::PartitionInfo;
-pub use crate::record::boot::{Fallback, Reason};
+pub use crate::record::boot::{Fallback, FallbackBlame, Reason};
 use crate::record::history::{Decision, PastBoot};
 
 fn same_slot(a: &crate::record::history::Slot, b: &PartitionInfo) -> bool {
@@ -36,6 +36,8 @@ pub fn detect(
                 reason,
                 at: prev.timestamp.clone(),
                 failing: prev.failing.clone(),
+                blame: None,
+                retry: None,
             });
         }
     }
@@ -69,6 +71,8 @@ fn no_verdict(past: &[&PastBoot], partitions: &[PartitionInfo], booted: &Partiti
         reason: Reason::NoVerdict,
         at: None,
         failing: Vec::new(),
+        blame: Some(FallbackBlame::Unknown),
+        retry: None,
     })
 }
 

@@ -89,14 +89,14 @@ fn a_second_boot_on_the_same_slot_after_a_fallback_reports_nothing() {
     let parts = fell_back();
     // gate_failed: the boot that reported it recorded its line on this slot.
     let mut reported = line("b3", &parts[0], "passed", None);
-    reported.fallback = Some(SeenFallback { from_uuid: "uuid-4".into(), reason: Reason::GateFailed.into() });
+    reported.fallback = Some(SeenFallback { from_uuid: "uuid-4".into(), reason: Reason::GateFailed.into(), ..seen() });
     let history = [line("b2", &parts[1], "failed", Some(Decision::Reboot)), reported.clone()];
     assert_eq!(detect(&history, &parts, Some(&parts[0]), "b4"), None);
     // ... and any later boot on it, while the table still shows B's failed try.
     let later = [history.to_vec(), vec![line("b4", &parts[0], "passed", None)]].concat();
     assert_eq!(detect(&later, &parts, Some(&parts[0]), "b5"), None);
     // no_verdict: the same.
-    reported.fallback = Some(SeenFallback { from_uuid: "uuid-4".into(), reason: Reason::NoVerdict.into() });
+    reported.fallback = Some(SeenFallback { from_uuid: "uuid-4".into(), reason: Reason::NoVerdict.into(), ..seen() });
     let history = [line("b1", &parts[0], "passed", None), reported, line("b4", &parts[0], "failed", None)];
     assert_eq!(detect(&history, &parts, Some(&parts[0]), "b5"), None);
 }
@@ -130,4 +130,14 @@ fn normal_first_and_non_ab_boots_report_nothing() {
     // A line without a slot (written off A/B or by an older bootgate) is no evidence.
     let old = PastBoot { boot_id: Some("b1".into()), gate: Some("failed".into()), ..PastBoot::default() };
     assert_eq!(detect(&[old], &steady, Some(&steady[0]), "b2"), None);
+}
+
+/// A fallback line's record with no version and no second verdict, for `..seen()`.
+fn seen() -> SeenFallback {
+    SeenFallback {
+        from_uuid: String::new(),
+        reason: crate::record::Lenient::Other,
+        from_version: None,
+        blame: crate::record::Lenient::Other,
+    }
 }

@@ -10,6 +10,7 @@ use super::PartitionInfo;
 use crate::record::history::Decision;
 
 pub mod fallback;
+pub mod judge;
 pub mod permanent;
 pub mod revert;
 

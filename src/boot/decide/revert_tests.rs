@@ -111,7 +111,7 @@ fn raw(name: &str, critical: bool, status: Status) -> CheckResult {
 
 #[test]
 fn one_pass_resets_the_clock_and_optional_checks_never_count() {
-    let mut w = Watch::open(Rollback { window: 5 * MIN, failing_for: Duration::from_secs(20) });
+    let mut w = Watch::open(Rollback::window(5 * MIN, Duration::from_secs(20)));
     w.observe(&[raw("api", true, Status::Fail), raw("docker", false, Status::Fail)]);
     assert_eq!(w.failing.iter().map(|f| f.check.name.as_str()).collect::<Vec<_>>(), ["api"]);
     let first = w.failing[0].since;
@@ -147,7 +147,7 @@ fn a_reopened_window_is_clamped_to_the_policy_and_kept_by_the_boot_clock() {
 
 #[test]
 fn a_check_made_optional_while_failing_stops_counting() {
-    let mut w = Watch::open(Rollback { window: 5 * MIN, failing_for: Duration::ZERO });
+    let mut w = Watch::open(Rollback::window(5 * MIN, Duration::ZERO));
     w.observe(&[raw("api", true, Status::Fail)]);
     assert!(matches!(w.decide(), Decision::Revert { .. }), "critical and failing: it would revert");
     // SIGHUP made it optional; it still fails.
