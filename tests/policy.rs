@@ -172,7 +172,7 @@ async fn the_gate_saturates_a_deadline_past_the_clock() {
     let mut policy = bootgate::policy::parse(yaml, "inline").unwrap();
     policy.gate.deadline = Duration::MAX;
     let (board, _) = tokio::sync::watch::channel(Arc::new(Snapshot::new(&policy.checks)));
-    let snapshot = bootgate::daemon::gate::run_gate(&policy, &board, Notifier::from_env(), false).await;
+    let snapshot = bootgate::daemon::gate::run_gate(&policy, &board, Notifier::from_env(), false, None).await;
     assert_eq!(snapshot.gate, GateState::Passed, "{:?}", snapshot.checks);
 }
 

@@ -75,16 +75,19 @@ async fn promtool_accepts_boot_facts_and_failures() {
         metrics.observe(c);
     }
     metrics.set_boot_info("USR-A", "7130c94a-213a-4e5a-8e26-6cce9662f132", "flatcar", "4152.2.0 \"beta\"");
-    metrics.set_fallback("USR-B", "4230.0.0", "gate_failed");
     let boot = json!({"partition": "USR-B", "index": 4, "uuid": "7130c94a-213a-4e5a-8e26-6cce9662f132",
-        "disk": "/dev/vda", "priority": 1, "tries": 1, "successful": false});
+        "disk": "/dev/vda", "priority": 1, "tries": 1, "successful": false,
+        "fallback": {"from_partition": "USR-B", "from_version": "4230.0.0", "reason": "gate_failed",
+            "at": null, "failing": [], "blame": "environment"},
+        "hold": {"version": "4230.0.0", "until": "2026-12-08T10:00:00Z", "failures": 2, "text": "held"}});
     let boot = watch::channel(Some(Arc::new(serde_json::from_value(boot).expect("boot facts")))).1;
     let router = app(state_with(s, metrics, Heartbeat::new()).with_boot(boot));
     let body = get(&router, "/metrics").await.body;
     assert!(body.contains("\nbootgate_boot_partition_tries 1\n"), "{body}");
-    let fallback =
-        "bootgate_boot_fallback{from_partition=\"USR-B\",from_version=\"4230.0.0\",reason=\"gate_failed\"} 1\n";
+    let fallback = "bootgate_boot_fallback{blame=\"environment\",from_partition=\"USR-B\",from_version=\"4230.0.0\",\
+                    reason=\"gate_failed\"} 1\n";
     assert!(body.contains(fallback), "{body}");
+    assert!(body.contains("bootgate_update_held{version=\"4230.0.0\"} 1\n"), "{body}");
     for name in [
         "bootgate_boot_info{",
         "bootgate_gate_completed_timestamp_seconds ",

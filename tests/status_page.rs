@@ -285,6 +285,32 @@ async fn a_fallback_is_a_banner_a_slot_row_and_marked_boots() {
 }
 
 #[tokio::test]
+async fn the_second_verdict_the_retry_a_blamed_check_and_a_hold_are_on_the_page() {
+    let mut boot = fallen_back_boot("USR-B", "refused");
+    boot["fallback"]["blame"] = json!("environment");
+    boot["fallback"]["retry"] = json!({"attempt": 1, "max": 1, "at": "2026-12-01T10:05:00Z", "done": true,
+        "text": "retry 1 of 1 of the update to 4230.0.0: api passed here for 20s"});
+    boot["hold"] = json!({"version": "4231.0.0", "until": "2026-12-02T10:00:00Z", "failures": 2,
+        "text": "updates held until 2026-12-02 10:00:00 UTC: version 4231.0.0 failed 2 times by its own fault"});
+    let mut s = healthy();
+    s.checks[0].status = Status::Fail;
+    s.checks[0].blame = Some(bootgate::engine::Blame::Preexisting);
+    s.checks[0].accepted = true;
+    (s.checks[1].status, s.checks[1].critical) = (Status::Fail, true);
+    s.checks[1].blame = Some(bootgate::engine::Blame::Regression);
+    let app = router_with(s, Some(boot), Vec::new());
+    let html = get(&app, "/").await.body;
+    assert!(html.contains("<p>Second verdict: blame <strong>environment</strong>: they fail here too, so the environment failed them, not the image.</p>"), "{html}");
+    assert!(
+        html.contains("<p>Retry 1 of 1: retry 1 of 1 of the update to 4230.0.0: api passed here for 20s</p>"),
+        "{html}"
+    );
+    assert!(html.contains("<h2 id=hold-h>Updates held</h2>\n<p>updates held until 2026-12-02 10:00:00 UTC: version 4231.0.0 failed 2 times by its own fault</p>"), "{html}");
+    assert!(html.contains("<td>critical · preexisting, accepted<td>"), "{html}");
+    assert!(html.contains("<td>critical · regression<td>"), "{html}");
+}
+
+#[tokio::test]
 async fn refresh_can_be_set_or_turned_off_and_bad_values_are_refused() {
     let app = router_with(healthy(), None, Vec::new());
     let html = get(&app, "/status?refresh=0").await.body;

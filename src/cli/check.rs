@@ -25,7 +25,7 @@ pub(super) async fn check(loaded: policy::Loaded, format: Format) -> i32 {
         let of: Vec<u32> = loaded.policy.checks.iter().map(|c| c.retries.saturating_add(1)).collect();
         tokio::spawn(show_progress(board.subscribe(), of))
     });
-    let snapshot = run_gate(&loaded.policy, &board, notifier, false).await;
+    let snapshot = run_gate(&loaded.policy, &board, notifier, false, None).await;
     if let Some(task) = progress {
         task.abort();
         let _ = task.await;

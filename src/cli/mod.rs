@@ -14,6 +14,7 @@ mod check;
 mod generate;
 mod inspect;
 mod migrate;
+mod release;
 mod wait;
 
 /// What `--help` says after the options: the environment read and the exit codes.
@@ -22,8 +23,8 @@ Environment:
   BOOTGATE_POLICY          policy file when --policy is not given
   BOOTGATE_LISTEN          run, serve: the endpoint's ADDR:PORT (as --listen)
   BOOTGATE_WEB_CONFIG      run, serve: the endpoint's TLS and basic auth file (as --web-config)
-  BOOTGATE_RUN_DIR         run, serve, status, wait: directory of verdict.json (as --run-dir)
-  BOOTGATE_STATE_DIR       run, serve, history: directory of the boot history (as --state-dir)
+  BOOTGATE_RUN_DIR         run, serve, status, wait, release: directory of verdict.json (as --run-dir)
+  BOOTGATE_STATE_DIR       run, serve, history, release: directory of the boot history (as --state-dir)
   BOOTGATE_TEXTFILE        run, serve: the metrics textfile (as --textfile)
   BOOTGATE_MOTD            run, serve: the verdict's two lines for logins (as --motd)
   BOOTGATE_INTERVAL        run, serve: re-check interval over the policy's runtime.interval
@@ -178,6 +179,21 @@ enum Command {
         #[arg(long, env = "BOOTGATE_RUN_DIR", default_value = "/run/bootgate")]
         run_dir: PathBuf,
     },
+    /// Lift a hold on updates (exit 0; 64 when the hold is on another version).
+    ///
+    /// Removes the hold file update agents condition on (RUN_DIR/hold-updates) and records
+    /// the release in the state dir, so the next boot does not hold the same failures
+    /// again; only failures after the release count toward a new hold.
+    Release {
+        /// Lift the hold only when it is on this version (and record its release even without one).
+        version: Option<String>,
+        /// Directory of the hold file.
+        #[arg(long, env = "BOOTGATE_RUN_DIR", default_value = "/run/bootgate")]
+        run_dir: PathBuf,
+        /// Directory of the boot history, where the release is recorded.
+        #[arg(long, env = "BOOTGATE_STATE_DIR", default_value = "/var/lib/bootgate")]
+        state_dir: PathBuf,
+    },
     /// Print a policy equivalent to another boot checker's setup (changes nothing).
     Migrate {
         #[command(subcommand)]
@@ -219,6 +235,7 @@ impl Command {
             | Command::History { .. }
             | Command::Migrate { .. }
             | Command::Status { .. }
+            | Command::Release { .. }
             | Command::Wait { .. } => None,
         }
     }
@@ -235,6 +252,7 @@ impl Command {
             Command::Migrate { .. } => "migrate",
             Command::Status { .. } => "status",
             Command::Wait { .. } => "wait",
+            Command::Release { .. } => "release",
         }
     }
 }
@@ -301,6 +319,7 @@ pub fn main() -> i32 {
         Command::History { state_dir, format, limit } => inspect::history(&state_dir, format, limit),
         Command::Status { run_dir } => inspect::status(&run_dir),
         Command::Wait { timeout, run_dir } => wait::wait(&run_dir, timeout),
+        Command::Release { version, run_dir, state_dir } => release::release(version.as_deref(), &run_dir, &state_dir),
         Command::Check { policy: PolicyArg { policy: path }, format } => with_runtime(async move {
             let loaded = match policy::load(path.as_deref()) {
                 Ok(l) => l,

@@ -125,7 +125,6 @@ pub async fn learn_fallback(
             Arc::make_mut(facts).fallback = Some(f.clone());
         }
     });
-    endpoint.metrics.set_fallback(&f.from_partition, f.from_version.as_deref().unwrap_or(""), f.reason.as_str());
     let text = f.text();
     let failing: Vec<&str> = f.failing.iter().map(|c| c.name.as_str()).collect();
     tracing::warn!(
@@ -266,6 +265,15 @@ pub async fn record(
 /// Changes this boot's history line with `change` (what happened after it was written:
 /// a failed mark, a fallback made permanent) and publishes the new history.
 pub async fn amend_history(state_dir: &Path, endpoint: &Endpoint, change: impl FnOnce(&mut PastBoot) + Send + 'static) {
+    amend_history_on(state_dir, &endpoint.history, change).await;
+}
+
+/// [`amend_history`], publishing the new history on `published`.
+pub async fn amend_history_on(
+    state_dir: &Path,
+    published: &tokio::sync::watch::Sender<Arc<Vec<PastBoot>>>,
+    change: impl FnOnce(&mut PastBoot) + Send + 'static,
+) {
     let Some(id) = identity::boot_id() else { return };
     let dir = state_dir.to_path_buf();
     let amended = tokio::task::spawn_blocking(move || {
@@ -275,7 +283,7 @@ pub async fn amend_history(state_dir: &Path, endpoint: &Endpoint, change: impl F
     .await;
     match amended {
         Ok((Ok(true), boots)) => {
-            let _ = endpoint.history.send(Arc::new(boots));
+            let _ = published.send(Arc::new(boots));
         }
         Ok((Ok(false), _)) => tracing::warn!("this boot has no history line to amend"),
         Ok((Err(e), _)) => tracing::warn!(error = %e, "cannot amend this boot's history line: {e}"),

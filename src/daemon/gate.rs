@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep};
 
+use super::judge::Judging;
 use super::observe;
 use super::soak::{FAILED_DURING_SOAK, soak};
 use crate::engine::Board;
@@ -24,8 +25,15 @@ const EXTEND_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs the gate and publishes every step on `board`; returns the final snapshot. `boot`
 /// is the boot's own gate, with the policy's settle before and soak after the round
-/// (`bootgate check` runs the round alone).
-pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, boot: bool) -> Arc<Snapshot> {
+/// (`bootgate check` runs the round alone); `judging`, on a trial boot, blames what
+/// failed against the previous image once the round ends, before the gate decides.
+pub async fn run_gate(
+    policy: &Policy,
+    board: &Board,
+    notifier: Notifier,
+    boot: bool,
+    judging: Option<Judging>,
+) -> Arc<Snapshot> {
     let started_wall = SystemTime::now();
     let mut pings = notifier.pings();
     if boot && !policy.gate.settle.is_zero() {
@@ -90,7 +98,12 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, boot: 
     for (r, p) in results.iter_mut().zip(&rounds) {
         r.timing = p.timing;
     }
-    let passed = verdict(results.iter().map(|c| (c.critical, c.status))).gate == GateState::Passed;
+    if let Some(judging) = judging {
+        judging.apply(&mut results).await;
+    }
+    let accepted: Vec<&str> = results.iter().filter(|c| c.accepted).map(|c| c.name.as_str()).collect();
+    let accepted = (!accepted.is_empty()).then(|| format!("accepted: preexisting failure of {}", accepted.join(", ")));
+    let passed = verdict(results.iter().map(|c| (c.counts_critical(), c.status))).gate == GateState::Passed;
     board.send_modify(|s| {
         let s = Arc::make_mut(s);
         s.checks = results;
@@ -110,7 +123,8 @@ pub async fn run_gate(policy: &Policy, board: &Board, notifier: Notifier, boot: 
             (None, GateState::Passed) => GateState::Passed,
             _ => GateState::Failed,
         };
-        s.gate_reason = reason;
+        // A pass that accepted preexisting failures says so, where a failure says why.
+        s.gate_reason = if s.gate == GateState::Passed { accepted } else { reason };
     });
     board.borrow().clone()
 }

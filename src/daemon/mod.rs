@@ -6,11 +6,14 @@
 pub mod facts;
 pub mod gate;
 pub mod hooks;
+pub mod judge;
+pub mod last_seen;
 pub mod motd;
 pub mod observe;
 pub mod permanent;
 pub mod progress;
 pub mod reload;
+pub mod retry;
 pub mod run;
 pub mod runtime;
 pub mod schedule;

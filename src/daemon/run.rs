@@ -14,6 +14,8 @@ use tracing::Level;
 use super::facts::{self, ThisBoot, learn_fallback, mark_good, publish_backend};
 use super::gate::run_gate;
 use super::hooks::{self, Hooks};
+use super::judge::{self, Judging};
+use super::last_seen;
 use super::reload::Reloader;
 use super::runtime::runtime;
 use super::start::{Dirs, install_signals, start_endpoint};
@@ -82,6 +84,7 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         Some(rec) => {
             let (chosen, fallback) = tokio::join!(chosen, learnt);
             boot.fallback = fallback;
+            judge::recorded_verdict(&mut boot, rec.record.fallback.as_ref(), &endpoint);
             let Some(daemon) = Run::new(&policy, &board, notifier, &dirs, &boot, chosen) else {
                 return exit::CONFIG;
             };
@@ -90,7 +93,8 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         None => {
             // What `bootgate wait` shows until the verdict is written.
             let progress = super::progress::follow(&board, dirs.run.clone(), boot_id());
-            let gate = heartbeat.keep(run_gate(&policy, &board, notifier, true));
+            let judging = Judging::start(&policy, &boot, &dirs.state);
+            let gate = heartbeat.keep(run_gate(&policy, &board, notifier, true, judging));
             let known = std::sync::atomic::AtomicBool::new(false);
             let chosen = async {
                 let chosen = chosen.await;
@@ -112,6 +116,7 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
                 endpoint.finish().await;
                 return exit::OK;
             };
+            judge::second_verdict(&mut boot, &snapshot, &endpoint);
             // A backend named but not there fails the gate closed, whatever the checks said.
             let Some(daemon) = Run::new(&policy, &board, notifier, &dirs, &boot, chosen) else {
                 return exit::CONFIG;
@@ -136,8 +141,13 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         }
     };
     drop(daemon);
+    let every = policy.runtime.interval;
+    let seen = last_seen::keep(&board, dirs.state.clone(), judge::image(&boot), every, endpoint.history.clone());
+    let held = judge::follow_hold(&dirs.run, endpoint.boot.clone());
     let link = endpoint.take_link();
     runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload, window, link).await;
+    seen.abort();
+    held.abort();
     endpoint.finish().await;
     exit::OK
 }
@@ -239,6 +249,9 @@ impl Run {
         }
         let decision = failure.as_ref().map(|d| d.clone().map_or(Decision::StayPolicy, Decision::from));
         facts::record(&self.dirs.state, &record, &self.boot, decision, endpoint).await;
+        // Before READY=1, which starts the update agent the hold keeps from starting.
+        judge::hold_updates(&self.policy, &self.dirs.run, &self.dirs.state, endpoint).await;
+        last_seen::write(&self.dirs.state, &judge::image(&self.boot), snapshot).await;
         print!("{}", table::checks(snapshot));
         if let Some(failure) = failure {
             return Judged::Failed(failure);

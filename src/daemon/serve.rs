@@ -6,14 +6,17 @@
 //! has `bootgate_gate_passed 0`. It re-runs the checks on their runtime schedule, so an
 //! operator sees whether the problem persists, but it never runs a gate, never tells
 //! systemd anything (nothing in the update path waits for it) and never rewrites the
-//! recorded verdict.
+//! recorded verdict. On a fallback the environment caused, it is what retries the update
+//! once the checks pass again (`rollback.retry_after_environment`, [`super::retry`]).
 
 use std::sync::Arc;
 
 use super::facts::learn_fallback;
 use super::reload::Reloader;
+use super::retry::{self, Retrying};
 use super::runtime::runtime;
 use super::start::{Dirs, install_signals, start_endpoint};
+use super::{judge, last_seen};
 use crate::boot::identity::boot_id;
 use crate::engine::GateState;
 use crate::exit;
@@ -54,9 +57,26 @@ pub async fn serve(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     else {
         return exit::SOFTWARE;
     };
-    learn_fallback(&dirs.state, &boot, &endpoint, notifier).await;
+    let mut boot = boot;
+    boot.fallback = learn_fallback(&dirs.state, &boot, &endpoint, notifier).await;
+    judge::recorded_verdict(&mut boot, recorded.record.fallback.as_ref(), &endpoint);
+    let every = policy.runtime.interval;
+    let seen = last_seen::keep(&board, dirs.state.clone(), judge::image(&boot), every, endpoint.history.clone());
+    let held = judge::follow_hold(&dirs.run, endpoint.boot.clone());
+    let retrying = tokio::spawn(retry::watch(Retrying {
+        policy: Arc::clone(&policy),
+        board: board.clone(),
+        boot: boot.clone(),
+        state_dir: dirs.state.clone(),
+        facts: endpoint.boot.clone(),
+        history: endpoint.history.clone(),
+        notifier,
+    }));
     let link = endpoint.take_link();
     runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload, None, link).await;
+    for task in [seen, held, retrying] {
+        task.abort();
+    }
     endpoint.finish().await;
     exit::OK
 }

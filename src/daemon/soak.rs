@@ -93,7 +93,11 @@ fn show_failed(s: &mut Snapshot, failed: &[String]) {
 
 /// The critical checks that failed `threshold` times in a row.
 fn failed(checks: &[CheckResult], threshold: u32) -> Vec<String> {
-    checks.iter().filter(|c| c.critical && c.consecutive_failures >= threshold).map(|c| c.name.clone()).collect()
+    checks
+        .iter()
+        .filter(|c| c.counts_critical() && c.consecutive_failures >= threshold)
+        .map(|c| c.name.clone())
+        .collect()
 }
 
 #[cfg(test)]

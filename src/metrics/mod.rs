@@ -52,6 +52,8 @@ pub struct Metrics {
     http_up: IntGauge,
     boot_info: IntGaugeVec,
     fallback: IntGaugeVec,
+    check_blame: IntGaugeVec,
+    update_held: IntGaugeVec,
     // Label-less: absent until the gate is decided.
     gate_completed: GaugeVec,
     last_run: GaugeVec,
@@ -141,8 +143,23 @@ impl Metrics {
             &["partition", "uuid", "os_id", "os_version"],
         )?;
         let fallback = IntGaugeVec::new(
-            Opts::new("bootgate_boot_fallback", "1 for the whole boot when it fell back from another slot."),
-            &["from_partition", "from_version", "reason"],
+            Opts::new(
+                "bootgate_boot_fallback",
+                "1 for the whole boot when it fell back from another slot; blame is the second verdict \
+                 (image, environment, unknown; pending until this boot's gate gives it).",
+            ),
+            &["from_partition", "from_version", "reason", "blame"],
+        )?;
+        let check_blame = IntGaugeVec::new(
+            Opts::new(
+                "bootgate_check_blame",
+                "1 for each critical check that failed a trial boot's gate, by its blame (regression, preexisting, unknown).",
+            ),
+            &["check", "blame"],
+        )?;
+        let update_held = IntGaugeVec::new(
+            Opts::new("bootgate_update_held", "1 while updates are held after the version failed by its own fault."),
+            &["version"],
         )?;
         let gate_completed = GaugeVec::new(
             Opts::new("bootgate_gate_completed_timestamp_seconds", "Unix time the boot gate reached its verdict."),
@@ -182,6 +199,8 @@ impl Metrics {
         registry.register(Box::new(http_up.clone()))?;
         registry.register(Box::new(boot_info.clone()))?;
         registry.register(Box::new(fallback.clone()))?;
+        registry.register(Box::new(check_blame.clone()))?;
+        registry.register(Box::new(update_held.clone()))?;
         registry.register(Box::new(gate_completed.clone()))?;
         registry.register(Box::new(last_run.clone()))?;
         registry.register(Box::new(soak.clone()))?;
@@ -207,6 +226,8 @@ impl Metrics {
             http_up,
             boot_info,
             fallback,
+            check_blame,
+            update_held,
             gate_completed,
             last_run,
             soak,
@@ -249,12 +270,6 @@ impl Metrics {
         for (check, every) in intervals {
             self.interval.with_label_values(&[check]).set(every.as_secs_f64());
         }
-    }
-
-    /// Sets `bootgate_boot_fallback` for this boot.
-    pub fn set_fallback(&self, from_partition: &str, from_version: &str, reason: &str) {
-        self.fallback.reset();
-        self.fallback.with_label_values(&[from_partition, from_version, reason]).set(1);
     }
 
     /// The text exposition of every metric, gauges refreshed from `snapshot` and `boot`.
@@ -338,6 +353,12 @@ impl Metrics {
         for h in HEALTHS {
             self.health.with_label_values(&[h.as_str()]).set(i64::from(h == health));
         }
+        self.check_blame.reset();
+        for c in &s.checks {
+            if let Some(blame) = c.blame {
+                self.check_blame.with_label_values(&[c.name.as_str(), blame.as_str()]).set(1);
+            }
+        }
         self.refresh_boot(boot);
     }
 
@@ -355,6 +376,16 @@ impl Metrics {
                 Some(v) => gauge.with_label_values(&[] as &[&str]).set(v),
                 None => gauge.reset(),
             }
+        }
+        self.fallback.reset();
+        if let Some(f) = boot.and_then(|b| b.fallback.as_ref()) {
+            let blame = f.blame.map_or("pending", |b| b.as_str());
+            let labels = [f.from_partition.as_str(), f.from_version.as_deref().unwrap_or(""), f.reason.as_str(), blame];
+            self.fallback.with_label_values(&labels).set(1);
+        }
+        self.update_held.reset();
+        if let Some(hold) = boot.and_then(|b| b.hold.as_ref()) {
+            self.update_held.with_label_values(&[hold.version.as_str()]).set(1);
         }
     }
 }

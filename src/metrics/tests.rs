@@ -117,22 +117,46 @@ fn boot_info_fallback_and_timestamps() {
         assert!(!t.contains(absent), "{absent}: {t}");
     }
     m.set_boot_info("USR-B", "u4", "flatcar", "4152.2.0");
-    m.set_fallback("USR-B", "4152.2.0", "gate_failed");
     s.gate = GateState::Failed;
     s.gate_started = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
     s.checks[0] = result("storage", true, Status::Fail);
     s.checks[0].last_check = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1001));
-    let t = text(&m, &s, None);
+    let mut facts = crate::record::boot::BootFacts {
+        fallback: Some(crate::record::boot::Fallback {
+            from_version: Some("4152.2.0".into()),
+            ..crate::record::boot::Fallback::sample()
+        }),
+        ..Default::default()
+    };
+    let t = text(&m, &s, Some(&facts));
     assert!(
         t.contains("bootgate_boot_info{os_id=\"flatcar\",os_version=\"4152.2.0\",partition=\"USR-B\",uuid=\"u4\"} 1\n"),
         "{t}"
     );
-    assert!(
-        t.contains(
-            "bootgate_boot_fallback{from_partition=\"USR-B\",from_version=\"4152.2.0\",reason=\"gate_failed\"} 1\n"
-        ),
-        "{t}"
-    );
+    let fallback = |blame: &str| {
+        format!(
+            "bootgate_boot_fallback{{blame=\"{blame}\",from_partition=\"USR-B\",from_version=\"4152.2.0\",reason=\"gate_failed\"}} 1\n"
+        )
+    };
+    assert!(t.contains(&fallback("pending")), "before the second verdict: {t}");
+    facts.fallback.as_mut().unwrap().blame = Some(crate::record::boot::FallbackBlame::Environment);
+    let t = text(&m, &s, Some(&facts));
+    assert!(t.contains(&fallback("environment")) && !t.contains("blame=\"pending\""), "{t}");
+    assert_eq!(t.matches("bootgate_boot_fallback{").count(), 1, "one series per boot: {t}");
+    assert!(!t.contains("bootgate_update_held{") && !t.contains("bootgate_check_blame{"), "{t}");
+    facts.hold = Some(crate::record::boot::HoldFacts {
+        version: "4230.0.0".into(),
+        until: "2026-12-08T10:00:00Z".into(),
+        failures: 2,
+        text: String::new(),
+    });
+    s.checks[0].blame = Some(crate::engine::Blame::Regression);
+    let t = text(&m, &s, Some(&facts));
+    assert!(t.contains("bootgate_update_held{version=\"4230.0.0\"} 1\n"), "{t}");
+    assert!(t.contains("bootgate_check_blame{blame=\"regression\",check=\"storage\"} 1\n"), "{t}");
+    facts.hold = None;
+    let t = text(&m, &s, Some(&facts));
+    assert!(!t.contains("bootgate_update_held{"), "a released hold leaves no series: {t}");
     assert!(t.contains("bootgate_gate_completed_timestamp_seconds 1001.5\n"), "{t}");
     assert!(t.contains("bootgate_check_last_run_timestamp_seconds{check=\"storage\"} 1001\n"), "{t}");
 }

@@ -15,6 +15,9 @@ static BOOT_NOTE: Mutex<Option<String>> = Mutex::new(None);
 /// A failed mark of this boot as good, carried by every `STATUS=` until a mark succeeds.
 static MARK_NOTE: Mutex<Option<String>> = Mutex::new(None);
 
+/// A hold on updates, carried by every `STATUS=` while it is in force.
+static HOLD_NOTE: Mutex<Option<String>> = Mutex::new(None);
+
 /// The latest STATUS text without the note, so a note change can re-send it.
 static LAST: Mutex<String> = Mutex::new(String::new());
 
@@ -33,10 +36,15 @@ pub fn set_mark_note(note: Option<String>) {
     *MARK_NOTE.lock().unwrap_or_else(|e| e.into_inner()) = note;
 }
 
+/// Sets or clears the note of a hold on updates appended to every STATUS.
+pub fn set_hold_note(note: Option<String>) {
+    *HOLD_NOTE.lock().unwrap_or_else(|e| e.into_inner()) = note;
+}
+
 fn with_note(text: &str) -> String {
     *LAST.lock().unwrap_or_else(|e| e.into_inner()) = text.to_string();
     let mut out = text.to_string();
-    for note in [&MARK_NOTE, &NOTE, &BOOT_NOTE] {
+    for note in [&MARK_NOTE, &NOTE, &BOOT_NOTE, &HOLD_NOTE] {
         if let Some(note) = note.lock().unwrap_or_else(|e| e.into_inner()).as_deref() {
             out = format!("{out}; {note}");
         }

@@ -258,7 +258,12 @@ impl Fallback {
         };
         let names: Vec<&str> = self.failing.iter().map(|f| f.name.as_str()).collect();
         let failing = if names.is_empty() { String::new() } else { format!(" (failing: {})", names.join(", ")) };
-        format!("fell back from {} ({version}): {what}{failing}", self.from_partition)
+        let blame = match self.blame {
+            Some(FallbackBlame::Image) => "; blame: image (those checks pass here)",
+            Some(FallbackBlame::Environment) => "; blame: environment (those checks fail here too)",
+            Some(FallbackBlame::Unknown) | None => "",
+        };
+        format!("fell back from {} ({version}): {what}{failing}{blame}", self.from_partition)
     }
 }
 

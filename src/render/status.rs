@@ -61,7 +61,12 @@ pub fn summary(s: &Snapshot) -> String {
                 (ComponentHealth::Degraded, Status::Warn) => "warning",
                 (ComponentHealth::Degraded, _) => "degraded",
             };
-            Some(format!("{} {word}", c.name))
+            let blame = match (c.blame, c.accepted) {
+                (_, true) => " (preexisting, accepted)".to_string(),
+                (Some(blame), false) if !c.status.passed() => format!(" ({})", blame.as_str()),
+                _ => String::new(),
+            };
+            Some(format!("{} {word}{blame}", c.name))
         })
         .collect();
     let word = s.gate_word();

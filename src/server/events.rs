@@ -54,6 +54,8 @@ pub enum Change {
     Status { check: String, from: &'static str, to: &'static str, message: String, time: String },
     /// The gate went from one state to another.
     Gate { from: &'static str, to: &'static str, message: String, time: String },
+    /// A trial boot's gate blamed a failing check against the previous image.
+    Blame { check: String, blame: &'static str, accepted: bool, message: String, time: String },
 }
 
 impl Change {
@@ -62,6 +64,7 @@ impl Change {
         match self {
             Change::Status { .. } => "status_changed",
             Change::Gate { .. } => "gate_changed",
+            Change::Blame { .. } => "check_blamed",
         }
     }
 }
@@ -83,8 +86,25 @@ pub fn changes(old: &Snapshot, new: &Snapshot, now: SystemTime) -> Vec<Change> {
             })
         })
         .collect();
+    for c in &new.checks {
+        let Some(blame) = c.blame else { continue };
+        if old.checks.iter().find(|o| o.name == c.name).is_some_and(|o| o.blame == Some(blame)) {
+            continue;
+        }
+        let accepted = if c.accepted { ", accepted" } else { "" };
+        out.push(Change::Blame {
+            check: c.name.clone(),
+            blame: blame.as_str(),
+            accepted: c.accepted,
+            message: format!("{} failed the gate: {}{accepted}", c.name, blame.as_str()),
+            time: time.clone(),
+        });
+    }
     if old.gate != new.gate {
-        let message = format!("gate {}", new.gate_word());
+        let message = match (&new.gate_reason, new.gate) {
+            (Some(reason), crate::engine::GateState::Passed) => format!("gate {} ({reason})", new.gate_word()),
+            _ => format!("gate {}", new.gate_word()),
+        };
         out.push(Change::Gate { from: old.gate.as_str(), to: new.gate.as_str(), message, time });
     }
     out
@@ -200,6 +220,9 @@ fn log(change: &Change) {
         Change::Gate { from, to, message, .. } => {
             tracing::info!(event = "gate_changed", from, to, "gate: {from} → {to}: {message}")
         }
+        Change::Blame { check, blame, message, .. } => {
+            tracing::info!(event = "check_blamed", check = %check, blame, "{message}")
+        }
     }
 }
 
@@ -286,6 +309,29 @@ mod tests {
         assert!(matches!(&got[0], Change::Status { check, from: "pass", to: "fail", .. } if check == "a"));
         assert!(matches!(&got[1], Change::Gate { from: "running", to: "passed", .. }));
         assert!(changes(&new, &new, SystemTime::UNIX_EPOCH).is_empty());
+    }
+
+    #[test]
+    fn a_blame_is_an_event_once_and_an_accepting_gate_says_why_it_passed() {
+        let old = snap(GateState::Running, &[("api", Status::Fail)]);
+        let mut new = old.clone();
+        new.checks[0].blame = Some(crate::engine::Blame::Preexisting);
+        new.checks[0].accepted = true;
+        new.gate = GateState::Passed;
+        new.gate_reason = Some("accepted: preexisting failure of api".into());
+        let got = changes(&old, &new, SystemTime::UNIX_EPOCH);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            matches!(&got[0], Change::Blame { check, blame: "preexisting", accepted: true, message, .. }
+                if check == "api" && message == "api failed the gate: preexisting, accepted"),
+            "{got:?}"
+        );
+        assert_eq!(got[0].name(), "check_blamed");
+        assert!(
+            matches!(&got[1], Change::Gate { message, .. } if message == "gate passed (accepted: preexisting failure of api)"),
+            "{got:?}"
+        );
+        assert!(changes(&new, &new, SystemTime::UNIX_EPOCH).is_empty(), "a blame kept is no new event");
     }
 
     #[tokio::test]

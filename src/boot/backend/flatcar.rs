@@ -8,8 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{Backend, RevertError, Reverted, Step};
-use crate::boot::decide::RebootDecision;
+use crate::boot::decide::judge::rearm_target;
 use crate::boot::decide::revert::{arm, demoted_priority, falls_back, gptprio_target};
+use crate::boot::decide::{RebootDecision, gptprio_next};
 use crate::boot::{BootStatus, PartitionInfo};
 use crate::record::boot::BackendFacts;
 use crate::util::tool;
@@ -76,6 +77,25 @@ impl Backend for Flatcar {
                 );
             }
             Ok(Reverted { booted: booted.label, fallback: fallback.label })
+        })
+    }
+
+    fn rearm<'a>(&'a self, failed_uuid: &'a str) -> Step<'a, Result<String, String>> {
+        Box::pin(async move {
+            let table = read_table().await;
+            let (failed, priority) = rearm_target(&table, failed_uuid)?;
+            let disk = table.disk.as_deref().ok_or("the booted disk is not known")?;
+            let (index, priority) = (failed.index.to_string(), priority.to_string());
+            let args = ["add", "-i", &index, "-S", "0", "-T", "1", "-P", &priority];
+            let mut cmd = tokio::process::Command::new("cgpt");
+            cmd.args(args).arg(disk);
+            let shown = format!("cgpt {} {disk}", args.join(" "));
+            crate::process::reaper::run_tool(cmd, shown.clone(), CGPT_TIMEOUT).await.map_err(|e| e.to_string())?;
+            let after = read_table().await;
+            if gptprio_next(&after.partitions, &failed.type_guid) != Some(failed.index) {
+                return Err(format!("after `{shown}` gptprio would not pick {} next", failed.label));
+            }
+            Ok(format!("{} armed to boot once more with priority {priority} ({shown})", failed.label))
         })
     }
 }

@@ -61,6 +61,12 @@ pub trait Backend: Send + Sync {
     fn revert(&self) -> Step<'_, Result<Reverted, RevertError>> {
         Box::pin(async { Err(RevertError::NotSupported(self.name())) })
     }
+    /// After a fallback the environment caused: make the failed update (the slot with
+    /// PARTUUID `failed_uuid`) boot once more, as its installation did. `Ok` says what was done.
+    fn rearm<'a>(&'a self, failed_uuid: &'a str) -> Step<'a, Result<String, String>> {
+        let _ = failed_uuid;
+        Box::pin(async { Err(format!("the {} backend cannot boot a failed update again", self.name())) })
+    }
 }
 
 /// What a revert did, for the log, STATUS and the history.

@@ -20,6 +20,11 @@ pub fn detect(
     let booted = booted?;
     // A restart of run, or serve after run, finds this boot's own line: it is not "previous".
     let past: Vec<&PastBoot> = history.iter().filter(|b| b.boot_id.as_deref() != Some(this_boot_id)).collect();
+    // A boot the previous one re-armed after an outage (a retry) is the update tried
+    // again, not a fallback from that boot's slot.
+    if past.last().and_then(|p| p.retry.as_ref()).is_some_and(|r| r.done) {
+        return None;
+    }
     if let Some(prev) = past.last()
         && let Some(slot) = prev.partition.as_ref().filter(|s| !same_slot(s, booted))
     {

@@ -141,3 +141,23 @@ fn seen() -> SeenFallback {
         blame: crate::record::Lenient::Other,
     }
 }
+
+#[test]
+fn the_boot_after_a_retry_is_the_update_again_not_a_fallback() {
+    // A (USR-3) fell back from B, failed its own gate for an outage, re-armed B and rebooted.
+    let parts = [usr(3, 1, 0, true), usr(4, 2, 0, false)];
+    let mut retried = line("b2", &parts[0], "failed", Some(Decision::StayConfirmed));
+    retried.retry = Some(crate::record::boot::RetryFacts {
+        attempt: 1,
+        max: 1,
+        at: "t".into(),
+        text: "re-armed".into(),
+        done: true,
+    });
+    let history = [line("b1", &parts[1], "failed", Some(Decision::Reboot)), retried.clone()];
+    assert_eq!(detect(&history, &parts, Some(&parts[1]), "b3"), None);
+    // A retry that could not be made leaves the next boot judged as before.
+    retried.retry.as_mut().unwrap().done = false;
+    let history = [line("b1", &parts[1], "failed", Some(Decision::Reboot)), retried];
+    assert_eq!(detect(&history, &parts, Some(&parts[1]), "b3").map(|f| f.reason), Some(Reason::GateFailed));
+}

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::boot::{BootStatus, PartitionInfo};
 use crate::engine::{Blame, CheckResult};
 use crate::policy::{Hold, Judge, Retry};
 use crate::record::boot::{Fallback, FallbackBlame, HoldFacts};
@@ -158,14 +159,36 @@ pub fn hold(
         .max_by_key(|(.., until)| *until)
         .map(|(version, failures, until)| HoldFacts {
             text: format!(
-                "updates held until {}: version {version} failed {failures} time(s) by its own fault; \
-                 `bootgate release` lifts the hold",
-                readable_time(until)
+                "updates held until {}: version {version} failed {} by its own fault; run bootgate release to lift the hold",
+                readable_time(until),
+                crate::util::text::counted(failures as usize, "time")
             ),
             version,
             until: timestamp(until),
             failures,
         })
+}
+
+/// The gptprio attributes that boot the failed slot `failed_uuid` once more, as
+/// update_engine's postinst arms a new slot: one try, not successful, a priority above
+/// the booted fallback's. `Err` says why it cannot be done: no such slot of the booted
+/// slot's type, it is the booted one, or the booted one already has the highest priority.
+pub fn rearm_target(table: &BootStatus, failed_uuid: &str) -> Result<(PartitionInfo, u8), String> {
+    let booted = table.booted_partition().ok_or("the booted partition is not a gptprio slot")?;
+    let failed = table
+        .partitions
+        .iter()
+        .find(|p| p.uuid.eq_ignore_ascii_case(failed_uuid) && p.type_guid.eq_ignore_ascii_case(&booted.type_guid))
+        .ok_or_else(|| format!("no slot with PARTUUID {failed_uuid} beside {}", booted.label))?;
+    if failed.index == booted.index {
+        return Err(format!("{} is the booted slot", failed.label));
+    }
+    let priority = booted
+        .priority
+        .checked_add(1)
+        .filter(|p| *p <= 15)
+        .ok_or_else(|| format!("{} has the highest priority, 15: no slot can rank above it", booted.label))?;
+    Ok((failed.clone(), priority))
 }
 
 #[cfg(test)]

@@ -294,3 +294,25 @@ fn hold_over_failure_counts_blames_ages_and_releases() {
     // hold_after 1 holds at the first failure.
     assert!(hold(&two[..1], Hold { after: 1, hold_for: DAY }, &never, t).is_some());
 }
+
+#[test]
+fn a_rearm_puts_the_failed_slot_one_try_above_the_booted_fallback() {
+    use crate::boot::BootStatus;
+    let table = |a_priority: u8, booted: u32| BootStatus {
+        booted: Some(booted),
+        disk: Some("/dev/vda".into()),
+        partitions: vec![
+            PartitionInfo::usr(3, a_priority, 0, true).with_label("USR-A"),
+            PartitionInfo::usr(4, 0, 0, false).with_label("USR-B"),
+        ],
+        note: None,
+    };
+    let (failed, priority) = rearm_target(&table(1, 3), "u4").unwrap();
+    assert_eq!((failed.index, priority), (4, 2));
+    assert_eq!(rearm_target(&table(14, 3), "U4").map(|(_, p)| p), Ok(15), "PARTUUIDs compare without case");
+    assert!(rearm_target(&table(15, 3), "u4").unwrap_err().contains("highest priority"));
+    assert!(rearm_target(&table(1, 3), "u3").unwrap_err().contains("is the booted slot"));
+    assert!(rearm_target(&table(1, 3), "u9").unwrap_err().contains("no slot with PARTUUID u9"));
+    let off_ab = BootStatus { booted: None, ..table(1, 3) };
+    assert!(rearm_target(&off_ab, "u4").is_err());
+}

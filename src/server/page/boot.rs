@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::View;
 use super::escape::{Esc, escape_within};
-use crate::record::boot::Reason;
+use crate::record::boot::{FallbackBlame, Reason};
 use crate::record::history::{Decision, PastBoot};
 
 /// Boots shown; the boots route has all the history keeps.
@@ -63,7 +63,28 @@ pub(super) fn fallback_banner(out: &mut String, v: &View) {
         }
         out.push_str("</ul>\n");
     }
+    if let Some(blame) = f.blame {
+        let what = match blame {
+            FallbackBlame::Image => "they pass here, so the image failed by its own fault",
+            FallbackBlame::Environment => "they fail here too, so the environment failed them, not the image",
+            FallbackBlame::Unknown => "there is nothing here to compare them with",
+        };
+        let _ = writeln!(out, "<p>Second verdict: blame <strong>{}</strong>: {what}.</p>", blame.as_str());
+    }
+    if let Some(r) = &f.retry {
+        let _ = writeln!(out, "<p>Retry {} of {}: {}</p>", r.attempt, r.max, Esc(&r.text));
+    }
     out.push_str("</section>\n");
+}
+
+/// Shown above the checks while updates are held (`boot.hold`).
+pub(super) fn hold_banner(out: &mut String, v: &View) {
+    let Some(h) = v.boot.and_then(|b| b.hold.as_ref()) else { return };
+    let _ = writeln!(
+        out,
+        "<section class=\"alert bad\" aria-labelledby=hold-h>\n<h2 id=hold-h>Updates held</h2>\n<p>{}</p>\n</section>",
+        Esc(&h.text)
+    );
 }
 
 /// An RFC 3339 time as `2026-12-01 10:02:10 UTC`; text that is no such time as it is.
@@ -137,6 +158,9 @@ pub(super) fn history(out: &mut String, v: &View) {
                 Esc(from),
                 f.reason.known().map_or("was left", reason_text)
             );
+            if let Some(blame) = f.blame.known() {
+                let _ = write!(out, ", blame {}", blame.as_str());
+            }
             said = true;
         }
         if let Some(d) = b.decision {

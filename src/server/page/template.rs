@@ -56,6 +56,7 @@ pub(super) fn render(v: &View) -> String {
     meta_line(&mut head, v);
     head.push_str("</header>\n<main>\n");
     super::boot::fallback_banner(&mut head, v);
+    super::boot::hold_banner(&mut head, v);
     let mut tail = String::with_capacity(8192);
     super::slots::section(&mut tail, v);
     super::boot::history(&mut tail, v);
@@ -195,7 +196,12 @@ fn checks(out: &mut String, v: &View, room: usize) {
         } else {
             let _ = write!(line, "<th>{}", Esc(&c.name));
         }
-        let role = if c.critical { "critical" } else { "optional" };
+        let role = match (c.critical, c.blame) {
+            (false, _) => "optional".to_string(),
+            (true, _) if c.accepted => "critical · preexisting, accepted".to_string(),
+            (true, Some(blame)) => format!("critical · {}", blame.as_str()),
+            (true, None) => "critical".to_string(),
+        };
         let _ = write!(line, "<td>{}<td>{role}<td>", c.health().as_str());
         let this_cut = message(&mut line, c, budget);
         let last = c.last_check.map_or_else(|| "not yet".into(), |t| ago(v.now, t));
