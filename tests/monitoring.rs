@@ -180,9 +180,12 @@ fn a_real_prometheus_sees_the_fleet_through_the_shipped_rules_and_dashboard() {
     let mut prom = fleet::prometheus(&targets, alertmanager.addr);
 
     let name = |addr: SocketAddr| addr.to_string();
+    // The fallback device's api passes here, so its second verdict blames 9999.0.0: the
+    // version's alert names the version, not the device.
     let firing_want: BTreeSet<(String, String)> = [
         ("BootgateGateFailed".to_string(), name(failed.addr())),
         ("BootgateFellBack".to_string(), name(fallback.addr())),
+        ("BootgateImageRegression".to_string(), "9999.0.0".to_string()),
     ]
     .into();
     let pending_want: BTreeSet<(String, String)> =
@@ -227,6 +230,7 @@ fn a_real_prometheus_sees_the_fleet_through_the_shipped_rules_and_dashboard() {
     let delivered_want: BTreeSet<_> = [
         firing("/oncall", "BootgateGateFailed", failed.addr()),
         firing("/rollout", "BootgateFellBack", fallback.addr()),
+        ("/rollout".to_string(), "BootgateImageRegression".to_string(), "9999.0.0".to_string(), "firing".to_string()),
         firing("/fleet", "BootgateChecksStale", healthy.addr()),
     ]
     .into();
@@ -261,7 +265,13 @@ fn a_real_prometheus_sees_the_fleet_through_the_shipped_rules_and_dashboard() {
         "{fell_back:#}"
     );
     assert_eq!(labels["reason"], "gate_failed", "{fell_back:#}");
+    assert_eq!(labels["blame"], "image", "{fell_back:#}");
     assert_eq!(labels["severity"], "warning", "{fell_back:#}");
+    let regression = prom.alert("BootgateImageRegression");
+    assert_eq!(regression["labels"]["severity"], "critical", "{regression:#}");
+    let description = regression["annotations"]["description"].as_str().unwrap();
+    assert!(description.starts_with("1 device(s) fell back from version 9999.0.0"), "{regression:#}");
+    assert!(description.contains(&format!(" {} (gate_failed).", name(fallback.addr()))), "{regression:#}");
 
     // The fleet counts add up to the four devices.
     let by_status: BTreeSet<(String, String)> = prom
