@@ -50,7 +50,7 @@ fn a_passed_gate_runs_mark_good_before_ready_and_shows_the_facts() {
     let daemon = Launch::listening(policy(&updater, "{deadline: 30s}", PASSING))
         .in_dir(dir.path())
         .notify(&notify)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", format!("unix:path={}/no-bus", dir.path().display()))
+        .without_system_bus()
         .start();
     let t0 = Instant::now();
     notify.wait_for("READY=1", t0 - Duration::from_secs(1), Duration::from_secs(20), |m| m.contains("READY=1"));
@@ -72,7 +72,7 @@ fn a_failed_gate_runs_mark_bad_then_asks_to_reboot() {
     let mut daemon = Launch::listening(policy(&updater, gate, FAILING))
         .in_dir(dir.path())
         .notify(&notify)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", format!("unix:path={}/no-bus", dir.path().display()))
+        .without_system_bus()
         .start();
     assert_eq!(daemon.wait_exit(Duration::from_secs(60)).code(), Some(2), "{}", daemon.stderr());
     assert_eq!(calls(dir.path()).lines().filter(|l| *l == "reject").count(), 1, "{}", calls(dir.path()));
@@ -94,7 +94,7 @@ fn a_mark_bad_that_fails_keeps_the_boot_and_says_why() {
     let mut daemon = Launch::listening(policy(&updater, gate, FAILING))
         .in_dir(dir.path())
         .notify(&notify)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", format!("unix:path={}/no-bus", dir.path().display()))
+        .without_system_bus()
         .start();
     assert_eq!(daemon.wait_exit(Duration::from_secs(60)).code(), Some(2), "{}", daemon.stderr());
     let msgs = notify.texts();

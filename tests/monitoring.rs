@@ -66,6 +66,9 @@ fn amtool_checks_the_alertmanager_example_and_routes_each_alert_to_its_receiver(
         ("oncall", &["alertname=BootgateGateFailed", "severity=critical"][..]),
         ("oncall", &["alertname=BootgateCriticalCheckFailing", "severity=critical", "check=api"]),
         ("rollout", &["alertname=BootgateFellBack", "severity=warning", "from_version=4230.0.0"]),
+        ("rollout", &["alertname=BootgateImageRegression", "severity=critical", "from_version=4230.0.0"]),
+        ("rollout", &["alertname=BootgateUpdateHeld", "severity=info", "version=4230.0.0"]),
+        ("fleet", &["alertname=BootgateEnvironmentFallback", "severity=warning", "from_version=4230.0.0"]),
         ("fleet", &["alertname=BootgateDegraded", "severity=warning"]),
         ("fleet", &["alertname=BootgateAbsent", "severity=warning"]),
         ("fleet", &["alertname=BootgateChecksStale", "severity=warning"]),
@@ -76,10 +79,17 @@ fn amtool_checks_the_alertmanager_example_and_routes_each_alert_to_its_receiver(
         let report = amtool(&args);
         assert_eq!(report.lines().find(|l| !l.starts_with("Warning")), Some(receiver), "{labels:?}: {report}");
     }
-    // Fallbacks are grouped by the version that fell back, not by device.
+    // Fallbacks and image regressions are grouped by the version that fell back, held
+    // updates by the version held, not by device.
     let doc: serde_yaml::Value = serde_yaml::from_str(&fs::read_to_string(config).unwrap()).unwrap();
-    let rollout = doc["route"]["routes"].as_sequence().unwrap().iter().find(|r| r["receiver"] == "rollout").unwrap();
-    assert_eq!(serde_yaml::to_string(&rollout["group_by"]).unwrap(), "- alertname\n- from_version\n");
+    let rollout: Vec<String> = doc["route"]["routes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|r| r["receiver"] == "rollout")
+        .map(|r| serde_yaml::to_string(&r["group_by"]).unwrap())
+        .collect();
+    assert_eq!(rollout, ["- alertname\n- from_version\n", "- alertname\n- version\n"]);
 }
 
 /// Every query of the dashboard, its panels' and its annotations', the template
@@ -170,9 +180,12 @@ fn a_real_prometheus_sees_the_fleet_through_the_shipped_rules_and_dashboard() {
     let mut prom = fleet::prometheus(&targets, alertmanager.addr);
 
     let name = |addr: SocketAddr| addr.to_string();
+    // The fallback device's api passes here, so its second verdict blames 9999.0.0: the
+    // version's alert names the version, not the device.
     let firing_want: BTreeSet<(String, String)> = [
         ("BootgateGateFailed".to_string(), name(failed.addr())),
         ("BootgateFellBack".to_string(), name(fallback.addr())),
+        ("BootgateImageRegression".to_string(), "9999.0.0".to_string()),
     ]
     .into();
     let pending_want: BTreeSet<(String, String)> =
@@ -217,6 +230,7 @@ fn a_real_prometheus_sees_the_fleet_through_the_shipped_rules_and_dashboard() {
     let delivered_want: BTreeSet<_> = [
         firing("/oncall", "BootgateGateFailed", failed.addr()),
         firing("/rollout", "BootgateFellBack", fallback.addr()),
+        ("/rollout".to_string(), "BootgateImageRegression".to_string(), "9999.0.0".to_string(), "firing".to_string()),
         firing("/fleet", "BootgateChecksStale", healthy.addr()),
     ]
     .into();
@@ -251,7 +265,13 @@ fn a_real_prometheus_sees_the_fleet_through_the_shipped_rules_and_dashboard() {
         "{fell_back:#}"
     );
     assert_eq!(labels["reason"], "gate_failed", "{fell_back:#}");
+    assert_eq!(labels["blame"], "image", "{fell_back:#}");
     assert_eq!(labels["severity"], "warning", "{fell_back:#}");
+    let regression = prom.alert("BootgateImageRegression");
+    assert_eq!(regression["labels"]["severity"], "critical", "{regression:#}");
+    let description = regression["annotations"]["description"].as_str().unwrap();
+    assert!(description.starts_with("1 device(s) fell back from version 9999.0.0"), "{regression:#}");
+    assert!(description.contains(&format!(" {} (gate_failed).", name(fallback.addr()))), "{regression:#}");
 
     // The fleet counts add up to the four devices.
     let by_status: BTreeSet<(String, String)> = prom

@@ -75,12 +75,11 @@ fn a_failed_gate_at_the_limit_asks_for_the_reboot_that_runs_altbootcmd() {
         environment(dir.path(), &["upgrade_available=1", "bootcount=3", "bootlimit=3", "altbootcmd=run altboot"]);
     let notify = NotifySocket::bind(dir.path());
     // The reboot request goes to a bus that is not there: it fails, and nothing reboots.
-    let no_bus = format!("unix:path={}", dir.path().join("no-bus").display());
     let gate = "{deadline: 10s, on_failure: reboot, reboot_delay: 0s}";
     let mut daemon = Launch::listening(policy(&config, gate, FAILING))
         .in_dir(dir.path())
         .notify(&notify)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &no_bus)
+        .without_system_bus()
         .start();
     assert_eq!(daemon.wait_exit(Duration::from_secs(60)).code(), Some(2), "{}", daemon.stderr());
     let msgs = notify.texts();
@@ -106,12 +105,11 @@ fn a_failed_gate_on_a_boot_u_boot_did_not_count_stays_and_says_why() {
     let config =
         environment(dir.path(), &["upgrade_available=1", "bootcount=0", "bootlimit=3", "altbootcmd=run altboot"]);
     let notify = NotifySocket::bind(dir.path());
-    let no_bus = format!("unix:path={}", dir.path().join("no-bus").display());
     let gate = "{deadline: 10s, on_failure: reboot, reboot_delay: 0s}";
     let mut daemon = Launch::listening(policy(&config, gate, FAILING))
         .in_dir(dir.path())
         .notify(&notify)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &no_bus)
+        .without_system_bus()
         .start();
     let end = Instant::now() + Duration::from_secs(60);
     while !notify.texts().iter().any(|m| m.contains("manual intervention needed")) {

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::checks::Check;
 
+mod boot;
 pub mod checks_from;
 pub mod greenboot;
 mod load;

@@ -13,13 +13,9 @@ use super::located::Ctx;
 use super::raw::{
     Backend, OnFailure, RawBoot, RawCheck, RawChecksFrom, RawGate, RawPolicy, RawRollback, RawRuntime, RawServer,
 };
-use super::types::{Dur, NonEmpty, Str};
 use super::yaml::index::Index;
 use super::yaml::path::{self, Seg};
-use super::{
-    BootSettings, CheckSpec, CommandBackend, Efibootguard, Gate, MAX_POLICY_BYTES, MAX_PROBLEMS_SHOWN, MIN_INTERVAL,
-    Policy, Problem, Runtime,
-};
+use super::{CheckSpec, Gate, MAX_POLICY_BYTES, MAX_PROBLEMS_SHOWN, MIN_INTERVAL, Policy, Problem, Runtime};
 use crate::checks::{KINDS, KindError};
 use crate::util::time::spelled;
 
@@ -29,8 +25,6 @@ const DEFAULT_RETRIES: u32 = 3;
 const DEFAULT_SOAK_INTERVAL: Duration = Duration::from_secs(5);
 /// A shorter soak interval would re-run the checks in a busy loop.
 const MIN_SOAK_INTERVAL: Duration = Duration::from_millis(100);
-/// A backend command's limit unless `boot.command.timeout` says otherwise.
-const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// After the gate the checks share the device with its workloads: a few at a time.
 const DEFAULT_RUNTIME_CONCURRENT: u32 = 8;
 
@@ -111,8 +105,8 @@ pub fn validate(text: &str, file: &str) -> Result<Policy, Vec<Problem>> {
     no_checks(&mut cx, s.checks, &s.checks_from, written + found);
     let raw_boot = s.boot.flatten().unwrap_or_default();
     let backend = raw_boot.backend.unwrap_or(Backend::Auto);
-    let fallback_command = argv(&mut cx, &["boot", "fallback_command"], raw_boot.fallback_command.clone());
-    let boot = boot(&mut cx, backend, raw_boot);
+    let fallback_command = super::boot::argv(&mut cx, &["boot", "fallback_command"], raw_boot.fallback_command.clone());
+    let boot = super::boot::validate(&mut cx, backend, raw_boot);
     super::rollback::fits_backend(&mut cx, backend, &boot, &rollback);
     match gate {
         Some(gate) if cx.problems.is_empty() => Ok(Policy {
@@ -241,60 +235,6 @@ fn at_least_one(cx: &mut Ctx, key: &[&str], n: u32) -> u32 {
         return 1;
     }
     n
-}
-
-/// An argv of the policy's (`at` its path), refused when its program name is empty.
-fn argv(cx: &mut Ctx, at: &[&str], raw: Option<NonEmpty<Str>>) -> Option<Vec<String>> {
-    let argv = raw.map(|argv| argv.0.into_iter().map(|a| a.0).collect::<Vec<_>>())?;
-    if argv[0].is_empty() {
-        let at: Vec<Seg> = at.iter().map(|k| Seg::key(k)).collect();
-        cx.at(&at, "the program name is empty");
-    }
-    Some(argv)
-}
-
-/// Each backend's own settings; a backend's section under another backend is refused,
-/// since nothing would read it.
-fn boot(cx: &mut Ctx, backend: Backend, raw: RawBoot) -> BootSettings {
-    let only = |cx: &mut Ctx, key: &str, present: bool, owner: Backend, name: &str| {
-        if present && backend != owner && !(backend == Backend::Auto && owner != Backend::Command) {
-            let message =
-                format!("boot.{key} is read only by the {name} backend, and boot.backend is {}", backend.name());
-            cx.at(&[Seg::key("boot"), Seg::key(key)], message);
-        }
-    };
-    only(cx, "grubenv", raw.grubenv.is_some(), Backend::Grubenv, "grubenv");
-    only(cx, "efibootguard", raw.efibootguard.is_some(), Backend::Efibootguard, "efibootguard");
-    only(cx, "uboot", raw.uboot.is_some(), Backend::Uboot, "uboot");
-    only(cx, "command", raw.command.is_some(), Backend::Command, "command");
-    let command = raw.command.map(|c| CommandBackend {
-        mark_good: argv(cx, &["boot", "command", "mark_good"], Some(c.mark_good)).unwrap_or_default(),
-        mark_bad: argv(cx, &["boot", "command", "mark_bad"], c.mark_bad),
-        revert: argv(cx, &["boot", "command", "revert"], c.revert),
-        facts: argv(cx, &["boot", "command", "facts"], c.facts),
-        timeout: command_timeout(cx, c.timeout),
-    });
-    if backend == Backend::Command && command.is_none() {
-        cx.at(
-            &[Seg::key("boot"), Seg::key("backend")],
-            "the command backend needs `boot.command` with at least `mark_good` (an argv, e.g. [/usr/libexec/myupdater, commit])",
-        );
-    }
-    BootSettings {
-        grubenv: raw.grubenv.map(|p| p.0),
-        efibootguard: Efibootguard {},
-        uboot_config: raw.uboot.and_then(|u| u.config).map(|p| p.0),
-        command,
-    }
-}
-
-/// `boot.command.timeout`: at least 1s (a command needs time to start), 30s by default.
-fn command_timeout(cx: &mut Ctx, raw: Option<Dur>) -> Duration {
-    let timeout = raw.map_or(DEFAULT_COMMAND_TIMEOUT, |d| d.0);
-    if timeout < Duration::from_secs(1) {
-        cx.at(&[Seg::key("boot"), Seg::key("command"), Seg::key("timeout")], "the timeout must be at least 1s");
-    }
-    timeout
 }
 
 fn runtime(cx: &mut Ctx, r: &RawRuntime) -> Runtime {

@@ -38,9 +38,15 @@ pub fn prometheus(targets: &[SocketAddr], alertmanager: SocketAddr) -> Prometheu
     ))
 }
 
+/// What an alert is about: its device (`instance`), or the version it names
+/// (`from_version`) for an alert about a version across devices.
+pub fn subject(labels: &Value) -> String {
+    labels["instance"].as_str().or(labels["from_version"].as_str()).unwrap_or_default().to_string()
+}
+
 /// What the shipped rules make of the fleet, through Prometheus's API.
 pub trait Alerts {
-    /// (alertname, instance) of every alert in `state` (firing or pending).
+    /// (alertname, [`subject`]) of every alert in `state` (firing or pending).
     fn alerts(&self, state: &str) -> BTreeSet<(String, String)>;
     fn alert(&self, name: &str) -> Value;
 }
@@ -51,9 +57,7 @@ impl Alerts for Prometheus {
         alerts
             .iter()
             .filter(|a| a["state"] == state)
-            .map(|a| {
-                (a["labels"]["alertname"].as_str().unwrap().into(), a["labels"]["instance"].as_str().unwrap().into())
-            })
+            .map(|a| (a["labels"]["alertname"].as_str().unwrap().into(), subject(&a["labels"])))
             .collect()
     }
 
@@ -115,7 +119,7 @@ impl Alertmanager {
         assert!(out.status.success(), "amtool alert add: {}", String::from_utf8_lossy(&out.stderr));
     }
 
-    /// (alertname, instance) of every active alert held back by an inhibition.
+    /// (alertname, [`subject`]) of every active alert held back by an inhibition.
     pub fn inhibited(&self) -> BTreeSet<(String, String)> {
         let Some(reply) = get(self.addr, "/api/v2/alerts?active=false&inhibited=true&silenced=false").ok() else {
             return BTreeSet::new();
@@ -124,13 +128,11 @@ impl Alertmanager {
         alerts
             .iter()
             .filter(|a| a["status"]["inhibitedBy"].as_array().is_some_and(|by| !by.is_empty()))
-            .map(|a| {
-                (a["labels"]["alertname"].as_str().unwrap().into(), a["labels"]["instance"].as_str().unwrap().into())
-            })
+            .map(|a| (a["labels"]["alertname"].as_str().unwrap().into(), subject(&a["labels"])))
             .collect()
     }
 
-    /// (alertname, instance) of every active alert it received, each with a severity and a summary.
+    /// (alertname, [`subject`]) of every active alert it received, each with a severity and a summary.
     pub fn alerts(&self) -> BTreeSet<(String, String)> {
         let Some(reply) = get(self.addr, "/api/v2/alerts?active=true").ok().filter(|r| r.status == 200) else {
             return BTreeSet::new();
@@ -139,12 +141,7 @@ impl Alertmanager {
         for a in &alerts {
             assert!(a["labels"]["severity"].is_string() && a["annotations"]["summary"].is_string(), "{a:#}");
         }
-        alerts
-            .iter()
-            .map(|a| {
-                (a["labels"]["alertname"].as_str().unwrap().into(), a["labels"]["instance"].as_str().unwrap().into())
-            })
-            .collect()
+        alerts.iter().map(|a| (a["labels"]["alertname"].as_str().unwrap().into(), subject(&a["labels"]))).collect()
     }
 }
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-/// What one delivery said: (path, alertname, instance, status) of each alert in it.
+use super::fleet::subject;
+
+/// What one delivery said: (path, alertname, subject, status) of each alert in it.
 type Seen = BTreeSet<(String, String, String, String)>;
 
 /// The receiver; its thread ends with the test process (it holds no child process).
@@ -33,7 +35,7 @@ impl Webhook {
         Webhook { addr, seen }
     }
 
-    /// Every (path, alertname, instance, status) delivered so far.
+    /// Every (path, alertname, subject, status) delivered so far.
     pub fn seen(&self) -> Seen {
         self.seen.lock().unwrap().clone()
     }
@@ -72,8 +74,7 @@ fn serve(conn: TcpStream, seen: &Mutex<Seen>) {
         let doc: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         for a in doc["alerts"].as_array().into_iter().flatten() {
             let text = |v: &Value| v.as_str().unwrap_or("").to_string();
-            let alert =
-                (path.clone(), text(&a["labels"]["alertname"]), text(&a["labels"]["instance"]), text(&a["status"]));
+            let alert = (path.clone(), text(&a["labels"]["alertname"]), subject(&a["labels"]), text(&a["status"]));
             seen.lock().unwrap().insert(alert);
         }
         if conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").is_err() {
