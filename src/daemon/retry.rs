@@ -24,7 +24,7 @@ use crate::process::Notifier;
 use crate::process::logging::BOOT_FALLBACK_ID;
 use crate::record::boot::{BootFacts, Fallback, RetryFacts};
 use crate::record::history::{self, PastBoot};
-use crate::util::time::{spelled, timestamp};
+use crate::util::time::{spelled, spelled_secs_up, timestamp};
 
 /// How often the checks on the board are looked at.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
@@ -78,7 +78,7 @@ pub async fn watch(r: Retrying) {
                     let text = if passing {
                         format!(
                             "{named} pass(es) here again; retrying the update to {shown} in {} if they keep passing",
-                            spelled(left)
+                            spelled_secs_up(left)
                         )
                     } else {
                         format!(
