@@ -158,11 +158,7 @@ pub async fn mark_good(backend: &dyn Backend, endpoint: &Endpoint, notifier: Not
         }
     };
     let mark = Mark { done, note };
-    endpoint.boot.send_modify(|boot| {
-        let mut shown = boot.as_deref().cloned().unwrap_or_default();
-        shown.mark = Some(mark.clone());
-        *boot = Some(Arc::new(shown));
-    });
+    show(endpoint, |shown| shown.mark = Some(mark.clone()));
     notifier.refresh_status();
     watch_slot_mark(endpoint);
     mark
@@ -200,24 +196,30 @@ fn watch_slot_mark(endpoint: &Endpoint) {
     });
 }
 
-/// Shows a failed gate's decision in the boot facts, before it is acted on.
-pub fn show_on_failure(endpoint: &Endpoint, on_failure: OnFailure) {
-    endpoint.boot.send_modify(|boot| {
+/// Changes the boot facts with `change` (creating them off A/B) and publishes them.
+pub fn show(endpoint: &Endpoint, change: impl FnOnce(&mut BootFacts)) {
+    show_on(&endpoint.boot, change);
+}
+
+/// [`show`] on the boot facts' channel itself.
+pub fn show_on(facts: &tokio::sync::watch::Sender<Option<Arc<BootFacts>>>, change: impl FnOnce(&mut BootFacts)) {
+    facts.send_modify(|boot| {
         let mut shown = boot.as_deref().cloned().unwrap_or_default();
-        shown.on_failure = Some(on_failure);
+        change(&mut shown);
         *boot = Some(Arc::new(shown));
     });
+}
+
+/// Shows a failed gate's decision in the boot facts, before it is acted on.
+pub fn show_on_failure(endpoint: &Endpoint, on_failure: OnFailure) {
+    show(endpoint, |shown| shown.on_failure = Some(on_failure));
 }
 
 /// Shows the backend's facts in the boot facts, beside the GPT slot's.
 pub async fn publish_backend(backend: &dyn Backend, endpoint: &Endpoint) -> BackendFacts {
     let facts = backend.facts().await;
     let shown_facts = facts.clone();
-    endpoint.boot.send_modify(|boot| {
-        let mut shown = boot.as_deref().cloned().unwrap_or_default();
-        shown.backend = Some(facts);
-        *boot = Some(Arc::new(shown));
-    });
+    show(endpoint, |shown| shown.backend = Some(facts));
     shown_facts
 }
 

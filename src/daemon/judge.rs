@@ -10,14 +10,14 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
-use super::facts::ThisBoot;
+use super::facts::{ThisBoot, show, show_on};
 use crate::boot::decide::judge::{self, Judged};
 use crate::engine::{Blame, CheckResult, Snapshot};
 use crate::policy::{Judge, Policy};
 use crate::process::logging::BOOT_FALLBACK_ID;
 use crate::record::boot::{BootFacts, FallbackBlame, Reason};
+use crate::record::hold;
 use crate::record::last_seen::{self, Image, ImageSeen};
-use crate::record::{history, hold};
 use crate::server::Endpoint;
 
 /// What this boot's image is, as `last-seen.json` tells images apart.
@@ -126,8 +126,9 @@ pub fn second_verdict(boot: &mut ThisBoot, snapshot: &Snapshot, endpoint: &Endpo
 pub async fn hold_updates(policy: &Policy, run_dir: &Path, state_dir: &Path, endpoint: &Endpoint) {
     let Some(rule) = policy.rollback.hold else { return };
     let (run, state) = (run_dir.to_path_buf(), state_dir.to_path_buf());
+    // The history as this boot's line left it, published by `facts::record`.
+    let boots = endpoint.history.borrow().clone();
     let decided = tokio::task::spawn_blocking(move || {
-        let boots = history::read_or_warn(&state);
         let released = hold::released(&state);
         let held = judge::hold(&boots, rule, &|v| released.at(v), SystemTime::now());
         let wrote = match &held {
@@ -146,20 +147,6 @@ pub async fn hold_updates(policy: &Policy, run_dir: &Path, state_dir: &Path, end
         crate::process::notify::set_hold_note(Some(h.text.clone()));
     }
     show(endpoint, move |facts| facts.hold = held);
-}
-
-/// Changes the boot facts with `change` (creating them off A/B) and publishes them.
-pub fn show(endpoint: &Endpoint, change: impl FnOnce(&mut BootFacts)) {
-    show_on(&endpoint.boot, change);
-}
-
-/// [`show`] on the boot facts' channel itself.
-pub fn show_on(facts: &watch::Sender<Option<Arc<BootFacts>>>, change: impl FnOnce(&mut BootFacts)) {
-    facts.send_modify(|boot| {
-        let mut shown = boot.as_deref().cloned().unwrap_or_default();
-        change(&mut shown);
-        *boot = Some(Arc::new(shown));
-    });
 }
 
 /// A restarted `run`, or `serve` after it, finds the fallback again without the second

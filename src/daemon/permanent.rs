@@ -8,7 +8,6 @@
 
 use std::path::Path;
 use std::process::Output;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::boot::backend::Backend;
@@ -84,11 +83,7 @@ pub async fn keep(
 /// Shows the outcome in the health document's `boot.permanent`: last, once every file
 /// that records it is written.
 pub fn show(endpoint: &Endpoint, kept: Permanent) {
-    endpoint.boot.send_modify(|boot| {
-        let mut shown = boot.as_deref().cloned().unwrap_or_default();
-        shown.permanent = Some(kept);
-        *boot = Some(Arc::new(shown));
-    });
+    super::facts::show(endpoint, |shown| shown.permanent = Some(kept));
 }
 
 /// `why`, with what clearing the counter did.

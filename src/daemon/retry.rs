@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::facts::{ThisBoot, amend_history_on};
-use super::judge::{image, show_on};
+use super::facts::{ThisBoot, amend_history_on, show_on};
+use super::judge::image;
 use super::last_seen;
 use crate::boot::backend::choose;
 use crate::boot::decide::judge::{RetryStep, retries_of, retry};
@@ -23,7 +23,7 @@ use crate::policy::Policy;
 use crate::process::Notifier;
 use crate::process::logging::BOOT_FALLBACK_ID;
 use crate::record::boot::{BootFacts, Fallback, RetryFacts};
-use crate::record::history::{self, PastBoot};
+use crate::record::history::PastBoot;
 use crate::util::time::{spelled, spelled_secs_up, timestamp};
 
 /// How often the checks on the board are looked at.
@@ -45,9 +45,8 @@ pub struct Retrying {
 pub async fn watch(r: Retrying) {
     let (Some(rule), Some(fallback)) = (r.policy.rollback.retry, r.boot.fallback.clone()) else { return };
     let version = fallback.from_version.clone().unwrap_or_default();
-    let dir = r.state_dir.clone();
-    let boots = tokio::task::spawn_blocking(move || history::read_or_warn(&dir)).await.unwrap_or_default();
-    let tried = retries_of(&boots, &version);
+    // The history `serve` read at start and published.
+    let tried = retries_of(&r.history.borrow(), &version);
     let names: Vec<String> = fallback.failing.iter().map(|f| f.name.clone()).collect();
     let named = names.join(", ");
     let shown = if version.is_empty() { fallback.from_partition.clone() } else { version.clone() };
