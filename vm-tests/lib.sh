@@ -487,6 +487,16 @@ slot_version() {
   slot_file "$1" /etc/os-release "$release"$'\n'"IMAGE_ID=vmtests"$'\n'"IMAGE_VERSION=$2"
 }
 
+# update_of POLICY: both slots run POLICY (so the fallback re-runs the update's
+# checks under their names), USR-A as image version 1.0 and USR-B, the update,
+# as 1.1: the images bootgate judges one against the other.
+update_of() {
+  slot_policy A "$1"
+  slot_policy B "$1"
+  slot_version A 1.0
+  slot_version B 1.1
+}
+
 # state_outage: the device API is down from the next boot on (the outage file
 # guest/api answers 503 for, on the STATE partition that both slots mount),
 # until the host ends it with `guest_ctl api-back`.

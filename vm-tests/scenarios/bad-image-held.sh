@@ -12,10 +12,7 @@
 . "$(dirname "$0")/../lib.sh"
 scenario bad-image-held
 
-slot_policy A held.yaml
-slot_policy B held.yaml
-slot_version A 1.0
-slot_version B 1.1
+update_of held.yaml
 slot_symlink B /etc/systemd/system/vmtests-api.socket /dev/null "mask vmtests-api.socket" rm
 slot_file A /etc/vm-tests/reinstall 2
 gpt_set A -S1 -T0 -P1

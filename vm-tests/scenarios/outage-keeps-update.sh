@@ -12,10 +12,7 @@
 . "$(dirname "$0")/../lib.sh"
 scenario outage-keeps-update
 
-slot_policy A outage.yaml
-slot_policy B outage.yaml
-slot_version A 1.0
-slot_version B 1.1
+update_of outage.yaml
 gpt_set A -S1 -T0 -P1
 gpt_set B -S0 -T0 -P0
 

@@ -9,10 +9,7 @@
 . "$(dirname "$0")/../lib.sh"
 scenario preexisting-failure-accepted
 
-slot_policy A preexisting.yaml
-slot_policy B preexisting.yaml
-slot_version A 1.0
-slot_version B 1.1
+update_of preexisting.yaml
 gpt_set A -S1 -T0 -P1
 gpt_set B -S0 -T0 -P0
 
