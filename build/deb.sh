@@ -31,15 +31,29 @@ pkg=$work/debian/bootgate
 BOOTGATE_BIN=$bin "$root/build/stage.sh" "$pkg" deb
 
 # The libraries the binary links, as the Debian packages (and minimum versions)
-# that provide them: libtss2-esys and libtss2-tctildr, libc, libgcc.
+# that provide them: libc, libgcc.
 printf 'Source: bootgate\n\nPackage: bootgate\nArchitecture: any\n' >"$work/debian/control"
 depends=$(cd "$work" && dpkg-shlibdeps -O -e debian/bootgate/usr/bin/bootgate 2>"$work/shlibdeps.err") || {
   cat "$work/shlibdeps.err" >&2
   echo "deb.sh: dpkg-shlibdeps failed: the libraries bootgate links must come from installed Debian packages" >&2
   exit 1
 }
+depends=${depends#shlibs:Depends=}
+# libtss2-esys and libtss2-tctildr are opened at run time, on the first TPM
+# check, so no NEEDED entry names them and dpkg-shlibdeps cannot see them: each
+# is depended on as its package's shlibs entry declares, as for a linked library.
+for soname in libtss2-esys.so.0 libtss2-tctildr.so.0; do
+  package=$(dpkg-query -S "*/$soname" 2>/dev/null | sed -n '1s/:.*//p')
+  entry=$(dpkg-query --control-show "$package" shlibs 2>/dev/null |
+    awk -v lib="${soname%.so.*}" -v ver="${soname##*.so.}" '$1 == lib && $2 == ver { $1 = $2 = ""; sub(/^ +/, ""); print; exit }')
+  if [ -z "$entry" ]; then
+    echo "deb.sh: bootgate opens $soname, which no installed Debian package declares (install it: build/deps.sh does)" >&2
+    exit 1
+  fi
+  depends="$depends, $entry"
+done
 # The units' ExecReload= runs /usr/bin/kill, which Debian ships in procps.
-depends="${depends#shlibs:Depends=}, procps"
+depends="$depends, procps"
 
 install -d "$pkg/DEBIAN"
 install -m 0755 "$root"/packaging/deb/postinst "$root"/packaging/deb/prerm "$root"/packaging/deb/postrm "$pkg/DEBIAN/"

@@ -75,9 +75,14 @@ resolve() {
   ldconfig -p | awk -v name="$1" '$1 == name && /x86-64/ && !found { print $NF; found = 1 }'
 }
 
-# The closure: the binary's NEEDED entries and the TCTI modules, then theirs.
+# The TSS libraries are opened at run time too (dlopen, on the first TPM check),
+# through the binary's run path set below.
+dlopened=(libtss2-esys.so.0 libtss2-tctildr.so.0)
+
+# The closure: the binary's NEEDED entries, the libraries it opens and the TCTI
+# modules, then theirs.
 mapfile -t queue < <(needed "$stage/usr/bin/bootgate")
-queue+=("${tctis[@]}")
+queue+=("${dlopened[@]}" "${tctis[@]}")
 bundle=" "
 while [ ${#queue[@]} -gt 0 ]; do
   name=${queue[0]}

@@ -68,7 +68,8 @@ fn the_image_carries_every_library_beyond_glibc() {
     for name in &needed {
         assert!(glibc.contains(name) || carried.contains(name), "usr/bin/bootgate needs {name}, not in the image");
     }
-    assert!(needed.contains("libtss2-esys.so.0"), "{needed:?}");
+    // The TSS libraries are opened when a TPM check runs, never at start.
+    assert!(!needed.iter().any(|n| n.starts_with("libtss2") || n.starts_with("libcrypto")), "{needed:?}");
     // A dlopened TCTI resolves through the run path of libtss2-tctildr, so every
     // carried library points at its own directory, and needs nothing else either.
     for name in &carried {
@@ -121,6 +122,19 @@ fn its_binary_reaches_a_tpm_in_a_root_without_tss_or_crypto_libraries() {
     let (out, v) = check();
     assert_eq!(out.status.code(), Some(2), "{v:#}");
     assert!(message(&v, "tpm").contains("TCTI not supported"), "{v:#}");
+
+    // Without the TSS libraries (opened only for a TPM check) the binary still starts
+    // and still judges; the TPM check says what is missing.
+    fs::remove_file(r.join(LIBDIR).join("libtss2-tctildr.so.0")).unwrap();
+    let version = sysext::run_in(r, &["/usr/bin/bootgate", "--version"]);
+    assert!(version.status.success(), "bootgate --version without the TSS: {}", sysext::text(&version));
+    let (out, v) = check();
+    assert_eq!(out.status.code(), Some(2), "{v:#}");
+    let msg = message(&v, "tpm");
+    assert!(
+        msg.contains("the TPM software stack (tpm2-tss) is not installed: cannot load libtss2-tctildr.so.0"),
+        "{msg}"
+    );
 
     // The input binary, which has no run path, cannot start there at all.
     fs::copy(BIN, r.join("usr/bin/bootgate-unpatched")).unwrap();

@@ -1,12 +1,13 @@
 //! The `tpm` kind through the real binary against a software TPM (swtpm), a
-//! missing device, a closed port and a peer that accepts and never answers.
+//! missing device, a closed port and a peer that accepts and never answers; and the
+//! TSS libraries opened only when a policy has a `tpm` check.
 
 mod support;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
-use support::{HangingListener, Swtpm, bootgate, check, free_port, message, result};
+use support::{BIN, HangingListener, Swtpm, bootgate, check, check_with, free_port, message, result, sysext};
 
 #[test]
 fn a_software_tpm_passes_and_reports_what_tpm2_tools_report() {
@@ -31,6 +32,40 @@ fn a_software_tpm_passes_and_reports_what_tpm2_tools_report() {
     // Ten PCRs take two TPM2_PCR_Read calls (at most eight digests each).
     assert_eq!(seen["pcr_sha256_9"], tpm.pcr_sha256(9).as_str());
     assert!(message(&v, "tpm").contains("self-test passed"), "{r:#}");
+}
+
+/// The shared objects the dynamic loader opened for a `check` of `policy`, by its own
+/// account (`LD_DEBUG=files`), with the verdict's exit code.
+fn opened_for(policy: &str) -> (i32, String) {
+    let (code, v, _, out) = check_with(policy, &[("LD_DEBUG", "files")]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    let opened: Vec<&str> = log.lines().filter_map(|l| l.split("file=").nth(1)).collect();
+    assert!(!opened.is_empty(), "LD_DEBUG=files printed nothing: {log}\n{v:#}");
+    (code, opened.join("\n"))
+}
+
+#[test]
+fn the_tss_libraries_are_opened_only_for_a_tpm_check() {
+    let (needed, _) = sysext::dynamic(std::path::Path::new(BIN));
+    let linked: Vec<&String> =
+        needed.iter().filter(|n| n.starts_with("libtss2") || n.starts_with("libcrypto")).collect();
+    assert!(linked.is_empty(), "the binary links {linked:?}: every command would load them");
+
+    let (code, opened) = opened_for("version: 1\nchecks:\n  - {name: storage, kind: disk, path: /}\n");
+    assert_eq!(code, 0, "{opened}");
+    assert!(!opened.contains("libtss2") && !opened.contains("libcrypto"), "without a tpm check:\n{opened}");
+    let (code, opened) =
+        opened_for("version: 1\nchecks:\n  - {name: tpm, kind: tpm, device: /nonexistent/tpm, absent: pass}\n");
+    assert_eq!(code, 0, "{opened}");
+    assert!(!opened.contains("libtss2"), "a tpm check that found no TPM:\n{opened}");
+
+    let tpm = Swtpm::start();
+    let (code, opened) =
+        opened_for(&format!("version: 1\nchecks:\n  - {{name: tpm, kind: tpm, tcti: '{}'}}\n", tpm.tcti()));
+    assert_eq!(code, 0, "{opened}");
+    for library in ["libtss2-tctildr.so.0", "libtss2-esys.so.0", "libcrypto.so", "libtss2-tcti-swtpm.so.0"] {
+        assert!(opened.contains(library), "a tpm check did not open {library}:\n{opened}");
+    }
 }
 
 #[test]

@@ -22,6 +22,7 @@ use crate::policy::unique::UniqueMap;
 use crate::policy::yaml::Seg;
 use crate::util::redact::quote;
 
+mod esys;
 mod read;
 mod tcti;
 

@@ -6,18 +6,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tss_esapi::Context;
 use tss_esapi::constants::response_code::Tss2ResponseCode;
-use tss_esapi::constants::{CapabilityType, PropertyTag};
-use tss_esapi::interface_types::algorithm::HashingAlgorithm;
-use tss_esapi::structures::{CapabilityData, PcrSelectionListBuilder, PcrSlot};
+use tss_esapi::constants::tss::{
+    TPM2_ALG_SHA1, TPM2_ALG_SHA256, TPM2_ALG_SHA384, TPM2_ALG_SHA512, TPM2_ALG_SM3_256, TPM2_PT_FAMILY_INDICATOR,
+    TPM2_PT_FIRMWARE_VERSION_1, TPM2_PT_FIRMWARE_VERSION_2, TPM2_PT_MANUFACTURER, TPM2_PT_VENDOR_STRING_1,
+    TPM2_PT_VENDOR_STRING_2, TPM2_PT_VENDOR_STRING_3, TPM2_PT_VENDOR_STRING_4,
+};
 use tss_esapi::tcti_ldr::TctiNameConf;
+use tss_esapi::tss2_esys::TPMI_ALG_HASH;
 
 use super::Bank;
+use super::esys::{self, Context};
 use super::tcti::Tcti;
 
 /// FAMILY_INDICATOR (0x100) up to FIRMWARE_VERSION_2 (0x10C), in one request.
 const FIXED_PROPERTIES: u32 = 13;
+/// A TPM returns at most this many digests per PCR read.
+const DIGESTS_PER_READ: usize = 8;
 
 /// The TCTI of a job: ready, or the policy's, parsed on this thread when first used.
 pub(super) enum Conf {
@@ -58,34 +63,27 @@ impl Job {
     pub fn run(self) -> Result<Reading, String> {
         let label = &self.label;
         let mut ctx = Context::new(self.conf.get()?).map_err(|e| connect_error(self.device.as_deref(), label, &e))?;
-        let (caps, _) = ctx
-            .get_capability(CapabilityType::TpmProperties, PropertyTag::FamilyIndicator.into(), FIXED_PROPERTIES)
+        let props = ctx
+            .properties(TPM2_PT_FAMILY_INDICATOR, FIXED_PROPERTIES)
             .map_err(|e| format!("TPM at {label}: cannot read its properties: {e}"))?;
-        let CapabilityData::TpmProperties(props) = caps else {
-            return Err(format!("TPM at {label}: answered a property request with other data"));
-        };
-        let prop = |tag| props.find(tag).map(|p| p.value());
-        let text = |tags: &[PropertyTag]| ascii(&tags.iter().filter_map(|&t| prop(t)).collect::<Vec<_>>());
-        let firmware = match (prop(PropertyTag::FirmwareVersion1), prop(PropertyTag::FirmwareVersion2)) {
+        let prop = |tag| props.iter().find(|(t, _)| *t == tag).map(|(_, v)| *v);
+        let text = |tags: &[u32]| ascii(&tags.iter().filter_map(|&t| prop(t)).collect::<Vec<_>>());
+        let firmware = match (prop(TPM2_PT_FIRMWARE_VERSION_1), prop(TPM2_PT_FIRMWARE_VERSION_2)) {
             (Some(a), Some(b)) => format!("{}.{}.{}.{}", a >> 16, a & 0xffff, b >> 16, b & 0xffff),
             _ => "unknown".into(),
         };
-        let vendor = [
-            PropertyTag::VendorString1,
-            PropertyTag::VendorString2,
-            PropertyTag::VendorString3,
-            PropertyTag::VendorString4,
-        ];
+        let vendor =
+            [TPM2_PT_VENDOR_STRING_1, TPM2_PT_VENDOR_STRING_2, TPM2_PT_VENDOR_STRING_3, TPM2_PT_VENDOR_STRING_4];
         let mut reading = Reading {
-            manufacturer: text(&[PropertyTag::Manufacturer]),
+            manufacturer: text(&[TPM2_PT_MANUFACTURER]),
             vendor: text(&vendor),
             firmware,
-            family: text(&[PropertyTag::FamilyIndicator]),
+            family: text(&[TPM2_PT_FAMILY_INDICATOR]),
             pcrs: Vec::new(),
         };
         if self.self_test {
             ctx.self_test(false).map_err(|e| format!("TPM at {label}: self-test failed: {e}"))?;
-            let (_, result) = ctx.get_test_result().map_err(|e| format!("TPM at {label}: no self-test result: {e}"))?;
+            let result = ctx.test_result().map_err(|e| format!("TPM at {label}: no self-test result: {e}"))?;
             result.map_err(|e| format!("TPM at {label}: self-test failed: {e}"))?;
         }
         for (bank, indices) in &self.banks {
@@ -96,7 +94,10 @@ impl Job {
 }
 
 /// The TSS says little about why a connection failed; the OS error says more.
-fn connect_error(device: Option<&Path>, label: &str, e: &tss_esapi::Error) -> String {
+fn connect_error(device: Option<&Path>, label: &str, e: &esys::Error) -> String {
+    let esys::Error::Tss(e) = e else {
+        return format!("cannot connect to TPM at {label}: {e}");
+    };
     let open = |path| std::fs::OpenOptions::new().read(true).write(true).open(path);
     let why = match device {
         Some(path) => open(path).err().map(|os| os.to_string()),
@@ -182,33 +183,18 @@ pub(super) fn tss_rc_text(code: u32) -> String {
     format!("{layer} {base} (0x{code:08x})")
 }
 
-/// Reads `indices` of one bank; a TPM returns at most 8 digests per call.
-fn read_bank(
-    ctx: &mut tss_esapi::Context,
-    bank: Bank,
-    indices: &[u8],
-    out: &mut Vec<(Bank, u8, Vec<u8>)>,
-) -> Result<(), String> {
+/// Reads `indices` of one bank, at most [`DIGESTS_PER_READ`] a call.
+fn read_bank(ctx: &mut Context, bank: Bank, indices: &[u8], out: &mut Vec<(Bank, u8, Vec<u8>)>) -> Result<(), String> {
     let alg = algorithm(bank);
     let mut left: Vec<u8> = indices.to_vec();
     while !left.is_empty() {
-        let slots: Vec<PcrSlot> = left.iter().map(|&i| slot(i)).collect::<Result<_, _>>()?;
-        let selection = PcrSelectionListBuilder::new()
-            .with_selection(alg, &slots)
-            .build()
-            .map_err(|e| format!("PCR selection: {e}"))?;
-        let (_, read, digests) = ctx.pcr_read(selection).map_err(|e| format!("cannot read {bank} PCRs: {e}"))?;
-        let got: Vec<PcrSlot> =
-            read.get_selections().iter().filter(|s| s.hashing_algorithm() == alg).flat_map(|s| s.selected()).collect();
+        let asked = &left[..left.len().min(DIGESTS_PER_READ)];
+        let got = ctx.pcr_read(alg, asked).map_err(|e| format!("cannot read {bank} PCRs: {e}"))?;
         if got.is_empty() {
             return Err(format!("the TPM has no {bank} PCR bank (PCRs {left:?} not readable)"));
         }
-        if got.len() != digests.len() {
-            return Err(format!("{bank} PCR read returned {} digests for {} PCRs", digests.len(), got.len()));
-        }
-        for (s, digest) in got.iter().zip(digests.value()) {
-            let index = u32::from(*s).trailing_zeros() as u8;
-            out.push((bank, index, digest.value().to_vec()));
+        for (index, digest) in got {
+            out.push((bank, index, digest));
             left.retain(|&i| i != index);
         }
     }
@@ -216,17 +202,13 @@ fn read_bank(
     Ok(())
 }
 
-fn slot(index: u8) -> Result<PcrSlot, String> {
-    PcrSlot::try_from(1u32 << index).map_err(|e| format!("PCR {index}: {e}"))
-}
-
-fn algorithm(bank: Bank) -> HashingAlgorithm {
+fn algorithm(bank: Bank) -> TPMI_ALG_HASH {
     match bank {
-        Bank::Sha1 => HashingAlgorithm::Sha1,
-        Bank::Sha256 => HashingAlgorithm::Sha256,
-        Bank::Sha384 => HashingAlgorithm::Sha384,
-        Bank::Sha512 => HashingAlgorithm::Sha512,
-        Bank::Sm3 => HashingAlgorithm::Sm3_256,
+        Bank::Sha1 => TPM2_ALG_SHA1,
+        Bank::Sha256 => TPM2_ALG_SHA256,
+        Bank::Sha384 => TPM2_ALG_SHA384,
+        Bank::Sha512 => TPM2_ALG_SHA512,
+        Bank::Sm3 => TPM2_ALG_SM3_256,
     }
 }
 
