@@ -48,6 +48,7 @@ pub(crate) async fn runtime(
     let mut beat = tokio::time::interval(Heartbeat::PERIOD);
     let mut pings = notifier.pings();
     let mut last_status = String::new();
+    let mut summary_stale = true;
     let mut last_trim = Instant::now();
     loop {
         let due = schedule.next_due().unwrap_or_else(|| Instant::now() + MAX_INTERVAL);
@@ -62,14 +63,17 @@ pub(crate) async fn runtime(
                         None => continue,
                     },
                 };
-                schedule.finish(i, raw, &policy, board, window.as_mut());
-                let status = status::summary(&board.borrow());
-                if status != last_status {
-                    tracing::info!(status = %status, "health changed: {status}");
-                    notifier.status(&status);
-                    last_status = status;
+                // Only a check whose status changed (or a new policy) can change the summary.
+                if schedule.finish(i, raw, &policy, board, window.as_mut()) || summary_stale {
+                    summary_stale = false;
+                    let status = status::summary(&board.borrow());
+                    if status != last_status {
+                        tracing::info!(status = %status, "health changed: {status}");
+                        notifier.status(&status);
+                        last_status = status;
+                    }
                 }
-                if schedule.idle() && last_trim.elapsed() >= Duration::from_secs(1) {
+                if last_trim.elapsed() >= Duration::from_secs(1) && schedule.idle() {
                     release_free_memory();
                     last_trim = Instant::now();
                 }
@@ -81,6 +85,7 @@ pub(crate) async fn runtime(
                     schedule.runs.abort_all();
                     policy = new;
                     schedule = Schedule::new(&policy, board, env, Some(Instant::now()), since, Some(&schedule));
+                    summary_stale = true;
                 }
                 // Renewed certificates count even when the policy itself did not load.
                 if let Some(link) = &link {

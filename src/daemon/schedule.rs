@@ -2,12 +2,16 @@
 //! `runtime.interval`; at most `runtime.max_concurrent` at once; a start period during
 //! which failures do not count; runs on request joined or spaced out.
 //!
+//! The schedule keeps the due times in a queue and the dependents' view per check, so a
+//! result costs the same with ten checks as with a thousand.
+//!
 //! A slow check delays only itself: a run that outlasts its interval is followed by the
 //! next one at once, never by a burst of the missed ones. A check whose `after:`
 //! dependency is running waits for that result; one whose dependency's latest result did
 //! not pass is reported skipped.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,6 +87,11 @@ pub(super) struct Schedule {
     /// Which check each run is, for a run that panicked.
     pub(super) ids: HashMap<tokio::task::Id, usize>,
     limit: Arc<Semaphore>,
+    /// When each check not running is due next, soonest first. An entry whose check has
+    /// started since, or is planned for another time now, is dropped when it comes up.
+    due: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// How many checks are running.
+    running: usize,
 }
 
 impl Schedule {
@@ -127,20 +136,40 @@ impl Schedule {
             .collect();
         crate::metrics::intervals(slots.iter().map(|s| (s.spec.name.as_str(), s.every)));
         let limit = Arc::new(Semaphore::new(policy.runtime.max_concurrent.clamp(1, Semaphore::MAX_PERMITS)));
-        Schedule { slots, runs: JoinSet::new(), ids: HashMap::new(), limit }
+        let due = slots.iter().enumerate().map(|(i, s)| Reverse((s.next, i))).collect();
+        Schedule { slots, runs: JoinSet::new(), ids: HashMap::new(), limit, due, running: 0 }
+    }
+
+    /// Whether the queue's entry (`at`, `i`) still stands: check `i` waits and is due then.
+    fn stands(&self, at: Instant, i: usize) -> bool {
+        !self.slots[i].running && self.slots[i].next == at
     }
 
     /// The next moment a check not running is due.
-    pub(super) fn next_due(&self) -> Option<Instant> {
-        self.slots.iter().filter(|s| !s.running).map(|s| s.next).min()
+    pub(super) fn next_due(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((at, i))) = self.due.peek() {
+            if self.stands(at, i) {
+                return Some(at);
+            }
+            self.due.pop();
+        }
+        None
     }
 
     /// Starts every check due by now. All are marked running first, so a dependent due at
     /// the same moment waits for its dependency's new result instead of reading the old one.
     pub(super) fn start_due(&mut self) {
         let now = Instant::now();
-        let due: Vec<usize> =
-            (0..self.slots.len()).filter(|&i| !self.slots[i].running && self.slots[i].next <= now).collect();
+        let mut due = Vec::new();
+        while let Some(&Reverse((at, i))) = self.due.peek() {
+            if at > now {
+                break;
+            }
+            self.due.pop();
+            if self.stands(at, i) && !due.contains(&i) {
+                due.push(i);
+            }
+        }
         for &i in &due {
             self.mark_running(i);
             // The next run is planned from this one's plan, so the rhythm holds.
@@ -153,6 +182,7 @@ impl Schedule {
     }
 
     fn mark_running(&mut self, i: usize) {
+        self.running += 1;
         self.slots[i].running = true;
         self.slots[i].dep.send_modify(|d| d.running = true);
     }
@@ -204,7 +234,8 @@ impl Schedule {
     }
 
     /// Takes a finished result: thresholds (or the start period), metrics, the board, the
-    /// dependents, the window and whoever asked for it; plans the next run.
+    /// dependents, the window and whoever asked for it; plans the next run. Returns whether
+    /// the check's reported status (or its blame) changed.
     pub(super) fn finish(
         &mut self,
         i: usize,
@@ -212,7 +243,7 @@ impl Schedule {
         policy: &Policy,
         board: &Board,
         window: Option<&mut Window>,
-    ) {
+    ) -> bool {
         let now = Instant::now();
         self.ids.retain(|_, &mut j| j != i);
         observe::result(&raw);
@@ -227,10 +258,13 @@ impl Schedule {
             s.grace_until = None;
         }
         let mut reported = None;
+        let asked_by = !s.waiters.is_empty();
+        let mut changed = false;
         let mut raw = raw;
         board.send_modify(|snap| {
             let snap = std::sync::Arc::make_mut(snap);
             if let Some(prev) = snap.checks.get_mut(i).filter(|c| c.name == s.spec.name) {
+                let before = (prev.status, prev.blame);
                 // The gate's blame, and an accepted preexisting failure, hold for the whole boot.
                 (raw.blame, raw.accepted) = (prev.blame, prev.accepted);
                 *prev = match grace {
@@ -239,7 +273,10 @@ impl Schedule {
                     }
                     None => apply_thresholds(prev, raw.clone(), &policy.runtime),
                 };
-                reported = Some(prev.clone());
+                changed = before != (prev.status, prev.blame);
+                if asked_by {
+                    reported = Some(prev.clone());
+                }
             }
         });
         s.dep.send_modify(|d| *d = Dep { running: false, passed: Some(passed) });
@@ -253,19 +290,24 @@ impl Schedule {
         if grace.is_none() {
             s.raw = Some(raw);
         }
-        let reported = reported.unwrap_or_else(|| s.raw.clone().unwrap_or_else(|| CheckResult::pending(&s.spec)));
-        for w in s.waiters.drain(..) {
-            let _ = w.send(RunReply::Done(Box::new(reported.clone())));
+        if asked_by {
+            let reported = reported.unwrap_or_else(|| s.raw.clone().unwrap_or_else(|| CheckResult::pending(&s.spec)));
+            for w in s.waiters.drain(..) {
+                let _ = w.send(RunReply::Done(Box::new(reported.clone())));
+            }
         }
+        let next = s.next;
+        self.running -= 1;
+        self.due.push(Reverse((next, i)));
         if let Some(w) = window {
             // The window sees the latest counted result of every check, so each call shows it all.
-            let latest: Vec<CheckResult> = self.slots.iter().filter_map(|s| s.raw.clone()).collect();
-            w.observe(&latest, board);
+            w.observe(self.slots.iter().filter_map(|s| s.raw.as_ref()), board);
         }
+        changed
     }
 
     pub(super) fn idle(&self) -> bool {
-        self.slots.iter().all(|s| !s.running)
+        self.running == 0
     }
 }
 

@@ -108,7 +108,11 @@ impl Window {
     }
 
     /// Takes one runtime round's raw results; starts the revert once a failure is sustained.
-    pub fn observe(&mut self, raw: &[CheckResult], board: &Board) {
+    pub fn observe<'a, I>(&mut self, raw: I, board: &Board)
+    where
+        I: IntoIterator<Item = &'a CheckResult>,
+        I::IntoIter: Clone,
+    {
         if self.watch.done {
             return;
         }

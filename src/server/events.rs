@@ -29,7 +29,8 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use super::AppState;
-use crate::engine::Snapshot;
+use crate::checks::Status;
+use crate::engine::{Blame, GateState, Snapshot};
 
 /// Batches of changes a client may fall behind before it is dropped.
 pub const BUFFER: usize = 64;
@@ -71,43 +72,92 @@ impl Change {
 
 /// The changes from `old` to `new`: each check (by name) whose status changed, then the gate.
 pub fn changes(old: &Snapshot, new: &Snapshot, now: SystemTime) -> Vec<Change> {
-    let time = crate::util::time::timestamp(now);
-    let mut out: Vec<Change> = new
-        .checks
-        .iter()
-        .filter_map(|c| {
-            let before = old.checks.iter().find(|o| o.name == c.name)?;
-            (before.status != c.status).then(|| Change::Status {
+    Seen::of(old).changes(new, now)
+}
+
+/// What the feed keeps of the snapshot before: each check's name, status and blame, and
+/// the gate's state. A new snapshot is compared check by check at the same place (one
+/// result changes one place), so a change costs the same however many checks there are
+/// and no snapshot is held (which would make every writer copy the whole board); a list
+/// whose length or order changed (a reload) is compared by name.
+struct Seen {
+    checks: Vec<(String, Status, Option<Blame>)>,
+    gate: GateState,
+}
+
+impl Seen {
+    fn of(s: &Snapshot) -> Seen {
+        Seen { checks: s.checks.iter().map(|c| (c.name.clone(), c.status, c.blame)).collect(), gate: s.gate }
+    }
+
+    /// The changes from what was seen to `new`, which is then what was seen.
+    fn changes(&mut self, new: &Snapshot, now: SystemTime) -> Vec<Change> {
+        let mut status = Vec::new();
+        let mut blamed = Vec::new();
+        let same_places = self.checks.len() == new.checks.len();
+        for (i, c) in new.checks.iter().enumerate() {
+            let before = match self.checks.get(i) {
+                Some(seen) if same_places && (seen.1, seen.2) == (c.status, c.blame) => continue,
+                Some(seen) if same_places && seen.0 == c.name => Some(seen),
+                _ => self.checks.iter().find(|seen| seen.0 == c.name),
+            };
+            let Some((_, was, blame_was)) = before else { continue };
+            if *was != c.status {
+                status.push((c, *was));
+            }
+            if c.blame.is_some() && *blame_was != c.blame {
+                blamed.push(c);
+            }
+        }
+        let time = crate::util::time::timestamp(now);
+        let mut out: Vec<Change> = status
+            .into_iter()
+            .map(|(c, was)| Change::Status {
                 check: c.name.clone(),
-                from: before.status.as_str(),
+                from: was.as_str(),
                 to: c.status.as_str(),
                 message: c.message.clone(),
                 time: time.clone(),
             })
-        })
-        .collect();
-    for c in &new.checks {
-        let Some(blame) = c.blame else { continue };
-        if old.checks.iter().find(|o| o.name == c.name).is_some_and(|o| o.blame == Some(blame)) {
-            continue;
+            .collect();
+        for c in blamed {
+            let blame = c.blame.map_or("", |b| b.as_str());
+            let accepted = if c.accepted { ", accepted" } else { "" };
+            out.push(Change::Blame {
+                check: c.name.clone(),
+                blame,
+                accepted: c.accepted,
+                message: format!("{} failed the gate: {blame}{accepted}", c.name),
+                time: time.clone(),
+            });
         }
-        let accepted = if c.accepted { ", accepted" } else { "" };
-        out.push(Change::Blame {
-            check: c.name.clone(),
-            blame: blame.as_str(),
-            accepted: c.accepted,
-            message: format!("{} failed the gate: {}{accepted}", c.name, blame.as_str()),
-            time: time.clone(),
-        });
+        if self.gate != new.gate {
+            let message = match (&new.gate_reason, new.gate) {
+                (Some(reason), GateState::Passed) => format!("gate {} ({reason})", new.gate_word()),
+                _ => format!("gate {}", new.gate_word()),
+            };
+            out.push(Change::Gate { from: self.gate.as_str(), to: new.gate.as_str(), message, time });
+        }
+        self.remember(new);
+        out
     }
-    if old.gate != new.gate {
-        let message = match (&new.gate_reason, new.gate) {
-            (Some(reason), crate::engine::GateState::Passed) => format!("gate {} ({reason})", new.gate_word()),
-            _ => format!("gate {}", new.gate_word()),
-        };
-        out.push(Change::Gate { from: old.gate.as_str(), to: new.gate.as_str(), message, time });
+
+    fn remember(&mut self, new: &Snapshot) {
+        let same = self.checks.len() == new.checks.len()
+            && self
+                .checks
+                .iter()
+                .zip(&new.checks)
+                .all(|(seen, c)| (seen.1, seen.2) == (c.status, c.blame) || seen.0 == c.name);
+        if same {
+            for (seen, c) in self.checks.iter_mut().zip(&new.checks) {
+                (seen.1, seen.2) = (c.status, c.blame);
+            }
+        } else {
+            *self = Seen::of(new);
+        }
+        self.gate = new.gate;
     }
-    out
 }
 
 /// Where the changes go: the live streams, and the last [`REPLAY`] for those that reconnect.
@@ -197,16 +247,14 @@ pub fn start(mut snapshots: watch::Receiver<Arc<Snapshot>>) -> Arc<Feed> {
     let feed = Feed::new();
     let publisher = Arc::clone(&feed);
     tokio::spawn(async move {
-        let mut prev = snapshots.borrow_and_update().clone();
+        let mut seen = Seen::of(&snapshots.borrow_and_update());
         while snapshots.changed().await.is_ok() {
-            let cur = snapshots.borrow_and_update().clone();
-            let batch = changes(&prev, &cur, SystemTime::now());
+            let batch = seen.changes(&snapshots.borrow_and_update(), SystemTime::now());
             batch.iter().for_each(log);
             if !batch.is_empty() {
                 // No subscriber is no error: the journal entries are written either way.
                 publisher.publish(batch);
             }
-            prev = cur;
         }
     });
     feed

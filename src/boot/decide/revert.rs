@@ -126,9 +126,14 @@ impl Watch {
     }
 
     /// Takes one runtime round's raw results (before thresholds: one pass resets).
-    pub fn observe(&mut self, raw: &[CheckResult]) {
+    pub fn observe<'a, I>(&mut self, raw: I)
+    where
+        I: IntoIterator<Item = &'a CheckResult>,
+        I::IntoIter: Clone,
+    {
+        let raw = raw.into_iter();
         let now = Instant::now();
-        for r in raw.iter().filter(|r| r.counts_critical()) {
+        for r in raw.clone().filter(|r| r.counts_critical()) {
             let known = self.failing.iter().position(|f| f.check.name == r.name);
             match (r.status.passed(), known) {
                 (true, Some(i)) => {
@@ -141,7 +146,9 @@ impl Watch {
         }
         // A check the policy no longer has, or no longer holds critical (after a
         // reload), cannot keep failing: only what is critical now reverts an update.
-        self.failing.retain(|f| raw.iter().any(|r| r.name == f.check.name && r.counts_critical()));
+        if !self.failing.is_empty() {
+            self.failing.retain(|f| raw.clone().any(|r| r.name == f.check.name && r.counts_critical()));
+        }
     }
 
     /// The decision now.
