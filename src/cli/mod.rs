@@ -320,14 +320,14 @@ pub fn main() -> i32 {
         Command::Status { run_dir } => inspect::status(&run_dir),
         Command::Wait { timeout, run_dir } => wait::wait(&run_dir, timeout),
         Command::Release { version, run_dir, state_dir } => release::release(version.as_deref(), &run_dir, &state_dir),
-        Command::Check { policy: PolicyArg { policy: path }, format } => with_runtime(async move {
+        Command::Check { policy: PolicyArg { policy: path }, format } => {
             let loaded = match policy::load(path.as_deref()) {
                 Ok(l) => l,
                 Err(e) => return bad_policy(&e),
             };
-            check::check(loaded, format).await
-        }),
-        Command::Run { policy: PolicyArg { policy: path }, dirs, listen } => with_runtime(async move {
+            with_runtime(loaded.policy.blocking_threads(), check::check(loaded, format))
+        }
+        Command::Run { policy: PolicyArg { policy: path }, dirs, listen } => {
             let loaded = match load_serving(path.as_deref(), &listen) {
                 Ok(l) => l,
                 Err(e) => {
@@ -336,19 +336,23 @@ pub fn main() -> i32 {
                     return bad_policy(&e);
                 }
             };
-            let code = daemon::run(loaded, reloader(path, listen), dirs.dirs()).await;
-            reaper::finish(std::time::Duration::from_secs(1));
-            code
-        }),
-        Command::Serve { policy: PolicyArg { policy: path }, dirs, listen } => with_runtime(async move {
+            with_runtime(loaded.policy.blocking_threads(), async move {
+                let code = daemon::run(loaded, reloader(path, listen), dirs.dirs()).await;
+                reaper::finish(std::time::Duration::from_secs(1));
+                code
+            })
+        }
+        Command::Serve { policy: PolicyArg { policy: path }, dirs, listen } => {
             let loaded = match load_serving(path.as_deref(), &listen) {
                 Ok(l) => l,
                 Err(e) => return bad_policy(&e),
             };
-            let code = daemon::serve(loaded, reloader(path, listen), dirs.dirs()).await;
-            reaper::finish(std::time::Duration::from_secs(1));
-            code
-        }),
+            with_runtime(loaded.policy.blocking_threads(), async move {
+                let code = daemon::serve(loaded, reloader(path, listen), dirs.dirs()).await;
+                reaper::finish(std::time::Duration::from_secs(1));
+                code
+            })
+        }
     }
 }
 
@@ -377,8 +381,11 @@ fn load_serving(explicit: Option<&std::path::Path>, endpoint: &ListenArg) -> Res
     Ok(loaded)
 }
 
-fn with_runtime(fut: impl std::future::Future<Output = i32>) -> i32 {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+/// Runs `fut` on a runtime whose blocking pool holds at most `blocking` threads (see
+/// [`policy::Policy::blocking_threads`]); the policy is read before, so its size is the
+/// policy's at start (a reload keeps it).
+fn with_runtime(blocking: usize, fut: impl std::future::Future<Output = i32>) -> i32 {
+    match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(blocking).enable_all().build() {
         Ok(rt) => {
             let code = rt.block_on(fut);
             // A check cut off at its timeout may leave a blocking call behind (a hung

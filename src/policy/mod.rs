@@ -60,6 +60,24 @@ pub struct Policy {
     pub checks: Vec<CheckSpec>,
 }
 
+/// The most threads blocking calls (a disk check's statvfs, file writes) get however
+/// many checks run at once: beyond it, such calls wait for a thread instead of each
+/// starting one that then stays.
+pub const MAX_BLOCKING_THREADS: usize = 64;
+/// Threads beside the checks' for the daemon's own blocking work (verdict, history,
+/// textfile, password hashes).
+const OWN_BLOCKING_THREADS: usize = 4;
+
+impl Policy {
+    /// Threads for blocking calls: as many as checks may run at once in the gate (all of
+    /// them, unless `gate.max_concurrent`) or at run time, at most
+    /// [`MAX_BLOCKING_THREADS`], and a few for the daemon's own.
+    pub fn blocking_threads(&self) -> usize {
+        let gate = self.gate.max_concurrent.unwrap_or(self.checks.len());
+        gate.max(self.runtime.max_concurrent).clamp(1, MAX_BLOCKING_THREADS) + OWN_BLOCKING_THREADS
+    }
+}
+
 /// The backends' own settings from `boot:`; each is read only by its backend.
 #[derive(Debug, Clone, Default)]
 pub struct BootSettings {
