@@ -1,12 +1,21 @@
 #!/usr/bin/env python3
-"""bootgate benchmarks: every figure is a median over >= 10 runs (with min and max)
-and is compared with a baseline measured in the same run on the same machine.
+"""bootgate benchmarks: every figure is a median over >= 10 runs (with min and max), or
+for the daemon at scale a measure over a window, and is compared with a baseline
+measured in the same run on the same machine.
 
 Writes target/bench/results.json and prints a table. Exits non-zero only when a
 benchmark could not run; a missed target is reported, never a failure.
 
-`bench/run.py verdict parallel` runs only the named cases (verdict, parallel, hang,
-endpoint, concurrency, tls; endpoint includes the footprint); `make bench` runs them all.
+`bench/run.py verdict parallel` runs only the named cases; `make bench` runs them all:
+  verdict      six checks against real components vs greenboot-shaped serial scripts and
+               one bash line; start-up vs a minimal Rust binary of the same profile
+  parallel     64 checks of 200 ms at once vs a shell starting as many
+  hang         one check against a port that never answers vs curl
+  endpoint     wrk on the health and metrics routes vs nginx, and the daemon's footprint
+  concurrency  64 checks of 200 ms, 8 at a time
+  tls          the endpoint over TLS and with basic auth vs nginx over TLS
+  scale        `bootgate run` with 100 and 1,000 checks every 1 s: CPU, RSS, threads, fds
+               (BENCH_SCALE_SECONDS, default 60, the window of each)
 """
 
 import base64
@@ -20,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 import urllib.error
@@ -303,11 +313,14 @@ def rss_median(pids):
     return summary(samples)
 
 
-def serve(path, name, url, context=None, headers=None):
-    """Starts `bootgate run` on the policy at `path` (its files under TMP/name) and waits
-    until `url` answers 200; returns the process and that answer's body."""
+def serve(path, name, url, context=None, headers=None, timeout=30.0, started=None):
+    """Starts `bootgate run` on the policy at `path` (its files under TMP/name), calls
+    `started` with the process if given, and waits (up to `timeout` s) until `url` answers
+    200; returns the process and that answer's body."""
     daemon = peers.start([BIN, "run", "--policy", path, "--run-dir", f"{TMP}/{name}", "--state-dir",
                           f"{TMP}/{name}-state"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if started:
+        started(daemon)
     request = urllib.request.Request(url, headers=headers or {})
 
     def fetch():
@@ -320,7 +333,7 @@ def serve(path, name, url, context=None, headers=None):
         except OSError:
             return False
 
-    peers.wait_until(f"bootgate endpoint {url}", answers)
+    peers.wait_until(f"bootgate endpoint {url}", answers, timeout)
     return daemon, fetch()[1]
 
 
@@ -464,6 +477,102 @@ def met(ok):
     return "met" if ok else "missed"
 
 
+def check_runs(url):
+    """bootgate_check_runs_total summed over checks from the /metrics at `url`: (runs by
+    result, the time between asking and having the answer)."""
+    asked = time.monotonic()
+    with urllib.request.urlopen(url, timeout=30) as r:
+        text = r.read().decode()
+    answered = time.monotonic()
+    runs = {}
+    for line in text.splitlines():
+        if line.startswith("bootgate_check_runs_total{"):
+            labels, value = line.rsplit(" ", 1)
+            result = labels.split('result="', 1)[1].split('"', 1)[0]
+            runs[result] = runs.get(result, 0) + float(value)
+    return runs, (asked + answered) / 2
+
+
+def proc_sample(pid):
+    """RSS (MiB), threads and open fds of `pid` now."""
+    with open(f"/proc/{pid}/status") as f:
+        status = dict(line.split(":", 1) for line in f)
+    return {"rss_mib": int(status["VmRSS"].split()[0]) / 1024, "threads": int(status["Threads"]),
+            "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+
+
+def scale_run(n, target, seconds):
+    """`bootgate run` with `n` checks every 1 s (half disk on /, half tcp to `target`); after
+    the gate and one runtime round, the daemon's own CPU (not its children's), RSS, threads
+    and fds over `seconds`, and the check results it finished meanwhile."""
+    port = peers.free_port()
+    checks = "".join(f"  - {{name: disk{i}, kind: disk, path: /, min_free_percent: 1}}\n" if i % 2 == 0 else
+                     f"  - {{name: tcp{i}, kind: tcp, targets: ['127.0.0.1:{target}']}}\n" for i in range(n))
+    # No gate.max_concurrent: the gate runs all n at once, and the blocking pool must stay
+    # bounded anyway.
+    path = policy(f"scale{n}", f"version: 1\nruntime: {{interval: 1s}}\nserver: {{listen: '127.0.0.1:{port}'}}\n"
+                               "checks:\n" + checks)
+    metrics = f"http://127.0.0.1:{port}/metrics"
+    # Threads and fds from the start on, every 0.1 s: the gate's high-water mark.
+    warmup, warm = [], threading.Event()
+
+    def sample_warmup(proc):
+        def loop():
+            while not warm.is_set() and proc.poll() is None:
+                try:
+                    warmup.append(proc_sample(proc.pid))
+                except OSError:
+                    pass
+                warm.wait(0.1)
+        threading.Thread(target=loop, daemon=True).start()
+
+    daemon, _ = serve(path, f"scale{n}", f"http://127.0.0.1:{port}/api/v1/system/health", timeout=120,
+                      started=sample_warmup)
+    # Each check first runs one interval after the gate: wait for that round's results,
+    # scraping seldom (a scrape of n checks is work for the daemon too).
+    deadline = time.monotonic() + 120
+    while sum(check_runs(metrics)[0].values()) < 2 * n:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the first runtime round of {n} checks did not finish within 120 s")
+        time.sleep(0.5)
+    warm.set()
+    ticks = os.sysconf("SC_CLK_TCK")
+    runs_start, asked_start = check_runs(metrics)
+    started, cpu_start = time.monotonic(), cpu_ticks([daemon.pid])
+    samples = []
+    while time.monotonic() < started + seconds:
+        samples.append(proc_sample(daemon.pid))
+        time.sleep(min(1.0, max(0.0, started + seconds - time.monotonic())))
+    ended, cpu_end = time.monotonic(), cpu_ticks([daemon.pid])
+    runs_end, asked_end = check_runs(metrics)
+    peers.stop(daemon)
+    results = sum(runs_end.values()) - sum(runs_start.values())
+    failed = sum(runs_end.get(r, 0) - runs_start.get(r, 0) for r in ("fail", "skipped"))
+    cpu_percent = (cpu_end - cpu_start) / ticks / (ended - started) * 100
+    results_per_s = results / (asked_end - asked_start)
+    return {
+        "checks": n, "seconds": ended - started, "cpu_percent_of_core": cpu_percent,
+        "results": results, "results_failed": failed, "results_per_s": results_per_s,
+        "cpu_per_result_us": cpu_percent / 100 / results_per_s * 1e6 if results_per_s else None,
+        "rss_mib": summary([x["rss_mib"] for x in samples]),
+        "threads_max": max(x["threads"] for x in samples), "fds_max": max(x["fds"] for x in samples),
+        "threads_max_gate_and_warmup": max(x["threads"] for x in warmup),
+        "fds_max_gate_and_warmup": max(x["fds"] for x in warmup),
+    }
+
+
+def scale():
+    """8. `bootgate run` with 100, then 1,000 checks every 1 s."""
+    target = peers.tcp_listener()
+    seconds = float(os.environ.get("BENCH_SCALE_SECONDS", "60"))
+    rows = {str(n): scale_run(n, target, seconds) for n in (100, 1000)}
+    small, large = rows["100"]["cpu_per_result_us"], rows["1000"]["cpu_per_result_us"]
+    return {
+        "checks": rows, "ratio_cpu_per_result_1000_over_100": large / small if small and large else None,
+        "target": "1,000 checks <= 10 % of a core, RSS <= 40 MiB, CPU per result within 1.3x from 100 to 1,000",
+    }
+
+
 def fmt_s(s):
     return f"{s['median'] * 1000:.1f} ms (min {s['min'] * 1000:.1f}, max {s['max'] * 1000:.1f})"
 
@@ -482,6 +591,8 @@ def table(r):
         lines += concurrency_table(r["bounded_concurrency"])
     if "tls_endpoint" in r:
         lines += tls_table(r["tls_endpoint"])
+    if "scale" in r:
+        lines += scale_table(r["scale"])
     return "\n".join(lines)
 
 
@@ -565,7 +676,30 @@ def tls_table(t):
     return lines
 
 
-CASES = ("verdict", "parallel", "hang", "endpoint", "concurrency", "tls")
+def scale_table(c):
+    rows = c["checks"]
+    seconds = next(iter(rows.values()))["seconds"]
+    lines = [f"8. Scale: bootgate run, checks every 1 s (half disk /, half tcp to loopback), {seconds:.0f} s after "
+             "the gate and a first round"]
+    lines.append("   checks  CPU % of a core  results/s  CPU/result  RSS MiB (min-max)   threads  fds   "
+                 "gate + warm-up: threads  fds")
+    for n, x in rows.items():
+        per = f"{x['cpu_per_result_us']:.0f} µs" if x["cpu_per_result_us"] is not None else "-"
+        failed = f"  ({x['results_failed']:.0f} of {x['results']:.0f} results failed or skipped)" \
+            if x["results_failed"] else ""
+        lines.append(f"   {int(n):6,}  {x['cpu_percent_of_core']:14.2f}  {x['results_per_s']:9.1f}  {per:>10}  "
+                     f"{x['rss_mib']['median']:5.1f} ({x['rss_mib']['min']:.1f}-{x['rss_mib']['max']:.1f})"
+                     f"  {x['threads_max']:7}  {x['fds_max']:4}  {x['threads_max_gate_and_warmup']:23}  "
+                     f"{x['fds_max_gate_and_warmup']:4}{failed}")
+    big, ratio = rows["1000"], c["ratio_cpu_per_result_1000_over_100"]
+    lines.append(f"   CPU per result 1,000 / 100: " + (f"{ratio:.2f}x" if ratio else "-"))
+    lines.append(f"   targets (release build): 1,000 checks <= 10 % of a core: {met(big['cpu_percent_of_core'] <= 10)}; "
+                 f"RSS <= 40 MiB: {met(big['rss_mib']['median'] <= 40)}; CPU per result within 1.3x from 100 to "
+                 f"1,000: {met(ratio is not None and ratio <= 1.3)}")
+    return lines
+
+
+CASES = ("verdict", "parallel", "hang", "endpoint", "concurrency", "tls", "scale")
 
 
 def main():
@@ -596,6 +730,8 @@ def main():
         results["bounded_concurrency"] = bounded_concurrency()
     if "tls" in chosen:
         results["tls_endpoint"] = tls_endpoint()
+    if "scale" in chosen:
+        results["scale"] = scale()
     results["seconds"] = time.monotonic() - started
     os.makedirs(OUT, exist_ok=True)
     with open(f"{OUT}/results.json", "w") as f:
