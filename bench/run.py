@@ -556,8 +556,8 @@ def scale_run(n, target, seconds):
         "cpu_per_result_us": cpu_percent / 100 / results_per_s * 1e6 if results_per_s else None,
         "rss_mib": summary([x["rss_mib"] for x in samples]),
         "threads_max": max(x["threads"] for x in samples), "fds_max": max(x["fds"] for x in samples),
-        "threads_max_gate_and_warmup": max(x["threads"] for x in warmup),
-        "fds_max_gate_and_warmup": max(x["fds"] for x in warmup),
+        "threads_max_gate_and_warmup": max((x["threads"] for x in warmup), default=0),
+        "fds_max_gate_and_warmup": max((x["fds"] for x in warmup), default=0),
     }
 
 
