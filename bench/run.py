@@ -556,6 +556,9 @@ def scale_run(n, target, seconds):
         "cpu_per_result_us": cpu_percent / 100 / results_per_s * 1e6 if results_per_s else None,
         "rss_mib": summary([x["rss_mib"] for x in samples]),
         "threads_max": max(x["threads"] for x in samples), "fds_max": max(x["fds"] for x in samples),
+        # Idle blocking threads outlive the gate by a few seconds; the window's last sample
+        # tells those that stay from those that were ending.
+        "threads_last": samples[-1]["threads"],
         "threads_max_gate_and_warmup": max((x["threads"] for x in warmup), default=0),
         "fds_max_gate_and_warmup": max((x["fds"] for x in warmup), default=0),
     }
@@ -681,7 +684,7 @@ def scale_table(c):
     seconds = next(iter(rows.values()))["seconds"]
     lines = [f"8. Scale: bootgate run, checks every 1 s (half disk /, half tcp to loopback), {seconds:.0f} s after "
              "the gate and a first round"]
-    lines.append("   checks  CPU % of a core  results/s  CPU/result  RSS MiB (min-max)   threads  fds   "
+    lines.append("   checks  CPU % of a core  results/s  CPU/result  RSS MiB (min-max)   threads max (last)  fds   "
                  "gate + warm-up: threads  fds")
     for n, x in rows.items():
         per = f"{x['cpu_per_result_us']:.0f} µs" if x["cpu_per_result_us"] is not None else "-"
@@ -689,7 +692,8 @@ def scale_table(c):
             if x["results_failed"] else ""
         lines.append(f"   {int(n):6,}  {x['cpu_percent_of_core']:14.2f}  {x['results_per_s']:9.1f}  {per:>10}  "
                      f"{x['rss_mib']['median']:5.1f} ({x['rss_mib']['min']:.1f}-{x['rss_mib']['max']:.1f})"
-                     f"  {x['threads_max']:7}  {x['fds_max']:4}  {x['threads_max_gate_and_warmup']:23}  "
+                     f"  {x['threads_max']:11} ({x['threads_last']:4})  {x['fds_max']:4}  "
+                     f"{x['threads_max_gate_and_warmup']:23}  "
                      f"{x['fds_max_gate_and_warmup']:4}{failed}")
     big, ratio = rows["1000"], c["ratio_cpu_per_result_1000_over_100"]
     lines.append(f"   CPU per result 1,000 / 100: " + (f"{ratio:.2f}x" if ratio else "-"))
