@@ -52,9 +52,12 @@ def summary(samples):
     return {"median": statistics.median(samples), "min": min(samples), "max": max(samples), "runs": len(samples)}
 
 
-def hyperfine(commands, ignore_failure=False, shell=True):
+def hyperfine(commands, ignore_failure=False, shell=True, rounds=1, between=None):
     """Times whole commands (exec to exit); returns {name: summary in seconds}. Without
-    `shell` each command is exec'd directly (for commands of a few ms)."""
+    `shell` each command is exec'd directly (for commands of a few ms). With `rounds`,
+    hyperfine runs all the commands that many times over (calling `between` after each
+    round) and the runs are pooled, so that a change in what else the machine does falls
+    on each command alike."""
     export = f"{TMP}/hyperfine.json"
     argv = [peers.need("hyperfine", "hyperfine"), "--runs", str(RUNS), "--warmup", "1", "--style", "none",
             "--export-json", export]
@@ -64,10 +67,15 @@ def hyperfine(commands, ignore_failure=False, shell=True):
         argv.append("--shell=none")
     for name, cmd in commands.items():
         argv += ["--command-name", name, cmd]
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-    with open(export) as f:
-        data = json.load(f)
-    return {r["command"]: summary(r["times"]) for r in data["results"]}
+    times = {name: [] for name in commands}
+    for _ in range(rounds):
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+        with open(export) as f:
+            for r in json.load(f)["results"]:
+                times[r["command"]] += r["times"]
+        if between:
+            between()
+    return {name: summary(t) for name, t in times.items()}
 
 
 def policy(name, text):
@@ -179,7 +187,6 @@ def verdict_time():
     path = policy("piccolo", f"""version: 1\nchecks:\n  - {{name: tpm, kind: tpm, tcti: "{tpm.tcti}"}}\n""" + others)
     # The same without its TPM check: what a command pays for what its policy does not use.
     no_tpm = policy("piccolo-no-tpm", "version: 1\nchecks:\n" + others)
-    no_tpm_gate = summary([check_passes(no_tpm)["gate_duration_ms"] for _ in range(RUNS)])
     verdicts = [check_passes(path) for _ in range(RUNS)]
     in_process = [v["gate_duration_ms"] for v in verdicts]
     per_check = {c["name"]: summary([next(x["duration_ms"] for x in v["checks"] if x["name"] == c["name"])
@@ -196,10 +203,16 @@ def verdict_time():
     # Start-up alone: exec to exit with no gate, and with the policy read too, against a
     # minimal Rust binary built with the same release profile.
     minimal = minimal_rust()
+    # The gate's own time of the policy without tpm, from its JSON verdicts taken in
+    # between the rounds of the same timings.
+    no_tpm_gates = []
     times |= hyperfine({"bootgate --version": f"{BIN} --version", "bootgate validate": f"{BIN} validate {path}",
                         "bootgate check, no tpm": f"{BIN} check --policy {no_tpm}",
                         "minimal Rust --version": f"{minimal} --version",
-                        "/bin/true (baseline)": "/bin/true"}, shell=False)
+                        "/bin/true (baseline)": "/bin/true"}, shell=False, rounds=5,
+                       between=lambda: no_tpm_gates.extend(check_passes(no_tpm)["gate_duration_ms"]
+                                                           for _ in range(RUNS // 5 + 1)))
+    no_tpm_gate = summary(no_tpm_gates)
     version, minimal_s = times["bootgate --version"], times["minimal Rust --version"]
     check_no_tpm = times["bootgate check, no tpm"]
     bg, gb, sh = times["bootgate check"], times["greenboot-shaped scripts"], times["one bash line"]
