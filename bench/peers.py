@@ -255,23 +255,6 @@ def http_server(delay=0.0, body=b'{"status":"ok"}'):
     return server.server_address[1]
 
 
-def tcp_listener():
-    """A 127.0.0.1 port that accepts every connection and closes it at once, from one
-    thread (no thread per connection, so that hundreds of connects a second cost this
-    side little); returns its port."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4096)
-
-    def accept():
-        while True:
-            conn, _ = listener.accept()
-            conn.close()
-
-    threading.Thread(target=accept, daemon=True).start()
-    return listener.getsockname()[1]
-
-
 def blackhole():
     """A 127.0.0.1 port whose connects never complete: backlog 0 and a full accept queue."""
     listener = socket.socket()
