@@ -65,6 +65,18 @@ def wait_until(what, cond, timeout=30.0):
     raise RuntimeError(f"{what} not ready after {timeout}s")
 
 
+def bindable(port):
+    """Whether a listener could bind 127.0.0.1:`port` now. A port nobody listens on can
+    still be taken: by a connection's local end, or one in TIME-WAIT (tens of thousands
+    after the scale case, for a minute)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def connects(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -147,7 +159,7 @@ class Swtpm:
         self.dir = tempfile.mkdtemp(prefix="bgbench-tpm")
         while True:
             self.port = free_port()
-            if self.port < 65535 and not connects(self.port + 1):
+            if self.port < 65535 and bindable(self.port + 1):
                 break
         self.proc = start([need("swtpm", "swtpm"), "socket", "--tpm2", "--tpmstate", f"dir={self.dir}",
                            "--server", f"type=tcp,port={self.port},bindaddr=127.0.0.1",
