@@ -2,6 +2,7 @@
 //! filesystem error counter where the filesystem exposes one (ext4).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -33,6 +34,16 @@ pub struct Disk {
     min_inodes: Option<f64>,
     mountinfo: PathBuf,
     sys_fs: PathBuf,
+    /// The error counter of the filesystem holding `path`, as found for the device
+    /// (`st_dev`) mounted there: mountinfo is read again only when that device changes.
+    counter: Arc<Mutex<Option<Counter>>>,
+}
+
+/// Where one filesystem keeps its error count (`None`: it keeps none), found for its device.
+#[derive(Debug, Clone)]
+struct Counter {
+    device: u64,
+    file: Option<PathBuf>,
 }
 
 impl Kind for Disk {
@@ -59,6 +70,7 @@ impl Kind for Disk {
             min_inodes: k.min_free_inodes_percent.map(|p| p.0),
             mountinfo: PathBuf::from("/proc/self/mountinfo"),
             sys_fs: PathBuf::from("/sys/fs"),
+            counter: Arc::default(),
         })
     }
 }
@@ -67,8 +79,9 @@ impl Check for Disk {
     fn run<'a>(&'a self, _: &'a RunCtx) -> CheckFuture<'a> {
         Box::pin(async move {
             let (path, mountinfo, sys_fs) = (self.path.clone(), self.mountinfo.clone(), self.sys_fs.clone());
+            let counter = Arc::clone(&self.counter);
             // statvfs can block for long on a sick disk or a hung network mount.
-            let probe = tokio::task::spawn_blocking(move || probe(&path, &mountinfo, &sys_fs)).await;
+            let probe = tokio::task::spawn_blocking(move || probe(&path, &mountinfo, &sys_fs, &counter)).await;
             match probe {
                 Ok(Ok(p)) => self.judge(&p),
                 Ok(Err(e)) => {
@@ -91,7 +104,7 @@ struct Probe {
     io_errors: Option<u64>,
 }
 
-fn probe(path: &Path, mountinfo: &Path, sys_fs: &Path) -> nix::Result<Probe> {
+fn probe(path: &Path, mountinfo: &Path, sys_fs: &Path, counter: &Mutex<Option<Counter>>) -> nix::Result<Probe> {
     let st = nix::sys::statvfs::statvfs(path)?;
     let frag = st.fragment_size() as u64;
     let total = st.blocks() as u64;
@@ -102,8 +115,24 @@ fn probe(path: &Path, mountinfo: &Path, sys_fs: &Path) -> nix::Result<Probe> {
         free_bytes: avail * frag,
         total_bytes: total * frag,
         inodes_free_percent: (files > 0).then(|| percent(st.files_available() as u64, files)),
-        io_errors: error_count(path, mountinfo, sys_fs),
+        io_errors: counted_errors(path, mountinfo, sys_fs, counter),
     })
+}
+
+/// [`error_count`] through the counter found before for the same device.
+fn counted_errors(path: &Path, mountinfo: &Path, sys_fs: &Path, counter: &Mutex<Option<Counter>>) -> Option<u64> {
+    let device = nix::sys::stat::stat(path).ok()?.st_dev;
+    let mut known = counter.lock().unwrap_or_else(PoisonError::into_inner);
+    let file = match known.as_ref().filter(|c| c.device == device) {
+        Some(c) => c.file.clone(),
+        None => {
+            let file = counter_file(path, mountinfo, sys_fs);
+            *known = Some(Counter { device, file: file.clone() });
+            file
+        }
+    };
+    drop(known);
+    read_count(&file?)
 }
 
 fn percent(part: u64, whole: u64) -> f64 {
@@ -111,7 +140,17 @@ fn percent(part: u64, whole: u64) -> f64 {
 }
 
 /// ext4's `errors_count` for the filesystem holding `path`, if it has one.
+#[cfg(test)]
 fn error_count(path: &Path, mountinfo: &Path, sys_fs: &Path) -> Option<u64> {
+    read_count(&counter_file(path, mountinfo, sys_fs)?)
+}
+
+fn read_count(file: &Path) -> Option<u64> {
+    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+}
+
+/// Where ext4 keeps the error count of the filesystem holding `path`, if it is ext4.
+fn counter_file(path: &Path, mountinfo: &Path, sys_fs: &Path) -> Option<PathBuf> {
     let path = path.canonicalize().ok()?;
     let table = std::fs::read_to_string(mountinfo).ok()?;
     // mountinfo: id parent maj:min root mount-point options ... - fstype source super-options
@@ -130,8 +169,7 @@ fn error_count(path: &Path, mountinfo: &Path, sys_fs: &Path) -> Option<u64> {
         return None;
     }
     let dev = Path::new(&source).canonicalize().ok()?;
-    let text = std::fs::read_to_string(sys_fs.join("ext4").join(dev.file_name()?).join("errors_count")).ok()?;
-    text.trim().parse().ok()
+    Some(sys_fs.join("ext4").join(dev.file_name()?).join("errors_count"))
 }
 
 fn unescape(field: &str) -> String {
@@ -256,5 +294,26 @@ mod tests {
         assert_eq!(error_count(Path::new("/"), &mountinfo, &sys), Some(7));
         std::fs::write(&mountinfo, format!("22 1 254:0 / / rw - xfs {} rw\n", dev.display())).unwrap();
         assert_eq!(error_count(Path::new("/"), &mountinfo, &sys), None);
+    }
+
+    #[test]
+    fn mountinfo_is_read_again_only_when_another_device_is_mounted() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = dir.path().join("vdz9");
+        std::fs::write(&dev, "").unwrap();
+        let mountinfo = dir.path().join("mountinfo");
+        std::fs::write(&mountinfo, format!("22 1 254:0 / / rw - ext4 {} rw\n", dev.display())).unwrap();
+        let sys = dir.path().join("sys");
+        std::fs::create_dir_all(sys.join("ext4/vdz9")).unwrap();
+        std::fs::write(sys.join("ext4/vdz9/errors_count"), "7\n").unwrap();
+        let counter = Mutex::new(None);
+        assert_eq!(counted_errors(Path::new("/"), &mountinfo, &sys, &counter), Some(7));
+        // The same device: the counter found is read again, mountinfo is not.
+        std::fs::write(&mountinfo, format!("22 1 254:0 / / rw - xfs {} rw\n", dev.display())).unwrap();
+        std::fs::write(sys.join("ext4/vdz9/errors_count"), "8\n").unwrap();
+        assert_eq!(counted_errors(Path::new("/"), &mountinfo, &sys, &counter), Some(8));
+        // Another device at the path: mountinfo says what it is now.
+        counter.lock().unwrap().as_mut().unwrap().device += 1;
+        assert_eq!(counted_errors(Path::new("/"), &mountinfo, &sys, &counter), None);
     }
 }
