@@ -319,10 +319,11 @@ fn the_gate_waits_for_the_network_only_through_a_drop_in_that_ships_off() {
     let shipped = root.path().join("usr/share/bootgate/dropins").join(name);
     assert_eq!(fs::read(&shipped).unwrap(), fs::read(repo().join("systemd").join(name)).unwrap());
     assert!(!units.join(name).exists(), "the network drop-in is active as installed");
+    let config = format!("systemd/system/{name}");
     let effective = || {
         run(Command::new("systemd-analyze")
             .arg(format!("--root={}", root.path().display()))
-            .args(["cat-config", &format!("systemd/system/{name}")]))
+            .args(["cat-config", config.as_str()]))
     };
     assert!(!effective().contains("network-online.target\n"), "{}", effective());
     verify(root.path(), "bootgate.service");
