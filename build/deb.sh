@@ -78,8 +78,9 @@ Description: boot health gate for A/B-partitioned immutable operating systems
  failed gate leaves the new slot unconfirmed and reboots into the fallback.
  .
  The package enables bootgate.service (see its preset) without starting it:
- the gate runs from the next boot on. Drop-ins for Docker and Flatcar's
- update_engine are in /usr/share/bootgate/dropins, off until linked.
+ the gate runs from the next boot on. Drop-ins for Docker, for waiting for the
+ network and for Flatcar's update_engine are in /usr/share/bootgate/dropins, off
+ until linked.
 CONTROL
 
 # Reproducible: every time stamp is the commit's time, or $SOURCE_DATE_EPOCH.

@@ -30,7 +30,7 @@ if [ ! -x "$bin" ]; then
   exit 1
 fi
 for f in systemd/bootgate.service systemd/bootgate-report.service systemd/bootgate.service.d/10-docker.conf \
-  systemd/update-engine.service.d/10-bootgate.conf systemd/bootgate.catalog policy/default.yaml policy/schema.json \
+  systemd/bootgate.service.d/20-network-online.conf systemd/update-engine.service.d/10-bootgate.conf systemd/bootgate.catalog policy/default.yaml policy/schema.json \
   integrations/mender/ArtifactCommit_Enter_00_bootgate; do
   if [ ! -f "$root/$f" ]; then
     echo "install.sh: $root/$f is missing" >&2
@@ -57,6 +57,10 @@ install -D -m 0644 "$root/systemd/update-engine.service.d/10-bootgate.conf" \
   "$destdir$unitdir/update-engine.service.d/10-bootgate.conf"
 install -D -m 0644 "$root/systemd/bootgate.service.d/10-docker.conf" \
   "$destdir$unitdir/bootgate.service.d/10-docker.conf"
+# Off as shipped: where systemd does not read it, for an administrator to link into
+# /etc when the policy's critical checks reach the network (see its comment).
+install -D -m 0644 "$root/systemd/bootgate.service.d/20-network-online.conf" \
+  "$destdir$prefix/share/bootgate/dropins/bootgate.service.d/20-network-online.conf"
 # What `journalctl -x` says about bootgate's MESSAGE_IDs.
 install -D -m 0644 "$root/systemd/bootgate.catalog" "$destdir$prefix/lib/systemd/catalog/bootgate.catalog"
 

@@ -45,11 +45,13 @@ unitdir=$dest/usr/lib/systemd/system
 
 # Drop-ins are opt-in in a package: update-engine's only means something on
 # Flatcar, Docker's only where Docker runs. They wait in the package's share
-# directory, with a README saying how to link one into /etc.
+# directory, with a README saying how to link one into /etc, beside the ones
+# install.sh already put there (the network's, off everywhere).
 for dropin in "$unitdir"/*.d; do
   [ -d "$dropin" ] || continue
-  install -d "$share/dropins"
-  mv "$dropin" "$share/dropins/"
+  install -d "$share/dropins/${dropin##*/}"
+  mv "$dropin"/* "$share/dropins/${dropin##*/}/"
+  rmdir "$dropin"
 done
 install -m 0644 "$root/packaging/dropins.README" "$share/dropins/README"
 

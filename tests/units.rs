@@ -301,6 +301,59 @@ fn the_docker_dependency_is_a_drop_in_that_can_be_masked() {
     verify(root.path(), "bootgate.service");
 }
 
+/// Nothing in the unit orders the gate after anything: its default dependencies start
+/// it at basic.target, once the local file systems are up. The network is pulled in
+/// (the default policy's network check asks about the target) but not waited for,
+/// unless the drop-in that ships off is linked in; masked, it is off again.
+#[test]
+fn the_gate_waits_for_the_network_only_through_a_drop_in_that_ships_off() {
+    let root = verify_root();
+    let units = root.path().join("usr/lib/systemd/system");
+    let unit = fs::read_to_string(units.join("bootgate.service")).unwrap();
+    let keys: Vec<&str> = unit.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(!keys.iter().any(|l| l.starts_with("After=")), "bootgate.service orders itself after something:\n{unit}");
+    assert!(!keys.iter().any(|l| l.starts_with("DefaultDependencies=")), "{unit}");
+    assert!(keys.contains(&"Wants=network-online.target"), "{unit}");
+
+    let name = "bootgate.service.d/20-network-online.conf";
+    let shipped = root.path().join("usr/share/bootgate/dropins").join(name);
+    assert_eq!(fs::read(&shipped).unwrap(), fs::read(repo().join("systemd").join(name)).unwrap());
+    assert!(!units.join(name).exists(), "the network drop-in is active as installed");
+    let config = format!("systemd/system/{name}");
+    let effective = || {
+        run(Command::new("systemd-analyze")
+            .arg(format!("--root={}", root.path().display()))
+            .args(["cat-config", config.as_str()]))
+    };
+    assert!(!effective().contains("network-online.target\n"), "{}", effective());
+    verify(root.path(), "bootgate.service");
+
+    // Linked as its comment says (relative here: systemd-analyze --root does not
+    // resolve an absolute link inside the root): both lines take effect.
+    let etc = root.path().join("etc/systemd/system/bootgate.service.d");
+    fs::create_dir_all(&etc).unwrap();
+    let link = etc.join("20-network-online.conf");
+    std::os::unix::fs::symlink(
+        "../../../../usr/share/bootgate/dropins/bootgate.service.d/20-network-online.conf",
+        &link,
+    )
+    .unwrap();
+    let linked = effective();
+    for line in ["Wants=network-online.target", "After=network-online.target"] {
+        assert!(linked.lines().any(|l| l == line), "{linked}");
+    }
+    verify(root.path(), "bootgate.service");
+
+    // Installed active by an image, and masked as its comment says: the /etc file wins.
+    fs::remove_file(&link).unwrap();
+    fs::copy(&shipped, units.join(name)).unwrap();
+    assert!(effective().lines().any(|l| l == "After=network-online.target"));
+    std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+    let masked = effective();
+    assert!(!masked.lines().any(|l| l.contains("network-online.target") && !l.starts_with('#')), "{masked}");
+    verify(root.path(), "bootgate.service");
+}
+
 /// The code block of `doc` whose first line is `first`, without its fences.
 fn fenced_block(doc: &str, first: &str) -> String {
     let text = fs::read_to_string(repo().join(doc)).unwrap();
@@ -433,11 +486,17 @@ fn sysext_image_is_a_flatcar_extension() {
         "usr/lib/systemd/system/bootgate-report.service",
         "usr/lib/systemd/system/bootgate.service.d/10-docker.conf",
         "usr/lib/systemd/system/update-engine.service.d/10-bootgate.conf",
+        "usr/share/bootgate/dropins/bootgate.service.d/20-network-online.conf",
         "usr/share/bootgate/policy.yaml",
         "usr/share/bootgate/schema.json",
     ] {
         assert_eq!(entry(path).mode, "-rw-r--r--", "{path}");
     }
+    // Off in the image too: the gate of an offline device does not wait for the network.
+    assert!(
+        !entries.iter().any(|e| e.path.ends_with("usr/lib/systemd/system/bootgate.service.d/20-network-online.conf")),
+        "the network drop-in is active in the image"
+    );
 
     let release = cat_image(&image, "usr/lib/extension-release.d/extension-release.bootgate");
     for key in ["ID=flatcar", "SYSEXT_LEVEL=1.0", "ARCHITECTURE=x86-64"] {
@@ -458,7 +517,7 @@ fn sysext_image_is_a_flatcar_extension() {
 }
 
 #[test]
-fn install_lays_out_nine_files() {
+fn install_lays_out_ten_files() {
     let dest = tempfile::tempdir().unwrap();
     // Twice: a second install over the first must succeed and change nothing.
     install_into(dest.path());
@@ -477,6 +536,11 @@ fn install_lays_out_nine_files() {
             "usr/lib/systemd/system/update-engine.service.d/10-bootgate.conf",
             0o644,
             repo().join("systemd/update-engine.service.d/10-bootgate.conf"),
+        ),
+        (
+            "usr/share/bootgate/dropins/bootgate.service.d/20-network-online.conf",
+            0o644,
+            repo().join("systemd/bootgate.service.d/20-network-online.conf"),
         ),
         ("usr/lib/systemd/catalog/bootgate.catalog", 0o644, repo().join("systemd/bootgate.catalog")),
         ("usr/share/bootgate/policy.yaml", 0o644, repo().join("policy/default.yaml")),

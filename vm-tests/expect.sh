@@ -142,7 +142,11 @@ expect_history_command() {
 
 # guest_line REGEX: the last complete "vmtests: " line of this boot matching
 # REGEX (without the prefix), empty if none.
-guest_line() {
+guest_line() { guest_lines "$1" | tail -1; }
+
+# guest_lines REGEX: every complete "vmtests: " line of this boot matching REGEX
+# (without the prefix), in order.
+guest_lines() {
   # Only whole lines: the console may be in the middle of writing the last one.
   # QEMU only appends, so the first SIZE bytes read now are what every read below
   # sees; reading the file's end and its lines separately raced the console, which
@@ -154,7 +158,7 @@ guest_line() {
   [ -z "$(head -c "$size" "$LOG" | tail -c1)" ] || partial='sed $d'
   # systemd's status lines may leave an escape (`ESC[K`) in front of a guest line.
   head -c "$size" "$LOG" | tr -d '\r' | $partial | sed -n -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/^vmtests: //p' |
-    grep -E -- "$1" | tail -1 || true
+    grep -E -- "$1" || true
 }
 
 # wait_line REGEX SECONDS: waits for a guest line. Returns 0 when it is
@@ -194,11 +198,27 @@ wait_verdict() {
   VERDICT_LINE=$(guest_line '^verdict ')
   GATE=$(field "$VERDICT_LINE" gate)
   VERDICT_T=$(field "$VERDICT_LINE" t)
-  local gate_ms
+  local gate_ms first
   gate_ms=$(field "$VERDICT_LINE" gate_ms)
   [[ $gate_ms =~ ^[0-9.]+$ ]] || gate_ms=0
-  TIMINGS+=("USR-$BOOT_SLOT boot→verdict $(secs "$VERDICT_T") (gate $(secs "$gate_ms / 1000"))")
+  # When the gate started its checks; none when bootgate wrote no verdict.
+  first=$(field "$VERDICT_LINE" first_check_t)
+  [[ $first =~ ^-?[0-9.]+$ ]] && first="first check $(secs "$first"), →" || first=
+  TIMINGS+=("USR-$BOOT_SLOT kernel→${first}verdict $(secs "$VERDICT_T") (gate $(secs "$gate_ms / 1000"))")
   log "boot $BOOTS: verdict at $(secs "$VERDICT_T") after kernel start: $VERDICT_LINE"
+}
+
+# log_boot_chain: what bootgate.service waited for in this boot, in the log: the
+# observer's boot-times line and systemd-analyze critical-chain bootgate.service,
+# which it prints once the boot's start-up jobs are done. Reported, not asserted.
+log_boot_chain() {
+  if ! wait_line '^critical-chain-end ' "$STEP_TIMEOUT"; then
+    log "boot $BOOTS: no critical chain from the guest (its start-up jobs never finished)"
+    return 0
+  fi
+  log "boot $BOOTS: $(guest_line '^boot-times ')"
+  log "boot $BOOTS: systemd-analyze critical-chain bootgate.service:"
+  guest_lines '^critical-chain: ' | sed 's/^critical-chain: /    /' | while IFS= read -r line; do log "$line"; done
 }
 
 qemu_said() {

@@ -696,14 +696,23 @@ tpm_stop() {
   fi
 }
 
-# free_port [NOT]: a loopback port nobody listens on, other than NOT (QEMU
-# fails to start if it is taken meanwhile).
+# free_port [NOT]: a loopback port no TCP socket of the host uses, other than NOT
+# (QEMU fails to start if it is taken meanwhile). Below the kernel's ephemeral
+# range when that leaves room: the host's outgoing connections take their ports
+# from that range and leave them in TIME-WAIT, where QEMU cannot bind either (a
+# busy host, e.g. one running benchmarks, has thousands), while a port below it
+# is only ever taken by someone binding it on purpose.
 free_port() {
-  local p
+  local p low=0 base=20000 span=40000
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  if ((low > 15000)); then
+    base=10000
+    span=$((low - base))
+  fi
   for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((base + RANDOM % span))
     [ "$p" != "${1:-}" ] || continue
-    [ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return 0; }
+    [ -z "$(ss -Htan "sport = :$p")" ] && { echo "$p"; return 0; }
   done
   die "no free port found"
 }

@@ -57,8 +57,9 @@ mkdir -p "$dir/efi"
 echo 'PARTLABEL=ESP /efi vfat umask=0077 0 0' >>"$dir/etc/fstab"
 
 # Static address on QEMU's user-mode network: no DHCP wait before
-# network-online.target, which bootgate.service orders after. The host reaches
-# the guest only through QEMU's forwarded port.
+# network-online.target, which bootgate.service pulls in and the policies'
+# optional network check asks about. The host reaches the guest only through
+# QEMU's forwarded port.
 cat >"$dir/etc/systemd/network/10-vm.network" <<'EOF'
 [Match]
 Name=en* eth*

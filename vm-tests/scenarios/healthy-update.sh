@@ -26,6 +26,7 @@ expect_health 200 healthy
 expect_service bootgate.service 200 '.success == true' '.data.healthy == true' '.data.active_state == "active"' \
   '.data.load_state == "loaded"' '.data.main_pid > 1' '.data.name == "bootgate.service"'
 expect_service no-such-unit.service 404 '.status == 404' '.name == "no-such-unit.service"'
+log_boot_chain
 vm_poweroff
 
 expect_gpt B "priority=2 tries=0 successful=1" "the updated slot is marked good"
