@@ -86,6 +86,38 @@ fn a_failed_gate_runs_mark_bad_then_asks_to_reboot() {
 }
 
 #[test]
+fn the_watchdog_is_pinged_through_the_reboot_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let updater = updater(dir.path(), 0, "B rejected, A is next");
+    let notify = NotifySocket::bind(dir.path());
+    // A delay several times the watchdog's limit: without pings systemd would abort the
+    // daemon mid-delay, and the restarted one would find the failed verdict and never reboot.
+    let gate = "{deadline: 10s, on_failure: reboot, reboot_delay: 3s}";
+    let mut daemon = Launch::listening(policy(&updater, gate, FAILING))
+        .in_dir(dir.path())
+        .notify(&notify)
+        .watchdog(Duration::from_millis(400))
+        .without_system_bus()
+        .start();
+    assert_eq!(daemon.wait_exit(Duration::from_secs(60)).code(), Some(2), "{}", daemon.stderr());
+    let msgs = notify.messages();
+    let waiting = msgs
+        .iter()
+        .find(|(_, m)| m.contains("rebooting in 3s"))
+        .map(|(at, _)| *at)
+        .unwrap_or_else(|| panic!("no STATUS said the reboot delay: {msgs:#?}"));
+    let asked = msgs
+        .iter()
+        .find(|(_, m)| m.contains("the reboot request failed"))
+        .map(|(at, _)| *at)
+        .unwrap_or_else(|| panic!("the reboot was never asked for: {msgs:#?}"));
+    assert!(asked.duration_since(waiting) >= Duration::from_millis(2500), "the delay was not waited");
+    let pinged = msgs.iter().filter(|(at, m)| *at > waiting && *at < asked && m.contains("WATCHDOG=1")).count();
+    // 400 ms → a ping every 200 ms: about 15 in 3 s; a busy machine may delay some.
+    assert!(pinged >= 5, "only {pinged} watchdog pings during a 3s reboot delay: {msgs:#?}");
+}
+
+#[test]
 fn a_mark_bad_that_fails_keeps_the_boot_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let updater = updater(dir.path(), 3, "no other slot");

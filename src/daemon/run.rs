@@ -338,7 +338,10 @@ impl Run {
             )
             .await
         };
-        // A stop request during the reboot delay ends the wait (signals no longer kill the process).
-        signals.shutdown.until(heartbeat.keep(act)).await;
+        // A stop request during the reboot delay ends the wait (signals no longer kill the
+        // process). The watchdog, armed by the gate's pings, is pinged on: a reboot delay
+        // as long as WatchdogSec= would otherwise have systemd abort and restart the daemon,
+        // which then finds the failed verdict and never reboots.
+        signals.shutdown.until(heartbeat.keep(self.notifier.pinging(act))).await;
     }
 }
