@@ -281,8 +281,9 @@ mod tests {
         assert!((got - expected).abs() < 1.0, "{got} vs {expected}");
     }
 
-    #[test]
-    fn ext4_error_counter_is_read_from_sysfs() {
+    /// `/` as an ext4 filesystem on device vdz9 whose sysfs counter says 7 errors, in a
+    /// temp dir: (the dir, the device, its mountinfo, its /sys/fs).
+    fn ext4_with_7_errors() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let dev = dir.path().join("vdz9");
         std::fs::write(&dev, "").unwrap();
@@ -291,6 +292,12 @@ mod tests {
         let sys = dir.path().join("sys");
         std::fs::create_dir_all(sys.join("ext4/vdz9")).unwrap();
         std::fs::write(sys.join("ext4/vdz9/errors_count"), "7\n").unwrap();
+        (dir, dev, mountinfo, sys)
+    }
+
+    #[test]
+    fn ext4_error_counter_is_read_from_sysfs() {
+        let (_dir, dev, mountinfo, sys) = ext4_with_7_errors();
         assert_eq!(error_count(Path::new("/"), &mountinfo, &sys), Some(7));
         std::fs::write(&mountinfo, format!("22 1 254:0 / / rw - xfs {} rw\n", dev.display())).unwrap();
         assert_eq!(error_count(Path::new("/"), &mountinfo, &sys), None);
@@ -298,14 +305,7 @@ mod tests {
 
     #[test]
     fn mountinfo_is_read_again_only_when_another_device_is_mounted() {
-        let dir = tempfile::tempdir().unwrap();
-        let dev = dir.path().join("vdz9");
-        std::fs::write(&dev, "").unwrap();
-        let mountinfo = dir.path().join("mountinfo");
-        std::fs::write(&mountinfo, format!("22 1 254:0 / / rw - ext4 {} rw\n", dev.display())).unwrap();
-        let sys = dir.path().join("sys");
-        std::fs::create_dir_all(sys.join("ext4/vdz9")).unwrap();
-        std::fs::write(sys.join("ext4/vdz9/errors_count"), "7\n").unwrap();
+        let (_dir, dev, mountinfo, sys) = ext4_with_7_errors();
         let counter = Mutex::new(None);
         assert_eq!(counted_errors(Path::new("/"), &mountinfo, &sys, &counter), Some(7));
         // The same device: the counter found is read again, mountinfo is not.
