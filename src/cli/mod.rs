@@ -325,7 +325,10 @@ pub fn main() -> i32 {
                 Ok(l) => l,
                 Err(e) => return bad_policy(&e),
             };
-            with_runtime(loaded.policy.blocking_threads(), check::check(loaded, format))
+            // One check round on the calling thread: the checks still run at once (their
+            // waits on I/O and timers interleave, blocking calls go to the blocking pool),
+            // and the command does not pay for worker threads it would start and join.
+            with_runtime(Flavour::OneThread, loaded.policy.blocking_threads(), check::check(loaded, format))
         }
         Command::Run { policy: PolicyArg { policy: path }, dirs, listen } => {
             let loaded = match load_serving(path.as_deref(), &listen) {
@@ -336,7 +339,7 @@ pub fn main() -> i32 {
                     return bad_policy(&e);
                 }
             };
-            with_runtime(loaded.policy.blocking_threads(), async move {
+            with_runtime(Flavour::Workers, loaded.policy.blocking_threads(), async move {
                 let code = daemon::run(loaded, reloader(path, listen), dirs.dirs()).await;
                 reaper::finish(std::time::Duration::from_secs(1));
                 code
@@ -347,7 +350,7 @@ pub fn main() -> i32 {
                 Ok(l) => l,
                 Err(e) => return bad_policy(&e),
             };
-            with_runtime(loaded.policy.blocking_threads(), async move {
+            with_runtime(Flavour::Workers, loaded.policy.blocking_threads(), async move {
                 let code = daemon::serve(loaded, reloader(path, listen), dirs.dirs()).await;
                 reaper::finish(std::time::Duration::from_secs(1));
                 code
@@ -381,11 +384,24 @@ fn load_serving(explicit: Option<&std::path::Path>, endpoint: &ListenArg) -> Res
     Ok(loaded)
 }
 
+/// Which threads drive a command's tasks.
+#[derive(Debug, Clone, Copy)]
+enum Flavour {
+    /// The daemons: worker threads, so the endpoint answers while the checks run.
+    Workers,
+    /// A one-shot command: the calling thread alone.
+    OneThread,
+}
+
 /// Runs `fut` on a runtime whose blocking pool holds at most `blocking` threads (see
 /// [`policy::Policy::blocking_threads`]); the policy is read before, so its size is the
 /// policy's at start (a reload keeps it).
-fn with_runtime(blocking: usize, fut: impl std::future::Future<Output = i32>) -> i32 {
-    match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(blocking).enable_all().build() {
+fn with_runtime(flavour: Flavour, blocking: usize, fut: impl std::future::Future<Output = i32>) -> i32 {
+    let mut builder = match flavour {
+        Flavour::Workers => tokio::runtime::Builder::new_multi_thread(),
+        Flavour::OneThread => tokio::runtime::Builder::new_current_thread(),
+    };
+    match builder.max_blocking_threads(blocking).enable_all().build() {
         Ok(rt) => {
             let code = rt.block_on(fut);
             // A check cut off at its timeout may leave a blocking call behind (a hung

@@ -203,20 +203,21 @@ impl Tpm {
     async fn attempt(&self, ctx: &RunCtx) -> Outcome {
         let (conf, label, device) = match &self.target {
             Target::Tcti(tcti) => (Conf::Policy(tcti.clone()), tcti.text().to_string(), None),
-            Target::Devices(paths) => match usable_device(paths) {
-                Ok(path) => match device_conf(path) {
-                    Ok(conf) => (Conf::Ready(conf), path.display().to_string(), Some(path.clone())),
+            Target::Devices(paths) => match opened(paths.clone(), ctx).await {
+                Err(message) => return Outcome::fail(message),
+                Ok(Ok(path)) => match device_conf(&path) {
+                    Ok(conf) => (Conf::Ready(conf), path.display().to_string(), Some(path)),
                     Err(message) => return Outcome::fail(message),
                 },
-                Err(refused) if refused.is_empty() && self.absent == Absent::Pass => {
+                Ok(Err(refused)) if refused.is_empty() && self.absent == Absent::Pass => {
                     return Outcome::pass("no TPM present").with("present", false);
                 }
-                Err(refused) if refused.is_empty() => {
+                Ok(Err(refused)) if refused.is_empty() => {
                     let tried: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                     return Outcome::fail(format!("no TPM device ({} absent)", tried.join(", ")));
                 }
                 // A TPM that exists but cannot be opened is never "absent".
-                Err(refused) => return Outcome::fail(format!("no usable TPM device: {}", refused.join("; "))),
+                Ok(Err(refused)) => return Outcome::fail(format!("no usable TPM device: {}", refused.join("; "))),
             },
         };
         let claim = match self.in_flight.claim() {
@@ -286,6 +287,21 @@ impl Tpm {
             out = out.with(&format!("pcr_{bank}_{index}"), hex(&value));
         }
         out
+    }
+}
+
+/// [`usable_device`] on the blocking pool, within the attempt's time: opening a device
+/// node is a system call a stuck driver can hold, and it must not hold the thread the
+/// other checks run on (`bootgate check` runs them all on one).
+async fn opened(paths: Vec<PathBuf>, ctx: &RunCtx) -> Result<Result<PathBuf, Vec<String>>, String> {
+    let open = tokio::task::spawn_blocking(move || usable_device(&paths).cloned());
+    match tokio::time::timeout(ctx.remaining(), open).await {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(_)) => Err("opening the TPM device crashed".into()),
+        Err(_) => Err(format!(
+            "opening the TPM device did not return: timed out after {}",
+            crate::util::time::spelled(ctx.limit)
+        )),
     }
 }
 
