@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::facts::{ThisBoot, show, show_on};
 use crate::boot::decide::judge::{self, Judged};
@@ -38,29 +38,39 @@ pub fn trial(boot: &ThisBoot) -> bool {
     boot.status.as_ref().and_then(|s| s.booted_partition()).is_some_and(|p| !p.successful)
 }
 
-/// The blame a trial boot's gate applies once its round ends: the previous image's record
-/// is read beside the round, so a large file never delays a check.
+/// The blame a trial boot's gate applies once its round ends: whether this boot is a
+/// trial, and the previous image's record, are learnt beside the round, so neither the
+/// partition table nor a large file ever delays a check.
 pub struct Judging {
     mode: Judge,
-    previous: tokio::task::JoinHandle<Option<ImageSeen>>,
-    image: Image,
+    /// This image and what the previous one saw; `None` when this boot is not a trial.
+    trial: tokio::task::JoinHandle<Option<(Image, Option<ImageSeen>)>>,
 }
 
 impl Judging {
-    /// Starts reading what the previous image saw, when this boot is a trial; `None` otherwise.
-    pub fn start(policy: &Policy, boot: &ThisBoot, state_dir: &Path) -> Option<Judging> {
-        if !trial(boot) {
-            return None;
-        }
-        let (dir, this) = (state_dir.to_path_buf(), image(boot));
-        let previous = tokio::task::spawn_blocking(move || last_seen::read_or_warn(&dir).previous(&this).cloned());
-        Some(Judging { mode: policy.gate.judge, previous, image: image(boot) })
+    /// Starts learning, once the boot facts come through `known`, whether this boot is a
+    /// trial and, if so, what the previous image saw. Facts that never come judge nothing.
+    pub fn once_known(policy: &Policy, known: oneshot::Receiver<ThisBoot>, state_dir: &Path) -> Judging {
+        let dir = state_dir.to_path_buf();
+        let trial = tokio::spawn(async move {
+            let boot = known.await.ok().filter(trial)?;
+            let this = image(&boot);
+            let previous = tokio::task::spawn_blocking(move || last_seen::read_or_warn(&dir).previous(&this).cloned());
+            Some((image(&boot), previous.await.ok().flatten()))
+        });
+        Judging { mode: policy.gate.judge, trial }
     }
 
     /// Blames each critical check that keeps the gate from passing, accepts what the
     /// judge accepts, and says each in the log.
     pub async fn apply(self, results: &mut [CheckResult]) {
-        let previous = self.previous.await.ok().flatten();
+        // Nothing keeps the gate from passing: nothing to blame, and no reason to wait for
+        // the boot facts.
+        if !results.iter().any(CheckResult::blocks) {
+            self.trial.abort();
+            return;
+        }
+        let Some((this, previous)) = self.trial.await.ok().flatten() else { return };
         let judged = judge::judge(self.mode, true, results, previous.as_ref(), SystemTime::now());
         let against = previous.as_ref().map_or("no record of the previous image".to_string(), |p| {
             format!("the previous image, {}, as it last saw them", p.image.text())
@@ -79,7 +89,7 @@ impl Judging {
                 }
                 Blame::Unknown => "no recent record of it on the previous image",
             };
-            tracing::warn!(check = %name, blame = blame.as_str(), accepted, "{name} blamed {}: {what} (judged against {against}, this image {})", blame.as_str(), self.image.text());
+            tracing::warn!(check = %name, blame = blame.as_str(), accepted, "{name} blamed {}: {what} (judged against {against}, this image {})", blame.as_str(), this.text());
         }
     }
 }

@@ -1,12 +1,13 @@
 //! `bootgate run`: the gate at boot, then the runtime loop (shared with `bootgate serve`).
-//! In order: the verdict this boot may already have, the endpoint and the boot facts, the
-//! backend, the gate (its soak included), the verdict written and the history line
-//! recorded, then on a pass the backend's mark, the rollback window, READY=1 and the
+//! In order: the verdict this boot may already have, the endpoint, the gate (its soak
+//! included) with the boot facts, the backend and the history read beside it, the
+//! verdict written and the history line recorded, then on a pass the backend's mark, the rollback window, READY=1 and the
 //! green hooks, or on a failure the red hooks and the backend's decision acted on; in
 //! between, on a boot the loader reached by falling back, the rollback that makes the
 //! fallback permanent.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use tracing::Level;
@@ -18,7 +19,7 @@ use super::judge::{self, Judging};
 use super::last_seen;
 use super::reload::Reloader;
 use super::runtime::runtime;
-use super::start::{Dirs, install_signals, start_endpoint};
+use super::start::{Dirs, install_signals, learn_boot, start_endpoint};
 use super::window::{self, Window};
 use super::{motd, permanent};
 use crate::boot::backend::{Backend, choose};
@@ -65,24 +66,29 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
     let heartbeat = Heartbeat::new();
     // The endpoint binds in the background: it answers 503 while the gate runs, and a
     // port it cannot have never keeps the gate from judging.
-    let Some((mut endpoint, mut boot)) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier, &dirs).await
-    else {
+    let Some(mut endpoint) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier) else {
         return exit::SOFTWARE;
     };
-    // The backend is chosen, and its facts read, alongside the gate: `auto` may ask the
+    // The boot facts, the backend and its facts, and the history are read beside the
+    // gate: reading the partition table is bounded but not free, `auto` may ask the
     // system bus about RAUC, and the first call may have to start the boot loader's
-    // service (D-Bus activation of RAUC takes seconds), neither of which the checks need
-    // wait for.
-    let chosen = async {
-        let backend = choose_backend(&policy, &boot).await?;
-        let facts = publish_backend(backend.as_ref(), &endpoint).await;
-        facts::say_greenboot_attempt(&policy, &facts);
-        Ok::<_, String>(backend)
+    // service (D-Bus activation of RAUC takes seconds), none of which the checks need.
+    let backend_known = AtomicBool::new(false);
+    let learnt = async |boot: &ThisBoot| {
+        let chosen = async {
+            let backend = choose_backend(&policy, boot).await;
+            backend_known.store(true, Ordering::Relaxed);
+            let backend = backend?;
+            let facts = publish_backend(backend.as_ref(), &endpoint).await;
+            facts::say_greenboot_attempt(&policy, &facts);
+            Ok::<_, String>(backend)
+        };
+        tokio::join!(chosen, learn_fallback(&dirs.state, boot, &endpoint, notifier))
     };
-    let learnt = learn_fallback(&dirs.state, &boot, &endpoint, notifier);
     let (window, daemon) = match &recorded {
         Some(rec) => {
-            let (chosen, fallback) = tokio::join!(chosen, learnt);
+            let mut boot = learn_boot(&endpoint, &board, &dirs).await;
+            let (chosen, fallback) = learnt(&boot).await;
             boot.fallback = fallback;
             judge::recorded_verdict(&mut boot, rec.record.fallback.as_ref(), &endpoint);
             let Some(daemon) = Run::new(&policy, &board, notifier, &dirs, &boot, chosen) else {
@@ -93,22 +99,23 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         None => {
             // What `bootgate wait` shows until the verdict is written.
             let progress = super::progress::follow(&board, dirs.run.clone(), boot_id());
-            let judging = Judging::start(&policy, &boot, &dirs.state);
-            let gate = heartbeat.keep(run_gate(&policy, &board, notifier, true, judging));
-            let known = std::sync::atomic::AtomicBool::new(false);
-            let chosen = async {
-                let chosen = chosen.await;
-                known.store(true, std::sync::atomic::Ordering::Relaxed);
-                chosen
+            let (told, known) = tokio::sync::oneshot::channel();
+            let judging = Judging::once_known(&policy, known, &dirs.state);
+            let gate = heartbeat.keep(run_gate(&policy, &board, notifier, true, Some(judging)));
+            let learnt = async {
+                let boot = learn_boot(&endpoint, &board, &dirs).await;
+                let _ = told.send(boot.clone());
+                let (chosen, fallback) = learnt(&boot).await;
+                (boot, chosen, fallback)
             };
             let gate = async {
                 let outcome = signals.shutdown.until(gate).await;
-                if outcome.is_some() && !known.load(std::sync::atomic::Ordering::Relaxed) {
+                if outcome.is_some() && !backend_known.load(Ordering::Relaxed) {
                     notifier.status("gate decided; waiting for the boot backend to answer before marking this boot");
                 }
                 outcome
             };
-            let (outcome, chosen, fallback) = tokio::join!(gate, chosen, learnt);
+            let (outcome, (mut boot, chosen, fallback)) = tokio::join!(gate, learnt);
             progress.abort();
             boot.fallback = fallback;
             let Some(snapshot) = outcome else {
@@ -140,9 +147,10 @@ pub async fn run(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
             }
         }
     };
+    let image = judge::image(&daemon.boot);
     drop(daemon);
     let every = policy.runtime.interval;
-    let seen = last_seen::keep(&board, dirs.state.clone(), judge::image(&boot), every, endpoint.history.clone());
+    let seen = last_seen::keep(&board, dirs.state.clone(), image, every, endpoint.history.clone());
     let held = judge::follow_hold(&dirs.run, endpoint.boot.clone());
     let link = endpoint.take_link();
     runtime(policy, &board, notifier, &heartbeat, &mut signals, &reload, window, link).await;

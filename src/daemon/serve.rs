@@ -15,7 +15,7 @@ use super::facts::learn_fallback;
 use super::reload::Reloader;
 use super::retry::{self, Retrying};
 use super::runtime::runtime;
-use super::start::{Dirs, install_signals, start_endpoint};
+use super::start::{Dirs, install_signals, learn_boot, start_endpoint};
 use super::{judge, last_seen};
 use crate::boot::identity::boot_id;
 use crate::engine::GateState;
@@ -53,11 +53,10 @@ pub async fn serve(loaded: Loaded, reload: Reloader, dirs: Dirs) -> i32 {
         _ => tracing::info!(verdict = %recorded.path.display(), "reporting the passed gate of this boot"),
     }
     let heartbeat = Heartbeat::new();
-    let Some((mut endpoint, boot)) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier, &dirs).await
-    else {
+    let Some(mut endpoint) = start_endpoint(&policy, &board, &heartbeat, &signals, notifier) else {
         return exit::SOFTWARE;
     };
-    let mut boot = boot;
+    let mut boot = learn_boot(&endpoint, &board, &dirs).await;
     boot.fallback = learn_fallback(&dirs.state, &boot, &endpoint, notifier).await;
     judge::recorded_verdict(&mut boot, recorded.record.fallback.as_ref(), &endpoint);
     let every = policy.runtime.interval;

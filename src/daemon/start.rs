@@ -1,5 +1,6 @@
 //! What `run` and `serve` do first: the signal handlers and the orphan sweep, then the
-//! endpoint (bound in the background), the boot facts and the textfile writer.
+//! endpoint (bound in the background); then, beside the gate, the boot facts and the
+//! textfile writer.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,17 +40,15 @@ pub fn install_signals(notifier: Notifier) -> Option<Signals> {
     }
 }
 
-/// Starts the endpoint over `board`, publishes the boot slot's facts (see [`facts`]) and
-/// starts the textfile writer; `None` (logged) when the metrics cannot be set up. The
-/// history and a fallback are learnt beside the gate ([`facts::learn_fallback`]).
-pub async fn start_endpoint(
+/// Starts the endpoint over `board`; `None` (logged) when the metrics cannot be set up.
+/// The boot facts come after ([`learn_boot`]): `run` starts its gate first.
+pub fn start_endpoint(
     policy: &Policy,
     board: &Board,
     heartbeat: &Heartbeat,
     signals: &Signals,
     notifier: Notifier,
-    dirs: &Dirs,
-) -> Option<(Endpoint, ThisBoot)> {
+) -> Option<Endpoint> {
     let started = Endpoint::start(
         policy.listen,
         board.subscribe(),
@@ -60,22 +59,21 @@ pub async fn start_endpoint(
         policy.web_config.clone(),
     );
     match started {
-        Ok(endpoint) => {
-            let boot = facts::gather().await;
-            facts::publish(&boot, &endpoint);
-            if let Some(path) = &dirs.textfile {
-                textfile::start(
-                    path.clone(),
-                    Arc::clone(&endpoint.metrics),
-                    board.subscribe(),
-                    endpoint.boot.subscribe(),
-                );
-            }
-            Some((endpoint, boot))
-        }
+        Ok(endpoint) => Some(endpoint),
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "cannot set up the metrics");
             None
         }
     }
+}
+
+/// Reads and publishes the boot slot's facts (see [`facts`]) and starts the textfile
+/// writer. The history and a fallback are learnt after ([`facts::learn_fallback`]).
+pub async fn learn_boot(endpoint: &Endpoint, board: &Board, dirs: &Dirs) -> ThisBoot {
+    let boot = facts::gather().await;
+    facts::publish(&boot, endpoint);
+    if let Some(path) = &dirs.textfile {
+        textfile::start(path.clone(), Arc::clone(&endpoint.metrics), board.subscribe(), endpoint.boot.subscribe());
+    }
+    boot
 }
