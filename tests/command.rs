@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::{Launch, NotifySocket};
+use support::{Daemon, Launch, NotifySocket};
 
 const PASSING: &str = "{name: root, kind: disk, path: /, min_free_percent: 0}";
 const FAILING: &str = "{name: broken, kind: exec, command: ['/bin/false'], retries: 0}";
@@ -42,6 +42,24 @@ fn policy(updater: &Path, gate: &str, check: &str) -> String {
     )
 }
 
+/// A `bootgate run` whose gate fails (FAILING) and whose backend is `updater`, asking to
+/// reboot `reboot_delay` after the failure; its notify socket is `notify`, and systemd's
+/// watchdog expects a ping within `watchdog` when given.
+fn failing_gate(
+    dir: &Path,
+    updater: &Path,
+    notify: &NotifySocket,
+    reboot_delay: &str,
+    watchdog: Option<Duration>,
+) -> Daemon {
+    let gate = format!("{{deadline: 10s, on_failure: reboot, reboot_delay: {reboot_delay}}}");
+    let launch = Launch::listening(policy(updater, &gate, FAILING)).in_dir(dir).notify(notify).without_system_bus();
+    match watchdog {
+        Some(every) => launch.watchdog(every).start(),
+        None => launch.start(),
+    }
+}
+
 #[test]
 fn a_passed_gate_runs_mark_good_before_ready_and_shows_the_facts() {
     let dir = tempfile::tempdir().unwrap();
@@ -68,12 +86,7 @@ fn a_failed_gate_runs_mark_bad_then_asks_to_reboot() {
     let dir = tempfile::tempdir().unwrap();
     let updater = updater(dir.path(), 0, "B rejected, A is next");
     let notify = NotifySocket::bind(dir.path());
-    let gate = "{deadline: 10s, on_failure: reboot, reboot_delay: 0s}";
-    let mut daemon = Launch::listening(policy(&updater, gate, FAILING))
-        .in_dir(dir.path())
-        .notify(&notify)
-        .without_system_bus()
-        .start();
+    let mut daemon = failing_gate(dir.path(), &updater, &notify, "0s", None);
     assert_eq!(daemon.wait_exit(Duration::from_secs(60)).code(), Some(2), "{}", daemon.stderr());
     assert_eq!(calls(dir.path()).lines().filter(|l| *l == "reject").count(), 1, "{}", calls(dir.path()));
     assert!(!calls(dir.path()).contains("commit"), "{}", calls(dir.path()));
@@ -92,25 +105,14 @@ fn the_watchdog_is_pinged_through_the_reboot_delay() {
     let notify = NotifySocket::bind(dir.path());
     // A delay several times the watchdog's limit: without pings systemd would abort the
     // daemon mid-delay, and the restarted one would find the failed verdict and never reboot.
-    let gate = "{deadline: 10s, on_failure: reboot, reboot_delay: 3s}";
-    let mut daemon = Launch::listening(policy(&updater, gate, FAILING))
-        .in_dir(dir.path())
-        .notify(&notify)
-        .watchdog(Duration::from_millis(400))
-        .without_system_bus()
-        .start();
+    let mut daemon = failing_gate(dir.path(), &updater, &notify, "3s", Some(Duration::from_millis(400)));
     assert_eq!(daemon.wait_exit(Duration::from_secs(60)).code(), Some(2), "{}", daemon.stderr());
     let msgs = notify.messages();
-    let waiting = msgs
-        .iter()
-        .find(|(_, m)| m.contains("rebooting in 3s"))
-        .map(|(at, _)| *at)
-        .unwrap_or_else(|| panic!("no STATUS said the reboot delay: {msgs:#?}"));
-    let asked = msgs
-        .iter()
-        .find(|(_, m)| m.contains("the reboot request failed"))
-        .map(|(at, _)| *at)
-        .unwrap_or_else(|| panic!("the reboot was never asked for: {msgs:#?}"));
+    let first = |said: &str| {
+        let found = msgs.iter().find(|(_, m)| m.contains(said)).map(|(at, _)| *at);
+        found.unwrap_or_else(|| panic!("no message said {said:?}: {msgs:#?}"))
+    };
+    let (waiting, asked) = (first("rebooting in 3s"), first("the reboot request failed"));
     assert!(asked.duration_since(waiting) >= Duration::from_millis(2500), "the delay was not waited");
     let pinged = msgs.iter().filter(|(at, m)| *at > waiting && *at < asked && m.contains("WATCHDOG=1")).count();
     // 400 ms → a ping every 200 ms: about 15 in 3 s; a busy machine may delay some.
@@ -122,12 +124,7 @@ fn a_mark_bad_that_fails_keeps_the_boot_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let updater = updater(dir.path(), 3, "no other slot");
     let notify = NotifySocket::bind(dir.path());
-    let gate = "{deadline: 10s, on_failure: reboot, reboot_delay: 0s}";
-    let mut daemon = Launch::listening(policy(&updater, gate, FAILING))
-        .in_dir(dir.path())
-        .notify(&notify)
-        .without_system_bus()
-        .start();
+    let mut daemon = failing_gate(dir.path(), &updater, &notify, "0s", None);
     assert_eq!(daemon.wait_exit(Duration::from_secs(60)).code(), Some(2), "{}", daemon.stderr());
     let msgs = notify.texts();
     assert!(

@@ -40,14 +40,7 @@ pub async fn run_gate(
         // systemd's start timeout must not end the settle or the gate after it.
         notifier.extend_start(policy.gate.settle.saturating_add(policy.gate.deadline).saturating_add(START_MARGIN));
         notifier.status(&format!("settling for {}", spelled(policy.gate.settle)));
-        let settled = sleep(policy.gate.settle);
-        tokio::pin!(settled);
-        loop {
-            tokio::select! {
-                () = &mut settled => break,
-                () = pings.due() => notifier.watchdog(),
-            }
-        }
+        pings.during(notifier, sleep(policy.gate.settle)).await;
     }
     let started = Instant::now();
     let deadline = Round::deadline_after(started, policy.gate.deadline);

@@ -52,13 +52,13 @@ impl Judging {
     /// trial and, if so, what the previous image saw. Facts that never come judge nothing.
     pub fn once_known(policy: &Policy, known: oneshot::Receiver<ThisBoot>, state_dir: &Path) -> Judging {
         let dir = state_dir.to_path_buf();
-        let trial = tokio::spawn(async move {
-            let boot = known.await.ok().filter(trial)?;
-            let this = image(&boot);
-            let previous = tokio::task::spawn_blocking(move || last_seen::read_or_warn(&dir).previous(&this).cloned());
-            Some((image(&boot), previous.await.ok().flatten()))
+        let learning = tokio::spawn(async move {
+            let this = known.await.ok().filter(trial).as_ref().map(image)?;
+            let seen = this.clone();
+            let previous = tokio::task::spawn_blocking(move || last_seen::read_or_warn(&dir).previous(&seen).cloned());
+            Some((this, previous.await.ok().flatten()))
         });
-        Judging { mode: policy.gate.judge, trial }
+        Judging { mode: policy.gate.judge, trial: learning }
     }
 
     /// Blames each critical check that keeps the gate from passing, accepts what the

@@ -1,10 +1,10 @@
 //! `bootgate run`: the gate at boot, then the runtime loop (shared with `bootgate serve`).
 //! In order: the verdict this boot may already have, the endpoint, the gate (its soak
 //! included) with the boot facts, the backend and the history read beside it, the
-//! verdict written and the history line recorded, then on a pass the backend's mark, the rollback window, READY=1 and the
-//! green hooks, or on a failure the red hooks and the backend's decision acted on; in
-//! between, on a boot the loader reached by falling back, the rollback that makes the
-//! fallback permanent.
+//! verdict written and the history line recorded, then on a pass the backend's mark,
+//! the rollback window, READY=1 and the green hooks, or on a failure the red hooks and
+//! the backend's decision acted on; in between, on a boot the loader reached by falling
+//! back, the rollback that makes the fallback permanent.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -350,6 +350,6 @@ impl Run {
         // process). The watchdog, armed by the gate's pings, is pinged on: a reboot delay
         // as long as WatchdogSec= would otherwise have systemd abort and restart the daemon,
         // which then finds the failed verdict and never reboots.
-        signals.shutdown.until(heartbeat.keep(self.notifier.pinging(act))).await;
+        signals.shutdown.until(heartbeat.keep(self.notifier.pings().during(self.notifier, act))).await;
     }
 }

@@ -30,12 +30,7 @@ pub async fn soak(policy: &Policy, board: &Board, notifier: Notifier, pings: &mu
         // The soak's last round may start just before its end and run to the gate deadline.
         let left = ends.saturating_duration_since(Instant::now());
         notifier.extend_start(left.saturating_add(policy.gate.deadline).saturating_add(Duration::from_secs(30)));
-        loop {
-            tokio::select! {
-                _ = sleep_until(next) => break,
-                () = pings.due() => notifier.watchdog(),
-            }
-        }
+        pings.during(notifier, sleep_until(next)).await;
         let round = run_round(
             &policy.checks,
             Round {
@@ -45,13 +40,7 @@ pub async fn soak(policy: &Policy, board: &Board, notifier: Notifier, pings: &mu
             },
             None,
         );
-        tokio::pin!(round);
-        let raw = loop {
-            tokio::select! {
-                raw = &mut round => break raw,
-                () = pings.due() => notifier.watchdog(),
-            }
-        };
+        let raw = pings.during(notifier, round).await;
         board.send_modify(|s| fold(Arc::make_mut(s), raw, policy));
         rounds += 1;
         // The last round judges what the soak saw: a soak shorter than the threshold's

@@ -138,19 +138,6 @@ impl Notifier {
     }
 
     /// The watchdog's rhythm, for a loop that selects on [`Pings::due`] and then calls [`Self::watchdog`].
-    /// Drives `work` to completion, pinging the watchdog meanwhile: for a wait of the main
-    /// task that may outlast `WatchdogSec=` (the reboot delay), which a stuck task would not.
-    pub async fn pinging<F: std::future::Future>(&self, work: F) -> F::Output {
-        let mut pings = self.pings();
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                out = &mut work => return out,
-                () = pings.due() => self.watchdog(),
-            }
-        }
-    }
-
     pub fn pings(&self) -> Pings {
         Pings(self.watchdog_period().map(tokio::time::interval))
     }
@@ -176,6 +163,19 @@ impl Pings {
                 every.tick().await;
             }
             None => std::future::pending().await,
+        }
+    }
+
+    /// Drives `work` to completion, pinging the watchdog through `notifier` whenever a
+    /// ping is due: for a wait of the main task that may outlast `WatchdogSec=` (a settle,
+    /// a soak, a reboot delay), which a stuck task would not.
+    pub async fn during<F: std::future::Future>(&mut self, notifier: Notifier, work: F) -> F::Output {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                () = self.due() => notifier.watchdog(),
+            }
         }
     }
 }
